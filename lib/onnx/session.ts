@@ -1,0 +1,128 @@
+/**
+ * ONNX Runtime sessions: compile a graph once (cached by the hash of its bytes and
+ * options), pick the execution provider, pin the thread count, run.
+ *
+ * @example
+ * ```ts
+ * const s = await compile(graph, { device: "cpu", threads: 2 });
+ * const out = await s.run({ x: tensor("float32", [2, 2], [1, 2, 3, 4]) });
+ * ```
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+import { createHash } from "node:crypto";
+import type { DType, Graph } from "./graph.ts";
+
+export type Device = "cpu" | "cuda";
+
+export interface SessionOptions {
+  /** Execution provider; "cuda" fails clearly when the CUDA provider is not installed. */
+  device?: Device;
+  /** Intra-op threads, pinned so results are reproducible (default 2). */
+  threads?: number;
+  /** ORT graph optimisation level (default "all"). */
+  optimization?: "disabled" | "basic" | "extended" | "all";
+}
+
+export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
+export type Tensor = ort.Tensor;
+
+/** Raised when the requested device cannot be used. */
+export class DeviceError extends Error {
+  override name = "DeviceError";
+}
+
+const ARRAY: Record<DType, new (n: number) => TypedArray> = {
+  float32: Float32Array,
+  float64: Float64Array,
+  int64: BigInt64Array,
+  int32: Int32Array,
+  bool: Uint8Array,
+};
+
+/** Allocate (or wrap) a tensor. */
+export function tensor(dtype: DType, shape: number[], data?: TypedArray | ArrayLike<number>): ort.Tensor {
+  const n = shape.reduce((a, b) => a * b, 1);
+  let arr: TypedArray;
+  if (data === undefined) arr = new ARRAY[dtype](n);
+  else if (ArrayBuffer.isView(data) && data.constructor === ARRAY[dtype]) arr = data as TypedArray;
+  else if (dtype === "int64") arr = BigInt64Array.from(Array.from(data as ArrayLike<number>, (v) => BigInt(v)));
+  else {
+    arr = new ARRAY[dtype](n);
+    (arr as Float64Array).set(data as ArrayLike<number>);
+  }
+  if (arr.length !== n) throw new Error(`tensor: ${arr.length} values for shape [${shape}]`);
+  return new ort.Tensor(dtype === "bool" ? "bool" : dtype, arr, shape);
+}
+
+/** Execution providers this onnxruntime-node build ships. */
+export function availableDevices(): Device[] {
+  const names = ort.listSupportedBackends().map((b) => b.name);
+  return (["cpu", "cuda"] as Device[]).filter((d) => names.includes(d));
+}
+
+function checkDevice(device: Device): void {
+  if (device === "cpu") return;
+  if (!availableDevices().includes(device)) {
+    throw new DeviceError(
+      `--device ${device}: this onnxruntime-node build has no ${device.toUpperCase()} execution provider ` +
+        `(available: ${availableDevices().join(", ")}). Install onnxruntime-node's CUDA binaries ` +
+        `(ONNXRUNTIME_NODE_INSTALL_CUDA=v12 npm rebuild onnxruntime-node) on a machine with CUDA 12, or use --device cpu.`,
+    );
+  }
+}
+
+/** A compiled graph. */
+export class Session {
+  constructor(
+    readonly inner: ort.InferenceSession,
+    readonly hash: string,
+    readonly options: Required<SessionOptions>,
+  ) {}
+  get inputNames(): readonly string[] {
+    return this.inner.inputNames;
+  }
+  get outputNames(): readonly string[] {
+    return this.inner.outputNames;
+  }
+  /** Run; `fetches` may give preallocated output tensors that ORT writes into. */
+  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+    return fetches
+      ? this.inner.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType)
+      : this.inner.run(feeds);
+  }
+}
+
+const cache = new Map<string, Promise<Session>>();
+
+/** sha256 of the serialised model: the graph's identity. */
+export function graphHash(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Compile a graph (or model bytes); identical graphs + options share one session. */
+export function compile(graph: Graph | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+  const options: Required<SessionOptions> = {
+    device: opts.device ?? "cpu",
+    threads: opts.threads ?? 2,
+    optimization: opts.optimization ?? "all",
+  };
+  checkDevice(options.device);
+  const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
+  const hash = graphHash(bytes);
+  const key = `${hash}|${options.device}|${options.threads}|${options.optimization}`;
+  let s = cache.get(key);
+  if (!s) {
+    s = ort.InferenceSession.create(bytes, {
+      executionProviders: [options.device],
+      intraOpNumThreads: options.threads,
+      interOpNumThreads: 1,
+      executionMode: "sequential",
+      graphOptimizationLevel: options.optimization,
+      logSeverityLevel: 3,
+    }).then((inner) => new Session(inner, hash, options));
+    s.catch(() => cache.delete(key));
+    cache.set(key, s);
+  }
+  return s;
+}

@@ -1,0 +1,577 @@
+import assert from "node:assert/strict";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  type NamedTensor,
+  saveSafetensors,
+} from "../../lib/onnx/safetensors.ts";
+
+const enc = new TextEncoder();
+
+/** Build a file from a raw header string (padded as given) and raw data bytes. */
+function rawFile(
+  header: string,
+  data: number[] | Uint8Array = [],
+  lenOverride?: number,
+): Uint8Array {
+  const h = enc.encode(header);
+  const out = new Uint8Array(8 + h.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(lenOverride ?? h.length), true);
+  out.set(h, 8);
+  out.set(data, 8 + h.length);
+  return out;
+}
+
+function headerOf(bytes: Uint8Array): string {
+  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+  return new TextDecoder().decode(bytes.subarray(8, 8 + n));
+}
+
+function vals(data: NamedTensor["data"]): (number | bigint)[] {
+  return Array.from(data as ArrayLike<number | bigint>);
+}
+
+function bytesOf(t: NamedTensor): Uint8Array {
+  return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+}
+
+/** One tensor of every dtype, including special values, an empty tensor and scalars. */
+function allDtypes(): Record<string, NamedTensor> {
+  return {
+    f32: {
+      dtype: "float32",
+      shape: [2, 3],
+      data: new Float32Array([1.5, -0, NaN, Infinity, -Infinity, 3.4028234663852886e38]),
+    },
+    f64: { dtype: "float64", shape: [3], data: new Float64Array([Math.PI, -1e-300, NaN]) },
+    i64: {
+      dtype: "int64",
+      shape: [2, 1],
+      data: new BigInt64Array([-(2n ** 63n), 2n ** 63n - 1n]),
+    },
+    i32: { dtype: "int32", shape: [4], data: new Int32Array([-(2 ** 31), 2 ** 31 - 1, 0, -1]) },
+    mask: { dtype: "bool", shape: [5], data: new Uint8Array([1, 0, 0, 1, 1]) },
+    empty: { dtype: "float32", shape: [0, 7], data: new Float32Array(0) },
+    scalar_f64: { dtype: "float64", shape: [], data: new Float64Array([2.5]) },
+    scalar_bool: { dtype: "bool", shape: [], data: new Uint8Array([1]) },
+    step: { dtype: "int64", shape: [], data: new BigInt64Array([42n]) },
+  };
+}
+
+function assertThrowsWith(fn: () => unknown, ...parts: string[]): Error {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught instanceof Error, `expected an Error to be thrown, got ${String(caught)}`);
+  for (const p of parts) {
+    assert.ok(caught.message.includes(p), `message ${JSON.stringify(caught.message)} lacks ${p}`);
+  }
+  return caught;
+}
+
+Deno.test("golden: one F32 [1,2] tensor with header padding, byte for byte", () => {
+  // {"bias":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}} is 59 bytes,
+  // padded with 5 spaces to N = 64 so that 8 + N = 72 is a multiple of 8.
+  const header = `{"bias":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}`;
+  assert.equal(header.length, 59);
+  const expected = new Uint8Array([
+    64,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0, // N = 64, u64 little-endian
+    ...enc.encode(header),
+    0x20,
+    0x20,
+    0x20,
+    0x20,
+    0x20, // padding
+    0x00,
+    0x00,
+    0xc0,
+    0x3f, // 1.5f  = 0x3FC00000
+    0x00,
+    0x00,
+    0x00,
+    0xc0, // -2.0f = 0xC0000000
+  ]);
+  assert.equal(expected.length, 80);
+  const got = encodeSafetensors({
+    bias: { dtype: "float32", shape: [1, 2], data: new Float32Array([1.5, -2]) },
+  });
+  assert.deepEqual(Array.from(got), Array.from(expected));
+  const back = decodeSafetensors(expected);
+  assert.deepEqual(back.tensors.bias.shape, [1, 2]);
+  assert.deepEqual(Array.from(back.tensors.bias.data as Float32Array), [1.5, -2]);
+  assert.deepEqual(back.metadata, {});
+});
+
+Deno.test("golden: header already a multiple of 8 gets no padding; metadata + I32 scalar", () => {
+  const h1 = `{"a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}`;
+  assert.equal(h1.length, 56);
+  const got1 = encodeSafetensors({
+    a: { dtype: "float32", shape: [1, 2], data: new Float32Array([1.5, -2]) },
+  });
+  assert.deepEqual(
+    Array.from(got1),
+    [56, 0, 0, 0, 0, 0, 0, 0, ...enc.encode(h1), 0, 0, 0xc0, 0x3f, 0, 0, 0, 0xc0],
+  );
+
+  const h2 = `{"__metadata__":{"format":"pt"},"x":{"dtype":"I32","shape":[],"data_offsets":[0,4]}}`;
+  assert.equal(h2.length, 84); // padded with 4 spaces to 88
+  const got2 = encodeSafetensors(
+    { x: { dtype: "int32", shape: [], data: new Int32Array([-2]) } },
+    { format: "pt" },
+  );
+  assert.deepEqual(
+    Array.from(got2),
+    [88, 0, 0, 0, 0, 0, 0, 0, ...enc.encode(h2), 0x20, 0x20, 0x20, 0x20, 0xfe, 0xff, 0xff, 0xff],
+  );
+  assert.deepEqual(decodeSafetensors(got2).metadata, { format: "pt" });
+});
+
+Deno.test("round trip encode -> decode -> encode is byte-exact for all dtypes", () => {
+  const tensors = allDtypes();
+  const meta = { format: "pt", note: "ünïcode ✓", empty: "" };
+  const a = encodeSafetensors(tensors, meta);
+  const n = Number(new DataView(a.buffer).getBigUint64(0, true));
+  assert.equal((8 + n) % 8, 0, "data section starts 8-byte aligned");
+  assert.match(headerOf(a), /^\{.*\} {0,7}$/s, "padding is at most 7 trailing spaces");
+  const dec = decodeSafetensors(a);
+  const b = encodeSafetensors(dec.tensors, dec.metadata);
+  assert.deepEqual(Array.from(b), Array.from(a));
+  assert.deepEqual(dec.metadata, meta);
+  assert.deepEqual(Object.keys(dec.tensors).sort(), Object.keys(tensors).sort());
+  for (const [name, t] of Object.entries(tensors)) {
+    const d = dec.tensors[name];
+    assert.equal(d.dtype, t.dtype, name);
+    assert.deepEqual(d.shape, t.shape, name);
+    assert.equal(d.data.constructor, t.data.constructor, name);
+    // Compare raw bytes so NaN and -0 are checked exactly.
+    assert.deepEqual(Array.from(bytesOf(d)), Array.from(bytesOf(t)), name);
+  }
+  // And value-level checks for a few entries.
+  assert.deepEqual(Array.from(dec.tensors.i64.data as BigInt64Array), [
+    -(2n ** 63n),
+    2n ** 63n - 1n,
+  ]);
+  assert.ok(Object.is((dec.tensors.f32.data as Float32Array)[1], -0));
+  assert.ok(Number.isNaN((dec.tensors.f64.data as Float64Array)[2]));
+  assert.deepEqual(dec.tensors.scalar_f64.shape, []);
+  assert.equal((dec.tensors.scalar_f64.data as Float64Array)[0], 2.5);
+  assert.equal(dec.tensors.empty.data.length, 0);
+  assert.deepEqual(dec.tensors.empty.shape, [0, 7]);
+});
+
+Deno.test("no metadata -> no __metadata__ key; empty checkpoint is valid", () => {
+  const bytes = encodeSafetensors(allDtypes());
+  assert.ok(!headerOf(bytes).includes("__metadata__"));
+  const withEmptyMeta = encodeSafetensors(allDtypes(), {});
+  assert.deepEqual(Array.from(withEmptyMeta), Array.from(bytes));
+
+  const none = encodeSafetensors({});
+  assert.deepEqual(Array.from(none), [8, 0, 0, 0, 0, 0, 0, 0, ...enc.encode("{}      ")]);
+  assert.deepEqual(decodeSafetensors(none), { tensors: {}, metadata: {} });
+});
+
+Deno.test("same tensors in different insertion order give identical bytes, keys sorted", () => {
+  const t = allDtypes();
+  const reversed = Object.fromEntries(Object.entries(t).reverse());
+  const a = encodeSafetensors(t, { b: "2", a: "1" });
+  const b = encodeSafetensors(reversed, { a: "1", b: "2" });
+  assert.deepEqual(Array.from(b), Array.from(a));
+
+  // Integer-like names would be reordered by plain JS objects; header must still be sorted.
+  const odd = {
+    b: t.i32,
+    "10": t.mask,
+    "2": t.f32,
+    "__proto__x": t.step,
+  } as Record<string, NamedTensor>;
+  const h = JSON.stringify(headerOf(encodeSafetensors(odd)));
+  const pos = ["10", "2", "__proto__x", "b"].map((k) => h.indexOf(`\\"${k}\\":{`));
+  assert.ok(pos.every((p) => p > 0), `all keys present: ${pos}`);
+  assert.deepEqual(pos.slice().sort((x, y) => x - y), pos, "keys in sorted order");
+  // Data laid out in sorted-key order: offsets increase along the header.
+  const parsed = JSON.parse(headerOf(encodeSafetensors(odd)));
+  assert.deepEqual(parsed["10"].data_offsets, [0, 5]);
+  assert.deepEqual(parsed["2"].data_offsets, [5, 29]);
+  assert.deepEqual(parsed["__proto__x"].data_offsets, [29, 37]);
+  assert.deepEqual(parsed.b.data_offsets, [37, 53]);
+});
+
+Deno.test("decoded arrays are aligned copies even from an unaligned input view", () => {
+  const file = encodeSafetensors(allDtypes());
+  const backing = new Uint8Array(file.length + 3);
+  backing.set(file, 3);
+  const view = backing.subarray(3); // odd byteOffset
+  const dec = decodeSafetensors(view);
+  for (const [name, t] of Object.entries(dec.tensors)) {
+    assert.equal(t.data.byteOffset, 0, name);
+    assert.equal(t.data.buffer.byteLength, t.data.byteLength, name);
+  }
+  backing.fill(0xff);
+  assert.equal((dec.tensors.f64.data as Float64Array)[0], Math.PI, "not a view of the input");
+  assert.deepEqual(vals(dec.tensors.mask.data), [1, 0, 0, 1, 1]);
+});
+
+Deno.test("encoding a subarray view writes only the viewed elements", () => {
+  const big = new Float32Array([9, 1, 2, 9]);
+  const a = encodeSafetensors({ w: { dtype: "float32", shape: [2], data: big.subarray(1, 3) } });
+  const b = encodeSafetensors({
+    w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) },
+  });
+  assert.deepEqual(Array.from(a), Array.from(b));
+});
+
+Deno.test("encode rejects invalid tensors with the key in the message", () => {
+  const f = new Float32Array([1, 2, 3]);
+  assertThrowsWith(
+    () => encodeSafetensors({ w: { dtype: "float32", shape: [2, 2], data: f } }),
+    `"w"`,
+    "4 elements",
+  );
+  assertThrowsWith(
+    () => encodeSafetensors({ w: { dtype: "float64", shape: [3], data: f } }),
+    `"w"`,
+    "Float64Array",
+  );
+  assertThrowsWith(
+    () => encodeSafetensors({ w: { dtype: "float32", shape: [1.5], data: f } }),
+    `"w"`,
+    "shape",
+  );
+  assertThrowsWith(
+    () => encodeSafetensors({ __metadata__: { dtype: "float32", shape: [3], data: f } }),
+    "__metadata__",
+    "reserved",
+  );
+  assertThrowsWith(
+    () => encodeSafetensors({ m: { dtype: "bool", shape: [2], data: new Uint8Array([0, 2]) } }),
+    `"m"`,
+    "0 or 1",
+  );
+  assertThrowsWith(
+    () => encodeSafetensors({}, { k: 1 as unknown as string }),
+    `"k"`,
+    "string",
+  );
+});
+
+// ---- corrupt inputs -------------------------------------------------------
+
+const SRC = "/ckpt/model.safetensors";
+const F32_2 = [0, 0, 0x80, 0x3f, 0, 0, 0, 0x40]; // [1, 2] as F32 LE
+
+Deno.test("corrupt: a well-formed hand-built file decodes (control for the cases below)", () => {
+  const ok = rawFile(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, F32_2);
+  assert.deepEqual(vals(decodeSafetensors(ok, SRC).tensors.w.data), [1, 2]);
+});
+
+Deno.test("corrupt: truncated files", () => {
+  const good = encodeSafetensors({
+    w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) },
+  });
+  assertThrowsWith(() => decodeSafetensors(good.subarray(0, 5), SRC), SRC, "truncated");
+  // header cut short
+  assertThrowsWith(() => decodeSafetensors(good.subarray(0, 20), SRC), SRC, "truncated");
+  // data cut short: the tensor's offsets run past the end
+  assertThrowsWith(
+    () => decodeSafetensors(good.subarray(0, good.length - 1), SRC),
+    SRC,
+    `"w"`,
+    "out of range",
+  );
+  // absurd header length
+  const huge = new Uint8Array(16);
+  new DataView(huge.buffer).setBigUint64(0, 2n ** 62n, true);
+  assertThrowsWith(() => decodeSafetensors(huge, SRC), SRC, "header length");
+  // default source label
+  assertThrowsWith(() => decodeSafetensors(new Uint8Array(3)), "<bytes>", "truncated");
+});
+
+Deno.test("corrupt: bad JSON and non-object header", () => {
+  assertThrowsWith(
+    () => decodeSafetensors(rawFile(`{"w":{"dtype":"F32",`, F32_2), SRC),
+    SRC,
+    "not valid JSON",
+  );
+  assertThrowsWith(() => decodeSafetensors(rawFile(`[1,2]`), SRC), SRC, "{");
+  assertThrowsWith(
+    () => decodeSafetensors(rawFile(`{"w":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`), SRC),
+    SRC,
+    "JSON",
+  );
+  const badUtf8 = rawFile(`{"w":1}`);
+  badUtf8[10] = 0xff;
+  assertThrowsWith(() => decodeSafetensors(badUtf8, SRC), SRC, "UTF-8");
+  assertThrowsWith(
+    () => decodeSafetensors(rawFile(`{"__metadata__":{"k":3}}`), SRC),
+    SRC,
+    "__metadata__",
+    `"k"`,
+  );
+  assertThrowsWith(
+    () => decodeSafetensors(rawFile(`{"w":[1]}`), SRC),
+    SRC,
+    `"w"`,
+    "object",
+  );
+});
+
+Deno.test("corrupt: unknown dtype names the key and the dtype", () => {
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "unknown dtype",
+    "BF16",
+  );
+});
+
+Deno.test("corrupt: offsets out of range, negative, reversed", () => {
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "out of range",
+  );
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[-8,0]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "data_offsets",
+  );
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "before begin",
+  );
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F32","shape":[2],"data_offsets":[0]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "data_offsets",
+  );
+});
+
+Deno.test("corrupt: shape/offset size mismatch", () => {
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "12 bytes",
+  );
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "16 bytes",
+  );
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"F32","shape":[2,-1],"data_offsets":[0,8]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "shape",
+  );
+});
+
+Deno.test("corrupt: non-contiguous, overlapping or trailing data", () => {
+  const data = [...F32_2, ...F32_2];
+  // gap: second tensor starts at 12 instead of 8 (and data has 4 spare bytes)
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(
+          `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},` +
+            `"b":{"dtype":"F32","shape":[1],"data_offsets":[12,16]}}`,
+          data,
+        ),
+        SRC,
+      ),
+    SRC,
+    `"b"`,
+    "not contiguous",
+  );
+  // overlap
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(
+          `{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},` +
+            `"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}`,
+          data,
+        ),
+        SRC,
+      ),
+    SRC,
+    `"b"`,
+    "overlaps",
+  );
+  // trailing bytes not covered by any tensor
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, data),
+        SRC,
+      ),
+    SRC,
+    "16 bytes",
+    "cover only 8",
+  );
+  // Out-of-header-order layout is fine as long as it tiles the data section.
+  const swapped = decodeSafetensors(
+    rawFile(
+      `{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},` +
+        `"b":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`,
+      F32_2,
+    ),
+    SRC,
+  );
+  assert.deepEqual(vals(swapped.tensors.a.data), [2]);
+  assert.deepEqual(vals(swapped.tensors.b.data), [1]);
+});
+
+Deno.test("corrupt: bool bytes other than 0/1 are rejected", () => {
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"m":{"dtype":"BOOL","shape":[2],"data_offsets":[0,2]}}`, [1, 7]),
+        SRC,
+      ),
+    SRC,
+    `"m"`,
+    "bool",
+  );
+});
+
+// ---- file IO --------------------------------------------------------------
+
+Deno.test("save/load round trips through a temp dir and leaves no .tmp- file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
+  try {
+    const path = `${dir}/model.safetensors`;
+    const tensors = allDtypes();
+    await saveSafetensors(path, tensors, { step: "7" });
+    const onDisk = await Deno.readFile(path);
+    assert.deepEqual(Array.from(onDisk), Array.from(encodeSafetensors(tensors, { step: "7" })));
+
+    const loaded = await loadSafetensors(path);
+    assert.deepEqual(loaded.metadata, { step: "7" });
+    assert.deepEqual(
+      Array.from(encodeSafetensors(loaded.tensors, loaded.metadata)),
+      Array.from(onDisk),
+    );
+
+    // Overwrite with different content.
+    await saveSafetensors(path, { x: { dtype: "int32", shape: [1], data: new Int32Array([5]) } });
+    const reloaded = await loadSafetensors(path);
+    assert.deepEqual(Object.keys(reloaded.tensors), ["x"]);
+    assert.deepEqual(vals(reloaded.tensors.x.data), [5]);
+
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names, ["model.safetensors"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("failed save leaves the existing file intact and no .tmp- file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
+  try {
+    const path = `${dir}/ckpt.safetensors`;
+    await saveSafetensors(path, allDtypes());
+    const before = await Deno.readFile(path);
+    // Encoding error (bad length) -> nothing written.
+    await assert.rejects(
+      saveSafetensors(path, { w: { dtype: "float32", shape: [9], data: new Float32Array(2) } }),
+      /"w"/,
+    );
+    // Rename error: target path is a non-empty directory -> tmp must be cleaned up.
+    const blocked = `${dir}/blocked`;
+    await Deno.mkdir(`${blocked}/inner`, { recursive: true });
+    await assert.rejects(saveSafetensors(blocked, allDtypes()), (e: Error) => {
+      assert.ok(e.message.includes(blocked), e.message);
+      return true;
+    });
+    // Missing directory -> error names the path.
+    const missing = `${dir}/nope/x.safetensors`;
+    await assert.rejects(saveSafetensors(missing, allDtypes()), (e: Error) => {
+      assert.ok(e.message.includes(missing), e.message);
+      return true;
+    });
+
+    assert.deepEqual(Array.from(await Deno.readFile(path)), Array.from(before));
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names.sort(), ["blocked", "ckpt.safetensors"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("load: missing file and corrupt file errors name the path", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
+  try {
+    const missing = `${dir}/absent.safetensors`;
+    await assert.rejects(loadSafetensors(missing), (e: Error) => {
+      assert.ok(e.message.includes("not found"), e.message);
+      assert.ok(e.message.includes(missing), e.message);
+      return true;
+    });
+    const bad = `${dir}/bad.safetensors`;
+    await Deno.writeFile(
+      bad,
+      rawFile(`{"w":{"dtype":"Q4","shape":[2],"data_offsets":[0,8]}}`, F32_2),
+    );
+    await assert.rejects(loadSafetensors(bad), (e: Error) => {
+      assert.ok(e.message.includes(bad), e.message);
+      assert.ok(e.message.includes(`"w"`), e.message);
+      assert.ok(e.message.includes("Q4"), e.message);
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
