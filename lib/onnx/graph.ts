@@ -169,6 +169,13 @@ export class Graph {
     return v;
   }
 
+  /** Declare an input with a fresh unique name (Loop-body inputs). */
+  freshInput(hint: string, dtype: DType, shape: Shape): Value {
+    const v = new Value(this, this.fresh(hint), dtype, shape);
+    this.inputs.push(v);
+    return v;
+  }
+
   /** Mark a value as a graph output, renaming it through an Identity if a name is given. */
   output(v: Value, name?: string): Value {
     const out = name && name !== v.name ? this.node("Identity", [v], {}, name)[0] : v;

@@ -86,7 +86,7 @@ export class Session {
     return this.inner.outputNames;
   }
   /** Run; `fetches` may give preallocated output tensors that ORT writes into. */
-  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<Record<string, ort.Tensor>> {
     return fetches
       ? this.inner.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType)
       : this.inner.run(feeds);

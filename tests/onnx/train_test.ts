@@ -1,0 +1,198 @@
+/** Training through the engine: optimizer math, convergence, determinism, fusion, resume. */
+import assert from "node:assert/strict";
+import { adamw, sgd } from "../../lib/onnx/optim.ts";
+import { Trainer, type TrainStepSpec } from "../../lib/onnx/train.ts";
+import { tensor } from "../../lib/onnx/session.ts";
+import { decodeSafetensors, encodeSafetensors } from "../../lib/onnx/safetensors.ts";
+import { initMlp, type MlpConfig, mlpForward, mlpShapes } from "../../lib/nn/mlp.ts";
+import { Rng } from "../../lib/rng.ts";
+
+/** loss = Σ c ⊙ p² + Σ d ⊙ p  ->  grad = 2 c ⊙ p + d (known in closed form). */
+const C = [0.5, 2, 1, 3], D = [1, -1, 0.5, 0.25];
+const quadSpec = (optimizer = adamw): TrainStepSpec => ({
+  dtype: "float64",
+  params: { p: { shape: [4] } },
+  batch: { c: { dtype: "float64", shape: [4] }, d: { dtype: "float64", shape: [4] } },
+  loss: (g, { p }, { c, d }) => ({ loss: g.add(g.reduceSum(g.mul(c, g.mul(p, p))), g.reduceSum(g.mul(d, p))) }),
+  optimizer,
+  clipGradNorm: false,
+});
+const quadBatch = () => ({ c: tensor("float64", [4], C), d: tensor("float64", [4], D) });
+const P0 = [0.3, -0.7, 1.1, 0.05];
+
+Deno.test("AdamW matches a hand-computed reference for 3 steps (float64, 1e-7)", async () => {
+  const h = { lr: 0.1, beta1: 0.8, beta2: 0.95, eps: 1e-8, weight_decay: 0.1 };
+  const t = await Trainer.create(quadSpec(), { p: Float64Array.from(P0) });
+  // Textbook AdamW (Loshchilov & Hutter, Alg. 2), written independently of the graph's op order.
+  const p = [...P0], m = [0, 0, 0, 0], v = [0, 0, 0, 0];
+  for (let step = 1; step <= 3; step++) {
+    await t.step(quadBatch(), h);
+    for (let i = 0; i < 4; i++) {
+      const grad = 2 * C[i] * p[i] + D[i];
+      m[i] = h.beta1 * m[i] + (1 - h.beta1) * grad;
+      v[i] = h.beta2 * v[i] + (1 - h.beta2) * grad * grad;
+      const mhat = m[i] / (1 - h.beta1 ** step), vhat = v[i] / (1 - h.beta2 ** step);
+      p[i] = p[i] - h.lr * (mhat / (Math.sqrt(vhat) + h.eps) + h.weight_decay * p[i]);
+    }
+    const got = t.params().p;
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(got[i] - p[i]) < 1e-7, `step ${step} p[${i}]: ${got[i]} vs ${p[i]}`);
+  }
+  const sd = t.stateDict();
+  for (let i = 0; i < 4; i++) {
+    assert.ok(Math.abs(sd["state/m/p"].data[i] as number - m[i]) < 1e-12);
+    assert.ok(Math.abs(sd["state/v/p"].data[i] as number - v[i]) < 1e-12);
+  }
+});
+
+Deno.test("SGD with momentum and weight decay matches a hand-computed reference", async () => {
+  const h = { lr: 0.05, momentum: 0.9, weight_decay: 0.01 };
+  const t = await Trainer.create(quadSpec(sgd), { p: Float64Array.from(P0) });
+  const p = [...P0], buf = [0, 0, 0, 0];
+  for (let step = 1; step <= 3; step++) {
+    await t.step(quadBatch(), h);
+    for (let i = 0; i < 4; i++) {
+      const grad = 2 * C[i] * p[i] + D[i] + h.weight_decay * p[i];
+      buf[i] = step === 1 ? grad : h.momentum * buf[i] + grad;
+      p[i] -= h.lr * buf[i];
+    }
+    for (let i = 0; i < 4; i++) assert.ok(Math.abs(t.params().p[i] - p[i]) < 1e-12);
+  }
+});
+
+Deno.test("global grad-norm clipping scales gradients to max_grad_norm", async () => {
+  const spec = { ...quadSpec(sgd), clipGradNorm: true };
+  const t = await Trainer.create(spec, { p: Float64Array.from(P0) });
+  const grad = P0.map((p, i) => 2 * C[i] * p + D[i]);
+  const norm = Math.hypot(...grad);
+  const r = await t.step(quadBatch(), { lr: 1, momentum: 0, weight_decay: 0, max_grad_norm: 0.5 });
+  assert.ok(Math.abs(r.gradNorm[0] - norm) < 1e-12, "reports the pre-clip norm");
+  const coef = 0.5 / (norm + 1e-6);
+  P0.forEach((p0, i) => assert.ok(Math.abs(t.params().p[i] - (p0 - grad[i] * coef)) < 1e-12));
+  // Below the threshold nothing changes (coef clamps to 1).
+  const t2 = await Trainer.create(spec, { p: Float64Array.from(P0) });
+  await t2.step(quadBatch(), { lr: 1, momentum: 0, weight_decay: 0, max_grad_norm: 1e9 });
+  P0.forEach((p0, i) => assert.ok(Math.abs(t2.params().p[i] - (p0 - grad[i])) < 1e-12));
+});
+
+// ---- MLPs ------------------------------------------------------------------
+function regressionData(n: number, seed: number) {
+  const rng = new Rng(seed), x = new Float32Array(n * 2), y = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const a = rng.uniform() * 4 - 2, b = rng.uniform() * 4 - 2;
+    x[2 * i] = a;
+    x[2 * i + 1] = b;
+    y[i] = Math.sin(a) + 0.5 * b * b - 1;
+  }
+  return { x: tensor("float32", [n, 2], x), y: tensor("float32", [n, 1], y) };
+}
+
+const regCfg: MlpConfig = { sizes: [2, 32, 32, 1], activation: "tanh" };
+const regSpec = (fuse = 1): TrainStepSpec => ({
+  dtype: "float32",
+  params: mlpShapes(regCfg),
+  batch: { x: { dtype: "float32", shape: ["B", 2] }, y: { dtype: "float32", shape: ["B", 1] } },
+  loss: (g, p, b) => {
+    const e = g.sub(mlpForward(g, regCfg, p, b.x), b.y);
+    return { loss: g.reduceMean(g.mul(e, e)) };
+  },
+  optimizer: adamw,
+  fuse,
+});
+
+Deno.test("an MLP regression trains below MSE 0.01 through the engine", async () => {
+  const t = await Trainer.create(regSpec(), initMlp(regCfg, new Rng(1), "float32"));
+  const data = regressionData(256, 2);
+  const first = (await t.step(data, { lr: 1e-2, weight_decay: 0 })).loss[0];
+  let last = first;
+  for (let i = 0; i < 600; i++) last = (await t.step(data, { lr: 1e-2, weight_decay: 0 })).loss[0];
+  assert.ok(first > 0.3, `initial loss ${first} should be well above the target`);
+  assert.ok(last < 0.01, `final MSE ${last} >= 0.01`);
+});
+
+Deno.test("a 2-class classifier trains to cross-entropy < 0.05 and accuracy 1.0", async () => {
+  const cfg: MlpConfig = { sizes: [2, 16, 2], activation: "relu" };
+  // Two interleaved half-moons-like rings: label = inside radius 1.
+  const n = 200, rng = new Rng(7), xs = new Float32Array(n * 2), labels = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = i % 2 ? 0.3 + 0.5 * rng.uniform() : 1.3 + 0.5 * rng.uniform(), th = rng.uniform() * 2 * Math.PI;
+    xs[2 * i] = r * Math.cos(th);
+    xs[2 * i + 1] = r * Math.sin(th);
+    labels[i] = BigInt(i % 2);
+  }
+  const t = await Trainer.create({
+    dtype: "float32",
+    params: mlpShapes(cfg),
+    batch: { x: { dtype: "float32", shape: ["B", 2] }, label: { dtype: "int64", shape: ["B", 1] } },
+    loss: (g, p, b) => {
+      const logp = g.logSoftmax(mlpForward(g, cfg, p, b.x), -1);
+      const picked = g.node("GatherElements", [logp, b.label], { axis: { kind: "int", value: 1 } }, undefined, [
+        { dtype: "float32", shape: ["B", 1] },
+      ])[0];
+      const correct = g.cast(g.equal(g.cast(g.unsqueeze(g.node("ArgMax", [logp], { axis: { kind: "int", value: 1 }, keepdims: { kind: "int", value: 0 } }, undefined, [{ dtype: "int64", shape: ["B"] }])[0], [1]), "int64"), b.label), "float32");
+      return { loss: g.neg(g.reduceMean(picked)), metrics: { accuracy: g.reduceMean(correct) } };
+    },
+    optimizer: adamw,
+  }, initMlp(cfg, new Rng(3), "float32"));
+  const batch = { x: tensor("float32", [n, 2], xs), label: tensor("int64", [n, 1], labels) };
+  let r = await t.step(batch, { lr: 3e-2, weight_decay: 0 });
+  for (let i = 0; i < 400; i++) r = await t.step(batch, { lr: 3e-2, weight_decay: 0 });
+  assert.ok(r.loss[0] < 0.05, `cross-entropy ${r.loss[0]}`);
+  assert.equal(r.metrics.accuracy[0], 1);
+});
+
+/** Wide enough (256) that ORT's GEMMs and reductions split across threads. */
+const wideCfg: MlpConfig = { sizes: [2, 256, 256, 1], activation: "tanh" };
+async function train100(threads: number, fuse = 1): Promise<Uint8Array> {
+  const spec = { ...regSpec(fuse), params: mlpShapes(wideCfg) };
+  spec.loss = (g, p, b) => {
+    const e = g.sub(mlpForward(g, wideCfg, p, b.x), b.y);
+    return { loss: g.reduceMean(g.mul(e, e)) };
+  };
+  const init = initMlp(wideCfg, new Rng(11), "float32");
+  const t = await Trainer.create(spec, init, { threads });
+  const data = regressionData(128, 5);
+  if (fuse === 1) for (let i = 0; i < 100; i++) await t.step(data, { lr: 3e-3, max_grad_norm: 1 });
+  else {
+    const stack = (a: Float32Array, k: number) => {
+      const out = new Float32Array(a.length * k);
+      for (let i = 0; i < k; i++) out.set(a, i * a.length);
+      return out;
+    };
+    const batch = {
+      x: tensor("float32", [fuse, 128, 2], stack(data.x.data as Float32Array, fuse)),
+      y: tensor("float32", [fuse, 128, 1], stack(data.y.data as Float32Array, fuse)),
+    };
+    for (let i = 0; i < 100 / fuse; i++) await t.step(batch, { lr: 3e-3, max_grad_norm: 1 });
+  }
+  assert.equal(t.steps, 100);
+  assert.notDeepEqual(t.params()["mlp.0.weight"], init["mlp.0.weight"], "training changed nothing");
+  return encodeSafetensors(t.stateDict());
+}
+
+const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+
+Deno.test("100 training steps are byte-identical across runs and across 1 vs 2 threads", async () => {
+  const a = await train100(2), b = await train100(2), c = await train100(1);
+  assert.ok(sameBytes(a, b), "two runs with 2 threads differ");
+  assert.ok(sameBytes(a, c), "1 thread and 2 threads differ");
+});
+
+Deno.test("K steps fused in an ONNX Loop equal K separate steps, byte for byte", async () => {
+  const single = await train100(2, 1), fused = await train100(2, 10);
+  assert.ok(sameBytes(single, fused), "fused (Loop) training differs from step-by-step");
+});
+
+Deno.test("checkpoint -> safetensors -> restore resumes byte-identically", async () => {
+  const data = regressionData(64, 9);
+  const make = () => Trainer.create(regSpec(), initMlp(regCfg, new Rng(4), "float32"));
+  const full = await make();
+  for (let i = 0; i < 20; i++) await full.step(data, { lr: 1e-2 });
+  const first = await make();
+  for (let i = 0; i < 8; i++) await first.step(data, { lr: 1e-2 });
+  const bytes = encodeSafetensors(first.stateDict(), { step: String(first.steps) });
+  const { tensors, metadata } = decodeSafetensors(bytes);
+  const resumed = await make();
+  resumed.loadStateDict(tensors as Record<string, { data: Float32Array }>, Number(metadata.step));
+  for (let i = 0; i < 12; i++) await resumed.step(data, { lr: 1e-2 });
+  assert.ok(sameBytes(encodeSafetensors(full.stateDict()), encodeSafetensors(resumed.stateDict())));
+});
