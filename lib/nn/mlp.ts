@@ -38,7 +38,11 @@ export function mlpShapes(cfg: MlpConfig): Record<string, { shape: number[] }> {
 }
 
 /** PyTorch nn.Linear's default init: U(-1/√fan_in, 1/√fan_in) for weight and bias. */
-export function initMlp(cfg: MlpConfig, rng: Rng, dtype: "float32" | "float64"): Record<string, Float32Array | Float64Array> {
+export function initMlp(
+  cfg: MlpConfig,
+  rng: Rng,
+  dtype: "float32" | "float64",
+): Record<string, Float32Array | Float64Array> {
   const Arr = dtype === "float32" ? Float32Array : Float64Array;
   const out: Record<string, Float32Array | Float64Array> = {};
   for (const [name, { shape }] of Object.entries(mlpShapes(cfg))) {
@@ -51,13 +55,22 @@ export function initMlp(cfg: MlpConfig, rng: Rng, dtype: "float32" | "float64"):
 }
 
 /** Forward pass for x of shape [batch, sizes[0]] -> [batch, sizes.at(-1)]. */
-export function mlpForward(g: Graph, cfg: MlpConfig, params: Record<string, Value>, x: Value): Value {
+export function mlpForward(
+  g: Graph,
+  cfg: MlpConfig,
+  params: Record<string, Value>,
+  x: Value,
+): Value {
   let h = x;
   for (let i = 0; i + 1 < cfg.sizes.length; i++) {
     const { w, b } = names(cfg, i);
     h = g.add(g.matmul(h, params[w]), params[b]);
     if (i + 2 < cfg.sizes.length) {
-      h = cfg.activation === "tanh" ? g.tanh(h) : cfg.activation === "relu" ? g.relu(h) : g.gelu(h, "tanh");
+      h = cfg.activation === "tanh"
+        ? g.tanh(h)
+        : cfg.activation === "relu"
+        ? g.relu(h)
+        : g.gelu(h, "tanh");
     }
   }
   return h;

@@ -16,7 +16,15 @@
  * ```
  * @module
  */
-import { type DType, type Graph, GraphError, isFloat, type Node, type Shape, sliceBounds, Value } from "./graph.ts";
+import {
+  type DType,
+  type Graph,
+  GraphError,
+  isFloat,
+  type Node,
+  sliceBounds,
+  Value,
+} from "./graph.ts";
 
 type Thunk = () => Value;
 /** Builds the gradients of a node's inputs from the gradients of its outputs. */
@@ -67,14 +75,18 @@ function unreduce(g: Graph, n: Node, dy: Value): Value {
 function reducedCount(g: Graph, n: Node, dtype: DType): Value {
   const x = n.inputs[0]!;
   const dims = constInts(n.inputs[1]).map((a) => x.shape[a]);
-  if (dims.every((d) => typeof d === "number")) return g.scalar(dims.reduce((a, b) => a * b, 1), dtype);
+  if (dims.every((d) => typeof d === "number")) {
+    return g.scalar(dims.reduce((a, b) => a * b, 1), dtype);
+  }
   return g.div(g.cast(g.size(x), dtype), g.cast(g.size(n.outputs[0]), dtype));
 }
 
 /** int64 scalar of dim `axis` of x: a constant when static, a Shape lookup otherwise. */
 function dimOf(g: Graph, x: Value, axis: number): Value {
   const d = x.shape[axis];
-  return typeof d === "number" ? g.scalar(d, "int64") : g.gather(g.shapeOf(x), g.scalar(axis, "int64"));
+  return typeof d === "number"
+    ? g.scalar(d, "int64")
+    : g.gather(g.shapeOf(x), g.scalar(axis, "int64"));
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -83,8 +95,16 @@ const GELU_C = 0.044715;
 /** One entry per op: how the gradients of its inputs follow from the gradient of its output. */
 export const gradientRules: Record<string, GradRule> = {
   Identity: (_g, _n, [dy]) => [() => dy!],
-  Add: (g, { inputs: [a, b] }, [dy]) => [() => unbroadcast(g, dy!, a!), () => unbroadcast(g, dy!, b!)],
-  Sub: (g, { inputs: [a, b] }, [dy]) => [() => unbroadcast(g, dy!, a!), () => unbroadcast(g, g.neg(dy!), b!)],
+  Add: (
+    g,
+    { inputs: [a, b] },
+    [dy],
+  ) => [() => unbroadcast(g, dy!, a!), () => unbroadcast(g, dy!, b!)],
+  Sub: (
+    g,
+    { inputs: [a, b] },
+    [dy],
+  ) => [() => unbroadcast(g, dy!, a!), () => unbroadcast(g, g.neg(dy!), b!)],
   Mul: (g, { inputs: [a, b] }, [dy]) => [
     () => unbroadcast(g, g.mul(dy!, b!), a!),
     () => unbroadcast(g, g.mul(dy!, a!), b!),
@@ -105,7 +125,11 @@ export const gradientRules: Record<string, GradRule> = {
   Sigmoid: (g, { outputs: [y] }, [dy]) => [() => g.mul(dy!, g.mul(y, g.sub(1, y)))],
   Relu: (g, { inputs: [x] }, [dy]) => [() => g.where(g.greater(x!, 0), dy!, 0)],
   Abs: (g, { inputs: [x] }, [dy]) => [() => g.mul(dy!, g.sign(x!))],
-  Erf: (g, { inputs: [x] }, [dy]) => [() => g.mul(dy!, g.mul(g.exp(g.neg(g.mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
+  Erf: (
+    g,
+    { inputs: [x] },
+    [dy],
+  ) => [() => g.mul(dy!, g.mul(g.exp(g.neg(g.mul(x!, x!))), 2 / Math.sqrt(Math.PI)))],
   Gelu: (g, n, [dy]) => [() => {
     const x = n.inputs[0]!;
     const a = n.attrs.approximate;
@@ -114,7 +138,10 @@ export const gradientRules: Record<string, GradRule> = {
       const x2 = g.mul(x, x);
       const t = g.tanh(g.mul(g.mul(x, g.add(g.mul(x2, GELU_C), 1)), SQRT_2_OVER_PI));
       const du = g.mul(g.add(g.mul(x2, 3 * GELU_C), 1), SQRT_2_OVER_PI);
-      const d = g.add(g.mul(g.add(t, 1), 0.5), g.mul(g.mul(g.mul(x, 0.5), g.sub(1, g.mul(t, t))), du));
+      const d = g.add(
+        g.mul(g.add(t, 1), 0.5),
+        g.mul(g.mul(g.mul(x, 0.5), g.sub(1, g.mul(t, t))), du),
+      );
       return g.mul(dy!, d);
     }
     // y = x Φ(x): dy/dx = Φ(x) + x φ(x)
@@ -131,7 +158,11 @@ export const gradientRules: Record<string, GradRule> = {
     return g.sub(dy!, g.mul(g.exp(y), g.reduceSum(dy!, [axis], true)));
   }],
   ReduceSum: (g, n, [dy]) => [() => unreduce(g, n, dy!), undefined],
-  ReduceMean: (g, n, [dy]) => [() => g.div(unreduce(g, n, dy!), reducedCount(g, n, dy!.dtype)), undefined],
+  ReduceMean: (
+    g,
+    n,
+    [dy],
+  ) => [() => g.div(unreduce(g, n, dy!), reducedCount(g, n, dy!.dtype)), undefined],
   ReduceMax: (g, n, [dy]) => [() => {
     // Ties share the gradient equally (as torch.amax does).
     const x = n.inputs[0]!, axes = constInts(n.inputs[1]);
@@ -141,7 +172,10 @@ export const gradientRules: Record<string, GradRule> = {
   }, undefined],
   MatMul: (g, { inputs: [a, b] }, [dy]) => {
     if (a!.rank === 2 && b!.rank === 2) {
-      return [() => g.gemm(dy!, b!, undefined, { transB: true }), () => g.gemm(a!, dy!, undefined, { transA: true })];
+      return [
+        () => g.gemm(dy!, b!, undefined, { transB: true }),
+        () => g.gemm(a!, dy!, undefined, { transA: true }),
+      ];
     }
     const [k, n] = b!.shape;
     // x @ W with batched x and a 2-D weight: dW is one GEMM over the flattened batch.
@@ -150,7 +184,9 @@ export const gradientRules: Record<string, GradRule> = {
       () => unbroadcast(g, g.matmul(dy!, mT(g, b!)), a!),
       () =>
         flatB
-          ? g.gemm(g.reshape(a!, [-1, k as number]), g.reshape(dy!, [-1, n as number]), undefined, { transA: true })
+          ? g.gemm(g.reshape(a!, [-1, k as number]), g.reshape(dy!, [-1, n as number]), undefined, {
+            transA: true,
+          })
           : unbroadcast(g, g.matmul(mT(g, a!), dy!), b!),
     ];
   },
@@ -184,7 +220,8 @@ export const gradientRules: Record<string, GradRule> = {
     // Scatter-add the rows back (repeated ids accumulate): the embedding gradient.
     const [data, idx] = n.inputs as Value[];
     const axis = attrInt(n, "axis", 0), ri = idx.rank, r = data.rank;
-    const pre = [...Array(axis).keys()], post = [...Array(r - axis - 1).keys()].map((i) => axis + ri + i);
+    const pre = [...Array(axis).keys()],
+      post = [...Array(r - axis - 1).keys()].map((i) => axis + ri + i);
     const idxDims = [...Array(ri).keys()].map((i) => axis + i);
     const dyT = axis === 0 ? dy! : g.transpose(dy!, [...idxDims, ...pre, ...post]);
     const permData = [axis, ...pre, ...[...Array(r - axis - 1).keys()].map((i) => axis + 1 + i)];
@@ -196,10 +233,16 @@ export const gradientRules: Record<string, GradRule> = {
   }, undefined],
   GatherElements: (g, n, [dy]) => [() => {
     const [data, idx] = n.inputs as Value[];
-    return g.node("ScatterElements", [g.zerosLike(data), idx, dy!], {
-      axis: { kind: "int", value: attrInt(n, "axis", 0) },
-      reduction: { kind: "string", value: "add" },
-    }, undefined, [{ dtype: data.dtype, shape: data.shape }])[0];
+    return g.node(
+      "ScatterElements",
+      [g.zerosLike(data), idx, dy!],
+      {
+        axis: { kind: "int", value: attrInt(n, "axis", 0) },
+        reduction: { kind: "string", value: "add" },
+      },
+      undefined,
+      [{ dtype: data.dtype, shape: data.shape }],
+    )[0];
   }, undefined],
   Slice: (g, n, [dy]) => [() => sliceGrad(g, n, dy!), undefined, undefined, undefined, undefined],
   Concat: (g, n, [dy]) => {
@@ -212,7 +255,13 @@ export const gradientRules: Record<string, GradRule> = {
         return (parts = g.split(dy!, xs.map((x) => x.shape[axis] as number), axis));
       }
       const sizes = g.concat(xs.map((x) => g.unsqueeze(dimOf(g, x, axis), [0])), 0);
-      return (parts = g.node("Split", [dy!, sizes], { axis: { kind: "int", value: axis } }, undefined, xs));
+      return (parts = g.node(
+        "Split",
+        [dy!, sizes],
+        { axis: { kind: "int", value: axis } },
+        undefined,
+        xs,
+      ));
     };
     return n.inputs.map((_, i) => () => split()[i]);
   },
@@ -235,15 +284,21 @@ export const gradientRules: Record<string, GradRule> = {
     () => unbroadcast(g, g.where(g.greaterOrEqual(a!, b!), 0, dy!), b!),
   ],
   // Clip passes the gradient inside [lo, hi] (bounds included, as torch.clamp does).
-  Clip: (g, { inputs: [x, lo, hi] }, [dy]) => [() => {
-    let inside: Value | undefined;
-    if (lo) inside = g.greaterOrEqual(x!, lo);
-    if (hi) inside = inside ? g.and(inside, g.lessOrEqual(x!, hi)) : g.lessOrEqual(x!, hi);
-    return inside ? g.where(inside, dy!, 0) : dy!;
-  }, undefined, undefined],
+  Clip: (g, { inputs: [x, lo, hi] }, [dy]) => [
+    () => {
+      let inside: Value | undefined;
+      if (lo) inside = g.greaterOrEqual(x!, lo);
+      if (hi) inside = inside ? g.and(inside, g.lessOrEqual(x!, hi)) : g.lessOrEqual(x!, hi);
+      return inside ? g.where(inside, dy!, 0) : dy!;
+    },
+    undefined,
+    undefined,
+  ],
   LayerNormalization: (g, n, [dy]) => {
     const [x, scale, bias] = n.inputs as Value[];
-    const axes = [...Array(x.rank - attrInt(n, "axis", -1)).keys()].map((i) => attrInt(n, "axis", -1) + i);
+    const axes = [...Array(x.rank - attrInt(n, "axis", -1)).keys()].map((i) =>
+      attrInt(n, "axis", -1) + i
+    );
     const eps = attrInt(n, "epsilon", 1e-5);
     let xhat: Value | undefined, rstd: Value | undefined;
     const normalised = () => {
@@ -271,10 +326,12 @@ export const gradientRules: Record<string, GradRule> = {
 function sliceGrad(g: Graph, n: Node, dy: Value): Value {
   const x = n.inputs[0]!;
   const starts = constInts(n.inputs[1]), ends = constInts(n.inputs[2]);
-  const axes = constInts(n.inputs[3]), steps = n.inputs[4] ? constInts(n.inputs[4]) : axes.map(() => 1);
+  const axes = constInts(n.inputs[3]),
+    steps = n.inputs[4] ? constInts(n.inputs[4]) : axes.map(() => 1);
   if (steps.every((s) => s === 1)) {
     // pads = [begin_0..begin_r, end_0..end_r]; static where the dim is known, computed otherwise.
-    const before: (Value | number)[] = x.shape.map(() => 0), after: (Value | number)[] = x.shape.map(() => 0);
+    const before: (Value | number)[] = x.shape.map(() => 0),
+      after: (Value | number)[] = x.shape.map(() => 0);
     axes.forEach((a, i) => {
       const d = x.shape[a];
       if (typeof d === "number") {
@@ -284,29 +341,32 @@ function sliceGrad(g: Graph, n: Node, dy: Value): Value {
         return;
       }
       const dim = dimOf(g, x, a);
-      const norm = (v: number) => (v < 0 ? g.max(g.add(dim, v), 0) : g.min(dim, Math.min(v, 2 ** 62)));
+      const norm = (
+        v: number,
+      ) => (v < 0 ? g.max(g.add(dim, v), 0) : g.min(dim, Math.min(v, 2 ** 62)));
       const s = norm(starts[i]), e = g.max(norm(ends[i]), s);
       before[a] = s;
       after[a] = g.sub(dim, e);
     });
     const all = [...before, ...after];
-    const pads = all.every((p) => typeof p === "number")
-      ? g.ints(all as number[])
-      : g.concat(all.map((p) => g.unsqueeze(typeof p === "number" ? g.scalar(p, "int64") : p, [0])), 0);
+    const pads = all.every((p) => typeof p === "number") ? g.ints(all as number[]) : g.concat(
+      all.map((p) => g.unsqueeze(typeof p === "number" ? g.scalar(p, "int64") : p, [0])),
+      0,
+    );
     return g.node("Pad", [dy, pads], {}, undefined, [{ dtype: dy.dtype, shape: x.shape }])[0];
   }
   // Strided slices: per axis, gather each input position from dy or from a zero slab.
   let out = dy;
   axes.forEach((a, i) => {
     const d = x.shape[a];
-    if (typeof d !== "number") throw new GraphError(`Slice gradient: step ${steps[i]} on symbolic dim ${d} of ${x}`);
+    if (typeof d !== "number") {
+      throw new GraphError(`Slice gradient: step ${steps[i]} on symbolic dim ${d} of ${x}`);
+    }
     const [s, e] = sliceBounds(starts[i], ends[i], steps[i], d);
     const k = out.shape[a] as number;
     const pos = new Array(d).fill(k);
     for (let j = 0, p = s; j < k && (steps[i] > 0 ? p < e : p > e); j++, p += steps[i]) pos[p] = j;
-    const slabShape: Shape = out.shape.map((v, j) => (j === a ? 1 : v));
     const zeros = g.zerosLike(g.slice(out, [0], [1], [a]));
-    void slabShape;
     out = g.gather(g.concat([out, zeros], a), g.ints(pos), a);
   });
   return out;
@@ -317,11 +377,15 @@ function sliceGrad(g: Graph, n: Node, dy: Value): Value {
  * `seed` replaces the implicit d(loss)/d(loss) = 1 (then `loss` may be any shape).
  */
 export function gradients(g: Graph, loss: Value, wrt: Value[], seed?: Value): Value[] {
-  if (!seed && loss.rank !== 0) throw new GraphError(`gradients: loss must be a scalar, got ${loss}`);
+  if (!seed && loss.rank !== 0) {
+    throw new GraphError(`gradients: loss must be a scalar, got ${loss}`);
+  }
   const forward = [...g.nodes];
   // Forward pass: which values depend on wrt. Backward pass: which values reach the loss.
   const varies = new Set<Value>(wrt);
-  for (const n of forward) if (n.inputs.some((v) => v && varies.has(v))) n.outputs.forEach((o) => varies.add(o));
+  for (const n of forward) {
+    if (n.inputs.some((v) => v && varies.has(v))) n.outputs.forEach((o) => varies.add(o));
+  }
   const reaches = new Set<Value>([loss]);
   for (const n of [...forward].reverse()) {
     if (n.outputs.some((o) => reaches.has(o))) n.inputs.forEach((v) => v && reaches.add(v));
@@ -333,14 +397,23 @@ export function gradients(g: Graph, loss: Value, wrt: Value[], seed?: Value): Va
     const want = n.inputs.map((v) => !!v && isFloat(v.dtype) && varies.has(v) && reaches.has(v));
     if (!want.some(Boolean)) continue;
     const rule = gradientRules[n.op];
-    if (!rule) throw new GraphError(`gradients: no gradient rule for ${n.op} (needed for ${n.inputs[0]})`);
+    if (!rule) {
+      throw new GraphError(`gradients: no gradient rule for ${n.op} (needed for ${n.inputs[0]})`);
+    }
     const thunks = rule(g, n, dys);
     n.inputs.forEach((v, i) => {
       if (!want[i] || !v) return;
       const thunk = thunks[i];
-      if (!thunk) throw new GraphError(`gradients: input ${i} of ${n.op} (${v}) is not differentiable`);
+      if (!thunk) {
+        throw new GraphError(`gradients: input ${i} of ${n.op} (${v}) is not differentiable`);
+      }
       const dv = thunk();
-      if (dv.rank !== v.rank || dv.shape.some((d, j) => typeof d === "number" && typeof v.shape[j] === "number" && d !== v.shape[j])) {
+      if (
+        dv.rank !== v.rank ||
+        dv.shape.some((d, j) =>
+          typeof d === "number" && typeof v.shape[j] === "number" && d !== v.shape[j]
+        )
+      ) {
         throw new GraphError(`gradients: rule for ${n.op} gave ${dv} for input ${v}`);
       }
       const prev = grads.get(v);

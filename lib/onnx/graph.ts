@@ -100,7 +100,9 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): Shape {
       if (d === 1) d = e;
       else if (d !== e) {
         throw new GraphError(
-          `${op}: shapes ${shapes.map(fmt).join(" and ")} do not broadcast (dim ${i}: ${d} vs ${e})`,
+          `${op}: shapes ${
+            shapes.map(fmt).join(" and ")
+          } do not broadcast (dim ${i}: ${d} vs ${e})`,
         );
       }
     }
@@ -355,7 +357,12 @@ export class Graph {
     const av = typeof a === "number" ? this.lift(a, b as Value) : a;
     const bv = this.lift(b, av);
     const dtype = this.sameDType("Where", av, bv);
-    return this.one("Where", [cond, av, bv], dtype, broadcastShapes("Where", cond.shape, av.shape, bv.shape));
+    return this.one(
+      "Where",
+      [cond, av, bv],
+      dtype,
+      broadcastShapes("Where", cond.shape, av.shape, bv.shape),
+    );
   }
   equal(a: Value | number, b: Value | number): Value {
     return this.compare("Equal", a, b);
@@ -387,7 +394,9 @@ export class Graph {
   matmul(a: Value, b: Value): Value {
     const dtype = this.sameDType("MatMul", a, b);
     if (a.rank < 2 || b.rank < 2) {
-      throw new GraphError(`MatMul: needs rank >= 2 operands (unsqueeze vectors), got ${a} and ${b}`);
+      throw new GraphError(
+        `MatMul: needs rank >= 2 operands (unsqueeze vectors), got ${a} and ${b}`,
+      );
     }
     const [m, k] = a.shape.slice(-2), [k2, n] = b.shape.slice(-2);
     if (k !== k2) throw new GraphError(`MatMul: inner dims differ: ${a} @ ${b}`);
@@ -402,14 +411,24 @@ export class Graph {
     opts: { alpha?: number; beta?: number; transA?: boolean; transB?: boolean } = {},
   ): Value {
     const dtype = this.sameDType("Gemm", a, b, ...(c ? [c] : []));
-    if (a.rank !== 2 || b.rank !== 2) throw new GraphError(`Gemm: needs 2-D operands, got ${a} and ${b}`);
+    if (a.rank !== 2 || b.rank !== 2) {
+      throw new GraphError(`Gemm: needs 2-D operands, got ${a} and ${b}`);
+    }
     const [m, k] = opts.transA ? [a.shape[1], a.shape[0]] : a.shape;
     const [k2, n] = opts.transB ? [b.shape[1], b.shape[0]] : b.shape;
-    if (k !== k2) throw new GraphError(`Gemm: inner dims differ: ${a} x ${b} (transA=${!!opts.transA}, transB=${!!opts.transB})`);
+    if (k !== k2) {
+      throw new GraphError(
+        `Gemm: inner dims differ: ${a} x ${b} (transA=${!!opts.transA}, transB=${!!opts.transB})`,
+      );
+    }
     if (c) broadcastShapes("Gemm (C)", [m, n], c.shape);
     const attrs: Record<string, AttrValue> = {};
-    if (opts.alpha !== undefined && opts.alpha !== 1) attrs.alpha = { kind: "float", value: opts.alpha };
-    if (opts.beta !== undefined && opts.beta !== 1) attrs.beta = { kind: "float", value: opts.beta };
+    if (opts.alpha !== undefined && opts.alpha !== 1) {
+      attrs.alpha = { kind: "float", value: opts.alpha };
+    }
+    if (opts.beta !== undefined && opts.beta !== 1) {
+      attrs.beta = { kind: "float", value: opts.beta };
+    }
     if (opts.transA) attrs.transA = { kind: "int", value: 1 };
     if (opts.transB) attrs.transB = { kind: "int", value: 1 };
     return this.one("Gemm", c ? [a, b, c] : [a, b], dtype, [m, n], attrs);
@@ -417,7 +436,9 @@ export class Graph {
 
   // ---- normalisation / activations over an axis --------------------------
   softmax(x: Value, axis = -1): Value {
-    return this.unary("Softmax", x, { axis: { kind: "int", value: normAxis("Softmax", axis, x.rank) } });
+    return this.unary("Softmax", x, {
+      axis: { kind: "int", value: normAxis("Softmax", axis, x.rank) },
+    });
   }
   logSoftmax(x: Value, axis = -1): Value {
     return this.unary("LogSoftmax", x, {
@@ -428,13 +449,20 @@ export class Graph {
    * LayerNormalization over the trailing axes from `axis`. Only Y is emitted: ORT CPU has no
    * float64 kernel for the Mean/InvStdDev outputs, so the gradient rule recomputes them.
    */
-  layerNorm(x: Value, scale: Value, bias?: Value, opts: { axis?: number; epsilon?: number } = {}): Value {
+  layerNorm(
+    x: Value,
+    scale: Value,
+    bias?: Value,
+    opts: { axis?: number; epsilon?: number } = {},
+  ): Value {
     const dtype = this.sameDType("LayerNormalization", x, scale, ...(bias ? [bias] : []));
     const axis = normAxis("LayerNormalization", opts.axis ?? -1, x.rank);
     const normShape = x.shape.slice(axis);
     for (const p of bias ? [scale, bias] : [scale]) {
       if (broadcastShapes("LayerNormalization", normShape, p.shape).length !== normShape.length) {
-        throw new GraphError(`LayerNormalization: ${p} has more dims than the normalised ${fmt(normShape)}`);
+        throw new GraphError(
+          `LayerNormalization: ${p} has more dims than the normalised ${fmt(normShape)}`,
+        );
       }
     }
     return this.one("LayerNormalization", bias ? [x, scale, bias] : [x, scale], dtype, x.shape, {
@@ -449,7 +477,9 @@ export class Graph {
     const shape = keepdims
       ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d))
       : x.shape.filter((_, i) => !ax.includes(i));
-    return this.one(op, [x, this.ints(ax)], x.dtype, shape, { keepdims: { kind: "int", value: keepdims ? 1 : 0 } });
+    return this.one(op, [x, this.ints(ax)], x.dtype, shape, {
+      keepdims: { kind: "int", value: keepdims ? 1 : 0 },
+    });
   }
   /** Sum over `axes` (all axes when omitted). */
   reduceSum(x: Value, axes?: number[], keepdims = false): Value {
@@ -485,7 +515,9 @@ export class Graph {
     const minus = out.indexOf(-1);
     if (minus >= 0) {
       if (typeof inN === "number" && typeof known === "number") {
-        if (inN % known !== 0) throw new GraphError(`Reshape: cannot reshape ${x} to ${fmt(shape)}`);
+        if (inN % known !== 0) {
+          throw new GraphError(`Reshape: cannot reshape ${x} to ${fmt(shape)}`);
+        }
         out[minus] = inN / known;
       } else {
         // Symbolic: name the inferred dim by its product ("B*3"), so two reshapes of
@@ -511,7 +543,9 @@ export class Graph {
     // A symbolic target dim must sit at the same index as in the input (then 0 copies it).
     shape.forEach((d, i) => {
       if (typeof d === "string" && x.shape[i] !== d) {
-        throw new GraphError(`Reshape: symbolic dim "${d}" must keep its position ${i} in ${x}; use -1`);
+        throw new GraphError(
+          `Reshape: symbolic dim "${d}" must keep its position ${i} in ${x}; use -1`,
+        );
       }
     });
     return this.one("Reshape", [x, spec], x.dtype, out);
@@ -521,7 +555,9 @@ export class Graph {
     if (p.length !== x.rank || [...p].sort().some((v, i) => v !== i)) {
       throw new GraphError(`Transpose: perm [${p}] is not a permutation of rank ${x.rank}`);
     }
-    return this.one("Transpose", [x], x.dtype, p.map((i) => x.shape[i]), { perm: { kind: "ints", value: p } });
+    return this.one("Transpose", [x], x.dtype, p.map((i) => x.shape[i]), {
+      perm: { kind: "ints", value: p },
+    });
   }
   unsqueeze(x: Value, axes: number[]): Value {
     const rank = x.rank + axes.length;
@@ -536,16 +572,25 @@ export class Graph {
     for (const a of ax) {
       if (x.shape[a] !== 1) throw new GraphError(`Squeeze: dim ${a} of ${x} is not 1`);
     }
-    return this.one("Squeeze", [x, this.ints(ax)], x.dtype, x.shape.filter((_, i) => !ax.includes(i)));
+    return this.one(
+      "Squeeze",
+      [x, this.ints(ax)],
+      x.dtype,
+      x.shape.filter((_, i) => !ax.includes(i)),
+    );
   }
   /** Broadcast x to `shape` (a static shape; symbolic dims are taken from `like` at run time). */
   expand(x: Value, shape: Shape, like?: Value): Value {
     const out = broadcastShapes("Expand", x.shape, shape);
     let spec: Value;
     if (shape.every((d) => typeof d === "number")) spec = this.ints(shape as number[]);
-    else if (like && like.shape.length === shape.length && like.shape.every((d, i) => d === shape[i])) {
+    else if (
+      like && like.shape.length === shape.length && like.shape.every((d, i) => d === shape[i])
+    ) {
       spec = this.shapeOf(like);
-    } else throw new GraphError(`Expand: symbolic target ${fmt(shape)} needs a value of that shape`);
+    } else {throw new GraphError(
+        `Expand: symbolic target ${fmt(shape)} needs a value of that shape`,
+      );}
     return this.one("Expand", [x, spec], x.dtype, out);
   }
   /** Gather along `axis` (embeddings: gather(table, ids, 0)). */
@@ -555,7 +600,9 @@ export class Graph {
     }
     const a = normAxis("Gather", axis, data.rank);
     const shape = [...data.shape.slice(0, a), ...indices.shape, ...data.shape.slice(a + 1)];
-    return this.one("Gather", [data, indices], data.dtype, shape, { axis: { kind: "int", value: a } });
+    return this.one("Gather", [data, indices], data.dtype, shape, {
+      axis: { kind: "int", value: a },
+    });
   }
   /** Slice with ONNX semantics (negative starts/ends count from the end; ends clamp). */
   slice(x: Value, starts: number[], ends: number[], axes?: number[], steps?: number[]): Value {
@@ -570,7 +617,9 @@ export class Graph {
       const d = x.shape[a];
       if (typeof d === "number") {
         const [s, e] = sliceBounds(starts[i], ends[i], st[i], d);
-        shape[a] = st[i] > 0 ? Math.max(0, Math.ceil((e - s) / st[i])) : Math.max(0, Math.ceil((s - e) / -st[i]));
+        shape[a] = st[i] > 0
+          ? Math.max(0, Math.ceil((e - s) / st[i]))
+          : Math.max(0, Math.ceil((s - e) / -st[i]));
       } else if (st[i] === 1 && starts[i] >= 0 && ends[i] >= 0 && ends[i] < 2 ** 62) {
         shape[a] = ends[i] - starts[i]; // assumes the symbolic dim is at least `end`
       } else if (st[i] === 1 && starts[i] < 0 && ends[i] >= 2 ** 62) {
@@ -591,10 +640,14 @@ export class Graph {
     for (const x of xs) {
       if (x.rank !== shape.length) throw new GraphError(`Concat: rank mismatch ${xs.join(", ")}`);
       x.shape.forEach((d, i) => {
-        if (i !== a && d !== shape[i]) throw new GraphError(`Concat: dim ${i} differs in ${xs.join(", ")}`);
+        if (i !== a && d !== shape[i]) {
+          throw new GraphError(`Concat: dim ${i} differs in ${xs.join(", ")}`);
+        }
       });
       const d = x.shape[a];
-      total = typeof total === "number" && typeof d === "number" ? total + d : `${xs[0].name}_concat`;
+      total = typeof total === "number" && typeof d === "number"
+        ? total + d
+        : `${xs[0].name}_concat`;
     }
     shape[a] = total;
     return this.one("Concat", xs, dtype, shape, { axis: { kind: "int", value: a } });
@@ -606,13 +659,25 @@ export class Graph {
     if (typeof d === "number" && sizes.reduce((s, v) => s + v, 0) !== d) {
       throw new GraphError(`Split: sizes [${sizes}] do not add up to dim ${a} of ${x}`);
     }
-    const types = sizes.map((s) => ({ dtype: x.dtype, shape: x.shape.map((e, i) => (i === a ? s : e)) }));
-    return this.node("Split", [x, this.ints(sizes)], { axis: { kind: "int", value: a } }, undefined, types);
+    const types = sizes.map((s) => ({
+      dtype: x.dtype,
+      shape: x.shape.map((e, i) => (i === a ? s : e)),
+    }));
+    return this.node(
+      "Split",
+      [x, this.ints(sizes)],
+      { axis: { kind: "int", value: a } },
+      undefined,
+      types,
+    );
   }
   /** Zeros shaped like x (at run time). */
   zerosLike(x: Value): Value {
     return this.one("ConstantOfShape", [this.shapeOf(x)], x.dtype, x.shape, {
-      value: { kind: "tensor", value: { dtype: x.dtype, shape: [1], data: x.dtype === "int64" ? [0n] : [0] } },
+      value: {
+        kind: "tensor",
+        value: { dtype: x.dtype, shape: [1], data: x.dtype === "int64" ? [0n] : [0] },
+      },
     });
   }
 
@@ -624,7 +689,9 @@ export class Graph {
       type: {
         tensorType: {
           elemType: DTYPE_CODE[v.dtype],
-          shape: { dim: v.shape.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+          shape: {
+            dim: v.shape.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })),
+          },
         },
       },
     });
@@ -647,7 +714,12 @@ export class Graph {
       const result = lower(scratch);
       // deno-lint-ignore no-explicit-any
       const sub = scratch.toGraphProto() as any;
-      nodes.push(...sub.node, { opType: "Identity", name: `${n.op}_${i}`, input: [result.name], output: [n.outputs[0].name] });
+      nodes.push(...sub.node, {
+        opType: "Identity",
+        name: `${n.op}_${i}`,
+        input: [result.name],
+        output: [n.outputs[0].name],
+      });
       extraInit.push(...sub.initializer);
     });
     return {
@@ -655,7 +727,9 @@ export class Graph {
       node: nodes,
       input: this.inputs.map(valueInfo),
       output: this.outputs.map(valueInfo),
-      initializer: [...this.initializers.values()].map(({ value, tensor }) => tensorProto(value.name, tensor)).concat(extraInit),
+      initializer: [...this.initializers.values()].map(({ value, tensor }) =>
+        tensorProto(value.name, tensor)
+      ).concat(extraInit),
     };
   }
 

@@ -18,7 +18,14 @@ export interface Optimizer {
   /** Hyperparameters with their defaults. */
   defaults: Record<string, number>;
   /** Update one parameter. `step` is the 1-based step count (a float scalar). */
-  update(g: Graph, p: Value, grad: Value, state: Value[], h: HParams, step: Value): { param: Value; state: Value[] };
+  update(
+    g: Graph,
+    p: Value,
+    grad: Value,
+    state: Value[],
+    h: HParams,
+    step: Value,
+  ): { param: Value; state: Value[] };
 }
 
 /**
@@ -62,7 +69,11 @@ export const optimizers: Record<string, Optimizer> = { adamw, sgd };
  * coef = min(max_norm / (‖g‖₂ + 1e-6), 1), applied to every gradient.
  * Pass max_norm = +Infinity to disable (coef is then exactly 1).
  */
-export function clipGradNorm(g: Graph, grads: Value[], maxNorm: Value): { grads: Value[]; norm: Value } {
+export function clipGradNorm(
+  g: Graph,
+  grads: Value[],
+  maxNorm: Value,
+): { grads: Value[]; norm: Value } {
   const sq = grads.map((d) => g.reduceSum(g.mul(d, d)));
   const norm = g.sqrt(sq.reduce((a, b) => g.add(a, b)));
   const coef = g.min(g.div(maxNorm, g.add(norm, 1e-6)), 1);

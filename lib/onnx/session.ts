@@ -41,13 +41,18 @@ const ARRAY: Record<DType, new (n: number) => TypedArray> = {
 };
 
 /** Allocate (or wrap) a tensor. */
-export function tensor(dtype: DType, shape: number[], data?: TypedArray | ArrayLike<number>): ort.Tensor {
+export function tensor(
+  dtype: DType,
+  shape: number[],
+  data?: TypedArray | ArrayLike<number>,
+): ort.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
   let arr: TypedArray;
   if (data === undefined) arr = new ARRAY[dtype](n);
   else if (ArrayBuffer.isView(data) && data.constructor === ARRAY[dtype]) arr = data as TypedArray;
-  else if (dtype === "int64") arr = BigInt64Array.from(Array.from(data as ArrayLike<number>, (v) => BigInt(v)));
-  else {
+  else if (dtype === "int64") {
+    arr = BigInt64Array.from(Array.from(data as ArrayLike<number>, (v) => BigInt(v)));
+  } else {
     arr = new ARRAY[dtype](n);
     (arr as Float64Array).set(data as ArrayLike<number>);
   }
@@ -86,7 +91,10 @@ export class Session {
     return this.inner.outputNames;
   }
   /** Run; `fetches` may give preallocated output tensors that ORT writes into. */
-  run(feeds: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor | null>): Promise<Record<string, ort.Tensor>> {
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: Record<string, ort.Tensor | null>,
+  ): Promise<Record<string, ort.Tensor>> {
     return fetches
       ? this.inner.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType)
       : this.inner.run(feeds);

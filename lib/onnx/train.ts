@@ -59,7 +59,10 @@ export const io = {
 
 /** Hyperparameters of a spec with defaults (optimizer's + max_grad_norm). */
 export function hparamDefaults(spec: TrainStepSpec): Record<string, number> {
-  return { ...spec.optimizer.defaults, ...(spec.clipGradNorm === false ? {} : { max_grad_norm: Infinity }) };
+  return {
+    ...spec.optimizer.defaults,
+    ...(spec.clipGradNorm === false ? {} : { max_grad_norm: Infinity }),
+  };
 }
 
 /** Build the training-step graph for `spec`. */
@@ -69,19 +72,29 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
   const names = Object.keys(spec.params), frozenNames = Object.keys(spec.frozen ?? {});
   const K = spec.fuse ?? 1;
   const params = names.map((n) => g.input(io.param(n), dtype, spec.params[n].shape));
-  const frozen = Object.fromEntries(frozenNames.map((n) => [n, g.input(io.param(n), dtype, spec.frozen![n].shape)]));
-  const states = optimizer.slots.map((s) => names.map((n) => g.input(io.state(s, n), dtype, spec.params[n].shape)));
+  const frozen = Object.fromEntries(
+    frozenNames.map((n) => [n, g.input(io.param(n), dtype, spec.frozen![n].shape)]),
+  );
+  const states = optimizer.slots.map((s) =>
+    names.map((n) => g.input(io.state(s, n), dtype, spec.params[n].shape))
+  );
   const step = g.input("step", dtype, []);
-  const hp = Object.fromEntries(Object.keys(hparamDefaults(spec)).map((h) => [h, g.input(io.hparam(h), dtype, [])]));
+  const hp = Object.fromEntries(
+    Object.keys(hparamDefaults(spec)).map((h) => [h, g.input(io.hparam(h), dtype, [])]),
+  );
   const batch = Object.fromEntries(
-    Object.entries(spec.batch).map(([n, b]) => [n, g.input(io.batch(n), b.dtype, K > 1 ? [K, ...b.shape] : b.shape)]),
+    Object.entries(spec.batch).map((
+      [n, b],
+    ) => [n, g.input(io.batch(n), b.dtype, K > 1 ? [K, ...b.shape] : b.shape)]),
   );
 
   /** forward -> backward -> clip -> optimizer, written into graph `b`. */
   const oneStep = (b: Graph, ps: Value[], ss: Value[][], t: Value, data: Record<string, Value>) => {
     const pmap = { ...frozen, ...Object.fromEntries(names.map((n, i) => [n, ps[i]])) };
     const { loss, metrics = {} } = spec.loss(b, pmap, data);
-    if (loss.rank !== 0 || loss.dtype !== dtype) throw new Error(`train step: loss must be a ${dtype} scalar, got ${loss}`);
+    if (loss.rank !== 0 || loss.dtype !== dtype) {
+      throw new Error(`train step: loss must be a ${dtype} scalar, got ${loss}`);
+    }
     let grads = gradients(b, loss, ps);
     let gradNorm: Value;
     if (spec.clipGradNorm === false) {
@@ -105,7 +118,9 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
     const bp = params.map((p) => body.freshInput("carry_param", dtype, p.shape));
     const bs = states.map((s) => s.map((v) => body.freshInput("carry_state", dtype, v.shape)));
     const bt = body.freshInput("carry_step", dtype, []);
-    const slice = Object.fromEntries(Object.entries(batch).map(([n, v]) => [n, body.gather(v, iter, 0)]));
+    const slice = Object.fromEntries(
+      Object.entries(batch).map(([n, v]) => [n, body.gather(v, iter, 0)]),
+    );
     const r = oneStep(body, bp, bs, bt, slice);
     const scalarNames = Object.keys(r.scalars);
     body.output(body.identity(condIn));
@@ -130,8 +145,12 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
     };
   }
   names.forEach((n, i) => g.output(out.params[i], io.newParam(n)));
-  optimizer.slots.forEach((s, si) => names.forEach((n, i) => g.output(out.states[si][i], io.newState(s, n))));
-  for (const [k, v] of Object.entries(out.scalars)) g.output(v, k === "loss" || k === "grad_norm" ? k : io.metric(k));
+  optimizer.slots.forEach((s, si) =>
+    names.forEach((n, i) => g.output(out.states[si][i], io.newState(s, n)))
+  );
+  for (const [k, v] of Object.entries(out.scalars)) {
+    g.output(v, k === "loss" || k === "grad_norm" ? k : io.metric(k));
+  }
   return g;
 }
 
@@ -169,7 +188,11 @@ export class Trainer {
     for (const [n, { shape }] of Object.entries(spec.params)) {
       if (!init[n]) throw new Error(`Trainer: no initial value for parameter "${n}"`);
       for (const key of [io.param(n), ...spec.optimizer.slots.map((s) => io.state(s, n))]) {
-        t.cur[key] = tensor(spec.dtype, shape, key === io.param(n) ? Trainer.copy(spec.dtype, init[n]) : undefined);
+        t.cur[key] = tensor(
+          spec.dtype,
+          shape,
+          key === io.param(n) ? Trainer.copy(spec.dtype, init[n]) : undefined,
+        );
         t.next[key] = tensor(spec.dtype, shape);
       }
     }
@@ -188,11 +211,16 @@ export class Trainer {
    * Run one call (`fuse` optimizer steps). `batch` tensors have the spec's batch
    * shapes (with a leading `fuse` axis when fused). `hparams` override defaults for this call.
    */
-  async step(batch: Record<string, ort.Tensor>, hparams: Record<string, number> = {}): Promise<StepResult> {
+  async step(
+    batch: Record<string, ort.Tensor>,
+    hparams: Record<string, number> = {},
+  ): Promise<StepResult> {
     const { dtype } = this.spec;
     const K = this.spec.fuse ?? 1;
     const feeds: Record<string, ort.Tensor> = { ...this.cur, ...this.frozenFeeds };
-    for (const [n, v] of Object.entries({ ...this.hparams, ...hparams })) feeds[io.hparam(n)] = tensor(dtype, [], [v]);
+    for (const [n, v] of Object.entries({ ...this.hparams, ...hparams })) {
+      feeds[io.hparam(n)] = tensor(dtype, [], [v]);
+    }
     feeds.step = tensor(dtype, [], [this.steps + 1]);
     for (const n of Object.keys(this.spec.batch)) {
       if (!batch[n]) throw new Error(`Trainer.step: missing batch input "${n}"`);
@@ -213,7 +241,9 @@ export class Trainer {
 
   /** Current parameter values (views of the live buffers: copy before the next run). */
   params(): Record<string, Arr> {
-    return Object.fromEntries(Object.keys(this.spec.params).map((n) => [n, this.cur[io.param(n)].data as Arr]));
+    return Object.fromEntries(
+      Object.keys(this.spec.params).map((n) => [n, this.cur[io.param(n)].data as Arr]),
+    );
   }
 
   /** Every tensor needed to resume exactly: params, optimizer state (copies). */
@@ -221,7 +251,11 @@ export class Trainer {
     return Object.fromEntries(
       Object.entries(this.cur).map(([k, t]) => [
         k,
-        { dtype: this.spec.dtype, shape: [...t.dims], data: Trainer.copy(this.spec.dtype, t.data as Arr) },
+        {
+          dtype: this.spec.dtype,
+          shape: [...t.dims],
+          data: Trainer.copy(this.spec.dtype, t.data as Arr),
+        },
       ]),
     );
   }
@@ -231,7 +265,11 @@ export class Trainer {
     for (const [k, t] of Object.entries(this.cur)) {
       const src = state[k];
       if (!src) throw new Error(`Trainer.loadStateDict: checkpoint lacks "${k}"`);
-      if (src.data.length !== t.data.length) throw new Error(`Trainer.loadStateDict: "${k}" has ${src.data.length} values, expected ${t.data.length}`);
+      if (src.data.length !== t.data.length) {
+        throw new Error(
+          `Trainer.loadStateDict: "${k}" has ${src.data.length} values, expected ${t.data.length}`,
+        );
+      }
       (t.data as Arr).set(src.data);
     }
     this.steps = step;

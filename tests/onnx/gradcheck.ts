@@ -31,7 +31,7 @@ export async function gradcheck(
   seed = 0,
 ): Promise<GradcheckResult> {
   const rng = new Rng(seed);
-  const feeds = specs.map((s, i) => {
+  const feeds = specs.map((s) => {
     const shape = s.feed ?? (s.shape as number[]);
     if (s.ints) return tensor("int64", shape, s.ints);
     const n = shape.reduce((a, b) => a * b, 1);
@@ -42,14 +42,19 @@ export async function gradcheck(
     }
     return tensor("float64", shape, data);
   });
-  const declare = (g: Graph) => specs.map((s, i) => g.input(`x${i}`, s.ints ? "int64" : "float64", s.shape));
+  const declare = (g: Graph) =>
+    specs.map((s, i) => g.input(`x${i}`, s.ints ? "int64" : "float64", s.shape));
   const feedMap = Object.fromEntries(feeds.map((t, i) => [`x${i}`, t]));
 
   // Pass 1: the output's concrete shape, to draw w.
   const probe = new Graph("probe");
   probe.output(build(probe, declare(probe)), "y");
   const yShape = [...(await (await compile(probe)).run(feedMap)).y.dims];
-  const w = tensor("float64", yShape, new Rng(seed + 1).fillNormal(new Float64Array(yShape.reduce((a, b) => a * b, 1))));
+  const w = tensor(
+    "float64",
+    yShape,
+    new Rng(seed + 1).fillNormal(new Float64Array(yShape.reduce((a, b) => a * b, 1))),
+  );
 
   const g = new Graph("gradcheck");
   const xs = declare(g);
@@ -79,7 +84,9 @@ export async function gradcheck(
       maxDiff = Math.max(maxDiff, Math.abs(numeric - a[j]));
       scale = Math.max(scale, Math.abs(numeric), Math.abs(a[j]));
     }
-    if (a.length !== data.length) throw new Error(`gradient of ${x} has ${a.length} values, input ${data.length}`);
+    if (a.length !== data.length) {
+      throw new Error(`gradient of ${x} has ${a.length} values, input ${data.length}`);
+    }
     perInput.push(scale === 0 ? maxDiff : maxDiff / scale);
   }
   return { maxRelError: Math.max(0, ...perInput), perInput };

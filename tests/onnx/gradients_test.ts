@@ -11,29 +11,58 @@ type Case = [string, (g: Graph, xs: Value[]) => Value, InputSpec[]];
 const cases: Record<string, Case[]> = {
   MatMul: [
     ["2-D", (g, [a, b]) => g.matmul(a, b), [{ shape: [3, 4] }, { shape: [4, 2] }]],
-    ["batched x 2-D weight", (g, [a, b]) => g.matmul(a, b), [{ shape: [2, 3, 4] }, { shape: [4, 5] }]],
-    ["broadcast batch", (g, [a, b]) => g.matmul(a, b), [{ shape: [2, 1, 3, 4] }, { shape: [3, 4, 2] }]],
-    ["symbolic batch", (g, [a, b]) => g.matmul(a, b), [{ shape: ["B", 3, 4], feed: [2, 3, 4] }, { shape: [4, 2] }]],
+    ["batched x 2-D weight", (g, [a, b]) => g.matmul(a, b), [{ shape: [2, 3, 4] }, {
+      shape: [4, 5],
+    }]],
+    ["broadcast batch", (g, [a, b]) => g.matmul(a, b), [{ shape: [2, 1, 3, 4] }, {
+      shape: [3, 4, 2],
+    }]],
+    ["symbolic batch", (g, [a, b]) => g.matmul(a, b), [{ shape: ["B", 3, 4], feed: [2, 3, 4] }, {
+      shape: [4, 2],
+    }]],
   ],
   Gemm: [
-    ["plain + C row", (g, [a, b, c]) => g.gemm(a, b, c), [{ shape: [3, 4] }, { shape: [4, 2] }, { shape: [2] }]],
-    ["transA", (g, [a, b, c]) => g.gemm(a, b, c, { transA: true, alpha: 0.7 }), [{ shape: [4, 3] }, { shape: [4, 2] }, { shape: [3, 2] }]],
-    ["transB beta", (g, [a, b, c]) => g.gemm(a, b, c, { transB: true, beta: 1.3 }), [{ shape: [3, 4] }, { shape: [2, 4] }, { shape: [3, 1] }]],
-    ["transA transB", (g, [a, b]) => g.gemm(a, b, undefined, { transA: true, transB: true, alpha: 2 }), [{ shape: [4, 3] }, { shape: [2, 4] }]],
+    ["plain + C row", (g, [a, b, c]) => g.gemm(a, b, c), [{ shape: [3, 4] }, { shape: [4, 2] }, {
+      shape: [2],
+    }]],
+    ["transA", (g, [a, b, c]) => g.gemm(a, b, c, { transA: true, alpha: 0.7 }), [
+      { shape: [4, 3] },
+      { shape: [4, 2] },
+      { shape: [3, 2] },
+    ]],
+    ["transB beta", (g, [a, b, c]) => g.gemm(a, b, c, { transB: true, beta: 1.3 }), [
+      { shape: [3, 4] },
+      { shape: [2, 4] },
+      { shape: [3, 1] },
+    ]],
+    [
+      "transA transB",
+      (g, [a, b]) => g.gemm(a, b, undefined, { transA: true, transB: true, alpha: 2 }),
+      [{ shape: [4, 3] }, { shape: [2, 4] }],
+    ],
   ],
   Add: [
     ["broadcast", (g, [a, b]) => g.add(a, b), [{ shape: [2, 3, 4] }, { shape: [3, 1] }]],
-    ["symbolic", (g, [a, b]) => g.add(a, b), [{ shape: ["N", 3], feed: [4, 3] }, { shape: ["N", 1], feed: [4, 1] }]],
+    ["symbolic", (g, [a, b]) => g.add(a, b), [{ shape: ["N", 3], feed: [4, 3] }, {
+      shape: ["N", 1],
+      feed: [4, 1],
+    }]],
   ],
   Sub: [["broadcast both", (g, [a, b]) => g.sub(a, b), [{ shape: [2, 1, 4] }, { shape: [3, 1] }]]],
-  Mul: [["broadcast", (g, [a, b]) => g.mul(a, b), [{ shape: [2, 3] }, { shape: [1, 3] }]], ["same input twice", (g, [a]) => g.mul(a, a), [{ shape: [5] }]]],
+  Mul: [["broadcast", (g, [a, b]) => g.mul(a, b), [{ shape: [2, 3] }, { shape: [1, 3] }]], [
+    "same input twice",
+    (g, [a]) => g.mul(a, a),
+    [{ shape: [5] }],
+  ]],
   Div: [["broadcast", (g, [a, b]) => g.div(a, b), [{ shape: [2, 3] }, { shape: [3], lo: 0.5 }]]],
   Neg: [["", (g, [a]) => g.neg(a), [{ shape: [2, 3] }]]],
   Exp: [["", (g, [a]) => g.exp(a), [{ shape: [2, 3] }]]],
   Log: [["", (g, [a]) => g.log(a), [{ shape: [2, 3], positive: true, lo: 0.3 }]]],
   Sqrt: [["", (g, [a]) => g.sqrt(a), [{ shape: [2, 3], positive: true, lo: 0.3 }]]],
   Pow: [
-    ["tensor exponent", (g, [a, b]) => g.pow(a, b), [{ shape: [2, 3], positive: true, lo: 0.3 }, { shape: [3] }]],
+    ["tensor exponent", (g, [a, b]) => g.pow(a, b), [{ shape: [2, 3], positive: true, lo: 0.3 }, {
+      shape: [3],
+    }]],
     ["constant exponent", (g, [a]) => g.pow(a, 3), [{ shape: [4] }]],
   ],
   Tanh: [["", (g, [a]) => g.tanh(a), [{ shape: [2, 3] }]]],
@@ -65,23 +94,41 @@ const cases: Record<string, Case[]> = {
   ],
   Transpose: [["perm", (g, [a]) => g.transpose(a, [2, 0, 1]), [{ shape: [2, 3, 4] }]]],
   Gather: [
-    ["embedding, repeated ids", (g, [t, i]) => g.gather(t, i, 0), [{ shape: [5, 3] }, { shape: [2, 3], ints: [0, 4, 0, 2, 2, 2] }]],
-    ["axis 1", (g, [t, i]) => g.gather(t, i, 1), [{ shape: [2, 4, 3] }, { shape: [3], ints: [3, 0, 3] }]],
+    ["embedding, repeated ids", (g, [t, i]) => g.gather(t, i, 0), [{ shape: [5, 3] }, {
+      shape: [2, 3],
+      ints: [0, 4, 0, 2, 2, 2],
+    }]],
+    ["axis 1", (g, [t, i]) => g.gather(t, i, 1), [{ shape: [2, 4, 3] }, {
+      shape: [3],
+      ints: [3, 0, 3],
+    }]],
   ],
   GatherElements: [[
     "token logprobs",
-    (g, [t, i]) => g.node("GatherElements", [t, i], { axis: { kind: "int", value: 1 } }, undefined, [{ dtype: "float64", shape: [3, 2] }])[0],
+    (g, [t, i]) =>
+      g.node("GatherElements", [t, i], { axis: { kind: "int", value: 1 } }, undefined, [{
+        dtype: "float64",
+        shape: [3, 2],
+      }])[0],
     [{ shape: [3, 4] }, { shape: [3, 2], ints: [0, 3, 1, 1, 2, 0] }],
   ]],
   Slice: [
     ["static", (g, [a]) => g.slice(a, [1, 0], [3, -1], [0, 1]), [{ shape: [4, 5] }]],
-    ["negative start, symbolic", (g, [a]) => g.slice(a, [0, -2], [2 ** 62, 2 ** 62], [0, 1]), [{ shape: ["B", 5], feed: [3, 5] }]],
-    ["drop last on symbolic", (g, [a]) => g.slice(a, [0], [-1], [1]), [{ shape: [2, "T"], feed: [2, 5] }]],
+    ["negative start, symbolic", (g, [a]) => g.slice(a, [0, -2], [2 ** 62, 2 ** 62], [0, 1]), [{
+      shape: ["B", 5],
+      feed: [3, 5],
+    }]],
+    ["drop last on symbolic", (g, [a]) => g.slice(a, [0], [-1], [1]), [{
+      shape: [2, "T"],
+      feed: [2, 5],
+    }]],
     ["strided", (g, [a]) => g.slice(a, [0, 4], [6, 0], [0, 1], [2, -2]), [{ shape: [6, 5] }]],
   ],
   Concat: [
     ["static", (g, [a, b]) => g.concat([a, b], 1), [{ shape: [2, 3] }, { shape: [2, 2] }]],
-    ["symbolic", (g, [a, b]) => g.concat([a, b], 0), [{ shape: ["N", 3], feed: [2, 3] }, { shape: [1, 3] }]],
+    ["symbolic", (g, [a, b]) => g.concat([a, b], 0), [{ shape: ["N", 3], feed: [2, 3] }, {
+      shape: [1, 3],
+    }]],
   ],
   Split: [
     ["all outputs", (g, [a]) => {
@@ -90,7 +137,9 @@ const cases: Record<string, Case[]> = {
     }, [{ shape: [2, 4] }]],
     ["one output unused", (g, [a]) => g.split(a, [2, 2], 0)[1], [{ shape: [4, 3] }]],
   ],
-  Where: [["broadcast", (g, [c, a, b]) => g.where(g.greater(c, 0), a, b), [{ shape: [2, 3] }, { shape: [2, 3] }, { shape: [3] }]]],
+  Where: [["broadcast", (g, [c, a, b]) => g.where(g.greater(c, 0), a, b), [{ shape: [2, 3] }, {
+    shape: [2, 3],
+  }, { shape: [3] }]]],
   Min: [["broadcast", (g, [a, b]) => g.min(a, b), [{ shape: [2, 3] }, { shape: [3] }]]],
   Max: [["broadcast", (g, [a, b]) => g.max(a, b), [{ shape: [2, 3] }, { shape: [2, 1] }]]],
   Clip: [
@@ -99,13 +148,24 @@ const cases: Record<string, Case[]> = {
   ],
   Abs: [["", (g, [a]) => g.abs(a), [{ shape: [3, 4] }]]],
   LayerNormalization: [
-    ["scale + bias", (g, [x, s, b]) => g.layerNorm(x, s, b), [{ shape: [3, 4] }, { shape: [4] }, { shape: [4] }]],
-    ["two normalised axes", (g, [x, s]) => g.layerNorm(x, s, undefined, { axis: 1, epsilon: 1e-3 }), [{ shape: [2, 3, 4] }, { shape: [3, 4] }]],
+    ["scale + bias", (g, [x, s, b]) => g.layerNorm(x, s, b), [{ shape: [3, 4] }, { shape: [4] }, {
+      shape: [4],
+    }]],
+    [
+      "two normalised axes",
+      (g, [x, s]) => g.layerNorm(x, s, undefined, { axis: 1, epsilon: 1e-3 }),
+      [{ shape: [2, 3, 4] }, { shape: [3, 4] }],
+    ],
   ],
-  Cast: [["float64 -> float64 via identity cast", (g, [a]) => g.cast(a, "float64"), [{ shape: [2, 3] }]]],
+  Cast: [["float64 -> float64 via identity cast", (g, [a]) => g.cast(a, "float64"), [{
+    shape: [2, 3],
+  }]]],
   Expand: [
     ["static", (g, [a]) => g.expand(a, [2, 3, 4]), [{ shape: [3, 1] }]],
-    ["symbolic", (g, [a, like]) => g.add(g.expand(a, like.shape, like), like), [{ shape: [1, 3] }, { shape: ["N", 3], feed: [4, 3] }]],
+    ["symbolic", (g, [a, like]) => g.add(g.expand(a, like.shape, like), like), [{ shape: [1, 3] }, {
+      shape: ["N", 3],
+      feed: [4, 3],
+    }]],
   ],
   Unsqueeze: [["", (g, [a]) => g.unsqueeze(a, [0, -1]), [{ shape: [2, 3] }]]],
   Squeeze: [["", (g, [a]) => g.squeeze(a, [1]), [{ shape: [2, 1, 3] }]]],
@@ -121,7 +181,10 @@ for (const [op, list] of Object.entries(cases)) {
   for (const [label, build, specs] of list) {
     Deno.test(`gradient ${op}${label ? ` (${label})` : ""} matches finite differences`, async () => {
       const { maxRelError } = await gradcheck(build, specs);
-      assert.ok(maxRelError < TOL, `${op} ${label}: max relative error ${maxRelError.toExponential(2)} >= ${TOL}`);
+      assert.ok(
+        maxRelError < TOL,
+        `${op} ${label}: max relative error ${maxRelError.toExponential(2)} >= ${TOL}`,
+      );
     });
   }
 }
@@ -129,7 +192,10 @@ for (const [op, list] of Object.entries(cases)) {
 Deno.test("a composed expression (softmax attention) matches finite differences", async () => {
   const { maxRelError } = await gradcheck((g, [q, k, v]) => {
     const att = g.softmax(g.div(g.matmul(q, g.transpose(k, [0, 2, 1])), 2), -1);
-    return g.layerNorm(g.matmul(att, v), g.constant({ dtype: "float64", shape: [3], data: [1, 2, 3] }));
+    return g.layerNorm(
+      g.matmul(att, v),
+      g.constant({ dtype: "float64", shape: [3], data: [1, 2, 3] }),
+    );
   }, [{ shape: [2, 4, 3] }, { shape: [2, 4, 3] }, { shape: [2, 4, 3] }]);
   assert.ok(maxRelError < TOL, `max relative error ${maxRelError}`);
 });

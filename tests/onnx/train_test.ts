@@ -13,7 +13,9 @@ const quadSpec = (optimizer = adamw): TrainStepSpec => ({
   dtype: "float64",
   params: { p: { shape: [4] } },
   batch: { c: { dtype: "float64", shape: [4] }, d: { dtype: "float64", shape: [4] } },
-  loss: (g, { p }, { c, d }) => ({ loss: g.add(g.reduceSum(g.mul(c, g.mul(p, p))), g.reduceSum(g.mul(d, p))) }),
+  loss: (g, { p }, { c, d }) => ({
+    loss: g.add(g.reduceSum(g.mul(c, g.mul(p, p))), g.reduceSum(g.mul(d, p))),
+  }),
   optimizer,
   clipGradNorm: false,
 });
@@ -35,7 +37,9 @@ Deno.test("AdamW matches a hand-computed reference for 3 steps (float64, 1e-7)",
       p[i] = p[i] - h.lr * (mhat / (Math.sqrt(vhat) + h.eps) + h.weight_decay * p[i]);
     }
     const got = t.params().p;
-    for (let i = 0; i < 4; i++) assert.ok(Math.abs(got[i] - p[i]) < 1e-7, `step ${step} p[${i}]: ${got[i]} vs ${p[i]}`);
+    for (let i = 0; i < 4; i++) {
+      assert.ok(Math.abs(got[i] - p[i]) < 1e-7, `step ${step} p[${i}]: ${got[i]} vs ${p[i]}`);
+    }
   }
   const sd = t.stateDict();
   for (let i = 0; i < 4; i++) {
@@ -114,7 +118,8 @@ Deno.test("a 2-class classifier trains to cross-entropy < 0.05 and accuracy 1.0"
   // Two interleaved half-moons-like rings: label = inside radius 1.
   const n = 200, rng = new Rng(7), xs = new Float32Array(n * 2), labels = new BigInt64Array(n);
   for (let i = 0; i < n; i++) {
-    const r = i % 2 ? 0.3 + 0.5 * rng.uniform() : 1.3 + 0.5 * rng.uniform(), th = rng.uniform() * 2 * Math.PI;
+    const r = i % 2 ? 0.3 + 0.5 * rng.uniform() : 1.3 + 0.5 * rng.uniform(),
+      th = rng.uniform() * 2 * Math.PI;
     xs[2 * i] = r * Math.cos(th);
     xs[2 * i + 1] = r * Math.sin(th);
     labels[i] = BigInt(i % 2);
@@ -125,10 +130,29 @@ Deno.test("a 2-class classifier trains to cross-entropy < 0.05 and accuracy 1.0"
     batch: { x: { dtype: "float32", shape: ["B", 2] }, label: { dtype: "int64", shape: ["B", 1] } },
     loss: (g, p, b) => {
       const logp = g.logSoftmax(mlpForward(g, cfg, p, b.x), -1);
-      const picked = g.node("GatherElements", [logp, b.label], { axis: { kind: "int", value: 1 } }, undefined, [
-        { dtype: "float32", shape: ["B", 1] },
-      ])[0];
-      const correct = g.cast(g.equal(g.cast(g.unsqueeze(g.node("ArgMax", [logp], { axis: { kind: "int", value: 1 }, keepdims: { kind: "int", value: 0 } }, undefined, [{ dtype: "int64", shape: ["B"] }])[0], [1]), "int64"), b.label), "float32");
+      const picked =
+        g.node("GatherElements", [logp, b.label], { axis: { kind: "int", value: 1 } }, undefined, [
+          { dtype: "float32", shape: ["B", 1] },
+        ])[0];
+      const correct = g.cast(
+        g.equal(
+          g.cast(
+            g.unsqueeze(
+              g.node(
+                "ArgMax",
+                [logp],
+                { axis: { kind: "int", value: 1 }, keepdims: { kind: "int", value: 0 } },
+                undefined,
+                [{ dtype: "int64", shape: ["B"] }],
+              )[0],
+              [1],
+            ),
+            "int64",
+          ),
+          b.label,
+        ),
+        "float32",
+      );
       return { loss: g.neg(g.reduceMean(picked)), metrics: { accuracy: g.reduceMean(correct) } };
     },
     optimizer: adamw,
@@ -151,8 +175,11 @@ async function train100(threads: number, fuse = 1): Promise<Uint8Array> {
   const init = initMlp(wideCfg, new Rng(11), "float32");
   const t = await Trainer.create(spec, init, { threads });
   const data = regressionData(128, 5);
-  if (fuse === 1) for (let i = 0; i < 100; i++) await t.step(data, { lr: 3e-3, max_grad_norm: 1 });
-  else {
+  if (fuse === 1) {
+    for (let i = 0; i < 100; i++) {
+      await t.step(data, { lr: 3e-3, max_grad_norm: 1 });
+    }
+  } else {
     const stack = (a: Float32Array, k: number) => {
       const out = new Float32Array(a.length * k);
       for (let i = 0; i < k; i++) out.set(a, i * a.length);
@@ -169,7 +196,8 @@ async function train100(threads: number, fuse = 1): Promise<Uint8Array> {
   return encodeSafetensors(t.stateDict());
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((v, i) => v === b[i]);
+const sameBytes = (a: Uint8Array, b: Uint8Array) =>
+  a.length === b.length && a.every((v, i) => v === b[i]);
 
 Deno.test("100 training steps are byte-identical across runs and across 1 vs 2 threads", async () => {
   const a = await train100(2), b = await train100(2), c = await train100(1);

@@ -1,0 +1,2 @@
+/** Models as graph builders. @module */
+export * from "./mlp.ts";
