@@ -84,6 +84,22 @@ export class Session {
     readonly hash: string,
     readonly options: Required<SessionOptions>,
   ) {}
+  /** What a result bundle records about the engine that produced it (env.json). */
+  info(): {
+    onnxruntime: string;
+    device: Device;
+    threads: number;
+    optimization: string;
+    graphHash: string;
+  } {
+    return {
+      onnxruntime: ort.env.versions.node ?? "unknown",
+      device: this.options.device,
+      threads: this.options.threads,
+      optimization: this.options.optimization,
+      graphHash: this.hash,
+    };
+  }
   get inputNames(): readonly string[] {
     return this.inner.inputNames;
   }

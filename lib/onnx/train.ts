@@ -25,6 +25,7 @@ import { type DType, Graph, type Shape, type Value } from "./graph.ts";
 import { gradients } from "./autodiff.ts";
 import { clipGradNorm, type Optimizer } from "./optim.ts";
 import { compile, type Session, type SessionOptions, tensor, type TypedArray } from "./session.ts";
+import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
 
 export interface TrainStepSpec {
   dtype: "float32" | "float64";
@@ -258,6 +259,39 @@ export class Trainer {
         },
       ]),
     );
+  }
+
+  /**
+   * Write params + optimizer state + step counter to one safetensors file (atomic).
+   * `metadata` is stored alongside (e.g. RNG state, KL controller state as JSON strings).
+   */
+  async saveCheckpoint(path: string, metadata: Record<string, string> = {}): Promise<void> {
+    await saveSafetensors(path, this.stateDict(), {
+      ...metadata,
+      "proxima.step": String(this.steps),
+      "proxima.optimizer": this.spec.optimizer.name,
+      "proxima.graph": this.session.hash,
+    });
+  }
+
+  /** Restore a {@link saveCheckpoint} file; returns its metadata. Errors name the file. */
+  async loadCheckpoint(path: string): Promise<Record<string, string>> {
+    const { tensors, metadata } = await loadSafetensors(path);
+    if (metadata["proxima.optimizer"] !== this.spec.optimizer.name) {
+      throw new Error(
+        `${path}: checkpoint was written by optimizer "${metadata["proxima.optimizer"]}", ` +
+          `this trainer uses "${this.spec.optimizer.name}"`,
+      );
+    }
+    try {
+      this.loadStateDict(
+        tensors as Record<string, { data: ArrayLike<number> }>,
+        Number(metadata["proxima.step"]),
+      );
+    } catch (e) {
+      throw new Error(`${path}: ${(e as Error).message}`);
+    }
+    return metadata;
   }
 
   /** Restore from {@link stateDict} output (and the step counter). */

@@ -224,3 +224,42 @@ Deno.test("checkpoint -> safetensors -> restore resumes byte-identically", async
   for (let i = 0; i < 12; i++) await resumed.step(data, { lr: 1e-2 });
   assert.ok(sameBytes(encodeSafetensors(full.stateDict()), encodeSafetensors(resumed.stateDict())));
 });
+
+Deno.test("saveCheckpoint/loadCheckpoint round-trip is byte-exact and resumes identically", async () => {
+  const dir = await Deno.makeTempDir();
+  const data = regressionData(64, 3);
+  const make = () => Trainer.create(regSpec(), initMlp(regCfg, new Rng(8), "float32"));
+  const a = await make();
+  for (let i = 0; i < 5; i++) await a.step(data, { lr: 1e-2 });
+  await a.saveCheckpoint(`${dir}/ck.safetensors`, { rng: "[1,2,3,4]" });
+  const b = await make();
+  const meta = await b.loadCheckpoint(`${dir}/ck.safetensors`);
+  assert.equal(meta.rng, "[1,2,3,4]");
+  assert.equal(b.steps, 5);
+  await b.saveCheckpoint(`${dir}/ck2.safetensors`, { rng: "[1,2,3,4]" });
+  assert.ok(
+    sameBytes(
+      await Deno.readFile(`${dir}/ck.safetensors`),
+      await Deno.readFile(`${dir}/ck2.safetensors`),
+    ),
+  );
+  await a.step(data, { lr: 1e-2 });
+  await b.step(data, { lr: 1e-2 });
+  assert.ok(sameBytes(encodeSafetensors(a.stateDict()), encodeSafetensors(b.stateDict())));
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("one compiled session serves trainers with different hyperparameters", async () => {
+  const a = await Trainer.create(regSpec(), initMlp(regCfg, new Rng(1), "float32"));
+  const b = await Trainer.create(regSpec(), initMlp(regCfg, new Rng(1), "float32"));
+  assert.equal(a.session, b.session, "identical graphs should share one ORT session");
+  const data = regressionData(32, 1);
+  await a.step(data, { lr: 1e-3 });
+  await b.step(data, { lr: 1e-1 });
+  assert.notDeepEqual(
+    a.params()["mlp.0.weight"],
+    b.params()["mlp.0.weight"],
+    "lr is a live graph input",
+  );
+  assert.equal(a.session.info().threads, 2);
+});
