@@ -535,24 +535,20 @@ export class Graph {
     } else if (typeof inN === "number" && typeof known === "number" && inN !== known) {
       throw new GraphError(`Reshape: cannot reshape ${x} (${inN} elements) to ${fmt(shape)}`);
     }
-    const spec = this.ints(shape.map((d) => (typeof d === "number" ? d : (() => {
-      const i = x.shape.indexOf(d);
-      if (i < 0) throw new GraphError(`Reshape: symbolic dim "${d}" not in input ${x}`);
-      return 0;
-    })())));
-    // A symbolic target dim must sit at the same index as in the input (then 0 copies it).
+    // A symbolic target dim must sit where it is in the input: it is then sent as 0 (copy).
     shape.forEach((d, i) => {
       if (typeof d === "string" && x.shape[i] !== d) {
         throw new GraphError(
-          `Reshape: symbolic dim "${d}" must keep its position ${i} in ${x}; use -1`,
+          `Reshape: symbolic dim "${d}" must keep its position ${i} in ${x}; use 0 or -1`,
         );
       }
     });
+    const spec = this.ints(shape.map((d) => (typeof d === "number" ? d : 0)));
     return this.one("Reshape", [x, spec], x.dtype, out);
   }
   transpose(x: Value, perm?: number[]): Value {
     const p = perm ?? x.shape.map((_, i) => x.rank - 1 - i);
-    if (p.length !== x.rank || [...p].sort().some((v, i) => v !== i)) {
+    if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
       throw new GraphError(`Transpose: perm [${p}] is not a permutation of rank ${x.rank}`);
     }
     return this.one("Transpose", [x], x.dtype, p.map((i) => x.shape[i]), {
