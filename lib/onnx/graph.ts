@@ -421,7 +421,13 @@ export class Graph {
         `Gemm: inner dims differ: ${a} x ${b} (transA=${!!opts.transA}, transB=${!!opts.transB})`,
       );
     }
-    if (c) broadcastShapes("Gemm (C)", [m, n], c.shape);
+    // C broadcasts one way only: up to [M, N].
+    if (
+      c &&
+      (c.rank > 2 || broadcastShapes("Gemm (C)", [m, n], c.shape).some((d, i) => d !== [m, n][i]))
+    ) {
+      throw new GraphError(`Gemm: C ${c} does not broadcast to the output [${m}, ${n}]`);
+    }
     const attrs: Record<string, AttrValue> = {};
     if (opts.alpha !== undefined && opts.alpha !== 1) {
       attrs.alpha = { kind: "float", value: opts.alpha };
@@ -473,7 +479,9 @@ export class Graph {
 
   // ---- reductions --------------------------------------------------------
   private reduce(op: string, x: Value, axes: number[] | undefined, keepdims: boolean): Value {
-    const ax = (axes ?? x.shape.map((_, i) => i)).map((a) => normAxis(op, a, x.rank));
+    // No axes (or an empty list) reduces over every axis, as ONNX does by default.
+    const all = !axes || axes.length === 0;
+    const ax = (all ? x.shape.map((_, i) => i) : axes).map((a) => normAxis(op, a, x.rank));
     const shape = keepdims
       ? x.shape.map((d, i) => (ax.includes(i) ? 1 : d))
       : x.shape.filter((_, i) => !ax.includes(i));
@@ -528,6 +536,11 @@ export class Graph {
           if (d === -1) continue;
           if (typeof d === "number") num /= d;
           else if (syms.includes(d)) syms.splice(syms.indexOf(d), 1);
+        }
+        if (!Number.isInteger(num)) {
+          throw new GraphError(
+            `Reshape: cannot infer -1 for ${x} -> ${fmt(shape)} (${num} is fractional)`,
+          );
         }
         const parts = [...(num !== 1 ? [String(num)] : []), ...syms.sort()];
         out[minus] = syms.length === 0 ? num : parts.join("*");
@@ -616,13 +629,14 @@ export class Graph {
         shape[a] = st[i] > 0
           ? Math.max(0, Math.ceil((e - s) / st[i]))
           : Math.max(0, Math.ceil((s - e) / -st[i]));
-      } else if (st[i] === 1 && starts[i] >= 0 && ends[i] >= 0 && ends[i] < 2 ** 62) {
-        shape[a] = ends[i] - starts[i]; // assumes the symbolic dim is at least `end`
-      } else if (st[i] === 1 && starts[i] < 0 && ends[i] >= 2 ** 62) {
-        shape[a] = -starts[i]; // the last |start| entries
-      } else if (st[i] === 1 && starts[i] === 0 && ends[i] >= 2 ** 62) {
+      } else if (st[i] === 1 && starts[i] === 0 && ends[i] >= TO_END) {
         shape[a] = d;
-      } else shape[a] = this.fresh(`${d}_slice`);
+      } else if (st[i] === 1 && starts[i] < 0 && ends[i] >= TO_END) {
+        shape[a] = -starts[i]; // the last |start| entries (assumes the dim has that many)
+      } else {
+        // Unknown until run time: a name made from the slice itself, so equal slices agree.
+        shape[a] = `${d}[${starts[i]}:${ends[i] >= TO_END ? "" : ends[i]}:${st[i]}]`;
+      }
     });
     const inputs = [x, this.ints(starts), this.ints(ends), this.ints(ax)];
     if (steps) inputs.push(this.ints(st));
@@ -641,9 +655,7 @@ export class Graph {
         }
       });
       const d = x.shape[a];
-      total = typeof total === "number" && typeof d === "number"
-        ? total + d
-        : `${xs[0].name}_concat`;
+      total = typeof total === "number" && typeof d === "number" ? total + d : `${total}+${d}`;
     }
     shape[a] = total;
     return this.one("Concat", xs, dtype, shape, { axis: { kind: "int", value: a } });
@@ -740,6 +752,9 @@ export class Graph {
     return onnx.ModelProto.encode(model).finish();
   }
 }
+
+/** Slice ends at or beyond this mean "to the end of the axis" (INT32_MAX and up). */
+export const TO_END = 2 ** 31 - 1;
 
 /** Normalised [start, end) of a slice on a dim of static size d (ONNX clamping rules). */
 export function sliceBounds(start: number, end: number, step: number, d: number): [number, number] {

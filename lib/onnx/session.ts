@@ -11,7 +11,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
-import type { DType, Graph } from "./graph.ts";
+import { type DType, Graph } from "./graph.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -50,7 +50,9 @@ export function tensor(
   let arr: TypedArray;
   if (data === undefined) arr = new ARRAY[dtype](n);
   else if (ArrayBuffer.isView(data) && data.constructor === ARRAY[dtype]) arr = data as TypedArray;
-  else if (dtype === "int64") {
+  else if (data.length !== n) {
+    throw new Error(`tensor: ${data.length} values for shape [${shape}] (${n} expected)`);
+  } else if (dtype === "int64") {
     arr = BigInt64Array.from(Array.from(data as ArrayLike<number>, (v) => BigInt(v)));
   } else {
     arr = new ARRAY[dtype](n);
@@ -60,21 +62,57 @@ export function tensor(
   return new ort.Tensor(dtype === "bool" ? "bool" : dtype, arr, shape);
 }
 
-/** Execution providers this onnxruntime-node build ships. */
-export function availableDevices(): Device[] {
-  const names = ort.listSupportedBackends().map((b) => b.name);
-  return (["cpu", "cuda"] as Device[]).filter((d) => names.includes(d));
+const KNOWN: Device[] = ["cpu", "cuda"];
+const problems = new Map<Device, Promise<string | undefined>>();
+
+/**
+ * Why `device` cannot run here, or undefined when it can. onnxruntime-node lists
+ * "cuda" even when its provider libraries are not installed, so this probes a
+ * one-node session on the device (once per process).
+ */
+function deviceProblem(device: Device): Promise<string | undefined> {
+  if (device === "cpu") return Promise.resolve(undefined);
+  let p = problems.get(device);
+  if (!p) {
+    p = (async () => {
+      if (!ort.listSupportedBackends().some((b) => b.name === device)) {
+        return "this onnxruntime-node build does not include it";
+      }
+      const g = new Graph("probe");
+      g.output(g.identity(g.input("x", "float32", [1])), "y");
+      try {
+        await ort.InferenceSession.create(g.toModelBytes(), {
+          executionProviders: [device],
+          logSeverityLevel: 4,
+        });
+        return undefined;
+      } catch (e) {
+        // deno-lint-ignore no-control-regex
+        return String((e as Error).message ?? e).replace(/\x1b\[[0-9;]*m/g, "").split("\n")[0];
+      }
+    })();
+    problems.set(device, p);
+  }
+  return p;
 }
 
-function checkDevice(device: Device): void {
-  if (device === "cpu") return;
-  if (!availableDevices().includes(device)) {
-    throw new DeviceError(
-      `--device ${device}: this onnxruntime-node build has no ${device.toUpperCase()} execution provider ` +
-        `(available: ${availableDevices().join(", ")}). Install onnxruntime-node's CUDA binaries ` +
-        `(ONNXRUNTIME_NODE_INSTALL_CUDA=v12 npm rebuild onnxruntime-node) on a machine with CUDA 12, or use --device cpu.`,
-    );
-  }
+/** Execution providers that actually work on this machine (probed once). */
+export async function availableDevices(): Promise<Device[]> {
+  const ok = await Promise.all(KNOWN.map(async (d) => (await deviceProblem(d)) === undefined));
+  return KNOWN.filter((_, i) => ok[i]);
+}
+
+async function checkDevice(device: Device): Promise<void> {
+  const problem = KNOWN.includes(device) ? await deviceProblem(device) : "unknown device";
+  if (problem === undefined) return;
+  throw new DeviceError(
+    `--device ${device}: the ${device.toUpperCase()} execution provider cannot be used: ${problem} ` +
+      `(available: ${
+        (await availableDevices()).join(", ")
+      }). onnxruntime-node from npm ships CPU ` +
+      `binaries only; for CUDA install its CUDA 12 provider libraries on a CUDA machine ` +
+      `(ONNXRUNTIME_NODE_INSTALL_CUDA=v12 at npm install), or use --device cpu.`,
+  );
 }
 
 /** A compiled graph. */
@@ -125,13 +163,16 @@ export function graphHash(bytes: Uint8Array): string {
 }
 
 /** Compile a graph (or model bytes); identical graphs + options share one session. */
-export function compile(graph: Graph | Uint8Array, opts: SessionOptions = {}): Promise<Session> {
+export async function compile(
+  graph: Graph | Uint8Array,
+  opts: SessionOptions = {},
+): Promise<Session> {
   const options: Required<SessionOptions> = {
     device: opts.device ?? "cpu",
     threads: opts.threads ?? 2,
     optimization: opts.optimization ?? "all",
   };
-  checkDevice(options.device);
+  await checkDevice(options.device);
   const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
   const hash = graphHash(bytes);
   const key = `${hash}|${options.device}|${options.threads}|${options.optimization}`;
