@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
-import { adamw, saveSafetensors, tensor, Trainer } from "./lib/onnx/mod.ts";
+import { adamw, DeviceError, saveSafetensors, tensor, Trainer } from "./lib/onnx/mod.ts";
 import { initMlp, type MlpConfig, mlpForward, mlpShapes } from "./lib/nn/mod.ts";
 import { Rng } from "./lib/rng.ts";
 
@@ -74,7 +74,11 @@ const trainer = await Trainer.create(
   },
   initMlp(cfg, rng, "float32"),
   { device: values.device as "cpu" | "cuda", threads: Number(values.threads) },
-);
+).catch((e) => {
+  if (!(e instanceof DeviceError)) throw e;
+  console.error(`demo: ${e.message}`);
+  Deno.exit(2);
+});
 
 const batch = {
   x: tensor("float32", fuse > 1 ? [fuse, N, 2] : [N, 2], rep(x)),
