@@ -8,7 +8,14 @@
  */
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
-import { adamw, DeviceError, saveSafetensors, tensor, Trainer } from "./lib/onnx/mod.ts";
+import {
+  adamw,
+  DeviceError,
+  repeatSteps,
+  saveSafetensors,
+  tensor,
+  Trainer,
+} from "./lib/onnx/mod.ts";
 import { initMlp, type MlpConfig, mlpForward, mlpShapes } from "./lib/nn/mod.ts";
 import { Rng } from "./lib/rng.ts";
 
@@ -45,16 +52,6 @@ for (let i = 0; i < N; i++) {
   x[2 * i + 1] = r * Math.sin(th);
   label[i] = inner ? 1n : 0n;
 }
-/** Repeat a batch `fuse` times along a new leading axis (one slice per fused step). */
-function rep(a: Float32Array): Float32Array;
-function rep(a: BigInt64Array): BigInt64Array;
-function rep(a: Float32Array | BigInt64Array): Float32Array | BigInt64Array {
-  const out = a instanceof Float32Array
-    ? new Float32Array(a.length * fuse)
-    : new BigInt64Array(a.length * fuse);
-  for (let k = 0; k < fuse; k++) (out as Float32Array).set(a as Float32Array, k * a.length);
-  return out;
-}
 
 const trainer = await Trainer.create(
   {
@@ -81,8 +78,8 @@ const trainer = await Trainer.create(
 });
 
 const batch = {
-  x: tensor("float32", fuse > 1 ? [fuse, N, 2] : [N, 2], rep(x)),
-  label: tensor("int64", fuse > 1 ? [fuse, N, 1] : [N, 1], rep(label)),
+  x: repeatSteps(tensor("float32", [N, 2], x), fuse),
+  label: repeatSteps(tensor("int64", [N, 1], label), fuse),
 };
 await Deno.mkdir(values.out, { recursive: true });
 const metrics: string[] = [];

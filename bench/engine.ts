@@ -7,7 +7,7 @@
 import { Graph } from "../lib/onnx/graph.ts";
 import { compile, tensor } from "../lib/onnx/session.ts";
 import { adamw } from "../lib/onnx/optim.ts";
-import { Trainer, type TrainStepSpec } from "../lib/onnx/train.ts";
+import { repeatSteps, Trainer, type TrainStepSpec } from "../lib/onnx/train.ts";
 import { initMlp, type MlpConfig, mlpForward, mlpShapes } from "../lib/nn/mlp.ts";
 import { Rng } from "../lib/rng.ts";
 import { runTorch } from "./torch_ref.ts";
@@ -77,15 +77,9 @@ async function proximaMlp(
   const rng = new Rng(1);
   const x = rng.fillNormal(new Float32Array(BATCH * 512)),
     y = rng.fillNormal(new Float32Array(BATCH));
-  const rep = (a: Float32Array) => {
-    const out = new Float32Array(a.length * fuse);
-    for (let i = 0; i < fuse; i++) out.set(a, i * a.length);
-    return out;
-  };
-  const lead = fuse > 1 ? [fuse] : [];
   const batch = {
-    x: tensor("float32", [...lead, BATCH, 512], rep(x)),
-    y: tensor("float32", [...lead, BATCH, 1], rep(y)),
+    x: repeatSteps(tensor("float32", [BATCH, 512], x), fuse),
+    y: repeatSteps(tensor("float32", [BATCH, 1], y), fuse),
   };
   const hp = {
     lr: 1e-3,

@@ -156,6 +156,18 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
 }
 
 type Arr = Float32Array | Float64Array;
+
+/**
+ * The batch for a fused call: the same one-step batch repeated `k` times along a new
+ * leading axis (k = 1 returns it unchanged). For distinct per-step batches, stack them.
+ */
+export function repeatSteps(t: ort.Tensor, k: number): ort.Tensor {
+  if (k === 1) return t;
+  const src = t.data as TypedArray;
+  const out = new (src.constructor as new (n: number) => TypedArray)(src.length * k);
+  for (let i = 0; i < k; i++) (out as Float32Array).set(src as Float32Array, i * src.length);
+  return tensor(t.type as DType, [k, ...t.dims], out);
+}
 export interface StepResult {
   /** Loss of each fused step (length = fuse). */
   loss: number[];
@@ -219,6 +231,15 @@ export class Trainer {
     const { dtype } = this.spec;
     const K = this.spec.fuse ?? 1;
     const feeds: Record<string, ort.Tensor> = { ...this.cur, ...this.frozenFeeds };
+    for (const n of Object.keys(hparams)) {
+      if (!(n in this.hparams)) {
+        throw new Error(
+          `Trainer.step: unknown hyperparameter "${n}" (known: ${
+            Object.keys(this.hparams).join(", ")
+          })`,
+        );
+      }
+    }
     for (const [n, v] of Object.entries({ ...this.hparams, ...hparams })) {
       feeds[io.hparam(n)] = tensor(dtype, [], [v]);
     }

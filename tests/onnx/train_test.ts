@@ -1,7 +1,7 @@
 /** Training through the engine: optimizer math, convergence, determinism, fusion, resume. */
 import assert from "node:assert/strict";
 import { adamw, sgd } from "../../lib/onnx/optim.ts";
-import { Trainer, type TrainStepSpec } from "../../lib/onnx/train.ts";
+import { repeatSteps, Trainer, type TrainStepSpec } from "../../lib/onnx/train.ts";
 import { tensor } from "../../lib/onnx/session.ts";
 import { decodeSafetensors, encodeSafetensors } from "../../lib/onnx/safetensors.ts";
 import { initMlp, type MlpConfig, mlpForward, mlpShapes } from "../../lib/nn/mlp.ts";
@@ -180,15 +180,7 @@ async function train100(threads: number, fuse = 1): Promise<Uint8Array> {
       await t.step(data, { lr: 3e-3, max_grad_norm: 1 });
     }
   } else {
-    const stack = (a: Float32Array, k: number) => {
-      const out = new Float32Array(a.length * k);
-      for (let i = 0; i < k; i++) out.set(a, i * a.length);
-      return out;
-    };
-    const batch = {
-      x: tensor("float32", [fuse, 128, 2], stack(data.x.data as Float32Array, fuse)),
-      y: tensor("float32", [fuse, 128, 1], stack(data.y.data as Float32Array, fuse)),
-    };
+    const batch = { x: repeatSteps(data.x, fuse), y: repeatSteps(data.y, fuse) };
     for (let i = 0; i < 100 / fuse; i++) await t.step(batch, { lr: 3e-3, max_grad_norm: 1 });
   }
   assert.equal(t.steps, 100);
@@ -262,4 +254,13 @@ Deno.test("one compiled session serves trainers with different hyperparameters",
     "lr is a live graph input",
   );
   assert.equal(a.session.info().threads, 2);
+});
+
+Deno.test("an unknown hyperparameter name is rejected with the known names", async () => {
+  const t = await Trainer.create(quadSpec(), { p: Float64Array.from(P0) });
+  await assert.rejects(
+    () => t.step(quadBatch(), { learning_rate: 0.1 }),
+    /unknown hyperparameter "learning_rate" \(known: lr, beta1, beta2, eps, weight_decay\)/,
+  );
+  assert.equal(t.steps, 0, "a rejected call must not advance the step counter");
 });
