@@ -35,8 +35,18 @@ export interface TrainStepSpec {
   frozen?: Record<string, { shape: number[] }>;
   /** Batch inputs for ONE step (symbolic dims allowed). */
   batch: Record<string, { dtype: DType; shape: Shape }>;
-  /** Builds the scalar loss (and optional scalar metrics) from params and batch. */
-  loss: (g: Graph, params: Record<string, Value>, batch: Record<string, Value>) => {
+  /**
+   * Loss hyperparameters with their defaults (e.g. PPO's clip ε, vf_coef). Each becomes a
+   * scalar graph input like the optimizer's, so one compiled step serves a whole sweep.
+   */
+  hparams?: Record<string, number>;
+  /** Builds the scalar loss (and optional scalar metrics) from params, batch and hparams. */
+  loss: (
+    g: Graph,
+    params: Record<string, Value>,
+    batch: Record<string, Value>,
+    hparams: Record<string, Value>,
+  ) => {
     loss: Value;
     metrics?: Record<string, Value>;
   };
@@ -58,10 +68,20 @@ export const io = {
   metric: (n: string) => `metric/${n}`,
 };
 
-/** Hyperparameters of a spec with defaults (optimizer's + max_grad_norm). */
+/** Hyperparameters of a spec with defaults (optimizer's + max_grad_norm + the loss's). */
 export function hparamDefaults(spec: TrainStepSpec): Record<string, number> {
+  const fixed = {
+    ...spec.optimizer.defaults,
+    ...(spec.clipGradNorm === false ? {} : { max_grad_norm: Infinity }),
+  };
+  for (const n of Object.keys(spec.hparams ?? {})) {
+    if (n in fixed) {
+      throw new Error(`train step: loss hyperparameter "${n}" clashes with the optimizer's`);
+    }
+  }
   return {
     ...spec.optimizer.defaults,
+    ...(spec.hparams ?? {}),
     ...(spec.clipGradNorm === false ? {} : { max_grad_norm: Infinity }),
   };
 }
@@ -92,7 +112,7 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
   /** forward -> backward -> clip -> optimizer, written into graph `b`. */
   const oneStep = (b: Graph, ps: Value[], ss: Value[][], t: Value, data: Record<string, Value>) => {
     const pmap = { ...frozen, ...Object.fromEntries(names.map((n, i) => [n, ps[i]])) };
-    const { loss, metrics = {} } = spec.loss(b, pmap, data);
+    const { loss, metrics = {} } = spec.loss(b, pmap, data, hp);
     if (loss.rank !== 0 || loss.dtype !== dtype) {
       throw new Error(`train step: loss must be a ${dtype} scalar, got ${loss}`);
     }
@@ -259,6 +279,16 @@ export class Trainer {
     const metrics: Record<string, number[]> = {};
     for (const n of this.scalarOut) if (n.startsWith("metric/")) metrics[n.slice(7)] = read(n);
     return { loss: read("loss"), gradNorm: read("grad_norm"), metrics };
+  }
+
+  /**
+   * The live parameter tensors by parameter name (no copy), e.g. to feed an inference
+   * session that shares the weights. They change on the next {@link step}.
+   */
+  paramTensors(): Record<string, ort.Tensor> {
+    return Object.fromEntries(
+      Object.keys(this.spec.params).map((n) => [n, this.cur[io.param(n)]]),
+    );
   }
 
   /** Current parameter values (views of the live buffers: copy before the next run). */

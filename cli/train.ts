@@ -1,0 +1,119 @@
+/**
+ * `deno task train --env cartpole --seed 1 --total-steps 500000 [--ppo.clip 0.1 ...]`
+ *
+ * Every config key is a flag: top-level keys as `--total-steps` / `--total_steps`, PPO keys
+ * as `--ppo.clip` or just `--clip`, nested ones as `--ppo.kl.beta` / `--kl.beta`. Values
+ * are parsed as JSON where they can be (numbers, true/false, null, [64,64]). Writes
+ * metrics.jsonl, checkpoints/ and final.safetensors to --out; `--resume` continues from the
+ * newest checkpoint there.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import cliProgress from "cli-progress";
+import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
+import { EnvRunSchema, parseEnvRunConfig, runEnvTraining } from "../lib/envs/run.ts";
+import { DeviceError } from "../lib/onnx/session.ts";
+
+const HELP = `Usage: deno task train --env cartpole [flags]
+
+Run flags:
+  --out DIR          results folder (default results/train/<env>-seed<seed>)
+  --resume           continue from the newest checkpoint in --out
+  --device cpu|cuda  execution provider (default cpu)
+  --threads N        ORT intra-op threads (default 2)
+  --quiet            no progress bar
+Config flags (key=default  meaning):
+${
+  Object.entries(EnvRunSchema.shape).filter(([k]) => k !== "ppo").map(([k, s]) =>
+    `  --${k.replaceAll("_", "-")}  ${s.description ?? ""}`
+  ).join("\n")
+}
+${describePpoConfig().map((l) => "  --" + l).join("\n")}
+`;
+
+function parseValue(v: string): unknown {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+}
+
+/** Flags -> nested config object (unknown keys are left for zod to name). */
+export function flagsToConfig(args: string[]): {
+  config: Record<string, unknown>;
+  run: Record<string, string | boolean>;
+} {
+  const { tokens } = parseArgs({ args, strict: false, tokens: true, allowPositionals: true });
+  const config: Record<string, unknown> = {};
+  const run: Record<string, string | boolean> = {};
+  const runFlags = new Set(["out", "resume", "device", "threads", "quiet", "help"]);
+  const ppoKeys = new Set(Object.keys(EnvRunSchema.shape.ppo.unwrap().shape));
+  const top = new Set(Object.keys(EnvRunSchema.shape));
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t.kind === "positional") throw new ConfigError(`train: unexpected argument "${t.value}"`);
+    if (t.kind !== "option") continue;
+    let value: string | boolean | undefined = t.value;
+    const next = tokens[i + 1];
+    if (value === undefined && next?.kind === "positional") value = next.value, i++;
+    if (runFlags.has(t.name)) {
+      run[t.name] = value ?? true;
+      continue;
+    }
+    let path = t.name.replaceAll("-", "_").split(".");
+    if (!top.has(path[0]) && (ppoKeys.has(path[0]))) path = ["ppo", ...path];
+    let o = config;
+    for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
+    o[path.at(-1)!] = value === undefined ? true : parseValue(value as string);
+  }
+  return { config, run };
+}
+
+if (import.meta.main) {
+  try {
+    const { config, run } = flagsToConfig(Deno.args);
+    if (run.help) {
+      console.log(HELP);
+      Deno.exit(0);
+    }
+    const cfg = parseEnvRunConfig(config, "train flags");
+    const outDir = String(run.out ?? `results/train/${cfg.env.toLowerCase()}-seed${cfg.seed}`);
+    const bar = run.quiet ? null : new cliProgress.SingleBar({
+      format: "{bar} {value}/{total} updates | step {step} | {sps} steps/s | " +
+        "return {ret} | ETA {eta_formatted}",
+      hideCursor: true,
+      etaBuffer: 20,
+    }, cliProgress.Presets.shades_classic);
+    const t0 = performance.now();
+    let startStep = 0, lastReturn: number | null = null;
+    const { last, updates } = await runEnvTraining(cfg, {
+      outDir,
+      resume: Boolean(run.resume),
+      device: run.device as "cpu" | "cuda" | undefined,
+      threads: run.threads ? Number(run.threads) : undefined,
+      onStart: (u, total) => {
+        startStep = u * cfg.envs * cfg.steps;
+        if (u > 0) console.log(`resuming ${outDir} at update ${u}/${total}`);
+        bar?.start(total, u, { step: startStep, sps: 0, ret: "-" });
+      },
+      onUpdate: (row, u) => {
+        if (row.episodic_return !== null) lastReturn = row.episodic_return;
+        const sps = Math.round((Number(row.step) - startStep) / ((performance.now() - t0) / 1e3));
+        bar?.update(u, { step: row.step, sps, ret: lastReturn?.toFixed(1) ?? "-" });
+      },
+    });
+    bar?.stop();
+    const secs = (performance.now() - t0) / 1e3;
+    console.log(
+      `${cfg.env} seed ${cfg.seed}: ${updates} updates, ${last.step} steps, ` +
+        `last episodic return ${lastReturn ?? "n/a"}, wall time ${secs.toFixed(1)} s -> ${outDir}`,
+    );
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof DeviceError) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+}

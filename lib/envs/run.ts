@@ -1,0 +1,100 @@
+/**
+ * One PPO training run on a classic-control environment, from a validated config to a
+ * folder of results (metrics.jsonl, checkpoints/, final.safetensors). The CLI and the
+ * experiment runner both call {@link runEnvTraining}.
+ *
+ * @example
+ * ```ts
+ * const cfg = parseEnvRunConfig({ env: "cartpole", seed: 1, total_steps: 500_000 });
+ * await runEnvTraining(cfg, { outDir: "results/cartpole-1" });
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
+import { type MetricsRow, trainPpo } from "../ppo/trainer.ts";
+import type { Device } from "../onnx/session.ts";
+import { ENV_IDS, makeVecEnv, resolveEnvId } from "./registry.ts";
+import { createEnvProblem } from "./ppo.ts";
+
+export const EnvRunSchema = z.object({
+  env: z.string().describe(`environment: ${ENV_IDS.join(", ")} (or cartpole, acrobot)`),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe("trial seed"),
+  total_steps: z.number().int().positive().default(500_000).describe(
+    "environment steps in total (updates = total_steps / (envs·steps), rounded down)",
+  ),
+  envs: z.number().int().min(1).max(4096).default(4).describe("parallel environments"),
+  steps: z.number().int().min(1).default(128).describe("steps per environment per rollout"),
+  hidden: z.array(z.number().int().positive()).min(1).default([64, 64]).describe(
+    "hidden widths of actor and critic",
+  ),
+  checkpoint_every: z.number().int().min(0).default(10).describe(
+    "checkpoint every k updates (0 = never)",
+  ),
+  ppo: PpoSchema.default(PpoSchema.parse({})),
+}).strict();
+
+export type EnvRunConfig = z.infer<typeof EnvRunSchema>;
+
+/** Validate and default; errors name each bad key and its allowed values. */
+export function parseEnvRunConfig(input: unknown, where = "config"): EnvRunConfig {
+  const r = EnvRunSchema.safeParse(input ?? {});
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues, input, where));
+  try {
+    resolveEnvId(r.data.env);
+  } catch (e) {
+    throw new ConfigError(`${where}: env: ${(e as Error).message}`);
+  }
+  if (r.data.total_steps < r.data.envs * r.data.steps) {
+    throw new ConfigError(
+      `${where}: total_steps (${r.data.total_steps}) is less than one rollout ` +
+        `(envs·steps = ${r.data.envs * r.data.steps}); raise total_steps or lower envs/steps`,
+    );
+  }
+  if (r.data.ppo.minibatches > r.data.envs * r.data.steps) {
+    throw new ConfigError(
+      `${where}: ppo.minibatches (${r.data.ppo.minibatches}) exceeds the rollout size ` +
+        `(${r.data.envs * r.data.steps}); lower it`,
+    );
+  }
+  return r.data;
+}
+
+export interface EnvRunOptions {
+  outDir: string;
+  resume?: boolean;
+  device?: Device;
+  threads?: number;
+  onStart?: (startUpdate: number, updates: number) => void;
+  onUpdate?: (row: MetricsRow, update: number, updates: number) => void;
+}
+
+/** Train; returns the last metrics row and the number of updates. */
+export async function runEnvTraining(
+  cfg: EnvRunConfig,
+  opts: EnvRunOptions,
+): Promise<{ last: MetricsRow; updates: number }> {
+  const env = makeVecEnv(cfg.env, cfg.envs);
+  const updates = Math.floor(cfg.total_steps / (cfg.envs * cfg.steps));
+  const problem = await createEnvProblem({
+    env,
+    steps: cfg.steps,
+    cfg: cfg.ppo,
+    seed: cfg.seed,
+    hidden: cfg.hidden,
+    device: opts.device,
+    threads: opts.threads,
+  });
+  const last = await trainPpo(problem, {
+    cfg: cfg.ppo,
+    updates,
+    seed: cfg.seed,
+    rng: problem.rng,
+    outDir: opts.outDir,
+    checkpointEvery: cfg.checkpoint_every,
+    resume: opts.resume,
+    onStart: (u) => opts.onStart?.(u, updates),
+    onUpdate: (row, u) => opts.onUpdate?.(row, u, updates),
+  });
+  return { last, updates };
+}

@@ -1,0 +1,155 @@
+/**
+ * Every PPO knob in one zod schema, with its default, its allowed range and what it does.
+ * Parsing fails before anything runs, with an error that names the key and the range.
+ *
+ * Defaults are CleanRL ppo.py's (Atari/classic-control defaults), so `parsePpoConfig({})`
+ * is the configuration its CartPole benchmark uses.
+ *
+ * @example
+ * ```ts
+ * const cfg = parsePpoConfig({ clip: 0.1, kl: { control: "adaptive", target: 0.01 } });
+ * cfg.gamma; // 0.99
+ * ```
+ * @module
+ */
+import { z } from "zod";
+
+const prob = (d: string) => z.number().min(0).max(1).describe(d);
+const positive = (d: string) => z.number().positive().describe(d);
+const nonneg = (d: string) => z.number().min(0).describe(d);
+
+/** KL penalty: what it is measured against, how, where it acts, and how β moves. */
+export const KlSchema = z.object({
+  estimator: z.enum(["k1", "k2", "k3", "full"]).default("k1").describe(
+    "KL estimator per position: k1 = log p/q, k2 = ½(log p/q)², k3 = (q/p − 1) − log q/p " +
+      "(Schulman's 'Approximating KL divergence'); full = exact Σ p log p/q over the action " +
+      "distribution",
+  ),
+  placement: z.enum(["reward", "loss"]).default("reward").describe(
+    "reward: −β·KL(π‖ref) is added to each token's reward (Ziegler et al. 2019); " +
+      "loss: β·KL is added to the loss",
+  ),
+  beta: nonneg("initial / fixed KL coefficient β").default(0),
+  control: z.enum(["fixed", "adaptive", "schulman"]).default("fixed").describe(
+    "fixed β; adaptive = Ziegler et al. 2019 proportional controller (target, horizon); " +
+      "schulman = Schulman et al. 2017 §4 rule (β×2 if KL > 1.5·target, β/2 if < target/1.5)",
+  ),
+  target: positive("target KL for the adaptive controllers (nats)").default(6),
+  horizon: positive("adaptive controller horizon (samples)").default(10000),
+}).strict();
+
+export const PpoSchema = z.object({
+  loss: z.enum(["clip", "no-clip", "kl-penalty"]).default("clip").describe(
+    "surrogate objective (Schulman et al. 2017 Table 1): clip = clipped ratio; no-clip = " +
+      "plain ratio·A; kl-penalty = ratio·A − β·KL(π_old‖π) with β from `kl`",
+  ),
+  clip: z.number().positive().max(10).default(0.2).describe(
+    "clip ε: the policy ratio is clipped to [1−ε, 1+ε]",
+  ),
+  clip_value: z.number().positive().nullable().default(0.2).describe(
+    "value clip ε_v: the new value may move at most ε_v from the old one in the clipped " +
+      "value loss; null = plain squared error",
+  ),
+  gamma: prob("discount γ").default(0.99),
+  lambda: prob("GAE λ").default(0.95),
+  lr: positive("learning rate (AdamW)").default(2.5e-4),
+  lr_anneal: z.boolean().default(true).describe("anneal lr linearly to 0 over the run"),
+  adam_eps: positive("Adam ε").default(1e-5),
+  weight_decay: nonneg("AdamW weight decay").default(0),
+  epochs: z.number().int().min(1).max(1000).default(4).describe("PPO epochs per update"),
+  minibatches: z.number().int().min(1).default(4).describe("minibatches per epoch"),
+  vf_coef: nonneg("value-loss coefficient").default(0.5),
+  ent_coef: nonneg("entropy-bonus coefficient").default(0.01),
+  max_grad_norm: positive("global gradient-norm clip").nullable().default(0.5),
+  whiten_advantages: z.boolean().default(true).describe("normalise advantages per minibatch"),
+  whiten_rewards: z.boolean().default(false).describe("normalise rewards per rollout"),
+  target_kl: positive("stop the epochs early when approx KL (k3) exceeds this").nullable()
+    .default(null),
+  kl: KlSchema.default(KlSchema.parse({})),
+}).strict();
+
+export type KlConfig = z.infer<typeof KlSchema>;
+export type PpoConfig = z.infer<typeof PpoSchema>;
+
+/** Thrown for an invalid config; the message lists every bad key with its allowed range. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Turn zod issues into one message per key, each naming the key (dotted path), what was
+ * given, and what is allowed.
+ */
+export function formatIssues(
+  issues: z.core.$ZodIssue[],
+  input: unknown,
+  where = "config",
+  prefix = "",
+): string {
+  const lines = issues.map((i) => {
+    if (i.code === "unrecognized_keys") {
+      const base = [prefix, ...i.path.map(String)].filter(Boolean).join(".");
+      return i.keys.map((k) => `  ${base ? base + "." : ""}${k}: unknown key`).join("\n");
+    }
+    const key = [prefix, ...i.path.map(String)].filter(Boolean).join(".");
+    const given = i.path.reduce<unknown>(
+      (o, p) => (o && typeof o === "object" ? (o as Record<string, unknown>)[p as string] : o),
+      input,
+    );
+    let allowed = i.message;
+    if (i.code === "too_small") {
+      allowed = `must be ${i.inclusive ? "≥" : ">"} ${i.minimum}`;
+    } else if (i.code === "too_big") allowed = `must be ${i.inclusive ? "≤" : "<"} ${i.maximum}`;
+    else if (i.code === "invalid_value") {
+      allowed = `must be one of ${i.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    } else if (i.code === "invalid_type") {
+      allowed = `must be a finite ${i.expected}`;
+    }
+    return `  ${key}: ${allowed} (got ${fmtValue(given)})`;
+  });
+  return `${where}: invalid value${lines.length > 1 ? "s" : ""}\n${lines.join("\n")}`;
+}
+
+function fmtValue(v: unknown): string {
+  if (typeof v === "number") return String(v);
+  if (v === undefined) return "nothing";
+  return JSON.stringify(v);
+}
+
+/** Parse and default a PPO config; throws {@link ConfigError} naming every bad key. */
+export function parsePpoConfig(input: unknown, where = "ppo config"): PpoConfig {
+  const r = PpoSchema.safeParse(input ?? {});
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues, input, where, "ppo"));
+  return r.data;
+}
+
+/** One line of documentation per key: `ppo.clip  0.2  clip ε: ...` (for --help). */
+export function describePpoConfig(): string[] {
+  const rows: string[] = [];
+  const walk = (schema: z.ZodObject, defaults: Record<string, unknown>, path: string) => {
+    for (const [k, s] of Object.entries(schema.shape)) {
+      const inner = unwrap(s as z.ZodType);
+      if (inner instanceof z.ZodObject) {
+        walk(inner, defaults[k] as Record<string, unknown>, `${path}.${k}`);
+      } else {
+        const desc = (s as z.ZodType).description ?? inner.description ?? "";
+        rows.push(`${path}.${k}=${JSON.stringify(defaults[k])}  ${desc}`);
+      }
+    }
+  };
+  walk(PpoSchema, PpoSchema.parse({}) as Record<string, unknown>, "ppo");
+  return rows;
+}
+
+function unwrap(s: z.ZodType): z.ZodType {
+  let cur = s as z.ZodType & { unwrap?: () => z.ZodType };
+  while (
+    cur instanceof z.ZodDefault || cur instanceof z.ZodNullable || cur instanceof z.ZodOptional
+  ) {
+    cur = (cur as unknown as { unwrap: () => z.ZodType }).unwrap() as typeof cur;
+  }
+  return cur;
+}

@@ -1,0 +1,175 @@
+/**
+ * The PPO objective as graph builders. Every term is a masked mean over real positions
+ * (mask 1), so padded tokens contribute nothing; hyperparameters that sweeps vary (ε, ε_v,
+ * vf_coef, ent_coef, β) are graph inputs.
+ *
+ * total = policy_loss + vf_coef · value_loss − ent_coef · entropy (+ β · KL, see `kl`)
+ *
+ * @example
+ * ```ts
+ * // inside a TrainStepSpec.loss:
+ * const { loss, metrics } = ppoLoss(g, { loss: "clip", valueClip: true }, policy, batch, hp);
+ * ```
+ * @module
+ */
+import type { Graph, Value } from "../onnx/graph.ts";
+import type { KlConfig, PpoConfig } from "./config.ts";
+
+/** What the model computes for the minibatch, per position ([B] or [B, T]). */
+export interface PolicyOutputs {
+  /** log π(a) of the taken actions under the current params. */
+  logp: Value;
+  /** Entropy of π at each position. */
+  entropy: Value;
+  /** V(s) at each position. */
+  value: Value;
+  /** log π over every action ([..., A]); needed for the exact ("full") KL. */
+  logpAll?: Value;
+}
+
+/** Rollout-time quantities fed as batch inputs, per position. */
+export interface PpoBatchValues {
+  oldLogp: Value;
+  advantages: Value;
+  returns: Value;
+  oldValues: Value;
+  /** 1 = real position, 0 = padding (same dtype as the rest). */
+  mask: Value;
+  /** Rollout-time log π_old over all actions (for the exact KL of the kl-penalty loss). */
+  oldLogpAll?: Value;
+  /** Reference-model log-probs of the taken actions / all actions (KL in the loss). */
+  refLogp?: Value;
+  refLogpAll?: Value;
+}
+
+/** Scalar hyperparameter inputs. */
+export interface PpoHparams {
+  clip: Value;
+  clip_value: Value;
+  vf_coef: Value;
+  ent_coef: Value;
+  beta: Value;
+}
+
+/** Defaults for the loss hyperparameters (graph inputs) taken from a config. */
+export function ppoHparams(cfg: PpoConfig, beta = cfg.kl.beta): Record<string, number> {
+  return {
+    clip: cfg.clip,
+    clip_value: cfg.clip_value ?? 0,
+    vf_coef: cfg.vf_coef,
+    ent_coef: cfg.ent_coef,
+    beta,
+  };
+}
+
+/** Σ x·mask / max(Σ mask, 1). */
+export function maskedMean(g: Graph, x: Value, mask: Value): Value {
+  return g.div(g.reduceSum(g.mul(x, mask)), g.max(g.reduceSum(mask), 1));
+}
+
+/**
+ * Per-position KL(p‖q) estimate inside the graph, x ~ p (see lib/ppo/kl.ts for the
+ * formulas). `full` needs both full log-distributions.
+ */
+export function klTerm(
+  g: Graph,
+  estimator: KlConfig["estimator"],
+  p: { logp: Value; logpAll?: Value },
+  q: { logp: Value; logpAll?: Value },
+): Value {
+  if (estimator === "full") {
+    if (!p.logpAll || !q.logpAll) {
+      throw new Error('ppo: kl.estimator "full" needs log-probs over every action');
+    }
+    return g.reduceSum(g.mul(g.exp(p.logpAll), g.sub(p.logpAll, q.logpAll)), [-1]);
+  }
+  const logr = g.sub(q.logp, p.logp);
+  if (estimator === "k1") return g.neg(logr);
+  if (estimator === "k2") return g.mul(g.mul(logr, logr), 0.5);
+  return g.sub(g.sub(g.exp(logr), 1), logr);
+}
+
+export interface PpoLossVariant {
+  loss: PpoConfig["loss"];
+  /** Clipped value loss (config clip_value ≠ null). */
+  valueClip: boolean;
+  kl?: Pick<KlConfig, "estimator" | "placement">;
+  /** A reference policy exists (RLHF); needed for the KL in the loss placement. */
+  hasReference?: boolean;
+}
+
+/** The PPO loss and its diagnostics (all scalars). */
+export function ppoLoss(
+  g: Graph,
+  variant: PpoLossVariant,
+  pi: PolicyOutputs,
+  b: PpoBatchValues,
+  hp: PpoHparams,
+): { loss: Value; metrics: Record<string, Value> } {
+  const mean = (x: Value) => maskedMean(g, x, b.mask);
+  const logratio = g.sub(pi.logp, b.oldLogp);
+  const ratio = g.exp(logratio);
+
+  // Policy surrogate: −A·r, and for "clip" the pessimistic max with −A·clip(r, 1−ε, 1+ε).
+  const unclipped = g.neg(g.mul(b.advantages, ratio));
+  let policyLoss: Value;
+  if (variant.loss === "clip") {
+    const clipped = g.neg(g.mul(b.advantages, g.clip(ratio, g.sub(1, hp.clip), g.add(1, hp.clip))));
+    policyLoss = mean(g.max(unclipped, clipped));
+  } else policyLoss = mean(unclipped);
+
+  // Value loss: ½(V − R)², or with value clipping ½·max((V − R)², (V_old + clip(V − V_old, ±ε_v) − R)²).
+  const err = g.sub(pi.value, b.returns);
+  let valueLoss: Value;
+  if (variant.valueClip) {
+    const vClipped = g.add(
+      b.oldValues,
+      g.clip(g.sub(pi.value, b.oldValues), g.neg(hp.clip_value), hp.clip_value),
+    );
+    const errClipped = g.sub(vClipped, b.returns);
+    valueLoss = g.mul(mean(g.max(g.mul(err, err), g.mul(errClipped, errClipped))), 0.5);
+  } else valueLoss = g.mul(mean(g.mul(err, err)), 0.5);
+
+  const entropy = mean(pi.entropy);
+  let loss = g.sub(g.add(policyLoss, g.mul(hp.vf_coef, valueLoss)), g.mul(hp.ent_coef, entropy));
+
+  const metrics: Record<string, Value> = {
+    policy_loss: policyLoss,
+    value_loss: valueLoss,
+    entropy,
+    // CleanRL's diagnostics: k1 ("old_approx_kl") and k3 ("approx_kl") of KL(π_old‖π).
+    approx_kl_k1: mean(g.neg(logratio)),
+    approx_kl_k3: mean(g.sub(g.sub(ratio, 1), logratio)),
+    clipfrac: mean(g.cast(g.greater(g.abs(g.sub(ratio, 1)), hp.clip), ratio.dtype)),
+  };
+
+  // KL penalty in the loss: to π_old for the kl-penalty surrogate (Schulman et al. 2017 §4),
+  // else to the reference policy when the config places the KL in the loss.
+  const est = variant.kl?.estimator ?? "k1";
+  let kl: Value | undefined;
+  if (variant.loss === "kl-penalty") {
+    kl = klTerm(g, est, { logp: b.oldLogp, logpAll: b.oldLogpAll }, pi);
+  } else if (variant.kl?.placement === "loss" && variant.hasReference) {
+    if (!b.refLogp) throw new Error("ppo: KL in the loss needs reference log-probs (refLogp)");
+    kl = klTerm(g, est, pi, { logp: b.refLogp, logpAll: b.refLogpAll });
+  }
+  if (kl) {
+    metrics.kl_penalty = mean(kl);
+    loss = g.add(loss, g.mul(hp.beta, metrics.kl_penalty));
+  }
+  return { loss, metrics };
+}
+
+/** Entropy −Σ p log p of categorical distributions given as log-probs over the last axis. */
+export function categoricalEntropy(g: Graph, logpAll: Value): Value {
+  return g.neg(g.reduceSum(g.mul(g.exp(logpAll), logpAll), [-1]));
+}
+
+/** log π(a) of integer actions `actions` (int64, shape = logpAll's minus the last axis). */
+export function actionLogp(g: Graph, logpAll: Value, actions: Value): Value {
+  const A = logpAll.shape.at(-1);
+  if (typeof A !== "number") throw new Error("actionLogp: the action axis must be static");
+  const ids = g.ints([...Array(A).keys()]);
+  const onehot = g.cast(g.equal(g.unsqueeze(actions, [-1]), ids), logpAll.dtype);
+  return g.reduceSum(g.mul(logpAll, onehot), [-1]);
+}

@@ -1,0 +1,7 @@
+/** The PPO core: config, GAE, KL estimators and controllers, losses, trainer. @module */
+export * from "./config.ts";
+export * from "./gae.ts";
+export * from "./kl.ts";
+export * from "./losses.ts";
+export * from "./checkpoint.ts";
+export * from "./trainer.ts";

@@ -1,0 +1,316 @@
+/**
+ * The PPO trainer. One function, {@link trainPpo}, reads top to bottom:
+ * rollout -> rewards -> advantages -> epochs of shuffled minibatches -> diagnostics ->
+ * KL controller -> metrics row -> checkpoint. What differs between classic control and
+ * language models lives behind {@link PpoProblem}: how a rollout is collected, and which
+ * model inputs a minibatch needs.
+ *
+ * Layout: a rollout is `rows` × `cols` positions (row-major). For environments a row is one
+ * environment's stream of steps and every position is a training example; for language
+ * models a row is one response and the whole row is one example (`exampleSize = cols`).
+ *
+ * @example
+ * ```ts
+ * const summary = await trainPpo(problem, { cfg, updates: 100, seed: 1, outDir: "results/x" });
+ * ```
+ * @module
+ */
+import type * as ort from "onnxruntime-node";
+import { tensor } from "../onnx/session.ts";
+import type { Trainer } from "../onnx/train.ts";
+import { Rng } from "../rng.ts";
+import type { PpoConfig } from "./config.ts";
+import { explainedVariance, gae, maskedMoments, whiten } from "./gae.ts";
+import { klEstimate, makeKlController } from "./kl.ts";
+import { ppoHparams } from "./losses.ts";
+import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
+
+/** One update's experience. Arrays are rows × cols, row-major. */
+export interface Rollout {
+  rows: number;
+  cols: number;
+  /** Task reward per position (for LMs: the score at the last token, 0 elsewhere). */
+  rewards: Float64Array;
+  /** V(s) at rollout time. */
+  values: Float64Array;
+  /** The action (or token) taken at each position. */
+  actions: Int32Array;
+  /** log π_old(a) of the taken action. */
+  logp: Float64Array;
+  /** 1 where an episode ended at this position. */
+  dones: Uint8Array;
+  /** 1 = real position, 0 = padding (omit when all are real). */
+  mask?: Uint8Array;
+  /** Bootstrap value per row (0 where the row ends its episode). */
+  lastValues: Float64Array;
+  /** log π_ref(a) of the taken actions, when a frozen reference policy exists. */
+  refLogp?: Float64Array;
+  /** Positions per training example: 1 (each step) or cols (each whole row). */
+  exampleSize: number;
+  /** Samples this rollout counts for the adaptive KL controller (episodes or responses). */
+  samples: number;
+  /** Environment steps (or tokens) this rollout consumed, for the global step counter. */
+  steps: number;
+  /** Episodes that finished during the rollout. */
+  episodes: { return: number; length: number }[];
+  /** Task-specific per-update numbers (e.g. reward-model and gold scores) for the metrics. */
+  metrics?: Record<string, number>;
+}
+
+/** What a task or environment provides to the trainer. */
+export interface PpoProblem {
+  /** The compiled PPO train step (its loss from {@link ppoLoss}; batch inputs named below). */
+  trainer: Trainer;
+  /** Act with the trainer's current params; all sampling draws from `rng`. */
+  rollout(rng: Rng): Promise<Rollout>;
+  /** Model inputs for the given examples (e.g. `obs`, `actions`), keyed by batch input name. */
+  inputs(roll: Rollout, examples: number[]): Record<string, ort.Tensor>;
+  /** State that persists across updates (environments, current observations), as JSON. */
+  state(): unknown;
+  load(state: unknown): void;
+}
+
+export interface PpoRunOptions {
+  cfg: PpoConfig;
+  /** Number of updates (the lr anneals linearly to 0 across them). */
+  updates: number;
+  /** Trial seed: the one generator for action sampling and minibatch shuffles. */
+  seed: number;
+  /** That generator, when the caller already drew from it (e.g. for the init). */
+  rng?: Rng;
+  /** Where metrics.jsonl, checkpoints/ and final.safetensors go (created). */
+  outDir: string;
+  /** Checkpoint every k updates (0 = only at the end). */
+  checkpointEvery?: number;
+  /** Continue from the newest checkpoint in outDir if there is one. */
+  resume?: boolean;
+  /** Called after each update with its metrics row (progress bars, logging). */
+  onUpdate?: (row: MetricsRow, update: number) => void;
+  /** Called once before the first update, with the update it starts from. */
+  onStart?: (startUpdate: number) => void;
+}
+
+export type MetricsRow = Record<string, number | null>;
+
+/** Batch input names every PPO train step has (plus the problem's model inputs). */
+export const PPO_BATCH = ["old_logp", "advantages", "returns", "old_values", "mask"] as const;
+
+interface RunState {
+  update: number;
+  globalStep: number;
+  rng: number[];
+  kl: { beta: number };
+  problem: unknown;
+  metricsBytes: number;
+}
+
+/** Run PPO for `opts.updates` updates (resuming if asked); returns the last metrics row. */
+export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promise<MetricsRow> {
+  const { cfg, outDir } = opts;
+  const trainer = problem.trainer;
+  const dtype = trainer.spec.dtype;
+  await Deno.mkdir(outDir, { recursive: true });
+  const metricsPath = `${outDir}/metrics.jsonl`;
+
+  let rng = opts.rng ?? new Rng(opts.seed);
+  const kl = makeKlController(cfg.kl);
+  let update = 0, globalStep = 0;
+  let last: MetricsRow = {};
+
+  // Resume: restore params, optimizer state, RNG, KL controller and the problem's state, and
+  // cut metrics.jsonl back to where it stood at the checkpoint.
+  const resumed = opts.resume ? await loadRunCheckpoint<RunState>(outDir, trainer) : null;
+  if (resumed) {
+    const s = resumed.run;
+    ({ update, globalStep } = s);
+    rng = new Rng(s.rng);
+    kl.load(s.kl);
+    problem.load(s.problem);
+    const f = await Deno.open(metricsPath, { write: true, create: true });
+    await f.truncate(s.metricsBytes);
+    f.close();
+  } else await Deno.writeTextFile(metricsPath, "");
+  opts.onStart?.(update);
+  const metricsFile = await Deno.open(metricsPath, { append: true });
+
+  const hp = ppoHparams(cfg);
+  const klInReward = cfg.kl.placement === "reward" && cfg.loss !== "kl-penalty";
+  try {
+    for (; update < opts.updates; update++) {
+      // 1. Rollout with the current policy.
+      const roll = await problem.rollout(rng);
+      const { rows, cols } = roll;
+      const n = rows * cols, mask = roll.mask;
+      globalStep += roll.steps;
+      if (!roll.refLogp && klInReward && (kl.beta > 0 || cfg.kl.control !== "fixed")) {
+        throw new Error(
+          "ppo.kl.beta > 0 with kl.placement = reward needs a reference policy, and this task " +
+            'has none: set ppo.kl.beta to 0, or use ppo.loss = "kl-penalty" for a KL penalty',
+        );
+      }
+
+      // 2. Rewards: the task's score, minus β·KL(π_old‖π_ref) per position (Ziegler et al.).
+      const rewards = Float64Array.from(roll.rewards);
+      let klRef: number | null = null;
+      if (roll.refLogp) {
+        let sum = 0;
+        const est = cfg.kl.estimator === "full" ? "k1" : cfg.kl.estimator;
+        for (let i = 0; i < n; i++) {
+          if (mask && !mask[i]) continue;
+          const k = klEstimate(est, roll.logp[i], roll.refLogp[i]);
+          sum += k;
+          if (klInReward) rewards[i] -= kl.beta * k;
+        }
+        klRef = sum / rows; // KL per sequence, the quantity the adaptive controller targets
+      }
+      const shaped = cfg.whiten_rewards ? whiten(rewards, mask, false) : rewards;
+
+      // 3. Advantages and returns: masked GAE(γ, λ).
+      const { advantages, returns } = gae({
+        rows,
+        cols,
+        rewards: shaped,
+        values: roll.values,
+        dones: roll.dones,
+        mask,
+        lastValues: roll.lastValues,
+        gamma: cfg.gamma,
+        lambda: cfg.lambda,
+      });
+
+      // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).
+      const lr = cfg.lr_anneal ? cfg.lr * (1 - update / opts.updates) : cfg.lr;
+      const examples = n / roll.exampleSize;
+      const sums: Record<string, number> = {};
+      let steps = 0, epochsRun = 0;
+      for (let epoch = 0; epoch < cfg.epochs; epoch++) {
+        const perm = rng.permutation(examples);
+        const epochKl = { sum: 0, count: 0 };
+        for (let m = 0; m < cfg.minibatches; m++) {
+          const lo = Math.floor(m * examples / cfg.minibatches);
+          const hi = Math.floor((m + 1) * examples / cfg.minibatches);
+          if (hi === lo) continue;
+          const idx = perm.slice(lo, hi);
+          const batch = {
+            ...gatherPpoBatch(roll, idx, advantages, returns, cfg.whiten_advantages, dtype),
+            ...problem.inputs(roll, idx),
+          };
+          const r = await trainer.step(batch, { ...hp, beta: kl.beta, lr });
+          const stats: Record<string, number> = {
+            loss: r.loss[0],
+            grad_norm: r.gradNorm[0],
+            ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [k, v[0]])),
+          };
+          for (const [k, v] of Object.entries(stats)) sums[k] = (sums[k] ?? 0) + v;
+          steps++;
+          epochKl.sum += stats.approx_kl_k3, epochKl.count++;
+        }
+        epochsRun++;
+        // Early stop (CleanRL's target_kl): this epoch's mean approx KL (k3) went too far.
+        if (cfg.target_kl !== null && epochKl.sum / epochKl.count > cfg.target_kl) break;
+      }
+
+      // 5. Diagnostics (minibatch metrics are means over every minibatch of every epoch).
+      const mean = (k: string) => k in sums ? sums[k] / steps : null;
+      const adv = maskedMoments(advantages, mask), ret = maskedMoments(returns, mask);
+      const rew = maskedMoments(roll.rewards, mask);
+      const ev = explainedVariance(roll.values, returns, mask);
+      const eps = roll.episodes;
+      const row: MetricsRow = {
+        update: update + 1,
+        step: globalStep,
+        lr,
+        beta: kl.beta,
+        loss: mean("loss"),
+        policy_loss: mean("policy_loss"),
+        value_loss: mean("value_loss"),
+        entropy: mean("entropy"),
+        approx_kl_k1: mean("approx_kl_k1"),
+        approx_kl_k3: mean("approx_kl_k3"),
+        clipfrac: mean("clipfrac"),
+        kl_penalty: mean("kl_penalty"),
+        kl_ref: klRef,
+        grad_norm: mean("grad_norm"),
+        explained_variance: Number.isNaN(ev) ? null : ev,
+        advantage_mean: adv.mean,
+        advantage_std: adv.std,
+        return_mean: ret.mean,
+        reward_mean: rew.mean,
+        epochs: epochsRun,
+        episodes: eps.length,
+        episodic_return: eps.length ? eps.reduce((s, e) => s + e.return, 0) / eps.length : null,
+        episodic_length: eps.length ? eps.reduce((s, e) => s + e.length, 0) / eps.length : null,
+        ...(roll.metrics ?? {}),
+      };
+
+      // 6. KL controller: β follows the measured KL (to the reference, or to π_old for the
+      //    kl-penalty surrogate).
+      const measured = cfg.loss === "kl-penalty" ? mean("kl_penalty") : klRef;
+      if (measured !== null) kl.update(measured, roll.samples);
+
+      // 7. Metrics row, then the checkpoint that records how far metrics.jsonl got.
+      await writeAll(metricsFile, JSON.stringify(row) + "\n");
+      last = row;
+      opts.onUpdate?.(row, update + 1);
+      const every = opts.checkpointEvery ?? 0;
+      if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {
+        await metricsFile.sync();
+        const state: RunState = {
+          update: update + 1,
+          globalStep,
+          rng: rng.state(),
+          kl: kl.state(),
+          problem: problem.state(),
+          metricsBytes: (await metricsFile.stat()).size,
+        };
+        await saveRunCheckpoint(outDir, update + 1, trainer, state);
+      }
+    }
+    await metricsFile.sync();
+  } finally {
+    metricsFile.close();
+  }
+  // Final params + optimizer state (atomic write inside saveSafetensors).
+  await trainer.saveCheckpoint(`${outDir}/final.safetensors`);
+  return last;
+}
+
+async function writeAll(f: Deno.FsFile, s: string): Promise<void> {
+  const bytes = new TextEncoder().encode(s);
+  for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
+}
+
+/**
+ * The PPO batch inputs for the chosen examples: old_logp, advantages (whitened over the
+ * minibatch's real positions when asked, as CleanRL's norm_adv), returns, old_values, mask.
+ * Shape [examples] when each example is one position, else [examples, cols].
+ */
+export function gatherPpoBatch(
+  roll: Rollout,
+  examples: number[],
+  advantages: Float64Array,
+  returns: Float64Array,
+  whitenAdv: boolean,
+  dtype: "float32" | "float64",
+): Record<string, ort.Tensor> {
+  const size = roll.exampleSize, len = examples.length * size;
+  const Arr = dtype === "float32" ? Float32Array : Float64Array;
+  const take = (src: ArrayLike<number>) => {
+    const out = new Float64Array(len);
+    examples.forEach((e, j) => {
+      for (let k = 0; k < size; k++) out[j * size + k] = src[e * size + k];
+    });
+    return out;
+  };
+  const mask = roll.mask ? take(roll.mask) : new Float64Array(len).fill(1);
+  const adv = whitenAdv ? whiten(take(advantages), mask) : take(advantages);
+  const shape = size === 1 ? [examples.length] : [examples.length, size];
+  const t = (a: Float64Array) => tensor(dtype, shape, Arr.from(a));
+  return {
+    old_logp: t(take(roll.logp)),
+    advantages: t(adv),
+    returns: t(take(returns)),
+    old_values: t(take(roll.values)),
+    mask: t(mask),
+  };
+}
