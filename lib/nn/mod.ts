@@ -1,2 +1,3 @@
 /** Models as graph builders. @module */
 export * from "./mlp.ts";
+export * from "./gpt.ts";

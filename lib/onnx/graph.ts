@@ -812,15 +812,24 @@ function attrProto(name: string, a: AttrValue): unknown {
 }
 
 /**
- * Serialisation-time expansions for ops ORT CPU cannot run in float64 (it has no
- * double Erf kernel, and expands erf-GELU into Erf). The graph keeps the single op,
- * so autodiff still sees one node with one rule.
+ * Serialisation-time expansions for ops ORT CPU cannot run (accurately) in float64: it has
+ * no double Erf kernel, and expands erf-GELU into Erf; its double tanh-GELU kernel is only
+ * good to ~6e-9 relative (ORT 1.30), which would dominate float64 reference checks, while
+ * its double Tanh is exact to rounding. The graph keeps the single op, so autodiff still
+ * sees one node with one rule.
  */
 const lowerings: Record<string, (n: Node) => ((g: Graph) => Value) | undefined> = {
   Erf: (n) => (n.inputs[0]!.dtype === "float64" ? (g) => erf64(g, n.inputs[0]!) : undefined),
   Gelu: (n) => {
     const x = n.inputs[0]!, a = n.attrs.approximate;
-    if (x.dtype !== "float64" || (a?.kind === "string" && a.value === "tanh")) return undefined;
+    if (x.dtype !== "float64") return undefined;
+    if (a?.kind === "string" && a.value === "tanh") {
+      // x/2 (1 + tanh(√(2/π) (x + 0.044715 x³)))
+      return (g) => {
+        const u = g.mul(g.add(x, g.mul(g.mul(g.mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+        return g.mul(g.mul(x, 0.5), g.add(g.tanh(u), 1));
+      };
+    }
     return (g) => g.mul(g.mul(x, 0.5), g.add(erf64(g, g.mul(x, Math.SQRT1_2)), 1));
   },
 };
