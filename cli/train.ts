@@ -11,7 +11,15 @@
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
-import { EnvRunSchema, parseEnvRunConfig, runEnvTraining } from "../lib/envs/run.ts";
+import {
+  EnvRunSchema,
+  parseEnvRunConfig,
+  readMetrics,
+  recentReturn,
+  runEnvTraining,
+  solvedAt,
+} from "../lib/envs/run.ts";
+import { envSpec } from "../lib/envs/registry.ts";
 import { DeviceError } from "../lib/onnx/session.ts";
 
 const HELP = `Usage: deno task train --env cartpole [flags]
@@ -105,9 +113,14 @@ if (import.meta.main) {
     });
     bar?.stop();
     const secs = (performance.now() - t0) / 1e3;
+    const rows = await readMetrics(outDir);
+    const recent = recentReturn(rows, 100), threshold = envSpec(cfg.env).rewardThreshold;
+    const solved = threshold === undefined ? null : solvedAt(rows, threshold, 100);
     console.log(
       `${cfg.env} seed ${cfg.seed}: ${updates} updates, ${last.step} steps, ` +
-        `last episodic return ${lastReturn ?? "n/a"}, wall time ${secs.toFixed(1)} s -> ${outDir}`,
+        `mean return of the last 100 episodes ${recent?.toFixed(2) ?? "n/a"}` +
+        (threshold === undefined ? "" : `, solved (≥ ${threshold}) at step ${solved ?? "never"}`) +
+        `, wall time ${secs.toFixed(1)} s -> ${outDir}`,
     );
   } catch (e) {
     if (e instanceof ConfigError || e instanceof DeviceError) {

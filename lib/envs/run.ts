@@ -69,6 +69,45 @@ export interface EnvRunOptions {
   onUpdate?: (row: MetricsRow, update: number, updates: number) => void;
 }
 
+/**
+ * Mean episodic return over (about) the last `episodes` finished episodes, from metrics rows
+ * (each row holds the mean return of the episodes that ended in its update, and their count).
+ * Whole updates are taken from the end until at least `episodes` are covered.
+ */
+export function recentReturn(rows: MetricsRow[], episodes = 100): number | null {
+  let sum = 0, count = 0;
+  for (let i = rows.length - 1; i >= 0 && count < episodes; i--) {
+    const n = Number(rows[i].episodes ?? 0);
+    if (n > 0 && rows[i].episodic_return !== null) {
+      sum += Number(rows[i].episodic_return) * n;
+      count += n;
+    }
+  }
+  return count ? sum / count : null;
+}
+
+/**
+ * The first environment step at which the mean return of (about) the last `window` episodes
+ * reached `threshold` — Gymnasium's "solved" test (CartPole-v1: 475 over 100 consecutive
+ * episodes) — or null if it never did. Windows are whole updates, as in {@link recentReturn}.
+ */
+export function solvedAt(rows: MetricsRow[], threshold: number, window = 100): number | null {
+  for (let i = 0; i < rows.length; i++) {
+    let count = 0;
+    for (let j = i; j >= 0 && count < window; j--) count += Number(rows[j].episodes ?? 0);
+    if (count < window) continue;
+    const mean = recentReturn(rows.slice(0, i + 1), window);
+    if (mean !== null && mean >= threshold) return Number(rows[i].step);
+  }
+  return null;
+}
+
+/** Read a run's metrics.jsonl. */
+export async function readMetrics(outDir: string): Promise<MetricsRow[]> {
+  const text = await Deno.readTextFile(`${outDir}/metrics.jsonl`);
+  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+}
+
 /** Train; returns the last metrics row and the number of updates. */
 export async function runEnvTraining(
   cfg: EnvRunConfig,

@@ -17,6 +17,10 @@
  * left-padded prompt gives the same logits at its real positions as the unpadded prompt.
  * Outputs at padding positions are finite but meaningless: mask them out of any loss.
  *
+ * Decoding: {@link gptDecodeStep} runs new tokens against a KV cache (per block, keys and
+ * values `[B, nHead, P, headDim]`; P may be 0 for the prefill) through the same block code as
+ * {@link gptForward}, and returns the extended cache. `sample.ts` drives it token by token.
+ *
  * @example
  * ```ts
  * const cfg: GptConfig = { vocabSize: 64, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4 };
@@ -32,7 +36,7 @@
  * ```
  * @module
  */
-import { type Graph, GraphError, type Value } from "../onnx/graph.ts";
+import { type Dim, type Graph, GraphError, TO_END, type Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 
 /** GPT-2 hyperparameters (HF `GPT2Config` field in brackets). */
@@ -189,6 +193,23 @@ export interface GptOutput {
   hidden: Value;
 }
 
+/** One block's attention cache: keys and values `[B, nHead, K, nEmbd / nHead]`. */
+export interface KvCache {
+  /** Keys, `[B, nHead, K, headDim]`. */
+  key: Value;
+  /** Values, `[B, nHead, K, headDim]`. */
+  value: Value;
+}
+
+/** What {@link gptForward} and {@link gptDecodeStep} return: outputs plus the KV cache. */
+export interface GptStepOutput extends GptOutput {
+  /**
+   * Per block, the keys and values of every position seen so far (past + new),
+   * `[B, nHead, P + S, headDim]`: feed them back as `past` of the next {@link gptDecodeStep}.
+   */
+  presents: KvCache[];
+}
+
 /** Options of {@link gptForward}. */
 export interface GptForwardOptions {
   /**
@@ -201,8 +222,129 @@ export interface GptForwardOptions {
 /** Added to attention scores a query may not see. Large enough that exp() underflows to 0. */
 const MASKED_SCORE = -1e9;
 
+/** Validates the config and that `params` holds every parameter with its shape. */
+function checkParams(who: string, cfg: GptConfig, params: Record<string, Value>): void {
+  validate(cfg);
+  for (const [n, { shape }] of Object.entries(gptShapes(cfg))) {
+    const v = params[n];
+    if (!v) throw new GraphError(`${who}: missing parameter "${n}"`);
+    if (v.rank !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
+      throw new GraphError(`${who}: parameter "${n}" is ${v}, expected [${shape}]`);
+    }
+  }
+}
+
+/** Inclusive running sum along axis 1 of an int64 `[B, T]` value (ONNX CumSum). */
+function cumsum(g: Graph, x: Value): Value {
+  return g.node("CumSum", [x, g.scalar(1, "int64")], {}, undefined, [{
+    dtype: x.dtype,
+    shape: x.shape,
+  }])[0];
+}
+
+/** 0, 1, ..., T-1 along time for every row of `[B, T]` `like` (T is only known at run time). */
+function arange(g: Graph, like: Value): Value {
+  const ones = g.add(g.zerosLike(like.dtype === "int64" ? like : g.cast(like, "int64")), 1);
+  return g.sub(cumsum(g, ones), 1);
+}
+
+/** Nonzero entries of an attention mask of any dtype, as bool. */
+function realTokens(g: Graph, mask: Value): Value {
+  return mask.dtype === "bool" ? mask : g.not(g.equal(mask, 0));
+}
+
 /**
- * Forward pass: int64 `tokens [B, T]` -> `{ logits [B, T, V], hidden [B, T, d] }`.
+ * The attention pattern `[B, 1, S, K]` (broadcast over heads): the query at absolute index
+ * `queryIndex[b, i]` may see the key at `keyIndex[b, j]` when that is not later than the query
+ * and (with `real [B, K]`) key j is a real token.
+ */
+function causalPattern(g: Graph, queryIndex: Value, keyIndex: Value, real?: Value): Value {
+  let allowed = g.lessOrEqual(g.unsqueeze(keyIndex, [1]), g.unsqueeze(queryIndex, [2]));
+  if (real) allowed = g.and(allowed, g.unsqueeze(real, [1]));
+  return g.unsqueeze(allowed, [1]);
+}
+
+/**
+ * Causal multi-head self-attention of one block, shared by the full forward pass and the
+ * KV-cache decode step: `a [B, S, d]` (after ln_1) attends to `past` keys/values (if any) and
+ * its own, under `allowed [B, 1, S, K]` with `K = P + S` (named `keyLen`).
+ */
+function attention(
+  g: Graph,
+  cfg: GptConfig,
+  p: (n: string) => Value,
+  blk: GptBlockNames,
+  a: Value,
+  allowed: Value,
+  past: KvCache | undefined,
+  keyLen: Dim,
+): { out: Value; present: KvCache } {
+  const d = cfg.nEmbd, H = cfg.nHead, hd = d / H;
+  const linear = (x: Value, w: string, b: string) => g.add(g.matmul(x, p(w)), p(b));
+  // [B, S, d] -> [B, H, S, hd]
+  const heads = (t: Value) => g.transpose(g.reshape(t, [0, 0, H, hd]), [0, 2, 1, 3]);
+  // Appends the new positions to the cache. Raw Concat so the result's length dim is the
+  // mask's (`keyLen`): the builder would name it "P+S", which the mask's "K" would not match.
+  const extend = (old: Value | undefined, cur: Value) =>
+    old
+      ? g.node("Concat", [old, cur], { axis: { kind: "int", value: 2 } }, undefined, [{
+        dtype: cur.dtype,
+        shape: [cur.shape[0], H, keyLen, hd],
+      }])[0]
+      : cur;
+  const [q, k, v] = g.split(linear(a, blk.attnWeight, blk.attnBias), [d, d, d], -1);
+  // Scale q (S·d values) rather than the scores (S·K): same result, less work. It is scaled
+  // before the head split so the Mul does not feed the MatMul directly: ORT would fuse the
+  // two into FusedMatMul, whose alpha is a float32 attribute (1/√8 rounded: ~1e-8 error in
+  // float64 models).
+  const qh = heads(g.mul(q, 1 / Math.sqrt(hd)));
+  const key = extend(past?.key, heads(k)), value = extend(past?.value, heads(v));
+  const scores = g.where(allowed, g.matmul(qh, g.transpose(key, [0, 1, 3, 2])), MASKED_SCORE);
+  const y = g.matmul(g.softmax(scores, -1), value); // [B, H, S, hd]
+  const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, d]);
+  return { out: linear(merged, blk.attnProjWeight, blk.attnProjBias), present: { key, value } };
+}
+
+/**
+ * Embeddings, the blocks and the LM head for `tokens [B, S]` at `positions [B, S]`, attending
+ * under `allowed [B, 1, S, K]` to `past` (one cache per block, or none).
+ */
+function transformer(
+  g: Graph,
+  cfg: GptConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  positions: Value,
+  allowed: Value,
+  past: KvCache[] | undefined,
+  keyLen: Dim,
+  lastOnly = false,
+): GptStepOutput {
+  const nm = gptNames(cfg);
+  const eps = cfg.layerNormEps ?? 1e-5;
+  const p = (n: string) => params[n];
+  const linear = (x: Value, w: string, b: string) => g.add(g.matmul(x, p(w)), p(b));
+  let x = g.add(g.gather(p(nm.wte), tokens, 0), g.gather(p(nm.wpe), positions, 0));
+  const presents: KvCache[] = [];
+  nm.blocks.forEach((blk, i) => {
+    const a = g.layerNorm(x, p(blk.ln1Weight), p(blk.ln1Bias), { epsilon: eps });
+    const { out, present } = attention(g, cfg, p, blk, a, allowed, past?.[i], keyLen);
+    presents.push(present);
+    x = g.add(x, out);
+    const m = g.layerNorm(x, p(blk.ln2Weight), p(blk.ln2Bias), { epsilon: eps });
+    const f = g.gelu(linear(m, blk.fcWeight, blk.fcBias), "tanh"); // GPT-2's "gelu_new"
+    x = g.add(x, linear(f, blk.mlpProjWeight, blk.mlpProjBias));
+  });
+  // Sampling needs only the last position's logits: slicing before ln_f and the LM head saves
+  // S·V·d multiply-adds of a prefill (the largest matmul for a real vocabulary).
+  if (lastOnly) x = g.slice(x, [-1], [TO_END], [1]);
+  const hidden = g.layerNorm(x, p(nm.lnfWeight), p(nm.lnfBias), { epsilon: eps });
+  const logits = g.matmul(hidden, g.transpose(p(nm.wte), [1, 0]));
+  return { logits, hidden, presents };
+}
+
+/**
+ * Forward pass: int64 `tokens [B, T]` -> `{ logits [B, T, V], hidden [B, T, d], presents }`.
  *
  * `params` maps the names of {@link gptShapes} to values (graph inputs, or the params of a
  * `TrainStepSpec` loss). `attentionMask` `[B, T]` (any dtype; nonzero = real token)
@@ -210,9 +352,13 @@ const MASKED_SCORE = -1e9;
  *
  * Unless `opts.positionIds` is given, position ids are computed in the graph with ONNX
  * `CumSum` (integer only, so no gradient rule is involved) rather than passed in, so callers
- * cannot get them out of step with the mask. A padding query whose keys are all padding (the head of a left-padded row) would see
- * an all-masked row: the masked scores are replaced by a finite constant (Where, not -inf),
- * so that row's softmax is uniform instead of NaN, and nothing NaN reaches a gradient.
+ * cannot get them out of step with the mask. A padding query whose keys are all padding (the
+ * head of a left-padded row) would see an all-masked row: the masked scores are replaced by a
+ * finite constant (Where, not -inf), so that row's softmax is uniform instead of NaN, and
+ * nothing NaN reaches a gradient.
+ *
+ * `presents` (the keys and values of every position, per block) cost no extra nodes: a caller
+ * may output them to prefill a KV cache for {@link gptDecodeStep}.
  *
  * @example
  * ```ts
@@ -227,70 +373,121 @@ export function gptForward(
   tokens: Value,
   attentionMask?: Value,
   opts: GptForwardOptions = {},
-): GptOutput {
-  validate(cfg);
+): GptStepOutput {
   if (tokens.dtype !== "int64" || tokens.rank !== 2) {
     throw new GraphError(`gptForward: tokens must be int64 [B, T], got ${tokens}`);
   }
   if (attentionMask && attentionMask.rank !== 2) {
     throw new GraphError(`gptForward: attentionMask must be [B, T], got ${attentionMask}`);
   }
-  const shapes = gptShapes(cfg);
-  for (const [n, { shape }] of Object.entries(shapes)) {
-    const v = params[n];
-    if (!v) throw new GraphError(`gptForward: missing parameter "${n}"`);
-    if (v.rank !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
-      throw new GraphError(`gptForward: parameter "${n}" is ${v}, expected [${shape}]`);
+  checkParams("gptForward", cfg, params);
+  const order = arange(g, tokens);
+  const real = attentionMask ? realTokens(g, attentionMask) : undefined;
+  const positions = opts.positionIds ??
+    (real ? g.clip(g.sub(cumsum(g, g.cast(real, "int64")), 1), 0) : order);
+  // allowed[b, 0, i, j]: query i may attend to key j (j <= i, and j is a real token).
+  const allowed = causalPattern(g, order, order, real);
+  return transformer(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
+}
+
+/** Options of {@link gptDecodeStep}. */
+export interface GptDecodeOptions {
+  /**
+   * Compute `hidden` and `logits` for the last new position only (`[B, 1, ...]`): all that
+   * sampling needs, and it keeps the LM head off the prompt positions of a prefill.
+   */
+  lastOnly?: boolean;
+}
+
+/**
+ * One incremental decoding step with a KV cache: the new int64 `tokens [B, S]` attend to the
+ * cached keys/values of the `P` earlier positions (`past`, one {@link KvCache} per block,
+ * `[B, nHead, P, headDim]`) and to each other, causally.
+ *
+ * - `attentionMask [B, P + S]` covers past and new positions (nonzero = real token), as in HF;
+ *   its length dim names the presents' length dim.
+ * - `positionIds [B, S]` are the new tokens' int64 position ids (for left-padded prompts:
+ *   `cumsum(mask) - 1` over all P + S positions, last S columns — what {@link gptForward}
+ *   computes by default).
+ * - P may be 0 (empty past tensors): the prefill is then a step like any other.
+ *
+ * Returns `logits [B, S, V]`, `hidden [B, S, d]` and `presents` (`[B, nHead, P + S, headDim]`
+ * per block). The blocks are the same code as {@link gptForward}'s, so both give the same
+ * logits at the same positions (up to summation order).
+ *
+ * @example
+ * ```ts
+ * const hd = cfg.nEmbd / cfg.nHead;
+ * const past = Array.from({ length: cfg.nLayer }, (_, i) => ({
+ *   key: g.input(`past.${i}.key`, "float32", ["B", cfg.nHead, "P", hd]),
+ *   value: g.input(`past.${i}.value`, "float32", ["B", cfg.nHead, "P", hd]),
+ * }));
+ * const tokens = g.input("tokens", "int64", ["B", "S"]);
+ * const mask = g.input("mask", "int64", ["B", "K"]); // K = P + S
+ * const pos = g.input("position_ids", "int64", ["B", "S"]);
+ * const { logits, presents } = gptDecodeStep(g, cfg, params, tokens, past, mask, pos);
+ * ```
+ */
+export function gptDecodeStep(
+  g: Graph,
+  cfg: GptConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  past: KvCache[],
+  attentionMask: Value,
+  positionIds: Value,
+  opts: GptDecodeOptions = {},
+): GptStepOutput {
+  const who = "gptDecodeStep";
+  checkParams(who, cfg, params);
+  if (tokens.dtype !== "int64" || tokens.rank !== 2) {
+    throw new GraphError(`${who}: tokens must be int64 [B, S], got ${tokens}`);
+  }
+  if (positionIds.dtype !== "int64" || positionIds.rank !== 2) {
+    throw new GraphError(`${who}: positionIds must be int64 [B, S], got ${positionIds}`);
+  }
+  if (attentionMask.rank !== 2) {
+    throw new GraphError(`${who}: attentionMask must be [B, P + S], got ${attentionMask}`);
+  }
+  const hd = cfg.nEmbd / cfg.nHead;
+  if (past.length !== cfg.nLayer) {
+    throw new GraphError(`${who}: ${past.length} caches for ${cfg.nLayer} blocks`);
+  }
+  for (const c of past) {
+    for (const t of [c.key, c.value]) {
+      if (t.rank !== 4 || t.shape[1] !== cfg.nHead || t.shape[3] !== hd) {
+        throw new GraphError(`${who}: past ${t} is not [B, ${cfg.nHead}, P, ${hd}]`);
+      }
     }
   }
-  const nm = gptNames(cfg);
-  const d = cfg.nEmbd, H = cfg.nHead, hd = d / H, eps = cfg.layerNormEps ?? 1e-5;
-  const p = (n: string) => params[n];
-  const cumsum = (x: Value) =>
-    g.node("CumSum", [x, g.scalar(1, "int64")], {}, undefined, [{
-      dtype: x.dtype,
-      shape: x.shape,
-    }])[0];
-
-  // 0, 1, ..., T-1 along time (per row): CumSum of ones, since T is only known at run time.
-  const ones = g.add(g.zerosLike(tokens), 1);
-  const order = g.sub(cumsum(ones), 1);
-  const real = attentionMask
-    ? (attentionMask.dtype === "bool" ? attentionMask : g.not(g.equal(attentionMask, 0)))
-    : undefined;
-  const positions = opts.positionIds ??
-    (real ? g.clip(g.sub(cumsum(g.cast(real, "int64")), 1), 0) : order);
-
-  // allowed[b, 0, i, j]: query i may attend to key j (j <= i, and j is a real token).
-  let allowed = g.lessOrEqual(g.unsqueeze(order, [1]), g.unsqueeze(order, [2])); // [B, T, T]
-  if (real) allowed = g.and(allowed, g.unsqueeze(real, [1]));
-  allowed = g.unsqueeze(allowed, [1]); // [B, 1, T, T], broadcast over heads
-
-  const linear = (x: Value, w: string, b: string) => g.add(g.matmul(x, p(w)), p(b));
-  // [B, T, d] -> [B, H, T, hd]
-  const heads = (t: Value) => g.transpose(g.reshape(t, [0, 0, H, hd]), [0, 2, 1, 3]);
-
-  let x = g.add(g.gather(p(nm.wte), tokens, 0), g.gather(p(nm.wpe), positions, 0));
-  for (const blk of nm.blocks) {
-    const a = g.layerNorm(x, p(blk.ln1Weight), p(blk.ln1Bias), { epsilon: eps });
-    const [q, k, v] = g.split(linear(a, blk.attnWeight, blk.attnBias), [d, d, d], -1);
-    // Scale q (T·d values) rather than the scores (T·T): same result, less work. It is scaled
-    // before the head split so the Mul does not feed the MatMul directly: ORT would fuse the
-    // two into FusedMatMul, whose alpha is a float32 attribute (1/√8 rounded: ~1e-8 error in
-    // float64 models).
-    const qh = heads(g.mul(q, 1 / Math.sqrt(hd)));
-    const kT = g.transpose(g.reshape(k, [0, 0, H, hd]), [0, 2, 3, 1]); // [B, H, hd, T]
-    const scores = g.where(allowed, g.matmul(qh, kT), MASKED_SCORE);
-    const y = g.matmul(g.softmax(scores, -1), heads(v)); // [B, H, T, hd]
-    const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, d]);
-    x = g.add(x, linear(merged, blk.attnProjWeight, blk.attnProjBias));
-    const m = g.layerNorm(x, p(blk.ln2Weight), p(blk.ln2Bias), { epsilon: eps });
-    const f = g.gelu(linear(m, blk.fcWeight, blk.fcBias), "tanh"); // GPT-2's "gelu_new"
-    x = g.add(x, linear(f, blk.mlpProjWeight, blk.mlpProjBias));
-  }
-  const hidden = g.layerNorm(x, p(nm.lnfWeight), p(nm.lnfBias), { epsilon: eps });
-  const logits = g.matmul(hidden, g.transpose(p(nm.wte), [1, 0]));
-  return { logits, hidden };
+  // Absolute index of each new query in the P + S keys: P + (0..S-1), P read at run time.
+  const P = g.node(
+    "Shape",
+    [past[0].key],
+    {
+      start: { kind: "int", value: 2 },
+      end: { kind: "int", value: 3 },
+    },
+    undefined,
+    [{ dtype: "int64", shape: [1] }],
+  )[0];
+  const allowed = causalPattern(
+    g,
+    g.add(arange(g, tokens), P),
+    arange(g, attentionMask),
+    realTokens(g, attentionMask),
+  );
+  return transformer(
+    g,
+    cfg,
+    params,
+    tokens,
+    positionIds,
+    allowed,
+    past,
+    attentionMask.shape[1],
+    opts.lastOnly,
+  );
 }
 
 /**

@@ -117,6 +117,16 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   let update = 0, globalStep = 0;
   let last: MetricsRow = {};
 
+  // A finished run (final.safetensors is written last, atomically) has nothing left to do.
+  const finalPath = `${outDir}/final.safetensors`;
+  if (opts.resume && await exists(finalPath)) {
+    await trainer.loadCheckpoint(finalPath);
+    const lines = (await Deno.readTextFile(metricsPath)).split("\n").filter(Boolean);
+    opts.onStart?.(opts.updates);
+    return lines.length ? JSON.parse(lines.at(-1)!) : {};
+  }
+  await Deno.remove(finalPath).catch(() => {});
+
   // Resume: restore params, optimizer state, RNG, KL controller and the problem's state, and
   // cut metrics.jsonl back to where it stood at the checkpoint.
   const resumed = opts.resume ? await loadRunCheckpoint<RunState>(outDir, trainer) : null;
@@ -271,8 +281,18 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     metricsFile.close();
   }
   // Final params + optimizer state (atomic write inside saveSafetensors).
-  await trainer.saveCheckpoint(`${outDir}/final.safetensors`);
+  await trainer.saveCheckpoint(finalPath);
   return last;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 async function writeAll(f: Deno.FsFile, s: string): Promise<void> {

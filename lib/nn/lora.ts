@@ -1,0 +1,275 @@
+/**
+ * LoRA adapters (Hu et al. 2021) as a parameter transform: each targeted weight `W [in, out]`
+ * is replaced in the graph by `W + (alpha / r) · (A @ B)` with `A [in, r]`, `B [r, out]`, and
+ * the model is built from the result as usual (`gptForward(g, cfg, applyLora(...), tokens)`),
+ * so no model code knows about LoRA. `B` starts at zero, so the adapted model starts equal to
+ * the base, bit for bit.
+ *
+ * Training: the base weights go into `TrainStepSpec.frozen` (fed, never updated, no optimizer
+ * state) and the adapters into `params`. Forming `A @ B` costs in·r·out per step, independent
+ * of batch size, which is small next to the trunk's B·T·in·out matmuls.
+ *
+ * Names: the adapters of `transformer.h.0.attn.c_attn.weight` are
+ * `transformer.h.0.attn.c_attn.lora_A` `[in, r]` and `.lora_B` `[r, out]`, in the Conv1D
+ * (`x @ W`) layout of the base weights. (PEFT stores the transposes, as
+ * `...c_attn.lora_A.weight [r, in]` / `lora_B.weight [out, r]`; transpose to export.)
+ *
+ * @example
+ * ```ts
+ * const lora: LoraConfig = { r: 4, alpha: 8, targets: ["attn.c_attn", "mlp.c_fc"] };
+ * const trainer = await Trainer.create({
+ *   dtype: "float32",
+ *   params: loraShapes(gptShapes(cfg), lora),
+ *   frozen: gptShapes(cfg),
+ *   batch: { tokens: { dtype: "int64", shape: ["B", "T"] } },
+ *   loss: (g, p, b) => {
+ *     const { logits } = gptForward(g, cfg, applyLora(g, lora, p, p), b.tokens);
+ *     return { loss: g.neg(g.reduceMean(tokenLogprobs(g, logits, b.tokens))) };
+ *   },
+ *   optimizer: adamw,
+ * }, { ...base, ...initLora(gptShapes(cfg), lora, new Rng(1), "float32") });
+ * const merged = mergeLora(base, trainer.params(), lora); // plain GPT weights again
+ * ```
+ * @module
+ */
+import { type Graph, GraphError, type Value } from "../onnx/graph.ts";
+import type { Rng } from "../rng.ts";
+
+/** LoRA hyperparameters. */
+export interface LoraConfig {
+  /** Rank r of the update. */
+  r: number;
+  /** Scale numerator: the update is `(alpha / r) · A @ B` (PEFT's `lora_alpha`). */
+  alpha: number;
+  /**
+   * Which 2-D weights get adapters: a string `s` matches the weight `<anything>.s.weight`
+   * (or `s.weight`), a RegExp is tested against full weight names (those ending in `.weight`). Default
+   * {@link DEFAULT_LORA_TARGETS}. Every target must match at least one weight.
+   */
+  targets?: (string | RegExp)[];
+  /**
+   * Initialisation of A: "kaiming" (default; PEFT's `kaiming_uniform_(a=√5)`, i.e.
+   * U(−1/√in, 1/√in)) or "gaussian" (N(0, 1/r²), PEFT's `init_lora_weights="gaussian"`).
+   */
+  init?: "kaiming" | "gaussian";
+}
+
+/** All four matrices of each GPT-2 block: attention in/out projections and the MLP. */
+export const DEFAULT_LORA_TARGETS: readonly string[] = [
+  "attn.c_attn",
+  "attn.c_proj",
+  "mlp.c_fc",
+  "mlp.c_proj",
+];
+
+/** Adapter names of a base weight: `x.weight` -> `x.lora_A`, `x.lora_B`. */
+export function loraNames(weight: string): { a: string; b: string } {
+  const stem = weight.endsWith(".weight") ? weight.slice(0, -".weight".length) : weight;
+  return { a: `${stem}.lora_A`, b: `${stem}.lora_B` };
+}
+
+function validate(lora: LoraConfig): void {
+  if (!Number.isInteger(lora.r) || lora.r < 1) {
+    throw new RangeError(`LoraConfig.r must be a positive integer, got ${lora.r}`);
+  }
+  if (!Number.isFinite(lora.alpha)) {
+    throw new RangeError(`LoraConfig.alpha must be finite, got ${lora.alpha}`);
+  }
+}
+
+/**
+ * Whether weight `name` is targeted by `t`. Only names ending in `.weight` qualify, so a RegExp
+ * target never selects biases or the adapters themselves (`...lora_A`), which matters when one
+ * record holds base and adapter values together.
+ */
+function isTarget(t: string | RegExp, name: string): boolean {
+  if (!name.endsWith(".weight")) return false;
+  return typeof t === "string"
+    ? name === `${t}.weight` || name.endsWith(`.${t}.weight`)
+    : name.search(t) >= 0; // search(), unlike test(), ignores a /g lastIndex
+}
+
+/**
+ * The base weights `lora` targets, in the order of `baseShapes`, with their `[in, out]`.
+ * Throws when a target matches nothing (a typo would otherwise train no adapter at all) or
+ * matches a weight that is not 2-D.
+ *
+ * @example
+ * ```ts
+ * loraTargets(gptShapes(cfg), { r: 4, alpha: 8, targets: ["attn.c_attn"] });
+ * // [["transformer.h.0.attn.c_attn.weight", 32, 96], ...]
+ * ```
+ */
+export function loraTargets(
+  baseShapes: Record<string, { shape: readonly number[] }>,
+  lora: LoraConfig,
+): [name: string, inDim: number, outDim: number][] {
+  validate(lora);
+  const targets = lora.targets ?? DEFAULT_LORA_TARGETS;
+  const out: [string, number, number][] = [];
+  for (const t of targets) {
+    if (!Object.keys(baseShapes).some((n) => isTarget(t, n))) {
+      throw new Error(`LoRA: target ${String(t)} matches no weight (e.g. "attn.c_attn")`);
+    }
+  }
+  for (const [n, { shape }] of Object.entries(baseShapes)) {
+    if (!targets.some((t) => isTarget(t, n))) continue;
+    if (shape.length !== 2) {
+      throw new Error(`LoRA: target weight "${n}" is [${shape}], expected a 2-D matrix`);
+    }
+    out.push([n, shape[0], shape[1]]);
+  }
+  return out;
+}
+
+/**
+ * Shapes of the adapters: `lora_A [in, r]` and `lora_B [r, out]` per targeted weight.
+ *
+ * @example
+ * ```ts
+ * const shapes = loraShapes(gptShapes(cfg), { r: 4, alpha: 8 });
+ * shapes["transformer.h.0.attn.c_attn.lora_A"]; // { shape: [d, 4] }
+ * ```
+ */
+export function loraShapes(
+  baseShapes: Record<string, { shape: readonly number[] }>,
+  lora: LoraConfig,
+): Record<string, { shape: number[] }> {
+  const out: Record<string, { shape: number[] }> = {};
+  for (const [n, inDim, outDim] of loraTargets(baseShapes, lora)) {
+    const { a, b } = loraNames(n);
+    out[a] = { shape: [inDim, lora.r] };
+    out[b] = { shape: [lora.r, outDim] };
+  }
+  return out;
+}
+
+/**
+ * Initial adapters: A random ({@link LoraConfig.init}), B zero, so `A @ B = 0` and the adapted
+ * model equals the base. Draws come from `rng` in {@link loraShapes} order.
+ *
+ * @example
+ * ```ts
+ * const adapters = initLora(gptShapes(cfg), { r: 4, alpha: 8 }, new Rng(1), "float32");
+ * ```
+ */
+export function initLora(
+  baseShapes: Record<string, { shape: readonly number[] }>,
+  lora: LoraConfig,
+  rng: Rng,
+  dtype: "float32" | "float64",
+): Record<string, Float32Array | Float64Array> {
+  const Arr = dtype === "float32" ? Float32Array : Float64Array;
+  const out: Record<string, Float32Array | Float64Array> = {};
+  for (const [n, inDim, outDim] of loraTargets(baseShapes, lora)) {
+    const { a, b } = loraNames(n);
+    const A = new Arr(inDim * lora.r);
+    if (lora.init === "gaussian") rng.fillNormal(A, 1 / lora.r);
+    else {
+      const bound = 1 / Math.sqrt(inDim);
+      for (let i = 0; i < A.length; i++) A[i] = (2 * rng.uniform() - 1) * bound;
+    }
+    out[a] = A;
+    out[b] = new Arr(lora.r * outDim);
+  }
+  return out;
+}
+
+/**
+ * `x · s` for `x [in, out]`. ORT fuses a MatMul followed by a Mul by a scalar constant into
+ * FusedMatMul, whose `alpha` is a float32 attribute: with s = 5/3 a float64 model would be off
+ * by ~1e-8. When s is not exactly a float32 the factor is therefore a `[1, out]` constant,
+ * which the fusion does not match; otherwise the scalar is kept (fused, and still exact).
+ */
+function scaled(g: Graph, x: Value, s: number, outDim: number): Value {
+  if (s === 1) return x;
+  if (Math.fround(s) === s || outDim === 1) return g.mul(x, s);
+  const data = new Array<number>(outDim).fill(s);
+  return g.mul(x, g.constant({ dtype: x.dtype, shape: [1, outDim], data }, "lora_scale"));
+}
+
+/**
+ * The adapted parameters, in the graph: `base` with every targeted weight replaced by
+ * `W + (alpha / r) · (A @ B)`; other entries pass through unchanged. `adapters` holds the
+ * `lora_A` / `lora_B` values (it may be the same record as `base`, e.g. a TrainStepSpec's
+ * params, which merges frozen and trainable values).
+ *
+ * @example
+ * ```ts
+ * const { logits } = gptForward(g, cfg, applyLora(g, lora, baseParams, adapterParams), tokens);
+ * ```
+ */
+export function applyLora(
+  g: Graph,
+  lora: LoraConfig,
+  base: Record<string, Value>,
+  adapters: Record<string, Value>,
+): Record<string, Value> {
+  const shapes = Object.fromEntries(
+    Object.entries(base).map(([n, v]) => [n, { shape: v.shape as number[] }]),
+  );
+  const out = { ...base };
+  const scale = lora.alpha / lora.r;
+  for (const [n, inDim, outDim] of loraTargets(shapes, lora)) {
+    const { a, b } = loraNames(n);
+    const A = adapters[a], B = adapters[b];
+    if (!A || !B) throw new GraphError(`applyLora: missing adapter "${!A ? a : b}"`);
+    const want = (v: Value, s: number[]) => v.rank === 2 && v.shape.every((d, i) => d === s[i]);
+    if (!want(A, [inDim, lora.r])) {
+      throw new GraphError(`applyLora: "${a}" is ${A}, expected [${inDim}, ${lora.r}]`);
+    }
+    if (!want(B, [lora.r, outDim])) {
+      throw new GraphError(`applyLora: "${b}" is ${B}, expected [${lora.r}, ${outDim}]`);
+    }
+    out[n] = g.add(base[n], scaled(g, g.matmul(A, B), scale, outDim));
+  }
+  return out;
+}
+
+/**
+ * Fold adapters into the base weights in TS: returns new arrays (same dtype as `base`) with
+ * `W + (alpha / r) · A @ B` for each target and the other weights copied, i.e. a plain model
+ * that needs no LoRA graph (for sampling, export or a new LoRA round). Sums run in float64.
+ *
+ * @example
+ * ```ts
+ * const merged = mergeLora(baseParams, trainer.params(), lora);
+ * await saveHfFolder("out/policy", cfg, merged);
+ * ```
+ */
+export function mergeLora<T extends Float32Array | Float64Array>(
+  base: Record<string, T>,
+  adapters: Record<string, Float32Array | Float64Array>,
+  lora: LoraConfig,
+): Record<string, T> {
+  validate(lora);
+  const targets = lora.targets ?? DEFAULT_LORA_TARGETS;
+  const out: Record<string, T> = {};
+  for (const [n, w] of Object.entries(base)) out[n] = w.slice() as T;
+  const scale = lora.alpha / lora.r, r = lora.r;
+  let merged = 0;
+  for (const n of Object.keys(base)) {
+    if (!targets.some((t) => isTarget(t, n))) continue;
+    const { a, b } = loraNames(n);
+    const A = adapters[a], B = adapters[b], W = out[n];
+    if (!A || !B) throw new Error(`mergeLora: missing adapter "${!A ? a : b}" for "${n}"`);
+    // Base arrays are flat; A [in, r] and B [r, out] give the matrix shape.
+    const inDim = A.length / r, outDim = B.length / r;
+    if (!Number.isInteger(inDim) || !Number.isInteger(outDim) || inDim * outDim !== W.length) {
+      throw new Error(
+        `mergeLora: "${n}" has ${W.length} values; "${a}" (${A.length}) and "${b}" ` +
+          `(${B.length}) do not fit rank ${r}`,
+      );
+    }
+    for (let i = 0; i < inDim; i++) {
+      for (let j = 0; j < outDim; j++) {
+        let s = 0;
+        for (let k = 0; k < r; k++) s += A[i * r + k] * B[k * outDim + j];
+        W[i * outDim + j] += scale * s;
+      }
+    }
+    merged++;
+  }
+  if (merged === 0) throw new Error(`mergeLora: no base weight matches the LoRA targets`);
+  return out;
+}

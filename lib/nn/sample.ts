@@ -1,0 +1,648 @@
+/**
+ * Sampling from a GPT policy with a KV cache: the model runs as one compiled ONNX decode step
+ * (prefill = a step with an empty cache), and every random choice is made here in TypeScript
+ * from one seeded {@link Rng}, so a seed fixes the samples byte for byte.
+ *
+ * {@link generate} turns a batch of prompts into a PPO rollout: N rows × T response positions,
+ * left-padded prompts, padding after EOS, a response mask, and log π(a) of every sampled token
+ * under the UNMODIFIED policy (see {@link Generation.logp}).
+ *
+ * @example
+ * ```ts
+ * const cfg: GptConfig = { vocabSize: 64, nPositions: 64, nEmbd: 32, nLayer: 2, nHead: 4 };
+ * const params = initGpt(cfg, new Rng(1), "float32");
+ * const out = await generate({ cfg, params }, [[1, 2, 3], [4]], {
+ *   maxNewTokens: 16, temperature: 1, topP: 0.9, eosTokenId: 0, padTokenId: 0, rng: new Rng(7),
+ * });
+ * out.tokens; // Int32Array [rows * cols], padTokenId after each row's EOS
+ * out.logp; // Float64Array, log π(a) of each sampled token (0 where mask is 0)
+ * ```
+ * @module
+ */
+import { Graph } from "../onnx/graph.ts";
+import {
+  compile,
+  type Session,
+  type SessionOptions,
+  type Tensor,
+  tensor,
+} from "../onnx/session.ts";
+import type { Rng } from "../rng.ts";
+import { type GptConfig, gptDecodeStep, gptShapes, type KvCache } from "./gpt.ts";
+
+// ---- sampling distributions ------------------------------------------------
+
+/** How the next token is drawn from the logits (HF `generate` order: temperature, top-k, top-p). */
+export interface SamplingOptions {
+  /** Divides the logits; 0 = greedy (argmax, lowest token id on ties). Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 or ≥ V: off). Default 0. */
+  topK?: number;
+  /** Nucleus: keep the smallest most-likely set whose probability is ≥ p (1: off). Default 1. */
+  topP?: number;
+}
+
+/** log_softmax in float64 (max-subtracted, so no overflow). */
+export function logSoftmax(logits: ArrayLike<number>): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  const lse = max + Math.log(sum);
+  const out = new Float64Array(logits.length);
+  for (let i = 0; i < logits.length; i++) out[i] = logits[i] - lse;
+  return out;
+}
+
+/** Index of the largest value; the lowest index wins ties (as torch.argmax on CPU). */
+export function argmax(xs: ArrayLike<number>): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
+  return best;
+}
+
+/** Token ids by decreasing value, ties by increasing id (a total, deterministic order). */
+function rankDesc(xs: ArrayLike<number>): Int32Array {
+  const idx = Int32Array.from({ length: xs.length }, (_, i) => i);
+  return idx.sort((a, b) => xs[b] - xs[a] || a - b);
+}
+
+function normalise(p: Float64Array): Float64Array {
+  let s = 0;
+  for (let i = 0; i < p.length; i++) s += p[i];
+  for (let i = 0; i < p.length; i++) p[i] /= s;
+  return p;
+}
+
+/**
+ * Top-k: zero all but the `k` most probable tokens, renormalise. Exactly k tokens are kept;
+ * ties at the boundary go to the lower token id, so `k = 1` is greedy. Returns a new array.
+ *
+ * @example
+ * ```ts
+ * topKFilter(Float64Array.of(0.1, 0.6, 0.3), 2); // [0, 2/3, 1/3]
+ * ```
+ */
+export function topKFilter(probs: ArrayLike<number>, k: number): Float64Array {
+  const out = new Float64Array(probs.length);
+  const order = rankDesc(probs);
+  for (let i = 0; i < Math.min(k, order.length); i++) out[order[i]] = probs[order[i]];
+  return normalise(out);
+}
+
+/**
+ * Top-p (nucleus, Holtzman et al. 2020): keep the smallest set of most probable tokens whose
+ * total probability is ≥ `p`, zero the rest, renormalise. Tokens are taken in order of
+ * decreasing probability (ties: lower id first); the running sum is compared with `p` less
+ * 1e-12 relative, so a nucleus whose exact mass is p is not pushed one token over by rounding.
+ * At least one token is always kept. Returns a new array.
+ *
+ * @example
+ * ```ts
+ * topPFilter(Float64Array.of(0.1, 0.5, 0.15, 0.25), 0.7); // [0, 2/3, 0, 1/3]
+ * ```
+ */
+export function topPFilter(probs: ArrayLike<number>, p: number): Float64Array {
+  const out = new Float64Array(probs.length);
+  const order = rankDesc(probs);
+  const target = p * (1 - 1e-12);
+  let mass = 0;
+  for (let i = 0; i < order.length; i++) {
+    out[order[i]] = probs[order[i]];
+    mass += probs[order[i]];
+    if (mass >= target) break;
+  }
+  return normalise(out);
+}
+
+function checkSampling(o: SamplingOptions): Required<SamplingOptions> {
+  const r = { temperature: o.temperature ?? 1, topK: o.topK ?? 0, topP: o.topP ?? 1 };
+  if (!(r.temperature >= 0) || !Number.isFinite(r.temperature)) {
+    throw new RangeError(
+      `sampling: temperature must be a finite number >= 0, got ${r.temperature}`,
+    );
+  }
+  if (!Number.isInteger(r.topK) || r.topK < 0) {
+    throw new RangeError(`sampling: topK must be an integer >= 0, got ${r.topK}`);
+  }
+  if (!(r.topP > 0 && r.topP <= 1)) {
+    throw new RangeError(`sampling: topP must be in (0, 1], got ${r.topP}`);
+  }
+  return r;
+}
+
+/**
+ * The distribution the next token is drawn from: softmax(logits / temperature), then top-k,
+ * then top-p, each renormalised (HF's warper order). Temperature 0 gives the one-hot argmax.
+ *
+ * @example
+ * ```ts
+ * samplingProbs([Math.log(0.5), Math.log(0.3), Math.log(0.2)], { temperature: 0.5 });
+ * // ∝ [0.25, 0.09, 0.04]: p^(1/T), renormalised
+ * ```
+ */
+export function samplingProbs(logits: ArrayLike<number>, opts: SamplingOptions = {}): Float64Array {
+  const { temperature, topK, topP } = checkSampling(opts);
+  const V = logits.length;
+  if (temperature === 0) {
+    const out = new Float64Array(V);
+    out[argmax(logits)] = 1;
+    return out;
+  }
+  const scaled = new Float64Array(V);
+  for (let i = 0; i < V; i++) scaled[i] = logits[i] / temperature;
+  let probs: Float64Array = logSoftmax(scaled).map(Math.exp);
+  if (topK > 0 && topK < V) probs = topKFilter(probs, topK);
+  if (topP < 1) probs = topPFilter(probs, topP);
+  return probs;
+}
+
+/**
+ * Inverse-CDF draw: the first token id (in increasing id order) whose cumulative probability
+ * exceeds `u · Σprobs`, for one uniform `u` in [0, 1). Zero-probability tokens are never chosen.
+ *
+ * @example
+ * ```ts
+ * sampleIndex(Float64Array.of(0.25, 0, 0.75), 0.3); // 2
+ * ```
+ */
+export function sampleIndex(probs: ArrayLike<number>, u: number): number {
+  let total = 0;
+  for (let i = 0; i < probs.length; i++) total += probs[i];
+  const target = u * total;
+  let cum = 0, last = -1;
+  for (let i = 0; i < probs.length; i++) {
+    if (probs[i] <= 0) continue;
+    cum += probs[i];
+    last = i;
+    if (target < cum) return i;
+  }
+  if (last < 0) throw new RangeError("sampleIndex: no token has positive probability");
+  return last; // u·total rounded up to the full sum
+}
+
+// ---- decode session ----------------------------------------------------------
+
+/** A float parameter / activation buffer. */
+export type FloatArray = Float32Array | Float64Array;
+
+/**
+ * A policy to sample from: a config and its parameters by {@link gptShapes} name, as typed
+ * arrays or ORT tensors (e.g. a Trainer's live `paramTensors()`: read in place, not copied).
+ * Names the config does not know are ignored, so a trainer holding a value head too can be
+ * passed whole.
+ */
+export interface GptPolicy {
+  /** The model's hyperparameters. */
+  cfg: GptConfig;
+  /** Weights by parameter name, all float32 or all float64 (the dtype of the decode graph). */
+  params: Record<string, FloatArray | Tensor>;
+}
+
+/** State of a batch being decoded by {@link GptDecoder} (owned by it; read, do not write). */
+export interface DecodeState {
+  /** Rows. */
+  rows: number;
+  /** Positions in the cache: padded prompt width + tokens fed since. */
+  length: number;
+  /** Most positions this state can hold. */
+  capacity: number;
+  /**
+   * Next-token logits of the last fed position, `[rows, V]` row-major. A view of a reused
+   * buffer: overwritten by the next {@link GptDecoder.step}.
+   */
+  logits: FloatArray;
+  /** Attention mask over the cached positions, per row (1 = real token, 0 = padding). */
+  mask: Uint8Array[];
+  /** Real tokens per row so far (= the next real token's position id). */
+  realCount: Int32Array;
+  /** Parameter feeds, by name. */
+  params: Record<string, Tensor>;
+  /** Ping-pong KV buffers per block: `[0]` holds the cache, `[1]` receives the next one. */
+  kv: { key: [FloatArray, FloatArray]; value: [FloatArray, FloatArray] }[];
+}
+
+const decoders = new Map<string, Promise<GptDecoder>>();
+
+/**
+ * One compiled KV-cache decode step for a config and dtype, compiled once per process (cached
+ * by config, dtype and session options). Parameters are graph inputs, so the same session
+ * serves any weights: a trainer's current params are passed at every call.
+ *
+ * The cache lives in two preallocated buffers per block tensor, sized for the batch's
+ * capacity: a step reads the past from one (a `[B, H, P, hd]` prefix view, no copy in) and ORT
+ * writes the presents into the other, so decoding allocates no cache memory per token.
+ *
+ * @example
+ * ```ts
+ * const dec = await GptDecoder.get(cfg, "float32");
+ * const st = await dec.start(params, [[5, 6, 7], [8]], { padTokenId: 0, capacity: 12 });
+ * st.logits; // next-token logits after each prompt, [2, V]
+ * await dec.step(st, [3, 4]); // one token per row; st.logits now follows them
+ * ```
+ */
+export class GptDecoder {
+  private constructor(
+    readonly cfg: GptConfig,
+    readonly dtype: "float32" | "float64",
+    readonly session: Session,
+  ) {}
+
+  /** The decoder for `cfg` and `dtype` (compiled on first use). */
+  static get(
+    cfg: GptConfig,
+    dtype: "float32" | "float64",
+    opts: SessionOptions = {},
+  ): Promise<GptDecoder> {
+    const key = JSON.stringify([cfg, dtype, opts]);
+    let d = decoders.get(key);
+    if (!d) {
+      d = compile(buildDecodeGraph(cfg, dtype), opts).then((s) => new GptDecoder(cfg, dtype, s));
+      d.catch(() => decoders.delete(key));
+      decoders.set(key, d);
+    }
+    return d;
+  }
+
+  /**
+   * Prefill: left-pad the prompts to the longest (pad id `padTokenId`, mask 0), run them
+   * through the model with an empty cache, and return the state with the next-token logits
+   * after each prompt. `capacity` is the most positions the state will hold (padded prompt
+   * width + tokens to be fed). `params` are held (not copied) for the state's life: typed
+   * arrays or ORT tensors such as a Trainer's `paramTensors()`, which stay valid until its
+   * next step.
+   */
+  async start(
+    params: Record<string, FloatArray | Tensor>,
+    prompts: number[][],
+    opts: { padTokenId: number; capacity: number },
+  ): Promise<DecodeState> {
+    const { cfg, dtype } = this;
+    const rows = prompts.length;
+    if (rows === 0) throw new RangeError("GptDecoder.start: no prompts");
+    const width = Math.max(...prompts.map((p) => p.length));
+    for (const [i, p] of prompts.entries()) {
+      if (p.length === 0) throw new RangeError(`GptDecoder.start: prompt ${i} is empty`);
+      for (const t of p) checkToken(cfg, t, `prompt ${i}`);
+    }
+    checkToken(cfg, opts.padTokenId, "padTokenId");
+    if (!(opts.capacity >= width)) {
+      throw new RangeError(`GptDecoder.start: capacity ${opts.capacity} < prompt width ${width}`);
+    }
+    const H = cfg.nHead, hd = cfg.nEmbd / H;
+    const Arr = dtype === "float32" ? Float32Array : Float64Array;
+    const n = rows * H * opts.capacity * hd;
+    const state: DecodeState = {
+      rows,
+      length: 0,
+      capacity: opts.capacity,
+      logits: new Arr(rows * cfg.vocabSize),
+      mask: prompts.map(() => new Uint8Array(opts.capacity)),
+      realCount: new Int32Array(rows),
+      params: paramFeeds(cfg, dtype, params),
+      kv: Array.from({ length: cfg.nLayer }, () => ({
+        key: [new Arr(n), new Arr(n)],
+        value: [new Arr(n), new Arr(n)],
+      })),
+    };
+    const tokens: number[] = [], real: boolean[] = [];
+    for (const p of prompts) {
+      for (let s = 0; s < width; s++) {
+        const pad = s < width - p.length;
+        tokens.push(pad ? opts.padTokenId : p[s - (width - p.length)]);
+        real.push(!pad);
+      }
+    }
+    await this.run(state, tokens, real, width);
+    return state;
+  }
+
+  /**
+   * Feed one token per row and update `state.logits` and the cache. `real[b] = false` marks a
+   * row that has finished: its token is then padding, masked out like a prompt pad.
+   */
+  async step(
+    state: DecodeState,
+    tokens: ArrayLike<number>,
+    real?: ArrayLike<boolean>,
+  ): Promise<void> {
+    if (tokens.length !== state.rows) {
+      throw new RangeError(`GptDecoder.step: ${tokens.length} tokens for ${state.rows} rows`);
+    }
+    const t = Array.from(tokens),
+      r = Array.from({ length: state.rows }, (_, b) => !real || real[b]);
+    t.forEach((x, b) => r[b] && checkToken(this.cfg, x, `row ${b}`));
+    await this.run(state, t, r, 1);
+  }
+
+  /** Run S new positions per row (`tokens`, `real`: [rows, S] row-major). */
+  private async run(
+    state: DecodeState,
+    tokens: number[],
+    real: boolean[],
+    S: number,
+  ): Promise<void> {
+    const { cfg, dtype } = this;
+    const B = state.rows, H = cfg.nHead, hd = cfg.nEmbd / H, V = cfg.vocabSize;
+    const P = state.length, K = P + S;
+    if (K > state.capacity) {
+      throw new RangeError(`GptDecoder: ${K} positions exceed the capacity ${state.capacity}`);
+    }
+    // Position ids as HF's generate computes them: cumsum(mask) - 1, clipped at 0.
+    const positions = new BigInt64Array(B * S);
+    for (let b = 0; b < B; b++) {
+      for (let s = 0; s < S; s++) {
+        const r = real[b * S + s];
+        state.mask[b][P + s] = r ? 1 : 0;
+        if (r) state.realCount[b]++;
+        positions[b * S + s] = BigInt(Math.max(state.realCount[b] - 1, 0));
+      }
+    }
+    const mask = new BigInt64Array(B * K);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < K; j++) mask[b * K + j] = BigInt(state.mask[b][j]);
+    }
+    const feeds: Record<string, Tensor> = {
+      ...state.params,
+      tokens: tensor("int64", [B, S], BigInt64Array.from(tokens, BigInt)),
+      attention_mask: tensor("int64", [B, K], mask),
+      position_ids: tensor("int64", [B, S], positions),
+    };
+    const fetches: Record<string, Tensor> = { logits: tensor(dtype, [B, 1, V], state.logits) };
+    state.kv.forEach((c, i) => {
+      for (const kind of ["key", "value"] as const) {
+        feeds[`past.${i}.${kind}`] = tensor(
+          dtype,
+          [B, H, P, hd],
+          c[kind][0].subarray(0, B * H * P * hd),
+        );
+        fetches[`present.${i}.${kind}`] = tensor(
+          dtype,
+          [B, H, K, hd],
+          c[kind][1].subarray(0, B * H * K * hd),
+        );
+      }
+    });
+    await this.session.run(feeds, fetches);
+    for (const c of state.kv) {
+      c.key.reverse();
+      c.value.reverse();
+    }
+    state.length = K;
+  }
+}
+
+function checkToken(cfg: GptConfig, t: number, where: string): void {
+  if (!Number.isInteger(t) || t < 0 || t >= cfg.vocabSize) {
+    throw new RangeError(`GptDecoder: ${where}: token ${t} is not in [0, ${cfg.vocabSize})`);
+  }
+}
+
+/** Feeds for the parameters: tensors as given, typed arrays wrapped (no copy if dtype fits). */
+function paramFeeds(
+  cfg: GptConfig,
+  dtype: "float32" | "float64",
+  params: Record<string, FloatArray | Tensor>,
+): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  for (const [n, { shape }] of Object.entries(gptShapes(cfg))) {
+    const p = params[n];
+    if (!p) throw new Error(`GptDecoder: missing parameter "${n}"`);
+    const size = shape.reduce((a, b) => a * b, 1);
+    if (ArrayBuffer.isView(p)) {
+      if (p.length !== size) {
+        throw new Error(`GptDecoder: parameter "${n}" has ${p.length} values, expected ${size}`);
+      }
+      out[n] = tensor(dtype, shape, p);
+    } else {
+      if (p.type !== dtype || p.dims.join() !== shape.join()) {
+        throw new Error(
+          `GptDecoder: parameter "${n}" is ${p.type}[${p.dims}], expected ${dtype}[${shape}]`,
+        );
+      }
+      out[n] = p;
+    }
+  }
+  return out;
+}
+
+/** The decode-step graph: params, past caches, new tokens, mask, positions -> logits, presents. */
+function buildDecodeGraph(cfg: GptConfig, dtype: "float32" | "float64"): Graph {
+  const g = new Graph("gpt_decode");
+  const params = Object.fromEntries(
+    Object.entries(gptShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+  );
+  const H = cfg.nHead, hd = cfg.nEmbd / H;
+  const past: KvCache[] = Array.from({ length: cfg.nLayer }, (_, i) => ({
+    key: g.input(`past.${i}.key`, dtype, ["B", H, "P", hd]),
+    value: g.input(`past.${i}.value`, dtype, ["B", H, "P", hd]),
+  }));
+  const tokens = g.input("tokens", "int64", ["B", "S"]);
+  const mask = g.input("attention_mask", "int64", ["B", "K"]);
+  const positions = g.input("position_ids", "int64", ["B", "S"]);
+  const out = gptDecodeStep(g, cfg, params, tokens, past, mask, positions, { lastOnly: true });
+  g.output(out.logits, "logits");
+  out.presents.forEach((c, i) => {
+    g.output(c.key, `present.${i}.key`);
+    g.output(c.value, `present.${i}.value`);
+  });
+  return g;
+}
+
+/** The dtype of a policy's parameters (all must agree). */
+function paramsDtype(params: Record<string, FloatArray | Tensor>): "float32" | "float64" {
+  const kinds = new Set(
+    Object.values(params).map((p) =>
+      ArrayBuffer.isView(p) ? (p instanceof Float64Array ? "float64" : "float32") : p.type
+    ),
+  );
+  if (kinds.size !== 1 || !(kinds.has("float32") || kinds.has("float64"))) {
+    throw new Error(`generate: parameters must be all float32 or all float64, got ${[...kinds]}`);
+  }
+  return [...kinds][0] as "float32" | "float64";
+}
+
+/** log Σ exp(x) in float64. */
+function logSumExp(x: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) if (x[i] > max) max = x[i];
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) sum += Math.exp(x[i] - max);
+  return max + Math.log(sum);
+}
+
+// ---- generate ------------------------------------------------------------------
+
+/** Options of {@link generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Most tokens sampled per row (≥ 1). Prompt length + this must fit in `nPositions`. */
+  maxNewTokens: number;
+  /** Ends a row; the EOS token is part of the response (mask 1). Omitted: no row ends early. */
+  eosTokenId?: number;
+  /** Fills prompts' left padding and the response positions after a row has ended. */
+  padTokenId: number;
+  /** The one generator: exactly one `uniform()` per sampled token (see {@link generate}). */
+  rng: Rng;
+  /** Options of the decode session (device, threads). */
+  session?: SessionOptions;
+}
+
+/**
+ * A batch of sampled responses laid out as a PPO rollout: `rows` × `cols` response positions,
+ * row-major, padded after each row's end. Response token t of every row sits at column
+ * `promptWidth + t` of `sequences`, so logits at column `promptWidth + t - 1` of a forward pass
+ * over `sequences` score it.
+ */
+export interface Generation {
+  /** Rows: one per prompt. */
+  rows: number;
+  /** Response positions: the decode steps run (≤ maxNewTokens; fewer if every row ended). */
+  cols: number;
+  /** The prompts as given. */
+  prompts: number[][];
+  /** Per row: the sampled tokens, up to and including EOS, without padding. */
+  responses: number[][];
+  /** `[rows, cols]`: sampled tokens, `padTokenId` after a row's end. */
+  tokens: Int32Array;
+  /**
+   * `[rows, cols]`: log π(a_t | prompt, a_<t) of each sampled token under the UNMODIFIED policy,
+   * i.e. log_softmax of the raw logits (no temperature, top-k or top-p); 0 where `mask` is 0.
+   * This is what PPO's ratio π_θ(a)/π_old(a), its KL terms and a re-scoring forward pass
+   * compute, so the ratio is exactly 1 before the first update. Tokens are drawn from the
+   * sampling distribution q (temperature/top-k/top-p); when q ≠ π the rollout is slightly
+   * off-policy — `sampleLogp` gives log q(a) for callers that want to correct for it.
+   */
+  logp: Float64Array;
+  /** `[rows, cols]`: log q(a) of each token under the sampling distribution (0 for greedy). */
+  sampleLogp: Float64Array;
+  /** `[rows, cols]`: 1 = a sampled token (EOS included), 0 = padding after the end. */
+  mask: Uint8Array;
+  /** Per row: 1 if it ended with EOS, 0 if it was cut at `maxNewTokens`. */
+  ended: Uint8Array;
+  /** Width of the left-padded prompts (the longest prompt's length). */
+  promptWidth: number;
+  /** `[rows, promptWidth + cols]`: left-padded prompt, then the response and its padding. */
+  sequences: Int32Array;
+  /** `[rows, promptWidth + cols]`: 1 on prompt and response tokens, 0 on padding. */
+  sequenceMask: Uint8Array;
+}
+
+/**
+ * Sample responses to `prompts` (token arrays of any lengths ≥ 1) from a GPT policy with a KV
+ * cache. Prompts are left-padded and position ids are `cumsum(mask) - 1` (as HF's `generate`),
+ * so a prompt gets the same logits whatever the batch around it.
+ *
+ * Randomness: exactly one `opts.rng.uniform()` per sampled token — rows in order within a
+ * step, steps in order, finished rows none, greedy decoding included (so the generator's
+ * position depends only on how many tokens were sampled, not on the sampling settings). The
+ * token is the inverse-CDF pick of that draw over {@link samplingProbs}, so one seed gives the
+ * same samples byte for byte.
+ *
+ * A row stops at `eosTokenId` (kept, mask 1); its later positions hold `padTokenId` with mask
+ * 0. Decoding stops when every row has stopped or after `maxNewTokens`. The model runs once
+ * per response position (a prefill, then one step per token but the last).
+ *
+ * @example
+ * ```ts
+ * const roll = await generate({ cfg, params: trainer.paramTensors() }, prompts, {
+ *   maxNewTokens: 32, temperature: 1, eosTokenId: 2, padTokenId: 0, rng,
+ * });
+ * // roll.tokens / roll.logp / roll.mask: rows × cols, ready for GAE and the PPO batch
+ * ```
+ */
+export async function generate(
+  model: GptPolicy,
+  prompts: number[][],
+  opts: GenerateOptions,
+): Promise<Generation> {
+  const sampling = checkSampling(opts);
+  const { cfg } = model;
+  const maxNew = opts.maxNewTokens;
+  if (!Number.isInteger(maxNew) || maxNew < 1) {
+    throw new RangeError(`generate: maxNewTokens must be an integer >= 1, got ${maxNew}`);
+  }
+  if (opts.eosTokenId !== undefined) checkToken(cfg, opts.eosTokenId, "eosTokenId");
+  for (const [i, p] of prompts.entries()) {
+    if (p.length + maxNew > cfg.nPositions) {
+      throw new RangeError(
+        `generate: prompt ${i} (${p.length} tokens) + maxNewTokens ${maxNew} exceeds ` +
+          `nPositions ${cfg.nPositions}`,
+      );
+    }
+  }
+  const rows = prompts.length, V = cfg.vocabSize, pad = opts.padTokenId;
+  const dec = await GptDecoder.get(cfg, paramsDtype(model.params), opts.session);
+  const width = Math.max(0, ...prompts.map((p) => p.length));
+  // The last sampled token is never fed back, so the cache needs maxNew - 1 positions.
+  const st = await dec.start(model.params, prompts, {
+    padTokenId: pad,
+    capacity: width + maxNew - 1,
+  });
+  const tok = new Int32Array(rows * maxNew).fill(pad);
+  const logp = new Float64Array(rows * maxNew), sampleLogp = new Float64Array(rows * maxNew);
+  const mask = new Uint8Array(rows * maxNew), ended = new Uint8Array(rows);
+  const active = Array<boolean>(rows).fill(true);
+  let cols = 0;
+  for (let t = 0; t < maxNew; t++) {
+    const next = new Int32Array(rows).fill(pad);
+    for (let b = 0; b < rows; b++) {
+      if (!active[b]) continue;
+      const logits = st.logits.subarray(b * V, (b + 1) * V);
+      const probs = samplingProbs(logits, sampling);
+      const u = opts.rng.uniform();
+      const a = sampling.temperature === 0 ? argmax(logits) : sampleIndex(probs, u);
+      const i = b * maxNew + t;
+      tok[i] = next[b] = a;
+      logp[i] = logits[a] - logSumExp(logits);
+      sampleLogp[i] = Math.log(probs[a]);
+      mask[i] = 1;
+      if (a === opts.eosTokenId) {
+        active[b] = false;
+        ended[b] = 1;
+      }
+    }
+    cols = t + 1;
+    if (t === maxNew - 1 || !active.some((x) => x)) break;
+    await dec.step(st, next, active);
+  }
+
+  // Compact to the columns actually used and lay out the full sequences.
+  const pick = <T extends Int32Array | Float64Array | Uint8Array>(a: T): T => {
+    const out = new (a.constructor as new (n: number) => T)(rows * cols);
+    for (let b = 0; b < rows; b++) {
+      out.set(a.subarray(b * maxNew, b * maxNew + cols) as ArrayLike<number> & T, b * cols);
+    }
+    return out;
+  };
+  const W = width + cols;
+  const sequences = new Int32Array(rows * W).fill(pad), sequenceMask = new Uint8Array(rows * W);
+  const responses: number[][] = [];
+  for (let b = 0; b < rows; b++) {
+    const p = prompts[b], off = width - p.length;
+    for (let s = 0; s < p.length; s++) {
+      sequences[b * W + off + s] = p[s];
+      sequenceMask[b * W + off + s] = 1;
+    }
+    const r: number[] = [];
+    for (let t = 0; t < cols && mask[b * maxNew + t]; t++) {
+      r.push(tok[b * maxNew + t]);
+      sequences[b * W + width + t] = tok[b * maxNew + t];
+      sequenceMask[b * W + width + t] = 1;
+    }
+    responses.push(r);
+  }
+  return {
+    rows,
+    cols,
+    prompts: prompts.map((p) => [...p]),
+    responses,
+    tokens: pick(tok),
+    logp: pick(logp),
+    sampleLogp: pick(sampleLogp),
+    mask: pick(mask),
+    ended,
+    promptWidth: width,
+    sequences,
+    sequenceMask,
+  };
+}

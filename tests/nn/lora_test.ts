@@ -1,0 +1,192 @@
+/** LoRA adapters: names and init, exact equality at B = 0, frozen-base training, merging. */
+import assert from "node:assert/strict";
+import { Graph, type Value } from "../../lib/onnx/graph.ts";
+import { compile, tensor } from "../../lib/onnx/session.ts";
+import { adamw } from "../../lib/onnx/optim.ts";
+import { Trainer } from "../../lib/onnx/train.ts";
+import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../../lib/nn/gpt.ts";
+import {
+  applyLora,
+  initLora,
+  type LoraConfig,
+  loraShapes,
+  loraTargets,
+  mergeLora,
+} from "../../lib/nn/lora.ts";
+import { Rng } from "../../lib/rng.ts";
+import { gradcheck } from "../onnx/gradcheck.ts";
+
+type Arr = Float32Array | Float64Array;
+const cfg: GptConfig = { vocabSize: 11, nPositions: 12, nEmbd: 16, nLayer: 2, nHead: 2 };
+const TOKENS = [[3, 1, 4, 1, 5, 9, 2, 6], [0, 0, 7, 1, 8, 2, 8, 1]];
+const MASK = [[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1]];
+
+/**
+ * One compiled graph with two logits outputs from the same weights: the base model with
+ * LoRA applied ("lora") and the base model as given ("plain").
+ */
+async function logitsSession(lora: LoraConfig, dtype: "float32" | "float64") {
+  const base = gptShapes(cfg), ad = loraShapes(base, lora);
+  const g = new Graph("lora_forward");
+  const inputs = (shapes: Record<string, { shape: number[] }>) =>
+    Object.fromEntries(
+      Object.entries(shapes).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+    ) as Record<string, Value>;
+  const pb = inputs(base), pa = inputs(ad);
+  const tokens = g.input("tokens", "int64", ["B", "T"]);
+  const mask = g.input("mask", "int64", ["B", "T"]);
+  g.output(gptForward(g, cfg, applyLora(g, lora, pb, pa), tokens, mask).logits, "lora");
+  g.output(gptForward(g, cfg, pb, tokens, mask).logits, "plain");
+  const session = await compile(g);
+  return async (baseP: Record<string, Arr>, adP: Record<string, Arr>) => {
+    const feeds = Object.fromEntries(
+      [...Object.entries(base), ...Object.entries(ad)].map((
+        [n, { shape }],
+      ) => [n, tensor(dtype, shape, { ...baseP, ...adP }[n])]),
+    );
+    const B = TOKENS.length, T = TOKENS[0].length;
+    const out = await session.run({
+      ...feeds,
+      tokens: tensor("int64", [B, T], TOKENS.flat()),
+      mask: tensor("int64", [B, T], MASK.flat()),
+    });
+    return { lora: out.lora.data as Arr, plain: out.plain.data as Arr };
+  };
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+};
+
+Deno.test("loraShapes/initLora: targets by name, [in, r] x [r, out], B = 0, kaiming bound", () => {
+  const base = gptShapes(cfg);
+  const lora: LoraConfig = { r: 3, alpha: 6 };
+  const shapes = loraShapes(base, lora);
+  // Default targets: 4 matrices per block, 2 adapters each.
+  assert.equal(Object.keys(shapes).length, 2 * 4 * cfg.nLayer);
+  assert.deepEqual(shapes["transformer.h.0.attn.c_attn.lora_A"].shape, [16, 3]);
+  assert.deepEqual(shapes["transformer.h.0.attn.c_attn.lora_B"].shape, [3, 48]);
+  assert.deepEqual(shapes["transformer.h.1.mlp.c_proj.lora_A"].shape, [64, 3]);
+  assert.deepEqual(shapes["transformer.h.1.mlp.c_proj.lora_B"].shape, [3, 16]);
+  // "attn.c_proj" must not catch "mlp.c_proj"; a RegExp selects one layer.
+  assert.deepEqual(
+    loraTargets(base, { ...lora, targets: ["attn.c_proj"] }).map(([n]) => n),
+    ["transformer.h.0.attn.c_proj.weight", "transformer.h.1.attn.c_proj.weight"],
+  );
+  assert.deepEqual(
+    loraTargets(base, { ...lora, targets: [/\.h\.1\..*c_attn/] }).map(([n]) => n),
+    ["transformer.h.1.attn.c_attn.weight"],
+  );
+  assert.throws(() => loraShapes(base, { ...lora, targets: ["attn.c_atn"] }), /matches no weight/);
+  assert.throws(() => loraShapes(base, { ...lora, targets: ["ln_1"] }), /expected a 2-D matrix/);
+  assert.throws(() => loraShapes(base, { ...lora, r: 0 }), RangeError);
+
+  const init = initLora(base, lora, new Rng(2), "float32");
+  assert.deepEqual(Object.keys(init), Object.keys(shapes));
+  const A = init["transformer.h.1.mlp.c_proj.lora_A"];
+  assert.ok(A instanceof Float32Array && A.length === 64 * 3);
+  const bound = 1 / Math.sqrt(64);
+  assert.ok(A.every((v) => Math.abs(v) <= bound) && A.some((v) => Math.abs(v) > 0.8 * bound));
+  assert.ok(init["transformer.h.0.attn.c_attn.lora_B"].every((v) => v === 0));
+  assert.deepEqual(initLora(base, lora, new Rng(2), "float32"), init);
+  const gauss = initLora(base, { ...lora, init: "gaussian" }, new Rng(2), "float64");
+  assert.ok(gauss["transformer.h.0.mlp.c_fc.lora_A"].some((v) => Math.abs(v) > bound));
+});
+
+Deno.test("LoRA with B = 0 gives exactly the base model's logits", async () => {
+  const lora: LoraConfig = { r: 4, alpha: 16 };
+  const base = initGpt(cfg, new Rng(1), "float32");
+  const ad = initLora(gptShapes(cfg), lora, new Rng(2), "float32");
+  const { lora: l, plain } = await (await logitsSession(lora, "float32"))(base, ad);
+  assert.ok(plain.some((v) => v !== 0));
+  assert.equal(maxDiff(l, plain), 0);
+});
+
+Deno.test("LoRA training moves only the adapters; mergeLora reproduces the adapted logits", async () => {
+  const lora: LoraConfig = { r: 2, alpha: 4, targets: ["attn.c_attn", "mlp.c_fc"] };
+  const baseShapes = gptShapes(cfg);
+  const base = initGpt(cfg, new Rng(1), "float32");
+  const baseBytes = Object.fromEntries(
+    Object.entries(base).map(([n, a]) => [n, new Uint8Array(a.buffer.slice(0))]),
+  );
+  const trainer = await Trainer.create({
+    dtype: "float32",
+    params: loraShapes(baseShapes, lora),
+    frozen: baseShapes,
+    batch: {
+      tokens: { dtype: "int64", shape: ["B", "T"] },
+      mask: { dtype: "int64", shape: ["B", "T"] },
+    },
+    loss: (g, p, b) => {
+      // p holds the frozen base and the trainable adapters together.
+      const { logits } = gptForward(g, cfg, applyLora(g, lora, p, p), b.tokens, b.mask);
+      return { loss: g.neg(g.reduceMean(tokenLogprobs(g, logits, b.tokens))) };
+    },
+    optimizer: adamw,
+  }, { ...base, ...initLora(baseShapes, lora, new Rng(2), "float32") });
+  const B = TOKENS.length, T = TOKENS[0].length;
+  const batch = {
+    tokens: tensor("int64", [B, T], TOKENS.flat()),
+    mask: tensor("int64", [B, T], MASK.flat()),
+  };
+  const losses: number[] = [];
+  for (let i = 0; i < 5; i++) losses.push((await trainer.step(batch, { lr: 3e-2 })).loss[0]);
+  console.log(`  loss ${losses.map((l) => l.toFixed(4)).join(" -> ")}`);
+  assert.ok(losses[4] < losses[0], "training should lower the loss");
+
+  for (const [n, a] of Object.entries(base)) {
+    assert.deepEqual(new Uint8Array(a.buffer), baseBytes[n], `frozen "${n}" changed`);
+  }
+  const ad = Object.fromEntries(
+    Object.entries(trainer.params()).map(([n, a]) => [n, Float32Array.from(a)]),
+  );
+  assert.ok(ad["transformer.h.0.attn.c_attn.lora_B"].some((v) => v !== 0), "B did not move");
+
+  const run = await logitsSession(lora, "float32");
+  const { lora: adapted, plain } = await run(base, ad);
+  assert.ok(maxDiff(adapted, plain) > 1e-3, `logits moved only ${maxDiff(adapted, plain)}`);
+  const merged = mergeLora(base, ad, lora);
+  assert.ok(merged["transformer.h.0.attn.c_attn.weight"] instanceof Float32Array);
+  assert.deepEqual(merged["transformer.h.0.ln_1.weight"], base["transformer.h.0.ln_1.weight"]);
+  assert.notDeepEqual(
+    merged["transformer.h.0.mlp.c_fc.weight"],
+    base["transformer.h.0.mlp.c_fc.weight"],
+  );
+  const viaMerge = (await run(merged, ad)).plain;
+  const diff = maxDiff(viaMerge, adapted);
+  console.log(`  merged vs adapter graph: max logit diff ${diff.toExponential(2)}`);
+  assert.ok(diff < 1e-5, `merged logits differ by ${diff}`);
+  assert.throws(() => mergeLora(base, {}, lora), /missing adapter/);
+});
+
+Deno.test("mergeLora equals the adapter graph in float64 (1e-12) for random A and B", async () => {
+  const lora: LoraConfig = { r: 3, alpha: 5 };
+  const shapes = gptShapes(cfg);
+  const base = initGpt(cfg, new Rng(7), "float64");
+  const rng = new Rng(8);
+  const ad = Object.fromEntries(
+    Object.entries(loraShapes(shapes, lora)).map((
+      [n, { shape }],
+    ) => [n, rng.fillNormal(new Float64Array(shape[0] * shape[1]), 0.1)]),
+  );
+  const run = await logitsSession(lora, "float64");
+  const adapted = (await run(base, ad)).lora;
+  const merged = (await run(mergeLora(base, ad, lora), ad)).plain;
+  assert.ok(maxDiff(adapted, (await run(base, ad)).plain) > 1e-3);
+  assert.ok(maxDiff(merged, adapted) < 1e-12, `${maxDiff(merged, adapted)}`);
+});
+
+Deno.test("gradients through applyLora (A, B and the base weight) match finite differences", async () => {
+  // alpha / r = 5/3 is not a float32, so this also covers the [1, out] scale path.
+  const lora: LoraConfig = { r: 3, alpha: 5, targets: ["lin"] };
+  const { maxRelError } = await gradcheck(
+    (g, [x, w, a, b]) => {
+      const p = applyLora(g, lora, { "lin.weight": w }, { "lin.lora_A": a, "lin.lora_B": b });
+      return g.tanh(g.matmul(x, p["lin.weight"]));
+    },
+    [{ shape: [3, 4] }, { shape: [4, 5] }, { shape: [4, 3] }, { shape: [3, 5] }],
+  );
+  assert.ok(maxRelError < 1e-7, `max relative error ${maxRelError}`);
+});
