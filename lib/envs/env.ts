@@ -63,7 +63,7 @@ export interface EpisodeRecord {
  * What `step()` returns. The typed arrays (and the `episodes` array) are owned by the env and
  * OVERWRITTEN by the next `step()` / `reset()`: copy whatever you need to keep.
  */
-export interface StepResult {
+export interface EnvStepResult {
   /** `[num * obsSize]`; a finished env's row is already its next episode's reset obs. */
   readonly obs: Float32Array;
   /**
@@ -103,15 +103,15 @@ export interface VecEnv {
   reset(seed?: number): Float32Array;
   /**
    * Step every sub-env with integer actions in `[0, numActions)`; same-step autoreset.
-   * Returned buffers are reused: see {@link StepResult}.
+   * Returned buffers are reused: see {@link EnvStepResult}.
    */
-  step(actions: ArrayLike<number>): StepResult;
+  step(actions: ArrayLike<number>): EnvStepResult;
   /**
    * Exact, JSON-serialisable snapshot: physics state (float64 numbers; JSON round-trips doubles
    * exactly), step counters, running episode returns, and each sub-env's Rng state. After
    * `load(JSON.parse(JSON.stringify(env.state())))` into an env of the same id and size, stepping
    * is bit-identical to the uninterrupted env. The snapshot covers the env, not the last
-   * `StepResult` buffers.
+   * `EnvStepResult` buffers.
    */
   state(): VecEnvState;
   /** Restore a snapshot from `state()`; throws if the id or `num` differs or it is malformed. */
@@ -157,7 +157,7 @@ export abstract class ClassicVecEnv implements VecEnv {
   private readonly steps: Int32Array;
   private readonly returns: Float64Array;
   private rngs: Rng[] | null = null;
-  private readonly result: StepResult;
+  private readonly result: EnvStepResult;
 
   constructor(readonly spec: EnvSpec, readonly num: number) {
     if (!Number.isInteger(num) || num < 1) {
@@ -206,7 +206,7 @@ export abstract class ClassicVecEnv implements VecEnv {
     return this.obs;
   }
 
-  step(actions: ArrayLike<number>): StepResult {
+  step(actions: ArrayLike<number>): EnvStepResult {
     const { num, spec, s, obs, finalObs } = this;
     if (this.rngs === null) throw new Error(`${spec.id}: call reset(seed) before step()`);
     if (actions.length !== num) {

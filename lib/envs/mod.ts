@@ -11,8 +11,10 @@
  * ```
  * @module
  */
-export type { EnvSpec, EpisodeRecord, StepResult, VecEnv, VecEnvState } from "./env.ts";
+export type { EnvSpec, EnvStepResult, EpisodeRecord, VecEnv, VecEnvState } from "./env.ts";
 export { ClassicVecEnv } from "./env.ts";
 export { CARTPOLE_SPEC, CartPoleVecEnv } from "./cartpole.ts";
 export { ACROBOT_SPEC, AcrobotVecEnv } from "./acrobot.ts";
 export { ENV_ALIASES, ENV_IDS, type EnvId, envSpec, makeVecEnv, resolveEnvId } from "./registry.ts";
+export { createEnvProblem, type EnvProblem, type EnvProblemOptions } from "./ppo.ts";
+export * from "./run.ts";

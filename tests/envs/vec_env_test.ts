@@ -4,15 +4,15 @@ import {
   envSpec,
   makeVecEnv,
   resolveEnvId,
-  type StepResult,
+  type EnvStepResult,
   type VecEnv,
 } from "../../lib/envs/mod.ts";
 import { Rng } from "../../lib/rng.ts";
 
 const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
-/** Deep copy of a StepResult (its buffers are reused by the env). */
-function snapshot(r: StepResult) {
+/** Deep copy of a EnvStepResult (its buffers are reused by the env). */
+function snapshot(r: EnvStepResult) {
   return {
     obs: Array.from(bytes(r.obs)),
     finalObs: Array.from(bytes(r.finalObs)),
