@@ -32,9 +32,10 @@ Run flags:
   --quiet            no progress bar
 Config flags (key=default  meaning):
 ${
-  Object.entries(EnvRunSchema.shape).filter(([k]) => k !== "ppo").map(([k, s]) =>
-    `  --${k.replaceAll("_", "-")}  ${s.description ?? ""}`
-  ).join("\n")
+  Object.entries(EnvRunSchema.shape).filter(([k]) => k !== "ppo").map(([k, s]) => {
+    const d = k === "env" ? "" : `=${JSON.stringify(s.parse(undefined))}`;
+    return `  --${k.replaceAll("_", "-")}${d}  ${s.description ?? ""}`;
+  }).join("\n")
 }
 ${describePpoConfig().map((l) => "  --" + l).join("\n")}
 `;

@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import {
   ENV_IDS,
   envSpec,
+  type EnvStepResult,
   makeVecEnv,
   resolveEnvId,
-  type EnvStepResult,
   type VecEnv,
 } from "../../lib/envs/mod.ts";
 import { Rng } from "../../lib/rng.ts";
