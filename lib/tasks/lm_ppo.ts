@@ -1,0 +1,466 @@
+/**
+ * PPO on a GPT policy with token-level episodes: the same {@link trainPpo} that drives the
+ * classic-control actor-critic (`lib/envs/ppo.ts`), with a language model behind
+ * {@link PpoProblem}.
+ *
+ * One rollout = one batch of prompts from an {@link LmTask}; for each prompt the policy
+ * samples a response ({@link generate}, KV cache, one seeded {@link Rng}); the task scores
+ * each (prompt, response) with one scalar, placed at the response's last real token (its EOS,
+ * or the last token when it was cut at `maxNewTokens`), where the episode ends. Every response
+ * token is one PPO action; the Rollout is `rows = batch` × `cols = longest response`, one
+ * whole row per training example (`exampleSize = cols`), padding after each row's end masked.
+ *
+ * Models:
+ * - policy = a GPT (trainable) plus a value head on the SAME trunk (`v_head.*`, TRL's
+ *   `AutoModelForCausalLMWithValueHead` layout): the value loss trains the trunk too. A
+ *   separate value model is not needed for the groundwork and is not built;
+ * - reference = a frozen copy of the initial GPT weights, run in its own inference session
+ *   once per rollout (log π_ref of the sampled tokens, `Rollout.refLogp`). It never enters the
+ *   train step: with `kl.placement = "loss"` its log-probs come in as the batch input
+ *   `ref_logp`, so no update can touch it.
+ *
+ * Positions: prompts are left-padded to the batch's widest (width W), so response token t of
+ * every row sits at column W + t of the sequence, and the logits that score it (and the value
+ * of the state before it) are those at column W − 1 + t. The train step and the rollout's
+ * scoring pass read those T columns with one `Gather` along time (`response_pos = W−1 ..
+ * W+T−2`), which has a gradient rule; a `Slice` would need constant bounds.
+ *
+ * Log-probs: `Rollout.logp` is what {@link generate} measured while sampling (float64 log-softmax
+ * of the decode step's logits, unmodified policy), not a re-scoring pass, so the first
+ * minibatch of a fresh run measures how well the KV-cache decoder and the full forward agree
+ * (ratio 1, approx KL ≈ 0; the `logp_gap` metric reports the largest difference per rollout).
+ *
+ * @example
+ * ```ts
+ * const cfg = parsePpoConfig({ gamma: 1, lambda: 0.95, kl: { beta: 0.05 } });
+ * const problem = await createLmProblem({
+ *   model: { vocabSize: 16, nPositions: 32, nEmbd: 32, nLayer: 1, nHead: 2 },
+ *   task: {
+ *     prompts: (n, _index, rng) => Array.from({ length: n }, () => [1 + rng.int(15)]),
+ *     score: (_p, responses) => responses.map((r) => r.filter((t) => t === 3).length / r.length),
+ *   },
+ *   cfg, seed: 1, batch: 32, maxNewTokens: 8, eosTokenId: 0, padTokenId: 0,
+ * });
+ * await trainPpo(problem, { cfg, updates: 30, seed: 1, outDir: "results/lm", rng: problem.rng });
+ * ```
+ * @module
+ */
+import type * as ort from "onnxruntime-node";
+import { Graph, type Value } from "../onnx/graph.ts";
+import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
+import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
+import { adamw } from "../onnx/optim.ts";
+import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../nn/gpt.ts";
+import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
+import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
+import { Rng } from "../rng.ts";
+import type { PpoConfig } from "../ppo/config.ts";
+import { categoricalEntropy, ppoHparams, ppoLoss } from "../ppo/losses.ts";
+import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
+
+/**
+ * Where prompts come from and how responses are judged.
+ *
+ * @example
+ * ```ts
+ * const task: LmTask = {
+ *   prompts: (n, index) => Array.from({ length: n }, (_, k) => dataset[(index + k) % dataset.length]),
+ *   score: (_prompts, responses) => responses.map((r) => (r.includes(3) ? 1 : 0)),
+ * };
+ * ```
+ */
+export interface LmTask {
+  /**
+   * The next `n` prompts (token arrays, each ≥ 1 token). `index` counts the prompts handed
+   * out before this call (a cursor into a fixed dataset; it is checkpointed), `rng` is the
+   * trial's one generator (for synthetic prompts; its state is checkpointed too).
+   */
+  prompts(n: number, index: number, rng: Rng): number[][];
+  /**
+   * One scalar per response (a rule, a reward model, ...). `responses[i]` holds the sampled
+   * tokens of row i up to and including EOS (no padding).
+   */
+  score(prompts: number[][], responses: number[][]): number[] | Promise<number[]>;
+}
+
+/** Options of {@link createLmProblem}. */
+export interface LmProblemOptions {
+  /** The policy's GPT config (also the reference's). */
+  model: GptConfig;
+  /** Prompts and the scoring rule. */
+  task: LmTask;
+  /** PPO settings (kl.placement, estimator, β, epochs, ... ; see `PpoSchema`). */
+  cfg: PpoConfig;
+  /** Trial seed: the init (when `init` is absent), the value head, and every later draw. */
+  seed: number;
+  /** Prompts (= responses = rollout rows) per update. */
+  batch: number;
+  /** Most tokens per response (the rollout's cols are the longest response actually sampled). */
+  maxNewTokens: number;
+  /** Ends a response (kept, mask 1, where the score lands). Omitted: responses never end early. */
+  eosTokenId?: number;
+  /** Left padding of prompts and filler after a response ends (masked everywhere). */
+  padTokenId: number;
+  /**
+   * Sampling settings (default plain sampling, temperature 1). Anything but temperature 1
+   * without top-k/top-p makes the rollout off-policy: PPO's old log-probs are those of the
+   * unmodified policy (see {@link generate}).
+   */
+  sampling?: SamplingOptions;
+  /** Initial GPT weights (e.g. an SFT model); default `initGpt(model, rng)`. Copied. */
+  init?: Record<string, FloatArray>;
+  /**
+   * Std of the value head's initial weight (default 0: V ≡ 0 at the start, so the first
+   * advantages are the raw returns and no random value signal enters the trunk).
+   */
+  valueHeadStd?: number;
+  /** Parameter dtype (default float32). */
+  dtype?: "float32" | "float64";
+  /** Execution provider of every session (default cpu). */
+  device?: Device;
+  /** Intra-op threads per session (default 2, pinned for reproducibility). */
+  threads?: number;
+}
+
+/** The PPO problem for a GPT policy, plus what tests and reports want to look at. */
+export interface LmProblem extends PpoProblem {
+  /** The generator the init was drawn from: pass it to trainPpo so one stream serves all. */
+  rng: Rng;
+  /** The policy's (and reference's) GPT config. */
+  model: GptConfig;
+  /** The frozen reference weights (a private copy of the initial GPT; never written). */
+  reference: Record<string, FloatArray>;
+  /**
+   * Log-probs of the response tokens (and values, when `params` holds a value head) under
+   * `params` for sequences laid out as {@link generate} does; `[rows, cols]` row-major, junk
+   * at padding. The same graph code as the train step's, run as inference.
+   *
+   * @example
+   * ```ts
+   * const gen = await generate({ cfg: problem.model, params }, prompts, opts);
+   * const { logp } = await problem.rescore(problem.reference, gen); // log π_ref(a_t)
+   * ```
+   */
+  rescore(
+    params: Record<string, ort.Tensor | FloatArray>,
+    seqs: LmSequences,
+  ): Promise<{ logp: Float64Array; value?: Float64Array }>;
+}
+
+/** Prompt + response sequences and where the responses are (the layout of {@link generate}). */
+export interface LmSequences {
+  /** Sequences (one per prompt). */
+  rows: number;
+  /** Response positions per row. */
+  cols: number;
+  /** Left-padded prompt width W. */
+  promptWidth: number;
+  /** `[rows, W + cols]` token ids. */
+  sequences: Int32Array;
+  /** `[rows, W + cols]` 1 = real token. */
+  sequenceMask: Uint8Array;
+  /** `[rows, cols]` the response tokens (what each position's log-prob is of). */
+  tokens: Int32Array;
+}
+
+/** Per-rollout data the PPO inputs need beyond the Rollout itself. */
+interface Extra {
+  seqs: LmSequences;
+}
+
+/**
+ * Per response position: log π(a_t), entropy, and (with a value head) V, for int64
+ * `tokens`/`mask` `[B, S]`, the response's columns `pos [T]` (those whose logits score each
+ * response token) and the response tokens `actions [B, T]`. Shared by the train step and the
+ * rollout's scoring passes, so both compute the same numbers.
+ */
+function responseOutputs(
+  g: Graph,
+  cfg: GptConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  mask: Value,
+  pos: Value,
+  actions: Value,
+  withValue: boolean,
+): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
+  // gptForward computes the LM head over all S columns (there is no hook to stop before it,
+  // and ORT runs dead nodes), so the logits are gathered rather than the hidden states.
+  const { logits, hidden } = gptForward(g, cfg, params, tokens, mask);
+  const lt = g.gather(logits, pos, 1); // [B, T, V]
+  const logpAll = g.logSoftmax(lt, -1);
+  return {
+    logp: tokenLogprobs(g, lt, actions),
+    entropy: categoricalEntropy(g, logpAll),
+    logpAll,
+    value: withValue ? valueHead(g, g.gather(hidden, pos, 1), params) : undefined,
+  };
+}
+
+/**
+ * Compile the PPO train step, the scoring sessions and the reference for a GPT policy.
+ *
+ * Init order from `new Rng(opts.seed)`: the GPT (unless `opts.init`), then the value head;
+ * the returned `rng` carries on from there. The reference is not checkpointed: it is the
+ * initial GPT again, so a resumed run must be created with the same `seed`/`init` (trainPpo
+ * then restores the policy, optimizer, rng and the prompt cursor from the checkpoint).
+ *
+ * @example
+ * ```ts
+ * const cfg = parsePpoConfig({ gamma: 1, kl: { beta: 0.05, placement: "reward" } });
+ * const problem = await createLmProblem({
+ *   model, task, cfg, seed: 1, batch: 32, maxNewTokens: 8, eosTokenId: 1, padTokenId: 0,
+ * });
+ * const roll = await problem.rollout(problem.rng); // rows = 32 responses, cols ≤ 8
+ * roll.metrics; // { score_mean, response_length, eos_rate, logp_gap }
+ * ```
+ */
+export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem> {
+  const { model: gpt, cfg, task } = opts;
+  const dtype = opts.dtype ?? "float32";
+  const Arr = dtype === "float32" ? Float32Array : Float64Array;
+  if (!Number.isInteger(opts.batch) || opts.batch < 1) {
+    throw new RangeError(`createLmProblem: batch must be an integer >= 1, got ${opts.batch}`);
+  }
+  // The exact KL needs full reference (and old) distributions per position, rows × cols × V
+  // numbers per rollout: not kept. The sampled-token estimators need only log-probs.
+  const klInLoss = cfg.loss !== "kl-penalty" && cfg.kl.placement === "loss";
+  if (cfg.kl.estimator === "full" && (klInLoss || cfg.loss === "kl-penalty")) {
+    throw new Error(
+      'createLmProblem: kl.estimator "full" in the loss is not supported for language models ' +
+        "(it would keep rows × cols × vocab reference log-probs); use k1, k2 or k3",
+    );
+  }
+  const rng = new Rng(opts.seed);
+  const gptShape = gptShapes(gpt);
+  const init: Record<string, FloatArray> = {};
+  const drawn = opts.init ? undefined : initGpt(gpt, rng, dtype);
+  for (const n of Object.keys(gptShape)) {
+    const src = opts.init?.[n] ?? drawn?.[n];
+    if (!src) throw new Error(`createLmProblem: init lacks GPT parameter "${n}"`);
+    init[n] = Arr.from(src);
+  }
+  Object.assign(init, initHead(gpt.nEmbd, rng, dtype, { std: opts.valueHeadStd ?? 0 }));
+  // The reference: its own copy, so nothing that owns the policy's buffers can reach it.
+  const reference: Record<string, FloatArray> = Object.fromEntries(
+    Object.keys(gptShape).map((n) => [n, Arr.from(init[n])]),
+  );
+
+  const f = (shape: (string | number)[]) => ({ dtype, shape });
+  const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
+  const spec: TrainStepSpec = {
+    dtype,
+    params: { ...gptShape, ...headShapes(gpt.nEmbd) },
+    batch: {
+      tokens: i64(["B", "S"]),
+      attention_mask: i64(["B", "S"]),
+      response_pos: i64(["T"]),
+      actions: i64(["B", "T"]),
+      old_logp: f(["B", "T"]),
+      advantages: f(["B", "T"]),
+      returns: f(["B", "T"]),
+      old_values: f(["B", "T"]),
+      mask: f(["B", "T"]),
+      ...(klInLoss ? { ref_logp: f(["B", "T"]) } : {}),
+    },
+    hparams: ppoHparams(cfg),
+    loss: (g, p, b, hp) => {
+      const pi = responseOutputs(
+        g,
+        gpt,
+        p,
+        b.tokens,
+        b.attention_mask,
+        b.response_pos,
+        b.actions,
+        true,
+      );
+      return ppoLoss(
+        g,
+        { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl, hasReference: true },
+        { logp: pi.logp, entropy: pi.entropy, value: pi.value!, logpAll: pi.logpAll },
+        {
+          oldLogp: b.old_logp,
+          advantages: b.advantages,
+          returns: b.returns,
+          oldValues: b.old_values,
+          mask: b.mask,
+          refLogp: b.ref_logp,
+        },
+        hp as never,
+      );
+    },
+    optimizer: adamw,
+    clipGradNorm: cfg.max_grad_norm !== null,
+  };
+  const sessionOpts = { device: opts.device, threads: opts.threads };
+  const trainer = await Trainer.create(spec, init, sessionOpts);
+  trainer.hparams = {
+    ...trainer.hparams,
+    eps: cfg.adam_eps,
+    weight_decay: cfg.weight_decay,
+    ...(cfg.max_grad_norm !== null ? { max_grad_norm: cfg.max_grad_norm } : {}),
+  };
+
+  // Scoring graphs (inference): the policy's with values, the reference's log-probs only.
+  const scoreGraph = (withValue: boolean) => {
+    const g = new Graph(withValue ? "lm_score_value" : "lm_score");
+    const shapes = withValue ? spec.params : gptShape;
+    const params = Object.fromEntries(
+      Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
+    );
+    const out = responseOutputs(
+      g,
+      gpt,
+      params,
+      g.input("tokens", "int64", ["B", "S"]),
+      g.input("attention_mask", "int64", ["B", "S"]),
+      g.input("response_pos", "int64", ["T"]),
+      g.input("actions", "int64", ["B", "T"]),
+      withValue,
+    );
+    g.output(out.logp, "logp");
+    if (out.value) g.output(out.value, "value");
+    return compile(g, sessionOpts);
+  };
+  const [policySession, refSession] = await Promise.all([scoreGraph(true), scoreGraph(false)]);
+
+  /** Model inputs for rows `rows` of `seqs` (tokens, mask, response positions, actions). */
+  const seqInputs = (seqs: LmSequences, rows: number[]): Record<string, ort.Tensor> => {
+    const W = seqs.promptWidth, T = seqs.cols, S = W + T, B = rows.length;
+    const tok = new BigInt64Array(B * S), msk = new BigInt64Array(B * S);
+    const act = new BigInt64Array(B * T);
+    rows.forEach((r, j) => {
+      for (let s = 0; s < S; s++) {
+        tok[j * S + s] = BigInt(seqs.sequences[r * S + s]);
+        msk[j * S + s] = BigInt(seqs.sequenceMask[r * S + s]);
+      }
+      for (let t = 0; t < T; t++) act[j * T + t] = BigInt(seqs.tokens[r * T + t]);
+    });
+    const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
+    return {
+      tokens: tensor("int64", [B, S], tok),
+      attention_mask: tensor("int64", [B, S], msk),
+      response_pos: tensor("int64", [T], pos),
+      actions: tensor("int64", [B, T], act),
+    };
+  };
+
+  const rescore = async (
+    params: Record<string, ort.Tensor | FloatArray>,
+    seqs: LmSequences,
+  ): Promise<{ logp: Float64Array; value?: Float64Array }> => {
+    const withValue = headNames(VALUE_HEAD).weight in params;
+    const session: Session = withValue ? policySession : refSession;
+    const shapes = withValue ? spec.params : gptShape;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [n, s] of Object.entries(shapes)) {
+      const p = params[n];
+      if (!p) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
+      feeds[n] = ArrayBuffer.isView(p) ? tensor(dtype, s.shape, p) : p;
+    }
+    const rows = [...Array(seqs.rows).keys()];
+    const out = await session.run({ ...feeds, ...seqInputs(seqs, rows) });
+    return {
+      logp: Float64Array.from(out.logp.data as FloatArray),
+      value: out.value ? Float64Array.from(out.value.data as FloatArray) : undefined,
+    };
+  };
+
+  const extras = new WeakMap<Rollout, Extra>();
+  let cursor = 0; // prompts handed out so far
+
+  const problem: LmProblem = {
+    trainer,
+    rng,
+    model: gpt,
+    reference,
+    rescore,
+    async rollout(rng: Rng): Promise<Rollout> {
+      const prompts = task.prompts(opts.batch, cursor, rng);
+      if (prompts.length !== opts.batch) {
+        throw new Error(`LmTask.prompts: ${prompts.length} prompts for a batch of ${opts.batch}`);
+      }
+      cursor += prompts.length;
+      const gen = await generate({ cfg: gpt, params: trainer.paramTensors() }, prompts, {
+        ...opts.sampling,
+        maxNewTokens: opts.maxNewTokens,
+        eosTokenId: opts.eosTokenId,
+        padTokenId: opts.padTokenId,
+        rng,
+        session: sessionOpts,
+      });
+      const { rows, cols, mask } = gen;
+      const seqs: LmSequences = gen;
+      // Values of the state before each response token (current params), and the reference's
+      // log-probs of the sampled tokens: one full forward each over prompt + response.
+      const [pol, ref] = await Promise.all([
+        rescore(trainer.paramTensors(), seqs),
+        rescore(reference, seqs),
+      ]);
+      const scores = await task.score(gen.prompts, gen.responses);
+      if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
+        throw new Error(`LmTask.score: expected ${rows} finite scores, got [${scores}]`);
+      }
+      const n = rows * cols;
+      const roll: Rollout = {
+        rows,
+        cols,
+        rewards: new Float64Array(n),
+        values: new Float64Array(n),
+        actions: Int32Array.from(gen.tokens),
+        logp: Float64Array.from(gen.logp),
+        dones: new Uint8Array(n),
+        mask: Uint8Array.from(mask),
+        lastValues: new Float64Array(rows), // every response ends its episode: no bootstrap
+        refLogp: new Float64Array(n),
+        exampleSize: cols,
+        samples: rows,
+        steps: 0,
+        episodes: [],
+      };
+      let gap = 0;
+      for (let i = 0; i < n; i++) {
+        if (!mask[i]) continue; // padding keeps 0 everywhere
+        roll.values[i] = pol.value![i];
+        roll.refLogp![i] = ref.logp[i];
+        gap = Math.max(gap, Math.abs(pol.logp[i] - gen.logp[i]));
+        roll.steps++;
+      }
+      for (let r = 0; r < rows; r++) {
+        const len = gen.responses[r].length, last = r * cols + len - 1;
+        roll.rewards[last] = scores[r];
+        roll.dones[last] = 1;
+        roll.episodes.push({ return: scores[r], length: len });
+      }
+      const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / rows;
+      roll.metrics = {
+        score_mean: mean(scores),
+        response_length: roll.steps / rows,
+        eos_rate: mean(gen.ended),
+        // Largest |log π| difference between the sampler's KV-cache decode and a full forward
+        // with the same params: the two must agree for the first PPO ratio to be 1.
+        logp_gap: gap,
+      };
+      extras.set(roll, { seqs });
+      return roll;
+    },
+    inputs(roll: Rollout, examples: number[]): Record<string, ort.Tensor> {
+      const extra = extras.get(roll);
+      if (!extra) throw new Error("LmProblem.inputs: not a rollout of this problem");
+      const out = seqInputs(extra.seqs, examples);
+      if (klInLoss) {
+        const T = roll.cols, ref = new Arr(examples.length * T);
+        examples.forEach((r, j) => ref.set(roll.refLogp!.subarray(r * T, (r + 1) * T), j * T));
+        out.ref_logp = tensor(dtype, [examples.length, T], ref);
+      }
+      return out;
+    },
+    // Sampling state lives in trainPpo's rng; only the dataset cursor is ours.
+    state: () => ({ cursor }),
+    load(s: unknown) {
+      cursor = (s as { cursor: number }).cursor;
+    },
+  };
+  return problem;
+}
