@@ -6,3 +6,5 @@ export * from "./heads.ts";
 export * from "./lora.ts";
 export * from "./hf.ts";
 export * from "./tokenizer.ts";
+export * from "./corpus.ts";
+export * from "./sft.ts";
