@@ -8,4 +8,5 @@ export * from "./lib/onnx/mod.ts";
 export * from "./lib/nn/mod.ts";
 export * from "./lib/ppo/mod.ts";
 export * from "./lib/envs/mod.ts";
+export * from "./lib/tasks/mod.ts";
 export { Rng } from "./lib/rng.ts";

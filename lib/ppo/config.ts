@@ -23,7 +23,8 @@ export const KlSchema = z.object({
   estimator: z.enum(["k1", "k2", "k3", "full"]).default("k1").describe(
     "KL estimator per position: k1 = log p/q, k2 = ½(log p/q)², k3 = (q/p − 1) − log q/p " +
       "(Schulman's 'Approximating KL divergence'); full = exact Σ p log p/q over the action " +
-      "distribution",
+      "distribution. For KL in the LOSS use k2 (or full): on sampled actions the gradient of " +
+      "k1 vanishes in expectation, so a k1 penalty barely holds the policy back",
   ),
   placement: z.enum(["reward", "loss"]).default("reward").describe(
     "reward: −β·KL(π‖ref) is added to each token's reward (Ziegler et al. 2019); " +
