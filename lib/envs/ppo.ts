@@ -27,7 +27,14 @@ import {
 } from "../nn/actor_critic.ts";
 import { Rng } from "../rng.ts";
 import type { PpoConfig } from "../ppo/config.ts";
-import { actionLogp, categoricalEntropy, ppoHparams, ppoLoss } from "../ppo/losses.ts";
+import {
+  actionLogp,
+  categoricalEntropy,
+  ppoBatchValues,
+  ppoHparams,
+  ppoLoss,
+  ppoOptimizerHparams,
+} from "../ppo/losses.ts";
 import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
 import type { VecEnv } from "./env.ts";
 
@@ -89,14 +96,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
           value,
           logpAll,
         },
-        {
-          oldLogp: b.old_logp,
-          advantages: b.advantages,
-          returns: b.returns,
-          oldValues: b.old_values,
-          mask: b.mask,
-          oldLogpAll: b.old_logp_all,
-        },
+        ppoBatchValues(b),
         hp as never,
       );
     },
@@ -109,12 +109,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
     initActorCritic(model, rng, "float32"),
     sessionOpts,
   );
-  trainer.hparams = {
-    ...trainer.hparams,
-    eps: cfg.adam_eps,
-    weight_decay: cfg.weight_decay,
-    ...(cfg.max_grad_norm !== null ? { max_grad_norm: cfg.max_grad_norm } : {}),
-  };
+  trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
 
   // Rollout policy: obs -> log π(·|s), V(s), sharing the trainer's live parameter buffers.
   const g = new Graph("policy");

@@ -62,6 +62,33 @@ export function ppoHparams(cfg: PpoConfig, beta = cfg.kl.beta): Record<string, n
   };
 }
 
+/**
+ * The PPO batch values from train-step batch inputs named as {@link PPO_BATCH} in
+ * lib/ppo/trainer.ts (`old_logp`, `advantages`, `returns`, `old_values`, `mask`) plus the
+ * optional `old_logp_all`, `ref_logp`, `ref_logp_all`.
+ */
+export function ppoBatchValues(b: Record<string, Value>): PpoBatchValues {
+  return {
+    oldLogp: b.old_logp,
+    advantages: b.advantages,
+    returns: b.returns,
+    oldValues: b.old_values,
+    mask: b.mask,
+    oldLogpAll: b.old_logp_all,
+    refLogp: b.ref_logp,
+    refLogpAll: b.ref_logp_all,
+  };
+}
+
+/** The optimizer and clipping hyperparameters a PPO config sets (AdamW ε, decay, grad clip). */
+export function ppoOptimizerHparams(cfg: PpoConfig): Record<string, number> {
+  return {
+    eps: cfg.adam_eps,
+    weight_decay: cfg.weight_decay,
+    ...(cfg.max_grad_norm !== null ? { max_grad_norm: cfg.max_grad_norm } : {}),
+  };
+}
+
 /** Σ x·mask / max(Σ mask, 1). */
 export function maskedMean(g: Graph, x: Value, mask: Value): Value {
   return g.div(g.reduceSum(g.mul(x, mask)), g.max(g.reduceSum(mask), 1));

@@ -55,7 +55,13 @@ import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/he
 import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
 import { Rng } from "../rng.ts";
 import type { PpoConfig } from "../ppo/config.ts";
-import { categoricalEntropy, ppoHparams, ppoLoss } from "../ppo/losses.ts";
+import {
+  categoricalEntropy,
+  ppoBatchValues,
+  ppoHparams,
+  ppoLoss,
+  ppoOptimizerHparams,
+} from "../ppo/losses.ts";
 import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
 
 /**
@@ -279,14 +285,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         g,
         { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl, hasReference: true },
         { logp: pi.logp, entropy: pi.entropy, value: pi.value!, logpAll: pi.logpAll },
-        {
-          oldLogp: b.old_logp,
-          advantages: b.advantages,
-          returns: b.returns,
-          oldValues: b.old_values,
-          mask: b.mask,
-          refLogp: b.ref_logp,
-        },
+        ppoBatchValues(b),
         hp as never,
       );
     },
@@ -295,12 +294,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   };
   const sessionOpts = { device: opts.device, threads: opts.threads };
   const trainer = await Trainer.create(spec, init, sessionOpts);
-  trainer.hparams = {
-    ...trainer.hparams,
-    eps: cfg.adam_eps,
-    weight_decay: cfg.weight_decay,
-    ...(cfg.max_grad_norm !== null ? { max_grad_norm: cfg.max_grad_norm } : {}),
-  };
+  trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
 
   // Scoring graphs (inference): the policy's with values, the reference's log-probs only.
   const scoreGraph = (withValue: boolean) => {
