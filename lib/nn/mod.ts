@@ -8,3 +8,4 @@ export * from "./hf.ts";
 export * from "./tokenizer.ts";
 export * from "./corpus.ts";
 export * from "./sft.ts";
+export * from "./export.ts";
