@@ -28,6 +28,7 @@ import { type DType, Graph, type Shape } from "../onnx/graph.ts";
 import { adamw, type Optimizer } from "../onnx/optim.ts";
 import { compile, type SessionOptions, type Tensor, tensor } from "../onnx/session.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
+import { type FlatLayout, flattenSpec, packFlat, unpackFlat } from "../onnx/flat.ts";
 import type { Rng } from "../rng.ts";
 import type { TokenPair } from "./corpus.ts";
 import { type GptConfig, gptForward, gptShapes, tokenLogprobs } from "./gpt.ts";
@@ -178,6 +179,12 @@ export interface SftTrainerOptions extends SftSpecOptions, SftBatchOptions {
   session?: SessionOptions;
   /** Default hyperparameters of every step (lr, weight_decay, max_grad_norm, ...). */
   hparams?: Record<string, number>;
+  /**
+   * Train the parameters as one flat vector (lib/onnx/flat.ts): same math, ~400 fewer graph
+   * nodes in the optimizer, faster steps. Default true. The Trainer then holds one parameter
+   * `"flat"`; {@link SftTrainer.params} / {@link SftTrainer.paramTensors} still give them by name.
+   */
+  flatParams?: boolean;
 }
 
 /** Options of {@link SftTrainer.fit}. */
@@ -206,8 +213,10 @@ export interface SftFitOptions {
 export class SftTrainer {
   private constructor(
     readonly cfg: GptConfig,
+    /** The engine's trainer (one parameter "flat" unless `flatParams: false`). */
     readonly trainer: Trainer,
     private readonly opts: SftTrainerOptions,
+    private readonly layout?: FlatLayout,
   ) {}
 
   /** Compile the SFT step for `cfg` and start from `init` (copied). */
@@ -216,8 +225,14 @@ export class SftTrainer {
     init: Record<string, FloatArray>,
     opts: SftTrainerOptions = {},
   ): Promise<SftTrainer> {
-    const trainer = await Trainer.create(sftSpec(cfg, opts), init, opts.session);
-    return new SftTrainer(cfg, trainer, opts);
+    const spec = sftSpec(cfg, opts);
+    if (opts.flatParams === false) {
+      return new SftTrainer(cfg, await Trainer.create(spec, init, opts.session), opts);
+    }
+    const flat = flattenSpec(spec);
+    const start = { flat: packFlat(flat.layout, init, spec.dtype) };
+    const trainer = await Trainer.create(flat.spec, start, opts.session);
+    return new SftTrainer(cfg, trainer, opts, flat.layout);
   }
 
   /** One optimizer step on a ready-made batch; returns its loss (before the update). */
@@ -262,14 +277,22 @@ export class SftTrainer {
     return losses;
   }
 
-  /** The live parameter tensors (no copy; they change at the next step). */
+  /** The live parameter tensors by name (no copy; they change at the next step). */
   paramTensors(): Record<string, Tensor> {
-    return this.trainer.paramTensors();
+    if (!this.layout) return this.trainer.paramTensors();
+    const { layout } = this, dtype = this.trainer.spec.dtype;
+    return Object.fromEntries(
+      Object.entries(this.params()).map(([n, v]) => [
+        n,
+        tensor(dtype, layout.shapes[layout.names.indexOf(n)], v),
+      ]),
+    );
   }
 
-  /** Current parameter values (views of the live buffers: copy before the next step). */
+  /** Current parameter values by name (views of the live buffers: copy before the next step). */
   params(): Record<string, FloatArray> {
-    return this.trainer.params();
+    const p = this.trainer.params();
+    return this.layout ? unpackFlat(this.layout, p[this.layout.name]) : p;
   }
 }
 
