@@ -1,10 +1,11 @@
 /**
  * `deno task bench [name] [--threads N] [--steps N]`: benchmarks that print ratios
- * against a reference measured in the same run. Names: engine (default: all).
+ * against a reference measured in the same run. Names: engine, gpt (default: all).
  * @module
  */
 import { parseArgs } from "node:util";
 import { benchEngine } from "./engine.ts";
+import { benchGpt } from "./gpt.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -24,6 +25,12 @@ const benches: Record<string, () => Promise<void>> = {
       steps: Number(values.steps),
       warmup: Number(values.warmup),
       fuse: Number(values.fuse),
+    }),
+  gpt: () =>
+    benchGpt({
+      threads: Number(values.threads),
+      steps: Number(values.steps),
+      warmup: Number(values.warmup),
     }),
 };
 
