@@ -10,3 +10,4 @@ export * from "./optim.ts";
 export * from "./session.ts";
 export * from "./train.ts";
 export * from "./safetensors.ts";
+export * from "./flat.ts";
