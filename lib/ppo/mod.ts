@@ -5,3 +5,4 @@ export * from "./kl.ts";
 export * from "./losses.ts";
 export * from "./checkpoint.ts";
 export * from "./trainer.ts";
+export * from "./reward_model.ts";

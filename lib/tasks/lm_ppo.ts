@@ -84,9 +84,19 @@ export interface LmTask {
   prompts(n: number, index: number, rng: Rng): number[][];
   /**
    * One scalar per response (a rule, a reward model, ...). `responses[i]` holds the sampled
-   * tokens of row i up to and including EOS (no padding).
+   * tokens of row i up to and including EOS (no padding). May also return per-update metrics
+   * (e.g. each reward component's mean), which go into the rollout's metrics row.
    */
-  score(prompts: number[][], responses: number[][]): number[] | Promise<number[]>;
+  score(
+    prompts: number[][],
+    responses: number[][],
+  ): number[] | LmScores | Promise<number[] | LmScores>;
+}
+
+/** A score with per-update metrics (merged into `Rollout.metrics`, after the problem's own). */
+export interface LmScores {
+  scores: number[];
+  metrics?: Record<string, number>;
 }
 
 /** Options of {@link createLmProblem}. */
@@ -392,7 +402,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         rescore(trainer.paramTensors(), seqs),
         rescore(reference, seqs),
       ]);
-      const scores = await task.score(gen.prompts, gen.responses);
+      const scored = await task.score(gen.prompts, gen.responses);
+      const { scores, metrics: taskMetrics } = Array.isArray(scored) ? { scores: scored } : scored;
       if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
         throw new Error(`LmTask.score: expected ${rows} finite scores, got [${scores}]`);
       }
@@ -435,6 +446,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         // Largest |log π| difference between the sampler's KV-cache decode and a full forward
         // with the same params: the two must agree for the first PPO ratio to be 1.
         logp_gap: gap,
+        ...taskMetrics,
       };
       extras.set(roll, { seqs });
       return roll;

@@ -13,6 +13,9 @@ export {
   createLmProblem,
   type LmProblem,
   type LmProblemOptions,
+  type LmScores,
   type LmSequences,
   type LmTask,
 } from "./lm_ppo.ts";
+export * from "./rewards.ts";
+export * from "./sentiment.ts";

@@ -1,0 +1,984 @@
+/**
+ * `sentiment`: the project's embedded RLHF task. A synthetic preference task with a HIDDEN
+ * GOLD reward, small enough that the whole pipeline — SFT -> reward model -> PPO — runs on two
+ * CPU cores in about a minute, and built so that reward over-optimisation is measurable: the
+ * policy optimises a learned reward model, and the evaluation reports the gold score next to it.
+ *
+ * The world: prompts are review openings ("The movie was", ... {@link SENTIMENT_OPENINGS});
+ * responses are short reviews from five templates over a fixed lexicon
+ * ({@link SENTIMENT_LEXICON}: 8 positive, 8 negative, 8 neutral adjectives, 6 nouns, 4
+ * adverbs), e.g. `" dull but lovely."`, `" rather odd."`, `" boring, clever music."`. Adjectives
+ * are drawn uniformly from all 24, so the corpus is neutral on average (gold mean ≈ 0).
+ *
+ * The gold reward ({@link goldSentiment}), computed on the decoded response text:
+ *
+ *     gold = (#distinct positive words − #distinct negative words) / #words
+ *
+ * where words are the runs of letters, lower-cased. It lies in [−1, 1]: `" great."` = 1,
+ * `" very great."` = 0.5, `" dull but lovely."` = 0. Two details make over-optimisation
+ * visible: a repeated positive word counts once (`" great great great."` = 1/3), and any
+ * non-lexicon word (a misspelling, garbage) dilutes the score. The corpus never repeats a
+ * word, so a reward model trained on it has never seen either; a policy that drifts far from
+ * the reference (large KL) can find such text that the reward model likes and gold does not.
+ *
+ * Stages (each content-addressed by its own config and cached as a Hugging Face folder, so
+ * trials that share them reuse them; see {@link trainSentimentSft},
+ * {@link trainSentimentRewardModel}):
+ * 1. SFT: a tiny byte-level GPT (d=64, L=2, H=4, V=257 by default) trained on the generated
+ *    corpus with lib/nn/sft.ts (response-only cross entropy). A few seconds on 2 cores.
+ * 2. Reward model: the SFT trunk + a reward head, Bradley–Terry on preference pairs labelled
+ *    by the gold reward (pairs with equal gold dropped; optional label noise: each pair's
+ *    label is flipped with probability `label_noise`), drawn from the corpus generator or
+ *    sampled from the SFT policy. Its head is then renormalised so the reward has mean 0 and
+ *    std 1 on the training responses (lm-human-preferences does the same).
+ * 3. PPO (lib/tasks/lm_ppo.ts) with reward = Σ weight · component over named reward
+ *    components (default: the reward model alone); the reward model and the gold score are
+ *    always computed and logged per update (`rm_score`, `gold_score`, `reward/<name>`), next
+ *    to the trainer's `kl_ref` and `response_length`.
+ *
+ * {@link runSentimentTrial} runs the three stages from one validated config
+ * ({@link SentimentRunSchema}) and evaluates the policy before and after PPO on the same
+ * fresh samples' prompts (RM score, gold score, KL to the reference, response length).
+ *
+ * @example
+ * ```ts
+ * const result = await runSentimentTrial({ seed: 1, updates: 20 }, "results/sentiment/s1");
+ * result.before.gold_score; // ≈ 0 (the SFT policy writes neutral reviews on average)
+ * result.after.gold_score;  // higher
+ * ```
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { Rng } from "../rng.ts";
+import type { SessionOptions } from "../onnx/session.ts";
+import { type GptConfig, initGpt } from "../nn/gpt.ts";
+import { initHead, REWARD_HEAD } from "../nn/heads.ts";
+import { loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import { type FloatArray, generate } from "../nn/sample.ts";
+import { evaluateSft, SftTrainer } from "../nn/sft.ts";
+import { encodePairs, type TextPair } from "../nn/corpus.ts";
+import {
+  BYTE_EOS_ID,
+  BYTE_VOCAB_SIZE,
+  byteDecode,
+  byteEncode,
+  makeByteTokenizer,
+} from "../nn/tokenizer.ts";
+import { ConfigError, formatIssues, KlSchema, PpoSchema } from "../ppo/config.ts";
+import { type MetricsRow, trainPpo } from "../ppo/trainer.ts";
+import {
+  evaluatePreferences,
+  loadRewardModel,
+  normalizeRewardHead,
+  type PreferenceEval,
+  type PreferencePair,
+  RewardModelTrainer,
+  saveRewardModel,
+  scoreSequences,
+} from "../ppo/reward_model.ts";
+import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
+import {
+  type BatchRewardFn,
+  type RewardComponent,
+  RewardError,
+  type RewardFn,
+  rewardLmTask,
+  type RewardSample,
+} from "./rewards.ts";
+
+/** The task's name (in errors and registries). */
+export const SENTIMENT_TASK = "sentiment";
+
+/**
+ * Bump when the corpus, the pairs or the stage training code changes what a stage produces:
+ * it is part of every stage hash, so stale cached stages are not reused.
+ */
+export const SENTIMENT_STAGE_VERSION = 1;
+
+// ---- the world -----------------------------------------------------------------
+
+/** Review openings: the prompts. */
+export const SENTIMENT_OPENINGS: readonly string[] = [
+  "The movie was",
+  "The film is",
+  "This book was",
+  "The show felt",
+  "The food was",
+  "The song is",
+  "My trip was",
+  "The game was",
+];
+
+/** The lexicon: gold counts `positive` and `negative`; the rest are neutral filler. */
+export const SENTIMENT_LEXICON = {
+  positive: ["good", "great", "fun", "lovely", "superb", "sweet", "clever", "joyful"],
+  negative: ["bad", "dull", "awful", "boring", "weak", "poor", "messy", "bland"],
+  neutral: ["long", "short", "loud", "quiet", "slow", "new", "odd", "simple"],
+  nouns: ["plot", "music", "cast", "ending", "pace", "story"],
+  adverbs: ["very", "quite", "rather", "fairly"],
+} as const;
+
+const POSITIVE = new Set<string>(SENTIMENT_LEXICON.positive);
+const NEGATIVE = new Set<string>(SENTIMENT_LEXICON.negative);
+const ADJECTIVES: readonly string[] = [
+  ...SENTIMENT_LEXICON.positive,
+  ...SENTIMENT_LEXICON.negative,
+  ...SENTIMENT_LEXICON.neutral,
+];
+
+/**
+ * The hidden gold reward of a response text: (#distinct positive − #distinct negative words)
+ * / #words, words = runs of letters (lower-cased); 0 for text without words. In [−1, 1].
+ *
+ * @example
+ * ```ts
+ * goldSentiment(" great."); // 1
+ * goldSentiment(" dull but lovely."); // 0
+ * goldSentiment(" great great great."); // 1/3: a repeated word counts once
+ * ```
+ */
+export function goldSentiment(text: string): number {
+  const words = text.toLowerCase().match(/[a-z]+/g) ?? [];
+  if (words.length === 0) return 0;
+  const pos = new Set(words.filter((w) => POSITIVE.has(w))).size;
+  const neg = new Set(words.filter((w) => NEGATIVE.has(w))).size;
+  return (pos - neg) / words.length;
+}
+
+/**
+ * One review continuation from the templates (leading space, final period):
+ * `" {a}."`, `" {adv} {a}."`, `" {a} and {a}."`, `" {a} but {a}."`, `" {a}, {a} {noun}."`,
+ * adjectives uniform over all 24 (two adjectives in one review differ).
+ */
+export function drawReview(rng: Rng): string {
+  const pick = (xs: readonly string[]) => xs[rng.int(xs.length)];
+  const a = pick(ADJECTIVES);
+  let b = pick(ADJECTIVES);
+  while (b === a) b = pick(ADJECTIVES);
+  switch (rng.int(5)) {
+    case 0:
+      return ` ${a}.`;
+    case 1:
+      return ` ${pick(SENTIMENT_LEXICON.adverbs)} ${a}.`;
+    case 2:
+      return ` ${a} and ${b}.`;
+    case 3:
+      return ` ${a} but ${b}.`;
+    default:
+      return ` ${a}, ${b} ${pick(SENTIMENT_LEXICON.nouns)}.`;
+  }
+}
+
+/**
+ * The SFT corpus: `size` (opening, review) pairs drawn with replacement, deterministic in
+ * `seed` (the "shipped" corpus is this generator).
+ *
+ * @example
+ * ```ts
+ * makeSentimentCorpus({ seed: 1, size: 2 }); // [{ prompt: "The song is", response: " odd but fun." }, ...]
+ * ```
+ */
+export function makeSentimentCorpus(opts: { seed: number; size: number }): TextPair[] {
+  const rng = new Rng(opts.seed);
+  return Array.from({ length: opts.size }, () => ({
+    prompt: SENTIMENT_OPENINGS[rng.int(SENTIMENT_OPENINGS.length)],
+    response: drawReview(rng),
+  }));
+}
+
+/** A preference pair as text, with both gold scores. */
+export interface TextPreference {
+  prompt: string;
+  chosen: string;
+  rejected: string;
+  goldChosen: number;
+  goldRejected: number;
+  /** True when label noise swapped chosen and rejected (the gold prefers `rejected`). */
+  flipped: boolean;
+}
+
+/** Tokens of a text preference: the responses end with EOS, as the policy's do. */
+export function encodePreference(p: TextPreference): PreferencePair {
+  return {
+    prompt: byteEncode(p.prompt),
+    chosen: [...byteEncode(p.chosen), BYTE_EOS_ID],
+    rejected: [...byteEncode(p.rejected), BYTE_EOS_ID],
+  };
+}
+
+/** Order two responses by gold (higher = chosen) and apply label noise; null on a tie. */
+function labelPair(
+  prompt: string,
+  a: string,
+  b: string,
+  labelNoise: number,
+  rng: Rng,
+): TextPreference | null {
+  const ga = goldSentiment(a), gb = goldSentiment(b);
+  if (ga === gb) return null;
+  const [c, r, gc, gr] = ga > gb ? [a, b, ga, gb] : [b, a, gb, ga];
+  const flipped = labelNoise > 0 && rng.uniform() < labelNoise;
+  return flipped
+    ? { prompt, chosen: r, rejected: c, goldChosen: gr, goldRejected: gc, flipped }
+    : { prompt, chosen: c, rejected: r, goldChosen: gc, goldRejected: gr, flipped };
+}
+
+const LEXICON_WORDS = new Set<string>(Object.values(SENTIMENT_LEXICON).flat());
+
+/**
+ * The text with one typo in one word of ≥ 3 letters (a letter deleted, doubled or replaced),
+ * chosen so the word leaves the lexicon: `" great."` -> `" graet."`-like misspellings, which
+ * gold scores as neutral words. Text without such a word is returned unchanged.
+ */
+export function addTypo(text: string, rng: Rng): string {
+  const words = [...text.matchAll(/[a-z]{3,}/g)];
+  if (words.length === 0) return text;
+  const m = words[rng.int(words.length)], w = m[0];
+  for (let tries = 0; tries < 20; tries++) {
+    const i = rng.int(w.length), kind = rng.int(3);
+    const letter = String.fromCharCode(97 + rng.int(26));
+    const typo = kind === 0
+      ? w.slice(0, i) + w.slice(i + 1)
+      : kind === 1
+      ? w.slice(0, i + 1) + w[i] + w.slice(i + 1)
+      : w.slice(0, i) + letter + w.slice(i + 1);
+    if (typo !== w && !LEXICON_WORDS.has(typo)) {
+      return text.slice(0, m.index) + typo + text.slice(m.index! + w.length);
+    }
+  }
+  return text;
+}
+
+/**
+ * Preference pairs from the corpus generator: per pair, an opening and two reviews with
+ * different gold scores; the higher is chosen, then flipped with probability `labelNoise`.
+ * Each review gets one typo ({@link addTypo}) with probability `typoRate` first, so the reward
+ * model sees misspelled (neutral) words too. Deterministic in `seed`.
+ */
+export function makeSentimentPairs(
+  opts: { seed: number; count: number; labelNoise?: number; typoRate?: number },
+): TextPreference[] {
+  const rng = new Rng(opts.seed);
+  const typo = opts.typoRate ?? 0;
+  const review = () => {
+    const r = drawReview(rng);
+    return typo > 0 && rng.uniform() < typo ? addTypo(r, rng) : r;
+  };
+  const out: TextPreference[] = [];
+  while (out.length < opts.count) {
+    const prompt = SENTIMENT_OPENINGS[rng.int(SENTIMENT_OPENINGS.length)];
+    const p = labelPair(prompt, review(), review(), opts.labelNoise ?? 0, rng);
+    if (p) out.push(p);
+  }
+  return out;
+}
+
+/**
+ * Preference pairs sampled from a policy: two responses per opening (plain sampling), labelled
+ * by gold as {@link makeSentimentPairs}; ties (including identical responses) are dropped.
+ */
+export async function samplePolicyPairs(
+  policy: { cfg: GptConfig; params: Record<string, FloatArray> },
+  opts: {
+    seed: number;
+    count: number;
+    labelNoise?: number;
+    maxNewTokens: number;
+    session?: SessionOptions;
+  },
+): Promise<TextPreference[]> {
+  const rng = new Rng(opts.seed);
+  const out: TextPreference[] = [];
+  const chunk = 64; // pairs per generate call
+  for (let round = 0; out.length < opts.count; round++) {
+    if (round > 50 + opts.count) {
+      throw new Error(
+        `samplePolicyPairs: the policy gave only ${out.length} untied pairs of ${opts.count}`,
+      );
+    }
+    const prompts = Array.from(
+      { length: chunk },
+      (_, k) => SENTIMENT_OPENINGS[(round * chunk + k) % SENTIMENT_OPENINGS.length],
+    );
+    const gen = await generate(policy, prompts.flatMap((p) => [byteEncode(p), byteEncode(p)]), {
+      maxNewTokens: opts.maxNewTokens,
+      eosTokenId: BYTE_EOS_ID,
+      padTokenId: BYTE_EOS_ID,
+      rng,
+      session: opts.session,
+    });
+    for (let k = 0; k < chunk && out.length < opts.count; k++) {
+      if (!gen.ended[2 * k] || !gen.ended[2 * k + 1]) continue; // keep whole reviews only
+      const [a, b] = [0, 1].map((j) => decodeText(gen.responses[2 * k + j]));
+      const p = labelPair(prompts[k], a, b, opts.labelNoise ?? 0, rng);
+      if (p) out.push(p);
+    }
+  }
+  return out;
+}
+
+/** Token ids -> text, special tokens (EOS) dropped. */
+function decodeText(ids: number[]): string {
+  return byteDecode(ids, { skipSpecialTokens: true });
+}
+
+// ---- config --------------------------------------------------------------------
+
+/** The policy's (and reward model's) architecture; V = 257 (byte tokenizer). */
+export const SentimentModelSchema = z.object({
+  n_embd: z.number().int().min(8).default(64).describe("model width d"),
+  n_layer: z.number().int().min(1).default(2).describe("transformer blocks"),
+  n_head: z.number().int().min(1).default(4).describe("attention heads (must divide d)"),
+  n_positions: z.number().int().min(48).default(64).describe("context length"),
+}).strict();
+
+/** SFT stage: the corpus and the optimisation. */
+export const SentimentSftSchema = z.object({
+  seed: z.number().int().default(1).describe("init and batch order"),
+  corpus_seed: z.number().int().default(1).describe("seed of the generated corpus"),
+  corpus_size: z.number().int().min(16).default(4000).describe("reviews in the corpus"),
+  steps: z.number().int().min(0).default(400).describe("optimizer steps"),
+  batch_size: z.number().int().min(1).default(16).describe("examples per step"),
+  lr: z.number().positive().default(3e-3).describe("AdamW learning rate"),
+  weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
+  max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
+}).strict();
+
+/** Reward-model stage: where its preference pairs come from and the optimisation. */
+export const SentimentRewardModelSchema = z.object({
+  seed: z.number().int().default(1).describe("head init, pair draws and batch order"),
+  source: z.enum(["corpus", "policy"]).default("corpus").describe(
+    "pairs from the corpus generator, or sampled from the SFT policy",
+  ),
+  pairs: z.number().int().min(8).default(2000).describe("training pairs"),
+  held_out: z.number().int().min(8).default(500).describe("held-out pairs (accuracy)"),
+  label_noise: z.number().min(0).max(0.49).default(0).describe(
+    "probability of flipping a training pair's label (held-out pairs are never flipped)",
+  ),
+  typo_rate: z.number().min(0).max(1).default(0.2).describe(
+    "corpus pairs: probability that a review gets one misspelled (so neutral) word",
+  ),
+  steps: z.number().int().min(0).default(300).describe("optimizer steps"),
+  batch_size: z.number().int().min(1).default(16).describe("pairs per step"),
+  lr: z.number().positive().default(1e-3).describe("AdamW learning rate"),
+  weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
+  max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
+  normalize: z.boolean().default(true).describe(
+    "rescale the head so rewards have mean 0, std 1 on the training responses",
+  ),
+}).strict();
+
+/** The same field with another default (its range and description kept). */
+const redefault = <T extends z.ZodType>(s: z.ZodDefault<T>, v: z.output<T>) =>
+  s.unwrap().default(v as never) as z.ZodDefault<T>;
+
+/** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
+export const SentimentKlSchema = KlSchema.extend({
+  beta: redefault(KlSchema.shape.beta, 0.1),
+});
+
+/**
+ * {@link PpoSchema} (every key, same ranges) with defaults for a tiny LM: γ = 1 (one score at
+ * EOS, no discount), lr 1e-3 without annealing, no entropy bonus, grad clip 1, β = 0.05.
+ */
+export const SentimentPpoSchema = PpoSchema.extend({
+  gamma: redefault(PpoSchema.shape.gamma, 1),
+  lambda: redefault(PpoSchema.shape.lambda, 0.95),
+  lr: redefault(PpoSchema.shape.lr, 3e-4),
+  lr_anneal: redefault(PpoSchema.shape.lr_anneal, false),
+  ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
+  max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
+  kl: SentimentKlSchema.default(SentimentKlSchema.parse({})),
+});
+
+/** One weighted reward term by name: built-in (`rm`, `gold`, `length`, `eos`) or user-given. */
+export const RewardRefSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe("reward component name"),
+  weight: z.number().describe("its weight in the sum (0 = logged only)"),
+}).strict();
+
+/** A whole `sentiment` trial: stages, PPO, rewards, evaluation. */
+export const SentimentRunSchema = z.object({
+  seed: z.number().int().default(1).describe(
+    "PPO trial seed (value head, sampling, minibatches)",
+  ),
+  model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
+  sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
+  reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+  ppo: SentimentPpoSchema.default(SentimentPpoSchema.parse({})),
+  updates: z.number().int().min(1).default(20).describe("PPO updates"),
+  batch: z.number().int().min(1).default(32).describe("prompts (responses) per update"),
+  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
+  rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
+    "the reward: Σ weight · component",
+  ),
+  eval: z.object({
+    samples: z.number().int().min(1).default(128).describe("responses per evaluation"),
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+  }).strict().default({ samples: 128, seed: 12345 }),
+  checkpoint_every: z.number().int().min(0).default(0).describe(
+    "checkpoint every k updates (0: only the final state)",
+  ),
+}).strict();
+
+export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
+export type SentimentRunInput = z.input<typeof SentimentRunSchema>;
+
+/** Parse and default a trial config; throws {@link ConfigError} naming every bad key. */
+export function parseSentimentConfig(input: unknown): SentimentRunConfig {
+  const r = SentimentRunSchema.safeParse(input ?? {});
+  if (!r.success) throw new ConfigError(formatIssues(r.error.issues, input, "sentiment config"));
+  return r.data;
+}
+
+/** The GptConfig of a model section. */
+export function sentimentGptConfig(m: SentimentRunConfig["model"]): GptConfig {
+  return {
+    vocabSize: BYTE_VOCAB_SIZE,
+    nPositions: m.n_positions,
+    nEmbd: m.n_embd,
+    nLayer: m.n_layer,
+    nHead: m.n_head,
+  };
+}
+
+// ---- stages --------------------------------------------------------------------
+
+/** Options shared by the stage functions. */
+export interface StageOptions {
+  /** Where stage folders are cached (default `results/.stages`). */
+  cacheDir?: string;
+  /** Session options (device, threads). */
+  session?: SessionOptions;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+/** Canonical JSON (sorted keys at every level). */
+function canonical(x: unknown): string {
+  const sort = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(sort) : v && typeof v === "object"
+      ? Object.fromEntries(
+        Object.keys(v as object).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]),
+      )
+      : v;
+  return JSON.stringify(sort(x));
+}
+
+/** Content hash (16 hex) of a stage's identity. */
+export function stageHash(identity: unknown): string {
+  return createHash("sha256").update(canonical(identity)).digest("hex").slice(0, 16);
+}
+
+const parentDir = (p: string) => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || ".";
+
+async function readStage(dir: string, hash: string): Promise<boolean> {
+  try {
+    const cfg = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
+    return cfg?.proxima_stage?.hash === hash;
+  } catch {
+    return false;
+  }
+}
+
+/** A trained (or cached) SFT policy. */
+export interface SftStage {
+  /** Its Hugging Face folder. */
+  dir: string;
+  /** Content hash of the stage config (the folder name's suffix). */
+  hash: string;
+  cfg: GptConfig;
+  params: Record<string, Float32Array | Float64Array>;
+  /** Held-out mean NLL per response token (nats). */
+  heldOutNll: number;
+  /** True when the folder was reused. */
+  cached: boolean;
+}
+
+/**
+ * The starting policy: a tiny GPT trained by SFT on the generated corpus, cached in
+ * `<cacheDir>/sentiment-sft-<hash>` (hash of the model and sft sections and
+ * {@link SENTIMENT_STAGE_VERSION}); a later call with the same config loads the folder.
+ */
+export async function trainSentimentSft(
+  input: Pick<SentimentRunInput, "model" | "sft"> = {},
+  opts: StageOptions = {},
+): Promise<SftStage> {
+  const c = parseSentimentConfig({ model: input.model, sft: input.sft });
+  const identity = {
+    stage: "sentiment-sft",
+    version: SENTIMENT_STAGE_VERSION,
+    model: c.model,
+    sft: c.sft,
+  };
+  const hash = stageHash(identity);
+  const dir = `${opts.cacheDir ?? "results/.stages"}/sentiment-sft-${hash}`;
+  if (await readStage(dir, hash)) {
+    const f = await loadHfFolder(dir);
+    const meta = f.config.proxima_stage as { held_out_nll: number };
+    opts.log?.(`sft: cached ${dir}`);
+    return { dir, hash, cfg: f.cfg, params: f.params, heldOutNll: meta.held_out_nll, cached: true };
+  }
+  const cfg = sentimentGptConfig(c.model);
+  const s = c.sft;
+  const corpus = makeSentimentCorpus({ seed: s.corpus_seed, size: s.corpus_size });
+  // Held-out reviews from a second stream (the corpus is a distribution, not a list).
+  const heldOut = makeSentimentCorpus({ seed: s.corpus_seed + 1_000_003, size: 256 });
+  const rng = new Rng(s.seed);
+  const sft = await SftTrainer.create(cfg, initGpt(cfg, rng, "float32"), {
+    session: opts.session,
+    hparams: { lr: s.lr, weight_decay: s.weight_decay, max_grad_norm: s.max_grad_norm },
+  });
+  const t0 = performance.now();
+  await sft.fit(encodePairs(corpus), { steps: s.steps, batchSize: s.batch_size, rng });
+  const params = Object.fromEntries(
+    Object.entries(sft.params()).map(([n, v]) => [n, Float32Array.from(v)]),
+  );
+  const { meanNll } = await evaluateSft({ cfg, params }, encodePairs(heldOut), {
+    session: opts.session,
+  });
+  opts.log?.(
+    `sft: ${s.steps} steps in ${((performance.now() - t0) / 1e3).toFixed(1)} s, held-out NLL ` +
+      `${meanNll.toFixed(3)} nats/token -> ${dir}`,
+  );
+  await Deno.mkdir(parentDir(dir), { recursive: true });
+  await saveHfFolder(dir, cfg, params, makeByteTokenizer({ modelMaxLength: cfg.nPositions }), {
+    config: {
+      eos_token_id: BYTE_EOS_ID,
+      pad_token_id: BYTE_EOS_ID,
+      proxima_stage: { ...identity, hash, held_out_nll: meanNll },
+    },
+  });
+  return { dir, hash, cfg, params, heldOutNll: meanNll, cached: false };
+}
+
+/** A trained (or cached) reward model. */
+export interface RewardModelStage {
+  dir: string;
+  hash: string;
+  cfg: GptConfig;
+  /** Trunk + `r_head.*` (normalised when asked), float32. Read-only by convention. */
+  params: Record<string, Float32Array | Float64Array>;
+  /** Held-out preference accuracy and loss (never label-flipped pairs). */
+  heldOut: PreferenceEval;
+  /** Reward mean/std on the training responses before normalisation. */
+  normalization: { mean: number; std: number };
+  cached: boolean;
+}
+
+/**
+ * The reward model: the SFT trunk + a reward head, Bradley–Terry on gold-labelled pairs,
+ * held-out accuracy on fresh pairs, cached in `<cacheDir>/sentiment-rm-<hash>` (hash of the
+ * reward_model section, the SFT stage's hash and {@link SENTIMENT_STAGE_VERSION}).
+ */
+export async function trainSentimentRewardModel(
+  input: Pick<SentimentRunInput, "model" | "sft" | "reward_model"> = {},
+  sft?: SftStage,
+  opts: StageOptions = {},
+): Promise<RewardModelStage> {
+  const c = parseSentimentConfig({
+    model: input.model,
+    sft: input.sft,
+    reward_model: input.reward_model,
+  });
+  sft ??= await trainSentimentSft(c, opts);
+  const r = c.reward_model;
+  const identity = {
+    stage: "sentiment-rm",
+    version: SENTIMENT_STAGE_VERSION,
+    sft: sft.hash,
+    max_new_tokens: r.source === "policy" ? 32 : undefined,
+    reward_model: r,
+  };
+  const hash = stageHash(identity);
+  const dir = `${opts.cacheDir ?? "results/.stages"}/sentiment-rm-${hash}`;
+  if (await readStage(dir, hash)) {
+    const f = await loadRewardModel(dir);
+    const meta = f.config.proxima_stage as {
+      held_out: PreferenceEval;
+      normalization: { mean: number; std: number };
+    };
+    opts.log?.(`reward model: cached ${dir}`);
+    return {
+      dir,
+      hash,
+      cfg: f.cfg,
+      params: f.params,
+      heldOut: meta.held_out,
+      normalization: meta.normalization,
+      cached: true,
+    };
+  }
+  const cfg = sft.cfg;
+  // Pairs: training from seed, held-out from a second stream, no label noise on held-out, and
+  // no held-out pair that also occurs in training.
+  const draw = (seed: number, count: number, labelNoise: number) =>
+    r.source === "corpus"
+      ? Promise.resolve(makeSentimentPairs({ seed, count, labelNoise, typoRate: r.typo_rate }))
+      : samplePolicyPairs(sft, {
+        seed,
+        count,
+        labelNoise,
+        maxNewTokens: 32,
+        session: opts.session,
+      });
+  const train = await draw(r.seed, r.pairs, r.label_noise);
+  const key = (p: TextPreference) => `${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`;
+  const seen = new Set(train.map(key));
+  const heldOut = (await draw(r.seed + 1_000_003, r.held_out * 2, 0))
+    .filter((p) => !seen.has(key(p))).slice(0, r.held_out);
+
+  const rng = new Rng(r.seed);
+  const init = { ...sft.params, ...initHead(cfg.nEmbd, rng, "float32", { name: REWARD_HEAD }) };
+  const trainer = await RewardModelTrainer.create(cfg, init, {
+    session: opts.session,
+    hparams: { lr: r.lr, weight_decay: r.weight_decay, max_grad_norm: r.max_grad_norm },
+  });
+  const t0 = performance.now();
+  const trainPairs = train.map(encodePreference);
+  await trainer.fit(trainPairs, { steps: r.steps, batchSize: r.batch_size, rng });
+  let params: Record<string, Float32Array | Float64Array> = Object.fromEntries(
+    Object.entries(trainer.params()).map(([n, v]) => [n, Float32Array.from(v)]),
+  );
+  // Normalise on the training responses (chosen and rejected alike).
+  let normalization = { mean: 0, std: 1 };
+  if (r.normalize) {
+    const seqs = trainPairs.flatMap((p) => [
+      [...p.prompt, ...p.chosen],
+      [...p.prompt, ...p.rejected],
+    ]);
+    const s = await scoreSequences({ cfg, params }, seqs, { session: opts.session });
+    const mean = s.reduce((a, b) => a + b, 0) / s.length;
+    const std = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / s.length);
+    normalization = { mean, std };
+    params = { ...params, ...normalizeRewardHead(params, mean, std) };
+  }
+  const held = await evaluatePreferences(
+    { cfg, params },
+    heldOut.map(encodePreference),
+    { session: opts.session },
+  );
+  opts.log?.(
+    `reward model: ${r.steps} steps in ${((performance.now() - t0) / 1e3).toFixed(1)} s, ` +
+      `held-out accuracy ${held.accuracy.toFixed(3)} (${held.pairs} pairs) -> ${dir}`,
+  );
+  await Deno.mkdir(parentDir(dir), { recursive: true });
+  await saveRewardModel(dir, { cfg, params }, {
+    tokenizer: makeByteTokenizer({ modelMaxLength: cfg.nPositions }),
+    config: {
+      eos_token_id: BYTE_EOS_ID,
+      pad_token_id: BYTE_EOS_ID,
+      proxima_stage: { ...identity, hash, held_out: held, normalization },
+    },
+  });
+  return { dir, hash, cfg, params, heldOut: held, normalization, cached: false };
+}
+
+// ---- rewards and the PPO task -------------------------------------------------------
+
+/** A reward model as a batched reward component's function (prompt ++ response, one call). */
+export function rewardModelReward(
+  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  session?: SessionOptions,
+): BatchRewardFn {
+  return async (samples) =>
+    await scoreSequences(rm, samples.map((s) => [...s.prompt, ...s.response]), { session });
+}
+
+/**
+ * Built-in reward functions by name: `gold` (the hidden gold score; for ablations and
+ * monitoring), `length` (response tokens / max_new_tokens, a length bonus or — with a negative
+ * weight — penalty), `eos` (1 when the response ended with EOS, 0 when it was cut).
+ * `rm` (the reward model) needs the model, so it is built by {@link sentimentRewards}.
+ */
+export function builtinSentimentRewards(maxNewTokens: number): Record<string, RewardFn> {
+  return {
+    gold: (s) => goldSentiment(s.text),
+    length: (s) => s.response.length / maxNewTokens,
+    eos: (s) => (s.ended ? 1 : 0),
+  };
+}
+
+/** A user reward: a per-sample function, or `{ fn }` / `{ batch }`. */
+export type UserReward = RewardFn | { fn: RewardFn } | { batch: BatchRewardFn };
+
+/**
+ * The reward components of a config's `rewards` list, resolved against the built-ins and
+ * `userRewards`; `rm` and `gold` are added with weight 0 when absent, so both are always
+ * logged. Throws (before anything runs) on an unknown name, listing the known ones.
+ */
+export function sentimentRewards(
+  refs: readonly { name: string; weight: number }[],
+  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  opts: {
+    maxNewTokens: number;
+    userRewards?: Record<string, UserReward>;
+    session?: SessionOptions;
+  },
+): RewardComponent[] {
+  const builtins = builtinSentimentRewards(opts.maxNewTokens);
+  const resolve = (name: string, weight: number): RewardComponent => {
+    if (name === "rm") return { name, weight, batch: rewardModelReward(rm, opts.session) };
+    const u = opts.userRewards?.[name];
+    if (u) return typeof u === "function" ? { name, weight, fn: u } : { name, weight, ...u };
+    if (builtins[name]) return { name, weight, fn: builtins[name] };
+    throw new Error(
+      `task "${SENTIMENT_TASK}": unknown reward "${name}" (known: ${
+        ["rm", ...Object.keys(builtins), ...Object.keys(opts.userRewards ?? {})].join(", ")
+      })`,
+    );
+  };
+  const out = refs.map((r) => resolve(r.name, r.weight));
+  for (const name of ["rm", "gold"]) {
+    if (!refs.some((r) => r.name === name)) out.push(resolve(name, 0));
+  }
+  return out;
+}
+
+/** The prompts: the openings in turn, from the problem's cursor. */
+function sentimentPrompts(n: number, index: number): number[][] {
+  return Array.from(
+    { length: n },
+    (_, k) => byteEncode(SENTIMENT_OPENINGS[(index + k) % SENTIMENT_OPENINGS.length]),
+  );
+}
+
+/**
+ * The `sentiment` LmTask: openings in turn as prompts, reward = Σ weight · component; metrics
+ * `rm_score`, `gold_score` and `reward/<name>` per component.
+ */
+export function sentimentTask(rewards: readonly RewardComponent[]): LmTask {
+  return rewardLmTask({
+    name: SENTIMENT_TASK,
+    prompts: (n, index) => sentimentPrompts(n, index),
+    rewards,
+    decode: decodeText,
+    eosTokenId: BYTE_EOS_ID,
+    metrics: (v) => {
+      const mean = (a?: Float64Array) =>
+        a ? a.reduce((s, x) => s + x, 0) / Math.max(1, a.length) : NaN;
+      return { rm_score: mean(v.parts.rm), gold_score: mean(v.parts.gold) };
+    },
+  });
+}
+
+/** What {@link evaluateSentimentPolicy} reports. */
+export interface SentimentEval {
+  /** Mean reward-model score of the samples. */
+  rm_score: number;
+  /** Mean gold score of the samples. */
+  gold_score: number;
+  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref over its tokens, k1). */
+  kl: number;
+  /** Mean response length (tokens, EOS included). */
+  response_length: number;
+  /** Share of responses that ended with EOS. */
+  eos_rate: number;
+  /** The first few samples, decoded. */
+  examples: { prompt: string; response: string; rm: number; gold: number }[];
+}
+
+/**
+ * Sample `samples` responses (openings in turn, plain sampling from `new Rng(seed)`) from the
+ * problem's current policy and report RM score, gold score and KL to the reference — the same
+ * prompts and seed before and after PPO.
+ */
+export async function evaluateSentimentPolicy(
+  problem: LmProblem,
+  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  opts: { samples: number; seed: number; maxNewTokens: number; session?: SessionOptions },
+): Promise<SentimentEval> {
+  const prompts = sentimentPrompts(opts.samples, 0);
+  const policy = problem.trainer.paramTensors();
+  const gen = await generate({ cfg: problem.model, params: policy }, prompts, {
+    maxNewTokens: opts.maxNewTokens,
+    eosTokenId: BYTE_EOS_ID,
+    padTokenId: BYTE_EOS_ID,
+    rng: new Rng(opts.seed),
+    session: opts.session,
+  });
+  const ref = await problem.rescore(problem.reference, gen);
+  let kl = 0, len = 0;
+  for (let i = 0; i < gen.rows * gen.cols; i++) {
+    if (gen.mask[i]) kl += gen.logp[i] - ref.logp[i], len++;
+  }
+  const rmScores = await scoreSequences(
+    rm,
+    gen.responses.map((r, i) => [...prompts[i], ...r]),
+    { session: opts.session },
+  );
+  const texts = gen.responses.map(decodeText);
+  const gold = texts.map(goldSentiment);
+  const n = gen.rows;
+  return {
+    rm_score: rmScores.reduce((a, b) => a + b, 0) / n,
+    gold_score: gold.reduce((a, b) => a + b, 0) / n,
+    kl: kl / n,
+    response_length: len / n,
+    eos_rate: gen.ended.reduce((a, b) => a + b, 0) / n,
+    examples: texts.slice(0, 8).map((t, i) => ({
+      prompt: decodeText(prompts[i]),
+      response: t,
+      rm: rmScores[i],
+      gold: gold[i],
+    })),
+  };
+}
+
+/** Options of {@link createSentimentProblem}. */
+export interface SentimentProblemOptions {
+  /** Reward components (default: {@link sentimentRewards} of the config's `rewards`). */
+  rewards?: RewardComponent[];
+  /** User reward functions the config's `rewards` may name. */
+  userRewards?: Record<string, UserReward>;
+  session?: SessionOptions;
+}
+
+/** The PPO problem of a trial: the SFT policy (+ value head), its frozen copy, the rewards. */
+export async function createSentimentProblem(
+  c: SentimentRunConfig,
+  sft: SftStage,
+  rm: RewardModelStage,
+  opts: SentimentProblemOptions = {},
+): Promise<LmProblem> {
+  const rewards = opts.rewards ?? sentimentRewards(c.rewards, rm, {
+    maxNewTokens: c.max_new_tokens,
+    userRewards: opts.userRewards,
+    session: opts.session,
+  });
+  return await createLmProblem({
+    model: sft.cfg,
+    task: sentimentTask(rewards),
+    cfg: c.ppo,
+    seed: c.seed,
+    batch: c.batch,
+    maxNewTokens: c.max_new_tokens,
+    eosTokenId: BYTE_EOS_ID,
+    padTokenId: BYTE_EOS_ID,
+    init: sft.params,
+    device: opts.session?.device,
+    threads: opts.session?.threads,
+  });
+}
+
+// ---- a whole trial -----------------------------------------------------------------
+
+/** Options of {@link runSentimentTrial} (none of them changes the results). */
+export interface SentimentTrialOptions extends StageOptions {
+  /** Continue from the newest checkpoint in outDir (a finished trial is only re-evaluated). */
+  resume?: boolean;
+  /** After each PPO update, with its metrics row. */
+  onUpdate?: (row: MetricsRow, update: number) => void;
+  /** Once before the first PPO update, with the update it starts from. */
+  onStart?: (startUpdate: number) => void;
+  /** User reward functions the config's `rewards` may name (besides rm, gold, length, eos). */
+  rewards?: Record<string, UserReward>;
+}
+
+/** What {@link runSentimentTrial} returns (also written to `<outDir>/eval.json`, minus `last`). */
+export interface SentimentTrialResult {
+  task: typeof SENTIMENT_TASK;
+  sft: { dir: string; hash: string; held_out_nll: number; cached: boolean };
+  reward_model: {
+    dir: string;
+    hash: string;
+    held_out_accuracy: number;
+    held_out_loss: number;
+    cached: boolean;
+  };
+  /** The SFT policy (= the reference), before PPO. */
+  before: SentimentEval;
+  /** The policy after PPO. */
+  after: SentimentEval;
+  /** The last PPO metrics row. */
+  last: MetricsRow;
+}
+
+/** Files a trial writes in outDir (removed again when a reward function fails). */
+const TRIAL_OUTPUTS = ["metrics.jsonl", "checkpoints", "final.safetensors", "eval.json"];
+
+/**
+ * One `sentiment` trial: SFT and reward-model stages (cached in `cacheDir`), PPO into
+ * `outDir` (`metrics.jsonl`, `checkpoints/`, `final.safetensors`, via trainPpo), and the
+ * before/after evaluation (`eval.json`). A reward function that throws or returns a non-finite
+ * value stops the trial with a {@link RewardError} naming the task and the sample, and the
+ * trial's outputs in `outDir` are removed (nothing partial is left).
+ *
+ * @example
+ * ```ts
+ * const r = await runSentimentTrial({ seed: 2, ppo: { kl: { beta: 0.1 } } }, "results/s/2", {
+ *   resume: true,
+ *   onUpdate: (row) => console.log(row.update, row.rm_score, row.gold_score, row.kl_ref),
+ * });
+ * ```
+ */
+export async function runSentimentTrial(
+  config: SentimentRunInput | SentimentRunConfig,
+  outDir: string,
+  opts: SentimentTrialOptions = {},
+): Promise<SentimentTrialResult> {
+  const c = parseSentimentConfig(config);
+  // Fail on unknown reward names before any stage runs.
+  const dummyRm = { cfg: sentimentGptConfig(c.model), params: {} };
+  sentimentRewards(c.rewards, dummyRm, {
+    maxNewTokens: c.max_new_tokens,
+    userRewards: opts.rewards,
+  });
+  const sft = await trainSentimentSft(c, opts);
+  const rm = await trainSentimentRewardModel(c, sft, opts);
+  const problem = await createSentimentProblem(c, sft, rm, {
+    userRewards: opts.rewards,
+    session: opts.session,
+  });
+  const evalOpts = {
+    samples: c.eval.samples,
+    seed: c.eval.seed,
+    maxNewTokens: c.max_new_tokens,
+    session: opts.session,
+  };
+  const before = await evaluateSentimentPolicy(problem, rm, evalOpts);
+  let last: MetricsRow;
+  try {
+    last = await trainPpo(problem, {
+      cfg: c.ppo,
+      updates: c.updates,
+      seed: c.seed,
+      rng: problem.rng,
+      outDir,
+      checkpointEvery: c.checkpoint_every,
+      resume: opts.resume,
+      onUpdate: opts.onUpdate,
+      onStart: opts.onStart,
+    });
+  } catch (e) {
+    if (e instanceof RewardError) {
+      for (const f of TRIAL_OUTPUTS) {
+        await Deno.remove(`${outDir}/${f}`, { recursive: true }).catch(() => {});
+      }
+    }
+    throw e;
+  }
+  const after = await evaluateSentimentPolicy(problem, rm, evalOpts);
+  const result: SentimentTrialResult = {
+    task: SENTIMENT_TASK,
+    sft: { dir: sft.dir, hash: sft.hash, held_out_nll: sft.heldOutNll, cached: sft.cached },
+    reward_model: {
+      dir: rm.dir,
+      hash: rm.hash,
+      held_out_accuracy: rm.heldOut.accuracy,
+      held_out_loss: rm.heldOut.loss,
+      cached: rm.cached,
+    },
+    before,
+    after,
+    last,
+  };
+  const { last: _, ...saved } = result;
+  const tmp = `${outDir}/eval.json.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(saved, null, 2) + "\n");
+  await Deno.rename(tmp, `${outDir}/eval.json`);
+  return result;
+}
+
+export type { RewardSample };
