@@ -9,4 +9,5 @@ export * from "./lib/nn/mod.ts";
 export * from "./lib/ppo/mod.ts";
 export * from "./lib/envs/mod.ts";
 export * from "./lib/tasks/mod.ts";
+export * from "./lib/experiment/mod.ts";
 export { Rng } from "./lib/rng.ts";

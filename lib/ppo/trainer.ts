@@ -92,6 +92,18 @@ export interface PpoRunOptions {
 
 export type MetricsRow = Record<string, number | null>;
 
+/**
+ * Training produced a non-finite number (NaN or ±Infinity): a diverged loss or gradient, or a
+ * task reward that is not a number. The message names the update, where it happened, and the
+ * likely fix; the run stops there (its last checkpoint is left as it was).
+ */
+export class NonFiniteError extends Error {
+  constructor(message: string, readonly update: number) {
+    super(message);
+    this.name = "NonFiniteError";
+  }
+}
+
 /** Batch input names every PPO train step has (plus the problem's model inputs). */
 export const PPO_BATCH = ["old_logp", "advantages", "returns", "old_values", "mask"] as const;
 
@@ -136,6 +148,15 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     rng = new Rng(s.rng);
     kl.load(s.kl);
     problem.load(s.problem);
+    const have = await Deno.stat(metricsPath).then((st) => st.size, () => -1);
+    if (have < s.metricsBytes) {
+      throw new Error(
+        `cannot resume from ${resumed.path}: ${metricsPath} ` +
+          (have < 0 ? "is missing" : `has ${have} bytes`) + ` but the checkpoint recorded ` +
+          `${s.metricsBytes} (the file was truncated or replaced); restore it, or delete ` +
+          `${outDir} to start the run again`,
+      );
+    }
     const f = await Deno.open(metricsPath, { write: true, create: true });
     await f.truncate(s.metricsBytes);
     f.close();
@@ -152,6 +173,16 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       const { rows, cols } = roll;
       const n = rows * cols, mask = roll.mask;
       globalStep += roll.steps;
+      const badReward = roll.rewards.findIndex((r) => !Number.isFinite(r));
+      if (badReward >= 0) {
+        throw new NonFiniteError(
+          `update ${update + 1}/${opts.updates}: the task returned a non-finite reward ` +
+            `(${roll.rewards[badReward]}) at row ${Math.floor(badReward / cols)}, position ` +
+            `${badReward % cols}. The reward function (or reward model) produced it, not PPO: ` +
+            `check the task's reward and its options`,
+          update + 1,
+        );
+      }
       if (!roll.refLogp && klInReward && (kl.beta > 0 || cfg.kl.control !== "fixed")) {
         throw new Error(
           "ppo.kl.beta > 0 with kl.placement = reward needs a reference policy, and this task " +
@@ -206,6 +237,9 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
             ...problem.inputs(roll, idx),
           };
           const r = await trainer.step(batch, { ...hp, beta: kl.beta, lr });
+          if (!Number.isFinite(r.loss[0]) || !Number.isFinite(r.gradNorm[0])) {
+            throw divergedError(r, cfg, update + 1, opts.updates, epoch + 1, m + 1, lr);
+          }
           const stats: Record<string, number> = {
             loss: r.loss[0],
             grad_norm: r.gradNorm[0],
@@ -283,6 +317,35 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   // Final params + optimizer state (atomic write inside saveSafetensors).
   await trainer.saveCheckpoint(finalPath);
   return last;
+}
+
+function divergedError(
+  r: {
+    loss: ArrayLike<number>;
+    gradNorm: ArrayLike<number>;
+    metrics: Record<string, ArrayLike<number>>;
+  },
+  cfg: PpoConfig,
+  update: number,
+  updates: number,
+  epoch: number,
+  minibatch: number,
+  lr: number,
+): NonFiniteError {
+  const parts = [`loss ${r.loss[0]}`, `grad_norm ${r.gradNorm[0]}`];
+  for (const k of ["policy_loss", "value_loss", "entropy"]) {
+    if (k in r.metrics) parts.push(`${k} ${r.metrics[k][0]}`);
+  }
+  const fixes = [`lower ppo.lr (${cfg.lr}${cfg.lr_anneal ? `, ${lr} at this update` : ""})`];
+  if (cfg.max_grad_norm === null) fixes.push("set ppo.max_grad_norm (e.g. 0.5)");
+  else fixes.push(`lower ppo.max_grad_norm (${cfg.max_grad_norm})`);
+  if (cfg.loss !== "clip") fixes.push(`use ppo.loss "clip" (now "${cfg.loss}")`);
+  return new NonFiniteError(
+    `update ${update}/${updates} (epoch ${epoch}, minibatch ${minibatch}): training diverged, ` +
+      `the ${Number.isFinite(r.loss[0]) ? "gradient norm" : "loss"} is not finite ` +
+      `(${parts.join(", ")}). Likely fix: ${fixes.join(", or ")}`,
+    update,
+  );
 }
 
 async function exists(path: string): Promise<boolean> {

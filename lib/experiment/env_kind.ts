@@ -1,0 +1,147 @@
+/**
+ * Classic-control trial kinds: `CartPole-v1` (alias `cartpole`) and `Acrobot-v1` (alias
+ * `acrobot`). The config is {@link EnvRunSchema} without `env` (the task is the env): seed,
+ * total_steps, envs, steps, hidden, checkpoint_every and every `ppo.*` key.
+ *
+ * Named metrics (summary.json `metrics`): `return` (mean return of the last 100 episodes),
+ * `solved_at` (first step the 100-episode mean reached the env's reward threshold, or null),
+ * `episodes`, `steps`, `updates`. Any metrics.jsonl column can be listed too: `clipfrac` is
+ * its value in the last update, `clipfrac:mean` its mean over the run.
+ * @module
+ */
+import { EnvRunSchema, parseEnvRunConfig, recentReturn, solvedAt } from "../envs/run.ts";
+import type { MetricsRow } from "../ppo/trainer.ts";
+import { ConfigError } from "../ppo/config.ts";
+import { envSpec } from "../envs/registry.ts";
+import type { TrialKind, TrialSummary } from "./kinds.ts";
+import { registerTrialKind } from "./kinds.ts";
+
+const EnvTrialSchema = EnvRunSchema.omit({ env: true });
+export type EnvTrialConfig = Omit<import("../envs/run.ts").EnvRunConfig, "env">;
+
+/** metrics.jsonl columns of an env PPO run (see trainPpo). */
+export const ENV_METRIC_COLUMNS = [
+  "update",
+  "step",
+  "lr",
+  "beta",
+  "loss",
+  "policy_loss",
+  "value_loss",
+  "entropy",
+  "approx_kl_k1",
+  "approx_kl_k3",
+  "clipfrac",
+  "kl_penalty",
+  "kl_ref",
+  "grad_norm",
+  "explained_variance",
+  "advantage_mean",
+  "advantage_std",
+  "return_mean",
+  "reward_mean",
+  "epochs",
+  "episodes",
+  "episodic_return",
+  "episodic_length",
+];
+
+async function readRows(outDir: string): Promise<MetricsRow[]> {
+  const text = await Deno.readTextFile(`${outDir}/metrics.jsonl`);
+  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      throw new Error(`${outDir}/metrics.jsonl: line ${i + 1} is not JSON`);
+    }
+  });
+}
+
+function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<EnvTrialConfig> {
+  const threshold = envSpec(id).rewardThreshold;
+  return {
+    name: id,
+    aliases: [alias],
+    description: `PPO (CleanRL ppo.py defaults) on Gymnasium's ${id}`,
+    schema: EnvTrialSchema,
+    keyHints: {
+      env: `the environment is the experiment's task: write task: "${id}" (or "${
+        id === "CartPole-v1" ? "Acrobot-v1" : "CartPole-v1"
+      }") instead of an env key`,
+    },
+    check(config) {
+      try {
+        parseEnvRunConfig({ ...config, env: id }, "config");
+        return [];
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        const msg = e.message.replace(/^config: /, "");
+        const key = /^(\w+(?:\.\w+)*) \(/.exec(msg)?.[1] ?? "config";
+        const fix = msg.includes("; ") ? msg.slice(msg.lastIndexOf("; ") + 2) : "see the message";
+        return [{
+          key,
+          cause: msg.includes("; ") ? msg.slice(0, msg.lastIndexOf("; ")) : msg,
+          fix,
+        }];
+      }
+    },
+    work(config) {
+      const per = config.envs * config.steps;
+      return { total: Math.floor(config.total_steps / per), unit: "updates", steps: per };
+    },
+    finalFiles: ["final.safetensors"],
+    async run(config, outDir, ctx) {
+      const { runEnvTraining } = await import("../envs/run.ts");
+      const per = config.envs * config.steps;
+      let ret: number | null = null;
+      await runEnvTraining({ ...config, env: id }, {
+        outDir,
+        resume: ctx.resume,
+        device: ctx.device,
+        threads: ctx.threads,
+        onStart: (u, total) => ctx.onProgress({ done: u, total, step: u * per }),
+        onUpdate: (row, u, total) => {
+          if (row.episodic_return !== null) ret = Number(row.episodic_return);
+          ctx.onProgress({ done: u, total, step: Number(row.step), info: { return: ret } });
+        },
+      });
+    },
+    async summarize(outDir): Promise<TrialSummary> {
+      const rows = await readRows(outDir);
+      const last = rows.at(-1) ?? {};
+      const mean: Record<string, number | null> = {};
+      for (const c of ENV_METRIC_COLUMNS) {
+        const vs = rows.map((r) => r[c]).filter((v): v is number => typeof v === "number");
+        mean[c] = vs.length ? vs.reduce((a, b) => a + b, 0) / vs.length : null;
+      }
+      return {
+        metrics: {
+          return: recentReturn(rows, 100),
+          solved_at: threshold === undefined ? null : solvedAt(rows, threshold, 100),
+          episodes: rows.reduce((s, r) => s + Number(r.episodes ?? 0), 0),
+          steps: Number(last.step ?? 0),
+          updates: rows.length,
+        },
+        last,
+        mean,
+      };
+    },
+    metricNames: {
+      named: {
+        return: "mean return of the last 100 episodes",
+        solved_at: `first step at which the 100-episode mean reached ${threshold ?? "-"}`,
+        episodes: "episodes finished",
+        steps: "environment steps",
+        updates: "PPO updates",
+      },
+      columns: ENV_METRIC_COLUMNS,
+    },
+  };
+}
+
+export const CARTPOLE_KIND: TrialKind<EnvTrialConfig> = registerTrialKind(
+  envKind("CartPole-v1", "cartpole"),
+);
+export const ACROBOT_KIND: TrialKind<EnvTrialConfig> = registerTrialKind(
+  envKind("Acrobot-v1", "acrobot"),
+);

@@ -1,0 +1,532 @@
+/**
+ * Experiment files and their validation.
+ *
+ * ```ts
+ * import { defineExperiment, grid } from "../lib/experiment/mod.ts";
+ * export default defineExperiment({
+ *   name: "clip",
+ *   task: "CartPole-v1",
+ *   base: { total_steps: 50_000, ppo: { lr: 2.5e-4 } },
+ *   sweep: grid({ "ppo.clip": [0.1, 0.2, 0.3], seed: [1, 2, 3] }),
+ *   metrics: ["return", "clipfrac:mean"],
+ * });
+ * ```
+ *
+ * {@link planExperiment} checks everything before any trial starts — the experiment's own
+ * fields, the task, every base / sweep / override key against the task's config schema (with
+ * a did-you-mean), every value of every trial (type, range, NaN), cross-key rules, the metric
+ * names, and that no two trials are the same — and throws one {@link ExperimentError} listing
+ * each problem with its key and fix. A valid plan lists the trials with their resolved
+ * configs and ids.
+ * @module
+ */
+import { z } from "zod";
+import { ConfigError } from "../ppo/config.ts";
+import { canonicalJson } from "./hash.ts";
+import { shortHash } from "./code_version.ts";
+import { findTrialKind, registerTrialKind, type TrialKind, unknownTaskMessage } from "./kinds.ts";
+import { expandSweep, isSweep, type Point, type Sweep, SweepError } from "./sweep.ts";
+import { didYouMean, suggestion } from "./suggest.ts";
+
+const EXPERIMENT = Symbol.for("proxima.experiment");
+
+/** What an experiment file declares. */
+export interface ExperimentInput {
+  /** Folder name under results/: letters, digits, `-`, `_`, `.`. */
+  name: string;
+  /** A registered task (`"CartPole-v1"`, `"sentiment"`, ...) or a trial kind object. */
+  task: string | TrialKind;
+  /** Config shared by every trial: nested objects and/or dotted keys. */
+  base?: Record<string, unknown>;
+  /** The trials: grid / zip / random / concat / points. */
+  sweep: Sweep;
+  /** Columns of the summary table (the task's named metrics or metrics.jsonl columns). */
+  metrics?: string[];
+  description?: string;
+}
+
+export interface Experiment extends ExperimentInput {
+  readonly [EXPERIMENT]: true;
+}
+
+/** Mark an experiment (validation happens in {@link planExperiment}, naming the file). */
+export function defineExperiment(input: ExperimentInput): Experiment {
+  const t = input?.task as unknown;
+  if (typeof t === "object" && t !== null && typeof (t as TrialKind).name === "string") {
+    try {
+      registerTrialKind(t as TrialKind);
+    } catch { /* reported by planExperiment */ }
+  }
+  return Object.freeze({ ...input, [EXPERIMENT]: true as const });
+}
+
+export function isExperiment(x: unknown): x is Experiment {
+  return typeof x === "object" && x !== null && (x as Experiment)[EXPERIMENT] === true;
+}
+
+/** One problem: where (key), what is wrong (cause), what to do (fix). */
+export interface Problem {
+  key: string;
+  cause: string;
+  fix: string;
+}
+
+/** Invalid experiment: names the file and lists every problem with its key and fix. */
+export class ExperimentError extends ConfigError {
+  constructor(readonly file: string, readonly problems: Problem[]) {
+    const shown = problems.slice(0, 12);
+    super(
+      `${file}: ${problems.length === 1 ? "1 problem" : `${problems.length} problems`}` +
+        ` (no trial was started)\n` +
+        shown.map((p) => `  ${p.key}: ${p.cause}\n    fix: ${p.fix}`).join("\n") +
+        (problems.length > shown.length
+          ? `\n  ... and ${problems.length - shown.length} more`
+          : ""),
+    );
+    this.name = "ExperimentError";
+  }
+}
+
+/** Import an experiment file and return its default export (errors name the file and fix). */
+export async function loadExperiment(file: string): Promise<Experiment> {
+  const fail = (key: string, cause: string, fix: string): never => {
+    throw new ExperimentError(file, [{ key, cause, fix }]);
+  };
+  let st: Deno.FileInfo | null = null;
+  try {
+    st = await Deno.stat(file);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) fail("file", (e as Error).message, "check the path");
+  }
+  if (!st) {
+    const dir = file.includes("/") ? file.slice(0, file.lastIndexOf("/")) : ".";
+    const names: string[] = [];
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (/\.(ts|js|mjs)$/.test(e.name)) names.push(e.name);
+      }
+    } catch { /* no such folder */ }
+    const base = file.split("/").at(-1)!;
+    const m = didYouMean(base, names);
+    return fail(
+      "file",
+      "no such experiment file" + (m ? ` (did you mean ${dir}/${m}?)` : ""),
+      names.length
+        ? `give one of ${names.map((n) => `${dir}/${n}`).join(", ")}`
+        : "give the path of an experiment file, e.g. experiments/kl.ts",
+    );
+  }
+  if (!st.isFile) fail("file", "is not a file", "give the path of an experiment .ts file");
+  if (!/\.(ts|js|mjs|mts)$/.test(file)) {
+    fail("file", "is not a TypeScript/JavaScript module", "experiment files end in .ts");
+  }
+  const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(new URL(`file://${abs}`).href);
+  } catch (e) {
+    const msg = String((e as Error)?.message ?? e).split("\n").slice(0, 6).join("\n    ");
+    return fail(
+      "module",
+      `cannot be loaded: ${msg}`,
+      "fix the error above (the file must be a valid TypeScript module that imports " +
+        "defineExperiment from lib/experiment/mod.ts)",
+    );
+  }
+  if (!("default" in mod)) {
+    fail(
+      "default export",
+      "missing",
+      "end the file with `export default defineExperiment({ name, task, base, sweep, metrics })`",
+    );
+  }
+  if (!isExperiment(mod.default)) {
+    fail(
+      "default export",
+      `is not an experiment (got ${describe(mod.default)})`,
+      "wrap it: `export default defineExperiment({ ... })`",
+    );
+  }
+  return mod.default as Experiment;
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object") return "a plain object";
+  return typeof v;
+}
+
+/** Dotted paths of a zod object schema: leaves (values) and objects (nested configs). */
+export function schemaPaths(schema: z.ZodType): { leaves: Set<string>; objects: Set<string> } {
+  const leaves = new Set<string>(), objects = new Set<string>();
+  const walk = (s: z.ZodType, path: string) => {
+    const inner = unwrap(s);
+    if (inner instanceof z.ZodObject) {
+      if (path) objects.add(path);
+      for (const [k, v] of Object.entries(inner.shape)) {
+        walk(v as z.ZodType, path ? `${path}.${k}` : k);
+      }
+    } else leaves.add(path);
+  };
+  walk(schema, "");
+  return { leaves, objects };
+}
+
+function unwrap(s: z.ZodType): z.ZodType {
+  let cur = s;
+  while (
+    cur instanceof z.ZodDefault || cur instanceof z.ZodNullable || cur instanceof z.ZodOptional
+  ) cur = (cur as unknown as { unwrap(): z.ZodType }).unwrap();
+  return cur;
+}
+
+/** A trial of a plan. */
+export interface PlannedTrial {
+  /** 1-based position in the sweep. */
+  index: number;
+  /** 16 hex digits: sha256 of canonical config.json. */
+  id: string;
+  /** config.json: task, resolved config, code version. */
+  identity: TrialIdentity;
+  /** The swept values of this trial (dotted key -> value). */
+  point: Point;
+  work: { total: number; unit: string; steps: number };
+}
+
+/** What a trial is: the content of its config.json; its id is the hash of this. */
+export interface TrialIdentity {
+  task: string;
+  config: Record<string, unknown>;
+  code_version: string;
+}
+
+/** Trial id of an identity (16 hex digits of sha256 of its canonical JSON). */
+export function trialId(identity: TrialIdentity): string {
+  return shortHash(canonicalJson(identity));
+}
+
+export interface Plan {
+  file: string;
+  name: string;
+  kind: TrialKind;
+  trials: PlannedTrial[];
+  /** Keys the sweep varies (in order of first appearance), for table columns. */
+  sweptKeys: string[];
+  metrics: string[];
+  codeVersion: string;
+}
+
+export interface PlanOptions {
+  /** The experiment file (for messages). */
+  file: string;
+  codeVersion: string;
+  /** Dotted key -> value applied to every trial last (`--set total_steps=2048`). */
+  overrides?: Record<string, unknown>;
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const TOP_KEYS = ["name", "task", "base", "sweep", "metrics", "description"];
+
+const fmt = (v: unknown): string => {
+  if (typeof v === "number") return String(v);
+  if (v === undefined) return "nothing";
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+};
+
+/** Validate an experiment and list its trials; throws {@link ExperimentError}. */
+export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
+  const problems: Problem[] = [];
+  const add = (key: string, cause: string, fix: string) => {
+    if (!problems.some((p) => p.key === key && p.cause === cause)) {
+      problems.push({ key, cause, fix });
+    }
+  };
+  const done = () => {
+    if (problems.length) throw new ExperimentError(opts.file, problems);
+  };
+
+  // 1. The experiment's own fields.
+  for (const k of Object.keys(exp)) {
+    if (!TOP_KEYS.includes(k)) {
+      add(k, `unknown experiment field${suggestion(k, TOP_KEYS)}`, `use ${TOP_KEYS.join(", ")}`);
+    }
+  }
+  if (typeof exp.name !== "string" || !NAME_RE.test(exp.name)) {
+    add(
+      "name",
+      exp.name === undefined ? "missing" : `${fmt(exp.name)} is not a valid folder name`,
+      'give a name of letters, digits, "-", "_" or "." (it becomes results/<name>/)',
+    );
+  }
+  let kind: TrialKind | null = null;
+  if (typeof exp.task === "string") {
+    kind = findTrialKind(exp.task);
+    if (!kind) {
+      const m = unknownTaskMessage(exp.task);
+      add("task", m.cause, m.fix);
+    }
+  } else if (typeof exp.task === "object" && exp.task !== null && "schema" in exp.task) {
+    kind = findTrialKind((exp.task as TrialKind).name);
+    if (kind !== exp.task) {
+      add(
+        "task",
+        `a different task is already registered as "${(exp.task as TrialKind).name}"`,
+        "rename the trial kind",
+      );
+      kind = null;
+    }
+  } else {
+    const m = unknownTaskMessage(String(exp.task));
+    add("task", exp.task === undefined ? "missing" : m.cause, m.fix);
+  }
+  if (
+    exp.metrics !== undefined &&
+    (!Array.isArray(exp.metrics) || exp.metrics.some((m) => typeof m !== "string"))
+  ) {
+    add(
+      "metrics",
+      `must be a list of metric names (got ${fmt(exp.metrics)})`,
+      'write metrics: ["return"]',
+    );
+  }
+  if (
+    exp.base !== undefined &&
+    (typeof exp.base !== "object" || exp.base === null || Array.isArray(exp.base))
+  ) {
+    add(
+      "base",
+      `must be an object of config keys (got ${fmt(exp.base)})`,
+      "write base: { total_steps: 50000 }",
+    );
+  }
+  let points: Point[] = [];
+  if (exp.sweep === undefined) {
+    add("sweep", "missing: the experiment has no trials", "add sweep: grid({ seed: [1, 2, 3] })");
+  } else if (!isSweep(exp.sweep)) {
+    add(
+      "sweep",
+      `must be built with grid/zip/random/concat/points (got ${describe(exp.sweep)})`,
+      "write sweep: grid({ seed: [1, 2, 3] })",
+    );
+  } else {
+    try {
+      points = expandSweep(exp.sweep);
+    } catch (e) {
+      if (!(e instanceof SweepError)) throw e;
+      add(e.key ? `sweep "${e.key}"` : "sweep", e.message, e.fix);
+    }
+  }
+  if (!kind) done();
+  const k = kind!;
+  done();
+
+  // 2. Keys: base, sweep and overrides against the task's config schema.
+  const { leaves, objects } = schemaPaths(k.schema);
+  const known = [...leaves, ...objects];
+  const checkKey = (key: string, where: string) => {
+    if (leaves.has(key) || objects.has(key)) return true;
+    const parent = key.split(".").slice(0, -1).join(".");
+    const hint = k.keyHints?.[key];
+    const m = didYouMean(key, known);
+    if (leaves.has(parent)) {
+      add(
+        `${where} "${key}"`,
+        `"${parent}" is a value, not a group of keys`,
+        `set "${parent}" itself`,
+      );
+    } else {
+      add(
+        `${where} "${key}"`,
+        `unknown config key for task ${k.name}` + (m ? ` (did you mean "${m}"?)` : ""),
+        hint ?? (m ? `rename it to "${m}"` : `use one of: ${[...leaves].slice(0, 40).join(", ")}`),
+      );
+    }
+    return false;
+  };
+  const flatten = (obj: Record<string, unknown>, prefix: string, out: Point, where: string) => {
+    for (const [key, v] of Object.entries(obj)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (objects.has(path) && typeof v === "object" && v !== null && !Array.isArray(v)) {
+        flatten(v as Record<string, unknown>, path, out, where);
+      } else if (checkKey(path, where)) out[path] = v;
+    }
+    return out;
+  };
+  const base = flatten((exp.base ?? {}) as Record<string, unknown>, "", {}, "base");
+  const overrides = flatten(opts.overrides ?? {}, "", {}, "--set");
+  const sweptKeys: string[] = [];
+  for (const p of points) {
+    for (const key of Object.keys(p)) {
+      if (!sweptKeys.includes(key)) {
+        sweptKeys.push(key);
+        checkKey(key, "sweep");
+      }
+    }
+  }
+  done();
+
+  // 3. Every trial's config: merge base < sweep point < overrides, then parse.
+  const trials: PlannedTrial[] = [];
+  const seen = new Map<string, number>();
+  points.forEach((point, i) => {
+    const src = new Map<string, string>();
+    const raw: Record<string, unknown> = {};
+    const assign = (key: string, v: unknown, where: string) => {
+      const parts = key.split(".");
+      let o = raw;
+      for (const p of parts.slice(0, -1)) {
+        if (typeof o[p] !== "object" || o[p] === null || Array.isArray(o[p])) o[p] = {};
+        o = o[p] as Record<string, unknown>;
+      }
+      try {
+        o[parts.at(-1)!] = structuredClone(v);
+      } catch {
+        o[parts.at(-1)!] = Symbol("not plain data");
+      }
+      src.set(key, where);
+    };
+    for (const [key, v] of Object.entries(base)) assign(key, v, "base");
+    for (const [key, v] of Object.entries(point)) assign(key, v, `sweep point ${i + 1}`);
+    for (const [key, v] of Object.entries(overrides)) assign(key, v, "--set");
+    const origin = (key: string) => {
+      for (let p = key; p; p = p.split(".").slice(0, -1).join(".")) {
+        if (src.has(p)) return src.get(p)!;
+      }
+      return "default";
+    };
+    const r = k.schema.safeParse(raw);
+    if (!r.success) {
+      for (const issue of r.error.issues) {
+        const key = issue.path.map(String).join(".");
+        const given = issue.path.reduce<unknown>(
+          (
+            o,
+            p,
+          ) => (o && typeof o === "object"
+            ? (o as Record<string, unknown>)[p as string]
+            : undefined),
+          raw,
+        );
+        const { cause, fix } = explainIssue(issue, given, key, known, k);
+        add(`${key || "config"} (${origin(key)})`, cause, fix);
+      }
+      return;
+    }
+    const config = r.data as Record<string, unknown>;
+    for (const p of k.check?.(config) ?? []) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
+    const identity: TrialIdentity = { task: k.name, config, code_version: opts.codeVersion };
+    const id = trialId(identity);
+    const prev = seen.get(id);
+    if (prev !== undefined) {
+      add(
+        `sweep point ${i + 1}`,
+        `is the same trial as sweep point ${prev + 1} (${fmt(points[prev])} and ${fmt(point)} ` +
+          `resolve to the same config${Object.keys(overrides).length ? " after --set" : ""})`,
+        "remove the duplicate value, or sweep a key that tells them apart (e.g. seed)",
+      );
+      return;
+    }
+    seen.set(id, i);
+    trials.push({ index: i + 1, id, identity, point, work: k.work(config) });
+  });
+
+  // 4. Metrics.
+  const metrics = exp.metrics ?? Object.keys(k.metricNames.named).slice(0, 1);
+  const named = Object.keys(k.metricNames.named), cols = k.metricNames.columns;
+  for (const m of metrics) {
+    const [baseName, agg, extra] = m.split(":");
+    const ok = extra === undefined &&
+      (agg === undefined
+        ? named.includes(baseName) || cols.includes(baseName)
+        : (agg === "mean" || agg === "last") && cols.includes(baseName));
+    if (!ok) {
+      const all = [...named, ...cols, ...cols.map((c) => `${c}:mean`)];
+      add(
+        `metrics "${m}"`,
+        `unknown metric for task ${k.name}${suggestion(m, all)}`,
+        `use ${named.join(", ")}, or a metrics.jsonl column (${
+          cols.join(", ")
+        }), optionally with :mean`,
+      );
+    }
+  }
+  done();
+  return {
+    file: opts.file,
+    name: exp.name,
+    kind: k,
+    trials,
+    sweptKeys,
+    metrics,
+    codeVersion: opts.codeVersion,
+  };
+}
+
+function explainIssue(
+  issue: z.core.$ZodIssue,
+  given: unknown,
+  key: string,
+  known: string[],
+  kind: TrialKind,
+): { cause: string; fix: string } {
+  const got = `got ${fmt(given)}`;
+  switch (issue.code) {
+    case "too_small":
+      return {
+        cause: `must be ${issue.inclusive ? "≥" : ">"} ${issue.minimum} (${got})`,
+        fix: `use a value ${issue.inclusive ? "≥" : ">"} ${issue.minimum}`,
+      };
+    case "too_big":
+      return {
+        cause: `must be ${issue.inclusive ? "≤" : "<"} ${issue.maximum} (${got})`,
+        fix: `use a value ${issue.inclusive ? "≤" : "<"} ${issue.maximum}`,
+      };
+    case "invalid_value": {
+      const vals = issue.values.map((v) => JSON.stringify(v));
+      const m = typeof given === "string" ? didYouMean(given, issue.values.map(String)) : null;
+      return {
+        cause: `must be one of ${vals.join(", ")} (${got})` + (m ? ` (did you mean "${m}"?)` : ""),
+        fix: m ? `write "${m}"` : `use one of ${vals.join(", ")}`,
+      };
+    }
+    case "invalid_type": {
+      const exp = issue.expected as string;
+      if (exp === "int") {
+        return { cause: `must be an integer (${got})`, fix: "use a whole number" };
+      }
+      if (typeof given === "number" && !Number.isFinite(given)) {
+        return {
+          cause: `must be a finite number (${got})`,
+          fix: "replace it with a finite number",
+        };
+      }
+      if (given === undefined) return { cause: `is required (a ${exp})`, fix: `set ${key}` };
+      return {
+        cause: `must be a ${exp} (${got}, a ${Array.isArray(given) ? "list" : typeof given})`,
+        fix: typeof given === "string" && exp === "number" && given.trim() !== "" &&
+            !Number.isNaN(Number(given))
+          ? `write ${Number(given)} without quotes`
+          : `give a ${exp}`,
+      };
+    }
+    case "unrecognized_keys": {
+      const keys = issue.keys.map((x) => (key ? `${key}.${x}` : x));
+      const ms = keys.map((x) => didYouMean(x, known));
+      const hint = keys.map((x) => kind.keyHints?.[x]).find(Boolean);
+      return {
+        cause: `unknown key${keys.length > 1 ? "s" : ""} ${keys.map((x) => `"${x}"`).join(", ")}` +
+          (ms.some(Boolean)
+            ? ` (did you mean ${ms.filter(Boolean).map((x) => `"${x}"`).join(", ")}?)`
+            : ""),
+        fix: hint ?? "remove or rename it",
+      };
+    }
+    default:
+      return { cause: `${issue.message} (${got})`, fix: "see the task's config keys" };
+  }
+}

@@ -1,0 +1,316 @@
+/**
+ * One trial, start to bundle — what a sweep worker (`cli/trial.ts`) runs.
+ *
+ * The trial works in `results/<experiment>/.tmp-<id>/` (hidden; also where a killed trial
+ * resumes from) under an exclusive lock `results/<experiment>/.lock-<id>`, so a resumed
+ * sweep's worker waits for a killed sweep's orphaned worker to exit. When training is done
+ * it is finalised: intermediate checkpoints are deleted and the final state moves to
+ * `checkpoints/` (so a resumed and an uninterrupted trial leave the same bytes), summary.json
+ * and env.json are written, then manifest.json, every file and folder is fsynced, and the
+ * folder is renamed to `results/<experiment>/<id>/`. A bundle is never partially visible.
+ * Each step of finalising can be interrupted and redone.
+ *
+ * @module
+ */
+import {
+  copyTree,
+  exists,
+  publishDir,
+  verifyBundle,
+  writeFileSynced,
+  writeManifest,
+} from "./bundle.ts";
+import { canonicalJson, stableJson } from "./hash.ts";
+import {
+  findTrialKind,
+  type TrialProgress,
+  type TrialSummary,
+  unknownTaskMessage,
+} from "./kinds.ts";
+import { lockWait } from "./lock.ts";
+import { trialId, type TrialIdentity } from "./spec.ts";
+import { ensureStage, type StageResult } from "./stages.ts";
+import { NonFiniteError } from "../ppo/trainer.ts";
+import { ConfigError } from "../ppo/config.ts";
+
+/** What the sweep sends a worker (one JSON line on its stdin). */
+export interface TrialRequest {
+  id: string;
+  identity: TrialIdentity;
+  /** results/<experiment> */
+  expDir: string;
+  /** The results root: the stage cache is `<root>/.stages/`, other experiments its folders. */
+  root: string;
+  /** Imported first, so kinds it defines are registered here too. */
+  experimentFile?: string;
+  threads: number;
+  device: "cpu" | "cuda";
+  git: { commit: string; dirty: boolean } | null;
+}
+
+/** What a worker reports (JSON lines on its stdout). */
+export type TrialEvent =
+  | { type: "start"; done: number; total: number; resumed: boolean }
+  | ({ type: "progress" } & TrialProgress)
+  | { type: "stage"; name: string; hash: string; cached: boolean }
+  | {
+    type: "done";
+    /** ran: trained here; existing: the bundle was already there; reused: copied from another experiment. */
+    how: "ran" | "existing" | "reused";
+    from?: string;
+    bundle_hash: string;
+    summary: TrialSummary;
+  }
+  | { type: "error"; message: string; deterministic: boolean };
+
+/** A trial that failed in a way that names its cause and fix. */
+export class TrialError extends Error {
+  constructor(message: string, readonly deterministic = false) {
+    super(message);
+    this.name = "TrialError";
+  }
+}
+
+/** Run (or resume, or find) one trial and publish its bundle; progress goes to `emit`. */
+export async function executeTrial(
+  req: TrialRequest,
+  emit: (e: TrialEvent) => void,
+): Promise<void> {
+  const id = trialId(req.identity);
+  if (id !== req.id) {
+    throw new TrialError(`trial request: id ${req.id} does not match its config (${id})`);
+  }
+  const kind = findTrialKind(req.identity.task);
+  if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
+  const parsed = kind.schema.safeParse(req.identity.config);
+  if (!parsed.success || canonicalJson(parsed.data) !== canonicalJson(req.identity.config)) {
+    throw new TrialError(`trial ${id}: config is not a resolved ${kind.name} config`);
+  }
+  const config = parsed.data as Record<string, unknown>;
+  const { expDir } = req;
+  const final = `${expDir}/${id}`, tmp = `${expDir}/.tmp-${id}`;
+  await Deno.mkdir(expDir, { recursive: true });
+  const lockPath = `${expDir}/.lock-${id}`;
+  using lock = await lockWait(lockPath);
+
+  // Already finished (by an earlier or an orphaned worker)?
+  if (await exists(final)) {
+    const v = await verifyBundle(final);
+    if (!v.ok) throw corruptBundle(final, v.problems);
+    emit({
+      type: "done",
+      how: "existing",
+      bundle_hash: v.bundleHash!,
+      summary: await readSummary(final),
+    });
+    return;
+  }
+  // The same trial finished in another experiment: copy its bundle (never run a trial twice).
+  if (!(await exists(tmp))) {
+    const other = await findElsewhere(req.root, expDir, id);
+    if (other) {
+      const copy = `${expDir}/.copy-${id}`;
+      await Deno.remove(copy, { recursive: true }).catch(() => {});
+      await copyTree(other, copy);
+      const v = await verifyBundle(copy);
+      if (v.ok) {
+        await publishDir(copy, final);
+        await unlinkLock(lockPath, lock);
+        emit({
+          type: "done",
+          how: "reused",
+          from: other,
+          bundle_hash: v.bundleHash!,
+          summary: await readSummary(final),
+        });
+        return;
+      }
+      await Deno.remove(copy, { recursive: true }).catch(() => {});
+    }
+  }
+
+  // Work folder: its config.json must be this trial's.
+  const identityText = stableJson(req.identity);
+  if (await exists(tmp)) {
+    let text: string | null = null;
+    try {
+      text = await Deno.readTextFile(`${tmp}/config.json`);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    if (text === null) await writeFileSynced(`${tmp}/config.json`, identityText);
+    else if (text !== identityText) {
+      throw new TrialError(
+        `${tmp}/config.json is not this trial's config (the folder was edited or is corrupt); ` +
+          `fix: delete ${tmp} to run the trial again from the start`,
+      );
+    }
+  } else {
+    await Deno.mkdir(tmp);
+    await writeFileSynced(`${tmp}/config.json`, identityText);
+  }
+
+  // Train (or resume) unless the final state is already there.
+  const ck = `${tmp}/checkpoints`;
+  const trained = async () => {
+    for (const f of kind.finalFiles) {
+      if (!(await exists(`${tmp}/${f}`)) && !(await exists(`${ck}/${f}`))) return false;
+    }
+    return true;
+  };
+  if (!(await trained())) {
+    const latest = await Deno.readTextFile(`${ck}/LATEST`).then((t) => t.trim(), () => null);
+    let started = false;
+    try {
+      await kind.run(config, tmp, {
+        resume: true,
+        threads: req.threads,
+        device: req.device,
+        onProgress: (p) => {
+          if (!started) {
+            started = true;
+            emit({ type: "start", done: p.done, total: p.total, resumed: p.done > 0 });
+          } else emit({ type: "progress", ...p });
+        },
+        stage: async (name, cfg): Promise<StageResult> => {
+          const def = kind.stages?.[name];
+          if (!def) throw new TrialError(`task ${kind.name} has no stage "${name}"`);
+          const r = await ensureStage(def, cfg, {
+            root: req.root,
+            codeVersion: req.identity.code_version,
+            threads: req.threads,
+            device: req.device,
+          });
+          // Recorded in the bundle (stages.json) as it is used, so a trial finalised after a
+          // restart (which runs no stage) records the same.
+          const rec = await readJson<Record<string, string>>(`${tmp}/stages.json`) ?? {};
+          rec[name] = r.hash;
+          await writeFileSynced(`${tmp}/stages.json`, stableJson(rec));
+          emit({ type: "stage", name, hash: r.hash, cached: r.cached });
+          return r;
+        },
+      });
+    } catch (e) {
+      if (e instanceof NonFiniteError || e instanceof ConfigError) {
+        // Deterministic: running it again fails the same way. The work folder goes.
+        await Deno.remove(tmp, { recursive: true }).catch(() => {});
+        await unlinkLock(lockPath, lock);
+        throw new TrialError(e.message, true);
+      }
+      if (latest && !started) {
+        throw new TrialError(
+          `cannot resume from checkpoint ${ck}/${latest}: ${(e as Error).message}\n` +
+            `    fix: delete ${tmp} to run this trial again from the start ` +
+            `(or restore the checkpoint)`,
+        );
+      }
+      throw e;
+    }
+  }
+
+  // Finalise: only the final state stays in checkpoints/ (LATEST goes first, so a kill here
+  // leaves a run that reads as finished: the final files are still at the top level).
+  await Deno.remove(`${ck}/LATEST`).catch(() => {});
+  if (await exists(ck)) {
+    for await (const e of Deno.readDir(ck)) {
+      if (!kind.finalFiles.includes(e.name)) {
+        await Deno.remove(`${ck}/${e.name}`, { recursive: true });
+      }
+    }
+  }
+  await Deno.mkdir(ck, { recursive: true });
+  for (const f of kind.finalFiles) {
+    if (await exists(`${tmp}/${f}`)) await Deno.rename(`${tmp}/${f}`, `${ck}/${f}`);
+  }
+  await removeStrays(tmp);
+  const summary = await kind.summarize(tmp, config);
+  await writeFileSynced(`${tmp}/summary.json`, stableJson(summary));
+  await writeFileSynced(`${tmp}/env.json`, stableJson(await envInfo(req)));
+  const manifest = await writeManifest(tmp);
+  await publishDir(tmp, final);
+  await unlinkLock(lockPath, lock);
+  emit({ type: "done", how: "ran", bundle_hash: manifest.bundle_hash, summary });
+}
+
+/** Temporaries of interrupted atomic writes (`*.tmp-*`) anywhere in the tree. */
+async function removeStrays(dir: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.name.includes(".tmp-")) await Deno.remove(p, { recursive: true });
+    else if (e.isDirectory) await removeStrays(p);
+  }
+}
+
+async function unlinkLock(path: string, _lock: Deno.FsFile): Promise<void> {
+  await Deno.remove(path).catch(() => {});
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+async function readSummary(dir: string): Promise<TrialSummary> {
+  return JSON.parse(await Deno.readTextFile(`${dir}/summary.json`));
+}
+
+async function findElsewhere(root: string, expDir: string, id: string): Promise<string | null> {
+  const here = await Deno.realPath(expDir);
+  try {
+    for await (const e of Deno.readDir(root)) {
+      if (!e.isDirectory || e.name.startsWith(".")) continue;
+      const d = `${root}/${e.name}`;
+      if ((await Deno.realPath(d)) === here) continue;
+      if (await exists(`${d}/${id}/manifest.json`)) {
+        if ((await verifyBundle(`${d}/${id}`)).ok) return `${d}/${id}`;
+      }
+    }
+  } catch { /* no results root yet */ }
+  return null;
+}
+
+export function corruptBundle(
+  dir: string,
+  problems: { file: string; problem: string }[],
+): TrialError {
+  return new TrialError(
+    `bundle ${dir} fails verification: ` +
+      problems.map((p) => `${p.file}: ${p.problem}`).join("; ") +
+      `\n    fix: delete ${dir} to run this trial again (it was changed after it was written)`,
+  );
+}
+
+let cpuModel: string | null | undefined;
+/** env.json: versions, device, threads, code version, git commit. No times (it is hashed). */
+export async function envInfo(req: TrialRequest): Promise<Record<string, unknown>> {
+  let ortVersion: string | null = null;
+  try {
+    const ort = await import("onnxruntime-node");
+    ortVersion = ort.env.versions?.common ?? null;
+  } catch { /* not loadable */ }
+  if (cpuModel === undefined) {
+    cpuModel = null;
+    try {
+      const m = /^model name\s*:\s*(.+)$/m.exec(await Deno.readTextFile("/proc/cpuinfo"));
+      cpuModel = m?.[1].trim() ?? null;
+    } catch { /* not Linux */ }
+  }
+  return {
+    code_version: req.identity.code_version,
+    git_commit: req.git?.commit ?? null,
+    git_dirty: req.git?.dirty ?? null,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    typescript: Deno.version.typescript,
+    onnxruntime: ortVersion,
+    os: Deno.build.os,
+    arch: Deno.build.arch,
+    cpu: cpuModel,
+    device: req.device,
+    threads: req.threads,
+  };
+}
