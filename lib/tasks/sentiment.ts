@@ -445,15 +445,44 @@ export function sentimentGptConfig(m: SentimentRunConfig["model"]): GptConfig {
 
 // ---- stages --------------------------------------------------------------------
 
-/** Options shared by the stage functions. */
-export interface StageOptions {
-  /** Where stage folders are cached (default `results/.stages`). */
-  cacheDir?: string;
-  /** Session options (device, threads). */
-  session?: SessionOptions;
-  /** Progress lines. */
-  log?: (line: string) => void;
+/** Session options of a stage run (the experiment runner passes threads and device). */
+export interface StageRunContext {
+  threads?: number;
+  device?: "cpu" | "cuda";
 }
+
+/**
+ * A cacheable stage, shaped like lib/experiment's `StageDef` (structurally; this layer does not
+ * import it): `run` writes the stage's outputs into `outDir` — here one Hugging Face folder,
+ * `<outDir>/model` — and nothing else.
+ */
+export interface SentimentStageDef<C> {
+  name: string;
+  description: string;
+  schema: z.ZodType<C>;
+  run(config: C, outDir: string, ctx: StageRunContext): Promise<void>;
+}
+
+/**
+ * Where a stage's output folder comes from: `(name, config) -> { dir }` with the stage's
+ * outputs in `dir` (the runner's `ctx.stage`, or {@link localStageCache}).
+ */
+export type StageFn = (
+  name: string,
+  config: unknown,
+) => Promise<{ dir: string; hash: string; cached: boolean }>;
+
+/** Config of the SFT stage: the model and the sft sections. */
+export const SentimentSftStageSchema = z.object({
+  model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
+  sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
+}).strict();
+/** Config of the reward-model stage: what its SFT trunk is, and the reward_model section. */
+export const SentimentRmStageSchema = SentimentSftStageSchema.extend({
+  reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+}).strict();
+export type SentimentSftStageConfig = z.infer<typeof SentimentSftStageSchema>;
+export type SentimentRmStageConfig = z.infer<typeof SentimentRmStageSchema>;
 
 /** Canonical JSON (sorted keys at every level). */
 function canonical(x: unknown): string {
@@ -471,55 +500,25 @@ export function stageHash(identity: unknown): string {
   return createHash("sha256").update(canonical(identity)).digest("hex").slice(0, 16);
 }
 
-const parentDir = (p: string) => p.slice(0, Math.max(p.lastIndexOf("/"), 0)) || ".";
+const sessionOf = (ctx: StageRunContext): SessionOptions => ({
+  ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
+  ...(ctx.device !== undefined ? { device: ctx.device } : {}),
+});
 
-async function readStage(dir: string, hash: string): Promise<boolean> {
-  try {
-    const cfg = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));
-    return cfg?.proxima_stage?.hash === hash;
-  } catch {
-    return false;
-  }
-}
-
-/** A trained (or cached) SFT policy. */
-export interface SftStage {
-  /** Its Hugging Face folder. */
-  dir: string;
-  /** Content hash of the stage config (the folder name's suffix). */
-  hash: string;
+/** A policy in memory: GPT config and float32 params. */
+interface GptModel {
   cfg: GptConfig;
   params: Record<string, Float32Array | Float64Array>;
-  /** Held-out mean NLL per response token (nats). */
-  heldOutNll: number;
-  /** True when the folder was reused. */
-  cached: boolean;
 }
 
-/**
- * The starting policy: a tiny GPT trained by SFT on the generated corpus, cached in
- * `<cacheDir>/sentiment-sft-<hash>` (hash of the model and sft sections and
- * {@link SENTIMENT_STAGE_VERSION}); a later call with the same config loads the folder.
- */
-export async function trainSentimentSft(
-  input: Pick<SentimentRunInput, "model" | "sft"> = {},
-  opts: StageOptions = {},
-): Promise<SftStage> {
-  const c = parseSentimentConfig({ model: input.model, sft: input.sft });
-  const identity = {
-    stage: "sentiment-sft",
-    version: SENTIMENT_STAGE_VERSION,
-    model: c.model,
-    sft: c.sft,
-  };
-  const hash = stageHash(identity);
-  const dir = `${opts.cacheDir ?? "results/.stages"}/sentiment-sft-${hash}`;
-  if (await readStage(dir, hash)) {
-    const f = await loadHfFolder(dir);
-    const meta = f.config.proxima_stage as { held_out_nll: number };
-    opts.log?.(`sft: cached ${dir}`);
-    return { dir, hash, cfg: f.cfg, params: f.params, heldOutNll: meta.held_out_nll, cached: true };
-  }
+/** SFT models trained or loaded in this process, by canonical stage config (the RM stage's trunk). */
+const sftMemo = new Map<string, GptModel>();
+
+/** Train the SFT policy of a stage config in memory (deterministic in the config). */
+async function fitSft(
+  c: SentimentSftStageConfig,
+  session: SessionOptions,
+): Promise<GptModel & { heldOutNll: number }> {
   const cfg = sentimentGptConfig(c.model);
   const s = c.sft;
   const corpus = makeSentimentCorpus({ seed: s.corpus_seed, size: s.corpus_size });
@@ -527,34 +526,244 @@ export async function trainSentimentSft(
   const heldOut = makeSentimentCorpus({ seed: s.corpus_seed + 1_000_003, size: 256 });
   const rng = new Rng(s.seed);
   const sft = await SftTrainer.create(cfg, initGpt(cfg, rng, "float32"), {
-    session: opts.session,
+    session,
     hparams: { lr: s.lr, weight_decay: s.weight_decay, max_grad_norm: s.max_grad_norm },
   });
-  const t0 = performance.now();
   await sft.fit(encodePairs(corpus), { steps: s.steps, batchSize: s.batch_size, rng });
   const params = Object.fromEntries(
     Object.entries(sft.params()).map(([n, v]) => [n, Float32Array.from(v)]),
   );
-  const { meanNll } = await evaluateSft({ cfg, params }, encodePairs(heldOut), {
-    session: opts.session,
+  const { meanNll } = await evaluateSft({ cfg, params }, encodePairs(heldOut), { session });
+  return { cfg, params, heldOutNll: meanNll };
+}
+
+/** The SFT stage: a tiny GPT trained on the generated corpus, saved to `<outDir>/model`. */
+export const sentimentSftStage: SentimentStageDef<SentimentSftStageConfig> = {
+  name: "sentiment-sft",
+  description: "sentiment: SFT of the starting policy on the generated review corpus",
+  schema: SentimentSftStageSchema,
+  async run(config, outDir, ctx) {
+    const c = SentimentSftStageSchema.parse(config);
+    const m = await fitSft(c, sessionOf(ctx));
+    sftMemo.set(canonical(c), m);
+    await saveHfFolder(
+      `${outDir}/model`,
+      m.cfg,
+      m.params,
+      makeByteTokenizer({ modelMaxLength: m.cfg.nPositions }),
+      {
+        config: {
+          eos_token_id: BYTE_EOS_ID,
+          pad_token_id: BYTE_EOS_ID,
+          proxima_stage: {
+            stage: "sentiment-sft",
+            version: SENTIMENT_STAGE_VERSION,
+            config: c,
+            held_out_nll: m.heldOutNll,
+          },
+        },
+      },
+    );
+  },
+};
+
+/** Train a reward model for a stage config (its SFT trunk from memory, or trained again). */
+async function fitRewardModel(c: SentimentRmStageConfig, session: SessionOptions) {
+  const sftKey = canonical({ model: c.model, sft: c.sft });
+  let sft = sftMemo.get(sftKey);
+  if (!sft) {
+    sft = await fitSft({ model: c.model, sft: c.sft }, session);
+    sftMemo.set(sftKey, sft);
+  }
+  const { cfg } = sft;
+  const r = c.reward_model;
+  // Pairs: training from seed, held-out from a second stream, no label noise on held-out, and
+  // no held-out pair that also occurs in training.
+  const draw = (seed: number, count: number, labelNoise: number) =>
+    r.source === "corpus"
+      ? Promise.resolve(makeSentimentPairs({ seed, count, labelNoise, typoRate: r.typo_rate }))
+      : samplePolicyPairs(sft, { seed, count, labelNoise, maxNewTokens: 32, session });
+  const train = await draw(r.seed, r.pairs, r.label_noise);
+  const key = (p: TextPreference) => `${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`;
+  const seen = new Set(train.map(key));
+  const heldOut = (await draw(r.seed + 1_000_003, r.held_out * 2, 0))
+    .filter((p) => !seen.has(key(p))).slice(0, r.held_out);
+
+  const rng = new Rng(r.seed);
+  const init = { ...sft.params, ...initHead(cfg.nEmbd, rng, "float32", { name: REWARD_HEAD }) };
+  const trainer = await RewardModelTrainer.create(cfg, init, {
+    session,
+    hparams: { lr: r.lr, weight_decay: r.weight_decay, max_grad_norm: r.max_grad_norm },
   });
-  opts.log?.(
-    `sft: ${s.steps} steps in ${((performance.now() - t0) / 1e3).toFixed(1)} s, held-out NLL ` +
-      `${meanNll.toFixed(3)} nats/token -> ${dir}`,
+  const trainPairs = train.map(encodePreference);
+  await trainer.fit(trainPairs, { steps: r.steps, batchSize: r.batch_size, rng });
+  let params: Record<string, Float32Array | Float64Array> = Object.fromEntries(
+    Object.entries(trainer.params()).map(([n, v]) => [n, Float32Array.from(v)]),
   );
-  await Deno.mkdir(parentDir(dir), { recursive: true });
-  await saveHfFolder(dir, cfg, params, makeByteTokenizer({ modelMaxLength: cfg.nPositions }), {
-    config: {
-      eos_token_id: BYTE_EOS_ID,
-      pad_token_id: BYTE_EOS_ID,
-      proxima_stage: { ...identity, hash, held_out_nll: meanNll },
-    },
+  // Normalise on the training responses (chosen and rejected alike).
+  let normalization = { mean: 0, std: 1 };
+  if (r.normalize) {
+    const seqs = trainPairs.flatMap((p) => [
+      [...p.prompt, ...p.chosen],
+      [...p.prompt, ...p.rejected],
+    ]);
+    const s = await scoreSequences({ cfg, params }, seqs, { session });
+    const mean = s.reduce((a, b) => a + b, 0) / s.length;
+    const std = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / s.length);
+    normalization = { mean, std };
+    params = { ...params, ...normalizeRewardHead(params, mean, std) };
+  }
+  const held = await evaluatePreferences({ cfg, params }, heldOut.map(encodePreference), {
+    session,
   });
-  return { dir, hash, cfg, params, heldOutNll: meanNll, cached: false };
+  return { cfg, params, heldOut: held, normalization };
+}
+
+/**
+ * The reward-model stage: the SFT trunk + a reward head, Bradley–Terry on gold-labelled pairs,
+ * held-out accuracy on fresh pairs (recorded in the folder's config.json), saved to
+ * `<outDir>/model` with {@link saveRewardModel}.
+ */
+export const sentimentRewardModelStage: SentimentStageDef<SentimentRmStageConfig> = {
+  name: "sentiment-rm",
+  description: "sentiment: reward model (Bradley–Terry on pairs labelled by the gold reward)",
+  schema: SentimentRmStageSchema,
+  async run(config, outDir, ctx) {
+    const c = SentimentRmStageSchema.parse(config);
+    const m = await fitRewardModel(c, sessionOf(ctx));
+    await saveRewardModel(`${outDir}/model`, m, {
+      tokenizer: makeByteTokenizer({ modelMaxLength: m.cfg.nPositions }),
+      config: {
+        eos_token_id: BYTE_EOS_ID,
+        pad_token_id: BYTE_EOS_ID,
+        proxima_stage: {
+          stage: "sentiment-rm",
+          version: SENTIMENT_STAGE_VERSION,
+          config: c,
+          held_out: m.heldOut,
+          normalization: m.normalization,
+        },
+      },
+    });
+  },
+};
+
+/** The task's stages by name (for the experiment runner's stage cache). */
+export const SENTIMENT_STAGES = {
+  [sentimentSftStage.name]: sentimentSftStage,
+  [sentimentRewardModelStage.name]: sentimentRewardModelStage,
+} as Record<string, SentimentStageDef<unknown>>;
+
+/**
+ * A stage cache without the experiment runner: stage `name` with `config` lives in
+ * `<cacheDir>/<name>-<hash>` (hash of name, parsed config and {@link SENTIMENT_STAGE_VERSION}),
+ * written in a `.tmp-` sibling and renamed whole, so a folder that exists is complete; a later
+ * call with the same config reuses it.
+ */
+export function localStageCache(cacheDir = "results/.stages", ctx: StageRunContext = {}): StageFn {
+  return async (name, config) => {
+    const def = SENTIMENT_STAGES[name];
+    if (!def) throw new Error(`sentiment: no stage "${name}"`);
+    const parsed = def.schema.parse(config);
+    const hash = stageHash({ stage: name, version: SENTIMENT_STAGE_VERSION, config: parsed });
+    const dir = `${cacheDir}/${name}-${hash}`;
+    if (await exists(dir)) return { dir, hash, cached: true };
+    await Deno.mkdir(cacheDir, { recursive: true });
+    const tmp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+    await Deno.mkdir(tmp);
+    try {
+      await def.run(parsed, tmp, ctx);
+      await Deno.rename(tmp, dir);
+    } catch (e) {
+      await Deno.remove(tmp, { recursive: true }).catch(() => {});
+      if (await exists(dir)) return { dir, hash, cached: true }; // a concurrent writer won
+      throw e;
+    }
+    return { dir, hash, cached: false };
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Options shared by the stage functions. */
+export interface StageOptions {
+  /** Stage folders from here (e.g. the experiment runner's `ctx.stage`); default {@link localStageCache}. */
+  stage?: StageFn;
+  /** Cache folder of the default {@link localStageCache} (default `results/.stages`). */
+  cacheDir?: string;
+  /** Session options (device, threads). */
+  session?: SessionOptions;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+const stageFn = (opts: StageOptions): StageFn =>
+  opts.stage ??
+    localStageCache(opts.cacheDir, {
+      threads: opts.session?.threads,
+      device: opts.session?.device,
+    });
+
+/** A trained (or cached) SFT policy. */
+export interface SftStage {
+  /** Its Hugging Face folder (`<stage folder>/model`). */
+  dir: string;
+  /** The stage folder's content hash. */
+  hash: string;
+  cfg: GptConfig;
+  params: Record<string, Float32Array | Float64Array>;
+  /** Held-out mean NLL per response token (nats). */
+  heldOutNll: number;
+  /** True when the stage folder was reused. */
+  cached: boolean;
+}
+
+/**
+ * The starting policy: the SFT stage's folder (trained on the first call for a config, reused
+ * after), loaded.
+ *
+ * @example
+ * ```ts
+ * const sft = await trainSentimentSft({ sft: { steps: 400 } }, { cacheDir: "results/.stages" });
+ * sft.dir; // results/.stages/sentiment-sft-<hash>/model
+ * ```
+ */
+export async function trainSentimentSft(
+  input: Partial<Pick<SentimentRunInput, "model" | "sft">> = {},
+  opts: StageOptions = {},
+): Promise<SftStage> {
+  const c = SentimentSftStageSchema.parse({ model: input.model, sft: input.sft });
+  const t0 = performance.now();
+  const r = await stageFn(opts)(sentimentSftStage.name, c);
+  const dir = `${r.dir}/model`;
+  const f = await loadHfFolder(dir);
+  const meta = f.config.proxima_stage as { held_out_nll: number };
+  sftMemo.set(canonical(c), { cfg: f.cfg, params: f.params });
+  opts.log?.(
+    `sft: ${r.cached ? "cached" : `trained in ${((performance.now() - t0) / 1e3).toFixed(1)} s`}` +
+      `, held-out NLL ${meta.held_out_nll.toFixed(3)} nats/token: ${dir}`,
+  );
+  return {
+    dir,
+    hash: r.hash,
+    cfg: f.cfg,
+    params: f.params,
+    heldOutNll: meta.held_out_nll,
+    cached: r.cached,
+  };
 }
 
 /** A trained (or cached) reward model. */
 export interface RewardModelStage {
+  /** Its Hugging Face folder (`<stage folder>/model`). */
   dir: string;
   hash: string;
   cfg: GptConfig;
@@ -568,111 +777,41 @@ export interface RewardModelStage {
 }
 
 /**
- * The reward model: the SFT trunk + a reward head, Bradley–Terry on gold-labelled pairs,
- * held-out accuracy on fresh pairs, cached in `<cacheDir>/sentiment-rm-<hash>` (hash of the
- * reward_model section, the SFT stage's hash and {@link SENTIMENT_STAGE_VERSION}).
+ * The reward model: the reward-model stage's folder (trained on the first call for a config,
+ * reused after), loaded.
  */
 export async function trainSentimentRewardModel(
-  input: Pick<SentimentRunInput, "model" | "sft" | "reward_model"> = {},
-  sft?: SftStage,
+  input: Partial<Pick<SentimentRunInput, "model" | "sft" | "reward_model">> = {},
   opts: StageOptions = {},
 ): Promise<RewardModelStage> {
-  const c = parseSentimentConfig({
+  const c = SentimentRmStageSchema.parse({
     model: input.model,
     sft: input.sft,
     reward_model: input.reward_model,
   });
-  sft ??= await trainSentimentSft(c, opts);
-  const r = c.reward_model;
-  const identity = {
-    stage: "sentiment-rm",
-    version: SENTIMENT_STAGE_VERSION,
-    sft: sft.hash,
-    max_new_tokens: r.source === "policy" ? 32 : undefined,
-    reward_model: r,
-  };
-  const hash = stageHash(identity);
-  const dir = `${opts.cacheDir ?? "results/.stages"}/sentiment-rm-${hash}`;
-  if (await readStage(dir, hash)) {
-    const f = await loadRewardModel(dir);
-    const meta = f.config.proxima_stage as {
-      held_out: PreferenceEval;
-      normalization: { mean: number; std: number };
-    };
-    opts.log?.(`reward model: cached ${dir}`);
-    return {
-      dir,
-      hash,
-      cfg: f.cfg,
-      params: f.params,
-      heldOut: meta.held_out,
-      normalization: meta.normalization,
-      cached: true,
-    };
-  }
-  const cfg = sft.cfg;
-  // Pairs: training from seed, held-out from a second stream, no label noise on held-out, and
-  // no held-out pair that also occurs in training.
-  const draw = (seed: number, count: number, labelNoise: number) =>
-    r.source === "corpus"
-      ? Promise.resolve(makeSentimentPairs({ seed, count, labelNoise, typoRate: r.typo_rate }))
-      : samplePolicyPairs(sft, {
-        seed,
-        count,
-        labelNoise,
-        maxNewTokens: 32,
-        session: opts.session,
-      });
-  const train = await draw(r.seed, r.pairs, r.label_noise);
-  const key = (p: TextPreference) => `${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`;
-  const seen = new Set(train.map(key));
-  const heldOut = (await draw(r.seed + 1_000_003, r.held_out * 2, 0))
-    .filter((p) => !seen.has(key(p))).slice(0, r.held_out);
-
-  const rng = new Rng(r.seed);
-  const init = { ...sft.params, ...initHead(cfg.nEmbd, rng, "float32", { name: REWARD_HEAD }) };
-  const trainer = await RewardModelTrainer.create(cfg, init, {
-    session: opts.session,
-    hparams: { lr: r.lr, weight_decay: r.weight_decay, max_grad_norm: r.max_grad_norm },
-  });
   const t0 = performance.now();
-  const trainPairs = train.map(encodePreference);
-  await trainer.fit(trainPairs, { steps: r.steps, batchSize: r.batch_size, rng });
-  let params: Record<string, Float32Array | Float64Array> = Object.fromEntries(
-    Object.entries(trainer.params()).map(([n, v]) => [n, Float32Array.from(v)]),
-  );
-  // Normalise on the training responses (chosen and rejected alike).
-  let normalization = { mean: 0, std: 1 };
-  if (r.normalize) {
-    const seqs = trainPairs.flatMap((p) => [
-      [...p.prompt, ...p.chosen],
-      [...p.prompt, ...p.rejected],
-    ]);
-    const s = await scoreSequences({ cfg, params }, seqs, { session: opts.session });
-    const mean = s.reduce((a, b) => a + b, 0) / s.length;
-    const std = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / s.length);
-    normalization = { mean, std };
-    params = { ...params, ...normalizeRewardHead(params, mean, std) };
-  }
-  const held = await evaluatePreferences(
-    { cfg, params },
-    heldOut.map(encodePreference),
-    { session: opts.session },
-  );
+  const r = await stageFn(opts)(sentimentRewardModelStage.name, c);
+  const dir = `${r.dir}/model`;
+  const f = await loadRewardModel(dir);
+  const meta = f.config.proxima_stage as {
+    held_out: PreferenceEval;
+    normalization: { mean: number; std: number };
+  };
   opts.log?.(
-    `reward model: ${r.steps} steps in ${((performance.now() - t0) / 1e3).toFixed(1)} s, ` +
-      `held-out accuracy ${held.accuracy.toFixed(3)} (${held.pairs} pairs) -> ${dir}`,
+    `reward model: ${
+      r.cached ? "cached" : `trained in ${((performance.now() - t0) / 1e3).toFixed(1)} s`
+    }, held-out accuracy ${meta.held_out.accuracy.toFixed(3)} (${meta.held_out.pairs} ` +
+      `pairs): ${dir}`,
   );
-  await Deno.mkdir(parentDir(dir), { recursive: true });
-  await saveRewardModel(dir, { cfg, params }, {
-    tokenizer: makeByteTokenizer({ modelMaxLength: cfg.nPositions }),
-    config: {
-      eos_token_id: BYTE_EOS_ID,
-      pad_token_id: BYTE_EOS_ID,
-      proxima_stage: { ...identity, hash, held_out: held, normalization },
-    },
-  });
-  return { dir, hash, cfg, params, heldOut: held, normalization, cached: false };
+  return {
+    dir,
+    hash: r.hash,
+    cfg: f.cfg,
+    params: f.params,
+    heldOut: meta.held_out,
+    normalization: meta.normalization,
+    cached: r.cached,
+  };
 }
 
 // ---- rewards and the PPO task -------------------------------------------------------
@@ -874,6 +1013,8 @@ export interface SentimentTrialOptions extends StageOptions {
   onStart?: (startUpdate: number) => void;
   /** User reward functions the config's `rewards` may name (besides rm, gold, length, eos). */
   rewards?: Record<string, UserReward>;
+  /** Called once the PPO problem exists, before any update (tests, notebooks). */
+  onProblem?: (problem: LmProblem, stages: { sft: SftStage; rm: RewardModelStage }) => void;
 }
 
 /** What {@link runSentimentTrial} returns (also written to `<outDir>/eval.json`, minus `last`). */
@@ -926,7 +1067,7 @@ export async function runSentimentTrial(
     userRewards: opts.rewards,
   });
   const sft = await trainSentimentSft(c, opts);
-  const rm = await trainSentimentRewardModel(c, sft, opts);
+  const rm = await trainSentimentRewardModel(c, opts);
   const problem = await createSentimentProblem(c, sft, rm, {
     userRewards: opts.rewards,
     session: opts.session,
@@ -937,6 +1078,7 @@ export async function runSentimentTrial(
     maxNewTokens: c.max_new_tokens,
     session: opts.session,
   };
+  opts.onProblem?.(problem, { sft, rm });
   const before = await evaluateSentimentPolicy(problem, rm, evalOpts);
   let last: MetricsRow;
   try {
@@ -982,3 +1124,53 @@ export async function runSentimentTrial(
 }
 
 export type { RewardSample };
+
+/**
+ * Files that hold a finished trial's final state (trainPpo's `final.safetensors`, then
+ * `eval.json`): when both exist the trial is done.
+ */
+export const SENTIMENT_FINAL_FILES: readonly string[] = ["final.safetensors", "eval.json"];
+
+/** Columns this task adds to trainPpo's metrics.jsonl rows (besides `reward/<name>`). */
+export const SENTIMENT_METRIC_COLUMNS: readonly string[] = [
+  "score_mean",
+  "rm_score",
+  "gold_score",
+  "response_length",
+  "eos_rate",
+  "logp_gap",
+  "reward/total",
+];
+
+/**
+ * Summary of a finished trial folder (deterministic, no times): named metrics from
+ * `eval.json` (looked up in outDir, then outDir/checkpoints) and the last metrics row.
+ * Named metrics: `rm_score`, `gold_score`, `kl`, `response_length` (after PPO),
+ * `rm_score_before`, `gold_score_before`, `rm_accuracy`.
+ */
+export async function summarizeSentimentTrial(outDir: string): Promise<{
+  metrics: Record<string, number | null>;
+  last: MetricsRow | null;
+}> {
+  let text: string | null = null;
+  for (const p of [`${outDir}/eval.json`, `${outDir}/checkpoints/eval.json`]) {
+    text = await Deno.readTextFile(p).catch(() => null);
+    if (text !== null) break;
+  }
+  if (text === null) throw new Error(`${outDir}: no eval.json (the trial has not finished)`);
+  const e = JSON.parse(text) as Omit<SentimentTrialResult, "last">;
+  const lines = (await Deno.readTextFile(`${outDir}/metrics.jsonl`).catch(() => ""))
+    .split("\n").filter((l) => l.trim());
+  return {
+    metrics: {
+      rm_score: e.after.rm_score,
+      gold_score: e.after.gold_score,
+      kl: e.after.kl,
+      response_length: e.after.response_length,
+      rm_score_before: e.before.rm_score,
+      gold_score_before: e.before.gold_score,
+      rm_accuracy: e.reward_model.held_out_accuracy,
+    },
+    last: lines.length ? JSON.parse(lines.at(-1)!) : null,
+  };
+}
