@@ -390,3 +390,33 @@ Deno.test("sentiment: a reward that returns NaN or throws stops the trial naming
   assert.equal((err2.cause as Error).message, "judge is offline");
   assert.deepEqual(await leftovers(throwDir), []);
 });
+
+Deno.test("sentiment: a trial interrupted and resumed ends byte-identical to an uninterrupted one", async () => {
+  const cfg: SentimentRunInput = { updates: 4, batch: 8, checkpoint_every: 1 };
+  const files = ["final.safetensors", "metrics.jsonl", "eval.json"];
+  await runSentimentTrial(cfg, `${OUT}/whole`, { cacheDir: CACHE });
+  await assert.rejects(
+    runSentimentTrial(cfg, `${OUT}/cut`, {
+      cacheDir: CACHE,
+      resume: true,
+      onUpdate: (_r, u) => {
+        if (u === 3) throw new Error("killed");
+      },
+    }),
+    /killed/,
+  );
+  let startedAt = -1;
+  await runSentimentTrial(cfg, `${OUT}/cut`, {
+    cacheDir: CACHE,
+    resume: true,
+    onStart: (u) => (startedAt = u),
+  });
+  assert.equal(startedAt, 2, "resumed from the checkpoint after update 2");
+  for (const f of files) {
+    assert.deepEqual(
+      await Deno.readFile(`${OUT}/cut/${f}`),
+      await Deno.readFile(`${OUT}/whole/${f}`),
+      `${f} differs`,
+    );
+  }
+});
