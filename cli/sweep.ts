@@ -121,8 +121,10 @@ function parseFlags(args: string[]) {
 }
 
 const short = (id: string) => id.slice(0, 10);
+/** A swept value (null is a value here, not a missing one). */
+const fmtSwept = (v: unknown) => (v === null ? "null" : fmtValue(v));
 const pointLabel = (p: Record<string, unknown>) =>
-  Object.entries(p).map(([k, v]) => `${k}=${fmtValue(v)}`).join(" ");
+  Object.entries(p).map(([k, v]) => `${k}=${fmtSwept(v)}`).join(" ");
 
 function metricValue(s: TrialSummary | undefined, m: string): unknown {
   if (!s) return null;
@@ -148,7 +150,7 @@ function summaryTable(plan: Plan, outcomes: TrialOutcome[]): string {
   const rows = outcomes.map((o) => [
     String(o.trial.index),
     short(o.trial.id),
-    ...plan.sweptKeys.map((k) => fmtValue(o.trial.point[k])),
+    ...plan.sweptKeys.map((k) => fmtSwept(o.trial.point[k])),
     o.status === "done" && o.resumedFrom ? `done (resumed at ${o.resumedFrom})` : o.status,
     ...plan.metrics.map((m) => fmtValue(metricValue(o.summary, m))),
     o.status === "skipped" || o.status === "reused" ? "-" : fmtSecs(o.seconds),
@@ -170,7 +172,7 @@ async function dryRun(plan: Plan, root: string): Promise<void> {
     rows.push([
       String(t.index),
       short(t.id),
-      ...plan.sweptKeys.map((k) => fmtValue(t.point[k])),
+      ...plan.sweptKeys.map((k) => fmtSwept(t.point[k])),
       state,
       `${t.work.total} ${t.work.unit}`,
       String(t.work.total * t.work.steps),

@@ -58,6 +58,7 @@ if (import.meta.main) {
       type: "error",
       message: `trial worker: bad request: ${(e as Error).message}`,
       deterministic: true,
+      known: true,
     });
     Deno.exit(1);
   }
@@ -70,6 +71,7 @@ if (import.meta.main) {
       type: "error",
       message: known ? e.message : `${(e as Error)?.message ?? e}`,
       deterministic: known && e.deterministic,
+      known,
     });
     if (!known) console.error((e as Error)?.stack ?? e);
     Deno.exit(1);

@@ -26,6 +26,8 @@ export interface CrashOptions {
   jobs?: number;
   /** Work folder (results roots `ref` and `crash` go inside). */
   work: string;
+  /** Environment for the sweeps (default: the code version and commit pinned to now's). */
+  env?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -35,6 +37,8 @@ export interface CrashReport {
   bundles: number;
   /** Bundles seen by the poller while sweeps ran (each verified when it appeared). */
   seen: number;
+  /** Trials that resumed from a checkpoint (update > 0) in one of the sweeps. */
+  resumes: number;
   refSeconds: number;
 }
 
@@ -50,7 +54,6 @@ function sweepArgs(o: CrashOptions, root: string): string[] {
     root,
     "--jobs",
     String(o.jobs ?? 2),
-    "--quiet",
     ...(o.sets ?? ["total_steps=8192", "checkpoint_every=2"]).flatMap((s) => ["--set", s]),
   ];
 }
@@ -62,6 +65,20 @@ async function pinnedEnv(): Promise<Record<string, string>> {
     PROXIMA_CODE_VERSION: Deno.env.get("PROXIMA_CODE_VERSION") ?? await codeVersion(),
     PROXIMA_GIT_COMMIT: Deno.env.get("PROXIMA_GIT_COMMIT") ?? git?.commit ?? "none",
   };
+}
+
+/** Work folder -> its checkpoints/LATEST (what each unfinished trial has saved). */
+async function checkpoints(expDir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let names: string[] = [];
+  try {
+    names = (await Array.fromAsync(Deno.readDir(expDir))).map((e) => e.name);
+  } catch { /* not created yet */ }
+  for (const n of names.filter((n) => n.startsWith(".tmp-"))) {
+    const l = await Deno.readTextFile(`${expDir}/${n}/checkpoints/LATEST`).catch(() => null);
+    if (l) out.set(n, l);
+  }
+  return out;
 }
 
 /** Poll an experiment folder: every visible entry must be a complete, verifying bundle. */
@@ -136,7 +153,7 @@ async function compareRoots(a: string, b: string): Promise<number> {
 /** Reference sweep, then `kills` SIGKILLed + resumed sweeps, then compare. */
 export async function crashSweep(o: CrashOptions): Promise<CrashReport> {
   const log = o.log ?? (() => {});
-  const env = await pinnedEnv();
+  const env = o.env ?? await pinnedEnv();
   const ref = `${o.work}/ref`, crash = `${o.work}/crash`;
   const name = "kl"; // experiment folder name (of experiments/kl.ts)
   const expName = o.experiment ? (o.experiment.split("/").at(-1)!.replace(/\.ts$/, "")) : name;
@@ -148,12 +165,17 @@ export async function crashSweep(o: CrashOptions): Promise<CrashReport> {
   const rng = new Rng(o.seed);
   const seen = new Set<string>();
   const stopPoller = startPoller(`${crash}/${expName}`, seen);
-  let kills = 0, attempts = 0;
+  let kills = 0, attempts = 0, resumes = 0;
   try {
     while (kills < o.kills && attempts < o.kills * 4) {
       attempts++;
-      // A random moment: anywhere from start-up to a share of the reference's duration.
-      const delay = 100 + rng.uniform() * (refSeconds * 1000 * 2.2 / o.kills);
+      // Every other kill lands at a random time (start-up included); the others a random
+      // 0-250 ms after some trial wrote a new checkpoint, so killed trials do resume.
+      const byProgress = attempts % 2 === 0;
+      const delay = byProgress
+        ? rng.uniform() * 250
+        : 100 + rng.uniform() * (refSeconds * 1000 * 2.2 / o.kills);
+      const before = await checkpoints(`${crash}/${expName}`);
       const child = new Deno.Command(Deno.execPath(), {
         args: sweepArgs(o, crash),
         cwd: REPO_ROOT,
@@ -164,15 +186,28 @@ export async function crashSweep(o: CrashOptions): Promise<CrashReport> {
       const stderr = new Response(child.stderr).text();
       let exited = false;
       const status = child.status.then((s) => (exited = true, s));
+      if (byProgress) {
+        const deadline = Date.now() + 120_000;
+        while (!exited && Date.now() < deadline) {
+          const now = await checkpoints(`${crash}/${expName}`);
+          if ([...now].some(([k, v]) => before.get(k) !== v)) break;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
       await Promise.race([status, new Promise((r) => setTimeout(r, delay))]);
       const killed = !exited;
       if (killed) {
         child.kill("SIGKILL");
         kills++;
-        log(`kill ${kills}: after ${Math.round(delay)} ms`);
+        log(
+          `kill ${kills}: ${Math.round(delay)} ms after ${
+            byProgress ? "a new checkpoint" : "the start"
+          }`,
+        );
       }
       const s = await status;
       const err = await stderr;
+      resumes += (err.match(/: resuming at \d+\//g) ?? []).length;
       if (!killed && !s.success) throw new Error(`sweep failed (${s.code}): ${err}`);
       if (!killed) {
         // It finished before the kill: start over from an empty root so kills keep landing.
@@ -185,13 +220,17 @@ export async function crashSweep(o: CrashOptions): Promise<CrashReport> {
       }
     }
     if (kills < o.kills) throw new Error(`only ${kills} of ${o.kills} kills landed mid-sweep`);
-    await runToEnd(sweepArgs(o, crash), env);
+    const last = await runToEnd(sweepArgs(o, crash), env);
+    resumes += (last.match(/: resuming at \d+\//g) ?? []).length;
   } finally {
     await stopPoller();
   }
   const bundles = await compareRoots(`${ref}/${expName}`, `${crash}/${expName}`);
-  log(`${kills} kills; ${bundles} bundles byte-identical to the uninterrupted sweep`);
-  return { kills, attempts, bundles, seen: seen.size, refSeconds };
+  log(
+    `${kills} kills, ${resumes} resumes from a checkpoint; ${bundles} bundles byte-identical ` +
+      `to the uninterrupted sweep`,
+  );
+  return { kills, attempts, bundles, seen: seen.size, resumes, refSeconds };
 }
 
 if (import.meta.main) {
@@ -214,7 +253,8 @@ if (import.meta.main) {
       log: (l) => console.log(l),
     });
     console.log(
-      `ok: ${r.kills} SIGKILLs (${r.attempts} attempts), ${r.bundles} bundles identical, ` +
+      `ok: ${r.kills} SIGKILLs (${r.attempts} attempts), ${r.resumes} resumes, ` +
+        `${r.bundles} bundles identical, ` +
         `${r.seen} bundles checked as they appeared`,
     );
   } finally {

@@ -169,7 +169,7 @@ export async function verifyBundle(dir: string): Promise<VerifyResult> {
 
 /**
  * Bundle folders at or under `path` (a bundle, an experiment folder, or the results root):
- * every folder holding a manifest.json, skipping temporaries (`.tmp-*`).
+ * every folder holding a manifest.json, skipping temporaries (`.tmp-*`, `.copy-*`).
  */
 export async function findBundles(path: string): Promise<string[]> {
   const out: string[] = [];
@@ -180,7 +180,7 @@ export async function findBundles(path: string): Promise<string[]> {
     }
     const subs: string[] = [];
     for await (const e of Deno.readDir(d)) {
-      if (e.isDirectory && !e.name.startsWith(".tmp-")) subs.push(e.name);
+      if (e.isDirectory && !/^\.(tmp|copy)-/.test(e.name)) subs.push(e.name);
     }
     for (const s of subs.sort()) await walk(`${d}/${s}`);
   };

@@ -224,14 +224,19 @@ export async function runPlan(
         };
       }
       if (opts.signal?.aborted) return { trial: t, status: "interrupted", seconds, resumedFrom };
+      const stack = errText.trim().split("\n").filter((l) => l.trim()).slice(0, 6)
+        .join("\n      ");
+      const retry = `the work folder ${expDir}/.tmp-${t.id} is kept, and the next sweep ` +
+        `retries this trial from its last checkpoint; if it fails the same way, the task ` +
+        `${t.identity.task} has a bug`;
       return {
         trial: t,
         status: "failed",
         seconds,
-        error: error?.message ??
-          `worker exited with ${status.signal ?? `code ${status.code}`}: ${
-            errText.trim().split("\n").slice(-8).join("\n    ")
-          }`,
+        error: error?.known
+          ? error.message
+          : `${error?.message ?? `worker exited with ${status.signal ?? `code ${status.code}`}`}` +
+            `\n    fix: ${retry}${stack ? `\n    worker stderr:\n      ${stack}` : ""}`,
       };
     };
     await Promise.all(Array.from({ length: Math.max(1, opts.jobs) }, worker));

@@ -477,6 +477,15 @@ function explainIssue(
   const got = `got ${fmt(given)}`;
   switch (issue.code) {
     case "too_small":
+      if (issue.origin === "array" || issue.origin === "string") {
+        const what = issue.origin === "array" ? "item" : "character";
+        return {
+          cause: `must have at least ${issue.minimum} ${what}${
+            Number(issue.minimum) === 1 ? "" : "s"
+          } (${got})`,
+          fix: `give at least ${issue.minimum} ${what}${Number(issue.minimum) === 1 ? "" : "s"}`,
+        };
+      }
       return {
         cause: `must be ${issue.inclusive ? "≥" : ">"} ${issue.minimum} (${got})`,
         fix: `use a value ${issue.inclusive ? "≥" : ">"} ${issue.minimum}`,

@@ -34,7 +34,7 @@ export function didYouMean(name: string, candidates: Iterable<string>): string |
     const l = c.toLowerCase();
     const leaf = l.split(".").at(-1)!;
     let score = editDistance(n, l);
-    if (leaf === n || leaf === n.split(".").at(-1)) score = Math.min(score, 0.5);
+    if (leaf === n || l.endsWith("." + n)) score = Math.min(score, 0.5);
     else if (
       l.replaceAll(".", "").replaceAll("_", "") === n.replaceAll(".", "").replaceAll("_", "")
     ) {

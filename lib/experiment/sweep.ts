@@ -8,7 +8,8 @@
  *   equal length.
  * - `random({ n, seed, ...space })` — n points drawn from one seeded {@link Rng}: an array is
  *   a uniform choice, {@link uniform} / {@link logUniform} / {@link intUniform} are ranges, a
- *   number or string is a constant. Same seed, same list.
+ *   number or string is a constant. Same seed, same list. (`seed` here seeds the draw; to
+ *   sweep the trial seed too: `grid(random({ n: 8, seed: 1, ... }), { seed: [1, 2, 3] })`.)
  * - `concat(s1, s2)` — one list after the other; `points([{...}, ...])` — explicit points.
  *
  * Problems (empty lists, unequal zip lengths, a key given twice) are reported by

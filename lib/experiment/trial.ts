@@ -61,7 +61,14 @@ export type TrialEvent =
     bundle_hash: string;
     summary: TrialSummary;
   }
-  | { type: "error"; message: string; deterministic: boolean };
+  | {
+    type: "error";
+    message: string;
+    /** Running it again fails the same way (a diverged loss, an invalid config). */
+    deterministic: boolean;
+    /** The message names the cause and the fix (false: an unexpected exception). */
+    known: boolean;
+  };
 
 /** A trial that failed in a way that names its cause and fix. */
 export class TrialError extends Error {

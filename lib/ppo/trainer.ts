@@ -178,8 +178,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         throw new NonFiniteError(
           `update ${update + 1}/${opts.updates}: the task returned a non-finite reward ` +
             `(${roll.rewards[badReward]}) at row ${Math.floor(badReward / cols)}, position ` +
-            `${badReward % cols}. The reward function (or reward model) produced it, not PPO: ` +
-            `check the task's reward and its options`,
+            `${badReward % cols}; the reward function (or reward model) produced it, not PPO. ` +
+            `Fix: check the task's reward function and its options`,
           update + 1,
         );
       }
@@ -336,7 +336,13 @@ function divergedError(
   for (const k of ["policy_loss", "value_loss", "entropy"]) {
     if (k in r.metrics) parts.push(`${k} ${r.metrics[k][0]}`);
   }
-  const fixes = [`lower ppo.lr (${cfg.lr}${cfg.lr_anneal ? `, ${lr} at this update` : ""})`];
+  const num = (x: number) =>
+    (x !== 0 && (Math.abs(x) >= 1e6 || Math.abs(x) < 1e-3))
+      ? x.toExponential()
+      : String(Number(x.toPrecision(6)));
+  const fixes = [
+    `lower ppo.lr (now ${num(cfg.lr)}${cfg.lr_anneal ? `, ${num(lr)} at this update` : ""})`,
+  ];
   if (cfg.max_grad_norm === null) fixes.push("set ppo.max_grad_norm (e.g. 0.5)");
   else fixes.push(`lower ppo.max_grad_norm (${cfg.max_grad_norm})`);
   if (cfg.loss !== "clip") fixes.push(`use ppo.loss "clip" (now "${cfg.loss}")`);

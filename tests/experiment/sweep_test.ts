@@ -1,0 +1,192 @@
+/**
+ * Acceptance: `deno task sweep experiments/kl.ts` (with a reduced budget through --set) runs
+ * every trial and prints a summary table; the same sweep twice gives identical bundles;
+ * a second invocation skips verified trials; --dry-run lists trials; Ctrl-C stops cleanly and
+ * a rerun resumes; `deno task verify` names any file with a changed byte.
+ */
+import assert from "node:assert/strict";
+import { listFiles, MANIFEST } from "../../lib/experiment/bundle.ts";
+import { Rng } from "../../lib/rng.ts";
+import {
+  deno,
+  PINNED_ENV,
+  REPO_ROOT,
+  statuses,
+  sweep,
+  tempDir,
+  verify,
+  visibleBundles,
+} from "./helpers.ts";
+
+const BUDGET = ["--set", "total_steps=1024"]; // 2 updates of 4 envs x 128 steps per trial
+
+async function manifests(expDir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const n of await visibleBundles(expDir)) {
+    out.set(n, await Deno.readTextFile(`${expDir}/${n}/${MANIFEST}`));
+  }
+  return out;
+}
+
+Deno.test("deno task sweep experiments/kl.ts: summary table, deterministic bundles, skip on rerun, dry-run, reuse, verify", async (t) => {
+  const a = await tempDir("sweep-a"), b = await tempDir("sweep-b");
+  try {
+    let first = new Map<string, string>();
+    await t.step(
+      "deno task sweep experiments/kl.ts finishes and prints a summary table",
+      async () => {
+        const r = await deno([
+          "task",
+          "sweep",
+          "experiments/kl.ts",
+          ...BUDGET,
+          "--results",
+          a,
+          "--quiet",
+        ]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /kl: 9 trials \(9 done\) in [\d.]+ s/);
+        assert.match(
+          r.stdout,
+          /#\s+trial\s+ppo\.kl\.beta\s+seed\s+status\s+return\s+kl_penalty:mean\s+clipfrac:mean\s+entropy\s+time\s+bundle/,
+        );
+        const st = statuses(r.stdout);
+        assert.equal(st.size, 9);
+        assert.ok([...st.values()].every((s) => s === "done"), r.stdout);
+        first = await manifests(`${a}/kl`);
+        assert.equal(first.size, 9);
+        for (const n of first.keys()) {
+          assert.deepEqual(await listFiles(`${a}/kl/${n}`), [
+            "checkpoints/final.safetensors",
+            "config.json",
+            "env.json",
+            "metrics.jsonl",
+            "summary.json",
+          ]);
+        }
+        const v = await verify(`${a}/kl`);
+        assert.equal(v.code, 0, v.stdout + v.stderr);
+        assert.match(v.stdout, /9 bundles ok, 0 failed/);
+      },
+    );
+
+    await t.step(
+      "the same sweep again (elsewhere, one job at a time) gives identical bundles",
+      async () => {
+        const r = await sweep(["experiments/kl.ts", ...BUDGET, "--results", b, "--jobs", "1"]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        const second = await manifests(`${b}/kl`);
+        assert.deepEqual([...second.keys()], [...first.keys()]);
+        for (const [n, m] of first) assert.equal(second.get(n), m, `bundle ${n} differs`);
+        for (const n of first.keys()) {
+          for (const f of await listFiles(`${a}/kl/${n}`)) {
+            const x = await Deno.readFile(`${a}/kl/${n}/${f}`),
+              y = await Deno.readFile(`${b}/kl/${n}/${f}`);
+            assert.ok(x.length === y.length && x.every((v, i) => v === y[i]), `${n}/${f} differs`);
+          }
+        }
+      },
+    );
+
+    await t.step(
+      "a second invocation skips every verified trial; --dry-run lists them",
+      async () => {
+        const r = await sweep(["experiments/kl.ts", ...BUDGET, "--results", a]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /9 trials \(9 skipped\)/);
+        const d = await sweep(["experiments/kl.ts", ...BUDGET, "--results", a, "--dry-run"]);
+        assert.equal(d.code, 0, d.stderr);
+        assert.match(d.stdout, /9 trials of CartPole-v1/);
+        assert.match(d.stdout, /9 done; nothing was run \(--dry-run\)/);
+        const fresh = await sweep(["experiments/kl.ts", "--results", a, "--dry-run"]);
+        assert.match(fresh.stdout, /9 new; nothing was run/); // the full budget: other trials
+      },
+    );
+
+    await t.step("a trial finished in another experiment is copied, not run again", async () => {
+      const r = await sweep(["tests/experiment/fixtures/kl_subset.ts", ...BUDGET, "--results", a]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.deepEqual([...statuses(r.stdout).values()], ["reused", "reused"]);
+      for (const [n, m] of await manifests(`${a}/kl-subset`)) assert.equal(m, first.get(n));
+    });
+
+    await t.step(
+      "verify names a file with one changed byte, for every file of a bundle",
+      async () => {
+        const id = [...first.keys()][0];
+        const rng = new Rng(99);
+        for (const f of [...await listFiles(`${a}/kl/${id}`), MANIFEST]) {
+          const dir = `${b}/flip/${id}`;
+          await Deno.remove(`${b}/flip`, { recursive: true }).catch(() => {});
+          await Deno.mkdir(`${dir}/checkpoints`, { recursive: true });
+          for (const g of [...await listFiles(`${a}/kl/${id}`), MANIFEST]) {
+            await Deno.copyFile(`${a}/kl/${id}/${g}`, `${dir}/${g}`);
+          }
+          const bytes = await Deno.readFile(`${dir}/${f}`);
+          const at = rng.int(bytes.length);
+          bytes[at] ^= 1 << rng.int(8);
+          await Deno.writeFile(`${dir}/${f}`, bytes);
+          const r = await verify(dir);
+          assert.equal(r.code, 1, `${f} byte ${at}: ${r.stdout}`);
+          assert.match(r.stdout, new RegExp(`^FAIL  ${dir}$`, "m"));
+          assert.match(
+            r.stdout,
+            new RegExp(`^      ${f.replace(".", "\\.")}: `, "m"),
+            `${f} byte ${at}:\n${r.stdout}`,
+          );
+        }
+      },
+    );
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
+
+Deno.test("Ctrl-C stops the sweep cleanly (workers killed, no partial bundle); a rerun resumes to the same bundles", async () => {
+  const a = await tempDir("sigint-ref"), b = await tempDir("sigint");
+  try {
+    const args = ["experiments/kl.ts", "--set", "total_steps=4096", "--set", "checkpoint_every=1"];
+    const ref = await sweep([...args, "--results", a]);
+    assert.equal(ref.code, 0, ref.stdout + ref.stderr);
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli/sweep.ts", ...args, "--results", b, "--quiet"],
+      cwd: REPO_ROOT,
+      env: PINNED_ENV,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const out = new Response(child.stdout).text(), err = new Response(child.stderr).text();
+    // Wait until some trial has a checkpoint, then Ctrl-C.
+    const deadline = Date.now() + 60_000;
+    let mid = false;
+    while (!mid && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      const names = await Array.fromAsync(Deno.readDir(`${b}/kl`)).then(
+        (es) => es.map((e) => e.name),
+        () => [] as string[],
+      );
+      for (const n of names.filter((n) => n.startsWith(".tmp-"))) {
+        mid ||= await Deno.stat(`${b}/kl/${n}/checkpoints/LATEST`).then(() => true, () => false);
+      }
+    }
+    assert.ok(mid, "no trial reached a checkpoint");
+    const t0 = performance.now();
+    child.kill("SIGINT");
+    const status = await child.status;
+    const stdout = await out;
+    await err;
+    assert.equal(status.code, 130, stdout);
+    assert.ok(performance.now() - t0 < 10_000, "Ctrl-C took too long");
+    assert.match(stdout, /interrupted: run the same command again to resume/);
+    assert.match(stdout, /\binterrupted\b/);
+    await visibleBundles(`${b}/kl`); // every visible entry is a complete bundle
+    const r = await sweep([...args, "--results", b]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /resumed at \d+|skipped/);
+    assert.deepEqual(await manifests(`${b}/kl`), await manifests(`${a}/kl`));
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
