@@ -133,10 +133,10 @@ Deno.test("sentiment: the SFT stage is trained once and reused from its content-
   const filesA = await shaDir(a.dir);
   fingerprints.sft = filesA; // before any PPO: the trials below compare with it
   const t1 = performance.now();
-  const b = await trainSentimentSft({ sft: { steps: 400 } }, { cacheDir: CACHE }); // = default
+  const b = await trainSentimentSft({ sft: { steps: 1000 } }, { cacheDir: CACHE }); // = default
   const secsCached = (performance.now() - t1) / 1e3;
   console.log(
-    `SFT (d=64, L=2, H=4, V=257, 400 steps): ${secs.toFixed(1)} s, held-out NLL ` +
+    `SFT (d=64, L=2, H=4, V=257, 1000 steps): ${secs.toFixed(1)} s, held-out NLL ` +
       `${a.heldOutNll.toFixed(3)} nats/token; cached load ${secsCached.toFixed(2)} s`,
   );
   assert.equal(a.cached, false);
