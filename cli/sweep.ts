@@ -205,7 +205,7 @@ function makeProgress(plan: Plan, quiet: boolean) {
       clearOnComplete: false,
       stopOnComplete: false,
       format:
-        "{label} {bar} {value}/{total} {unit} | step {step} | {sps} steps/s | {info}ETA {eta}",
+        "{label} {bar} {value}/{total} {unit} | step {step} | {sps} steps/s | {info}ETA {remaining}",
       barsize: 24,
       fps: 8,
     }, cliProgress.Presets.shades_classic)
@@ -216,7 +216,7 @@ function makeProgress(plan: Plan, quiet: boolean) {
     step: 0,
     sps: 0,
     info: "",
-    eta: "-",
+    remaining: "-",
   });
   const refreshTop = () => {
     const secs = (performance.now() - t0) / 1e3;
@@ -225,7 +225,7 @@ function makeProgress(plan: Plan, quiet: boolean) {
       step: stepsDone,
       sps: Math.round(rate) || 0,
       info: `${live.size} running${failed ? `, ${failed} failed` : ""} | `,
-      eta: stepsThisRun > 0 ? fmtEta((totalSteps - stepsDone) / rate) : "-",
+      remaining: stepsThisRun > 0 ? fmtEta((totalSteps - stepsDone) / rate) : "-",
     });
   };
   const log = (s: string) => {
@@ -248,7 +248,7 @@ function makeProgress(plan: Plan, quiet: boolean) {
         step: step0,
         sps: 0,
         info: "",
-        eta: "-",
+        remaining: "-",
       });
       if (bar) live.set(t.index, { bar, start: performance.now(), step0, steps: step0 });
       else live.set(t.index, { bar: null as never, start: performance.now(), step0, steps: step0 });
@@ -270,7 +270,7 @@ function makeProgress(plan: Plan, quiet: boolean) {
         step,
         sps: Math.round(sps) || 0,
         info,
-        eta: sps > 0 ? fmtEta((p.total - p.done) * t.work.steps / sps) : "-",
+        remaining: sps > 0 ? fmtEta((p.total - p.done) * t.work.steps / sps) : "-",
       });
       refreshTop();
     },
