@@ -18,19 +18,27 @@
  * `" very great."` = 0.5, `" dull but lovely."` = 0. Two details make over-optimisation
  * visible: a repeated positive word counts once (`" great great great."` = 1/3), and any
  * non-lexicon word (a misspelling, garbage) dilutes the score. The corpus never repeats a
- * word, so a reward model trained on it has never seen either; a policy that drifts far from
- * the reference (large KL) can find such text that the reward model likes and gold does not.
+ * word and the reward model sees misspellings only as one-typo variants of corpus reviews, so
+ * a policy that drifts far from the reference (large KL) finds text the reward model likes and
+ * gold does not: with β = 0 the RM score keeps rising while gold falls back to ~0
+ * (`" fufu."`, `" greod."`), the over-optimisation of Gao et al. 2022 in miniature.
  *
- * Stages (each content-addressed by its own config and cached as a Hugging Face folder, so
- * trials that share them reuse them; see {@link trainSentimentSft},
- * {@link trainSentimentRewardModel}):
- * 1. SFT: a tiny byte-level GPT (d=64, L=2, H=4, V=257 by default) trained on the generated
- *    corpus with lib/nn/sft.ts (response-only cross entropy). A few seconds on 2 cores.
- * 2. Reward model: the SFT trunk + a reward head, Bradley–Terry on preference pairs labelled
- *    by the gold reward (pairs with equal gold dropped; optional label noise: each pair's
- *    label is flipped with probability `label_noise`), drawn from the corpus generator or
- *    sampled from the SFT policy. Its head is then renormalised so the reward has mean 0 and
- *    std 1 on the training responses (lm-human-preferences does the same).
+ * Stages, each a {@link SentimentStageDef} (the shape of lib/experiment's `StageDef`) whose
+ * output is one Hugging Face folder `<stage dir>/model`, content-addressed by the stage's own
+ * config, so trials that share an SFT or reward-model config reuse it — through the experiment
+ * runner's stage cache (`ctx.stage`) or, without a runner, {@link localStageCache}
+ * (`results/.stages/<stage>-<hash>/model`):
+ * 1. `sentiment-sft`: a tiny byte-level GPT (d=64, L=2, H=4, V=257 by default) trained on the
+ *    generated corpus with lib/nn/sft.ts (response-only cross entropy; 1000 steps of 16,
+ *    ~10 s on 2 cores, held-out NLL ≈ 0.52 nats/token against a corpus entropy of ≈ 0.47).
+ * 2. `sentiment-rm`: the SFT trunk + a reward head, Bradley–Terry on preference pairs labelled
+ *    by the gold reward (pairs with equal gold dropped; optional label noise: each training
+ *    pair's label is flipped with probability `label_noise`), drawn from the corpus generator
+ *    (each review misspelled once with probability `typo_rate`) or sampled from the SFT policy
+ *    (two samples per opening, up to 32 tokens, whole reviews only). Its head is then rescaled
+ *    so the reward has mean 0 and std 1 on the training responses (as lm-human-preferences
+ *    does). Held-out preference accuracy (fresh pairs, no label noise) is recorded in the
+ *    folder's config.json (`proxima_stage.held_out`): ≈ 0.93 by default.
  * 3. PPO (lib/tasks/lm_ppo.ts) with reward = Σ weight · component over named reward
  *    components (default: the reward model alone); the reward model and the gold score are
  *    always computed and logged per update (`rm_score`, `gold_score`, `reward/<name>`), next

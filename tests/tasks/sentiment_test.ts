@@ -20,6 +20,7 @@ import {
   makeSentimentPairs,
   parseSentimentConfig,
   runSentimentTrial,
+  samplePolicyPairs,
   SENTIMENT_LEXICON,
   SENTIMENT_OPENINGS,
   type SentimentRunInput,
@@ -167,6 +168,28 @@ Deno.test("sentiment: reward model held-out preference accuracy ≥ 0.8", async 
   assert.ok(rm.heldOut.accuracy >= 0.8, `held-out accuracy ${rm.heldOut.accuracy}`);
   assert.ok(again.accuracy >= 0.8, `fresh accuracy ${again.accuracy}`);
   assert.equal(loaded.config.proxima_reward_head, "r_head");
+});
+
+Deno.test("sentiment: preference pairs sampled from the SFT policy are gold-labelled and train a reward model", async () => {
+  const sft = await trainSentimentSft({}, { cacheDir: CACHE });
+  const opts = { seed: 5, count: 40, maxNewTokens: 32 };
+  const pairs = await samplePolicyPairs(sft, opts);
+  assert.equal(pairs.length, 40);
+  assert.deepEqual(await samplePolicyPairs(sft, opts), pairs, "deterministic in the seed");
+  for (const p of pairs) {
+    assert.ok(SENTIMENT_OPENINGS.includes(p.prompt));
+    assert.equal(p.goldChosen, goldSentiment(p.chosen));
+    assert.equal(p.goldRejected, goldSentiment(p.rejected));
+    assert.ok(p.goldChosen > p.goldRejected && !p.flipped);
+  }
+  // The stage runs on policy samples (a tiny budget: plumbing, not accuracy).
+  const rm = await trainSentimentRewardModel(
+    { reward_model: { source: "policy", pairs: 64, held_out: 32, steps: 10 } },
+    { cacheDir: CACHE },
+  );
+  assert.equal(rm.heldOut.pairs, 32);
+  assert.ok(rm.dir.includes("/sentiment-rm-"));
+  assert.ok(Number.isFinite(rm.heldOut.accuracy));
 });
 
 /** One PPO trial (cached per seed and β) with fingerprints of everything PPO must not touch. */
