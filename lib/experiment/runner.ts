@@ -223,7 +223,11 @@ export async function runPlan(
           resumedFrom,
         };
       }
-      if (opts.signal?.aborted) return { trial: t, status: "interrupted", seconds, resumedFrom };
+      // Ctrl-C on a terminal reaches the workers too (same process group): a worker that died of
+      // SIGINT/SIGTERM was interrupted, even if this process has not seen its own signal yet.
+      const interrupted = opts.signal?.aborted || status.signal === "SIGINT" ||
+        status.signal === "SIGTERM";
+      if (interrupted) return { trial: t, status: "interrupted", seconds, resumedFrom };
       const stack = errText.trim().split("\n").filter((l) => l.trim()).slice(0, 6)
         .join("\n      ");
       const retry = `the work folder ${expDir}/.tmp-${t.id} is kept, and the next sweep ` +
