@@ -1171,13 +1171,15 @@ export const SENTIMENT_METRIC_COLUMNS: readonly string[] = [
 
 /**
  * Summary of a finished trial folder (deterministic, no times): named metrics from
- * `eval.json` (looked up in outDir, then outDir/checkpoints) and the last metrics row.
+ * `eval.json` (looked up in outDir, then outDir/checkpoints), the last metrics row and the
+ * column means over the run.
  * Named metrics: `rm_score`, `gold_score`, `kl`, `response_length` (after PPO),
  * `rm_score_before`, `gold_score_before`, `rm_accuracy`.
  */
 export async function summarizeSentimentTrial(outDir: string): Promise<{
   metrics: Record<string, number | null>;
-  last: MetricsRow | null;
+  last?: MetricsRow;
+  mean: Record<string, number | null>;
 }> {
   let text: string | null = null;
   for (const p of [`${outDir}/eval.json`, `${outDir}/checkpoints/eval.json`]) {
@@ -1188,6 +1190,13 @@ export async function summarizeSentimentTrial(outDir: string): Promise<{
   const e = JSON.parse(text) as Omit<SentimentTrialResult, "last">;
   const lines = (await Deno.readTextFile(`${outDir}/metrics.jsonl`).catch(() => ""))
     .split("\n").filter((l) => l.trim());
+  const rows = lines.map((l) => JSON.parse(l) as MetricsRow);
+  // Column means over the run (numbers only).
+  const mean: Record<string, number | null> = {};
+  for (const k of new Set(rows.flatMap((r) => Object.keys(r)))) {
+    const vs = rows.map((r) => r[k]).filter((v): v is number => typeof v === "number");
+    mean[k] = vs.length ? vs.reduce((a, b) => a + b, 0) / vs.length : null;
+  }
   return {
     metrics: {
       rm_score: e.after.rm_score,
@@ -1198,6 +1207,84 @@ export async function summarizeSentimentTrial(outDir: string): Promise<{
       gold_score_before: e.before.gold_score,
       rm_accuracy: e.reward_model.held_out_accuracy,
     },
-    last: lines.length ? JSON.parse(lines.at(-1)!) : null,
+    ...(rows.length ? { last: rows.at(-1) } : {}),
+    mean,
   };
 }
+
+/** What the experiment runner passes a trial kind's `run` (lib/experiment's TrialRunContext). */
+export interface SentimentRunContext {
+  resume: boolean;
+  threads: number;
+  device: "cpu" | "cuda";
+  onProgress(
+    p: { done: number; total: number; step?: number; info?: Record<string, number | null> },
+  ): void;
+  stage(name: string, config: unknown): Promise<{ dir: string; hash: string; cached: boolean }>;
+}
+
+/**
+ * The `sentiment` task as a trial kind, in the shape of lib/experiment's `TrialKind` (this
+ * layer does not import it): `registerTrialKind(SENTIMENT_TRIAL_KIND)` makes
+ * `task: "sentiment"` available to experiment files, with the SFT and reward-model stages in
+ * the runner's stage cache.
+ */
+export const SENTIMENT_TRIAL_KIND = {
+  name: SENTIMENT_TASK,
+  aliases: [] as string[],
+  description: "RLHF on synthetic reviews: SFT -> reward model -> PPO; RM score vs hidden gold",
+  schema: SentimentRunSchema,
+  work: (c: SentimentRunConfig) => ({
+    total: c.updates,
+    unit: "updates",
+    steps: c.updates * c.batch,
+  }),
+  finalFiles: [...SENTIMENT_FINAL_FILES],
+  async run(config: SentimentRunConfig, outDir: string, ctx: SentimentRunContext): Promise<void> {
+    const per = config.batch;
+    await runSentimentTrial(config, outDir, {
+      resume: ctx.resume,
+      stage: ctx.stage,
+      session: { threads: ctx.threads, device: ctx.device },
+      onStart: (u) => ctx.onProgress({ done: u, total: config.updates, step: u * per }),
+      onUpdate: (row, u) =>
+        ctx.onProgress({
+          done: u,
+          total: config.updates,
+          step: u * per,
+          info: { rm: row.rm_score, gold: row.gold_score, kl: row.kl_ref },
+        }),
+    });
+  },
+  summarize: (outDir: string) => summarizeSentimentTrial(outDir),
+  metricNames: {
+    named: {
+      rm_score: "mean reward-model score of the evaluation samples after PPO",
+      gold_score: "mean hidden gold score of the evaluation samples after PPO",
+      kl: "KL(π‖π_ref) per response of the evaluation samples after PPO (nats)",
+      response_length: "mean response length after PPO (tokens)",
+      rm_score_before: "mean reward-model score of the SFT policy",
+      gold_score_before: "mean gold score of the SFT policy",
+      rm_accuracy: "held-out preference accuracy of the reward model",
+    },
+    columns: [
+      "update",
+      "step",
+      "beta",
+      "loss",
+      "policy_loss",
+      "value_loss",
+      "entropy",
+      "approx_kl_k1",
+      "approx_kl_k3",
+      "clipfrac",
+      "kl_ref",
+      "explained_variance",
+      "reward_mean",
+      ...SENTIMENT_METRIC_COLUMNS,
+      "reward/rm",
+      "reward/gold",
+    ],
+  },
+  stages: SENTIMENT_STAGES,
+};
