@@ -17,6 +17,7 @@ import {
   type TrialRequest,
 } from "../lib/experiment/trial.ts";
 import "../lib/experiment/env_kind.ts";
+import "../lib/experiment/sentiment_kind.ts";
 
 const enc = new TextEncoder();
 function emit(e: TrialEvent): void {

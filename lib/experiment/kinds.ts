@@ -54,7 +54,7 @@ export interface TrialKind<C extends Record<string, any> = any> {
   keyHints?: Record<string, string>;
   /** Cross-key checks after parsing: returns problems as {key, cause, fix}. */
   check?(config: C): { key: string; cause: string; fix: string }[];
-  /** Work units of one trial (for progress bars and ETA). */
+  /** Work of one trial: `total` units (e.g. updates) of `steps` environment steps / samples each (progress bars, steps/s, ETA). */
   work(config: C): { total: number; unit: string; steps: number };
   /** Files (relative to outDir) holding the final state after run(); they end in checkpoints/. */
   finalFiles: string[];

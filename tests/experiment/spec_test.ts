@@ -148,3 +148,20 @@ Deno.test("code version: stable hash of lib/, cli/ and deno.lock (or PROXIMA_COD
   // (Equal unless someone edits lib/ or cli/ between the two reads.)
   assert.ok(a === b || /^[0-9a-f]{16}$/.test(b));
 });
+
+Deno.test("the sentiment task is registered: its config keys validate like any task's", () => {
+  const p = plan({
+    name: "s",
+    task: "sentiment",
+    base: {},
+    sweep: grid({ "ppo.kl.beta": [0.05, 0.1], seed: [1] }),
+    metrics: ["gold_score"],
+  });
+  assert.equal(p.trials.length, 2);
+  assert.equal(p.kind.name, "sentiment");
+  assert.ok(p.kind.stages && Object.keys(p.kind.stages).length >= 2);
+  assert.throws(
+    () => plan({ name: "s", task: "sentiment", sweep: grid({ "ppo.kl.betta": [0.1] }) }),
+    /did you mean "ppo\.kl\.beta"/,
+  );
+});
