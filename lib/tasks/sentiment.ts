@@ -1143,7 +1143,19 @@ export async function runSentimentTrial(
     after,
     last,
   };
-  const { last: _, ...saved } = result;
+  // eval.json is part of the result bundle, so it must not depend on where the stage cache
+  // lives or on whether a stage was cached (a concurrent trial may have trained it): the
+  // stages' content hashes identify them.
+  const { last: _, ...rest } = result;
+  const saved = {
+    ...rest,
+    sft: { hash: result.sft.hash, held_out_nll: result.sft.held_out_nll },
+    reward_model: {
+      hash: result.reward_model.hash,
+      held_out_accuracy: result.reward_model.held_out_accuracy,
+      held_out_loss: result.reward_model.held_out_loss,
+    },
+  };
   const tmp = `${outDir}/eval.json.tmp-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.writeTextFile(tmp, JSON.stringify(saved, null, 2) + "\n");
   await Deno.rename(tmp, `${outDir}/eval.json`);
@@ -1237,7 +1249,7 @@ export const SENTIMENT_TRIAL_KIND = {
   work: (c: SentimentRunConfig) => ({
     total: c.updates,
     unit: "updates",
-    steps: c.updates * c.batch,
+    steps: c.batch, // samples per update
   }),
   finalFiles: [...SENTIMENT_FINAL_FILES],
   async run(config: SentimentRunConfig, outDir: string, ctx: SentimentRunContext): Promise<void> {
