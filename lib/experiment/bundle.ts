@@ -17,6 +17,8 @@
  * @module
  */
 import { canonicalJson, sha256File, sha256Hex, stableJson } from "./hash.ts";
+import { exists } from "../fs.ts";
+export { exists };
 
 export const MANIFEST = "manifest.json";
 
@@ -186,16 +188,6 @@ export async function findBundles(path: string): Promise<string[]> {
   };
   await walk(path.replace(/\/+$/, "") || "/");
   return out;
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /**

@@ -24,6 +24,7 @@ import { explainedVariance, gae, maskedMoments, whiten } from "./gae.ts";
 import { klEstimate, makeKlController } from "./kl.ts";
 import { ppoHparams } from "./losses.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
+import { exists } from "../fs.ts";
 
 /** One update's experience. Arrays are rows × cols, row-major. */
 export interface Rollout {
@@ -352,16 +353,6 @@ function divergedError(
       `(${parts.join(", ")}). Likely fix: ${fixes.join(", or ")}`,
     update,
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function writeAll(f: Deno.FsFile, s: string): Promise<void> {

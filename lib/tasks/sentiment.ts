@@ -94,6 +94,7 @@ import {
   rewardLmTask,
   type RewardSample,
 } from "./rewards.ts";
+import { exists } from "../fs.ts";
 
 /** The task's name (in errors and registries). */
 export const SENTIMENT_TASK = "sentiment";
@@ -705,16 +706,6 @@ export function localStageCache(
     }
     return { dir, hash, cached: false };
   };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Options shared by the stage functions. */
