@@ -31,6 +31,7 @@ import { lockWait } from "./lock.ts";
 import { trialId, type TrialIdentity } from "./spec.ts";
 import { ensureStage, type StageResult } from "./stages.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
+import { RewardError } from "../tasks/rewards.ts";
 import { ConfigError } from "../ppo/config.ts";
 
 /** What the sweep sends a worker (one JSON line on its stdin). */
@@ -198,8 +199,9 @@ export async function executeTrial(
         },
       });
     } catch (e) {
-      if (e instanceof NonFiniteError || e instanceof ConfigError) {
-        // Deterministic: running it again fails the same way. The work folder goes.
+      if (e instanceof NonFiniteError || e instanceof RewardError || e instanceof ConfigError) {
+        // Deterministic: running it again fails the same way (a diverged loss, a reward
+        // function that throws or returns NaN, a bad config). The work folder goes.
         await Deno.remove(tmp, { recursive: true }).catch(() => {});
         await unlinkLock(lockPath, lock);
         throw new TrialError(e.message, true);
