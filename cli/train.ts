@@ -9,6 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import type { z } from "zod";
 import cliProgress from "cli-progress";
 import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
 import {
@@ -49,16 +50,17 @@ function parseValue(v: string): unknown {
 }
 
 /** Flags -> nested config object (unknown keys are left for zod to name). */
-export function flagsToConfig(args: string[]): {
+export function flagsToConfig(args: string[], schema: z.ZodObject = EnvRunSchema): {
   config: Record<string, unknown>;
   run: Record<string, string | boolean>;
 } {
   const { tokens } = parseArgs({ args, strict: false, tokens: true, allowPositionals: true });
   const config: Record<string, unknown> = {};
   const run: Record<string, string | boolean> = {};
-  const runFlags = new Set(["out", "resume", "device", "threads", "quiet", "help"]);
-  const ppoKeys = new Set(Object.keys(EnvRunSchema.shape.ppo.unwrap().shape));
-  const top = new Set(Object.keys(EnvRunSchema.shape));
+  const runFlags = new Set(["out", "resume", "device", "threads", "quiet", "help", "task"]);
+  const ppo = schema.shape.ppo as unknown as { unwrap(): z.ZodObject };
+  const ppoKeys = new Set(Object.keys(ppo.unwrap().shape));
+  const top = new Set(Object.keys(schema.shape));
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (t.kind === "positional") throw new ConfigError(`train: unexpected argument "${t.value}"`);
@@ -81,6 +83,11 @@ export function flagsToConfig(args: string[]): {
 
 if (import.meta.main) {
   try {
+    const { run: pre } = flagsToConfig(Deno.args);
+    if (pre.task !== undefined) {
+      await trainTask(String(pre.task));
+      Deno.exit(0);
+    }
     const { config, run } = flagsToConfig(Deno.args);
     if (run.help) {
       console.log(HELP);
@@ -130,4 +137,47 @@ if (import.meta.main) {
     }
     throw e;
   }
+}
+
+/**
+ * `deno task train --task sentiment [--updates 20 --batch 32 --kl.beta 0.1 ...]`: the RLHF
+ * task end to end (cached SFT and reward-model stages, then PPO), with every key of
+ * SentimentRunSchema as a flag; prints the reward-model and gold scores before and after PPO.
+ */
+async function trainTask(task: string): Promise<void> {
+  if (task !== "sentiment") {
+    throw new ConfigError(`train flags: --task: unknown task "${task}" (known: sentiment)`);
+  }
+  const { SentimentRunSchema, parseSentimentConfig, runSentimentTrial } = await import(
+    "../lib/tasks/sentiment.ts"
+  );
+  const { config, run } = flagsToConfig(Deno.args, SentimentRunSchema);
+  if (run.help) {
+    console.log(
+      "Usage: deno task train --task sentiment [--out DIR] [--resume] [--quiet] [--KEY VALUE ...]\n" +
+        "Keys: " + Object.keys(SentimentRunSchema.shape).join(", ") +
+        " (ppo.* as --ppo.clip or --clip)",
+    );
+    return;
+  }
+  const cfg = parseSentimentConfig(config);
+  const outDir = String(run.out ?? `results/train/sentiment-seed${cfg.seed}`);
+  const bar = run.quiet ? null : new cliProgress.SingleBar({
+    format: "{bar} {value}/{total} updates | RM {rm} | gold {gold} | KL {kl} | ETA {eta_formatted}",
+    hideCursor: true,
+  }, cliProgress.Presets.shades_classic);
+  const t0 = performance.now();
+  const fmt = (x: unknown) => typeof x === "number" ? x.toFixed(3) : "-";
+  const r = await runSentimentTrial(cfg, outDir, {
+    resume: Boolean(run.resume),
+    onStart: (u) => bar?.start(cfg.updates, u, { rm: "-", gold: "-", kl: "-" }),
+    onUpdate: (row, u) =>
+      bar?.update(u, { rm: fmt(row.rm_score), gold: fmt(row.gold_score), kl: fmt(row.kl_ref) }),
+  });
+  bar?.stop();
+  console.log(
+    `sentiment seed ${cfg.seed}: RM score ${fmt(r.before.rm_score)} -> ${fmt(r.after.rm_score)}, ` +
+      `gold ${fmt(r.before.gold_score)} -> ${fmt(r.after.gold_score)}, KL ${fmt(r.after.kl)}, ` +
+      `wall time ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${outDir}`,
+  );
 }

@@ -106,3 +106,18 @@ Deno.test("every knob is documented", () => {
     assert.ok(doc.some((l) => l.startsWith(k) && l.length > k.length + 8), k);
   }
 });
+
+Deno.test("train flags for --task sentiment map onto the sentiment schema", async () => {
+  const { SentimentRunSchema, parseSentimentConfig } = await import("../../lib/tasks/sentiment.ts");
+  const args = ["--task", "sentiment", "--updates", "3", "--kl.beta", "0.2", "--batch=8"];
+  const { config, run } = flagsToConfig(args, SentimentRunSchema);
+  assert.deepEqual(run, { task: "sentiment" });
+  const cfg = parseSentimentConfig(config);
+  assert.equal(cfg.updates, 3);
+  assert.equal(cfg.batch, 8);
+  assert.equal(cfg.ppo.kl.beta, 0.2);
+  assert.throws(
+    () => parseSentimentConfig(flagsToConfig(["--lambda", "2"], SentimentRunSchema).config),
+    /ppo\.lambda: must be ≤ 1 \(got 2\)/,
+  );
+});
