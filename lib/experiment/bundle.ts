@@ -17,8 +17,8 @@
  * @module
  */
 import { canonicalJson, sha256File, sha256Hex, stableJson } from "./hash.ts";
-import { exists } from "../fs.ts";
-export { exists };
+import { exists, writeFileSynced } from "../fs.ts";
+export { exists, writeFileSynced };
 
 export const MANIFEST = "manifest.json";
 
@@ -188,21 +188,6 @@ export async function findBundles(path: string): Promise<string[]> {
   };
   await walk(path.replace(/\/+$/, "") || "/");
   return out;
-}
-
-/**
- * Write a file atomically: a temporary `<path>.tmp-<pid>` is written, fsynced and renamed
- * over `path`, so a reader (or a resumed run) sees the old or the new content, never a part.
- */
-export async function writeFileSynced(path: string, data: Uint8Array | string): Promise<void> {
-  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  {
-    using f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  }
-  await Deno.rename(tmp, path);
 }
 
 /** fsync a folder (its entries), where the platform allows it. */

@@ -16,19 +16,9 @@
  * @module
  */
 import type { Trainer } from "../onnx/train.ts";
+import { writeFileSynced } from "../fs.ts";
 
 const pad = (n: number) => String(n).padStart(6, "0");
-
-async function writeFileSynced(path: string, data: Uint8Array | string): Promise<void> {
-  const f = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-}
 
 /** Save params/optimizer state and `run` (JSON-serialisable) as checkpoint `update`. */
 export async function saveRunCheckpoint(
@@ -48,8 +38,7 @@ export async function saveRunCheckpoint(
   await writeFileSynced(`${tmp}/run.json`, JSON.stringify(run) + "\n");
   await Deno.remove(`${root}/${name}`, { recursive: true }).catch(() => {});
   await Deno.rename(tmp, `${root}/${name}`);
-  await writeFileSynced(`${root}/LATEST.tmp-${Deno.pid}`, name + "\n");
-  await Deno.rename(`${root}/LATEST.tmp-${Deno.pid}`, `${root}/LATEST`);
+  await writeFileSynced(`${root}/LATEST`, name + "\n");
   // Older checkpoints beyond `keep` (and stale temporaries of killed runs) go.
   const names: string[] = [];
   for await (const e of Deno.readDir(root)) names.push(e.name);

@@ -24,7 +24,7 @@ import { explainedVariance, gae, maskedMoments, whiten } from "./gae.ts";
 import { klEstimate, makeKlController } from "./kl.ts";
 import { ppoHparams } from "./losses.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
-import { exists } from "../fs.ts";
+import { exists, writeAll } from "../fs.ts";
 
 /** One update's experience. Arrays are rows × cols, row-major. */
 export interface Rollout {
@@ -353,11 +353,6 @@ function divergedError(
       `(${parts.join(", ")}). Likely fix: ${fixes.join(", or ")}`,
     update,
   );
-}
-
-async function writeAll(f: Deno.FsFile, s: string): Promise<void> {
-  const bytes = new TextEncoder().encode(s);
-  for (let off = 0; off < bytes.length;) off += await f.write(bytes.subarray(off));
 }
 
 /**

@@ -95,6 +95,7 @@ import {
   type RewardSample,
 } from "./rewards.ts";
 import { exists } from "../fs.ts";
+import { canonicalJson as canonical } from "../json.ts";
 
 /** The task's name (in errors and registries). */
 export const SENTIMENT_TASK = "sentiment";
@@ -501,17 +502,6 @@ export const SentimentRmStageSchema = SentimentSftStageSchema.extend({
 }).strict();
 export type SentimentSftStageConfig = z.infer<typeof SentimentSftStageSchema>;
 export type SentimentRmStageConfig = z.infer<typeof SentimentRmStageSchema>;
-
-/** Canonical JSON (sorted keys at every level). */
-function canonical(x: unknown): string {
-  const sort = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(sort) : v && typeof v === "object"
-      ? Object.fromEntries(
-        Object.keys(v as object).sort().map((k) => [k, sort((v as Record<string, unknown>)[k])]),
-      )
-      : v;
-  return JSON.stringify(sort(x));
-}
 
 /** Content hash (16 hex) of a stage's identity. */
 export function sentimentStageHash(identity: unknown): string {
