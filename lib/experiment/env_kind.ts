@@ -10,7 +10,7 @@
  * @module
  */
 import { EnvRunSchema, parseEnvRunConfig, recentReturn, solvedAt } from "../envs/run.ts";
-import type { MetricsRow } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { envSpec } from "../envs/registry.ts";
 import type { TrialKind, TrialSummary } from "./kinds.ts";
@@ -20,31 +20,7 @@ const EnvTrialSchema = EnvRunSchema.omit({ env: true });
 export type EnvTrialConfig = Omit<import("../envs/run.ts").EnvRunConfig, "env">;
 
 /** metrics.jsonl columns of an env PPO run (see trainPpo). */
-export const ENV_METRIC_COLUMNS = [
-  "update",
-  "step",
-  "lr",
-  "beta",
-  "loss",
-  "policy_loss",
-  "value_loss",
-  "entropy",
-  "approx_kl_k1",
-  "approx_kl_k3",
-  "clipfrac",
-  "kl_penalty",
-  "kl_ref",
-  "grad_norm",
-  "explained_variance",
-  "advantage_mean",
-  "advantage_std",
-  "return_mean",
-  "reward_mean",
-  "epochs",
-  "episodes",
-  "episodic_return",
-  "episodic_length",
-];
+export const ENV_METRIC_COLUMNS = PPO_METRIC_COLUMNS;
 
 async function readRows(outDir: string): Promise<MetricsRow[]> {
   const text = await Deno.readTextFile(`${outDir}/metrics.jsonl`);
@@ -134,7 +110,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
         steps: "environment steps",
         updates: "PPO updates",
       },
-      columns: ENV_METRIC_COLUMNS,
+      columns: [...ENV_METRIC_COLUMNS],
     },
   };
 }

@@ -105,6 +105,33 @@ export class NonFiniteError extends Error {
   }
 }
 
+/** The columns of every metrics.jsonl row trainPpo writes (a rollout's own metrics follow). */
+export const PPO_METRIC_COLUMNS: readonly string[] = [
+  "update",
+  "step",
+  "lr",
+  "beta",
+  "loss",
+  "policy_loss",
+  "value_loss",
+  "entropy",
+  "approx_kl_k1",
+  "approx_kl_k3",
+  "clipfrac",
+  "kl_penalty",
+  "kl_ref",
+  "grad_norm",
+  "explained_variance",
+  "advantage_mean",
+  "advantage_std",
+  "return_mean",
+  "reward_mean",
+  "epochs",
+  "episodes",
+  "episodic_return",
+  "episodic_length",
+];
+
 /** Batch input names every PPO train step has (plus the problem's model inputs). */
 export const PPO_BATCH = ["old_logp", "advantages", "returns", "old_values", "mask"] as const;
 

@@ -74,7 +74,7 @@ import {
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
 import { ConfigError, formatIssues, KlSchema, PpoSchema } from "../ppo/config.ts";
-import { type MetricsRow, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS, trainPpo } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
   loadRewardModel,
@@ -1261,19 +1261,7 @@ export const SENTIMENT_TRIAL_KIND = {
       rm_accuracy: "held-out preference accuracy of the reward model",
     },
     columns: [
-      "update",
-      "step",
-      "beta",
-      "loss",
-      "policy_loss",
-      "value_loss",
-      "entropy",
-      "approx_kl_k1",
-      "approx_kl_k3",
-      "clipfrac",
-      "kl_ref",
-      "explained_variance",
-      "reward_mean",
+      ...PPO_METRIC_COLUMNS,
       ...SENTIMENT_METRIC_COLUMNS,
       "reward/rm",
       "reward/gold",
