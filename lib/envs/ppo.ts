@@ -126,13 +126,13 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
   g.output(value, "value");
   const policy: Session = await compile(g, sessionOpts);
 
-  // Persistent rollout state: current observations (the envs carry on across updates).
-  let obs = Float32Array.from(env.reset(opts.seed));
-  const act = async (o: Float32Array) => {
-    const out = await policy.run({
-      ...trainer.paramTensors(),
-      obs: tensor("float32", [N, obsSize], o),
-    });
+  // Persistent rollout state: current observations (the envs carry on across updates), in one
+  // buffer that the policy's input tensor wraps, so a step allocates no inputs.
+  const obs = Float32Array.from(env.reset(opts.seed));
+  const obsFeed = tensor("float32", [N, obsSize], obs);
+  // Params are constant during a rollout: fetched once per rollout, not per step.
+  const act = async (params: Record<string, ort.Tensor>) => {
+    const out = await policy.run({ ...params, obs: obsFeed });
     return { logpAll: out.logp_all.data as Float32Array, value: out.value.data as Float32Array };
   };
 
@@ -161,8 +161,9 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
         episodes: [],
       };
       const actions = new Int32Array(N);
+      const params = trainer.paramTensors();
       for (let t = 0; t < T; t++) {
-        const { logpAll, value } = await act(obs);
+        const { logpAll, value } = await act(params);
         for (let e = 0; e < N; e++) {
           const i = e * T + t;
           obsBuf.set(obs.subarray(e * obsSize, (e + 1) * obsSize), i * obsSize);
@@ -184,10 +185,10 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
           roll.dones[i] = r.terminated[e] | r.truncated[e];
         }
         for (const ep of r.episodes) roll.episodes.push({ return: ep.return, length: ep.length });
-        obs = Float32Array.from(r.obs);
+        obs.set(r.obs);
       }
       // Bootstrap V(s_T) for rows whose last step did not end an episode.
-      const { value } = await act(obs);
+      const { value } = await act(params);
       for (let e = 0; e < N; e++) roll.lastValues[e] = value[e];
       return roll;
     },
@@ -210,7 +211,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
     load(s: unknown) {
       const st = s as { env: unknown; obs: number[] };
       env.load(st.env);
-      obs = Float32Array.from(st.obs);
+      obs.set(st.obs);
     },
   };
   return problem;
