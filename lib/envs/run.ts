@@ -75,15 +75,20 @@ export interface EnvRunOptions {
  * Whole updates are taken from the end until at least `episodes` are covered.
  */
 export function recentReturn(rows: MetricsRow[], episodes = 100): number | null {
+  return windowMean(rows, rows.length, episodes).mean;
+}
+
+/** Mean return over whole updates taken back from rows[end - 1] until `window` episodes. */
+function windowMean(rows: MetricsRow[], end: number, window: number) {
   let sum = 0, count = 0;
-  for (let i = rows.length - 1; i >= 0 && count < episodes; i--) {
+  for (let i = end - 1; i >= 0 && count < window; i--) {
     const n = Number(rows[i].episodes ?? 0);
     if (n > 0 && rows[i].episodic_return !== null) {
       sum += Number(rows[i].episodic_return) * n;
       count += n;
     }
   }
-  return count ? sum / count : null;
+  return { mean: count ? sum / count : null, count };
 }
 
 /**
@@ -93,11 +98,8 @@ export function recentReturn(rows: MetricsRow[], episodes = 100): number | null 
  */
 export function solvedAt(rows: MetricsRow[], threshold: number, window = 100): number | null {
   for (let i = 0; i < rows.length; i++) {
-    let count = 0;
-    for (let j = i; j >= 0 && count < window; j--) count += Number(rows[j].episodes ?? 0);
-    if (count < window) continue;
-    const mean = recentReturn(rows.slice(0, i + 1), window);
-    if (mean !== null && mean >= threshold) return Number(rows[i].step);
+    const { mean, count } = windowMean(rows, i + 1, window);
+    if (count >= window && mean !== null && mean >= threshold) return Number(rows[i].step);
   }
   return null;
 }
