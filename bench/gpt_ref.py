@@ -113,21 +113,12 @@ def build(torch, a):
 
 def main(argv):
     a = parse_args(argv)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(a.threads)
-    policy = a.omp_wait_policy or os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"
-    if policy == "default":
-        os.environ.pop("OMP_WAIT_POLICY", None)
-    else:
-        os.environ["OMP_WAIT_POLICY"] = policy
-    try:
-        import torch
-    except ImportError as e:
-        print(f"gpt_ref.py: cannot import torch with {sys.executable}: {e}", file=sys.stderr)
-        return 3
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from torch_ref import blas_info, stats_ms
+    from torch_ref import blas_info, import_torch, stats_ms
 
+    torch, policy = import_torch(a, "gpt_ref.py")
+    if torch is None:
+        return 3
     torch.set_num_threads(a.threads)
     info = blas_info(a.threads)
     g = torch.Generator().manual_seed(a.seed + 1)

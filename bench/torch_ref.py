@@ -203,9 +203,12 @@ def run_mlp(a, torch, dt):
     }
 
 
-def main(argv):
-    a = parse_args(argv)
-    # Must happen before `import torch` (OpenMP and OpenBLAS read these at load).
+def import_torch(a, script):
+    """Pin BLAS/OpenMP threads and the OpenMP wait policy, then import torch.
+
+    The environment must be set before `import torch` (OpenMP and OpenBLAS read it at load).
+    Returns (torch, policy), or (None, policy) after printing why torch cannot be imported.
+    """
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(a.threads)
     policy = a.omp_wait_policy or os.environ.get("OMP_WAIT_POLICY") or "PASSIVE"
@@ -217,10 +220,18 @@ def main(argv):
         import torch
     except ImportError as e:
         print(
-            f"torch_ref.py: cannot import torch with {sys.executable}: {e}. "
+            f"{script}: cannot import torch with {sys.executable}: {e}. "
             "Run with /usr/bin/python3 (Debian python3-torch).",
             file=sys.stderr,
         )
+        return None, policy
+    return torch, policy
+
+
+def main(argv):
+    a = parse_args(argv)
+    torch, policy = import_torch(a, "torch_ref.py")
+    if torch is None:
         return 3
     torch.set_num_threads(a.threads)
     info = blas_info(a.threads)
