@@ -12,7 +12,9 @@
  */
 import { z } from "zod";
 import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
-import { type MetricsRow, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, readMetrics, trainPpo } from "../ppo/trainer.ts";
+
+export { readMetrics };
 import type { Device } from "../onnx/session.ts";
 import { ENV_IDS, makeVecEnv, resolveEnvId } from "./registry.ts";
 import { createEnvProblem } from "./ppo.ts";
@@ -102,12 +104,6 @@ export function solvedAt(rows: MetricsRow[], threshold: number, window = 100): n
     if (count >= window && mean !== null && mean >= threshold) return Number(rows[i].step);
   }
   return null;
-}
-
-/** Read a run's metrics.jsonl. */
-export async function readMetrics(outDir: string): Promise<MetricsRow[]> {
-  const text = await Deno.readTextFile(`${outDir}/metrics.jsonl`);
-  return text.split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
 }
 
 /** Train; returns the last metrics row and the number of updates. */

@@ -10,7 +10,7 @@
  * @module
  */
 import { EnvRunSchema, parseEnvRunConfig, recentReturn, solvedAt } from "../envs/run.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics } from "../ppo/trainer.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { envSpec } from "../envs/registry.ts";
 import type { TrialKind, TrialSummary } from "./kinds.ts";
@@ -21,17 +21,6 @@ export type EnvTrialConfig = Omit<import("../envs/run.ts").EnvRunConfig, "env">;
 
 /** metrics.jsonl columns of an env PPO run (see trainPpo). */
 export const ENV_METRIC_COLUMNS = PPO_METRIC_COLUMNS;
-
-async function readRows(outDir: string): Promise<MetricsRow[]> {
-  const text = await Deno.readTextFile(`${outDir}/metrics.jsonl`);
-  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
-    try {
-      return JSON.parse(l);
-    } catch {
-      throw new Error(`${outDir}/metrics.jsonl: line ${i + 1} is not JSON`);
-    }
-  });
-}
 
 function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<EnvTrialConfig> {
   const threshold = envSpec(id).rewardThreshold;
@@ -83,7 +72,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
       });
     },
     async summarize(outDir): Promise<TrialSummary> {
-      const rows = await readRows(outDir);
+      const rows = await readMetrics(outDir);
       const last = rows.at(-1) ?? {};
       const mean: Record<string, number | null> = {};
       for (const c of ENV_METRIC_COLUMNS) {

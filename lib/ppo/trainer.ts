@@ -132,6 +132,18 @@ export const PPO_METRIC_COLUMNS: readonly string[] = [
   "episodic_length",
 ];
 
+/** Read the metrics.jsonl that {@link trainPpo} wrote into `outDir`; errors name the line. */
+export async function readMetrics(outDir: string): Promise<MetricsRow[]> {
+  const path = `${outDir}/metrics.jsonl`;
+  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      throw new Error(`${path}: line ${i + 1} is not JSON`);
+    }
+  });
+}
+
 /** Batch input names every PPO train step has (plus the problem's model inputs). */
 export const PPO_BATCH = ["old_logp", "advantages", "returns", "old_values", "mask"] as const;
 

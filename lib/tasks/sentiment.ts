@@ -74,7 +74,7 @@ import {
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
 import { ConfigError, formatIssues, KlSchema, PpoSchema } from "../ppo/config.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
   loadRewardModel,
@@ -1181,9 +1181,10 @@ export async function summarizeSentimentTrial(outDir: string): Promise<{
   }
   if (text === null) throw new Error(`${outDir}: no eval.json (the trial has not finished)`);
   const e = JSON.parse(text) as Omit<SentimentTrialResult, "last">;
-  const lines = (await Deno.readTextFile(`${outDir}/metrics.jsonl`).catch(() => ""))
-    .split("\n").filter((l) => l.trim());
-  const rows = lines.map((l) => JSON.parse(l) as MetricsRow);
+  const rows = await readMetrics(outDir).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return [] as MetricsRow[];
+    throw e;
+  });
   // Column means over the run (numbers only).
   const mean: Record<string, number | null> = {};
   for (const k of new Set(rows.flatMap((r) => Object.keys(r)))) {
