@@ -10,7 +10,7 @@
  * @module
  */
 import { EnvRunSchema, parseEnvRunConfig, recentReturn, solvedAt } from "../envs/run.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics } from "../ppo/trainer.ts";
+import { PPO_METRIC_COLUMNS, readMetrics } from "../ppo/trainer.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { envSpec } from "../envs/registry.ts";
 import type { TrialKind, TrialSummary } from "./kinds.ts";
