@@ -1,0 +1,641 @@
+/**
+ * Paper tables that `deno task reproduce <name>` rebuilds: which experiment files run, what
+ * `--quick` shrinks, and how the finished trials become a markdown + JSON table beside the
+ * published numbers ({@link REPRODUCE_TABLES}).
+ *
+ * - `cleanrl-classic-control`: PPO with CleanRL ppo.py's hyperparameters on CartPole-v1 and
+ *   Acrobot-v1, 500k steps, 3 seeds, against CleanRL's benchmark (and openai/baselines').
+ * - `ppo-table1`: the surrogate objectives of Schulman et al. 2017, Table 1, on CartPole-v1,
+ *   Acrobot-v1 and the RLHF task `sentiment`, normalised as the paper does
+ *   ({@link normalizeScores}), beside the paper's column.
+ * - `ziegler-kl`: reward vs KL on `sentiment` with the KL coefficient adapted toward several
+ *   targets (Ziegler et al. 2019), reward-model and hidden gold scores.
+ *
+ * A table holds only numbers computed from the trials' summaries and seeded baselines, printed
+ * with a fixed number of decimals, so the same trials give the same bytes (no times, paths,
+ * trial ids or code versions).
+ * @module
+ */
+import {
+  concat,
+  defineExperiment,
+  expandSweep,
+  type Experiment,
+  type Point,
+  points,
+  type Sweep,
+  type TrialSummary,
+} from "../experiment/mod.ts";
+import { makeVecEnv } from "../envs/registry.ts";
+import { Rng } from "../rng.ts";
+import { describe, type Described } from "./aggregate.ts";
+import {
+  BASELINES_2022,
+  type Citation,
+  CLEANRL_2022,
+  CLEANRL_PPO_CLASSIC,
+  SCHULMAN_2017,
+  SCHULMAN_TABLE1,
+  type SurrogateSetting,
+  ZIEGLER_2019,
+} from "./papers.ts";
+
+// ---- experiments and trials ----------------------------------------------------------------
+
+/** One experiment file behind a table, and how `--quick` shrinks it. */
+export interface ReproduceExperimentRef {
+  /** The experiment file, relative to the repository root. */
+  file: string;
+  /** `--quick`: config overrides for every trial (like `--set`) and the seeds kept. */
+  quick: { set: Record<string, unknown>; seeds: number[] };
+}
+
+/** A finished (or failed) trial as a table sees it. */
+export interface ReproduceTrial {
+  /** Experiment name (results/<experiment>/). */
+  experiment: string;
+  /** The task (canonical name). */
+  task: string;
+  /** The swept values of the trial (dotted keys, seed included). */
+  point: Point;
+  seed: number;
+  /** The resolved config. */
+  config: Record<string, unknown>;
+  /** Summary of a finished trial; null if it failed or was interrupted. */
+  summary: TrialSummary | null;
+}
+
+/** What a table's build gets. */
+export interface ReproduceContext {
+  quick: boolean;
+  trials: ReproduceTrial[];
+}
+
+/** A built table: markdown (what is printed) and the same numbers as JSON. */
+export interface ReproduceTableResult {
+  markdown: string;
+  json: Record<string, unknown>;
+}
+
+export interface ReproduceTableDef {
+  name: string;
+  title: string;
+  /** One line for `--list`. */
+  summary: string;
+  experiments: ReproduceExperimentRef[];
+  build(ctx: ReproduceContext): ReproduceTableResult;
+}
+
+/**
+ * The `--quick` variant of an experiment: named `<name>-quick` (its own results folder) and
+ * keeping only the trials whose seed is in `seeds`; the quick overrides are applied by the
+ * planner like `--set`.
+ */
+export function quickExperiment(exp: Experiment, seeds: readonly number[]): Experiment {
+  const kept = expandSweep(exp.sweep).filter((p) => seeds.includes(Number(p.seed ?? 1)));
+  if (kept.length === 0) {
+    throw new Error(`${exp.name}: no trial has a seed in ${seeds.join(", ")} (quick mode)`);
+  }
+  return defineExperiment({
+    name: `${exp.name}-quick`,
+    task: exp.task,
+    ...(exp.base ? { base: exp.base } : {}),
+    sweep: points(kept),
+    ...(exp.metrics ? { metrics: exp.metrics } : {}),
+    ...(exp.description ? { description: exp.description } : {}),
+  });
+}
+
+/**
+ * The sweep of Schulman et al. 2017 Table 1's settings (no clipping; clipping ε; adaptive KL
+ * d_targ; fixed KL β), in the paper's order. `klExtra` is added to the KL-penalty settings
+ * (e.g. the estimator); `plainExtra` to the others.
+ */
+export function table1Sweep(
+  opts: { klExtra?: Record<string, unknown>; plainExtra?: Record<string, unknown> } = {},
+): Sweep {
+  return concat(
+    ...SCHULMAN_TABLE1.map((s) =>
+      points([{
+        ...s.config,
+        ...(s.config["ppo.loss"] === "kl-penalty" ? opts.klExtra : opts.plainExtra),
+      }])
+    ),
+  );
+}
+
+/** The Table 1 setting a trial belongs to (every key of the setting's config matches), or null. */
+export function table1Setting(point: Point): SurrogateSetting | null {
+  return SCHULMAN_TABLE1.find((s) => Object.entries(s.config).every(([k, v]) => point[k] === v)) ??
+    null;
+}
+
+// ---- baselines and normalisation -------------------------------------------------------------
+
+/** A uniformly random policy's episodic return on a classic-control env. */
+export interface RandomBaseline {
+  env: string;
+  episodes: number;
+  seed: number;
+  mean: number;
+  std: number | null;
+}
+
+/**
+ * Mean return of a uniformly random policy over `episodes` episodes of one env, seeded: the
+ * env is reset with `seed` and actions are drawn from `new Rng(seed)`. Deterministic.
+ */
+export function randomPolicyReturn(env: string, episodes = 100, seed = 0): RandomBaseline {
+  const vec = makeVecEnv(env, 1);
+  vec.reset(seed);
+  const rng = new Rng(seed);
+  const actions = new Int32Array(1);
+  const returns: number[] = [];
+  while (returns.length < episodes) {
+    actions[0] = rng.int(vec.spec.numActions);
+    for (const ep of vec.step(actions).episodes) returns.push(ep.return);
+  }
+  const d = describe(returns);
+  return { env: vec.spec.id, episodes, seed, mean: d.mean!, std: d.std };
+}
+
+/**
+ * Schulman et al. 2017's normalisation for one environment: score = (x − random) / (best −
+ * random), where best is the highest of the given means (the best setting), so the best
+ * setting scores 1 and the random policy 0. Missing means stay null; if no mean beats the
+ * random policy, the scores are null (the scale is undefined).
+ *
+ * @example
+ * ```ts
+ * normalizeScores({ a: 10, b: 30, c: null }, 20); // { a: -1, b: 1, c: null }
+ * ```
+ */
+export function normalizeScores(
+  means: Record<string, number | null>,
+  random: number,
+): Record<string, number | null> {
+  const finite = Object.values(means).filter((v): v is number =>
+    typeof v === "number" && Number.isFinite(v)
+  );
+  const best = finite.length ? Math.max(...finite) : null;
+  const out: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(means)) {
+    out[k] = v === null || best === null || !(best > random)
+      ? null
+      : (v - random) / (best - random);
+  }
+  return out;
+}
+
+// ---- formatting ------------------------------------------------------------------------------
+
+/** A number with fixed decimals ("-" for null); −0 prints as 0. */
+export function fixed(v: number | null | undefined, digits = 2): string {
+  if (v === null || v === undefined || !Number.isFinite(v)) return "-";
+  const s = v.toFixed(digits);
+  return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
+}
+
+/** "mean ± std" ("mean" alone for one value, "-" for none). */
+export function meanStd(d: Described, digits = 2): string {
+  if (d.mean === null) return "-";
+  return d.std === null
+    ? fixed(d.mean, digits)
+    : `${fixed(d.mean, digits)} ± ${fixed(d.std, digits)}`;
+}
+
+/** A GitHub-flavoured markdown table; `right` marks right-aligned (numeric) columns. */
+export function markdownTable(headers: string[], rows: string[][], right: boolean[] = []): string {
+  const esc = (s: string) => s.replace(/\|/g, "\\|");
+  const line = (cells: string[]) => `| ${cells.map(esc).join(" | ")} |`;
+  return [
+    line(headers),
+    `|${headers.map((_, i) => (right[i] ? "---:" : ":---")).join("|")}|`,
+    ...rows.map(line),
+  ].join("\n");
+}
+
+const cite = (c: Citation) => `${c.full}. ${c.where}. <${c.url}>`;
+
+/** JSON-safe Described (numbers kept at full precision). */
+const stats = (d: Described) => ({ n: d.n, mean: d.mean, std: d.std });
+
+function metricOf(t: ReproduceTrial, name: string): number | null {
+  const v = t.summary?.metrics?.[name];
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+function lastOf(t: ReproduceTrial, name: string): number | null {
+  const v = t.summary?.last?.[name];
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+/** describe() of a metric over trials, skipping trials without it. */
+function over(trials: ReproduceTrial[], f: (t: ReproduceTrial) => number | null): Described {
+  return describe(trials.map(f).filter((v): v is number => v !== null));
+}
+
+const seedsOf = (trials: ReproduceTrial[]) => [...new Set(trials.map((t) => t.seed))].sort();
+
+function failedNote(trials: ReproduceTrial[]): string[] {
+  const failed = trials.filter((t) => !t.summary);
+  if (!failed.length) return [];
+  return [
+    "",
+    `**${failed.length} trial(s) did not finish** and are left out of the numbers above: ` +
+    failed.map((t) =>
+      `${t.task} ${Object.entries(t.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}`
+    ).join("; ") + ".",
+  ];
+}
+
+// ---- cleanrl-classic-control ---------------------------------------------------------------
+
+const CLASSIC = ["CartPole-v1", "Acrobot-v1"] as const;
+
+function buildCleanrl(ctx: ReproduceContext): ReproduceTableResult {
+  const rows: string[][] = [];
+  const json: Record<string, unknown>[] = [];
+  for (const env of CLASSIC) {
+    const trials = ctx.trials.filter((t) => t.task === env).sort((a, b) => a.seed - b.seed);
+    const d = over(trials, (t) => metricOf(t, "return"));
+    const pub = CLEANRL_PPO_CLASSIC[env];
+    const lo = pub.cleanrl.mean - 2 * pub.cleanrl.std, hi = pub.cleanrl.mean + 2 * pub.cleanrl.std;
+    const within = d.mean === null ? null : d.mean >= lo && d.mean <= hi;
+    const steps = trials[0] ? Number(trials[0].config.total_steps) : null;
+    rows.push([
+      env,
+      steps === null ? "-" : String(steps),
+      String(d.n),
+      meanStd(d),
+      trials.map((t) => `${t.seed}: ${fixed(metricOf(t, "return"))}`).join(", "),
+      `${fixed(pub.cleanrl.mean)} ± ${fixed(pub.cleanrl.std)}`,
+      `${fixed(pub.baselines.mean)} ± ${fixed(pub.baselines.std)}`,
+      `[${fixed(lo)}, ${fixed(hi)}]`,
+      within === null ? "-" : within ? "yes" : "no",
+    ]);
+    json.push({
+      env,
+      total_steps: steps,
+      ours: stats(d),
+      per_seed: trials.map((t) => ({ seed: t.seed, return: metricOf(t, "return") })),
+      cleanrl: pub.cleanrl,
+      baselines: pub.baselines,
+      cleanrl_range_2std: [lo, hi],
+      within_range: within,
+    });
+  }
+  const md = [
+    `## PPO on classic control: Proxima vs CleanRL ppo.py${ctx.quick ? " (quick mode)" : ""}`,
+    "",
+    markdownTable(
+      [
+        "Environment",
+        "Steps",
+        "Seeds",
+        "Ours (mean ± std)",
+        "Ours per seed",
+        "CleanRL ppo.py",
+        "openai/baselines",
+        "CleanRL mean ± 2·std",
+        "Within",
+      ],
+      rows,
+      [false, true, true, true, false, true, true, false, false],
+    ),
+    "",
+    "Return = mean episodic return of the last 100 training episodes of each seed; ± is the " +
+    "sample standard deviation over seeds. Hyperparameters: CleanRL ppo.py defaults (4 envs × " +
+    "128 steps, lr 2.5e-4 annealed, γ 0.99, λ 0.95, 4 minibatches, 4 epochs, clip 0.2, " +
+    "clipped value loss, entropy 0.01, vf 0.5, grad norm 0.5, 64-64 tanh MLPs).",
+    ...(ctx.quick
+      ? [
+        "",
+        "Quick mode: fewer steps and seeds than the paper setting, so the 'Within' column is not a reproduction check.",
+      ]
+      : []),
+    ...failedNote(ctx.trials),
+    "",
+    `Published: ${cite(CLEANRL_2022)}`,
+    `openai/baselines: ${cite(BASELINES_2022)}`,
+    "",
+  ].join("\n");
+  return { markdown: md, json: { table: "cleanrl-classic-control", quick: ctx.quick, rows: json } };
+}
+
+// ---- ppo-table1 ------------------------------------------------------------------------------
+
+/** Score of a trial for Table 1: final return (classic control), final RM score (sentiment). */
+function table1Score(t: ReproduceTrial): number | null {
+  return t.task === "sentiment" ? metricOf(t, "rm_score") : metricOf(t, "return");
+}
+
+function buildTable1(ctx: ReproduceContext): ReproduceTableResult {
+  const tasks = [...CLASSIC, "sentiment"].filter((task) => ctx.trials.some((t) => t.task === task));
+  const labels = SCHULMAN_TABLE1.map((s) => s.label);
+  // Per task: the zero point, the per-setting means, the normalised scores.
+  const perTask = tasks.map((task) => {
+    const trials = ctx.trials.filter((t) => t.task === task);
+    let zero: { value: number; what: string; json: Record<string, unknown> };
+    if (task === "sentiment") {
+      const d = over(trials, (t) => metricOf(t, "rm_score_before"));
+      zero = {
+        value: d.mean ?? 0,
+        what: `SFT policy before PPO (RM score ${fixed(d.mean, 3)})`,
+        json: { kind: "sft_policy_rm_score", mean: d.mean },
+      };
+    } else {
+      const r = randomPolicyReturn(task, 100, 0);
+      zero = {
+        value: r.mean,
+        what: `uniform random policy, ${r.episodes} episodes, seed ${r.seed}: ${fixed(r.mean)}`,
+        json: { kind: "random_policy_return", ...r },
+      };
+    }
+    const bySetting: Record<string, Described> = {};
+    const gold: Record<string, Described> = {};
+    for (const s of SCHULMAN_TABLE1) {
+      const mine = trials.filter((t) => table1Setting(t.point) === s);
+      bySetting[s.label] = over(mine, table1Score);
+      if (task === "sentiment") gold[s.label] = over(mine, (t) => metricOf(t, "gold_score"));
+    }
+    const means = Object.fromEntries(labels.map((l) => [l, bySetting[l].mean]));
+    const norm = normalizeScores(means, zero.value);
+    const steps = trials[0]
+      ? task === "sentiment"
+        ? `${trials[0].config.updates} updates × ${trials[0].config.batch} responses`
+        : `${trials[0].config.total_steps} steps`
+      : "-";
+    return { task, trials, zero, bySetting, gold, norm, steps, seeds: seedsOf(trials) };
+  });
+  const avg = (label: string) => {
+    const vs = perTask.map((p) => p.norm[label]).filter((v): v is number => v !== null);
+    return vs.length === perTask.length && vs.length
+      ? vs.reduce((a, b) => a + b, 0) / vs.length
+      : null;
+  };
+  const classicTasks = perTask.filter((p) => p.task !== "sentiment");
+  const avgClassic = (label: string) => {
+    const vs = classicTasks.map((p) => p.norm[label]).filter((v): v is number => v !== null);
+    return vs.length === classicTasks.length && vs.length
+      ? vs.reduce((a, b) => a + b, 0) / vs.length
+      : null;
+  };
+  const taskHead = (task: string) => (task === "sentiment" ? "sentiment (RM)" : task);
+  const mainRows = SCHULMAN_TABLE1.map((s) => [
+    s.label,
+    fixed(s.paper),
+    fixed(avg(s.label)),
+    fixed(avgClassic(s.label)),
+    ...perTask.map((p) => fixed(p.norm[s.label])),
+  ]);
+  const rawRows = SCHULMAN_TABLE1.map((s) => [
+    s.label,
+    ...perTask.flatMap((p) =>
+      p.task === "sentiment"
+        ? [meanStd(p.bySetting[s.label], 3), meanStd(p.gold[s.label], 3)]
+        : [meanStd(p.bySetting[s.label])]
+    ),
+  ]);
+  const rawHead = perTask.flatMap((p) =>
+    p.task === "sentiment" ? ["sentiment RM score", "sentiment gold score"] : [`${p.task} return`]
+  );
+  const md = [
+    `## PPO surrogate objectives: Schulman et al. 2017, Table 1${ctx.quick ? " (quick mode)" : ""}`,
+    "",
+    "Average normalised score per setting: per task, score = (ours − zero) / (best setting − " +
+    "zero), so the best setting of each task scores 1; averaged over the tasks.",
+    "",
+    markdownTable(
+      [
+        "Setting",
+        "Paper (MuJoCo)",
+        "Ours (all tasks)",
+        "Ours (classic control)",
+        ...perTask.map((p) => taskHead(p.task)),
+      ],
+      mainRows,
+      [false, true, true, true, ...perTask.map(() => true)],
+    ),
+    "",
+    "Raw scores (mean ± std over seeds):",
+    "",
+    markdownTable(["Setting", ...rawHead], rawRows, [false, ...rawHead.map(() => true)]),
+    "",
+    "Setup and zero points:",
+    "",
+    ...perTask.map((p) =>
+      `- ${p.task}: ${p.steps}, seeds ${p.seeds.join(", ")}; score = ${
+        p.task === "sentiment"
+          ? "reward-model score of 128 evaluation samples after PPO"
+          : "mean return of the last 100 training episodes"
+      }; zero = ${p.zero.what}.`
+    ),
+    "- Classic control: CleanRL ppo.py hyperparameters except the surrogate; KL penalty " +
+    "settings use the exact KL(π_old‖π) over the action distribution (as the paper does for " +
+    "its Gaussians) and no clipping; adaptive KL uses the paper's rule (β ×2 when KL > " +
+    "1.5·d_targ, ÷2 when KL < d_targ/1.5), β initialised at 1.",
+    "- sentiment: every setting optimises the reward model alone (no KL-to-reference term in " +
+    "the reward, ppo.kl.beta = 0 for the clip settings), because the task has one `ppo.kl` " +
+    'section and `ppo.loss = "kl-penalty"` uses it for the penalty to π_old; the KL penalty ' +
+    "is the k3 estimate of KL(π_old‖π) per token. Zero = the SFT policy (the starting point), " +
+    "not a random token policy. The gold score is shown beside the RM score.",
+    ...(ctx.quick
+      ? ["- Quick mode: far fewer steps and seeds; the numbers only check the pipeline."]
+      : []),
+    ...failedNote(ctx.trials),
+    "",
+    `Paper: ${cite(SCHULMAN_2017)}`,
+    "",
+  ].join("\n");
+  return {
+    markdown: md,
+    json: {
+      table: "ppo-table1",
+      quick: ctx.quick,
+      tasks: perTask.map((p) => ({
+        task: p.task,
+        setup: p.steps,
+        seeds: p.seeds,
+        zero: p.zero.json,
+        settings: SCHULMAN_TABLE1.map((s) => ({
+          label: s.label,
+          score: stats(p.bySetting[s.label]),
+          ...(p.task === "sentiment" ? { gold: stats(p.gold[s.label]) } : {}),
+          normalized: p.norm[s.label],
+        })),
+      })),
+      rows: SCHULMAN_TABLE1.map((s) => ({
+        label: s.label,
+        config: s.config,
+        paper: s.paper,
+        ours: avg(s.label),
+        ours_classic: avgClassic(s.label),
+        per_task: Object.fromEntries(perTask.map((p) => [p.task, p.norm[s.label]])),
+      })),
+    },
+  };
+}
+
+// ---- ziegler-kl ------------------------------------------------------------------------------
+
+/** The row a ziegler-kl trial belongs to: its KL target, or "β = 0" / "β = x" for fixed β. */
+function zieglerRow(t: ReproduceTrial): { key: string; label: string; order: number } {
+  const kl = (t.config.ppo as { kl: { control: string; target: number; beta: number } }).kl;
+  if (kl.control === "fixed") {
+    return { key: `fixed-${kl.beta}`, label: `fixed β = ${kl.beta}`, order: -1e9 + kl.beta };
+  }
+  return {
+    key: `target-${kl.target}`,
+    label: `adaptive, KL target ${kl.target}`,
+    order: kl.target,
+  };
+}
+
+function buildZiegler(ctx: ReproduceContext): ReproduceTableResult {
+  const groups = new Map<string, { label: string; order: number; trials: ReproduceTrial[] }>();
+  for (const t of ctx.trials) {
+    const r = zieglerRow(t);
+    const g = groups.get(r.key) ?? { label: r.label, order: r.order, trials: [] };
+    g.trials.push(t);
+    groups.set(r.key, g);
+  }
+  const ordered = [...groups.values()].sort((a, b) => a.order - b.order);
+  const sft = {
+    rm: over(ctx.trials, (t) => metricOf(t, "rm_score_before")),
+    gold: over(ctx.trials, (t) => metricOf(t, "gold_score_before")),
+  };
+  const rowStats = ordered.map((g) => ({
+    label: g.label,
+    seeds: seedsOf(g.trials),
+    beta: over(g.trials, (t) => lastOf(t, "beta")),
+    kl: over(g.trials, (t) => metricOf(t, "kl")),
+    rm: over(g.trials, (t) => metricOf(t, "rm_score")),
+    gold: over(g.trials, (t) => metricOf(t, "gold_score")),
+    len: over(g.trials, (t) => metricOf(t, "response_length")),
+  }));
+  const rows = [
+    ["SFT policy (before PPO)", "-", "0.00", fixed(sft.rm.mean, 3), fixed(sft.gold.mean, 3), "-"],
+    ...rowStats.map((r) => [
+      r.label,
+      meanStd(r.beta, 4),
+      meanStd(r.kl),
+      meanStd(r.rm, 3),
+      meanStd(r.gold, 3),
+      meanStd(r.len, 1),
+    ]),
+  ];
+  const first = ctx.trials[0];
+  const setup = first
+    ? `${first.config.updates} PPO updates × ${first.config.batch} responses, seeds ${
+      seedsOf(ctx.trials).join(", ")
+    }`
+    : "-";
+  const kl0 = first ? (first.config.ppo as { kl: Record<string, unknown> }).kl : {};
+  const md = [
+    `## Reward vs KL on sentiment: Ziegler et al. 2019 setting${ctx.quick ? " (quick mode)" : ""}`,
+    "",
+    markdownTable(
+      ["Setting", "final β", "KL(π‖π_ref) (nats)", "RM score", "gold score", "length (tokens)"],
+      rows,
+      [false, true, true, true, true, true],
+    ),
+    "",
+    `Reward per response: RM score at EOS − β·KL(π‖π_ref) per token (k1 estimate), β adapted ` +
+    `toward the KL target per response with Ziegler et al.'s proportional controller ` +
+    `(error clipped to ±0.2, horizon ${kl0.horizon} samples, β initialised at ${kl0.beta}). ` +
+    `${setup}. KL, RM and gold scores are measured on 128 evaluation samples after PPO ` +
+    `(mean ± std over seeds). The gold score is the task's hidden reward: where RM rises ` +
+    `and gold does not, the policy over-optimises the reward model.`,
+    ...(ctx.quick
+      ? ["", "Quick mode: far fewer updates and seeds; the numbers only check the pipeline."]
+      : []),
+    ...failedNote(ctx.trials),
+    "",
+    `Setting: ${cite(ZIEGLER_2019)}`,
+    "",
+  ].join("\n");
+  return {
+    markdown: md,
+    json: {
+      table: "ziegler-kl",
+      quick: ctx.quick,
+      sft: { rm_score: sft.rm.mean, gold_score: sft.gold.mean },
+      rows: rowStats.map((r) => ({
+        label: r.label,
+        seeds: r.seeds,
+        final_beta: stats(r.beta),
+        kl: stats(r.kl),
+        rm_score: stats(r.rm),
+        gold_score: stats(r.gold),
+        response_length: stats(r.len),
+      })),
+    },
+  };
+}
+
+// ---- the tables ------------------------------------------------------------------------------
+
+/** Stage configs of the sentiment task's quick modes (small SFT and reward model). */
+export const SENTIMENT_QUICK_STAGES: Record<string, unknown> = {
+  "sft.steps": 150,
+  "sft.corpus_size": 800,
+  "reward_model.steps": 60,
+  "reward_model.pairs": 400,
+  "reward_model.held_out": 64,
+  "eval.samples": 32,
+};
+
+export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
+  "cleanrl-classic-control": {
+    name: "cleanrl-classic-control",
+    title: "PPO on CartPole-v1 and Acrobot-v1 vs CleanRL ppo.py's benchmark",
+    summary: "CleanRL ppo.py on CartPole-v1 / Acrobot-v1, 500k steps, 3 seeds (6 runs)",
+    experiments: [
+      {
+        file: "experiments/reproduce/cleanrl-cartpole.ts",
+        quick: { set: { total_steps: 8192 }, seeds: [1, 2] },
+      },
+      {
+        file: "experiments/reproduce/cleanrl-acrobot.ts",
+        quick: { set: { total_steps: 8192 }, seeds: [1, 2] },
+      },
+    ],
+    build: buildCleanrl,
+  },
+  "ppo-table1": {
+    name: "ppo-table1",
+    title: "Schulman et al. 2017 Table 1: surrogate objectives, normalised scores",
+    summary: "11 surrogate settings × (CartPole-v1, Acrobot-v1, sentiment) × 3 seeds",
+    experiments: [
+      {
+        file: "experiments/reproduce/ppo-table1-cartpole.ts",
+        quick: { set: { total_steps: 4096 }, seeds: [1] },
+      },
+      {
+        file: "experiments/reproduce/ppo-table1-acrobot.ts",
+        quick: { set: { total_steps: 4096 }, seeds: [1] },
+      },
+      {
+        file: "experiments/reproduce/ppo-table1-sentiment.ts",
+        quick: { set: { ...SENTIMENT_QUICK_STAGES, updates: 2, batch: 8 }, seeds: [1] },
+      },
+    ],
+    build: buildTable1,
+  },
+  "ziegler-kl": {
+    name: "ziegler-kl",
+    title: "Ziegler et al. 2019: reward vs KL with adaptive KL targets on sentiment",
+    summary: "sentiment, adaptive KL toward several targets (+ β = 0), RM and gold scores",
+    experiments: [
+      {
+        file: "experiments/reproduce/ziegler-kl.ts",
+        quick: { set: { ...SENTIMENT_QUICK_STAGES, updates: 3, batch: 8 }, seeds: [1] },
+      },
+    ],
+    build: buildZiegler,
+  },
+};
+
+/** Names of the reproducible tables. */
+export const REPRODUCE_NAMES: string[] = Object.keys(REPRODUCE_TABLES);
