@@ -225,7 +225,9 @@ async function loadBundleSet(
   const unfinished: string[] = [];
   try {
     for await (const e of Deno.readDir(dir)) {
-      if (e.isDirectory && e.name.startsWith(".tmp-")) unfinished.push(e.name.slice(5));
+      // A trial's work folder is .tmp-<16 hex digits> (other temporaries are not trials).
+      const m = /^\.tmp-([0-9a-f]{16})$/.exec(e.name);
+      if (e.isDirectory && m) unfinished.push(m[1]);
     }
   } catch { /* the folder is readable (bundles came from it); nothing to add */ }
   if (unfinished.length) {
