@@ -437,15 +437,13 @@ export function hasColumn(trials: readonly TrialBundle[], col: string): boolean 
 }
 
 /**
- * Metrics.jsonl columns worth plotting by default, picked by what the bundles log: RLHF
- * (sentiment) bundles get scores and KL to the reference, env bundles the episodic return.
+ * Metrics.jsonl columns worth plotting by default, in families picked by what the bundles
+ * log: RLHF (sentiment) bundles get the scores and the KL to the reference, env bundles the
+ * episodic return and the KL penalty term. The first family with a logged column wins.
  */
-export const DEFAULT_CURVE_METRICS: readonly string[] = [
-  "gold_score",
-  "rm_score",
-  "kl_ref",
-  "episodic_return",
-  "reward_mean",
+export const DEFAULT_CURVE_METRICS: readonly (readonly string[])[] = [
+  ["gold_score", "rm_score", "kl_ref"],
+  ["episodic_return", "kl_penalty"],
 ];
 
 /** Diagnostics panel columns (PPO health). */
@@ -453,7 +451,6 @@ export const DIAGNOSTIC_METRICS: readonly string[] = [
   "clipfrac",
   "entropy",
   "explained_variance",
-  "approx_kl_k3",
 ];
 
 /** Candidates (first present wins) for the KL axis of the KL–reward frontier. */
@@ -474,10 +471,12 @@ export const FRONTIER_REWARD_CANDIDATES: readonly string[] = [
   "reward_mean:last",
 ];
 
-/** The curve metrics to plot: those of {@link DEFAULT_CURVE_METRICS} the trials log. */
+/** The curve metrics to plot: the first {@link DEFAULT_CURVE_METRICS} family the trials log. */
 export function defaultCurveMetrics(trials: readonly TrialBundle[]): string[] {
-  const picked = DEFAULT_CURVE_METRICS.filter((c) => hasColumn(trials, c));
-  if (picked.length) return picked;
+  for (const family of DEFAULT_CURVE_METRICS) {
+    const picked = family.filter((c) => hasColumn(trials, c));
+    if (picked.length) return picked;
+  }
   // Unknown task: its first logged column that is not bookkeeping.
   const skip = new Set(["update", "step", "epochs", "episodes", "lr"]);
   const first = trials.flatMap((t) => t.columns).find((c) => !skip.has(c));

@@ -27,7 +27,7 @@ import {
   groupBySwept,
   sweptLabel,
 } from "./aggregate.ts";
-import { type TrialBundle, trialMetric } from "./bundles.ts";
+import { DIAGNOSTIC_METRICS, type TrialBundle, trialMetric } from "./bundles.ts";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
@@ -462,7 +462,7 @@ export interface DiagnosticsOptions {
  */
 export function diagnosticsChart(
   input: ChartInput,
-  metrics: readonly string[] = ["clipfrac", "entropy", "explained_variance"],
+  metrics: readonly string[] = DIAGNOSTIC_METRICS,
   opts: DiagnosticsOptions = {},
 ): TopLevelSpec {
   requireTrials(input, "diagnostics");
