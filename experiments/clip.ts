@@ -1,9 +1,8 @@
 /**
- * Clip range ε of PPO's clipped surrogate (Schulman et al. 2017): ε ∈ {0.1, 0.2, 0.3}, three
- * seeds each, everything else CleanRL ppo.py's defaults.
- *
- * Runs on CartPole-v1 for now, with a small budget (9 trials of 100k steps: about 20 s on two
- * cores). It moves to the RLHF `sentiment` task when that task lands in lib/tasks.
+ * Clipping range ε of PPO's clipped surrogate on the RLHF default task (`sentiment`), three
+ * seeds each, β = 0.1 (fixed, KL to the reference in the reward). Smaller ε takes smaller
+ * steps per update: watch clipfrac, the per-update KL to the old policy (approx_kl_k3) and how
+ * far the policy gets (RM and gold score, KL to the reference) in 20 updates.
  *
  *   deno task sweep experiments/clip.ts
  */
@@ -11,8 +10,8 @@ import { defineExperiment, grid } from "../lib/experiment/mod.ts";
 
 export default defineExperiment({
   name: "clip",
-  task: "CartPole-v1",
-  base: { total_steps: 100_000, envs: 4, steps: 128, ppo: { loss: "clip" } },
+  task: "sentiment",
+  base: { updates: 20, ppo: { loss: "clip" } },
   sweep: grid({ "ppo.clip": [0.1, 0.2, 0.3], seed: [1, 2, 3] }),
-  metrics: ["return", "clipfrac:mean", "approx_kl_k3:mean", "solved_at"],
+  metrics: ["rm_score", "gold_score", "kl", "clipfrac:mean", "approx_kl_k3:mean"],
 });

@@ -1,9 +1,8 @@
 /**
- * GAE: discount γ × λ (Schulman et al. 2016), γ ∈ {0.95, 0.99}, λ ∈ {0.9, 0.95, 1}, two seeds.
- *
- * Runs on CartPole-v1 for now, with a small budget (12 trials of 60k steps: about 20 s on two
- * cores). It moves to the RLHF `sentiment` task (where γ = 1 is the usual choice and λ matters
- * for per-token credit) when that task lands in lib/tasks.
+ * GAE's γ × λ on the RLHF default task (`sentiment`), two seeds each. The task's only reward
+ * is the score at EOS plus the per-token KL penalty, so γ < 1 discounts the score back to the
+ * early tokens and λ trades the value model's bias against Monte-Carlo variance: compare the
+ * value model's explained variance and loss with the scores reached.
  *
  *   deno task sweep experiments/gae.ts
  */
@@ -11,8 +10,8 @@ import { defineExperiment, grid } from "../lib/experiment/mod.ts";
 
 export default defineExperiment({
   name: "gae",
-  task: "CartPole-v1",
-  base: { total_steps: 60_000, envs: 4, steps: 128 },
-  sweep: grid({ "ppo.gamma": [0.95, 0.99], "ppo.lambda": [0.9, 0.95, 1], seed: [1, 2] }),
-  metrics: ["return", "explained_variance:mean", "value_loss:mean"],
+  task: "sentiment",
+  base: { updates: 20 },
+  sweep: grid({ "ppo.gamma": [0.95, 1], "ppo.lambda": [0.9, 0.95, 1], seed: [1, 2] }),
+  metrics: ["rm_score", "gold_score", "kl", "explained_variance:mean", "value_loss:mean"],
 });

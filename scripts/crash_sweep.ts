@@ -6,9 +6,10 @@
  *
  *   deno run -A scripts/crash_sweep.ts [--kills 20] [--seed 1] [--jobs 2] [--keep]
  *
- * It runs experiments/kl.ts with a reduced budget (--set total_steps=8192 --set
- * checkpoint_every=2), in a temporary results root. tests/experiment/crash_test.ts runs the
- * same with 5 kills.
+ * It runs experiments/kl.ts (the β sweep on `sentiment`) with a reduced budget
+ * ({@link KL_QUICK_SETS} plus 6 updates, a checkpoint after each), in a temporary results root,
+ * so kills land in the SFT and reward-model stages as well as in PPO.
+ * tests/experiment/crash_test.ts runs the same with 5 kills.
  * @module
  */
 import { parseArgs } from "node:util";
@@ -44,6 +45,22 @@ export interface CrashReport {
 
 const dec = new TextDecoder();
 
+/**
+ * `--set` overrides that shrink experiments/kl.ts (12 `sentiment` trials) to seconds: tiny SFT
+ * and reward-model stages, 2 PPO updates of 8 responses, 16 evaluation samples. The tests of
+ * the sweep runner use it too.
+ */
+export const KL_QUICK_SETS: readonly string[] = [
+  "updates=2",
+  "batch=8",
+  "sft.steps=30",
+  "sft.corpus_size=200",
+  "reward_model.steps=30",
+  "reward_model.pairs=64",
+  "reward_model.held_out=32",
+  "eval.samples=16",
+];
+
 function sweepArgs(o: CrashOptions, root: string): string[] {
   return [
     "run",
@@ -54,7 +71,9 @@ function sweepArgs(o: CrashOptions, root: string): string[] {
     root,
     "--jobs",
     String(o.jobs ?? 2),
-    ...(o.sets ?? ["total_steps=8192", "checkpoint_every=2"]).flatMap((s) => ["--set", s]),
+    ...(o.sets ?? [...KL_QUICK_SETS, "updates=6", "checkpoint_every=1"]).flatMap((
+      s,
+    ) => ["--set", s]),
   ];
 }
 

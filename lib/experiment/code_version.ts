@@ -9,6 +9,10 @@
  * the lockfile that pins every npm dependency, is exact in all three cases. The commit is
  * still recorded, for information, in each bundle's `env.json`.
  *
+ * Code that only reads finished bundles ({@link READ_ONLY_SOURCES}: the report layer, the
+ * report / reproduce / notebook / verify commands) is left out, so improving a plot does not
+ * make every finished trial and cached SFT / reward-model stage look new.
+ *
  * `PROXIMA_CODE_VERSION` overrides the hash (tests pin it so that concurrent edits elsewhere
  * in the tree cannot change trial ids between two runs they compare).
  *
@@ -37,13 +41,23 @@ async function walk(dir: string, rel: string, out: string[]): Promise<void> {
   }
 }
 
+/** Sources under lib/ and cli/ that cannot change a trial's result (prefixes). */
+export const READ_ONLY_SOURCES: readonly string[] = [
+  "lib/report/",
+  "cli/report.ts",
+  "cli/reproduce.ts",
+  "cli/notebooks.ts",
+  "cli/jupyter.ts",
+  "cli/verify.ts",
+];
+
 /** Source files that make up the code version, relative to `root`, sorted. */
 export async function codeFiles(root = REPO_ROOT): Promise<string[]> {
   const files: string[] = [];
   await walk(`${root}/lib`, "lib", files);
   await walk(`${root}/cli`, "cli", files);
   files.push("deno.lock");
-  return files.sort();
+  return files.filter((f) => !READ_ONLY_SOURCES.some((p) => f.startsWith(p))).sort();
 }
 
 /** 16 hex digits of the sha256 over {@link codeFiles} (or `PROXIMA_CODE_VERSION`). */

@@ -19,8 +19,8 @@ Deno.test("sweep killed with SIGKILL 5 times and resumed: bundles byte-identical
     });
     assert.ok(r.kills >= 5);
     assert.ok(r.resumes >= 1, "no trial resumed from a checkpoint");
-    assert.equal(r.bundles, 9);
-    assert.equal(r.seen, 9);
+    assert.equal(r.bundles, 12);
+    assert.equal(r.seen, 12);
   } finally {
     await Deno.remove(work, { recursive: true });
   }

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { listFiles, MANIFEST } from "../../lib/experiment/bundle.ts";
 import { Rng } from "../../lib/rng.ts";
+import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import {
   deno,
   PINNED_ENV,
@@ -18,7 +19,9 @@ import {
   visibleBundles,
 } from "./helpers.ts";
 
-const BUDGET = ["--set", "total_steps=1024"]; // 2 updates of 4 envs x 128 steps per trial
+// 12 `sentiment` trials of 2 updates, with tiny SFT and reward-model stages.
+const BUDGET = KL_QUICK_SETS.flatMap((s) => ["--set", s]);
+const TRIALS = 12;
 
 async function manifests(expDir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -45,28 +48,30 @@ Deno.test("deno task sweep experiments/kl.ts: summary table, deterministic bundl
           "--quiet",
         ]);
         assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, /kl: 9 trials \(9 done\) in [\d.]+ s/);
+        assert.match(r.stdout, /kl: 12 trials \(12 done\) in [\d.]+ s/);
         assert.match(
           r.stdout,
-          /#\s+trial\s+ppo\.kl\.beta\s+seed\s+status\s+return\s+kl_penalty:mean\s+clipfrac:mean\s+entropy\s+time\s+bundle/,
+          /#\s+trial\s+ppo\.kl\.beta\s+seed\s+status\s+kl\s+rm_score\s+gold_score\s+gold_score_before\s+clipfrac:mean\s+time\s+bundle/,
         );
         const st = statuses(r.stdout);
-        assert.equal(st.size, 9);
+        assert.equal(st.size, TRIALS);
         assert.ok([...st.values()].every((s) => s === "done"), r.stdout);
         first = await manifests(`${a}/kl`);
-        assert.equal(first.size, 9);
+        assert.equal(first.size, TRIALS);
         for (const n of first.keys()) {
           assert.deepEqual(await listFiles(`${a}/kl/${n}`), [
+            "checkpoints/eval.json",
             "checkpoints/final.safetensors",
             "config.json",
             "env.json",
             "metrics.jsonl",
+            "stages.json",
             "summary.json",
           ]);
         }
         const v = await verify(`${a}/kl`);
         assert.equal(v.code, 0, v.stdout + v.stderr);
-        assert.match(v.stdout, /9 bundles ok, 0 failed/);
+        assert.match(v.stdout, /12 bundles ok, 0 failed/);
       },
     );
 
@@ -93,13 +98,13 @@ Deno.test("deno task sweep experiments/kl.ts: summary table, deterministic bundl
       async () => {
         const r = await sweep(["experiments/kl.ts", ...BUDGET, "--results", a]);
         assert.equal(r.code, 0, r.stdout + r.stderr);
-        assert.match(r.stdout, /9 trials \(9 skipped\)/);
+        assert.match(r.stdout, /12 trials \(12 skipped\)/);
         const d = await sweep(["experiments/kl.ts", ...BUDGET, "--results", a, "--dry-run"]);
         assert.equal(d.code, 0, d.stderr);
-        assert.match(d.stdout, /9 trials of CartPole-v1/);
-        assert.match(d.stdout, /9 done; nothing was run \(--dry-run\)/);
+        assert.match(d.stdout, /12 trials of sentiment/);
+        assert.match(d.stdout, /12 done; nothing was run \(--dry-run\)/);
         const fresh = await sweep(["experiments/kl.ts", "--results", a, "--dry-run"]);
-        assert.match(fresh.stdout, /9 new; nothing was run/); // the full budget: other trials
+        assert.match(fresh.stdout, /12 new; nothing was run/); // the full budget: other trials
       },
     );
 
@@ -146,7 +151,14 @@ Deno.test("deno task sweep experiments/kl.ts: summary table, deterministic bundl
 Deno.test("Ctrl-C stops the sweep cleanly (workers killed, no partial bundle); a rerun resumes to the same bundles", async () => {
   const a = await tempDir("sigint-ref"), b = await tempDir("sigint");
   try {
-    const args = ["experiments/kl.ts", "--set", "total_steps=4096", "--set", "checkpoint_every=1"];
+    const args = [
+      "experiments/kl.ts",
+      ...BUDGET,
+      "--set",
+      "updates=6",
+      "--set",
+      "checkpoint_every=1",
+    ];
     const ref = await sweep([...args, "--results", a]);
     assert.equal(ref.code, 0, ref.stdout + ref.stderr);
     const child = new Deno.Command(Deno.execPath(), {
