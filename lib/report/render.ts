@@ -74,8 +74,17 @@ export async function renderSvg(spec: TopLevelSpec, opts: RenderOptions = {}): P
     background: opts.background ?? "white",
     config: { ...(spec.config ?? {}), font: family },
   } as TopLevelSpec;
-  const compiled = vl.compile(withConfig).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: "none" });
+  let view: vega.View;
+  try {
+    view = new vega.View(vega.parse(vl.compile(withConfig).spec), { renderer: "none" });
+  } catch (e) {
+    // vega-lite's messages for a bad spec can be bare TypeErrors; say what failed.
+    const mark = JSON.stringify((spec as { mark?: unknown }).mark ?? null);
+    throw new Error(
+      `not a valid Vega-Lite spec (mark ${mark}): ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
   try {
     return await view.toSVG();
   } finally {
