@@ -1,0 +1,268 @@
+/**
+ * `deno task reproduce <table> [--quick] [--jobs N] [--results DIR] ...`
+ *
+ * Rebuilds a paper table (lib/report/reproduce.ts): runs its experiment files through the
+ * sweep runner (results/<experiment>/, resumable like any sweep: finished trials are verified
+ * and skipped, interrupted ones resume), then writes the table as markdown and JSON to
+ * `<results>/reproduce/<table>/table.{md,json}` (`<table>-quick/` with --quick) and prints it.
+ * The table holds only numbers from the trials, so the same trials give the same bytes; the
+ * wall time is printed after it, never written into it.
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  codeVersion,
+  didYouMean,
+  ExperimentError,
+  gitInfo,
+  loadExperiment,
+  type Plan,
+  planExperiment,
+  REPO_ROOT,
+  RunnerError,
+  runPlan,
+  type TrialOutcome,
+} from "../lib/experiment/mod.ts";
+import { ConfigError } from "../lib/ppo/config.ts";
+import {
+  quickExperiment,
+  REPRODUCE_NAMES,
+  REPRODUCE_TABLES,
+  type ReproduceTableDef,
+  type ReproduceTrial,
+} from "../lib/report/reproduce.ts";
+
+const HELP = `Usage: deno task reproduce <table> [flags]
+
+Runs the experiments behind a paper table and prints our numbers beside the published ones.
+Tables:
+${REPRODUCE_NAMES.map((n) => `  ${n.padEnd(24)} ${REPRODUCE_TABLES[n].summary}`).join("\n")}
+
+Flags:
+  --quick           a small version for CI (fewer steps and seeds; results in <experiment>-quick/)
+  --jobs N          trials run in parallel (default: number of CPU cores, ${navigator.hardwareConcurrency})
+  --threads N       ONNX Runtime threads per trial (default 1)
+  --device cpu|cuda execution provider (default cpu)
+  --results DIR     results root (default results): bundles in DIR/<experiment>/, the table in
+                    DIR/reproduce/<table>[-quick]/table.md and table.json
+  --quiet           no per-trial progress lines
+  --list            list the tables and their experiment files
+  --help            this text
+
+Run it again to resume: finished trials are verified and skipped.
+Exit status: 0 table written, 1 some trial failed (the table marks it), 2 bad flags or
+experiment, 130 interrupted.`;
+
+const FLAGS = ["quick", "jobs", "threads", "device", "results", "quiet", "list", "help"];
+
+class UsageError extends Error {}
+
+function parseFlags(args: string[]) {
+  for (const a of args) {
+    const m = /^--([^=]+)/.exec(a);
+    if (m && !FLAGS.includes(m[1])) {
+      const s = didYouMean(m[1], FLAGS);
+      throw new UsageError(
+        `reproduce: unknown flag --${m[1]}${s ? ` (did you mean --${s}?)` : ""}; see --help`,
+      );
+    }
+  }
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      quick: { type: "boolean" },
+      jobs: { type: "string" },
+      threads: { type: "string" },
+      device: { type: "string" },
+      results: { type: "string" },
+      quiet: { type: "boolean" },
+      list: { type: "boolean" },
+      help: { type: "boolean" },
+    },
+  });
+  const int = (name: string, v: string | undefined, dflt: number) => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new UsageError(`reproduce: --${name} must be a positive integer (got "${v}")`);
+    }
+    return n;
+  };
+  const device = values.device ?? "cpu";
+  if (device !== "cpu" && device !== "cuda") {
+    throw new UsageError(`reproduce: --device must be cpu or cuda (got "${device}")`);
+  }
+  if (positionals.length > 1) {
+    throw new UsageError(`reproduce: one table at a time (got ${positionals.join(", ")})`);
+  }
+  return {
+    name: positionals[0] as string | undefined,
+    quick: Boolean(values.quick),
+    jobs: int("jobs", values.jobs, navigator.hardwareConcurrency || 1),
+    threads: int("threads", values.threads, 1),
+    device: device as "cpu" | "cuda",
+    results: (values.results ?? "results").replace(/\/+$/, "") || "/",
+    quiet: Boolean(values.quiet),
+    list: Boolean(values.list),
+    help: Boolean(values.help),
+  };
+}
+
+function tableDef(name: string | undefined): ReproduceTableDef {
+  if (!name) {
+    throw new UsageError(
+      `reproduce: name a table: ${REPRODUCE_NAMES.join(", ")} (see --help)`,
+    );
+  }
+  const def = REPRODUCE_TABLES[name];
+  if (!def) {
+    const s = didYouMean(name, REPRODUCE_NAMES);
+    throw new UsageError(
+      `reproduce: unknown table "${name}"${s ? ` (did you mean ${s}?)` : ""}; ` +
+        `use one of ${REPRODUCE_NAMES.join(", ")}`,
+    );
+  }
+  return def;
+}
+
+const fmtSecs = (s: number) => (s < 100 ? `${s.toFixed(1)} s` : `${Math.round(s)} s`);
+
+/** Plan every experiment of the table (all validated before any trial runs). */
+async function planAll(def: ReproduceTableDef, quick: boolean) {
+  const cv = await codeVersion();
+  const plans: { plan: Plan; abs: string }[] = [];
+  for (const ref of def.experiments) {
+    const abs = `${REPO_ROOT}/${ref.file}`;
+    let exp = await loadExperiment(abs);
+    if (quick) exp = quickExperiment(exp, ref.quick.seeds);
+    const plan = planExperiment(exp, {
+      file: ref.file,
+      codeVersion: cv,
+      overrides: quick ? ref.quick.set : {},
+    });
+    plans.push({ plan, abs });
+  }
+  return plans;
+}
+
+async function main(): Promise<number> {
+  const flags = parseFlags(Deno.args);
+  if (flags.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (flags.list) {
+    for (const n of REPRODUCE_NAMES) {
+      const d = REPRODUCE_TABLES[n];
+      console.log(`${n}: ${d.title}\n  ${d.experiments.map((e) => e.file).join("\n  ")}`);
+    }
+    return 0;
+  }
+  const def = tableDef(flags.name);
+  const plans = await planAll(def, flags.quick);
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    if (interrupts++ > 0) Deno.exit(130);
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
+
+  const total = plans.reduce((s, p) => s + p.plan.trials.length, 0);
+  const log = (s: string) => {
+    if (!flags.quiet) console.error(s);
+  };
+  log(
+    `reproduce ${def.name}${flags.quick ? " --quick" : ""}: ${total} trials in ${plans.length} ` +
+      `experiment(s), ${flags.jobs} at a time -> ${flags.results}/`,
+  );
+  const t0 = performance.now();
+  const git = await gitInfo();
+  const trials: ReproduceTrial[] = [];
+  const outcomes: TrialOutcome[] = [];
+  let finished = 0;
+  for (const { plan, abs } of plans) {
+    if (controller.signal.aborted) break;
+    const out = await runPlan(plan, {
+      root: flags.results,
+      jobs: flags.jobs,
+      threads: flags.threads,
+      device: flags.device,
+      experimentFile: abs,
+      git,
+      signal: controller.signal,
+    }, {
+      onTrialEnd: (o) => {
+        finished++;
+        const label = Object.entries(o.trial.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+          .join(" ");
+        const what = o.status === "failed"
+          ? `FAILED: ${o.error?.split("\n")[0]}`
+          : `${o.status}${
+            o.seconds !== undefined && o.status === "done" ? `, ${fmtSecs(o.seconds)}` : ""
+          }`;
+        log(`[${finished}/${total}] ${plan.name} ${plan.kind.name} ${label}: ${what}`);
+      },
+    });
+    outcomes.push(...out);
+    for (const o of out) {
+      trials.push({
+        experiment: plan.name,
+        task: o.trial.identity.task,
+        point: o.trial.point,
+        seed: Number(o.trial.identity.config.seed),
+        config: o.trial.identity.config,
+        summary: o.summary ?? null,
+      });
+    }
+  }
+  const wall = (performance.now() - t0) / 1e3;
+  if (controller.signal.aborted) {
+    console.log(
+      `\ninterrupted after ${fmtSecs(wall)}: run the same command again to resume ` +
+        `(finished trials are kept, unfinished ones continue from their last checkpoint)`,
+    );
+    return 130;
+  }
+
+  const table = def.build({ quick: flags.quick, trials });
+  const dir = `${flags.results}/reproduce/${def.name}${flags.quick ? "-quick" : ""}`;
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/table.md`, table.markdown);
+  await Deno.writeTextFile(`${dir}/table.json`, JSON.stringify(table.json, null, 2) + "\n");
+  console.log(table.markdown);
+
+  const count = (s: string) => outcomes.filter((o) => o.status === s).length;
+  const ran = outcomes.filter((o) => o.status === "done");
+  const trialSecs = ran.reduce((s, o) => s + (o.seconds ?? 0), 0);
+  const parts = ["done", "skipped", "reused", "failed"].filter((s) => count(s))
+    .map((s) => `${count(s)} ${s === "done" ? "ran" : s}`);
+  console.log(
+    `wall time: ${fmtSecs(wall)} (${total} trials: ${parts.join(", ")}; ` +
+      `${fmtSecs(trialSecs)} of trial time in the ${ran.length} that ran, ${flags.jobs} at a time)`,
+  );
+  console.log(`table: ${dir}/table.md and ${dir}/table.json`);
+  const failed = outcomes.filter((o) => o.status === "failed");
+  for (const o of failed) {
+    console.log(`\ntrial ${o.trial.id} failed:\n  ${o.error}`);
+  }
+  return failed.length ? 1 : 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    if (
+      e instanceof ExperimentError || e instanceof ConfigError || e instanceof UsageError ||
+      e instanceof RunnerError
+    ) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+}
