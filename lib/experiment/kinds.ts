@@ -54,6 +54,13 @@ export interface TrialKind<C extends Record<string, any> = any> {
   keyHints?: Record<string, string>;
   /** Cross-key checks after parsing: returns problems as {key, cause, fix}. */
   check?(config: C): { key: string; cause: string; fix: string }[];
+  /**
+   * Files or folders a trial reads besides its config (a starting policy, a reward model, a
+   * prompts file), by config key. Planning refuses a missing one, naming the key, and puts
+   * the sha256 of each one's content into the trial identity, so a changed model folder is a
+   * new trial rather than a stale "done".
+   */
+  inputs?(config: C): { key: string; path: string }[];
   /** Work of one trial: `total` units (e.g. updates) of `steps` environment steps / samples each (progress bars, steps/s, ETA). */
   work(config: C): { total: number; unit: string; steps: number };
   /** Files (relative to outDir) holding the final state after run(); they end in checkpoints/. */

@@ -20,6 +20,7 @@
  * configs and ids.
  * @module
  */
+import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ConfigError } from "../ppo/config.ts";
 import { canonicalJson } from "./hash.ts";
@@ -199,6 +200,31 @@ export interface TrialIdentity {
   task: string;
   config: Record<string, unknown>;
   code_version: string;
+  /** sha256 of each input file or folder the kind names (config key -> hash), when any. */
+  inputs?: Record<string, string>;
+}
+
+/**
+ * sha256 over a file's bytes, or over a folder's files (relative path, size and bytes of each,
+ * in sorted order; names starting with "." skipped). Synchronous: planning is, and the inputs
+ * it hashes (tiny model folders, prompt files) are small.
+ */
+export function contentHash(path: string): string {
+  const h = createHash("sha256");
+  const visit = (p: string, rel: string) => {
+    const st = Deno.statSync(p);
+    if (st.isDirectory) {
+      const names = [...Deno.readDirSync(p)].map((e) => e.name).filter((n) => !n.startsWith("."))
+        .sort();
+      for (const n of names) visit(`${p}/${n}`, rel ? `${rel}/${n}` : n);
+    } else {
+      const bytes = Deno.readFileSync(p);
+      h.update(`${rel}\0${bytes.length}\0`);
+      h.update(bytes);
+    }
+  };
+  visit(path, "");
+  return h.digest("hex");
 }
 
 /** Trial id of an identity (16 hex digits of sha256 of its canonical JSON). */
@@ -420,6 +446,24 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
     const config = r.data as Record<string, unknown>;
     for (const p of k.check?.(config) ?? []) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
     const identity: TrialIdentity = { task: k.name, config, code_version: opts.codeVersion };
+    const inputs: Record<string, string> = {};
+    for (const { key, path } of k.inputs?.(config) ?? []) {
+      try {
+        inputs[key] = contentHash(path);
+      } catch (e) {
+        const missing = e instanceof Deno.errors.NotFound;
+        add(
+          `${key} (${origin(key)})`,
+          missing
+            ? `${path}: no such file or folder`
+            : `${path}: cannot read: ${(e as Error).message}`,
+          missing
+            ? `check the path (relative paths start at ${Deno.cwd()}), or remove the key to use the task's default`
+            : "check the permissions",
+        );
+      }
+    }
+    if (Object.keys(inputs).length) identity.inputs = inputs;
     const id = trialId(identity);
     const prev = seen.get(id);
     if (prev !== undefined) {

@@ -439,6 +439,18 @@ export const SentimentRunSchema = z.object({
   checkpoint_every: z.number().int().min(0).default(0).describe(
     "checkpoint every k updates (0: only the final state)",
   ),
+  policy_path: z.string().min(1).nullable().default(null).describe(
+    "Hugging Face folder of the starting policy (GPT-2 layout, Proxima's byte tokenizer); " +
+      "null: train the SFT stage (sft.* keys)",
+  ),
+  reward_model_path: z.string().min(1).nullable().default(null).describe(
+    "reward-model folder (a GPT-2 folder + r_head.* tensors, as saveRewardModel writes); " +
+      "null: train the reward-model stage (reward_model.* keys)",
+  ),
+  prompts_path: z.string().min(1).nullable().default(null).describe(
+    "text file of prompts, one per line, used in turn by PPO and the evaluations; " +
+      "null: the built-in review openings",
+  ),
 }).strict();
 
 export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
@@ -822,6 +834,207 @@ export async function trainSentimentRewardModel(
   };
 }
 
+// ---- inputs given by path (policy_path, reward_model_path, prompts_path) -------------
+
+/** An input folder or file that cannot be used: names the config key, the path and a fix. */
+function inputError(key: string, path: string, cause: string, fix: string): ConfigError {
+  return new ConfigError(`sentiment config: ${key}: ${path}: ${cause}\n  fix: ${fix}`);
+}
+
+/** Content hash of a folder's regular files (relative path, size, bytes; sorted). */
+async function folderHash(dir: string): Promise<string> {
+  const h = createHash("sha256");
+  const names = (await Array.fromAsync(Deno.readDir(dir)))
+    .filter((e) => e.isFile && !e.name.startsWith(".")).map((e) => e.name).sort();
+  for (const n of names) {
+    const bytes = await Deno.readFile(`${dir}/${n}`);
+    h.update(`${n}\0${bytes.length}\0`);
+    h.update(bytes);
+  }
+  return h.digest("hex").slice(0, 16);
+}
+
+/** Load a model folder for `key`, turning every failure into an error naming the key. */
+async function loadInputFolder<T>(
+  key: string,
+  dir: string,
+  load: (dir: string) => Promise<T & { cfg: GptConfig; tokenizer?: Record<string, unknown> }>,
+): Promise<T & { cfg: GptConfig }> {
+  const st = await Deno.stat(dir).catch(() => null);
+  if (!st) {
+    throw inputError(
+      key,
+      dir,
+      "no such folder",
+      "check the path, or set it to null to train this stage",
+    );
+  }
+  if (!st.isDirectory) {
+    throw inputError(
+      key,
+      dir,
+      "is a file, not a model folder",
+      "point at the folder holding config.json and model.safetensors",
+    );
+  }
+  let f;
+  try {
+    f = await load(dir);
+  } catch (e) {
+    throw inputError(
+      key,
+      dir,
+      (e as Error).message,
+      "re-save the folder with saveHfFolder / saveRewardModel (Proxima writes them in results/.stages/*/model)",
+    );
+  }
+  const tok = f.tokenizer?.["tokenizer.json"] as { model?: { vocab?: unknown } } | undefined;
+  const byteVocab = (makeByteTokenizer()["tokenizer.json"] as { model: { vocab: unknown } }).model
+    .vocab;
+  if (!tok) {
+    throw inputError(
+      key,
+      dir,
+      "no tokenizer.json: the sentiment task reads bytes with Proxima's byte tokenizer",
+      "save the folder with makeByteTokenizer()'s files (saveHfFolder's tokenizer argument)",
+    );
+  }
+  if (canonical(tok.model?.vocab ?? null) !== canonical(byteVocab)) {
+    throw inputError(
+      key,
+      dir,
+      "tokenizer.json is not Proxima's byte tokenizer (its vocabulary differs)",
+      "use a model trained with the byte tokenizer (lib/nn/tokenizer.ts)",
+    );
+  }
+  if (f.cfg.vocabSize !== BYTE_VOCAB_SIZE) {
+    throw inputError(
+      key,
+      dir,
+      `config.json vocab_size is ${f.cfg.vocabSize}, the byte tokenizer has ${BYTE_VOCAB_SIZE}`,
+      "use a model trained with the byte tokenizer (lib/nn/tokenizer.ts)",
+    );
+  }
+  return f;
+}
+
+/**
+ * A starting policy from a Hugging Face folder (`policy_path`) in place of the SFT stage. It
+ * must use Proxima's byte tokenizer; its held-out NLL is measured on the default corpus's
+ * held-out reviews, so it is comparable with a trained SFT stage's.
+ */
+export async function loadSentimentPolicy(
+  dir: string,
+  opts: { session?: SessionOptions } = {},
+): Promise<SftStage> {
+  const f = await loadInputFolder("policy_path", dir, (d) => loadHfFolder(d));
+  const heldOut = makeSentimentCorpus({ seed: 1 + 1_000_003, size: 256 });
+  const { meanNll } = await evaluateSft({ cfg: f.cfg, params: f.params }, encodePairs(heldOut), {
+    session: opts.session,
+  });
+  return {
+    dir,
+    hash: await folderHash(dir),
+    cfg: f.cfg,
+    params: f.params,
+    heldOutNll: meanNll,
+    cached: true,
+  };
+}
+
+/**
+ * A reward model from a folder (`reward_model_path`) in place of the reward-model stage, its
+ * held-out accuracy measured on fresh gold-labelled pairs (the `reward_model.held_out` count,
+ * drawn as the stage draws them).
+ */
+export async function loadSentimentRewardModel(
+  dir: string,
+  c: SentimentRunConfig,
+  opts: { session?: SessionOptions } = {},
+): Promise<RewardModelStage> {
+  const f = await loadInputFolder("reward_model_path", dir, (d) => loadRewardModel(d));
+  const r = c.reward_model;
+  const pairs = makeSentimentPairs({
+    seed: r.seed + 1_000_003,
+    count: r.held_out,
+    typoRate: r.typo_rate,
+  });
+  const heldOut = await evaluatePreferences(
+    { cfg: f.cfg, params: f.params },
+    pairs.map(encodePreference),
+    { session: opts.session },
+  );
+  const meta = (f.config.proxima_stage ?? {}) as { normalization?: { mean: number; std: number } };
+  return {
+    dir,
+    hash: await folderHash(dir),
+    cfg: f.cfg,
+    params: f.params,
+    heldOut,
+    normalization: meta.normalization ?? { mean: 0, std: 1 },
+    cached: true,
+  };
+}
+
+/** Prompts from a text file (`prompts_path`): one per line, blank lines skipped. */
+export async function readSentimentPrompts(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw inputError(
+        "prompts_path",
+        path,
+        "no such file",
+        "check the path, or set it to null for the built-in openings",
+      );
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw inputError(
+        "prompts_path",
+        path,
+        "is a folder",
+        "point at a text file with one prompt per line",
+      );
+    }
+    throw inputError(
+      "prompts_path",
+      path,
+      `cannot read: ${(e as Error).message}`,
+      "check the permissions and that the file is UTF-8 text",
+    );
+  }
+  const prompts = text.split(/\r?\n/).filter((l) => l.trim() !== "");
+  if (prompts.length === 0) {
+    throw inputError(
+      "prompts_path",
+      path,
+      "has no prompts (every line is blank)",
+      "write one prompt per line",
+    );
+  }
+  return prompts;
+}
+
+/** Every prompt plus `max_new_tokens` must fit the policy's context. */
+function checkPromptLengths(prompts: readonly string[], c: SentimentRunConfig, nPositions: number) {
+  prompts.forEach((p, i) => {
+    const n = byteEncode(p).length;
+    if (n < 1 || n + c.max_new_tokens > nPositions) {
+      throw inputError(
+        "prompts_path",
+        c.prompts_path ?? "(built-in openings)",
+        `prompt on line ${i + 1} is ${n} bytes; with max_new_tokens ${c.max_new_tokens} ` +
+          `it needs ${n + c.max_new_tokens} positions, the policy has ${nPositions}`,
+        `shorten the prompt to at most ${
+          nPositions - c.max_new_tokens
+        } bytes or lower max_new_tokens`,
+      );
+    }
+  });
+}
+
 // ---- rewards and the PPO task -------------------------------------------------------
 
 /** A reward model as a batched reward component's function (prompt ++ response, one call). */
@@ -884,10 +1097,14 @@ export function sentimentRewards(
 }
 
 /** The prompts: the openings in turn, from the problem's cursor. */
-function sentimentPrompts(n: number, index: number): number[][] {
+function sentimentPrompts(
+  n: number,
+  index: number,
+  openings: readonly string[] = SENTIMENT_OPENINGS,
+): number[][] {
   return Array.from(
     { length: n },
-    (_, k) => byteEncode(SENTIMENT_OPENINGS[(index + k) % SENTIMENT_OPENINGS.length]),
+    (_, k) => byteEncode(openings[(index + k) % openings.length]),
   );
 }
 
@@ -895,10 +1112,13 @@ function sentimentPrompts(n: number, index: number): number[][] {
  * The `sentiment` LmTask: openings in turn as prompts, reward = Σ weight · component; metrics
  * `rm_score`, `gold_score` and `reward/<name>` per component.
  */
-export function sentimentTask(rewards: readonly RewardComponent[]): LmTask {
+export function sentimentTask(
+  rewards: readonly RewardComponent[],
+  prompts: readonly string[] = SENTIMENT_OPENINGS,
+): LmTask {
   return rewardLmTask({
     name: SENTIMENT_TASK,
-    prompts: (n, index) => sentimentPrompts(n, index),
+    prompts: (n, index) => sentimentPrompts(n, index, prompts),
     rewards,
     decode: decodeText,
     eosTokenId: BYTE_EOS_ID,
@@ -934,9 +1154,16 @@ export interface SentimentEval {
 export async function evaluateSentimentPolicy(
   problem: LmProblem,
   rm: { cfg: GptConfig; params: Record<string, FloatArray> },
-  opts: { samples: number; seed: number; maxNewTokens: number; session?: SessionOptions },
+  opts: {
+    samples: number;
+    seed: number;
+    maxNewTokens: number;
+    session?: SessionOptions;
+    /** Prompt texts used in turn (default {@link SENTIMENT_OPENINGS}). */
+    prompts?: readonly string[];
+  },
 ): Promise<SentimentEval> {
-  const prompts = sentimentPrompts(opts.samples, 0);
+  const prompts = sentimentPrompts(opts.samples, 0, opts.prompts);
   const policy = problem.trainer.paramTensors();
   const gen = await generate({ cfg: problem.model, params: policy }, prompts, {
     maxNewTokens: opts.maxNewTokens,
@@ -980,6 +1207,8 @@ export interface SentimentProblemOptions {
   /** User reward functions the config's `rewards` may name. */
   userRewards?: Record<string, UserReward>;
   session?: SessionOptions;
+  /** Prompt texts used in turn (default {@link SENTIMENT_OPENINGS}). */
+  prompts?: readonly string[];
 }
 
 /** The PPO problem of a trial: the SFT policy (+ value head), its frozen copy, the rewards. */
@@ -996,7 +1225,7 @@ export async function createSentimentProblem(
   });
   return await createLmProblem({
     model: sft.cfg,
-    task: sentimentTask(rewards),
+    task: sentimentTask(rewards, opts.prompts),
     cfg: c.ppo,
     seed: c.seed,
     batch: c.batch,
@@ -1074,17 +1303,28 @@ export async function runSentimentTrial(
     maxNewTokens: c.max_new_tokens,
     userRewards: opts.rewards,
   });
-  const sft = await trainSentimentSft(c, opts);
-  const rm = await trainSentimentRewardModel(c, opts);
+  // Inputs given by path are read (and checked) before anything trains.
+  const prompts = c.prompts_path === null
+    ? SENTIMENT_OPENINGS
+    : await readSentimentPrompts(c.prompts_path);
+  const sft = c.policy_path === null
+    ? await trainSentimentSft(c, opts)
+    : await loadSentimentPolicy(c.policy_path, { session: opts.session });
+  const rm = c.reward_model_path === null
+    ? await trainSentimentRewardModel(c, opts)
+    : await loadSentimentRewardModel(c.reward_model_path, c, { session: opts.session });
+  checkPromptLengths(prompts, c, sft.cfg.nPositions);
   const problem = await createSentimentProblem(c, sft, rm, {
     userRewards: opts.rewards,
     session: opts.session,
+    prompts,
   });
   const evalOpts = {
     samples: c.eval.samples,
     seed: c.eval.seed,
     maxNewTokens: c.max_new_tokens,
     session: opts.session,
+    prompts,
   };
   opts.onProblem?.(problem, { sft, rm });
   const before = await evaluateSentimentPolicy(problem, rm, evalOpts);
@@ -1233,6 +1473,10 @@ export const SENTIMENT_TRIAL_KIND = {
     unit: "updates",
     steps: c.batch, // samples per update
   }),
+  inputs: (c: SentimentRunConfig) =>
+    (["policy_path", "reward_model_path", "prompts_path"] as const)
+      .filter((k) => c[k] !== null)
+      .map((k) => ({ key: k, path: c[k] as string })),
   finalFiles: [...SENTIMENT_FINAL_FILES],
   async run(config: SentimentRunConfig, outDir: string, ctx: SentimentRunContext): Promise<void> {
     const per = config.batch;
