@@ -218,7 +218,8 @@ export async function runNotebooks(opts: NotebookRunOptions = {}): Promise<Noteb
     const r = await new Deno.Command(python, {
       args,
       cwd: REPO_ROOT,
-      env: { ...jupyterEnv(dataDir, results), ...(opts.env ?? {}) },
+      // NO_COLOR: plain text/plain outputs (no ANSI escapes) in the executed copies.
+      env: { ...jupyterEnv(dataDir, results), NO_COLOR: "1", ...(opts.env ?? {}) },
       stdout: piped ? "piped" : "inherit",
       stderr: piped ? "piped" : "inherit",
     }).output();
