@@ -544,7 +544,10 @@ function buildZiegler(ctx: ReproduceContext): ReproduceTableResult {
       seedsOf(ctx.trials).join(", ")
     }`
     : "-";
-  const kl0 = first ? (first.config.ppo as { kl: Record<string, unknown> }).kl : {};
+  const adaptive = ctx.trials.find((t) =>
+    (t.config.ppo as { kl: { control: string } }).kl.control === "adaptive"
+  );
+  const kl0 = adaptive ? (adaptive.config.ppo as { kl: Record<string, unknown> }).kl : {};
   const md = [
     `## Reward vs KL on sentiment: Ziegler et al. 2019 setting${ctx.quick ? " (quick mode)" : ""}`,
     "",
