@@ -49,8 +49,38 @@ function parseValue(v: string): unknown {
   }
 }
 
+/**
+ * Familiar flag names of the LM tasks (the names TRL's PPO scripts use) -> config keys. Every
+ * config key also works under its own name (`--ppo.kl.beta`, `--kl.beta`, `--batch`).
+ * `--adaptive-kl` is a switch: it sets `ppo.kl.control` to "adaptive" (Ziegler et al.'s
+ * controller, target `--kl-target`, horizon `--kl.horizon`).
+ */
+export const LM_FLAG_ALIASES: Record<string, { key: string; value?: unknown; help: string }> = {
+  "model": { key: "policy_path", help: "starting policy folder (default: train the SFT stage)" },
+  "reward-model": {
+    key: "reward_model_path",
+    help: "reward-model folder (default: train the reward-model stage)",
+  },
+  "prompts": { key: "prompts_path", help: "prompts file, one per line (default: built in)" },
+  "batch-size": { key: "batch", help: "prompts (responses) per PPO update" },
+  "ppo-epochs": { key: "ppo.epochs", help: "PPO epochs over each batch" },
+  "kl-coef": { key: "ppo.kl.beta", help: "β of the KL penalty to the reference" },
+  "adaptive-kl": {
+    key: "ppo.kl.control",
+    value: "adaptive",
+    help: "adapt β toward --kl-target (switch)",
+  },
+  "kl-target": { key: "ppo.kl.target", help: "KL target of the adaptive controller" },
+  "target-kl": { key: "ppo.target_kl", help: "stop an update's epochs early above this KL" },
+  "save-steps": { key: "checkpoint_every", help: "checkpoint every k PPO updates" },
+};
+
 /** Flags -> nested config object (unknown keys are left for zod to name). */
-export function flagsToConfig(args: string[], schema: z.ZodObject = EnvRunSchema): {
+export function flagsToConfig(
+  args: string[],
+  schema: z.ZodObject = EnvRunSchema,
+  aliases: Record<string, { key: string; value?: unknown }> = {},
+): {
   config: Record<string, unknown>;
   run: Record<string, string | boolean>;
 } {
@@ -66,13 +96,22 @@ export function flagsToConfig(args: string[], schema: z.ZodObject = EnvRunSchema
     if (t.kind === "positional") throw new ConfigError(`train: unexpected argument "${t.value}"`);
     if (t.kind !== "option") continue;
     let value: string | boolean | undefined = t.value;
+    const alias = aliases[t.name];
     const next = tokens[i + 1];
-    if (value === undefined && next?.kind === "positional") value = next.value, i++;
+    if (value === undefined && next?.kind === "positional" && alias?.value === undefined) {
+      value = next.value, i++;
+    }
     if (runFlags.has(t.name)) {
       run[t.name] = value ?? true;
       continue;
     }
-    let path = t.name.replaceAll("-", "_").split(".");
+    if (alias?.value !== undefined) {
+      if (value !== undefined) {
+        throw new ConfigError(`train flags: --${t.name} is a switch and takes no value`);
+      }
+      value = JSON.stringify(alias.value);
+    }
+    let path = (alias?.key ?? t.name).replaceAll("-", "_").split(".");
     if (!top.has(path[0]) && (ppoKeys.has(path[0]))) path = ["ppo", ...path];
     let o = config;
     for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
@@ -151,28 +190,49 @@ async function trainTask(task: string): Promise<void> {
   const { SentimentRunSchema, parseSentimentConfig, runSentimentTrial } = await import(
     "../lib/tasks/sentiment.ts"
   );
-  const { config, run } = flagsToConfig(Deno.args, SentimentRunSchema);
+  const { config, run } = flagsToConfig(Deno.args, SentimentRunSchema, LM_FLAG_ALIASES);
   if (run.help) {
+    const w = Math.max(...Object.keys(LM_FLAG_ALIASES).map((k) => k.length)) + 4;
     console.log(
-      "Usage: deno task train --task sentiment [--out DIR] [--resume] [--quiet] [--KEY VALUE ...]\n" +
-        "Keys: " + Object.keys(SentimentRunSchema.shape).join(", ") +
-        " (ppo.* as --ppo.clip or --clip)",
+      "Usage: deno task train --task sentiment [--out DIR] [--resume] [--quiet] [--seed N] " +
+        "[--KEY VALUE ...]\n\nFlags:\n" +
+        Object.entries(LM_FLAG_ALIASES).map(([k, a]) =>
+          `  --${k.padEnd(w - 2)}${a.help} (${a.key}${
+            a.value === undefined ? "" : ` = ${JSON.stringify(a.value)}`
+          })`
+        ).join("\n") +
+        "\n\nEvery config key is a flag too: " + Object.keys(SentimentRunSchema.shape).join(", ") +
+        " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)",
     );
     return;
   }
   const cfg = parseSentimentConfig(config);
   const outDir = String(run.out ?? `results/train/sentiment-seed${cfg.seed}`);
   const bar = run.quiet ? null : new cliProgress.SingleBar({
-    format: "{bar} {value}/{total} updates | RM {rm} | gold {gold} | KL {kl} | ETA {eta_formatted}",
+    format: "{bar} {value}/{total} updates | {tps} tokens/s | RM {rm} | gold {gold} | KL {kl} | " +
+      "ETA {eta_formatted}",
     hideCursor: true,
   }, cliProgress.Presets.shades_classic);
   const t0 = performance.now();
   const fmt = (x: unknown) => typeof x === "number" ? x.toFixed(3) : "-";
+  // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
+  let tokens = 0, tPpo = 0;
   const r = await runSentimentTrial(cfg, outDir, {
     resume: Boolean(run.resume),
-    onStart: (u) => bar?.start(cfg.updates, u, { rm: "-", gold: "-", kl: "-" }),
-    onUpdate: (row, u) =>
-      bar?.update(u, { rm: fmt(row.rm_score), gold: fmt(row.gold_score), kl: fmt(row.kl_ref) }),
+    onStart: (u) => {
+      tPpo = performance.now();
+      bar?.start(cfg.updates, u, { rm: "-", gold: "-", kl: "-", tps: "-" });
+    },
+    onUpdate: (row, u) => {
+      tokens += Number(row.response_length ?? 0) * cfg.batch;
+      const tps = Math.round(tokens / ((performance.now() - tPpo) / 1e3));
+      bar?.update(u, {
+        rm: fmt(row.rm_score),
+        gold: fmt(row.gold_score),
+        kl: fmt(row.kl_ref),
+        tps,
+      });
+    },
   });
   bar?.stop();
   console.log(
