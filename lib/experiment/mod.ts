@@ -22,6 +22,7 @@ export * from "./sweep.ts";
 export * from "./kinds.ts";
 export * from "./env_kind.ts";
 export * from "./sentiment_kind.ts";
+export * from "./jsx_kind.ts";
 export * from "./stages.ts";
 export * from "./bundle.ts";
 export * from "./spec.ts";
