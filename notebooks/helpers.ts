@@ -59,6 +59,15 @@ export async function showMarkdown(markdown: string): Promise<void> {
 /** Experiment folders under the results root that hold at least one bundle, sorted. */
 export async function listExperiments(root = resultsRoot()): Promise<string[]> {
   const names: string[] = [];
+  try {
+    await Deno.stat(root);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error(
+      `${root}: no such folder — run e.g. \`deno task sweep experiments/kl.ts\`, or set ` +
+        "PROXIMA_RESULTS to the results root",
+    );
+  }
   for await (const e of Deno.readDir(root)) {
     if (!e.isDirectory || e.name.startsWith(".")) continue;
     const bundles = (await findBundles(`${root}/${e.name}`)).filter((b) =>
