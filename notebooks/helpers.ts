@@ -203,7 +203,13 @@ export function reproduceChart(json: Record<string, unknown>): TopLevelSpec | nu
       height: { step: 18 },
       mark: { type: "point", filled: true, size: 60 },
       encoding: {
-        y: { field: "setting", type: "nominal", sort: null, title: null },
+        y: {
+          field: "setting",
+          type: "nominal",
+          sort: null,
+          title: null,
+          axis: { labelLimit: 320 },
+        },
         x: { field: "score", type: "quantitative", title: "normalised score" },
         color: { field: "source", type: "nominal", title: null },
       },
