@@ -10,10 +10,14 @@
  * token is one PPO action; the Rollout is `rows = batch` × `cols = longest response`, one
  * whole row per training example (`exampleSize = cols`), padding after each row's end masked.
  *
- * Models:
- * - policy = a GPT (trainable) plus a value head on the SAME trunk (`v_head.*`, TRL's
- *   `AutoModelForCausalLMWithValueHead` layout): the value loss trains the trunk too. A
- *   separate value model is not needed for the groundwork and is not built;
+ * Models (the four of RLHF; the reward model lives in the task's score):
+ * - policy = a GPT (trainable), optionally through LoRA adapters ({@link LmProblemOptions.lora}:
+ *   the base weights are frozen inputs of the train step, only the adapters and heads train);
+ * - value = {@link LmProblemOptions.valueModel}: `"shared"` (default) puts a value head on the
+ *   policy's trunk (`v_head.*`, TRL's `AutoModelForCausalLMWithValueHead` layout), so the value
+ *   loss trains the trunk too; `"separate"` gives it its own GPT trunk (`value_model.*`,
+ *   initialised as a copy of the policy's initial weights, as lm-human-preferences does) and the
+ *   value loss never touches the policy. One train step updates both (one loss, one AdamW);
  * - reference = a frozen copy of the initial GPT weights, run in its own inference session
  *   once per rollout (log π_ref of the sampled tokens, `Rollout.refLogp`). It never enters the
  *   train step: with `kl.placement = "loss"` its log-probs come in as the batch input
@@ -53,6 +57,7 @@ import { adamw } from "../onnx/optim.ts";
 import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../nn/gpt.ts";
 import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
 import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
+import { applyLora, initLora, type LoraConfig, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
 import type { PpoConfig } from "../ppo/config.ts";
 import {
@@ -130,6 +135,16 @@ export interface LmProblemOptions {
    * advantages are the raw returns and no random value signal enters the trunk).
    */
   valueHeadStd?: number;
+  /**
+   * The value model: "shared" (default) = a value head on the policy's trunk; "separate" = its
+   * own GPT trunk (`value_model.*`, a copy of the policy's initial weights) + value head.
+   */
+  valueModel?: "shared" | "separate";
+  /**
+   * LoRA adapters on the policy (and on a separate value model's trunk): the base GPT weights
+   * are frozen, the adapters (drawn after the value head) and the heads train. `r: 0` = off.
+   */
+  lora?: LoraConfig;
   /** Parameter dtype (default float32). */
   dtype?: "float32" | "float64";
   /** Execution provider of every session (default cpu). */
@@ -146,6 +161,12 @@ export interface LmProblem extends PpoProblem {
   model: GptConfig;
   /** The frozen reference weights (a private copy of the initial GPT; never written). */
   reference: Record<string, FloatArray>;
+  /**
+   * The policy's current GPT weights under the reference's names, for sampling and scoring:
+   * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
+   * arrays, computed on each call).
+   */
+  policyParams(): Record<string, ort.Tensor | FloatArray>;
   /**
    * Log-probs of the response tokens (and values, when `params` holds a value head) under
    * `params` for sequences laid out as {@link generate} does; `[rows, cols]` row-major, junk
@@ -182,6 +203,45 @@ export interface LmSequences {
 /** Per-rollout data the PPO inputs need beyond the Rollout itself. */
 interface Extra {
   seqs: LmSequences;
+}
+
+/** Parameter-name prefix of a separate value model's GPT trunk. */
+export const VALUE_MODEL_PREFIX = "value_model";
+
+/** How the train step and the policy's scoring pass read the models (see createLmProblem). */
+interface ModelLayout {
+  gpt: GptConfig;
+  /** The separate value model's config (prefix {@link VALUE_MODEL_PREFIX}), if any. */
+  valueCfg?: GptConfig;
+  lora?: LoraConfig;
+}
+
+/**
+ * Policy log-probs, entropy and values per response position from the full parameter record
+ * (trainable and frozen): LoRA applied where configured, the value from the policy's trunk or
+ * from the separate value model.
+ */
+function modelOutputs(
+  g: Graph,
+  m: ModelLayout,
+  p: Record<string, Value>,
+  tokens: Value,
+  mask: Value,
+  pos: Value,
+  actions: Value,
+): { logp: Value; entropy: Value; logpAll: Value; value: Value } {
+  const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p) : p;
+  const pi = responseOutputs(g, m.gpt, adapted, tokens, mask, pos, actions, !m.valueCfg);
+  if (!m.valueCfg) return pi as typeof pi & { value: Value };
+  const { hidden } = gptForward(g, m.valueCfg, adapted, tokens, mask);
+  return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
+}
+
+/** The record without LoRA adapters (what applyLora reads as the base). */
+function withoutAdapters<T>(p: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(
+    Object.entries(p).filter(([n]) => !n.endsWith(".lora_A") && !n.endsWith(".lora_B")),
+  );
 }
 
 /**
@@ -256,7 +316,21 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     if (!src) throw new Error(`createLmProblem: init lacks GPT parameter "${n}"`);
     init[n] = Arr.from(src);
   }
+  // A separate value model starts as a copy of the policy's initial weights (its own names).
+  const layout: ModelLayout = {
+    gpt,
+    valueCfg: opts.valueModel === "separate" ? { ...gpt, prefix: VALUE_MODEL_PREFIX } : undefined,
+    lora: opts.lora && opts.lora.r > 0 ? opts.lora : undefined,
+  };
+  const valueShape = layout.valueCfg ? gptShapes(layout.valueCfg) : {};
+  const policyNames = Object.keys(gptShape);
+  Object.keys(valueShape).forEach((n, i) => (init[n] = Arr.from(init[policyNames[i]])));
   Object.assign(init, initHead(gpt.nEmbd, rng, dtype, { std: opts.valueHeadStd ?? 0 }));
+  // The trunks' weights: trained as they are, or frozen under LoRA adapters (drawn last, so
+  // a run without LoRA draws exactly what it always did).
+  const trunkShape = { ...gptShape, ...valueShape };
+  const adapterShape = layout.lora ? loraShapes(trunkShape, layout.lora) : {};
+  if (layout.lora) Object.assign(init, initLora(trunkShape, layout.lora, rng, dtype));
   // The reference: its own copy, so nothing that owns the policy's buffers can reach it.
   const reference: Record<string, FloatArray> = Object.fromEntries(
     Object.keys(gptShape).map((n) => [n, Arr.from(init[n])]),
@@ -266,7 +340,10 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
   const spec: TrainStepSpec = {
     dtype,
-    params: { ...gptShape, ...headShapes(gpt.nEmbd) },
+    params: layout.lora
+      ? { ...adapterShape, ...headShapes(gpt.nEmbd) }
+      : { ...trunkShape, ...headShapes(gpt.nEmbd) },
+    ...(layout.lora ? { frozen: trunkShape } : {}),
     batch: {
       tokens: i64(["B", "S"]),
       attention_mask: i64(["B", "S"]),
@@ -281,20 +358,11 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     },
     hparams: ppoHparams(cfg),
     loss: (g, p, b, hp) => {
-      const pi = responseOutputs(
-        g,
-        gpt,
-        p,
-        b.tokens,
-        b.attention_mask,
-        b.response_pos,
-        b.actions,
-        true,
-      );
+      const pi = modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions);
       return ppoLoss(
         g,
         { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl, hasReference: true },
-        { logp: pi.logp, entropy: pi.entropy, value: pi.value!, logpAll: pi.logpAll },
+        { logp: pi.logp, entropy: pi.entropy, value: pi.value, logpAll: pi.logpAll },
         ppoBatchValues(b),
         hp as never,
       );
@@ -306,28 +374,45 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   const trainer = await Trainer.create(spec, init, sessionOpts);
   trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
 
-  // Scoring graphs (inference): the policy's with values, the reference's log-probs only.
+  // Scoring graphs (inference): the policy's with values (every trainable and frozen
+  // parameter, the train step's model code), and a plain GPT's log-probs (the reference).
+  const policyShape = { ...spec.params, ...(spec.frozen ?? {}) };
   const scoreGraph = (withValue: boolean) => {
     const g = new Graph(withValue ? "lm_score_value" : "lm_score");
-    const shapes = withValue ? spec.params : gptShape;
+    const shapes = withValue ? policyShape : gptShape;
     const params = Object.fromEntries(
       Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
     );
-    const out = responseOutputs(
-      g,
-      gpt,
-      params,
+    const io = [
       g.input("tokens", "int64", ["B", "S"]),
       g.input("attention_mask", "int64", ["B", "S"]),
       g.input("response_pos", "int64", ["T"]),
       g.input("actions", "int64", ["B", "T"]),
-      withValue,
-    );
+    ] as const;
+    const out = withValue
+      ? modelOutputs(g, layout, params, ...io)
+      : responseOutputs(g, gpt, params, ...io, false);
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
     return compile(g, sessionOpts);
   };
   const [policySession, refSession] = await Promise.all([scoreGraph(true), scoreGraph(false)]);
+  // Frozen trunk weights (LoRA) as tensors, fed with the trainer's live params.
+  const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
+    Object.entries(spec.frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
+  );
+  const policyParams = (): Record<string, ort.Tensor | FloatArray> => {
+    if (!layout.lora) return trainer.paramTensors();
+    const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
+      string,
+      Float32Array | Float64Array
+    >;
+    return mergeLora(
+      base,
+      trainer.params() as Record<string, Float32Array | Float64Array>,
+      layout.lora,
+    );
+  };
 
   /** Model inputs for rows `rows` of `seqs` (tokens, mask, response positions, actions). */
   const seqInputs = (seqs: LmSequences, rows: number[]): Record<string, ort.Tensor> => {
@@ -356,7 +441,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   ): Promise<{ logp: Float64Array; value?: Float64Array }> => {
     const withValue = headNames(VALUE_HEAD).weight in params;
     const session: Session = withValue ? policySession : refSession;
-    const shapes = withValue ? spec.params : gptShape;
+    const shapes = withValue ? policyShape : gptShape;
+    if (withValue) params = { ...frozenTensors, ...params };
     const feeds: Record<string, ort.Tensor> = {};
     for (const [n, s] of Object.entries(shapes)) {
       const p = params[n];
@@ -379,6 +465,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     rng,
     model: gpt,
     reference,
+    policyParams,
     rescore,
     async rollout(rng: Rng): Promise<Rollout> {
       const prompts = task.prompts(opts.batch, cursor, rng);
@@ -386,7 +473,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         throw new Error(`LmTask.prompts: ${prompts.length} prompts for a batch of ${opts.batch}`);
       }
       cursor += prompts.length;
-      const gen = await generate({ cfg: gpt, params: trainer.paramTensors() }, prompts, {
+      const gen = await generate({ cfg: gpt, params: policyParams() }, prompts, {
         ...opts.sampling,
         maxNewTokens: opts.maxNewTokens,
         eosTokenId: opts.eosTokenId,

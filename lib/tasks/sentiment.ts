@@ -426,6 +426,26 @@ export const SentimentRunSchema = z.object({
   sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
   reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
   ppo: SentimentPpoSchema.default(SentimentPpoSchema.parse({})),
+  value_model: z.enum(["shared", "separate"]).default("shared").describe(
+    "value model: a head on the policy's trunk (shared) or its own GPT trunk, a copy of the " +
+      "SFT policy (separate)",
+  ),
+  lora: z.object({
+    r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
+    alpha: z.number().positive().default(16).describe(
+      "LoRA scale numerator (update = alpha/r·A@B)",
+    ),
+    targets: z.array(z.string().min(1)).min(1).default([
+      "attn.c_attn",
+      "attn.c_proj",
+      "mlp.c_fc",
+      "mlp.c_proj",
+    ]).describe("weights that get adapters (suffixes of GPT-2 weight names)"),
+  }).strict().default({
+    r: 0,
+    alpha: 16,
+    targets: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
+  }).describe("LoRA on the policy and a separate value model (base weights frozen)"),
   updates: z.number().int().min(1).default(20).describe("PPO updates"),
   batch: z.number().int().min(1).default(32).describe("prompts (responses) per update"),
   max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
@@ -1164,7 +1184,7 @@ export async function evaluateSentimentPolicy(
   },
 ): Promise<SentimentEval> {
   const prompts = sentimentPrompts(opts.samples, 0, opts.prompts);
-  const policy = problem.trainer.paramTensors();
+  const policy = problem.policyParams();
   const gen = await generate({ cfg: problem.model, params: policy }, prompts, {
     maxNewTokens: opts.maxNewTokens,
     eosTokenId: BYTE_EOS_ID,
@@ -1233,6 +1253,8 @@ export async function createSentimentProblem(
     eosTokenId: BYTE_EOS_ID,
     padTokenId: BYTE_EOS_ID,
     init: sft.params,
+    valueModel: c.value_model,
+    lora: c.lora,
     device: opts.session?.device,
     threads: opts.session?.threads,
   });
