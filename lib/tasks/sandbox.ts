@@ -6,9 +6,9 @@
  * in deno.json), and a worker still running at the time limit is terminated (V8 stops it even
  * inside `while (true) {}`).
  *
- * Protocol: the worker starts a fixed harness, which says it is ready; only then is the code
- * sent and the clock started, so the limit measures the code, not the worker's start-up. The
- * harness imports the code as a module (a `data:` URL, `text/javascript` or `text/jsx`), takes
+ * Protocol: the worker runs a fixed harness; the code is sent at once, and the harness says
+ * "started" when it receives it: the clock starts then, so the limit measures the code, not the
+ * worker's start-up (which has its own, generous limit). The harness imports the code as a module (a `data:` URL, `text/javascript` or `text/jsx`), takes
  * its default export — calling it (and awaiting the result) when it is a function — and posts
  * the value back; it must be structured-cloneable (plain data). Every failure becomes a result,
  * never an exception: `{ ok: false, error }` for code that throws, fails to parse, is denied a
@@ -38,13 +38,13 @@ export interface SandboxResult {
   error?: string;
   /** The code was still running at the time limit and the worker was terminated. */
   timedOut: boolean;
-  /** Milliseconds from sending the code to the answer (or to the limit). */
+  /** Milliseconds from the worker receiving the code to the answer (or to the limit). */
   ms: number;
 }
 
 /** Options of {@link runInSandbox}. */
 export interface SandboxOptions {
-  /** Time limit for the code, from when it is sent to the ready worker (default 1000 ms). */
+  /** Time limit for the code, from when the worker receives it (default 1000 ms). */
   timeoutMs?: number;
   /** Transpile the module as JSX (default false: plain JavaScript). */
   jsx?: boolean;
@@ -52,9 +52,11 @@ export interface SandboxOptions {
   startTimeoutMs?: number;
 }
 
-/** The harness every sandbox worker runs (fixed code: says ready, imports, answers once). */
+/** The harness every sandbox worker runs (fixed code: says started, imports, answers once). */
 const HARNESS = `
 self.onmessage = async (e) => {
+  self.onmessage = null; // one run per worker
+  self.postMessage({ started: true });
   let answer;
   try {
     const m = await import(e.data);
@@ -70,7 +72,6 @@ self.onmessage = async (e) => {
     self.postMessage({ ok: false, error: "the result cannot be sent back: " + String(err) });
   }
 };
-self.postMessage({ ready: true });
 `;
 
 const dataUrl = (mediaType: string, text: string) =>
@@ -104,30 +105,29 @@ export function runInSandbox(source: string, opts: SandboxOptions = {}): Promise
     deno: { permissions: "none" },
   } as WorkerOptions);
   return new Promise<SandboxResult>((resolve) => {
-    let sentAt = -1, done = false;
+    let startedAt = -1, done = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const finish = (r: Omit<SandboxResult, "ms">) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
       worker.terminate();
-      resolve({ ...r, ms: sentAt < 0 ? 0 : performance.now() - sentAt });
+      resolve({ ...r, ms: startedAt < 0 ? 0 : performance.now() - startedAt });
     };
     timer = setTimeout(
       () => finish({ ok: false, timedOut: false, error: "the sandbox worker did not start" }),
       startTimeoutMs,
     );
     worker.onmessage = (e: MessageEvent) => {
-      const d = e.data as { ready?: boolean; ok?: boolean; result?: unknown; error?: string };
-      if (d?.ready && sentAt < 0) {
+      const d = e.data as { started?: boolean; ok?: boolean; result?: unknown; error?: string };
+      if (d?.started && startedAt < 0) {
         clearTimeout(timer);
-        sentAt = performance.now();
+        startedAt = performance.now();
         timer = setTimeout(
           () =>
             finish({ ok: false, timedOut: true, error: `time limit of ${timeoutMs} ms reached` }),
           timeoutMs,
         );
-        worker.postMessage(code);
       } else if (d?.ok === true) finish({ ok: true, result: d.result, timedOut: false });
       else finish({ ok: false, timedOut: false, error: stripAnsi(String(d?.error)) });
     };
@@ -136,6 +136,9 @@ export function runInSandbox(source: string, opts: SandboxOptions = {}): Promise
       e.preventDefault();
       finish({ ok: false, timedOut: false, error: stripAnsi(String(e.message)) });
     };
+    // Sent at once (queued until the harness listens; waiting for a "ready" message from the
+    // worker first lost that message now and then under `deno test`).
+    worker.postMessage(code);
   });
 }
 

@@ -288,3 +288,33 @@ Deno.test("jsx: a reward that returns NaN or throws stops the trial naming the t
   );
   assert.equal(await Deno.stat(`${OUT}/empty-cache`).then(() => true, () => false), false);
 });
+
+Deno.test("jsx: a trial interrupted and resumed ends byte-identical to an uninterrupted one", async () => {
+  const cfg = { updates: 4, checkpoint_every: 1, eval: { samples_per_prompt: 2 } };
+  const files = ["final.safetensors", "metrics.jsonl", "eval.json"];
+  await runJsxTrial(cfg, `${OUT}/whole`, { cacheDir: CACHE });
+  await assert.rejects(
+    runJsxTrial(cfg, `${OUT}/cut`, {
+      cacheDir: CACHE,
+      resume: true,
+      onUpdate: (_r, u) => {
+        if (u === 3) throw new Error("killed");
+      },
+    }),
+    /killed/,
+  );
+  let startedAt = -1;
+  await runJsxTrial(cfg, `${OUT}/cut`, {
+    cacheDir: CACHE,
+    resume: true,
+    onStart: (u) => (startedAt = u),
+  });
+  assert.equal(startedAt, 2, "resumed from the checkpoint after update 2");
+  for (const f of files) {
+    assert.deepEqual(
+      await Deno.readFile(`${OUT}/cut/${f}`),
+      await Deno.readFile(`${OUT}/whole/${f}`),
+      `${f} differs`,
+    );
+  }
+});
