@@ -795,7 +795,7 @@ export async function evaluateJsxPolicy(
   const promptTexts = jsxBatchPrompts(n, opts.samplesPerPrompt);
   const prompts = promptTexts.map((p) => byteEncode(p));
   const gen = await generate(
-    { cfg: problem.model, params: problem.trainer.paramTensors() },
+    { cfg: problem.model, params: problem.policyParams() },
     prompts,
     {
       maxNewTokens: opts.maxNewTokens,
