@@ -18,6 +18,18 @@ const prob = (d: string) => z.number().min(0).max(1).describe(d);
 const positive = (d: string) => z.number().positive().describe(d);
 const nonneg = (d: string) => z.number().min(0).describe(d);
 
+/**
+ * The same schema field with another default, its range and description kept: how a task
+ * states its own defaults for PpoSchema keys (e.g. γ = 1 for one score at EOS).
+ *
+ * @example
+ * ```ts
+ * const MyPpo = PpoSchema.extend({ gamma: redefault(PpoSchema.shape.gamma, 1) });
+ * ```
+ */
+export const redefault = <T extends z.ZodType>(s: z.ZodDefault<T>, v: z.output<T>) =>
+  s.unwrap().default(v as never) as z.ZodDefault<T>;
+
 /** KL penalty: what it is measured against, how, where it acts, and how β moves. */
 export const KlSchema = z.object({
   estimator: z.enum(["k1", "k2", "k3", "full"]).default("k1").describe(

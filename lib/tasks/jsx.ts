@@ -77,21 +77,20 @@ import {
   byteEncode,
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
-import { ConfigError, formatIssues, KlSchema, PpoSchema } from "../ppo/config.ts";
+import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
 import { type RewardComponent, RewardError, type RewardFn, rewardLmTask } from "./rewards.ts";
 import {
+  localStageCache,
   RewardRefSchema,
   type SentimentRunContext,
   type SentimentStageContext,
   type SentimentStageDef,
   type SentimentStageFn,
-  sentimentStageHash,
   type UserReward,
 } from "./sentiment.ts";
 import { runComponentInSandbox } from "./sandbox.ts";
-import { exists } from "../fs.ts";
 
 /** The task's name (in errors and registries). */
 export const JSX_TASK = "jsx";
@@ -483,10 +482,6 @@ export function jsxTask(rewards: readonly RewardComponent[], perPrompt: number):
 
 // ---- config --------------------------------------------------------------------
 
-/** The same field with another default (its range and description kept). */
-const redefault = <T extends z.ZodType>(s: z.ZodDefault<T>, v: z.output<T>) =>
-  s.unwrap().default(v as never) as z.ZodDefault<T>;
-
 /** The policy's architecture; V = 257 (byte tokenizer). */
 export const JsxModelSchema = z.object({
   n_embd: z.number().int().min(8).default(64).describe("model width d"),
@@ -674,26 +669,11 @@ export function jsxLocalStageCache(
   cacheDir = "results/.stages",
   ctx: SentimentStageContext = {},
 ): SentimentStageFn {
-  return async (name, config) => {
-    const def = JSX_STAGES[name];
-    if (!def) throw new Error(`${JSX_TASK}: no stage "${name}"`);
-    const parsed = def.schema.parse(config);
-    const hash = sentimentStageHash({ stage: name, version: JSX_STAGE_VERSION, config: parsed });
-    const dir = `${cacheDir}/${name}-${hash}`;
-    if (await exists(dir)) return { dir, hash, cached: true };
-    await Deno.mkdir(cacheDir, { recursive: true });
-    const tmp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-    await Deno.mkdir(tmp);
-    try {
-      await def.run(parsed, tmp, ctx);
-      await Deno.rename(tmp, dir);
-    } catch (e) {
-      await Deno.remove(tmp, { recursive: true }).catch(() => {});
-      if (await exists(dir)) return { dir, hash, cached: true }; // a concurrent writer won
-      throw e;
-    }
-    return { dir, hash, cached: false };
-  };
+  return localStageCache(cacheDir, ctx, {
+    name: JSX_TASK,
+    stages: JSX_STAGES,
+    version: JSX_STAGE_VERSION,
+  });
 }
 
 /** Options shared by the stage functions. */

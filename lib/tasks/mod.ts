@@ -19,3 +19,5 @@ export {
 } from "./lm_ppo.ts";
 export * from "./rewards.ts";
 export * from "./sentiment.ts";
+export * from "./jsx.ts";
+export * from "./sandbox.ts";

@@ -73,7 +73,7 @@ import {
   byteEncode,
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
-import { ConfigError, formatIssues, KlSchema, PpoSchema } from "../ppo/config.ts";
+import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
@@ -378,10 +378,6 @@ export const SentimentRewardModelSchema = z.object({
     "rescale the head so rewards have mean 0, std 1 on the training responses",
   ),
 }).strict();
-
-/** The same field with another default (its range and description kept). */
-const redefault = <T extends z.ZodType>(s: z.ZodDefault<T>, v: z.output<T>) =>
-  s.unwrap().default(v as never) as z.ZodDefault<T>;
 
 /** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
 export const SentimentKlSchema = KlSchema.extend({
@@ -703,16 +699,17 @@ export const SENTIMENT_STAGES = {
 export function localStageCache(
   cacheDir = "results/.stages",
   ctx: SentimentStageContext = {},
+  task: {
+    name: string;
+    stages: Record<string, SentimentStageDef<unknown>>;
+    version: number;
+  } = { name: SENTIMENT_TASK, stages: SENTIMENT_STAGES, version: SENTIMENT_STAGE_VERSION },
 ): SentimentStageFn {
   return async (name, config) => {
-    const def = SENTIMENT_STAGES[name];
-    if (!def) throw new Error(`sentiment: no stage "${name}"`);
+    const def = task.stages[name];
+    if (!def) throw new Error(`${task.name}: no stage "${name}"`);
     const parsed = def.schema.parse(config);
-    const hash = sentimentStageHash({
-      stage: name,
-      version: SENTIMENT_STAGE_VERSION,
-      config: parsed,
-    });
+    const hash = sentimentStageHash({ stage: name, version: task.version, config: parsed });
     const dir = `${cacheDir}/${name}-${hash}`;
     if (await exists(dir)) return { dir, hash, cached: true };
     await Deno.mkdir(cacheDir, { recursive: true });
