@@ -178,66 +178,117 @@ if (import.meta.main) {
   }
 }
 
+/** What `--task NAME` runs: an LM task's schema, trial function and its progress/summary lines. */
+interface LmTrainTask {
+  // deno-lint-ignore no-explicit-any
+  schema: z.ZodObject<any>;
+  // deno-lint-ignore no-explicit-any
+  parse(input: unknown): any;
+  run(
+    // deno-lint-ignore no-explicit-any
+    config: any,
+    outDir: string,
+    opts: {
+      resume: boolean;
+      onStart: (u: number) => void;
+      onUpdate: (row: Record<string, unknown>, u: number) => void;
+    },
+  ): Promise<{ before: Record<string, unknown>; after: Record<string, unknown> }>;
+  /** Progress-bar fields from a metrics row, and the before/after line's scores. */
+  progress: [label: string, column: string][];
+  scores: [label: string, key: string][];
+}
+
+async function lmTrainTask(task: string): Promise<LmTrainTask> {
+  if (task === "sentiment") {
+    const m = await import("../lib/tasks/sentiment.ts");
+    return {
+      schema: m.SentimentRunSchema,
+      parse: m.parseSentimentConfig,
+      run: (c, out, o) => m.runSentimentTrial(c, out, o) as never,
+      progress: [["RM", "rm_score"], ["gold", "gold_score"], ["KL", "kl_ref"]],
+      scores: [["RM score", "rm_score"], ["gold", "gold_score"]],
+    };
+  }
+  if (task === "jsx") {
+    const m = await import("../lib/tasks/jsx.ts");
+    return {
+      schema: m.JsxRunSchema,
+      parse: m.parseJsxConfig,
+      run: (c, out, o) => m.runJsxTrial(c, out, o) as never,
+      progress: [["structure", "structure_rate"], ["parse", "parse_rate"], ["KL", "kl_ref"]],
+      scores: [["structure rate", "structure_rate"], ["parse rate", "parse_rate"]],
+    };
+  }
+  throw new ConfigError(`train flags: --task: unknown task "${task}" (known: sentiment, jsx)`);
+}
+
 /**
- * `deno task train --task sentiment [--updates 20 --batch 32 --kl.beta 0.1 ...]`: the RLHF
- * task end to end (cached SFT and reward-model stages, then PPO), with every key of
- * SentimentRunSchema as a flag; prints the reward-model and gold scores before and after PPO.
+ * `deno task train --task sentiment|jsx [--updates 20 --batch-size 32 --kl-coef 0.1 ...]`: an
+ * RLHF task end to end (cached SFT (and reward-model) stages, then PPO), with every key of the
+ * task's config schema as a flag plus {@link LM_FLAG_ALIASES}; prints the scores before and
+ * after PPO.
  */
 async function trainTask(task: string): Promise<void> {
-  if (task !== "sentiment") {
-    throw new ConfigError(`train flags: --task: unknown task "${task}" (known: sentiment)`);
-  }
-  const { SentimentRunSchema, parseSentimentConfig, runSentimentTrial } = await import(
-    "../lib/tasks/sentiment.ts"
+  const t = await lmTrainTask(task);
+  const { config, run } = flagsToConfig(
+    Deno.args,
+    t.schema,
+    Object.fromEntries(
+      Object.entries(LM_FLAG_ALIASES).filter(([, a]) => a.key.split(".")[0] in t.schema.shape),
+    ),
   );
-  const { config, run } = flagsToConfig(Deno.args, SentimentRunSchema, LM_FLAG_ALIASES);
   if (run.help) {
-    const w = Math.max(...Object.keys(LM_FLAG_ALIASES).map((k) => k.length)) + 4;
+    const aliases = Object.entries(LM_FLAG_ALIASES)
+      .filter(([, a]) => a.key.split(".")[0] in t.schema.shape);
+    const w = Math.max(...aliases.map(([k]) => k.length)) + 4;
     console.log(
-      "Usage: deno task train --task sentiment [--out DIR] [--resume] [--quiet] [--seed N] " +
+      `Usage: deno task train --task ${task} [--out DIR] [--resume] [--quiet] [--seed N] ` +
         "[--KEY VALUE ...]\n\nFlags:\n" +
-        Object.entries(LM_FLAG_ALIASES).map(([k, a]) =>
+        aliases.map(([k, a]) =>
           `  --${k.padEnd(w - 2)}${a.help} (${a.key}${
             a.value === undefined ? "" : ` = ${JSON.stringify(a.value)}`
           })`
         ).join("\n") +
-        "\n\nEvery config key is a flag too: " + Object.keys(SentimentRunSchema.shape).join(", ") +
+        "\n\nEvery config key is a flag too: " + Object.keys(t.schema.shape).join(", ") +
         " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)",
     );
     return;
   }
-  const cfg = parseSentimentConfig(config);
-  const outDir = String(run.out ?? `results/train/sentiment-seed${cfg.seed}`);
+  const cfg = t.parse(config);
+  const outDir = String(run.out ?? `results/train/${task}-seed${cfg.seed}`);
   const bar = run.quiet ? null : new cliProgress.SingleBar({
-    format: "{bar} {value}/{total} updates | {tps} tokens/s | RM {rm} | gold {gold} | KL {kl} | " +
-      "ETA {eta_formatted}",
+    format: "{bar} {value}/{total} updates | {tps} tokens/s | " +
+      t.progress.map(([label, col]) => `${label} {${col}}`).join(" | ") + " | ETA {eta_formatted}",
     hideCursor: true,
   }, cliProgress.Presets.shades_classic);
   const t0 = performance.now();
   const fmt = (x: unknown) => typeof x === "number" ? x.toFixed(3) : "-";
+  const blank = Object.fromEntries(t.progress.map(([, col]) => [col, "-"]));
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
   let tokens = 0, tPpo = 0;
-  const r = await runSentimentTrial(cfg, outDir, {
+  const r = await t.run(cfg, outDir, {
     resume: Boolean(run.resume),
     onStart: (u) => {
       tPpo = performance.now();
-      bar?.start(cfg.updates, u, { rm: "-", gold: "-", kl: "-", tps: "-" });
+      bar?.start(cfg.updates, u, { ...blank, tps: "-" });
     },
     onUpdate: (row, u) => {
-      tokens += Number(row.response_length ?? 0) * cfg.batch;
+      tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? cfg.batch ?? 0);
       const tps = Math.round(tokens / ((performance.now() - tPpo) / 1e3));
       bar?.update(u, {
-        rm: fmt(row.rm_score),
-        gold: fmt(row.gold_score),
-        kl: fmt(row.kl_ref),
+        ...Object.fromEntries(t.progress.map(([, col]) => [col, fmt(row[col])])),
         tps,
       });
     },
   });
   bar?.stop();
   console.log(
-    `sentiment seed ${cfg.seed}: RM score ${fmt(r.before.rm_score)} -> ${fmt(r.after.rm_score)}, ` +
-      `gold ${fmt(r.before.gold_score)} -> ${fmt(r.after.gold_score)}, KL ${fmt(r.after.kl)}, ` +
-      `wall time ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${outDir}`,
+    `${task} seed ${cfg.seed}: ` +
+      t.scores.map(([label, key]) => `${label} ${fmt(r.before[key])} -> ${fmt(r.after[key])}`)
+        .join(", ") +
+      `, KL ${fmt(r.after.kl)}, wall time ${
+        ((performance.now() - t0) / 1e3).toFixed(1)
+      } s -> ${outDir}`,
   );
 }
