@@ -165,7 +165,7 @@ Deno.test("sandbox: a JSX component runs with the JSX shim and returns an elemen
     ' const NameInput = () => <label><input placeholder="Name" /> {1 + 1}</label>;',
     "NameInput",
   );
-  assert.equal(r.ok, true, r.error);
+  assert.equal(r.ok, true, r.error ?? "");
   assert.ok(isElementLike(r.result));
   assert.deepEqual(r.result, {
     type: "label",
