@@ -28,6 +28,7 @@ import {
   quickExperiment,
   REPRODUCE_NAMES,
   REPRODUCE_TABLES,
+  type ReproduceExperimentRef,
   type ReproduceTableDef,
   type ReproduceTrial,
 } from "../lib/report/reproduce.ts";
@@ -128,22 +129,15 @@ function tableDef(name: string | undefined): ReproduceTableDef {
 
 const fmtSecs = (s: number) => (s < 100 ? `${s.toFixed(1)} s` : `${Math.round(s)} s`);
 
-/** Plan every experiment of the table (all validated before any trial runs). */
-async function planAll(def: ReproduceTableDef, quick: boolean) {
-  const cv = await codeVersion();
-  const plans: { plan: Plan; abs: string }[] = [];
-  for (const ref of def.experiments) {
-    const abs = `${REPO_ROOT}/${ref.file}`;
-    let exp = await loadExperiment(abs);
-    if (quick) exp = quickExperiment(exp, ref.quick.seeds);
-    const plan = planExperiment(exp, {
-      file: ref.file,
-      codeVersion: cv,
-      overrides: quick ? ref.quick.set : {},
-    });
-    plans.push({ plan, abs });
-  }
-  return plans;
+/** Plan one experiment of the table (its quick variant with --quick). */
+async function planOne(ref: ReproduceExperimentRef, quick: boolean): Promise<Plan> {
+  let exp = await loadExperiment(`${REPO_ROOT}/${ref.file}`);
+  if (quick) exp = quickExperiment(exp, ref.quick.seeds);
+  return planExperiment(exp, {
+    file: ref.file,
+    codeVersion: await codeVersion(),
+    overrides: quick ? ref.quick.set : {},
+  });
 }
 
 async function main(): Promise<number> {
@@ -160,7 +154,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const def = tableDef(flags.name);
-  const plans = await planAll(def, flags.quick);
+  // Every experiment is validated before any trial runs; each is planned again just before it
+  // runs, so a long table picks up the code (and config schema) as it is at that point.
+  const plans: Plan[] = [];
+  for (const ref of def.experiments) plans.push(await planOne(ref, flags.quick));
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -171,7 +168,7 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
 
-  const total = plans.reduce((s, p) => s + p.plan.trials.length, 0);
+  const total = plans.reduce((s, p) => s + p.trials.length, 0);
   const log = (s: string) => {
     if (!flags.quiet) console.error(s);
   };
@@ -184,14 +181,15 @@ async function main(): Promise<number> {
   const trials: ReproduceTrial[] = [];
   const outcomes: TrialOutcome[] = [];
   let finished = 0;
-  for (const { plan, abs } of plans) {
+  for (const ref of def.experiments) {
     if (controller.signal.aborted) break;
+    const plan = await planOne(ref, flags.quick);
     const out = await runPlan(plan, {
       root: flags.results,
       jobs: flags.jobs,
       threads: flags.threads,
       device: flags.device,
-      experimentFile: abs,
+      experimentFile: `${REPO_ROOT}/${ref.file}`,
       git,
       signal: controller.signal,
     }, {
