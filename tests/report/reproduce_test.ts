@@ -195,6 +195,14 @@ Deno.test({
       "Acrobot-v1",
       "sentiment",
     ]);
+    // "Ours" is the mean of the per-task normalised scores (when every task has one).
+    for (const row of a.json.rows) {
+      const vs = Object.values(row.per_task) as (number | null)[];
+      if (vs.every((v) => v !== null)) {
+        const mean = (vs as number[]).reduce((s, v) => s + v, 0) / vs.length;
+        assert.ok(Math.abs(row.ours - mean) < 1e-12, row.label);
+      } else assert.strictEqual(row.ours, null);
+    }
     assert.deepStrictEqual(a.json.tasks[0].zero.kind, "random_policy_return");
     assert.deepStrictEqual(a.json.tasks[2].zero.kind, "sft_policy_rm_score");
     const b = await reproduce("ppo-table1");
