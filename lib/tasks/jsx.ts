@@ -78,7 +78,7 @@ import {
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
 import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS, trainPpo } from "../ppo/trainer.ts";
 import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
 import { type RewardComponent, RewardError, type RewardFn, rewardLmTask } from "./rewards.ts";
 import {
@@ -91,6 +91,7 @@ import {
   type UserReward,
 } from "./sentiment.ts";
 import { runComponentInSandbox } from "./sandbox.ts";
+import { readLmTrial } from "./trial_files.ts";
 
 /** The task's name (in errors and registries). */
 export const JSX_TASK = "jsx";
@@ -977,22 +978,7 @@ export async function summarizeJsxTrial(outDir: string): Promise<{
   last?: MetricsRow;
   mean: Record<string, number | null>;
 }> {
-  let text: string | null = null;
-  for (const p of [`${outDir}/eval.json`, `${outDir}/checkpoints/eval.json`]) {
-    text = await Deno.readTextFile(p).catch(() => null);
-    if (text !== null) break;
-  }
-  if (text === null) throw new Error(`${outDir}: no eval.json (the trial has not finished)`);
-  const e = JSON.parse(text) as Omit<JsxTrialResult, "last">;
-  const rows = await readMetrics(outDir).catch((err) => {
-    if (err instanceof Deno.errors.NotFound) return [] as MetricsRow[];
-    throw err;
-  });
-  const mean: Record<string, number | null> = {};
-  for (const k of new Set(rows.flatMap((r) => Object.keys(r)))) {
-    const vs = rows.map((r) => r[k]).filter((v): v is number => typeof v === "number");
-    mean[k] = vs.length ? vs.reduce((a, b) => a + b, 0) / vs.length : null;
-  }
+  const { evaluation: e, last, mean } = await readLmTrial<Omit<JsxTrialResult, "last">>(outDir);
   return {
     metrics: {
       structure_rate: e.after.structure_rate,
@@ -1007,7 +993,7 @@ export async function summarizeJsxTrial(outDir: string): Promise<{
       response_length: e.after.response_length,
       sft_nll: e.sft.held_out_nll,
     },
-    ...(rows.length ? { last: rows.at(-1) } : {}),
+    ...(last ? { last } : {}),
     mean,
   };
 }

@@ -74,7 +74,7 @@ import {
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
 import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS, readMetrics, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS, trainPpo } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
   loadRewardModel,
@@ -95,6 +95,7 @@ import {
   type RewardSample,
 } from "./rewards.ts";
 import { exists } from "../fs.ts";
+import { readLmTrial } from "./trial_files.ts";
 import { canonicalJson as canonical } from "../json.ts";
 
 /** The task's name (in errors and registries). */
@@ -1433,23 +1434,9 @@ export async function summarizeSentimentTrial(outDir: string): Promise<{
   last?: MetricsRow;
   mean: Record<string, number | null>;
 }> {
-  let text: string | null = null;
-  for (const p of [`${outDir}/eval.json`, `${outDir}/checkpoints/eval.json`]) {
-    text = await Deno.readTextFile(p).catch(() => null);
-    if (text !== null) break;
-  }
-  if (text === null) throw new Error(`${outDir}: no eval.json (the trial has not finished)`);
-  const e = JSON.parse(text) as Omit<SentimentTrialResult, "last">;
-  const rows = await readMetrics(outDir).catch((e) => {
-    if (e instanceof Deno.errors.NotFound) return [] as MetricsRow[];
-    throw e;
-  });
-  // Column means over the run (numbers only).
-  const mean: Record<string, number | null> = {};
-  for (const k of new Set(rows.flatMap((r) => Object.keys(r)))) {
-    const vs = rows.map((r) => r[k]).filter((v): v is number => typeof v === "number");
-    mean[k] = vs.length ? vs.reduce((a, b) => a + b, 0) / vs.length : null;
-  }
+  const { evaluation: e, last, mean } = await readLmTrial<Omit<SentimentTrialResult, "last">>(
+    outDir,
+  );
   return {
     metrics: {
       rm_score: e.after.rm_score,
@@ -1460,7 +1447,7 @@ export async function summarizeSentimentTrial(outDir: string): Promise<{
       gold_score_before: e.before.gold_score,
       rm_accuracy: e.reward_model.held_out_accuracy,
     },
-    ...(rows.length ? { last: rows.at(-1) } : {}),
+    ...(last ? { last } : {}),
     mean,
   };
 }
