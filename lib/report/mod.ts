@@ -19,3 +19,5 @@ export * from "./bundles.ts";
 export * from "./charts.ts";
 export * from "./render.ts";
 export * from "./tables.ts";
+export * from "./papers.ts";
+export * as reproduce from "./reproduce.ts";
