@@ -9,7 +9,6 @@
  * wall time is printed after it, never written into it.
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   codeVersion,
   didYouMean,
@@ -24,6 +23,7 @@ import {
   type TrialOutcome,
 } from "../lib/experiment/mod.ts";
 import { ConfigError } from "../lib/ppo/config.ts";
+import { parseRunFlags, UsageError } from "./run_flags.ts";
 import {
   quickExperiment,
   REPRODUCE_NAMES,
@@ -54,59 +54,19 @@ Run it again to resume: finished trials are verified and skipped.
 Exit status: 0 table written, 1 some trial failed (the table marks it), 2 bad flags or
 experiment, 130 interrupted.`;
 
-const FLAGS = ["quick", "jobs", "threads", "device", "results", "quiet", "list", "help"];
-
-class UsageError extends Error {}
-
 function parseFlags(args: string[]) {
-  for (const a of args) {
-    const m = /^--([^=]+)/.exec(a);
-    if (m && !FLAGS.includes(m[1])) {
-      const s = didYouMean(m[1], FLAGS);
-      throw new UsageError(
-        `reproduce: unknown flag --${m[1]}${s ? ` (did you mean --${s}?)` : ""}; see --help`,
-      );
-    }
-  }
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      quick: { type: "boolean" },
-      jobs: { type: "string" },
-      threads: { type: "string" },
-      device: { type: "string" },
-      results: { type: "string" },
-      quiet: { type: "boolean" },
-      list: { type: "boolean" },
-      help: { type: "boolean" },
-    },
+  const { run, values, positionals } = parseRunFlags("reproduce", args, {
+    quick: { type: "boolean" },
+    list: { type: "boolean" },
   });
-  const int = (name: string, v: string | undefined, dflt: number) => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 1) {
-      throw new UsageError(`reproduce: --${name} must be a positive integer (got "${v}")`);
-    }
-    return n;
-  };
-  const device = values.device ?? "cpu";
-  if (device !== "cpu" && device !== "cuda") {
-    throw new UsageError(`reproduce: --device must be cpu or cuda (got "${device}")`);
-  }
   if (positionals.length > 1) {
     throw new UsageError(`reproduce: one table at a time (got ${positionals.join(", ")})`);
   }
   return {
     name: positionals[0] as string | undefined,
+    ...run,
     quick: Boolean(values.quick),
-    jobs: int("jobs", values.jobs, navigator.hardwareConcurrency || 1),
-    threads: int("threads", values.threads, 1),
-    device: device as "cpu" | "cuda",
-    results: (values.results ?? "results").replace(/\/+$/, "") || "/",
-    quiet: Boolean(values.quiet),
     list: Boolean(values.list),
-    help: Boolean(values.help),
   };
 }
 

@@ -7,11 +7,9 @@
  * interrupted ones resume from their last checkpoint.
  * @module
  */
-import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import {
   codeVersion,
-  didYouMean,
   type Experiment,
   ExperimentError,
   fmtValue,
@@ -28,6 +26,7 @@ import {
   type TrialSummary,
 } from "../lib/experiment/mod.ts";
 import { ConfigError } from "../lib/ppo/config.ts";
+import { parseRunFlags, UsageError } from "./run_flags.ts";
 
 const HELP = `Usage: deno task sweep <experiment.ts> [flags]
 
@@ -49,46 +48,11 @@ Flags:
 Exit status: 0 all trials done, 1 some trial failed, 2 invalid experiment or flags,
 130 interrupted.`;
 
-const FLAGS = ["jobs", "threads", "device", "results", "set", "dry-run", "quiet", "help"];
-
-class UsageError extends Error {}
-
 function parseFlags(args: string[]) {
-  for (const a of args) {
-    const m = /^--([^=]+)/.exec(a);
-    if (m && !FLAGS.includes(m[1])) {
-      const s = didYouMean(m[1], FLAGS);
-      throw new UsageError(
-        `sweep: unknown flag --${m[1]}${s ? ` (did you mean --${s}?)` : ""}; see --help`,
-      );
-    }
-  }
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      jobs: { type: "string" },
-      threads: { type: "string" },
-      device: { type: "string" },
-      results: { type: "string" },
-      set: { type: "string", multiple: true },
-      "dry-run": { type: "boolean" },
-      quiet: { type: "boolean" },
-      help: { type: "boolean" },
-    },
+  const { run, values, positionals } = parseRunFlags("sweep", args, {
+    set: { type: "string", multiple: true },
+    "dry-run": { type: "boolean" },
   });
-  const int = (name: string, v: string | undefined, dflt: number) => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 1) {
-      throw new UsageError(`sweep: --${name} must be a positive integer (got "${v}")`);
-    }
-    return n;
-  };
-  const device = values.device ?? "cpu";
-  if (device !== "cpu" && device !== "cuda") {
-    throw new UsageError(`sweep: --device must be cpu or cuda (got "${device}")`);
-  }
   const overrides: Record<string, unknown> = {};
   for (const s of values.set ?? []) {
     const eq = s.indexOf("=");
@@ -107,17 +71,7 @@ function parseFlags(args: string[]) {
   if (positionals.length > 1) {
     throw new UsageError(`sweep: one experiment file at a time (got ${positionals.join(", ")})`);
   }
-  return {
-    file: positionals[0],
-    jobs: int("jobs", values.jobs, navigator.hardwareConcurrency || 1),
-    threads: int("threads", values.threads, 1),
-    device: device as "cpu" | "cuda",
-    results: (values.results ?? "results").replace(/\/+$/, ""),
-    overrides,
-    dryRun: Boolean(values["dry-run"]),
-    quiet: Boolean(values.quiet),
-    help: Boolean(values.help),
-  };
+  return { file: positionals[0], ...run, overrides, dryRun: Boolean(values["dry-run"]) };
 }
 
 const short = (id: string) => id.slice(0, 10);
