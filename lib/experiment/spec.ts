@@ -399,6 +399,7 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
   // 3. Every trial's config: merge base < sweep point < overrides, then parse.
   const trials: PlannedTrial[] = [];
   const seen = new Map<string, number>();
+  const inputHashes = new Map<string, string>(); // input path -> content hash
   points.forEach((point, i) => {
     const src = new Map<string, string>();
     const raw: Record<string, unknown> = {};
@@ -449,7 +450,9 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
     const inputs: Record<string, string> = {};
     for (const { key, path } of k.inputs?.(config) ?? []) {
       try {
-        inputs[key] = contentHash(path);
+        // Trials of a sweep usually share their input folders: hash each one once.
+        if (!inputHashes.has(path)) inputHashes.set(path, contentHash(path));
+        inputs[key] = inputHashes.get(path)!;
       } catch (e) {
         const missing = e instanceof Deno.errors.NotFound;
         add(
