@@ -15,7 +15,7 @@ import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
 import {
   EnvRunSchema,
   parseEnvRunConfig,
-  readMetrics,
+  readEpisodes,
   recentReturn,
   runEnvTraining,
   solvedAt,
@@ -160,9 +160,9 @@ if (import.meta.main) {
     });
     bar?.stop();
     const secs = (performance.now() - t0) / 1e3;
-    const rows = await readMetrics(outDir);
-    const recent = recentReturn(rows, 100), threshold = envSpec(cfg.env).rewardThreshold;
-    const solved = threshold === undefined ? null : solvedAt(rows, threshold, 100);
+    const episodes = await readEpisodes(outDir);
+    const recent = recentReturn(episodes, 100), threshold = envSpec(cfg.env).rewardThreshold;
+    const solved = threshold === undefined ? null : solvedAt(episodes, threshold, 100);
     console.log(
       `${cfg.env} seed ${cfg.seed}: ${updates} updates, ${last.step} steps, ` +
         `mean return of the last 100 episodes ${recent?.toFixed(2) ?? "n/a"}` +

@@ -184,7 +184,14 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
           // CleanRL treats truncation like termination (no bootstrap from the final obs).
           roll.dones[i] = r.terminated[e] | r.truncated[e];
         }
-        for (const ep of r.episodes) roll.episodes.push({ return: ep.return, length: ep.length });
+        for (const ep of r.episodes) {
+          roll.episodes.push({
+            return: ep.return,
+            length: ep.length,
+            env: ep.env,
+            step: (t + 1) * N,
+          });
+        }
         obs.set(r.obs);
       }
       // Bootstrap V(s_T) for rows whose last step did not end an episode.

@@ -1,6 +1,6 @@
 /**
  * One PPO training run on a classic-control environment, from a validated config to a
- * folder of results (metrics.jsonl, checkpoints/, final.safetensors). The CLI and the
+ * folder of results (metrics.jsonl, episodes.jsonl, checkpoints/, final.safetensors). The CLI and the
  * experiment runner both call {@link runEnvTraining}.
  *
  * @example
@@ -12,9 +12,16 @@
  */
 import { z } from "zod";
 import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
-import { type MetricsRow, readMetrics, trainPpo } from "../ppo/trainer.ts";
+import {
+  type EpisodeRow,
+  type MetricsRow,
+  readEpisodes,
+  readMetrics,
+  trainPpo,
+} from "../ppo/trainer.ts";
 
-export { readMetrics };
+export { readEpisodes, readMetrics };
+export type { EpisodeRow };
 import type { Device } from "../onnx/session.ts";
 import { ENV_IDS, makeVecEnv, resolveEnvId } from "./registry.ts";
 import { createEnvProblem } from "./ppo.ts";
@@ -72,36 +79,26 @@ export interface EnvRunOptions {
 }
 
 /**
- * Mean episodic return over (about) the last `episodes` finished episodes, from metrics rows
- * (each row holds the mean return of the episodes that ended in its update, and their count).
- * Whole updates are taken from the end until at least `episodes` are covered.
+ * Mean return of the last `window` finished episodes (fewer if the run had fewer), from
+ * episodes.jsonl: the final-performance number of CleanRL's benchmark tables
+ * (openrlbenchmark's `metric_last_n_average_window`, 100). Null when no episode finished.
  */
-export function recentReturn(rows: MetricsRow[], episodes = 100): number | null {
-  return windowMean(rows, rows.length, episodes).mean;
-}
-
-/** Mean return over whole updates taken back from rows[end - 1] until `window` episodes. */
-function windowMean(rows: MetricsRow[], end: number, window: number) {
-  let sum = 0, count = 0;
-  for (let i = end - 1; i >= 0 && count < window; i--) {
-    const n = Number(rows[i].episodes ?? 0);
-    if (n > 0 && rows[i].episodic_return !== null) {
-      sum += Number(rows[i].episodic_return) * n;
-      count += n;
-    }
-  }
-  return { mean: count ? sum / count : null, count };
+export function recentReturn(episodes: EpisodeRow[], window = 100): number | null {
+  const tail = episodes.slice(-window);
+  return tail.length ? tail.reduce((s, e) => s + e.return, 0) / tail.length : null;
 }
 
 /**
- * The first environment step at which the mean return of (about) the last `window` episodes
- * reached `threshold` — Gymnasium's "solved" test (CartPole-v1: 475 over 100 consecutive
- * episodes) — or null if it never did. Windows are whole updates, as in {@link recentReturn}.
+ * The global step of the first episode whose own return and the returns of the `window − 1`
+ * episodes before it average at least `threshold` — Gymnasium's "solved" test (CartPole-v1:
+ * 475 over 100 consecutive episodes) — or null if that never happened.
  */
-export function solvedAt(rows: MetricsRow[], threshold: number, window = 100): number | null {
-  for (let i = 0; i < rows.length; i++) {
-    const { mean, count } = windowMean(rows, i + 1, window);
-    if (count >= window && mean !== null && mean >= threshold) return Number(rows[i].step);
+export function solvedAt(episodes: EpisodeRow[], threshold: number, window = 100): number | null {
+  let sum = 0;
+  for (let i = 0; i < episodes.length; i++) {
+    sum += episodes[i].return;
+    if (i >= window) sum -= episodes[i - window].return;
+    if (i >= window - 1 && sum / window >= threshold) return episodes[i].step;
   }
   return null;
 }
@@ -130,6 +127,7 @@ export async function runEnvTraining(
     outDir: opts.outDir,
     checkpointEvery: cfg.checkpoint_every,
     resume: opts.resume,
+    episodeLog: true,
     onStart: (u) => opts.onStart?.(u, updates),
     onUpdate: (row, u) => opts.onUpdate?.(row, u, updates),
   });

@@ -10,7 +10,7 @@
  * @module
  */
 import { EnvRunSchema, parseEnvRunConfig, recentReturn, solvedAt } from "../envs/run.ts";
-import { PPO_METRIC_COLUMNS, readMetrics } from "../ppo/trainer.ts";
+import { PPO_METRIC_COLUMNS, readEpisodes, readMetrics } from "../ppo/trainer.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { envSpec } from "../envs/registry.ts";
 import type { TrialKind, TrialSummary } from "./kinds.ts";
@@ -72,7 +72,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
       });
     },
     async summarize(outDir): Promise<TrialSummary> {
-      const rows = await readMetrics(outDir);
+      const rows = await readMetrics(outDir), episodes = await readEpisodes(outDir);
       const last = rows.at(-1) ?? {};
       const mean: Record<string, number | null> = {};
       for (const c of ENV_METRIC_COLUMNS) {
@@ -81,9 +81,9 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
       }
       return {
         metrics: {
-          return: recentReturn(rows, 100),
-          solved_at: threshold === undefined ? null : solvedAt(rows, threshold, 100),
-          episodes: rows.reduce((s, r) => s + Number(r.episodes ?? 0), 0),
+          return: recentReturn(episodes, 100),
+          solved_at: threshold === undefined ? null : solvedAt(episodes, threshold, 100),
+          episodes: episodes.length,
           steps: Number(last.step ?? 0),
           updates: rows.length,
         },

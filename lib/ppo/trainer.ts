@@ -52,8 +52,12 @@ export interface Rollout {
   samples: number;
   /** Environment steps (or tokens) this rollout consumed, for the global step counter. */
   steps: number;
-  /** Episodes that finished during the rollout. */
-  episodes: { return: number; length: number }[];
+  /**
+   * Episodes that finished during the rollout. `env` (which environment) and `step` (how many
+   * environment steps into this rollout it ended, counting all envs) place each one exactly,
+   * so the run's episodes.jsonl can answer "the last 100 episodes" without rounding to updates.
+   */
+  episodes: { return: number; length: number; env?: number; step?: number }[];
   /** Task-specific per-update numbers (e.g. reward-model and gold scores) for the metrics. */
   metrics?: Record<string, number>;
 }
@@ -89,6 +93,11 @@ export interface PpoRunOptions {
   onUpdate?: (row: MetricsRow, update: number) => void;
   /** Called once before the first update, with the update it starts from. */
   onStart?: (startUpdate: number) => void;
+  /**
+   * Write every finished episode to episodes.jsonl ({@link EpisodeRow}), for metrics over
+   * exact episode windows (environments; LM tasks keep per-update means only).
+   */
+  episodeLog?: boolean;
 }
 
 export type MetricsRow = Record<string, number | null>;
@@ -144,8 +153,38 @@ export async function readMetrics(outDir: string): Promise<MetricsRow[]> {
   });
 }
 
+/** The finished episodes of a run (episodes.jsonl), in the order they ended; [] if it has none. */
+export async function readEpisodes(outDir: string): Promise<EpisodeRow[]> {
+  const path = `${outDir}/episodes.jsonl`;
+  const text = await Deno.readTextFile(path).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return "";
+    throw e;
+  });
+  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
+    try {
+      return JSON.parse(l);
+    } catch {
+      throw new Error(`${path}: line ${i + 1} is not JSON`);
+    }
+  });
+}
+
 /** Batch input names every PPO train step has (plus the problem's model inputs). */
 export const PPO_BATCH = ["old_logp", "advantages", "returns", "old_values", "mask"] as const;
+
+/**
+ * One finished episode, a line of episodes.jsonl (written only by problems that have
+ * episodes): the update whose rollout it ended in, the global environment step at its end,
+ * which environment, its return and its length. CleanRL logs the same per-episode record
+ * (`charts/episodic_return` at `global_step`), and benchmarks average the last 100 of them.
+ */
+export interface EpisodeRow {
+  update: number;
+  step: number;
+  env: number;
+  return: number;
+  length: number;
+}
 
 interface RunState {
   update: number;
@@ -154,6 +193,8 @@ interface RunState {
   kl: { beta: number };
   problem: unknown;
   metricsBytes: number;
+  /** Size of episodes.jsonl at the checkpoint (absent in checkpoints of older runs: 0). */
+  episodesBytes?: number;
 }
 
 /** Run PPO for `opts.updates` updates (resuming if asked); returns the last metrics row. */
@@ -163,6 +204,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   const dtype = trainer.spec.dtype;
   await Deno.mkdir(outDir, { recursive: true });
   const metricsPath = `${outDir}/metrics.jsonl`;
+  const episodesPath = `${outDir}/episodes.jsonl`;
 
   let rng = opts.rng ?? new Rng(opts.seed);
   const kl = makeKlController(cfg.kl);
@@ -180,7 +222,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   await Deno.remove(finalPath).catch(() => {});
 
   // Resume: restore params, optimizer state, RNG, KL controller and the problem's state, and
-  // cut metrics.jsonl back to where it stood at the checkpoint.
+  // cut metrics.jsonl and episodes.jsonl back to where they stood at the checkpoint.
   const resumed = opts.resume ? await loadRunCheckpoint<RunState>(outDir, trainer) : null;
   if (resumed) {
     const s = resumed.run;
@@ -200,9 +242,16 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     const f = await Deno.open(metricsPath, { write: true, create: true });
     await f.truncate(s.metricsBytes);
     f.close();
-  } else await Deno.writeTextFile(metricsPath, "");
+    await cutEpisodes(episodesPath, s.episodesBytes ?? 0, resumed.path, outDir);
+  } else {
+    await Deno.writeTextFile(metricsPath, "");
+    await Deno.remove(episodesPath).catch(() => {});
+  }
   opts.onStart?.(update);
   const metricsFile = await Deno.open(metricsPath, { append: true });
+  // episodes.jsonl exists only for problems that have episodes (created at the first one).
+  let episodesFile: Deno.FsFile | null = await Deno.open(episodesPath, { append: true })
+    .catch(() => null);
 
   const hp = ppoHparams(cfg);
   const klInReward = cfg.kl.placement === "reward" && cfg.loss !== "kl-penalty";
@@ -332,13 +381,30 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       const measured = cfg.loss === "kl-penalty" ? mean("kl_penalty") : klRef;
       if (measured !== null) kl.update(measured, roll.samples);
 
-      // 7. Metrics row, then the checkpoint that records how far metrics.jsonl got.
+      // 7. Metrics row (and the episodes that ended in this rollout), then the checkpoint that
+      //    records how far both files got.
       await writeAll(metricsFile, JSON.stringify(row) + "\n");
+      if (opts.episodeLog && eps.length) {
+        episodesFile ??= await Deno.open(episodesPath, { append: true, create: true });
+        const stepBefore = globalStep - roll.steps;
+        const lines = eps.map((e, i) => {
+          const ep: EpisodeRow = {
+            update: update + 1,
+            step: stepBefore + (e.step ?? roll.steps),
+            env: e.env ?? i,
+            return: e.return,
+            length: e.length,
+          };
+          return JSON.stringify(ep) + "\n";
+        });
+        await writeAll(episodesFile, lines.join(""));
+      }
       last = row;
       opts.onUpdate?.(row, update + 1);
       const every = opts.checkpointEvery ?? 0;
       if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {
         await metricsFile.sync();
+        await episodesFile?.sync();
         const state: RunState = {
           update: update + 1,
           globalStep,
@@ -346,17 +412,37 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           kl: kl.state(),
           problem: problem.state(),
           metricsBytes: (await metricsFile.stat()).size,
+          episodesBytes: episodesFile ? (await episodesFile.stat()).size : 0,
         };
         await saveRunCheckpoint(outDir, update + 1, trainer, state);
       }
     }
     await metricsFile.sync();
+    await episodesFile?.sync();
   } finally {
     metricsFile.close();
+    episodesFile?.close();
   }
   // Final params + optimizer state (atomic write inside saveSafetensors).
   await trainer.saveCheckpoint(finalPath);
   return last;
+}
+
+/** Cut episodes.jsonl back to its size at the checkpoint (a resumed run rewrites the rest). */
+async function cutEpisodes(path: string, bytes: number, checkpoint: string, outDir: string) {
+  const have = await Deno.stat(path).then((st) => st.size, () => -1);
+  if (bytes === 0) return void await Deno.remove(path).catch(() => {});
+  if (have < bytes) {
+    throw new Error(
+      `cannot resume from ${checkpoint}: ${path} ` +
+        (have < 0 ? "is missing" : `has ${have} bytes`) + ` but the checkpoint recorded ` +
+        `${bytes} (the file was truncated or replaced); restore it, or delete ` +
+        `${outDir} to start the run again`,
+    );
+  }
+  const f = await Deno.open(path, { write: true });
+  await f.truncate(bytes);
+  f.close();
 }
 
 function divergedError(

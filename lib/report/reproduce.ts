@@ -264,6 +264,10 @@ function buildCleanrl(ctx: ReproduceContext): ReproduceTableResult {
   for (const env of CLASSIC) {
     const trials = ctx.trials.filter((t) => t.task === env).sort((a, b) => a.seed - b.seed);
     const d = over(trials, (t) => metricOf(t, "return"));
+    // The published ± is numpy's std (divisor n) of the per-seed values: openrlbenchmark's
+    // rlops prints `metric_result.std()` of a numpy array. Ours is printed the same way, so the
+    // two columns are one statistic; d.std (divisor n − 1) stays in the JSON as `ours.std`.
+    const popStd = d.std === null ? null : d.std * Math.sqrt((d.n - 1) / d.n);
     const pub = CLEANRL_PPO_CLASSIC[env];
     const lo = pub.cleanrl.mean - 2 * pub.cleanrl.std, hi = pub.cleanrl.mean + 2 * pub.cleanrl.std;
     const within = d.mean === null ? null : d.mean >= lo && d.mean <= hi;
@@ -276,7 +280,7 @@ function buildCleanrl(ctx: ReproduceContext): ReproduceTableResult {
       env,
       steps === null ? "-" : String(steps),
       String(d.n),
-      meanStd(d),
+      meanStd({ ...d, std: popStd }),
       trials.map((t) => `${t.seed}: ${fixed(metricOf(t, "return"))}`).join(", "),
       `${fixed(pub.cleanrl.mean)} ± ${fixed(pub.cleanrl.std)}`,
       `${fixed(pub.baselines.mean)} ± ${fixed(pub.baselines.std)}`,
@@ -287,7 +291,7 @@ function buildCleanrl(ctx: ReproduceContext): ReproduceTableResult {
     json.push({
       env,
       total_steps: steps,
-      ours: stats(d),
+      ours: { ...stats(d), std_population: popStd },
       per_seed: trials.map((t) => ({ seed: t.seed, return: metricOf(t, "return") })),
       cleanrl: pub.cleanrl,
       baselines: pub.baselines,
@@ -317,8 +321,10 @@ function buildCleanrl(ctx: ReproduceContext): ReproduceTableResult {
       [false, true, true, true, false, true, true, false, false, false],
     ),
     "",
-    "Return = mean episodic return of the last 100 training episodes of each seed; ± is the " +
-    "sample standard deviation over seeds. Hyperparameters: CleanRL ppo.py defaults (4 envs × " +
+    "Return = mean episodic return of the last 100 training episodes of each seed (exactly " +
+    "100, from episodes.jsonl), the metric of CleanRL's benchmark (openrlbenchmark rlops, " +
+    "`metric_last_n_average_window` 100); ± is the standard deviation over seeds with divisor " +
+    "n, as rlops computes the published ± (numpy's std). Hyperparameters: CleanRL ppo.py defaults (4 envs × " +
     "128 steps, lr 2.5e-4 annealed, γ 0.99, λ 0.95, 4 minibatches, 4 epochs, clip 0.2, " +
     "clipped value loss, entropy 0.01, vf 0.5, grad norm 0.5, 64-64 tanh MLPs).",
     ...(ctx.quick

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import {
   parseEnvRunConfig,
+  readEpisodes,
   readMetrics,
   recentReturn,
   runEnvTraining,
@@ -17,11 +18,21 @@ Deno.test("PPO (CleanRL defaults) reaches a 100-episode mean return ≥ 475 on C
     const t0 = performance.now();
     const { updates } = await runEnvTraining(cfg, { outDir: out });
     const secs = (performance.now() - t0) / 1e3;
-    const rows = await readMetrics(out);
+    const rows = await readMetrics(out), episodes = await readEpisodes(out);
     assert.equal(rows.length, updates);
-    const final = recentReturn(rows, 100)!;
+    // episodes.jsonl holds exactly the episodes each metrics row summarises, in order.
+    rows.forEach((row, u) => {
+      const mine = episodes.filter((e) => e.update === u + 1);
+      assert.equal(mine.length, row.episodes, `update ${u + 1}: episode count`);
+      if (mine.length) {
+        const mean = mine.reduce((s, e) => s + e.return, 0) / mine.length;
+        assert.ok(Math.abs(mean - row.episodic_return!) < 1e-9, `update ${u + 1}: mean return`);
+        assert.ok(mine.every((e) => e.step > Number(row.step) - 512 && e.step <= Number(row.step)));
+      }
+    });
+    const final = recentReturn(episodes, 100)!;
     // "Reaches": Gymnasium's solved test, mean return over 100 consecutive episodes ≥ 475.
-    const solved = solvedAt(rows, 475, 100);
+    const solved = solvedAt(episodes, 475, 100);
     console.log(
       `CartPole-v1 seed 1: solved (100-episode mean ≥ 475) at step ${solved}; ` +
         `mean of the last 100 episodes ${final.toFixed(2)}; wall time ${secs.toFixed(1)} s`,

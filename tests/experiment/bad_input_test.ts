@@ -428,7 +428,7 @@ Deno.test("bad input at run time: diverging lr, corrupt/missing checkpoints, tru
     const bySeed = new Map(plan.trials.map((t) => [t.identity.config.seed as number, t]));
     const expDir = `${root}/runtime-mix`;
     // Work folders of killed trials (checkpoints at updates 4 and 6 of 8), then damaged.
-    for (const seed of [3, 4, 5, 6, 7, 8]) {
+    for (const seed of [3, 4, 5, 6, 7, 8, 11]) {
       const t = bySeed.get(seed)!, tmp = `${expDir}/.tmp-${t.id}`;
       const cfg = { ...t.identity.config, env: "CartPole-v1" } as unknown as EnvRunConfig;
       await runEnvTraining(cfg, { outDir: tmp, threads: 1 });
@@ -445,6 +445,7 @@ Deno.test("bad input at run time: diverging lr, corrupt/missing checkpoints, tru
       if (seed === 4) await Deno.remove(`${ck}/update-000006`, { recursive: true });
       if (seed === 5) await Deno.writeTextFile(`${ck}/LATEST`, "garbage\n");
       if (seed === 6) await Deno.truncate(`${tmp}/metrics.jsonl`, 10);
+      if (seed === 11) await Deno.truncate(`${tmp}/episodes.jsonl`, 10);
       if (seed === 7) await Deno.writeTextFile(`${ck}/update-000006/run.json`, "{not json");
       if (seed === 8) {
         await Deno.writeTextFile(`${tmp}/config.json`, stableJson(bySeed.get(1)!.identity));
@@ -475,6 +476,10 @@ Deno.test("bad input at run time: diverging lr, corrupt/missing checkpoints, tru
           /metrics\.jsonl has 10 bytes but the checkpoint recorded \d+ \(the file was truncated or replaced\)[\s\S]*fix: delete/,
         ],
         [7, /run\.json: .*JSON[\s\S]*fix: delete/],
+        [
+          11,
+          /episodes\.jsonl has 10 bytes but the checkpoint recorded \d+ \(the file was truncated or replaced\)[\s\S]*fix: delete/,
+        ],
         [8, /config\.json is not this trial's config .*fix: delete .*\.tmp-/],
         ...extra,
       ];

@@ -1,6 +1,6 @@
 /**
  * Crash/resume: `deno task train` killed with SIGKILL at random updates and resumed each time
- * ends with params and metrics byte-identical to an uninterrupted run.
+ * ends with params, metrics and the episode log byte-identical to an uninterrupted run.
  */
 import assert from "node:assert/strict";
 import { Rng } from "../../lib/rng.ts";
@@ -90,7 +90,7 @@ Deno.test("kill -9 at random updates, resume: final params and metrics are byte-
     assert.ok(kills >= 3, `only ${kills} kills landed mid-run`);
     await run([...trainArgs(crashed), "--resume"]);
 
-    for (const f of ["final.safetensors", "metrics.jsonl"]) {
+    for (const f of ["final.safetensors", "metrics.jsonl", "episodes.jsonl"]) {
       const a = await Deno.readFile(`${ref}/${f}`), b = await Deno.readFile(`${crashed}/${f}`);
       assert.ok(a.length > 0);
       // (Not deepEqual: its diff of two large byte arrays takes minutes to render.)

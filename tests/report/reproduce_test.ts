@@ -12,6 +12,7 @@ import {
   normalizeScores,
   randomPolicyReturn,
   REPRODUCE_TABLES,
+  type ReproduceContext,
   table1Setting,
   table1Sweep,
 } from "../../lib/report/reproduce.ts";
@@ -80,6 +81,38 @@ Deno.test("randomPolicyReturn: seeded, deterministic, in the known range", () =>
   assert.ok(c.mean > 15 && c.mean < 30, `CartPole random return ${c.mean}`); // ≈ 22
   const a = randomPolicyReturn("Acrobot-v1", 20, 0);
   assert.ok(a.mean >= -500 && a.mean < -350, `Acrobot random return ${a.mean}`); // ≈ −500
+});
+
+Deno.test("cleanrl table: ± is the population std (as the published one), band and verdicts", () => {
+  // Per-seed returns -85.20, -82.16, -83.48: mean -83.6133; squared deviations 2.5175,
+  // 2.1122, 0.0178 sum to 4.6475, so std with divisor n is √(4.6475/3) = 1.2447 (divisor
+  // n − 1: 1.5244). CleanRL's Acrobot band is -86.36 ± 2·1.32 = [-89.00, -83.72].
+  const trial = (task: string, seed: number, ret: number) => ({
+    experiment: "x",
+    task,
+    point: { seed },
+    seed,
+    config: { total_steps: 500_000 },
+    summary: { metrics: { return: ret } },
+  });
+  const trials = [
+    trial("Acrobot-v1", 1, -85.20),
+    trial("Acrobot-v1", 2, -82.16),
+    trial("Acrobot-v1", 3, -83.48),
+    ...[488.01, 500, 491.96].map((r, i) => trial("CartPole-v1", i + 1, r)),
+  ];
+  // (Summaries carry only the metric the table reads.)
+  const { markdown, json } = REPRODUCE_TABLES["cleanrl-classic-control"].build({
+    quick: false,
+    trials: trials as unknown as ReproduceContext["trials"],
+  });
+  const acro = markdown.split("\n").find((l) => l.startsWith("| Acrobot-v1"))!;
+  assert.match(acro, /\| -83\.61 ± 1\.24 \|/);
+  assert.match(acro, /\[-89\.00, -83\.72\] \| no \| yes \|/);
+  const rows = json.rows as { env: string; ours: { std: number; std_population: number } }[];
+  const a = rows.find((r) => r.env === "Acrobot-v1")!;
+  assert.ok(Math.abs(a.ours.std_population - 1.24465) < 1e-4, String(a.ours.std_population));
+  assert.ok(Math.abs(a.ours.std - 1.52438) < 1e-4, String(a.ours.std));
 });
 
 // ---- quick modes end to end --------------------------------------------------------------------
