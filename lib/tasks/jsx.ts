@@ -78,9 +78,9 @@ import {
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
 import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
-import { type RewardComponent, RewardError, type RewardFn, rewardLmTask } from "./rewards.ts";
+import { type RewardComponent, type RewardFn, rewardLmTask } from "./rewards.ts";
 import {
   localStageCache,
   RewardRefSchema,
@@ -91,7 +91,7 @@ import {
   type UserReward,
 } from "./sentiment.ts";
 import { runComponentInSandbox } from "./sandbox.ts";
-import { readLmTrial } from "./trial_files.ts";
+import { LM_TRIAL_OUTPUTS, readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 
 /** The task's name (in errors and registries). */
 export const JSX_TASK = "jsx";
@@ -853,12 +853,7 @@ export interface JsxTrialResult {
 }
 
 /** Files a trial writes in outDir (all removed again when a reward function fails). */
-export const JSX_TRIAL_OUTPUTS: readonly string[] = [
-  "metrics.jsonl",
-  "checkpoints",
-  "final.safetensors",
-  "eval.json",
-];
+export const JSX_TRIAL_OUTPUTS: readonly string[] = LM_TRIAL_OUTPUTS;
 
 /**
  * One `jsx` trial: the SFT stage (cached), PPO into `outDir` (`metrics.jsonl`,
@@ -897,30 +892,16 @@ export async function runJsxTrial(
     session: opts.session,
   };
   opts.onProblem?.(problem, sft);
-  const removeOutputs = async () => {
-    for (const f of JSX_TRIAL_OUTPUTS) {
-      await Deno.remove(`${outDir}/${f}`, { recursive: true }).catch(() => {});
-    }
-  };
-  let before: JsxEval, last: MetricsRow;
-  try {
-    before = await evaluateJsxPolicy(problem, evalOpts);
-    last = await trainPpo(problem, {
-      cfg: c.ppo,
-      updates: c.updates,
-      seed: c.seed,
-      rng: problem.rng,
-      outDir,
-      checkpointEvery: c.checkpoint_every,
-      resume: opts.resume,
-      onUpdate: opts.onUpdate,
-      onStart: opts.onStart,
-    });
-  } catch (e) {
-    if (e instanceof RewardError) await removeOutputs();
-    throw e;
-  }
-  const after = await evaluateJsxPolicy(problem, evalOpts);
+  const { before, after, last } = await runLmPpo(problem, {
+    cfg: c.ppo,
+    updates: c.updates,
+    seed: c.seed,
+    outDir,
+    checkpointEvery: c.checkpoint_every,
+    resume: opts.resume,
+    onUpdate: opts.onUpdate,
+    onStart: opts.onStart,
+  }, () => evaluateJsxPolicy(problem, evalOpts));
   const result: JsxTrialResult = {
     task: JSX_TASK,
     sft: { hash: sft.hash, held_out_nll: sft.heldOutNll },
@@ -930,9 +911,7 @@ export async function runJsxTrial(
   };
   // eval.json is part of the result bundle: stage hashes only (no cache paths or flags).
   const { last: _, ...saved } = result;
-  const tmp = `${outDir}/eval.json.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(saved, null, 2) + "\n");
-  await Deno.rename(tmp, `${outDir}/eval.json`);
+  await writeEvalJson(outDir, saved);
   return result;
 }
 

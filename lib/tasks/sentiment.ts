@@ -74,7 +74,7 @@ import {
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
 import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
-import { type MetricsRow, PPO_METRIC_COLUMNS, trainPpo } from "../ppo/trainer.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
   loadRewardModel,
@@ -89,13 +89,12 @@ import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
 import {
   type BatchRewardFn,
   type RewardComponent,
-  RewardError,
   type RewardFn,
   rewardLmTask,
   type RewardSample,
 } from "./rewards.ts";
 import { exists } from "../fs.ts";
-import { readLmTrial } from "./trial_files.ts";
+import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { canonicalJson as canonical } from "../json.ts";
 
 /** The task's name (in errors and registries). */
@@ -1293,9 +1292,6 @@ export interface SentimentTrialResult {
   last: MetricsRow;
 }
 
-/** Files a trial writes in outDir (removed again when a reward function fails). */
-const TRIAL_OUTPUTS = ["metrics.jsonl", "checkpoints", "final.safetensors", "eval.json"];
-
 /**
  * One `sentiment` trial: SFT and reward-model stages (cached in `cacheDir`), PPO into
  * `outDir` (`metrics.jsonl`, `checkpoints/`, `final.safetensors`, via trainPpo), and the
@@ -1347,29 +1343,16 @@ export async function runSentimentTrial(
     prompts,
   };
   opts.onProblem?.(problem, { sft, rm });
-  const before = await evaluateSentimentPolicy(problem, rm, evalOpts);
-  let last: MetricsRow;
-  try {
-    last = await trainPpo(problem, {
-      cfg: c.ppo,
-      updates: c.updates,
-      seed: c.seed,
-      rng: problem.rng,
-      outDir,
-      checkpointEvery: c.checkpoint_every,
-      resume: opts.resume,
-      onUpdate: opts.onUpdate,
-      onStart: opts.onStart,
-    });
-  } catch (e) {
-    if (e instanceof RewardError) {
-      for (const f of TRIAL_OUTPUTS) {
-        await Deno.remove(`${outDir}/${f}`, { recursive: true }).catch(() => {});
-      }
-    }
-    throw e;
-  }
-  const after = await evaluateSentimentPolicy(problem, rm, evalOpts);
+  const { before, after, last } = await runLmPpo(problem, {
+    cfg: c.ppo,
+    updates: c.updates,
+    seed: c.seed,
+    outDir,
+    checkpointEvery: c.checkpoint_every,
+    resume: opts.resume,
+    onUpdate: opts.onUpdate,
+    onStart: opts.onStart,
+  }, () => evaluateSentimentPolicy(problem, rm, evalOpts));
   const result: SentimentTrialResult = {
     task: SENTIMENT_TASK,
     sft: { dir: sft.dir, hash: sft.hash, held_out_nll: sft.heldOutNll, cached: sft.cached },
@@ -1397,9 +1380,7 @@ export async function runSentimentTrial(
       held_out_loss: result.reward_model.held_out_loss,
     },
   };
-  const tmp = `${outDir}/eval.json.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(saved, null, 2) + "\n");
-  await Deno.rename(tmp, `${outDir}/eval.json`);
+  await writeEvalJson(outDir, saved);
   return result;
 }
 

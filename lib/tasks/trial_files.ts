@@ -1,7 +1,9 @@
 /**
- * What an LM task's finished trial folder holds, read back for its summary: the evaluation
- * (`eval.json`, in the folder or in its `checkpoints/` once the runner has moved it there) and
- * the PPO metrics rows, with the last row and the column means over the run.
+ * An LM task's trial folder: the PPO run between two evaluations that every LM task's trial
+ * is ({@link runLmPpo}), eval.json written atomically ({@link writeEvalJson}), and the
+ * folder read back for the summary ({@link readLmTrial}): the evaluation (`eval.json`, in the
+ * folder or in its `checkpoints/` once the runner has moved it there) and the PPO metrics
+ * rows, with the last row and the column means over the run.
  *
  * @example
  * ```ts
@@ -9,7 +11,9 @@
  * ```
  * @module
  */
-import { type MetricsRow, readMetrics } from "../ppo/trainer.ts";
+import { type MetricsRow, type PpoRunOptions, readMetrics, trainPpo } from "../ppo/trainer.ts";
+import type { LmProblem } from "./lm_ppo.ts";
+import { RewardError } from "./rewards.ts";
 
 /** A finished trial's evaluation, last metrics row and column means (numbers only). */
 export interface LmTrialFiles<E> {
@@ -36,4 +40,44 @@ export async function readLmTrial<E>(outDir: string): Promise<LmTrialFiles<E>> {
     mean[k] = vs.length ? vs.reduce((a, b) => a + b, 0) / vs.length : null;
   }
   return { evaluation: JSON.parse(text) as E, ...(rows.length ? { last: rows.at(-1) } : {}), mean };
+}
+
+/** Files an LM trial writes in outDir (all removed again when a reward function fails). */
+export const LM_TRIAL_OUTPUTS: readonly string[] = [
+  "metrics.jsonl",
+  "checkpoints",
+  "final.safetensors",
+  "eval.json",
+];
+
+/**
+ * The part every LM task's trial shares: evaluate the starting (SFT) policy, run PPO on
+ * `problem` into `run.outDir` (resuming if asked), evaluate the result. A reward function
+ * that throws or returns a non-finite value (a {@link RewardError}) removes the trial's
+ * outputs from outDir before the error goes on, so nothing partial is left.
+ */
+export async function runLmPpo<E>(
+  problem: LmProblem,
+  run: Omit<PpoRunOptions, "rng">,
+  evaluate: () => Promise<E>,
+): Promise<{ before: E; after: E; last: MetricsRow }> {
+  try {
+    const before = await evaluate();
+    const last = await trainPpo(problem, { ...run, rng: problem.rng });
+    return { before, after: await evaluate(), last };
+  } catch (e) {
+    if (e instanceof RewardError) {
+      for (const f of LM_TRIAL_OUTPUTS) {
+        await Deno.remove(`${run.outDir}/${f}`, { recursive: true }).catch(() => {});
+      }
+    }
+    throw e;
+  }
+}
+
+/** Write `<outDir>/eval.json` (pretty JSON) by rename, so it is never seen half-written. */
+export async function writeEvalJson(outDir: string, evaluation: unknown): Promise<void> {
+  const tmp = `${outDir}/eval.json.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(evaluation, null, 2) + "\n");
+  await Deno.rename(tmp, `${outDir}/eval.json`);
 }
