@@ -1,11 +1,13 @@
 /**
  * `deno task bench [name] [--threads N] [--steps N]`: benchmarks that print ratios
- * against a reference measured in the same run. Names: engine, gpt (default: all).
+ * against a reference measured in the same run. Names: engine, gpt, ppo (default: all).
+ * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
  */
 import { parseArgs } from "node:util";
 import { benchEngine } from "./engine.ts";
 import { benchGpt } from "./gpt.ts";
+import { benchPpo } from "./ppo.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -15,6 +17,9 @@ const { values, positionals } = parseArgs({
     steps: { type: "string", default: "50" },
     warmup: { type: "string", default: "5" },
     fuse: { type: "string", default: "10" },
+    "env-steps": { type: "string", default: "102400" },
+    env: { type: "string", default: "CartPole-v1" },
+    rounds: { type: "string", default: "2" },
   },
 });
 
@@ -31,6 +36,13 @@ const benches: Record<string, () => Promise<void>> = {
       threads: Number(values.threads),
       steps: Number(values.steps),
       warmup: Number(values.warmup),
+    }),
+  ppo: () =>
+    benchPpo({
+      threads: Number(values.threads),
+      envSteps: Number(values["env-steps"]),
+      env: values.env,
+      rounds: Number(values.rounds),
     }),
 };
 
