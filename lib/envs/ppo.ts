@@ -67,7 +67,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
     hidden: opts.hidden ?? [64, 64],
   };
   const rng = new Rng(opts.seed);
-  const fullKl = cfg.loss === "kl-penalty" && cfg.kl.estimator === "full";
+  const fullKl = cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full";
   const f32 = (shape: (string | number)[]) => ({ dtype: "float32" as const, shape });
 
   const spec: TrainStepSpec = {
@@ -89,7 +89,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
       const logpAll = g.logSoftmax(logits, -1);
       return ppoLoss(
         g,
-        { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl },
+        { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl, penalty: cfg.penalty },
         {
           logp: actionLogp(g, logpAll, b.actions),
           entropy: categoricalEntropy(g, logpAll),

@@ -30,7 +30,10 @@ const nonneg = (d: string) => z.number().min(0).describe(d);
 export const redefault = <T extends z.ZodType>(s: z.ZodDefault<T>, v: z.output<T>) =>
   s.unwrap().default(v as never) as z.ZodDefault<T>;
 
-/** KL penalty: what it is measured against, how, where it acts, and how β moves. */
+/**
+ * KL to the frozen reference policy (RLHF): how it is estimated, where it acts, and how β
+ * moves. Tasks without a reference policy keep β = 0.
+ */
 export const KlSchema = z.object({
   estimator: z.enum(["k1", "k2", "k3", "full"]).default("k1").describe(
     "KL estimator per position: k1 = log p/q, k2 = ½(log p/q)², k3 = (q/p − 1) − log q/p " +
@@ -51,10 +54,38 @@ export const KlSchema = z.object({
   horizon: positive("adaptive controller horizon (samples)").default(10000),
 }).strict();
 
+/**
+ * The KL-penalty surrogate's penalty, β·KL(π_old‖π) in the loss (Schulman et al. 2017 §4;
+ * used only when `loss = "kl-penalty"`). It is separate from `kl`, the KL to the reference
+ * policy, so an RLHF run can have both: the reference KL in the reward and the penalty to
+ * π_old in the surrogate. Defaults are the paper's adaptive setting (d_targ 0.01, β₀ = 1).
+ */
+export const PenaltySchema = z.object({
+  estimator: z.enum(["k1", "k2", "k3", "full"]).default("full").describe(
+    "KL(π_old‖π) estimator: full = exact Σ π_old log π_old/π over the action distribution " +
+      "(the paper's); k1/k2/k3 on the sampled actions (LM tasks, which keep no full log-probs)",
+  ),
+  beta: nonneg("initial / fixed penalty coefficient β").default(1),
+  control: z.enum(["fixed", "adaptive", "schulman"]).default("schulman").describe(
+    "schulman = Schulman et al. 2017 §4 rule (β×2 if KL > 1.5·d_targ, β/2 if < d_targ/1.5); " +
+      "adaptive = Ziegler et al.'s proportional controller; fixed β",
+  ),
+  target: positive("target KL(π_old‖π) per update, d_targ (nats)").default(0.01),
+  horizon: positive("adaptive controller horizon (samples)").default(10000),
+}).strict();
+
+/**
+ * {@link PenaltySchema} for language models: the k3 estimator on the sampled tokens (the exact
+ * KL would need every position's full-vocabulary log-probs under π_old).
+ */
+export const LmPenaltySchema = PenaltySchema.extend({
+  estimator: redefault(PenaltySchema.shape.estimator, "k3"),
+});
+
 export const PpoSchema = z.object({
   loss: z.enum(["clip", "no-clip", "kl-penalty"]).default("clip").describe(
     "surrogate objective (Schulman et al. 2017 Table 1): clip = clipped ratio; no-clip = " +
-      "plain ratio·A; kl-penalty = ratio·A − β·KL(π_old‖π) with β from `kl`",
+      "plain ratio·A; kl-penalty = ratio·A − β·KL(π_old‖π) with β from `penalty`",
   ),
   clip: z.number().positive().max(10).default(0.2).describe(
     "clip ε: the policy ratio is clipped to [1−ε, 1+ε]",
@@ -79,9 +110,11 @@ export const PpoSchema = z.object({
   target_kl: positive("stop the epochs early when approx KL (k3) exceeds this").nullable()
     .default(null),
   kl: KlSchema.default(KlSchema.parse({})),
+  penalty: PenaltySchema.default(PenaltySchema.parse({})),
 }).strict();
 
 export type KlConfig = z.infer<typeof KlSchema>;
+export type PenaltyConfig = z.infer<typeof PenaltySchema>;
 export type PpoConfig = z.infer<typeof PpoSchema>;
 
 /** Thrown for an invalid config; the message lists every bad key with its allowed range. */

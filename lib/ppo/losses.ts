@@ -1,9 +1,11 @@
 /**
  * The PPO objective as graph builders. Every term is a masked mean over real positions
  * (mask 1), so padded tokens contribute nothing; hyperparameters that sweeps vary (ε, ε_v,
- * vf_coef, ent_coef, β) are graph inputs.
+ * vf_coef, ent_coef, the two β) are graph inputs.
  *
- * total = policy_loss + vf_coef · value_loss − ent_coef · entropy (+ β · KL, see `kl`)
+ * total = policy_loss + vf_coef · value_loss − ent_coef · entropy
+ *         (+ β_penalty · KL(π_old‖π) for the kl-penalty surrogate)
+ *         (+ β · KL(π‖π_ref) when the reference KL is placed in the loss)
  *
  * @example
  * ```ts
@@ -13,7 +15,7 @@
  * @module
  */
 import type { Graph, Value } from "../onnx/graph.ts";
-import type { KlConfig, PpoConfig } from "./config.ts";
+import type { KlConfig, PenaltyConfig, PpoConfig } from "./config.ts";
 
 /** What the model computes for the minibatch, per position ([B] or [B, T]). */
 export interface PolicyOutputs {
@@ -48,7 +50,10 @@ export interface PpoHparams {
   clip_value: Value;
   vf_coef: Value;
   ent_coef: Value;
+  /** β of the KL to the reference policy, when it is placed in the loss. */
   beta: Value;
+  /** β of the kl-penalty surrogate's KL(π_old‖π). */
+  penalty_beta: Value;
 }
 
 /** Defaults for the loss hyperparameters (graph inputs) taken from a config. */
@@ -59,6 +64,7 @@ export function ppoHparams(cfg: PpoConfig, beta = cfg.kl.beta): Record<string, n
     vf_coef: cfg.vf_coef,
     ent_coef: cfg.ent_coef,
     beta,
+    penalty_beta: cfg.penalty.beta,
   };
 }
 
@@ -120,7 +126,10 @@ export interface PpoLossVariant {
   loss: PpoConfig["loss"];
   /** Clipped value loss (config clip_value ≠ null). */
   valueClip: boolean;
+  /** The reference KL (its estimator and placement). */
   kl?: Pick<KlConfig, "estimator" | "placement">;
+  /** The kl-penalty surrogate's KL estimator (default "full"). */
+  penalty?: Pick<PenaltyConfig, "estimator">;
   /** A reference policy exists (RLHF); needed for the KL in the loss placement. */
   hasReference?: boolean;
 }
@@ -170,19 +179,19 @@ export function ppoLoss(
     clipfrac: mean(g.cast(g.greater(g.abs(g.sub(ratio, 1)), hp.clip), ratio.dtype)),
   };
 
-  // KL penalty in the loss: to π_old for the kl-penalty surrogate (Schulman et al. 2017 §4),
-  // else to the reference policy when the config places the KL in the loss.
-  const est = variant.kl?.estimator ?? "k1";
-  let kl: Value | undefined;
+  // The kl-penalty surrogate (Schulman et al. 2017 §4): + β_penalty·KL(π_old‖π).
   if (variant.loss === "kl-penalty") {
-    kl = klTerm(g, est, { logp: b.oldLogp, logpAll: b.oldLogpAll }, pi);
-  } else if (variant.kl?.placement === "loss" && variant.hasReference) {
-    if (!b.refLogp) throw new Error("ppo: KL in the loss needs reference log-probs (refLogp)");
-    kl = klTerm(g, est, pi, { logp: b.refLogp, logpAll: b.refLogpAll });
-  }
-  if (kl) {
+    const est = variant.penalty?.estimator ?? "full";
+    const kl = klTerm(g, est, { logp: b.oldLogp, logpAll: b.oldLogpAll }, pi);
     metrics.kl_penalty = mean(kl);
-    loss = g.add(loss, g.mul(hp.beta, metrics.kl_penalty));
+    loss = g.add(loss, g.mul(hp.penalty_beta, metrics.kl_penalty));
+  }
+  // The reference KL placed in the loss (instead of the reward): + β·KL(π‖π_ref).
+  if (variant.kl?.placement === "loss" && variant.hasReference) {
+    if (!b.refLogp) throw new Error("ppo: KL in the loss needs reference log-probs (refLogp)");
+    const kl = klTerm(g, variant.kl.estimator, pi, { logp: b.refLogp, logpAll: b.refLogpAll });
+    metrics.kl_ref_loss = mean(kl);
+    loss = g.add(loss, g.mul(hp.beta, metrics.kl_ref_loss));
   }
   return { loss, metrics };
 }

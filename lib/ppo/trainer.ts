@@ -120,6 +120,7 @@ export const PPO_METRIC_COLUMNS: readonly string[] = [
   "step",
   "lr",
   "beta",
+  "penalty_beta",
   "loss",
   "policy_loss",
   "value_loss",
@@ -128,6 +129,8 @@ export const PPO_METRIC_COLUMNS: readonly string[] = [
   "approx_kl_k3",
   "clipfrac",
   "kl_penalty",
+  "penalty_kl",
+  "kl_ref_loss",
   "kl_ref",
   "grad_norm",
   "explained_variance",
@@ -191,6 +194,8 @@ interface RunState {
   globalStep: number;
   rng: number[];
   kl: { beta: number };
+  /** The kl-penalty surrogate's controller (absent in checkpoints of older runs). */
+  penalty?: { beta: number };
   problem: unknown;
   metricsBytes: number;
   /** Size of episodes.jsonl at the checkpoint (absent in checkpoints of older runs: 0). */
@@ -207,7 +212,10 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   const episodesPath = `${outDir}/episodes.jsonl`;
 
   let rng = opts.rng ?? new Rng(opts.seed);
+  // Two controllers: β of the KL to the reference policy, and β of the kl-penalty surrogate's
+  // KL(π_old‖π). Each follows its own KL.
   const kl = makeKlController(cfg.kl);
+  const penalty = makeKlController(cfg.penalty);
   let update = 0, globalStep = 0;
   let last: MetricsRow = {};
 
@@ -229,6 +237,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     ({ update, globalStep } = s);
     rng = new Rng(s.rng);
     kl.load(s.kl);
+    if (s.penalty) penalty.load(s.penalty);
     problem.load(s.problem);
     const have = await Deno.stat(metricsPath).then((st) => st.size, () => -1);
     if (have < s.metricsBytes) {
@@ -254,7 +263,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     .catch(() => null);
 
   const hp = ppoHparams(cfg);
-  const klInReward = cfg.kl.placement === "reward" && cfg.loss !== "kl-penalty";
+  const klInReward = cfg.kl.placement === "reward";
+  const isPenalty = cfg.loss === "kl-penalty";
   try {
     for (; update < opts.updates; update++) {
       // 1. Rollout with the current policy.
@@ -274,8 +284,9 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       }
       if (!roll.refLogp && klInReward && (kl.beta > 0 || cfg.kl.control !== "fixed")) {
         throw new Error(
-          "ppo.kl.beta > 0 with kl.placement = reward needs a reference policy, and this task " +
-            'has none: set ppo.kl.beta to 0, or use ppo.loss = "kl-penalty" for a KL penalty',
+          "ppo.kl (the KL to a reference policy) has β > 0 or an adaptive control, and this " +
+            "task has no reference policy: set ppo.kl.beta to 0 with control fixed (for a KL " +
+            'penalty to the previous policy, use ppo.loss = "kl-penalty" and ppo.penalty)',
         );
       }
 
@@ -313,9 +324,10 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       const examples = n / roll.exampleSize;
       const sums: Record<string, number> = {};
       let steps = 0, epochsRun = 0;
+      let penaltyKl: number | null = null;
       for (let epoch = 0; epoch < cfg.epochs; epoch++) {
         const perm = rng.permutation(examples);
-        const epochKl = { sum: 0, count: 0 };
+        const epochKl = { sum: 0, count: 0 }, epochPenalty = { sum: 0, count: 0 };
         for (let m = 0; m < cfg.minibatches; m++) {
           const lo = Math.floor(m * examples / cfg.minibatches);
           const hi = Math.floor((m + 1) * examples / cfg.minibatches);
@@ -325,7 +337,12 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
             ...gatherPpoBatch(roll, idx, advantages, returns, cfg.whiten_advantages, dtype),
             ...problem.inputs(roll, idx),
           };
-          const r = await trainer.step(batch, { ...hp, beta: kl.beta, lr });
+          const r = await trainer.step(batch, {
+            ...hp,
+            beta: kl.beta,
+            penalty_beta: penalty.beta,
+            lr,
+          });
           if (!Number.isFinite(r.loss[0]) || !Number.isFinite(r.gradNorm[0])) {
             throw divergedError(r, cfg, update + 1, opts.updates, epoch + 1, m + 1, lr);
           }
@@ -337,8 +354,12 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           for (const [k, v] of Object.entries(stats)) sums[k] = (sums[k] ?? 0) + v;
           steps++;
           epochKl.sum += stats.approx_kl_k3, epochKl.count++;
+          if (isPenalty) epochPenalty.sum += stats.kl_penalty, epochPenalty.count++;
         }
         epochsRun++;
+        // Schulman's d is KL(π_old‖π) after the epochs; the last epoch's minibatches, each
+        // measured just before its step, are the closest estimate the steps give for free.
+        if (epochPenalty.count) penaltyKl = epochPenalty.sum / epochPenalty.count;
         // Early stop (CleanRL's target_kl): this epoch's mean approx KL (k3) went too far.
         if (cfg.target_kl !== null && epochKl.sum / epochKl.count > cfg.target_kl) break;
       }
@@ -354,6 +375,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         step: globalStep,
         lr,
         beta: kl.beta,
+        penalty_beta: isPenalty ? penalty.beta : null,
         loss: mean("loss"),
         policy_loss: mean("policy_loss"),
         value_loss: mean("value_loss"),
@@ -362,6 +384,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         approx_kl_k3: mean("approx_kl_k3"),
         clipfrac: mean("clipfrac"),
         kl_penalty: mean("kl_penalty"),
+        penalty_kl: penaltyKl,
+        kl_ref_loss: mean("kl_ref_loss"),
         kl_ref: klRef,
         grad_norm: mean("grad_norm"),
         explained_variance: Number.isNaN(ev) ? null : ev,
@@ -376,10 +400,10 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         ...(roll.metrics ?? {}),
       };
 
-      // 6. KL controller: β follows the measured KL (to the reference, or to π_old for the
-      //    kl-penalty surrogate).
-      const measured = cfg.loss === "kl-penalty" ? mean("kl_penalty") : klRef;
-      if (measured !== null) kl.update(measured, roll.samples);
+      // 6. KL controllers: the reference β follows KL(π_old‖π_ref) per sample; the penalty β
+      //    follows this update's KL(π_old‖π) (Schulman et al. 2017 §4, d = penalty_kl).
+      if (klRef !== null) kl.update(klRef, roll.samples);
+      if (penaltyKl !== null) penalty.update(penaltyKl, roll.samples);
 
       // 7. Metrics row (and the episodes that ended in this rollout), then the checkpoint that
       //    records how far both files got.
@@ -410,6 +434,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           globalStep,
           rng: rng.state(),
           kl: kl.state(),
+          penalty: penalty.state(),
           problem: problem.state(),
           metricsBytes: (await metricsFile.stat()).size,
           episodesBytes: episodesFile ? (await episodesFile.stat()).size : 0,

@@ -86,15 +86,15 @@ export const SCHULMAN_TABLE1: readonly SurrogateSetting[] = [
     label: `Adaptive KL, d_targ = ${d}`,
     config: {
       "ppo.loss": "kl-penalty",
-      "ppo.kl.control": "schulman",
-      "ppo.kl.target": d,
-      "ppo.kl.beta": 1,
+      "ppo.penalty.control": "schulman",
+      "ppo.penalty.target": d,
+      "ppo.penalty.beta": 1,
     },
     paper,
   })),
   ...[[0.3, 0.62], [1, 0.71], [3, 0.72], [10, 0.69]].map(([b, paper]) => ({
     label: `Fixed KL, β = ${b}`,
-    config: { "ppo.loss": "kl-penalty", "ppo.kl.control": "fixed", "ppo.kl.beta": b },
+    config: { "ppo.loss": "kl-penalty", "ppo.penalty.control": "fixed", "ppo.penalty.beta": b },
     paper,
   })),
 ];

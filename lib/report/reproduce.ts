@@ -254,6 +254,13 @@ function failedNote(trials: ReproduceTrial[]): string[] {
   ];
 }
 
+/** β of the sentiment trials' KL to the reference ("-" without sentiment trials). */
+function refKlBeta(trials: ReproduceTrial[]): string {
+  const t = trials.find((t) => t.task === "sentiment");
+  const kl = (t?.config.ppo as { kl?: { beta?: number; control?: string } } | undefined)?.kl;
+  return kl?.beta === undefined ? "-" : `${kl.beta}, ${kl.control ?? "fixed"}`;
+}
+
 // ---- cleanrl-classic-control ---------------------------------------------------------------
 
 const CLASSIC = ["CartPole-v1", "Acrobot-v1"] as const;
@@ -454,11 +461,12 @@ function buildTable1(ctx: ReproduceContext): ReproduceTableResult {
     "3e-4, 10 epochs, minibatches of 64, γ 0.99, λ 0.95, no entropy bonus), otherwise " +
     "CleanRL ppo.py; KL penalty settings use the exact KL(π_old‖π) over the action " +
     "distribution (as the paper does for its Gaussians) and no clipping; adaptive KL uses the " +
-    "paper's rule (β ×2 when KL > 1.5·d_targ, ÷2 when KL < d_targ/1.5), β initialised at 1.",
-    "- sentiment: every setting optimises the reward model alone (no KL-to-reference term in " +
-    "the reward, ppo.kl.beta = 0 for the clip settings), because the task has one `ppo.kl` " +
-    'section and `ppo.loss = "kl-penalty"` uses it for the penalty to π_old; the KL penalty ' +
-    "is the k3 estimate of KL(π_old‖π) per token. Zero = the SFT policy (the starting point), " +
+    "paper's rule (β ×2 when d > 1.5·d_targ, ÷2 when d < d_targ/1.5, with d the mean " +
+    "KL(π_old‖π) over the update's last epoch), β initialised at 1.",
+    "- sentiment: every setting keeps the task's KL to the reference policy in the reward " +
+    `(β = ${refKlBeta(ctx.trials)}), so each is an ordinary RLHF run;` +
+    " the KL-penalty settings add the k3 " +
+    "estimate of KL(π_old‖π) per token (`ppo.penalty`). Zero = the SFT policy (the starting point), " +
     "not a random token policy. The gold score is shown beside the RM score.",
     ...(ctx.quick
       ? ["- Quick mode: far fewer steps and seeds; the numbers only check the pipeline."]

@@ -77,7 +77,14 @@ import {
   byteEncode,
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
-import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
+import {
+  ConfigError,
+  formatIssues,
+  KlSchema,
+  LmPenaltySchema,
+  PpoSchema,
+  redefault,
+} from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
 import { type RewardComponent, type RewardFn, rewardLmTask } from "./rewards.ts";
@@ -525,6 +532,7 @@ export const JsxPpoSchema = PpoSchema.extend({
   ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
   max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
   kl: JsxKlSchema.default(JsxKlSchema.parse({})),
+  penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
 });
 
 /** A whole `jsx` trial: SFT stage, PPO, rewards, evaluation. */

@@ -300,11 +300,17 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   }
   // The exact KL needs full reference (and old) distributions per position, rows × cols × V
   // numbers per rollout: not kept. The sampled-token estimators need only log-probs.
-  const klInLoss = cfg.loss !== "kl-penalty" && cfg.kl.placement === "loss";
-  if (cfg.kl.estimator === "full" && (klInLoss || cfg.loss === "kl-penalty")) {
+  const klInLoss = cfg.kl.placement === "loss";
+  if (cfg.kl.estimator === "full" && klInLoss) {
     throw new Error(
       'createLmProblem: kl.estimator "full" in the loss is not supported for language models ' +
         "(it would keep rows × cols × vocab reference log-probs); use k1, k2 or k3",
+    );
+  }
+  if (cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full") {
+    throw new Error(
+      'createLmProblem: penalty.estimator "full" is not supported for language models (it ' +
+        "would keep rows × cols × vocab log-probs of π_old); use k1, k2 or k3",
     );
   }
   const rng = new Rng(opts.seed);
@@ -361,7 +367,13 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       const pi = modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions);
       return ppoLoss(
         g,
-        { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl, hasReference: true },
+        {
+          loss: cfg.loss,
+          valueClip: cfg.clip_value !== null,
+          kl: cfg.kl,
+          penalty: cfg.penalty,
+          hasReference: true,
+        },
         { logp: pi.logp, entropy: pi.entropy, value: pi.value, logpAll: pi.logpAll },
         ppoBatchValues(b),
         hp as never,

@@ -73,7 +73,14 @@ import {
   byteEncode,
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
-import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
+import {
+  ConfigError,
+  formatIssues,
+  KlSchema,
+  LmPenaltySchema,
+  PpoSchema,
+  redefault,
+} from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
@@ -379,7 +386,7 @@ export const SentimentRewardModelSchema = z.object({
   ),
 }).strict();
 
-/** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
+/** {@link KlSchema} with this task's defaults (β = 0.1, fixed, in the reward). */
 export const SentimentKlSchema = KlSchema.extend({
   beta: redefault(KlSchema.shape.beta, 0.1),
 });
@@ -405,6 +412,7 @@ export const SentimentPpoSchema = PpoSchema.extend({
   ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
   max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
   kl: SentimentKlSchema.default(SentimentKlSchema.parse({})),
+  penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
 });
 
 /** One weighted reward term by name: built-in (`rm`, `gold`, `length`, `eos`) or user-given. */

@@ -26,9 +26,9 @@ const D = {
   returns: [2, 1, 0.5, -5],
   entropy: [0.6, 0.5, 0.4, 99],
 };
-const HP = { clip: 0.2, clip_value: 0.2, vf_coef: 0.5, ent_coef: 0.01, beta: 0 };
+const HP = { clip: 0.2, clip_value: 0.2, vf_coef: 0.5, ent_coef: 0.01, beta: 0, penalty_beta: 0 };
 
-async function evalLoss(variant: PpoLossVariant, data = D, hp = HP) {
+async function evalLoss(variant: PpoLossVariant, data: Record<string, number[]> = D, hp = HP) {
   const g = new Graph("ppo_loss");
   const v = Object.fromEntries(
     Object.keys(data).map((k) => [k, g.input(`in_${k}`, "float64", [4])]),
@@ -44,6 +44,7 @@ async function evalLoss(variant: PpoLossVariant, data = D, hp = HP) {
       returns: v.returns,
       oldValues: v.old_values,
       mask: v.mask,
+      refLogp: v.ref_logp,
     },
     h as never,
   );
@@ -86,10 +87,11 @@ Deno.test("unclipped surrogate and plain value loss by hand", async () => {
   near(r.value_loss, 0.5 * (1 + 1 + 0.25) / 3);
 });
 
-Deno.test("kl-penalty surrogate adds β·KL(π_old‖π) (k1 here) to the unclipped loss", async () => {
-  const hp = { ...HP, beta: 3 };
+Deno.test("kl-penalty surrogate adds β_penalty·KL(π_old‖π) (k1 here) to the unclipped loss", async () => {
+  // β (the reference KL's) is set too: without a reference it must not act.
+  const hp = { ...HP, penalty_beta: 3, beta: 5 };
   const r = await evalLoss(
-    { loss: "kl-penalty", valueClip: false, kl: { estimator: "k1", placement: "loss" } },
+    { loss: "kl-penalty", valueClip: false, penalty: { estimator: "k1" } },
     D,
     hp,
   );
@@ -97,21 +99,43 @@ Deno.test("kl-penalty surrogate adds β·KL(π_old‖π) (k1 here) to the unclip
   // KL(old‖new) by k1 with x ~ old: log old − log new = −0.2, 0.1, −0.4
   near(r.kl_penalty, (-0.2 + 0.1 - 0.4) / 3);
   near(r.loss, plain.loss + 3 * r.kl_penalty);
+  assert.equal(r.kl_ref_loss, undefined);
+});
+
+Deno.test("kl-penalty with the reference KL in the loss: both terms, each with its own β", async () => {
+  const data = { ...D, ref_logp: [-0.4, -1.3, -0.1, 9] };
+  const hp = { ...HP, penalty_beta: 3, beta: 0.5 };
+  const r = await evalLoss(
+    {
+      loss: "kl-penalty",
+      valueClip: false,
+      penalty: { estimator: "k1" },
+      kl: { estimator: "k2", placement: "loss" },
+      hasReference: true,
+    },
+    data,
+    hp,
+  );
+  const plain = await evalLoss({ loss: "no-clip", valueClip: false }, data, hp);
+  near(r.kl_penalty, (-0.2 + 0.1 - 0.4) / 3);
+  // KL(π‖ref) by k2 with x ~ π: ½(log π − log ref)² = ½(−0.1)², ½(0.3)², ½(−0.1)²
+  near(r.kl_ref_loss, 0.5 * (0.01 + 0.09 + 0.01) / 3);
+  near(r.loss, plain.loss + 3 * r.kl_penalty + 0.5 * r.kl_ref_loss);
 });
 
 Deno.test("padded positions contribute nothing to any loss term or metric", async () => {
   const variants: PpoLossVariant[] = [
     { loss: "clip", valueClip: true },
-    { loss: "kl-penalty", valueClip: false, kl: { estimator: "k3", placement: "loss" } },
+    { loss: "kl-penalty", valueClip: false, penalty: { estimator: "k3" } },
   ];
   for (const variant of variants) {
-    const a = await evalLoss(variant, D, { ...HP, beta: 0.7 });
+    const a = await evalLoss(variant, D, { ...HP, penalty_beta: 0.7 });
     const changed = Object.fromEntries(
       Object.entries(D).map((
         [k, arr],
       ) => [k, k === "mask" ? arr : [...arr.slice(0, 3), -arr[3] * 3 + 1]]),
     ) as typeof D;
-    const b = await evalLoss(variant, changed, { ...HP, beta: 0.7 });
+    const b = await evalLoss(variant, changed, { ...HP, penalty_beta: 0.7 });
     assert.deepEqual(a, b);
   }
 });
@@ -157,7 +181,7 @@ Deno.test("PPO loss gradient w.r.t. logits and values matches finite differences
   for (
     const variant of [
       { loss: "clip", valueClip: true },
-      { loss: "kl-penalty", valueClip: false, kl: { estimator: "full", placement: "loss" } },
+      { loss: "kl-penalty", valueClip: false, penalty: { estimator: "full" } },
     ] as PpoLossVariant[]
   ) {
     const { maxRelError } = await gradcheck((g, [logits, value, oldLogits]) => {
@@ -165,7 +189,7 @@ Deno.test("PPO loss gradient w.r.t. logits and values matches finite differences
       const a = g.constant({ dtype: "int64", shape: [4], data: actions.map(BigInt) });
       const c = (xs: number[]) => g.constant({ dtype: "float64", shape: [4], data: xs });
       const hp = Object.fromEntries(
-        Object.entries({ ...HP, clip: 0.1, beta: 0.5 }).map((
+        Object.entries({ ...HP, clip: 0.1, penalty_beta: 0.5 }).map((
           [k, x],
         ) => [k, g.scalar(x, "float64")]),
       );

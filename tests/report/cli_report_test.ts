@@ -64,16 +64,19 @@ Deno.test("deno task report: report.md, tables and plots from a real sweep; dete
       }
       const dec = new TextDecoder();
       const curveText = svgTexts(dec.decode(first.get("plots/curve-episodic_return.svg")));
-      for (const want of ["episodic_return", "update", "ppo.kl.beta", "0.3", "3"]) {
+      for (const want of ["episodic_return", "update", "ppo.penalty.beta", "0.3", "3"]) {
         assert.ok(curveText.includes(want), `curve SVG lacks "${want}"`);
       }
       const finalText = svgTexts(dec.decode(first.get("plots/final-return.svg")));
-      assert.ok(finalText.includes("return") && finalText.includes("ppo.kl.beta"));
+      assert.ok(finalText.includes("return") && finalText.includes("ppo.penalty.beta"));
 
       const md = dec.decode(first.get("report.md"));
       assert.match(md, /^# tiny-kl: report/);
-      assert.match(md, /swept: `ppo\.kl\.beta` ∈ \{0\.3, 3\}; 2 settings × 2 seeds/);
-      assert.match(md, /\| ppo\.kl\.beta \| seeds \| return \(mean ± std\) \| return 95% CI \|/);
+      assert.match(md, /swept: `ppo\.penalty\.beta` ∈ \{0\.3, 3\}; 2 settings × 2 seeds/);
+      assert.match(
+        md,
+        /\| ppo\.penalty\.beta \| seeds \| return \(mean ± std\) \| return 95% CI \|/,
+      );
       assert.match(md, /!\[episodic_return vs update\]\(plots\/curve-episodic_return\.png\)/);
       // One summary row per β, 2 seeds each; one trials row per bundle.
       const summary = dec.decode(first.get("summary.md")).trimEnd().split("\n");
@@ -82,7 +85,7 @@ Deno.test("deno task report: report.md, tables and plots from a real sweep; dete
       assert.match(summary[3], /^\| 3 \| 2 \| /);
       const csv = dec.decode(first.get("trials.csv")).trimEnd().split("\n");
       assert.equal(csv.length, 5);
-      assert.match(csv[0], /^trial,ppo\.kl\.beta,seed,return,/);
+      assert.match(csv[0], /^trial,ppo\.penalty\.beta,seed,return,/);
       // Hidden temporaries are gone: only the report folder was added.
       const hidden = (await Array.fromAsync(Deno.readDir(exp))).map((e) => e.name)
         .filter((n) => n.includes("report") && n !== "report");
@@ -122,7 +125,7 @@ Deno.test("deno task report: report.md, tables and plots from a real sweep; dete
       assert.ok(files.includes("plots/final-clipfrac_mean.png"));
       assert.ok(!files.includes("plots/curve-episodic_return.png"));
       const summary = await Deno.readTextFile(`${out}/summary.md`);
-      assert.match(summary, /^\| ppo\.kl\.beta \| seeds \| clipfrac:mean \(mean ± std\) \|/);
+      assert.match(summary, /^\| ppo\.penalty\.beta \| seeds \| clipfrac:mean \(mean ± std\) \|/);
     });
 
     await t.step("bad input: exit 2 and a message naming the path and the fix", async () => {

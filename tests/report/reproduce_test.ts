@@ -44,7 +44,7 @@ Deno.test("fixed: fixed decimals, no negative zero, '-' for missing", () => {
 });
 
 Deno.test("table1Sweep: the paper's eleven settings in order, each found back from its point", () => {
-  const pts = expandSweep(table1Sweep({ klExtra: { "ppo.kl.estimator": "full" } }));
+  const pts = expandSweep(table1Sweep({ klExtra: { "ppo.penalty.estimator": "k2" } }));
   assert.deepStrictEqual(pts.length, 11);
   assert.deepStrictEqual(
     pts.map((p) => table1Setting(p)?.label),
@@ -64,14 +64,14 @@ Deno.test("table1Sweep: the paper's eleven settings in order, each found back fr
     0.69,
   ]);
   // KL settings carry the extra keys; the others do not.
-  assert.deepStrictEqual(pts[4]["ppo.kl.estimator"], "full");
-  assert.deepStrictEqual(pts[2]["ppo.kl.estimator"], undefined);
+  assert.deepStrictEqual(pts[4]["ppo.penalty.estimator"], "k2");
+  assert.deepStrictEqual(pts[2]["ppo.penalty.estimator"], undefined);
   assert.deepStrictEqual(pts[5], {
     "ppo.loss": "kl-penalty",
-    "ppo.kl.control": "schulman",
-    "ppo.kl.target": 0.01,
-    "ppo.kl.beta": 1,
-    "ppo.kl.estimator": "full",
+    "ppo.penalty.control": "schulman",
+    "ppo.penalty.target": 0.01,
+    "ppo.penalty.beta": 1,
+    "ppo.penalty.estimator": "k2",
   });
 });
 

@@ -140,7 +140,7 @@ for (const dtype of ["float32", "float64"] as const) {
       `${dtype}: logp_gap ${roll.metrics!.logp_gap.toExponential(2)}, approx_kl_k1 ` +
         `${r.metrics.approx_kl_k1[0].toExponential(2)}, approx_kl_k3 ` +
         `${r.metrics.approx_kl_k3[0].toExponential(2)}, clipfrac ${r.metrics.clipfrac[0]}, ` +
-        `kl_penalty ${r.metrics.kl_penalty[0].toExponential(2)}`,
+        `kl_ref_loss ${r.metrics.kl_ref_loss[0].toExponential(2)}`,
     );
     assert.ok(roll.metrics!.logp_gap < tol, `logp gap ${roll.metrics!.logp_gap}`);
     assert.ok(Math.abs(r.metrics.approx_kl_k1[0]) < tol, `approx_kl_k1 ${r.metrics.approx_kl_k1}`);
@@ -150,7 +150,7 @@ for (const dtype of ["float32", "float64"] as const) {
     );
     assert.equal(r.metrics.clipfrac[0], 0);
     // The reference is the initial policy: its log-probs match, so the KL term starts at 0.
-    assert.ok(Math.abs(r.metrics.kl_penalty[0]) < tol, `kl_penalty ${r.metrics.kl_penalty}`);
+    assert.ok(Math.abs(r.metrics.kl_ref_loss[0]) < tol, `kl_ref_loss ${r.metrics.kl_ref_loss}`);
     for (let i = 0; i < roll.rows * roll.cols; i++) {
       if (!roll.mask![i]) continue;
       assert.ok(Math.abs(roll.logp[i] - roll.refLogp![i]) < tol, `ref logp at ${i}`);
@@ -216,15 +216,15 @@ Deno.test("lm ppo: KL in the loss (ref_logp batch input) is reported and keeps t
   const { rows, kl, secs } = await train(ppoCfg({ beta: 0.2, placement: "loss", estimator: "k2" }));
   const first = rows[0].score_mean as number, last = mean(rows.slice(-5), "score_mean");
   console.log(
-    `β = 0.2 (loss, k2): score ${first.toFixed(3)} -> ${last.toFixed(3)}; kl_penalty ` +
-      `${(rows[0].kl_penalty as number).toExponential(2)} -> ` +
-      `${mean(rows.slice(-5), "kl_penalty").toFixed(3)}; eval KL ${kl.toFixed(2)} vs ` +
+    `β = 0.2 (loss, k2): score ${first.toFixed(3)} -> ${last.toFixed(3)}; kl_ref_loss ` +
+      `${(rows[0].kl_ref_loss as number).toExponential(2)} -> ` +
+      `${mean(rows.slice(-5), "kl_ref_loss").toFixed(3)}; eval KL ${kl.toFixed(2)} vs ` +
       `${base.kl.toFixed(2)} nats/response; ${secs.toFixed(1)} s`,
   );
-  for (const r of rows) assert.ok(Number.isFinite(r.kl_penalty), "kl_penalty not reported");
+  for (const r of rows) assert.ok(Number.isFinite(r.kl_ref_loss), "kl_ref_loss not reported");
   assert.ok(
-    Math.abs(rows[0].kl_penalty as number) < 0.05,
-    `first kl_penalty ${rows[0].kl_penalty}`,
+    Math.abs(rows[0].kl_ref_loss as number) < 0.05,
+    `first kl_ref_loss ${rows[0].kl_ref_loss}`,
   );
   assert.ok(last > first + 0.2, `score did not rise: ${first} -> ${last}`);
   assert.ok(kl < 0.7 * base.kl, `KL ${kl} not below β = 0's ${base.kl}`);
