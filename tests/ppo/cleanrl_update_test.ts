@@ -1,17 +1,18 @@
 /**
- * One PPO update in Proxima against the same update computed by PyTorch as CleanRL's ppo.py
- * computes it (fixtures/cleanrl_update.json, from make_cleanrl_update.py): the same params,
+ * PPO updates in Proxima against the same updates computed by PyTorch as CleanRL's ppo.py
+ * computes them (fixtures/cleanrl_update.json, from make_cleanrl_update.py): the same params,
  * rollout and minibatch permutations go in through the real trainPpo and the CartPole train
- * step; the params after 16 Adam steps and the logged statistics must match. This pins GAE
- * with episode ends and bootstraps, per-minibatch advantage normalisation, both clips, the
- * entropy bonus, the loss weights, global grad clipping and Adam to CleanRL's arithmetic.
+ * step for 3 updates; the params after 48 Adam steps and each update's logged statistics must
+ * match. This pins GAE with episode ends and bootstraps, per-minibatch advantage
+ * normalisation, both clips, the entropy bonus, the loss weights, global grad clipping, Adam
+ * (its state and step count across updates) and the lr annealing to CleanRL's arithmetic.
  */
 import assert from "node:assert/strict";
 import { makeVecEnv } from "../../lib/envs/mod.ts";
 import { createEnvProblem } from "../../lib/envs/ppo.ts";
 import { tensor } from "../../lib/onnx/session.ts";
 import { parsePpoConfig } from "../../lib/ppo/config.ts";
-import { type PpoProblem, type Rollout, trainPpo } from "../../lib/ppo/trainer.ts";
+import { type PpoProblem, readMetrics, type Rollout, trainPpo } from "../../lib/ppo/trainer.ts";
 import type { Rng } from "../../lib/rng.ts";
 
 interface Fixture {
@@ -22,7 +23,8 @@ interface Fixture {
   params_after: Record<string, number[]>;
   rollout: Record<string, number[]>;
   perms: number[][];
-  means: Record<string, number>;
+  updates: number;
+  means: Record<string, number>[];
   episodes_ended: number;
 }
 
@@ -30,7 +32,7 @@ const fx: Fixture = JSON.parse(
   await Deno.readTextFile(new URL("./fixtures/cleanrl_update.json", import.meta.url)),
 );
 
-Deno.test("one PPO update equals CleanRL ppo.py's in PyTorch (params after 16 Adam steps, logged means)", async () => {
+Deno.test("PPO updates equal CleanRL ppo.py's in PyTorch (params after 3 updates, each update's logged means)", async () => {
   const N = fx.envs, T = fx.steps, n = N * T;
   assert.ok(fx.episodes_ended > 0, "the fixture's rollout should end episodes");
   // CleanRL's defaults except lr (the fixture's 1e-2 makes both clips act).
@@ -83,11 +85,13 @@ Deno.test("one PPO update equals CleanRL ppo.py's in PyTorch (params after 16 Ad
 
   const out = await Deno.makeTempDir({ prefix: "proxima-cleanrl-update-" });
   try {
-    const row = await trainPpo(problem, { cfg, updates: 1, seed: 1, rng, outDir: out });
+    await trainPpo(problem, { cfg, updates: fx.updates, seed: 1, rng, outDir: out });
     assert.equal(perms.length, 0, "every epoch's permutation was used");
+    const rows = await readMetrics(out);
+    assert.equal(rows.length, fx.updates);
 
     // Params: float32 in both; different summation orders leave differences far below the
-    // update itself (16 steps of up to lr = 1e-2 each).
+    // updates themselves (48 steps of up to lr = 1e-2 each).
     let worst = 0, moved = 0;
     for (const [name, want] of Object.entries(fx.params_after)) {
       const got = base.trainer.params()[name];
@@ -99,12 +103,17 @@ Deno.test("one PPO update equals CleanRL ppo.py's in PyTorch (params after 16 Ad
     assert.ok(moved > 0.05, `the update moved params by only ${moved}`);
     assert.ok(worst < 2e-6, `params differ from PyTorch's by up to ${worst}`);
 
-    for (const [k, want] of Object.entries(fx.means)) {
-      const got = Number(row[k]);
-      const tol = 1e-5 * Math.max(1, Math.abs(want)) + (k.startsWith("approx_kl") ? 1e-7 : 0);
-      assert.ok(Math.abs(got - want) <= tol, `${k}: Proxima ${got}, PyTorch ${want}`);
-    }
-    assert.ok(fx.means.clipfrac > 0, "the fixture should exercise the ratio clip");
+    fx.means.forEach((means, u) => {
+      for (const [k, want] of Object.entries(means)) {
+        const got = Number(rows[u][k]);
+        const tol = 1e-5 * Math.max(1, Math.abs(want)) + (k.startsWith("approx_kl") ? 1e-7 : 0);
+        assert.ok(
+          Math.abs(got - want) <= tol,
+          `update ${u + 1} ${k}: Proxima ${got}, PyTorch ${want}`,
+        );
+      }
+    });
+    assert.ok(fx.means.every((m) => m.clipfrac > 0), "the fixture should exercise the ratio clip");
   } finally {
     await Deno.remove(out, { recursive: true });
   }
