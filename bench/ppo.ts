@@ -1,8 +1,8 @@
 /**
  * `deno task bench ppo`: whole PPO runs on a classic-control env (CleanRL ppo.py settings:
  * 4 envs × 128 steps, 4 epochs × 4 minibatches, 64-64 tanh MLPs), Proxima against the same
- * algorithm in PyTorch 1.13 + Gymnasium (scripts/reference/cleanrl_ppo.py; one PPO update of
- * the two agrees to float32 rounding, tests/ppo/cleanrl_update_test.ts), in ONE run on the
+ * algorithm in PyTorch 1.13 + Gymnasium (scripts/reference/cleanrl_ppo.py; their PPO updates
+ * agree to float32 rounding, tests/ppo/cleanrl_update_test.ts), in ONE run on the
  * same machine and thread count. Environment steps per second, end to end: acting, env
  * steps, GAE and the 16 train steps per update. The two sides alternate in rounds (the
  * machine may be shared and noisy), each at 1 thread and at `--threads` (a 64-wide MLP is
