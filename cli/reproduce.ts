@@ -12,18 +12,15 @@
 import {
   codeVersion,
   didYouMean,
-  ExperimentError,
   gitInfo,
   loadExperiment,
   type Plan,
   planExperiment,
   REPO_ROOT,
-  RunnerError,
   runPlan,
   type TrialOutcome,
 } from "../lib/experiment/mod.ts";
-import { ConfigError } from "../lib/ppo/config.ts";
-import { parseRunFlags, UsageError } from "./run_flags.ts";
+import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
 import {
   quickExperiment,
   REPRODUCE_NAMES,
@@ -210,17 +207,4 @@ async function main(): Promise<number> {
   return failed.length ? 1 : 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    if (
-      e instanceof ExperimentError || e instanceof ConfigError || e instanceof UsageError ||
-      e instanceof RunnerError
-    ) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCommand(main);

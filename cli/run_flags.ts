@@ -5,10 +5,28 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { didYouMean } from "../lib/experiment/mod.ts";
+import { didYouMean, RunnerError } from "../lib/experiment/mod.ts";
+import { ConfigError } from "../lib/ppo/config.ts";
 
 /** Bad command-line use: printed as is, exit code 2. */
 export class UsageError extends Error {}
+
+/**
+ * Run a command's `main` and exit with its code. Bad input the user can fix (a usage error, a
+ * config or experiment-file error, a runner error) prints its message alone and exits 2;
+ * anything else is a bug and keeps its stack.
+ */
+export async function runCommand(main: () => Promise<number>): Promise<never> {
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    if (e instanceof ConfigError || e instanceof UsageError || e instanceof RunnerError) {
+      console.error(e.message);
+      Deno.exit(2);
+    }
+    throw e;
+  }
+}
 
 /** Options of the shared run flags (for parseArgs). */
 const RUN_OPTIONS = {

@@ -11,7 +11,6 @@ import cliProgress from "cli-progress";
 import {
   codeVersion,
   type Experiment,
-  ExperimentError,
   fmtValue,
   formatTable,
   gitInfo,
@@ -20,13 +19,11 @@ import {
   type Plan,
   planExperiment,
   type PlannedTrial,
-  RunnerError,
   runPlan,
   type TrialOutcome,
   type TrialSummary,
 } from "../lib/experiment/mod.ts";
-import { ConfigError } from "../lib/ppo/config.ts";
-import { parseRunFlags, UsageError } from "./run_flags.ts";
+import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
 
 const HELP = `Usage: deno task sweep <experiment.ts> [flags]
 
@@ -344,17 +341,4 @@ async function main(): Promise<number> {
   return failed.length ? 1 : 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    if (
-      e instanceof ExperimentError || e instanceof ConfigError || e instanceof UsageError ||
-      e instanceof RunnerError
-    ) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCommand(main);

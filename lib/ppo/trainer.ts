@@ -146,14 +146,7 @@ export const PPO_METRIC_COLUMNS: readonly string[] = [
 
 /** Read the metrics.jsonl that {@link trainPpo} wrote into `outDir`; errors name the line. */
 export async function readMetrics(outDir: string): Promise<MetricsRow[]> {
-  const path = `${outDir}/metrics.jsonl`;
-  return (await Deno.readTextFile(path)).split("\n").filter((l) => l.trim()).map((l, i) => {
-    try {
-      return JSON.parse(l);
-    } catch {
-      throw new Error(`${path}: line ${i + 1} is not JSON`);
-    }
-  });
+  return parseJsonl(`${outDir}/metrics.jsonl`, await Deno.readTextFile(`${outDir}/metrics.jsonl`));
 }
 
 /** The finished episodes of a run (episodes.jsonl), in the order they ended; [] if it has none. */
@@ -163,6 +156,11 @@ export async function readEpisodes(outDir: string): Promise<EpisodeRow[]> {
     if (e instanceof Deno.errors.NotFound) return "";
     throw e;
   });
+  return parseJsonl(path, text);
+}
+
+/** One JSON value per non-blank line; a bad line is named by file and line number. */
+function parseJsonl<T>(path: string, text: string): T[] {
   return text.split("\n").filter((l) => l.trim()).map((l, i) => {
     try {
       return JSON.parse(l);

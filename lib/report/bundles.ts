@@ -336,17 +336,7 @@ export async function loadTrialBundle(
 
 /** Parse a metrics.jsonl; a bad line is named by file and line number. */
 export async function readMetricsRows(path: string): Promise<MetricsRow[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new ReportError(
-        `${path}: missing — the bundle is incomplete; run \`deno task verify\` on it`,
-      );
-    }
-    throw e;
-  }
+  const text = await readBundleFile(path);
   const rows: MetricsRow[] = [];
   text.split("\n").forEach((line, i) => {
     if (!line.trim()) return;
@@ -364,19 +354,24 @@ export async function readMetricsRows(path: string): Promise<MetricsRow[]> {
   return rows;
 }
 
-async function readJson<T>(dir: string, file: string): Promise<T> {
-  const path = `${dir}/${file}`;
-  let text: string;
+/** A bundle file's text; a missing one is a ReportError that says how to check the bundle. */
+async function readBundleFile(path: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(path);
+    return await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
+      const dir = path.replace(/\/[^/]*$/, "");
       throw new ReportError(
         `${path}: missing — the bundle is incomplete; run \`deno task verify ${dir}\``,
       );
     }
     throw e;
   }
+}
+
+async function readJson<T>(dir: string, file: string): Promise<T> {
+  const path = `${dir}/${file}`;
+  const text = await readBundleFile(path);
   try {
     return JSON.parse(text) as T;
   } catch (e) {

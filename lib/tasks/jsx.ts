@@ -65,27 +65,14 @@ import acornJsx from "acorn-jsx";
 import { z } from "zod";
 import { Rng } from "../rng.ts";
 import type { SessionOptions } from "../onnx/session.ts";
-import { type GptConfig, initGpt } from "../nn/gpt.ts";
-import { loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import type { GptConfig } from "../nn/gpt.ts";
+import { loadHfFolder } from "../nn/hf.ts";
 import { generate } from "../nn/sample.ts";
-import { evaluateSft, SftTrainer } from "../nn/sft.ts";
-import { encodePairs, type TextPair } from "../nn/corpus.ts";
-import {
-  BYTE_EOS_ID,
-  BYTE_VOCAB_SIZE,
-  byteDecode,
-  byteEncode,
-  makeByteTokenizer,
-} from "../nn/tokenizer.ts";
-import {
-  ConfigError,
-  formatIssues,
-  KlSchema,
-  LmPenaltySchema,
-  PpoSchema,
-  redefault,
-} from "../ppo/config.ts";
+import type { TextPair } from "../nn/corpus.ts";
+import { BYTE_EOS_ID, byteDecode, byteEncode } from "../nn/tokenizer.ts";
+import { ConfigError, formatIssues, KlSchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
+import { byteGptConfig, fitByteSft, LmPpoSchema, saveSftStage, stageSession } from "./byte_lm.ts";
 import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
 import { type RewardComponent, type RewardFn, rewardLmTask } from "./rewards.ts";
 import {
@@ -520,19 +507,15 @@ export const JsxSftSchema = z.object({
 /** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
 export const JsxKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.beta, 0.05) });
 
-/** {@link PpoSchema} with the defaults of the sentiment task (γ = 1, lr 3e-4, 2 epochs, ...) but β. */
-export const JsxPpoSchema = PpoSchema.extend({
-  gamma: redefault(PpoSchema.shape.gamma, 1),
+/**
+ * {@link LmPpoSchema} (the byte-level LM defaults) with this task's: λ = 1, lr 1e-4, 2
+ * minibatches, β = 0.05 (with λ = 0.95 and lr 3e-4 the policy collapsed to junk).
+ */
+export const JsxPpoSchema = LmPpoSchema.extend({
   lambda: redefault(PpoSchema.shape.lambda, 1),
   lr: redefault(PpoSchema.shape.lr, 1e-4),
-  lr_anneal: redefault(PpoSchema.shape.lr_anneal, false),
-  epochs: redefault(PpoSchema.shape.epochs, 2),
   minibatches: redefault(PpoSchema.shape.minibatches, 2),
-  vf_coef: redefault(PpoSchema.shape.vf_coef, 0.1),
-  ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
-  max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
   kl: JsxKlSchema.default(JsxKlSchema.parse({})),
-  penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
 });
 
 /** A whole `jsx` trial: SFT stage, PPO, rewards, evaluation. */
@@ -589,15 +572,7 @@ export function parseJsxConfig(input: unknown): JsxRunConfig {
 }
 
 /** The GptConfig of a model section. */
-export function jsxGptConfig(m: JsxRunConfig["model"]): GptConfig {
-  return {
-    vocabSize: BYTE_VOCAB_SIZE,
-    nPositions: m.n_positions,
-    nEmbd: m.n_embd,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-  };
-}
+export const jsxGptConfig: (m: JsxRunConfig["model"]) => GptConfig = byteGptConfig;
 
 // ---- the SFT stage -------------------------------------------------------------
 
@@ -608,11 +583,6 @@ export const JsxSftStageSchema = z.object({
 }).strict();
 export type JsxSftStageConfig = z.infer<typeof JsxSftStageSchema>;
 
-const sessionOf = (ctx: SentimentStageContext): SessionOptions => ({
-  ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
-  ...(ctx.device !== undefined ? { device: ctx.device } : {}),
-});
-
 /** The SFT stage: a tiny GPT briefly trained on the generated corpus, saved to `<outDir>/model`. */
 export const jsxSftStage: SentimentStageDef<JsxSftStageConfig> = {
   name: "jsx-sft",
@@ -620,47 +590,21 @@ export const jsxSftStage: SentimentStageDef<JsxSftStageConfig> = {
   schema: JsxSftStageSchema,
   async run(config, outDir, ctx) {
     const c = JsxSftStageSchema.parse(config);
-    const session = sessionOf(ctx);
-    const cfg = jsxGptConfig(c.model);
     const s = c.sft;
-    const corpus = makeJsxCorpus({
-      seed: s.corpus_seed,
-      size: s.corpus_size,
-      functionShare: s.function_share,
-    });
-    const heldOut = makeJsxCorpus({
-      seed: s.corpus_seed + 1_000_003,
-      size: 256,
-      functionShare: s.function_share,
-    });
-    const rng = new Rng(s.seed);
-    const sft = await SftTrainer.create(cfg, initGpt(cfg, rng, "float32"), {
-      session,
-      hparams: { lr: s.lr, weight_decay: s.weight_decay, max_grad_norm: s.max_grad_norm },
-    });
-    await sft.fit(encodePairs(corpus), { steps: s.steps, batchSize: s.batch_size, rng });
-    const params = Object.fromEntries(
-      Object.entries(sft.params()).map(([n, v]) => [n, Float32Array.from(v)]),
+    const corpus = (seed: number, size: number) =>
+      makeJsxCorpus({ seed, size, functionShare: s.function_share });
+    const m = await fitByteSft(
+      jsxGptConfig(c.model),
+      s,
+      corpus(s.corpus_seed, s.corpus_size),
+      corpus(s.corpus_seed + 1_000_003, 256),
+      stageSession(ctx),
     );
-    const { meanNll } = await evaluateSft({ cfg, params }, encodePairs(heldOut), { session });
-    await saveHfFolder(
-      `${outDir}/model`,
-      cfg,
-      params,
-      makeByteTokenizer({ modelMaxLength: cfg.nPositions }),
-      {
-        config: {
-          eos_token_id: BYTE_EOS_ID,
-          pad_token_id: BYTE_EOS_ID,
-          proxima_stage: {
-            stage: "jsx-sft",
-            version: JSX_STAGE_VERSION,
-            config: c,
-            held_out_nll: meanNll,
-          },
-        },
-      },
-    );
+    await saveSftStage(`${outDir}/model`, m, {
+      stage: "jsx-sft",
+      version: JSX_STAGE_VERSION,
+      config: c,
+    });
   },
 };
 
@@ -900,16 +844,13 @@ export async function runJsxTrial(
     session: opts.session,
   };
   opts.onProblem?.(problem, sft);
-  const { before, after, last } = await runLmPpo(problem, {
-    cfg: c.ppo,
-    updates: c.updates,
-    seed: c.seed,
+  const { before, after, last } = await runLmPpo(
+    problem,
+    c,
     outDir,
-    checkpointEvery: c.checkpoint_every,
-    resume: opts.resume,
-    onUpdate: opts.onUpdate,
-    onStart: opts.onStart,
-  }, () => evaluateJsxPolicy(problem, evalOpts));
+    opts,
+    () => evaluateJsxPolicy(problem, evalOpts),
+  );
   const result: JsxTrialResult = {
     task: JSX_TASK,
     sft: { hash: sft.hash, held_out_nll: sft.heldOutNll },

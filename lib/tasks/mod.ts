@@ -17,6 +17,7 @@ export {
   type LmSequences,
   type LmTask,
 } from "./lm_ppo.ts";
+export * from "./byte_lm.ts";
 export * from "./rewards.ts";
 export * from "./sentiment.ts";
 export * from "./jsx.ts";

@@ -60,11 +60,11 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { Rng } from "../rng.ts";
 import type { SessionOptions } from "../onnx/session.ts";
-import { type GptConfig, initGpt } from "../nn/gpt.ts";
+import { type GptConfig } from "../nn/gpt.ts";
 import { initHead, REWARD_HEAD } from "../nn/heads.ts";
-import { loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import { loadHfFolder } from "../nn/hf.ts";
 import { type FloatArray, generate } from "../nn/sample.ts";
-import { evaluateSft, SftTrainer } from "../nn/sft.ts";
+import { evaluateSft } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
 import {
   BYTE_EOS_ID,
@@ -73,14 +73,7 @@ import {
   byteEncode,
   makeByteTokenizer,
 } from "../nn/tokenizer.ts";
-import {
-  ConfigError,
-  formatIssues,
-  KlSchema,
-  LmPenaltySchema,
-  PpoSchema,
-  redefault,
-} from "../ppo/config.ts";
+import { ConfigError, formatIssues, KlSchema, redefault } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import {
   evaluatePreferences,
@@ -92,6 +85,14 @@ import {
   saveRewardModel,
   scoreSequences,
 } from "../ppo/reward_model.ts";
+import {
+  byteGptConfig,
+  fitByteSft,
+  type GptModel,
+  LmPpoSchema,
+  saveSftStage,
+  stageSession,
+} from "./byte_lm.ts";
 import { createLmProblem, type LmProblem, type LmTask } from "./lm_ppo.ts";
 import {
   type BatchRewardFn,
@@ -391,28 +392,9 @@ export const SentimentKlSchema = KlSchema.extend({
   beta: redefault(KlSchema.shape.beta, 0.1),
 });
 
-/**
- * {@link PpoSchema} (every key, same ranges) with defaults for the tiny LM of this task: γ = 1
- * (one score at EOS, no discount), lr 3e-4 without annealing, 2 PPO epochs, vf_coef 0.1, no
- * entropy bonus, grad clip 1, β = 0.1 (fixed, KL in the reward).
- *
- * Why vf_coef 0.1 and 2 epochs: the value head shares the policy's trunk, so the value loss
- * moves the policy whatever the reward says; with CleanRL's 0.5 and 4 epochs that drift alone
- * took the policy ~2.5 nats from the reference in 20 updates even at β = 0.5–1, flattening the
- * β -> KL relation. With these defaults (3 PPO seeds × 2 SFT seeds) final KL fell
- * monotonically over β = 0, 0.1, 0.5 (e.g. 13.4 / 4.6 / 1.2 nats).
- */
-export const SentimentPpoSchema = PpoSchema.extend({
-  gamma: redefault(PpoSchema.shape.gamma, 1),
-  lambda: redefault(PpoSchema.shape.lambda, 0.95),
-  lr: redefault(PpoSchema.shape.lr, 3e-4),
-  lr_anneal: redefault(PpoSchema.shape.lr_anneal, false),
-  epochs: redefault(PpoSchema.shape.epochs, 2),
-  vf_coef: redefault(PpoSchema.shape.vf_coef, 0.1),
-  ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
-  max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
+/** {@link LmPpoSchema} (the byte-level LM defaults) with this task's reference KL: β = 0.1. */
+export const SentimentPpoSchema = LmPpoSchema.extend({
   kl: SentimentKlSchema.default(SentimentKlSchema.parse({})),
-  penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
 });
 
 /** One weighted reward term by name: built-in (`rm`, `gold`, `length`, `eos`) or user-given. */
@@ -488,15 +470,7 @@ export function parseSentimentConfig(input: unknown): SentimentRunConfig {
 }
 
 /** The GptConfig of a model section. */
-export function sentimentGptConfig(m: SentimentRunConfig["model"]): GptConfig {
-  return {
-    vocabSize: BYTE_VOCAB_SIZE,
-    nPositions: m.n_positions,
-    nEmbd: m.n_embd,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-  };
-}
+export const sentimentGptConfig: (m: SentimentRunConfig["model"]) => GptConfig = byteGptConfig;
 
 // ---- stages --------------------------------------------------------------------
 
@@ -544,16 +518,7 @@ export function sentimentStageHash(identity: unknown): string {
   return createHash("sha256").update(canonical(identity)).digest("hex").slice(0, 16);
 }
 
-const sessionOf = (ctx: SentimentStageContext): SessionOptions => ({
-  ...(ctx.threads !== undefined ? { threads: ctx.threads } : {}),
-  ...(ctx.device !== undefined ? { device: ctx.device } : {}),
-});
-
-/** A policy in memory: GPT config and float32 params. */
-interface GptModel {
-  cfg: GptConfig;
-  params: Record<string, Float32Array | Float64Array>;
-}
+const sessionOf = stageSession;
 
 /** SFT models trained or loaded in this process, by canonical stage config (the RM stage's trunk). */
 const sftMemo = new Map<string, GptModel>();
@@ -568,17 +533,7 @@ async function fitSft(
   const corpus = makeSentimentCorpus({ seed: s.corpus_seed, size: s.corpus_size });
   // Held-out reviews from a second stream (the corpus is a distribution, not a list).
   const heldOut = makeSentimentCorpus({ seed: s.corpus_seed + 1_000_003, size: 256 });
-  const rng = new Rng(s.seed);
-  const sft = await SftTrainer.create(cfg, initGpt(cfg, rng, "float32"), {
-    session,
-    hparams: { lr: s.lr, weight_decay: s.weight_decay, max_grad_norm: s.max_grad_norm },
-  });
-  await sft.fit(encodePairs(corpus), { steps: s.steps, batchSize: s.batch_size, rng });
-  const params = Object.fromEntries(
-    Object.entries(sft.params()).map(([n, v]) => [n, Float32Array.from(v)]),
-  );
-  const { meanNll } = await evaluateSft({ cfg, params }, encodePairs(heldOut), { session });
-  return { cfg, params, heldOutNll: meanNll };
+  return await fitByteSft(cfg, s, corpus, heldOut, session);
 }
 
 /** The SFT stage: a tiny GPT trained on the generated corpus, saved to `<outDir>/model`. */
@@ -590,24 +545,11 @@ export const sentimentSftStage: SentimentStageDef<SentimentSftStageConfig> = {
     const c = SentimentSftStageSchema.parse(config);
     const m = await fitSft(c, sessionOf(ctx));
     sftMemo.set(canonical(c), m);
-    await saveHfFolder(
-      `${outDir}/model`,
-      m.cfg,
-      m.params,
-      makeByteTokenizer({ modelMaxLength: m.cfg.nPositions }),
-      {
-        config: {
-          eos_token_id: BYTE_EOS_ID,
-          pad_token_id: BYTE_EOS_ID,
-          proxima_stage: {
-            stage: "sentiment-sft",
-            version: SENTIMENT_STAGE_VERSION,
-            config: c,
-            held_out_nll: m.heldOutNll,
-          },
-        },
-      },
-    );
+    await saveSftStage(`${outDir}/model`, m, {
+      stage: "sentiment-sft",
+      version: SENTIMENT_STAGE_VERSION,
+      config: c,
+    });
   },
 };
 
@@ -1351,16 +1293,13 @@ export async function runSentimentTrial(
     prompts,
   };
   opts.onProblem?.(problem, { sft, rm });
-  const { before, after, last } = await runLmPpo(problem, {
-    cfg: c.ppo,
-    updates: c.updates,
-    seed: c.seed,
+  const { before, after, last } = await runLmPpo(
+    problem,
+    c,
     outDir,
-    checkpointEvery: c.checkpoint_every,
-    resume: opts.resume,
-    onUpdate: opts.onUpdate,
-    onStart: opts.onStart,
-  }, () => evaluateSentimentPolicy(problem, rm, evalOpts));
+    opts,
+    () => evaluateSentimentPolicy(problem, rm, evalOpts),
+  );
   const result: SentimentTrialResult = {
     task: SENTIMENT_TASK,
     sft: { dir: sft.dir, hash: sft.hash, held_out_nll: sft.heldOutNll, cached: sft.cached },

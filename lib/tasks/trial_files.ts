@@ -11,6 +11,7 @@
  * ```
  * @module
  */
+import type { PpoConfig } from "../ppo/config.ts";
 import { type MetricsRow, type PpoRunOptions, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 import { RewardError } from "./rewards.ts";
@@ -52,23 +53,36 @@ export const LM_TRIAL_OUTPUTS: readonly string[] = [
 
 /**
  * The part every LM task's trial shares: evaluate the starting (SFT) policy, run PPO on
- * `problem` into `run.outDir` (resuming if asked), evaluate the result. A reward function
+ * `problem` with the trial config's `ppo`, `updates`, `seed` and `checkpoint_every` into
+ * `outDir` (resuming if asked), evaluate the result. A reward function
  * that throws or returns a non-finite value (a {@link RewardError}) removes the trial's
  * outputs from outDir before the error goes on, so nothing partial is left.
  */
 export async function runLmPpo<E>(
   problem: LmProblem,
-  run: Omit<PpoRunOptions, "rng">,
+  c: { ppo: PpoConfig; updates: number; seed: number; checkpoint_every: number },
+  outDir: string,
+  opts: Pick<PpoRunOptions, "resume" | "onUpdate" | "onStart">,
   evaluate: () => Promise<E>,
 ): Promise<{ before: E; after: E; last: MetricsRow }> {
   try {
     const before = await evaluate();
-    const last = await trainPpo(problem, { ...run, rng: problem.rng });
+    const last = await trainPpo(problem, {
+      cfg: c.ppo,
+      updates: c.updates,
+      seed: c.seed,
+      rng: problem.rng,
+      outDir,
+      checkpointEvery: c.checkpoint_every,
+      resume: opts.resume,
+      onUpdate: opts.onUpdate,
+      onStart: opts.onStart,
+    });
     return { before, after: await evaluate(), last };
   } catch (e) {
     if (e instanceof RewardError) {
       for (const f of LM_TRIAL_OUTPUTS) {
-        await Deno.remove(`${run.outDir}/${f}`, { recursive: true }).catch(() => {});
+        await Deno.remove(`${outDir}/${f}`, { recursive: true }).catch(() => {});
       }
     }
     throw e;
