@@ -38,6 +38,17 @@
  */
 import { type Dim, type Graph, GraphError, TO_END, type Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
+import {
+  arange,
+  causalPattern,
+  type KvCache,
+  MASKED_SCORE,
+  maskPositions,
+  pastLength,
+  realTokens,
+} from "./attention.ts";
+
+export type { KvCache } from "./attention.ts";
 
 /** GPT-2 hyperparameters (HF `GPT2Config` field in brackets). */
 export interface GptConfig {
@@ -193,14 +204,6 @@ export interface GptOutput {
   hidden: Value;
 }
 
-/** One block's attention cache: keys and values `[B, nHead, K, nEmbd / nHead]`. */
-export interface KvCache {
-  /** Keys, `[B, nHead, K, headDim]`. */
-  key: Value;
-  /** Values, `[B, nHead, K, headDim]`. */
-  value: Value;
-}
-
 /** What {@link gptForward} and {@link gptDecodeStep} return: outputs plus the KV cache. */
 export interface GptStepOutput extends GptOutput {
   /**
@@ -219,12 +222,6 @@ export interface GptForwardOptions {
   positionIds?: Value;
 }
 
-/**
- * Added to attention scores a query may not see (an additive bias, built once per graph and
- * shared by every block). Large enough that exp() underflows to 0.
- */
-const MASKED_SCORE = -1e9;
-
 /** Validates the config and that `params` holds every parameter with its shape. */
 function checkParams(who: string, cfg: GptConfig, params: Record<string, Value>): void {
   validate(cfg);
@@ -235,36 +232,6 @@ function checkParams(who: string, cfg: GptConfig, params: Record<string, Value>)
       throw new GraphError(`${who}: parameter "${n}" is ${v}, expected [${shape}]`);
     }
   }
-}
-
-/** Inclusive running sum along axis 1 of an int64 `[B, T]` value (ONNX CumSum). */
-function cumsum(g: Graph, x: Value): Value {
-  return g.node("CumSum", [x, g.scalar(1, "int64")], {}, undefined, [{
-    dtype: x.dtype,
-    shape: x.shape,
-  }])[0];
-}
-
-/** 0, 1, ..., T-1 along time for every row of `[B, T]` `like` (T is only known at run time). */
-function arange(g: Graph, like: Value): Value {
-  const ones = g.add(g.zerosLike(like.dtype === "int64" ? like : g.cast(like, "int64")), 1);
-  return g.sub(cumsum(g, ones), 1);
-}
-
-/** Nonzero entries of an attention mask of any dtype, as bool. */
-function realTokens(g: Graph, mask: Value): Value {
-  return mask.dtype === "bool" ? mask : g.not(g.equal(mask, 0));
-}
-
-/**
- * The attention pattern `[B, 1, S, K]` (broadcast over heads): the query at absolute index
- * `queryIndex[b, i]` may see the key at `keyIndex[b, j]` when that is not later than the query
- * and (with `real [B, K]`) key j is a real token.
- */
-function causalPattern(g: Graph, queryIndex: Value, keyIndex: Value, real?: Value): Value {
-  let allowed = g.lessOrEqual(g.unsqueeze(keyIndex, [1]), g.unsqueeze(queryIndex, [2]));
-  if (real) allowed = g.and(allowed, g.unsqueeze(real, [1]));
-  return g.unsqueeze(allowed, [1]);
 }
 
 /**
@@ -393,7 +360,7 @@ export function gptForward(
   const order = arange(g, tokens);
   const real = attentionMask ? realTokens(g, attentionMask) : undefined;
   const positions = opts.positionIds ??
-    (real ? g.clip(g.sub(cumsum(g, g.cast(real, "int64")), 1), 0) : order);
+    (real ? maskPositions(g, real) : order);
   // allowed[b, 0, i, j]: query i may attend to key j (j <= i, and j is a real token).
   const allowed = causalPattern(g, order, order, real);
   return transformer(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
@@ -470,16 +437,7 @@ export function gptDecodeStep(
     }
   }
   // Absolute index of each new query in the P + S keys: P + (0..S-1), P read at run time.
-  const P = g.node(
-    "Shape",
-    [past[0].key],
-    {
-      start: { kind: "int", value: 2 },
-      end: { kind: "int", value: 3 },
-    },
-    undefined,
-    [{ dtype: "int64", shape: [1] }],
-  )[0];
+  const P = pastLength(g, past[0].key);
   const allowed = causalPattern(
     g,
     g.add(arange(g, tokens), P),

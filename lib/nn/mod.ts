@@ -1,6 +1,8 @@
 /** Models as graph builders. @module */
 export * from "./mlp.ts";
 export * from "./gpt.ts";
+export * from "./llama.ts";
+export * from "./decoder.ts";
 export * from "./sample.ts";
 export * from "./heads.ts";
 export * from "./lora.ts";

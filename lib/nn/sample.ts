@@ -28,7 +28,14 @@ import {
   tensor,
 } from "../onnx/session.ts";
 import type { Rng } from "../rng.ts";
-import { type GptConfig, gptDecodeStep, gptShapes, type KvCache } from "./gpt.ts";
+import type { KvCache } from "./attention.ts";
+import {
+  contextLength,
+  type DecoderConfig,
+  decoderDecodeStep,
+  decoderShapes,
+  kvLayout,
+} from "./decoder.ts";
 
 // ---- sampling distributions ------------------------------------------------
 
@@ -193,8 +200,8 @@ export type FloatArray = Float32Array | Float64Array;
  * passed whole.
  */
 export interface GptPolicy {
-  /** The model's hyperparameters. */
-  cfg: GptConfig;
+  /** The model's hyperparameters (any decoder family). */
+  cfg: DecoderConfig;
   /** Weights by parameter name, all float32 or all float64 (the dtype of the decode graph). */
   params: Record<string, FloatArray | Tensor>;
 }
@@ -243,14 +250,14 @@ const decoders = new Map<string, Promise<GptDecoder>>();
  */
 export class GptDecoder {
   private constructor(
-    readonly cfg: GptConfig,
+    readonly cfg: DecoderConfig,
     readonly dtype: "float32" | "float64",
     readonly session: Session,
   ) {}
 
   /** The decoder for `cfg` and `dtype` (compiled on first use). */
   static get(
-    cfg: GptConfig,
+    cfg: DecoderConfig,
     dtype: "float32" | "float64",
     opts: SessionOptions = {},
   ): Promise<GptDecoder> {
@@ -289,7 +296,7 @@ export class GptDecoder {
     if (!(opts.capacity >= width)) {
       throw new RangeError(`GptDecoder.start: capacity ${opts.capacity} < prompt width ${width}`);
     }
-    const H = cfg.nHead, hd = cfg.nEmbd / H;
+    const { kvHeads: H, headDim: hd } = kvLayout(cfg);
     const Arr = dtype === "float32" ? Float32Array : Float64Array;
     const n = rows * H * opts.capacity * hd;
     const state: DecodeState = {
@@ -343,7 +350,8 @@ export class GptDecoder {
     S: number,
   ): Promise<void> {
     const { cfg, dtype } = this;
-    const B = state.rows, H = cfg.nHead, hd = cfg.nEmbd / H, V = cfg.vocabSize;
+    const { kvHeads: H, headDim: hd } = kvLayout(cfg);
+    const B = state.rows, V = cfg.vocabSize;
     const P = state.length, K = P + S;
     if (K > state.capacity) {
       throw new RangeError(`GptDecoder: ${K} positions exceed the capacity ${state.capacity}`);
@@ -392,7 +400,7 @@ export class GptDecoder {
   }
 }
 
-function checkToken(cfg: GptConfig, t: number, where: string): void {
+function checkToken(cfg: DecoderConfig, t: number, where: string): void {
   if (!Number.isInteger(t) || t < 0 || t >= cfg.vocabSize) {
     throw new RangeError(`GptDecoder: ${where}: token ${t} is not in [0, ${cfg.vocabSize})`);
   }
@@ -400,12 +408,12 @@ function checkToken(cfg: GptConfig, t: number, where: string): void {
 
 /** Feeds for the parameters: tensors as given, typed arrays wrapped (no copy if dtype fits). */
 function paramFeeds(
-  cfg: GptConfig,
+  cfg: DecoderConfig,
   dtype: "float32" | "float64",
   params: Record<string, FloatArray | Tensor>,
 ): Record<string, Tensor> {
   const out: Record<string, Tensor> = {};
-  for (const [n, { shape }] of Object.entries(gptShapes(cfg))) {
+  for (const [n, { shape }] of Object.entries(decoderShapes(cfg))) {
     const p = params[n];
     if (!p) throw new Error(`GptDecoder: missing parameter "${n}"`);
     const size = shape.reduce((a, b) => a * b, 1);
@@ -427,12 +435,12 @@ function paramFeeds(
 }
 
 /** The decode-step graph: params, past caches, new tokens, mask, positions -> logits, presents. */
-function buildDecodeGraph(cfg: GptConfig, dtype: "float32" | "float64"): Graph {
+function buildDecodeGraph(cfg: DecoderConfig, dtype: "float32" | "float64"): Graph {
   const g = new Graph("gpt_decode");
   const params = Object.fromEntries(
-    Object.entries(gptShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+    Object.entries(decoderShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
   );
-  const H = cfg.nHead, hd = cfg.nEmbd / H;
+  const { kvHeads: H, headDim: hd } = kvLayout(cfg);
   const past: KvCache[] = Array.from({ length: cfg.nLayer }, (_, i) => ({
     key: g.input(`past.${i}.key`, dtype, ["B", H, "P", hd]),
     value: g.input(`past.${i}.value`, dtype, ["B", H, "P", hd]),
@@ -440,7 +448,9 @@ function buildDecodeGraph(cfg: GptConfig, dtype: "float32" | "float64"): Graph {
   const tokens = g.input("tokens", "int64", ["B", "S"]);
   const mask = g.input("attention_mask", "int64", ["B", "K"]);
   const positions = g.input("position_ids", "int64", ["B", "S"]);
-  const out = gptDecodeStep(g, cfg, params, tokens, past, mask, positions, { lastOnly: true });
+  const out = decoderDecodeStep(g, cfg, params, tokens, past, mask, positions, {
+    lastOnly: true,
+  });
   g.output(out.logits, "logits");
   out.presents.forEach((c, i) => {
     g.output(c.key, `present.${i}.key`);
@@ -563,10 +573,10 @@ export async function generate(
   }
   if (opts.eosTokenId !== undefined) checkToken(cfg, opts.eosTokenId, "eosTokenId");
   for (const [i, p] of prompts.entries()) {
-    if (p.length + maxNew > cfg.nPositions) {
+    if (p.length + maxNew > contextLength(cfg)) {
       throw new RangeError(
         `generate: prompt ${i} (${p.length} tokens) + maxNewTokens ${maxNew} exceeds ` +
-          `nPositions ${cfg.nPositions}`,
+          `context length ${contextLength(cfg)}`,
       );
     }
   }

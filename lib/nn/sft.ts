@@ -31,7 +31,8 @@ import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { type FlatLayout, flattenSpec, packFlat, unpackFlat } from "../onnx/flat.ts";
 import type { Rng } from "../rng.ts";
 import type { TokenPair } from "./corpus.ts";
-import { type GptConfig, gptForward, gptShapes, tokenLogprobs } from "./gpt.ts";
+import { tokenLogprobs } from "./gpt.ts";
+import { type DecoderConfig, decoderForward, decoderShapes } from "./decoder.ts";
 import type { FloatArray, GptPolicy } from "./sample.ts";
 import { BYTE_EOS_ID } from "./tokenizer.ts";
 
@@ -146,14 +147,14 @@ export interface SftSpecOptions {
  * const trainer = await Trainer.create(sftSpec(cfg), initGpt(cfg, new Rng(1), "float32"));
  * ```
  */
-export function sftSpec(cfg: GptConfig, opts: SftSpecOptions = {}): TrainStepSpec {
+export function sftSpec(cfg: DecoderConfig, opts: SftSpecOptions = {}): TrainStepSpec {
   const dtype = opts.dtype ?? "float32";
   return {
     dtype,
-    params: gptShapes(cfg),
+    params: decoderShapes(cfg),
     batch: batchInputs(dtype),
     loss: (g, p, b) => {
-      const { logits } = gptForward(g, cfg, p, b.tokens, b.mask);
+      const { logits } = decoderForward(g, cfg, p, b.tokens, b.mask);
       const lp = tokenLogprobs(g, logits, b.targets);
       return { loss: g.neg(g.reduceSum(g.mul(lp, b.weights))) };
     },
@@ -212,7 +213,7 @@ export interface SftFitOptions {
  */
 export class SftTrainer {
   private constructor(
-    readonly cfg: GptConfig,
+    readonly cfg: DecoderConfig,
     /** The engine's trainer (one parameter "flat" unless `flatParams: false`). */
     readonly trainer: Trainer,
     private readonly opts: SftTrainerOptions,
@@ -221,7 +222,7 @@ export class SftTrainer {
 
   /** Compile the SFT step for `cfg` and start from `init` (copied). */
   static async create(
-    cfg: GptConfig,
+    cfg: DecoderConfig,
     init: Record<string, FloatArray>,
     opts: SftTrainerOptions = {},
   ): Promise<SftTrainer> {
@@ -319,18 +320,18 @@ export interface SftEvalOptions extends SftBatchOptions {
 const evalSessions = new Map<string, ReturnType<typeof compile>>();
 
 /** Forward-only graph: params + batch -> Σ scored NLL (weights are 0/1 here). */
-function evalSession(cfg: GptConfig, dtype: "float32" | "float64", opts: SessionOptions) {
+function evalSession(cfg: DecoderConfig, dtype: "float32" | "float64", opts: SessionOptions) {
   const key = JSON.stringify([cfg, dtype, opts]);
   let s = evalSessions.get(key);
   if (!s) {
     const g = new Graph("sft_eval");
     const params = Object.fromEntries(
-      Object.entries(gptShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+      Object.entries(decoderShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
     );
     const b = Object.fromEntries(
       Object.entries(batchInputs(dtype)).map(([n, v]) => [n, g.input(n, v.dtype, v.shape)]),
     );
-    const { logits } = gptForward(g, cfg, params, b.tokens, b.mask);
+    const { logits } = decoderForward(g, cfg, params, b.tokens, b.mask);
     g.output(g.neg(g.reduceSum(g.mul(tokenLogprobs(g, logits, b.targets), b.weights))), "nll");
     s = compile(g, opts);
     s.catch(() => evalSessions.delete(key));
@@ -358,7 +359,7 @@ export async function evaluateSft(
   const bs = opts.batchSize ?? 64;
   const feedsP: Record<string, Tensor> = {};
   let dtype: "float32" | "float64" | undefined;
-  for (const [n, { shape }] of Object.entries(gptShapes(cfg))) {
+  for (const [n, { shape }] of Object.entries(decoderShapes(cfg))) {
     const p = policy.params[n];
     if (!p) throw new Error(`evaluateSft: missing parameter "${n}"`);
     const t = ArrayBuffer.isView(p)

@@ -137,6 +137,8 @@ export const gradientRules: Record<string, GradRule> = {
   Sigmoid: (g, { outputs: [y] }, [dy]) => [() => g.mul(dy!, g.mul(y, g.sub(1, y)))],
   Relu: (g, { inputs: [x] }, [dy]) => [() => g.where(g.greater(x!, 0), dy!, 0)],
   Abs: (g, { inputs: [x] }, [dy]) => [() => g.mul(dy!, g.sign(x!))],
+  Cos: (g, { inputs: [x] }, [dy]) => [() => g.neg(g.mul(dy!, g.sin(x!)))],
+  Sin: (g, { inputs: [x] }, [dy]) => [() => g.mul(dy!, g.cos(x!))],
   Erf: (
     g,
     { inputs: [x] },

@@ -333,6 +333,12 @@ export class Graph {
   erf(x: Value): Value {
     return this.unary("Erf", x);
   }
+  cos(x: Value): Value {
+    return this.unary("Cos", x);
+  }
+  sin(x: Value): Value {
+    return this.unary("Sin", x);
+  }
   relu(x: Value): Value {
     return this.unary("Relu", x);
   }

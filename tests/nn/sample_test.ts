@@ -447,7 +447,7 @@ Deno.test("generate: rows stop at EOS, later positions are pad with mask 0; maxN
         padTokenId: 3,
         rng: new Rng(1),
       }),
-    /nPositions/,
+    /context length/,
   );
   await assert.rejects(
     () =>

@@ -66,6 +66,8 @@ const cases: Record<string, Case[]> = {
     ["constant exponent", (g, [a]) => g.pow(a, 3), [{ shape: [4] }]],
   ],
   Tanh: [["", (g, [a]) => g.tanh(a), [{ shape: [2, 3] }]]],
+  Cos: [["", (g, [a]) => g.cos(a), [{ shape: [2, 3], lo: -4, hi: 4 }]]],
+  Sin: [["", (g, [a]) => g.sin(a), [{ shape: [2, 3], lo: -4, hi: 4 }]]],
   Sigmoid: [["", (g, [a]) => g.sigmoid(a), [{ shape: [2, 3] }]]],
   Relu: [["", (g, [a]) => g.relu(a), [{ shape: [3, 4] }]]],
   Erf: [["", (g, [a]) => g.erf(a), [{ shape: [2, 4], hi: 3 }]]],

@@ -1,0 +1,81 @@
+/**
+ * Position and attention-mask pieces shared by every decoder family (`gpt.ts`, `llama.ts`):
+ * padding-aware position ids, the causal (optionally sliding-window) attention pattern and the
+ * additive mask bias. Integer-only ops: nothing here is on a gradient path.
+ * @module
+ */
+import type { Graph, Value } from "../onnx/graph.ts";
+
+/**
+ * Added to attention scores a query may not see (an additive bias, built once per graph and
+ * shared by every block). Large enough that exp() underflows to 0, finite so that a padding
+ * query whose keys are all padding gets a uniform (not NaN) softmax row.
+ */
+export const MASKED_SCORE = -1e9;
+
+/** Inclusive running sum along axis 1 of an int64 `[B, T]` value (ONNX CumSum). */
+export function cumsum(g: Graph, x: Value): Value {
+  return g.node("CumSum", [x, g.scalar(1, "int64")], {}, undefined, [{
+    dtype: x.dtype,
+    shape: x.shape,
+  }])[0];
+}
+
+/** 0, 1, ..., T-1 along time for every row of `[B, T]` `like` (T is only known at run time). */
+export function arange(g: Graph, like: Value): Value {
+  const ones = g.add(g.zerosLike(like.dtype === "int64" ? like : g.cast(like, "int64")), 1);
+  return g.sub(cumsum(g, ones), 1);
+}
+
+/** Nonzero entries of an attention mask of any dtype, as bool. */
+export function realTokens(g: Graph, mask: Value): Value {
+  return mask.dtype === "bool" ? mask : g.not(g.equal(mask, 0));
+}
+
+/**
+ * Position ids of a padded batch: `clip(cumsum(mask) - 1, 0)` — real tokens count 0, 1, ...
+ * from their row's first real token, as transformers' `generate` computes them, so a
+ * left-padded prompt gets the logits of the unpadded one.
+ */
+export function maskPositions(g: Graph, real: Value): Value {
+  return g.clip(g.sub(cumsum(g, g.cast(real, "int64")), 1), 0);
+}
+
+/**
+ * The attention pattern `[B, 1, S, K]` (broadcast over heads): the query at absolute index
+ * `queryIndex[b, i]` may see the key at `keyIndex[b, j]` when that is not later than the query,
+ * (with `real [B, K]`) key j is a real token, and (with `window`) the key is fewer than
+ * `window` positions back (Mistral's sliding window: `query - key < window`).
+ */
+export function causalPattern(
+  g: Graph,
+  queryIndex: Value,
+  keyIndex: Value,
+  real?: Value,
+  window?: number,
+): Value {
+  const k = g.unsqueeze(keyIndex, [1]), q = g.unsqueeze(queryIndex, [2]);
+  let allowed = g.lessOrEqual(k, q);
+  if (window !== undefined) allowed = g.and(allowed, g.greater(k, g.sub(q, window)));
+  if (real) allowed = g.and(allowed, g.unsqueeze(real, [1]));
+  return g.unsqueeze(allowed, [1]);
+}
+
+/** Number of cached positions P of a `[B, heads, P, headDim]` cache tensor, as int64 `[1]`. */
+export function pastLength(g: Graph, pastKey: Value): Value {
+  return g.node(
+    "Shape",
+    [pastKey],
+    { start: { kind: "int", value: 2 }, end: { kind: "int", value: 3 } },
+    undefined,
+    [{ dtype: "int64", shape: [1] }],
+  )[0];
+}
+
+/** One block's attention cache: keys and values `[B, kvHeads, K, headDim]`. */
+export interface KvCache {
+  /** Keys, `[B, kvHeads, K, headDim]`. */
+  key: Value;
+  /** Values, `[B, kvHeads, K, headDim]`. */
+  value: Value;
+}

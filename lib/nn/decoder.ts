@@ -1,0 +1,103 @@
+/**
+ * Every decoder family behind one surface, so sampling, SFT, heads, LoRA and the PPO tasks are
+ * written once: {@link DecoderConfig} is a GPT-2 `GptConfig` or a Llama-family `LlamaConfig`
+ * (told apart by `family: "llama"`), and each function here dispatches to `gpt.ts` or
+ * `llama.ts`. A family is one file; this file only routes.
+ *
+ * @example
+ * ```ts
+ * const { logits, hidden } = decoderForward(g, cfg, params, tokens, mask); // either family
+ * const { kvHeads, headDim } = kvLayout(cfg); // the KV cache's per-layer shape
+ * ```
+ * @module
+ */
+import type { Graph, Value } from "../onnx/graph.ts";
+import type { Rng } from "../rng.ts";
+import type { KvCache } from "./attention.ts";
+import { type GptConfig, gptDecodeStep, gptForward, gptShapes, initGpt } from "./gpt.ts";
+import { initLlama, llamaDecodeStep, llamaForward } from "./llama.ts";
+import { type LlamaConfig, llamaShapes } from "./llama_config.ts";
+
+/** A decoder of any supported family. */
+export type DecoderConfig = GptConfig | LlamaConfig;
+
+/** What a forward pass or decode step returns, for every family. */
+export interface DecoderOutput {
+  /** Next-token logits `[B, S, V]`. */
+  logits: Value;
+  /** Final hidden states `[B, S, d]` (the input of value and reward heads). */
+  hidden: Value;
+  /** Per layer, keys and values of every position, `[B, kvHeads, P + S, headDim]`. */
+  presents: KvCache[];
+}
+
+/** True for a Llama-family config. */
+export function isLlama(cfg: DecoderConfig): cfg is LlamaConfig {
+  return (cfg as LlamaConfig).family === "llama";
+}
+
+/** The family's name: "gpt2" or the Llama-family `modelType` (llama, mistral, qwen2, qwen3). */
+export function modelType(cfg: DecoderConfig): string {
+  return isLlama(cfg) ? cfg.modelType : "gpt2";
+}
+
+/** Parameter shapes by (transformers) name. */
+export function decoderShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
+  return isLlama(cfg) ? llamaShapes(cfg) : gptShapes(cfg);
+}
+
+/** Width of the hidden states (`n_embd` / `hidden_size`). */
+export function hiddenSize(cfg: DecoderConfig): number {
+  return isLlama(cfg) ? cfg.hiddenSize : cfg.nEmbd;
+}
+
+/** Most positions the model supports (`n_positions` / `max_position_embeddings`). */
+export function contextLength(cfg: DecoderConfig): number {
+  return isLlama(cfg) ? cfg.maxPositions : cfg.nPositions;
+}
+
+/** The KV cache of one layer is `[B, kvHeads, P, headDim]`; there are `nLayer` of them. */
+export function kvLayout(cfg: DecoderConfig): { nLayer: number; kvHeads: number; headDim: number } {
+  return isLlama(cfg)
+    ? { nLayer: cfg.nLayer, kvHeads: cfg.nKvHead, headDim: cfg.headDim }
+    : { nLayer: cfg.nLayer, kvHeads: cfg.nHead, headDim: cfg.nEmbd / cfg.nHead };
+}
+
+/** A randomly initialised model (each family's transformers initialisation), seeded by `rng`. */
+export function initDecoder(
+  cfg: DecoderConfig,
+  rng: Rng,
+  dtype: "float32" | "float64",
+): Record<string, Float32Array | Float64Array> {
+  return isLlama(cfg) ? initLlama(cfg, rng, dtype) : initGpt(cfg, rng, dtype);
+}
+
+/** Full forward pass (see `gptForward` / `llamaForward`). */
+export function decoderForward(
+  g: Graph,
+  cfg: DecoderConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  attentionMask?: Value,
+  opts: { positionIds?: Value } = {},
+): DecoderOutput {
+  return isLlama(cfg)
+    ? llamaForward(g, cfg, params, tokens, attentionMask, opts)
+    : gptForward(g, cfg, params, tokens, attentionMask, opts);
+}
+
+/** One KV-cache decode step (see `gptDecodeStep` / `llamaDecodeStep`). */
+export function decoderDecodeStep(
+  g: Graph,
+  cfg: DecoderConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  past: KvCache[],
+  attentionMask: Value,
+  positionIds: Value,
+  opts: { lastOnly?: boolean } = {},
+): DecoderOutput {
+  return isLlama(cfg)
+    ? llamaDecodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts)
+    : gptDecodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts);
+}
