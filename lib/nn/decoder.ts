@@ -17,6 +17,7 @@ import type { KvCache } from "./attention.ts";
 import { type GptConfig, gptDecodeStep, gptForward, gptShapes, initGpt } from "./gpt.ts";
 import { initLlama, llamaDecodeStep, llamaForward } from "./llama.ts";
 import { type LlamaConfig, llamaShapes } from "./llama_config.ts";
+import { DEFAULT_LORA_TARGETS, LLAMA_LORA_TARGETS } from "./lora.ts";
 
 /** A decoder of any supported family. */
 export type DecoderConfig = GptConfig | LlamaConfig;
@@ -100,4 +101,22 @@ export function decoderDecodeStep(
   return isLlama(cfg)
     ? llamaDecodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts)
     : gptDecodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts);
+}
+
+/**
+ * LoRA settings that fit the family: GPT-2's Conv1D matrices `[in, out]` (fan_in_fan_out,
+ * targets c_attn/c_proj/c_fc) or the Llama family's Linear `[out, in]` (PEFT's own adapter
+ * layout, targets q/k/v/o/gate/up/down).
+ *
+ * @example
+ * ```ts
+ * const lora = { r: 16, alpha: 32, ...loraDefaults(cfg) };
+ * ```
+ */
+export function loraDefaults(
+  cfg: DecoderConfig,
+): { targets: string[]; fanInFanOut: boolean } {
+  return isLlama(cfg)
+    ? { targets: [...LLAMA_LORA_TARGETS], fanInFanOut: false }
+    : { targets: [...DEFAULT_LORA_TARGETS], fanInFanOut: true };
 }

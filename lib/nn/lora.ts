@@ -52,7 +52,25 @@ export interface LoraConfig {
    * U(−1/√in, 1/√in)) or "gaussian" (N(0, 1/r²), PEFT's `init_lora_weights="gaussian"`).
    */
   init?: "kaiming" | "gaussian";
+  /**
+   * Layout of the target weights, PEFT's `fan_in_fan_out`: true (default) for GPT-2's Conv1D
+   * weights `[in, out]` (A `[in, r]`, B `[r, out]`, `W += s·A@B`); false for torch Linear
+   * weights `[out, in]` (Llama family), where the adapters are PEFT's own `lora_A` `[r, in]` and
+   * `lora_B` `[out, r]` and `W += s·B@A`, so they save to a PEFT folder without transposing.
+   */
+  fanInFanOut?: boolean;
 }
+
+/** All seven projections of each Llama-family layer (attention q/k/v/o and the SwiGLU MLP). */
+export const LLAMA_LORA_TARGETS: readonly string[] = [
+  "self_attn.q_proj",
+  "self_attn.k_proj",
+  "self_attn.v_proj",
+  "self_attn.o_proj",
+  "mlp.gate_proj",
+  "mlp.up_proj",
+  "mlp.down_proj",
+];
 
 /** All four matrices of each GPT-2 block: attention in/out projections and the MLP. */
 export const DEFAULT_LORA_TARGETS: readonly string[] = [
@@ -117,7 +135,8 @@ export function loraTargets(
     if (shape.length !== 2) {
       throw new Error(`LoRA: target weight "${n}" is [${shape}], expected a 2-D matrix`);
     }
-    out.push([n, shape[0], shape[1]]);
+    // [name, in, out] whatever the storage layout.
+    out.push(lora.fanInFanOut === false ? [n, shape[1], shape[0]] : [n, shape[0], shape[1]]);
   }
   return out;
 }
@@ -138,8 +157,9 @@ export function loraShapes(
   const out: Record<string, { shape: number[] }> = {};
   for (const [n, inDim, outDim] of loraTargets(baseShapes, lora)) {
     const { a, b } = loraNames(n);
-    out[a] = { shape: [inDim, lora.r] };
-    out[b] = { shape: [lora.r, outDim] };
+    const linear = lora.fanInFanOut === false;
+    out[a] = { shape: linear ? [lora.r, inDim] : [inDim, lora.r] };
+    out[b] = { shape: linear ? [outDim, lora.r] : [lora.r, outDim] };
   }
   return out;
 }
@@ -215,13 +235,18 @@ export function applyLora(
     const A = adapters[a], B = adapters[b];
     if (!A || !B) throw new GraphError(`applyLora: missing adapter "${!A ? a : b}"`);
     const want = (v: Value, s: number[]) => v.rank === 2 && v.shape.every((d, i) => d === s[i]);
-    if (!want(A, [inDim, lora.r])) {
-      throw new GraphError(`applyLora: "${a}" is ${A}, expected [${inDim}, ${lora.r}]`);
+    const linear = lora.fanInFanOut === false;
+    const aShape = linear ? [lora.r, inDim] : [inDim, lora.r];
+    const bShape = linear ? [outDim, lora.r] : [lora.r, outDim];
+    if (!want(A, aShape)) {
+      throw new GraphError(`applyLora: "${a}" is ${A}, expected [${aShape}]`);
     }
-    if (!want(B, [lora.r, outDim])) {
-      throw new GraphError(`applyLora: "${b}" is ${B}, expected [${lora.r}, ${outDim}]`);
+    if (!want(B, bShape)) {
+      throw new GraphError(`applyLora: "${b}" is ${B}, expected [${bShape}]`);
     }
-    out[n] = g.add(base[n], scaled(g, g.matmul(A, B), scale, outDim));
+    out[n] = linear
+      ? g.add(base[n], scaled(g, g.matmul(B, A), scale, inDim))
+      : g.add(base[n], scaled(g, g.matmul(A, B), scale, outDim));
   }
   return out;
 }
@@ -253,7 +278,8 @@ export function mergeLora<T extends Float32Array | Float64Array>(
     const { a, b } = loraNames(n);
     const A = adapters[a], B = adapters[b], W = out[n];
     if (!A || !B) throw new Error(`mergeLora: missing adapter "${!A ? a : b}" for "${n}"`);
-    // Base arrays are flat; A [in, r] and B [r, out] give the matrix shape.
+    // Base arrays are flat; the adapters give the matrix shape.
+    const linear = lora.fanInFanOut === false;
     const inDim = A.length / r, outDim = B.length / r;
     if (!Number.isInteger(inDim) || !Number.isInteger(outDim) || inDim * outDim !== W.length) {
       throw new Error(
@@ -261,11 +287,21 @@ export function mergeLora<T extends Float32Array | Float64Array>(
           `(${B.length}) do not fit rank ${r}`,
       );
     }
-    for (let i = 0; i < inDim; i++) {
-      for (let j = 0; j < outDim; j++) {
-        let s = 0;
-        for (let k = 0; k < r; k++) s += A[i * r + k] * B[k * outDim + j];
-        W[i * outDim + j] += scale * s;
+    if (linear) { // W [out, in] += s · B [out, r] @ A [r, in]
+      for (let o = 0; o < outDim; o++) {
+        for (let i = 0; i < inDim; i++) {
+          let s = 0;
+          for (let k = 0; k < r; k++) s += B[o * r + k] * A[k * inDim + i];
+          W[o * inDim + i] += scale * s;
+        }
+      }
+    } else { // W [in, out] += s · A [in, r] @ B [r, out]
+      for (let i = 0; i < inDim; i++) {
+        for (let j = 0; j < outDim; j++) {
+          let s = 0;
+          for (let k = 0; k < r; k++) s += A[i * r + k] * B[k * outDim + j];
+          W[i * outDim + j] += scale * s;
+        }
       }
     }
     merged++;
