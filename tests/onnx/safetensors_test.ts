@@ -1,9 +1,17 @@
 import assert from "node:assert/strict";
 import {
+  bfloat16ToFloat32,
+  castFloatTensor,
   decodeSafetensors,
   encodeSafetensors,
+  float16ToFloat32,
+  float32ToBfloat16,
+  float32ToFloat16,
+  floatValues,
   loadSafetensors,
   type NamedTensor,
+  openSafetensors,
+  parseSafetensorsHeader,
   saveSafetensors,
 } from "../../lib/onnx/safetensors.ts";
 
@@ -181,7 +189,7 @@ Deno.test("no metadata -> no __metadata__ key; empty checkpoint is valid", () =>
   assert.deepEqual(decodeSafetensors(none), { tensors: {}, metadata: {} });
 });
 
-Deno.test("same tensors in different insertion order give identical bytes, keys sorted", () => {
+Deno.test("same tensors in different insertion order give identical bytes, laid out as the reference", () => {
   const t = allDtypes();
   const reversed = Object.fromEntries(Object.entries(t).reverse());
   const a = encodeSafetensors(t, { b: "2", a: "1" });
@@ -195,16 +203,17 @@ Deno.test("same tensors in different insertion order give identical bytes, keys 
     "2": t.f32,
     "__proto__x": t.step,
   } as Record<string, NamedTensor>;
+  // Laid out as the reference writer does: descending dtype (I64, F32, I32, BOOL), then name;
+  // the header lists the tensors in data order, so offsets increase along it.
   const h = JSON.stringify(headerOf(encodeSafetensors(odd)));
-  const pos = ["10", "2", "__proto__x", "b"].map((k) => h.indexOf(`\\"${k}\\":{`));
+  const pos = ["__proto__x", "2", "b", "10"].map((k) => h.indexOf(`\\"${k}\\":{`));
   assert.ok(pos.every((p) => p > 0), `all keys present: ${pos}`);
-  assert.deepEqual(pos.slice().sort((x, y) => x - y), pos, "keys in sorted order");
-  // Data laid out in sorted-key order: offsets increase along the header.
+  assert.deepEqual(pos.slice().sort((x, y) => x - y), pos, "keys in data order");
   const parsed = JSON.parse(headerOf(encodeSafetensors(odd)));
-  assert.deepEqual(parsed["10"].data_offsets, [0, 5]);
-  assert.deepEqual(parsed["2"].data_offsets, [5, 29]);
-  assert.deepEqual(parsed["__proto__x"].data_offsets, [29, 37]);
-  assert.deepEqual(parsed.b.data_offsets, [37, 53]);
+  assert.deepEqual(parsed["__proto__x"].data_offsets, [0, 8]);
+  assert.deepEqual(parsed["2"].data_offsets, [8, 32]);
+  assert.deepEqual(parsed.b.data_offsets, [32, 48]);
+  assert.deepEqual(parsed["10"].data_offsets, [48, 53]);
 });
 
 Deno.test("decoded arrays are aligned copies even from an unaligned input view", () => {
@@ -330,13 +339,24 @@ Deno.test("corrupt: unknown dtype names the key and the dtype", () => {
   assertThrowsWith(
     () =>
       decodeSafetensors(
-        rawFile(`{"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]}}`, F32_2),
+        rawFile(`{"w":{"dtype":"Q4","shape":[4],"data_offsets":[0,8]}}`, F32_2),
         SRC,
       ),
     SRC,
     `"w"`,
     "unknown dtype",
-    "BF16",
+    "Q4",
+  );
+  // A dtype of the format that this module cannot hold: the header parses, decoding fails.
+  assertThrowsWith(
+    () =>
+      decodeSafetensors(
+        rawFile(`{"w":{"dtype":"I8","shape":[8],"data_offsets":[0,8]}}`, F32_2),
+        SRC,
+      ),
+    SRC,
+    `"w"`,
+    "unsupported dtype I8",
   );
 });
 
@@ -571,6 +591,254 @@ Deno.test("load: missing file and corrupt file errors name the path", async () =
       assert.ok(e.message.includes("Q4"), e.message);
       return true;
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---- float16 / bfloat16 ----------------------------------------------------
+
+/** float32 values from bit patterns. */
+function f32(...bits: number[]): Float32Array {
+  return new Float32Array(new Uint32Array(bits).buffer);
+}
+
+Deno.test("golden: BF16 and F16 tensors, byte for byte, and the reference layout", () => {
+  const got = encodeSafetensors({
+    h: { dtype: "float16", shape: [2], data: new Uint16Array([0x3c00, 0xc000]) }, // 1, -2
+    b: { dtype: "bfloat16", shape: [2], data: new Uint16Array([0x3f80, 0xc040]) }, // 1, -3
+  });
+  // BF16 sorts before F16 in the reference Dtype order (descending), whatever the names.
+  const header = `{"b":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},` +
+    `"h":{"dtype":"F16","shape":[2],"data_offsets":[4,8]}}`;
+  assert.equal(header.length, 108); // + 4 spaces = 112
+  assert.deepEqual(Array.from(got), [
+    112,
+    ...new Array(7).fill(0),
+    ...enc.encode(header),
+    0x20,
+    0x20,
+    0x20,
+    0x20,
+    0x80,
+    0x3f,
+    0x40,
+    0xc0,
+    0x00,
+    0x3c,
+    0x00,
+    0xc0,
+  ]);
+  const back = decodeSafetensors(got);
+  assert.equal(back.tensors.b.dtype, "bfloat16");
+  assert.equal(back.tensors.h.dtype, "float16");
+  assert.ok(back.tensors.h.data instanceof Uint16Array);
+  assert.deepEqual(Array.from(floatValues(back.tensors.b, "float32")), [1, -3]);
+  assert.deepEqual(Array.from(floatValues(back.tensors.h, "float64")), [1, -2]);
+});
+
+Deno.test("mixed dtypes: every tensor starts at a multiple of its item size", () => {
+  const t: Record<string, NamedTensor> = {
+    ...allDtypes(),
+    a_bf16: { dtype: "bfloat16", shape: [3], data: new Uint16Array([1, 2, 3]) },
+    z_f16: { dtype: "float16", shape: [1], data: new Uint16Array([7]) },
+  };
+  const bytes = encodeSafetensors(t);
+  const h = parseSafetensorsHeader(bytes);
+  assert.equal(h.dataStart % 8, 0);
+  const size: Record<string, number> = { F64: 8, I64: 8, F32: 4, I32: 4, BF16: 2, F16: 2, BOOL: 1 };
+  for (const e of h.entries) assert.equal(e.begin % size[e.tag], 0, e.name);
+  // The reference order: I64, F64, F32, I32, BF16, F16, BOOL, then by name.
+  assert.deepEqual(h.entries.map((e) => e.name), [
+    "i64",
+    "step",
+    "f64",
+    "scalar_f64",
+    "empty",
+    "f32",
+    "i32",
+    "a_bf16",
+    "z_f16",
+    "mask",
+    "scalar_bool",
+  ]);
+  const back = decodeSafetensors(bytes);
+  assert.deepEqual(Array.from(encodeSafetensors(back.tensors)), Array.from(bytes));
+});
+
+Deno.test("float32ToBfloat16: round to nearest even, hand-computed bit patterns", () => {
+  const cases: [number, number][] = [
+    [0x3f800000, 0x3f80], // 1
+    [0x3f808000, 0x3f80], // 1 + 2^-8: tie, 0x3f80 is even -> down
+    [0x3f818000, 0x3f82], // 1 + 3·2^-8: tie, 0x3f81 is odd -> up
+    [0x3f808001, 0x3f81], // just above the tie -> up
+    [0x3f807fff, 0x3f80], // just below the tie -> down
+    [0xbf818000, 0xbf82], // negative: same magnitude rule
+    [0x7f7fffff, 0x7f80], // float32 max rounds up to +inf, as torch
+    [0x7f7f7fff, 0x7f7f], // stays at bfloat16 max
+    [0x00000000, 0x0000],
+    [0x80000000, 0x8000], // -0 keeps its sign
+    [0x7f800000, 0x7f80], // +inf
+    [0xff800000, 0xff80], // -inf
+    [0x00000001, 0x0000], // smallest subnormal -> +0
+    [0x00008000, 0x0000], // tie at zero: even
+    [0x00018000, 0x0002], // tie, odd -> up
+    [0x7fc00000, 0x7fc0], // quiet NaN
+    [0xffc00000, 0xffc0], // negative NaN keeps its sign
+    [0x7f800001, 0x7fc0], // NaN whose payload is in the low half: stays NaN (quiet bit set)
+    [0x7fa00000, 0x7fa0], // signalling NaN with a high payload: kept
+  ];
+  const out = float32ToBfloat16(f32(...cases.map((c) => c[0])));
+  cases.forEach(([u, want], i) =>
+    assert.equal(out[i], want, `0x${u.toString(16)} -> 0x${out[i].toString(16)}`)
+  );
+  // float64 input rounds to float32 first (torch's double -> bfloat16 goes through float):
+  // 1 + 2^-8 + 2^-30 becomes the tie 1 + 2^-8 in float32, then rounds to even (down).
+  assert.deepEqual(Array.from(float32ToBfloat16(new Float64Array([1 + 2 ** -8 + 2 ** -30]))), [
+    0x3f80,
+  ]);
+  assert.deepEqual(Array.from(float32ToBfloat16(new Float64Array([1 + 2 ** -8 + 2 ** -20]))), [
+    0x3f81,
+  ]);
+});
+
+Deno.test("bfloat16 and float16: every bit pattern decodes exactly and re-encodes to itself", () => {
+  const all = new Uint16Array(65536).map((_, i) => i);
+  const bf = bfloat16ToFloat32(all);
+  const bits = new Uint32Array(bf.buffer);
+  for (let i = 0; i < 65536; i++) assert.equal(bits[i], i * 65536, `bf16 0x${i.toString(16)}`);
+  assert.deepEqual(float32ToBfloat16(bf), all);
+
+  const h = float16ToFloat32(all);
+  const ref = new Float16Array(all.buffer); // the platform's binary16 decoding
+  for (let i = 0; i < 65536; i++) {
+    if (Number.isNaN(ref[i])) assert.ok(Number.isNaN(h[i]), `f16 0x${i.toString(16)}`);
+    else assert.ok(Object.is(h[i], ref[i]), `f16 0x${i.toString(16)}: ${h[i]} vs ${ref[i]}`);
+  }
+  assert.deepEqual(float32ToFloat16(h), all, "NaN payloads and signs survive");
+  // Widening into a Float64Array gives the same values.
+  const wide = float16ToFloat32(all, new Float64Array(65536));
+  for (let i = 0; i < 65536; i++) assert.ok(Object.is(wide[i], h[i]) || Number.isNaN(h[i]));
+  const wideBf = bfloat16ToFloat32(all, new Float64Array(65536));
+  for (let i = 0; i < 65536; i++) assert.ok(Object.is(wideBf[i], bf[i]) || Number.isNaN(bf[i]));
+});
+
+Deno.test("float32ToFloat16: hand-computed patterns and agreement with Math.f16round", () => {
+  const cases: [number, number][] = [
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [0.1, 0x2e66], // 1.6·2^-4: mantissa round(0.6·1024 = 614.4) = 614
+    [65504, 0x7bff], // max
+    [65519, 0x7bff], // below the tie to inf
+    [65520, 0x7c00], // the tie between max and 2^16 rounds to even: inf
+    [2 ** -14, 0x0400], // smallest normal
+    [2 ** -24, 0x0001], // smallest subnormal
+    [2 ** -25, 0x0000], // tie between 0 and 2^-24: even
+    [1.5 * 2 ** -25, 0x0001],
+    [3 * 2 ** -25, 0x0002], // tie between 1 and 2 subnormal steps: even (2)
+    [2 ** -14 - 2 ** -25, 0x0400], // tie at the top of the subnormals carries into the normals
+    [-0, 0x8000],
+    [Infinity, 0x7c00],
+    [-Infinity, 0xfc00],
+    [NaN, 0x7e00],
+  ];
+  const out = float32ToFloat16(new Float32Array(cases.map((c) => c[0])));
+  cases.forEach(([x, want], i) => assert.equal(out[i], want, `${x} -> 0x${out[i].toString(16)}`));
+
+  // Random float32 bit patterns over the whole range, against the platform's binary16 rounding.
+  let s = 12345;
+  const rnd = new Uint32Array(200_000).map(() => (s = (Math.imul(s, 1103515245) + 12345) >>> 0));
+  for (let i = 0; i < rnd.length; i += 2) rnd[i] = (rnd[i] & 0x87ffffff) | 0x30000000; // f16 range
+  const x = new Float32Array(rnd.buffer);
+  const back = float16ToFloat32(float32ToFloat16(x));
+  for (let i = 0; i < x.length; i++) {
+    const want = Math.f16round(x[i]);
+    assert.ok(
+      Object.is(back[i], want) || (Number.isNaN(want) && Number.isNaN(back[i])),
+      `${x[i]}: ${back[i]} vs ${want}`,
+    );
+  }
+});
+
+Deno.test("castFloatTensor and floatValues convert between the float dtypes", () => {
+  const t: NamedTensor = {
+    dtype: "float64",
+    shape: [3],
+    data: new Float64Array([1, 1 + 2 ** -7, 3e38]),
+  };
+  const b = castFloatTensor(t, "bfloat16");
+  assert.deepEqual(b.shape, [3]);
+  assert.deepEqual(Array.from(b.data as Uint16Array), [0x3f80, 0x3f81, 0x7f62]);
+  const h = castFloatTensor(t, "float16");
+  assert.deepEqual(Array.from(h.data as Uint16Array), [0x3c00, 0x3c08, 0x7c00]);
+  assert.deepEqual(Array.from(floatValues(h, "float32")), [1, 1 + 2 ** -7, Infinity]);
+  assert.equal(castFloatTensor(t, "float64"), t, "same dtype: the tensor itself");
+  const f = castFloatTensor(b, "float32");
+  assert.deepEqual(Array.from(f.data as Float32Array), [1, 1 + 2 ** -7, 3.00405527047391e38]);
+  assert.throws(
+    () => castFloatTensor({ dtype: "int32", shape: [1], data: new Int32Array(1) }, "float32"),
+    /int32 is not a floating-point type/,
+  );
+  assert.throws(() => float32ToBfloat16(new Float32Array(2), new Uint16Array(3)), /out has 3/);
+});
+
+Deno.test("openSafetensors reads tensors one at a time; errors name the file and tensor", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
+  try {
+    const path = `${dir}/m.safetensors`;
+    const tensors = allDtypes();
+    tensors.half = { dtype: "bfloat16", shape: [2], data: new Uint16Array([0x3f80, 0x4000]) };
+    await saveSafetensors(path, tensors, { format: "pt" });
+    const f = await openSafetensors(path);
+    try {
+      assert.deepEqual(f.header.metadata, { format: "pt" });
+      assert.equal(f.entry("half")?.tag, "BF16");
+      for (const [name, t] of Object.entries(tensors)) {
+        const got = await f.read(name);
+        assert.equal(got.dtype, t.dtype, name);
+        assert.deepEqual(got.shape, t.shape, name);
+        assert.deepEqual(Array.from(bytesOf(got)), Array.from(bytesOf(t)), name);
+      }
+      await assert.rejects(() => f.read("nope"), /m.safetensors: no tensor "nope"/);
+    } finally {
+      f.close();
+    }
+
+    // A quantised tensor: the file opens, only reading that tensor fails.
+    const q = `${dir}/q.safetensors`;
+    await Deno.writeFile(
+      q,
+      rawFile(
+        `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},` +
+          `"q":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[4,8]}}`,
+        F32_2,
+      ),
+    );
+    const g = await openSafetensors(q);
+    try {
+      assert.deepEqual(vals((await g.read("a")).data), [1]);
+      assert.equal(g.entry("q")?.dtype, undefined);
+      await assert.rejects(
+        () => g.read("q"),
+        /q.safetensors: tensor "q": unsupported dtype F8_E4M3/,
+      );
+    } finally {
+      g.close();
+    }
+
+    // Truncated: the data section is shorter than the header says.
+    const bytes = await Deno.readFile(path);
+    const cut = `${dir}/cut.safetensors`;
+    await Deno.writeFile(cut, bytes.subarray(0, bytes.length - 3));
+    await assert.rejects(
+      () => openSafetensors(cut),
+      /cut.safetensors: truncated file: tensor ".*": data_offsets .* out of range: data section has \d+ bytes, the header's tensors need \d+/,
+    );
+    await Deno.writeFile(cut, bytes.subarray(0, 30));
+    await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: header/);
+    await Deno.writeFile(cut, bytes.subarray(0, 5));
+    await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: 5 bytes/);
+    await assert.rejects(() => openSafetensors(`${dir}/absent`), /file not found: .*absent/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
