@@ -3,22 +3,21 @@
  * stepped in lockstep for T steps per update with same-step autoreset, a separate
  * actor and critic MLP, bootstrapping from V(s_T) at the end of the rollout.
  *
- * This file only collects rollouts and names the model inputs; the update itself is the
- * shared {@link trainPpo}.
+ * This file only collects rollouts and says how the actor-critic computes log π, entropy and V;
+ * the train step is lib/ppo's {@link createPpoTrainer} and the update the shared
+ * {@link trainPpo}.
  *
  * @example
  * ```ts
  * const cfg = parsePpoConfig({});
  * const problem = await createEnvProblem({ env: makeVecEnv("CartPole-v1", 4), steps: 128, cfg, seed: 1 });
- * await trainPpo(problem, { cfg, updates: 10, seed: 1, outDir: "results/cartpole", rng: problem.rng });
+ * await trainPpo(problem, { updates: 10, seed: 1, outDir: "results/cartpole", rng: problem.rng });
  * ```
  * @module
  */
 import type * as ort from "onnxruntime-node";
 import { Graph } from "../onnx/graph.ts";
 import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
-import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
-import { adamw } from "../onnx/optim.ts";
 import {
   type ActorCriticConfig,
   actorCriticForward,
@@ -27,14 +26,8 @@ import {
 } from "../nn/actor_critic.ts";
 import { Rng } from "../rng.ts";
 import type { PpoConfig } from "../ppo/config.ts";
-import {
-  actionLogp,
-  categoricalEntropy,
-  ppoBatchValues,
-  ppoHparams,
-  ppoLoss,
-  ppoOptimizerHparams,
-} from "../ppo/losses.ts";
+import { actionLogp, categoricalEntropy } from "../ppo/losses.ts";
+import { createPpoTrainer } from "../ppo/train_step.ts";
 import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
 import type { VecEnv } from "./env.ts";
 
@@ -68,48 +61,31 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
   };
   const rng = new Rng(opts.seed);
   const fullKl = cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full";
-  const f32 = (shape: (string | number)[]) => ({ dtype: "float32" as const, shape });
-
-  const spec: TrainStepSpec = {
+  const trainer = await createPpoTrainer({
+    cfg,
     dtype: "float32",
     params: actorCriticShapes(model),
-    batch: {
-      obs: f32(["B", obsSize]),
+    init: initActorCritic(model, rng, "float32"),
+    inputs: {
+      obs: { dtype: "float32", shape: ["B", obsSize] },
       actions: { dtype: "int64", shape: ["B"] },
-      old_logp: f32(["B"]),
-      advantages: f32(["B"]),
-      returns: f32(["B"]),
-      old_values: f32(["B"]),
-      mask: f32(["B"]),
-      ...(fullKl ? { old_logp_all: f32(["B", A]) } : {}),
     },
-    hparams: ppoHparams(cfg),
-    loss: (g, p, b, hp) => {
+    positions: ["B"],
+    numActions: A,
+    policy: (g, p, b) => {
       const { logits, value } = actorCriticForward(g, model, p, b.obs);
       const logpAll = g.logSoftmax(logits, -1);
-      return ppoLoss(
-        g,
-        { loss: cfg.loss, valueClip: cfg.clip_value !== null, kl: cfg.kl, penalty: cfg.penalty },
-        {
-          logp: actionLogp(g, logpAll, b.actions),
-          entropy: categoricalEntropy(g, logpAll),
-          value,
-          logpAll,
-        },
-        ppoBatchValues(b),
-        hp as never,
-      );
+      return {
+        logp: actionLogp(g, logpAll, b.actions),
+        entropy: categoricalEntropy(g, logpAll),
+        value,
+        logpAll,
+      };
     },
-    optimizer: adamw,
-    clipGradNorm: cfg.max_grad_norm !== null,
-  };
+    device: opts.device,
+    threads: opts.threads,
+  });
   const sessionOpts = { device: opts.device, threads: opts.threads };
-  const trainer = await Trainer.create(
-    spec,
-    initActorCritic(model, rng, "float32"),
-    sessionOpts,
-  );
-  trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
 
   // Rollout policy: obs -> log π(·|s), V(s), sharing the trainer's live parameter buffers.
   const g = new Graph("policy");
@@ -141,6 +117,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
   const logpAllBuf = new Float32Array(N * T * A);
 
   const problem: EnvProblem = {
+    cfg,
     trainer,
     rng,
     model,

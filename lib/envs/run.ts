@@ -120,7 +120,6 @@ export async function runEnvTraining(
     threads: opts.threads,
   });
   const last = await trainPpo(problem, {
-    cfg: cfg.ppo,
     updates,
     seed: cfg.seed,
     rng: problem.rng,

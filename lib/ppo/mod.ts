@@ -1,4 +1,4 @@
-/** The PPO core: config, GAE, KL estimators and controllers, losses, trainer. @module */
+/** The PPO core: config, GAE, KL estimators and controllers, losses, the train step, trainer. @module */
 export * from "./config.ts";
 export * from "./gae.ts";
 export * from "./kl.ts";
@@ -6,3 +6,4 @@ export * from "./losses.ts";
 export * from "./checkpoint.ts";
 export * from "./trainer.ts";
 export * from "./reward_model.ts";
+export * from "./train_step.ts";

@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * const summary = await trainPpo(problem, { cfg, updates: 100, seed: 1, outDir: "results/x" });
+ * const summary = await trainPpo(problem, { updates: 100, seed: 1, outDir: "results/x" });
  * ```
  * @module
  */
@@ -64,7 +64,12 @@ export interface Rollout {
 
 /** What a task or environment provides to the trainer. */
 export interface PpoProblem {
-  /** The compiled PPO train step (its loss from {@link ppoLoss}; batch inputs named below). */
+  /**
+   * The PPO settings the train step was compiled for (`createPpoTrainer`, train_step.ts); the update
+   * (rewards, advantages, epochs, minibatches, KL controllers) reads the same object.
+   */
+  cfg: PpoConfig;
+  /** The compiled PPO train step (`createPpoTrainer`; batch inputs named below). */
   trainer: Trainer;
   /** Act with the trainer's current params; all sampling draws from `rng`. */
   rollout(rng: Rng): Promise<Rollout>;
@@ -76,7 +81,6 @@ export interface PpoProblem {
 }
 
 export interface PpoRunOptions {
-  cfg: PpoConfig;
   /** Number of updates (the lr anneals linearly to 0 across them). */
   updates: number;
   /** Trial seed: the one generator for action sampling and minibatch shuffles. */
@@ -202,8 +206,8 @@ interface RunState {
 
 /** Run PPO for `opts.updates` updates (resuming if asked); returns the last metrics row. */
 export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promise<MetricsRow> {
-  const { cfg, outDir } = opts;
-  const trainer = problem.trainer;
+  const { outDir } = opts;
+  const { cfg, trainer } = problem;
   const dtype = trainer.spec.dtype;
   await Deno.mkdir(outDir, { recursive: true });
   const metricsPath = `${outDir}/metrics.jsonl`;

@@ -45,28 +45,21 @@
  *   },
  *   cfg, seed: 1, batch: 32, maxNewTokens: 8, eosTokenId: 0, padTokenId: 0,
  * });
- * await trainPpo(problem, { cfg, updates: 30, seed: 1, outDir: "results/lm", rng: problem.rng });
+ * await trainPpo(problem, { updates: 30, seed: 1, outDir: "results/lm", rng: problem.rng });
  * ```
  * @module
  */
 import type * as ort from "onnxruntime-node";
 import { Graph, type Value } from "../onnx/graph.ts";
 import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
-import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
-import { adamw } from "../onnx/optim.ts";
 import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../nn/gpt.ts";
 import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
 import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
 import { applyLora, initLora, type LoraConfig, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
 import type { PpoConfig } from "../ppo/config.ts";
-import {
-  categoricalEntropy,
-  ppoBatchValues,
-  ppoHparams,
-  ppoLoss,
-  ppoOptimizerHparams,
-} from "../ppo/losses.ts";
+import { categoricalEntropy } from "../ppo/losses.ts";
+import { createPpoTrainer } from "../ppo/train_step.ts";
 import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
 
 /**
@@ -342,53 +335,34 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     Object.keys(gptShape).map((n) => [n, Arr.from(init[n])]),
   );
 
-  const f = (shape: (string | number)[]) => ({ dtype, shape });
   const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
-  const spec: TrainStepSpec = {
+  const params = layout.lora
+    ? { ...adapterShape, ...headShapes(gpt.nEmbd) }
+    : { ...trunkShape, ...headShapes(gpt.nEmbd) };
+  const frozen = layout.lora ? trunkShape : undefined;
+  const sessionOpts = { device: opts.device, threads: opts.threads };
+  const trainer = await createPpoTrainer({
+    cfg,
     dtype,
-    params: layout.lora
-      ? { ...adapterShape, ...headShapes(gpt.nEmbd) }
-      : { ...trunkShape, ...headShapes(gpt.nEmbd) },
-    ...(layout.lora ? { frozen: trunkShape } : {}),
-    batch: {
+    params,
+    frozen,
+    init,
+    inputs: {
       tokens: i64(["B", "S"]),
       attention_mask: i64(["B", "S"]),
       response_pos: i64(["T"]),
       actions: i64(["B", "T"]),
-      old_logp: f(["B", "T"]),
-      advantages: f(["B", "T"]),
-      returns: f(["B", "T"]),
-      old_values: f(["B", "T"]),
-      mask: f(["B", "T"]),
-      ...(klInLoss ? { ref_logp: f(["B", "T"]) } : {}),
     },
-    hparams: ppoHparams(cfg),
-    loss: (g, p, b, hp) => {
-      const pi = modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions);
-      return ppoLoss(
-        g,
-        {
-          loss: cfg.loss,
-          valueClip: cfg.clip_value !== null,
-          kl: cfg.kl,
-          penalty: cfg.penalty,
-          hasReference: true,
-        },
-        { logp: pi.logp, entropy: pi.entropy, value: pi.value, logpAll: pi.logpAll },
-        ppoBatchValues(b),
-        hp as never,
-      );
-    },
-    optimizer: adamw,
-    clipGradNorm: cfg.max_grad_norm !== null,
-  };
-  const sessionOpts = { device: opts.device, threads: opts.threads };
-  const trainer = await Trainer.create(spec, init, sessionOpts);
-  trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
+    positions: ["B", "T"],
+    reference: true,
+    policy: (g, p, b) =>
+      modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
+    ...sessionOpts,
+  });
 
   // Scoring graphs (inference): the policy's with values (every trainable and frozen
   // parameter, the train step's model code), and a plain GPT's log-probs (the reference).
-  const policyShape = { ...spec.params, ...(spec.frozen ?? {}) };
+  const policyShape = { ...params, ...(frozen ?? {}) };
   const scoreGraph = (withValue: boolean) => {
     const g = new Graph(withValue ? "lm_score_value" : "lm_score");
     const shapes = withValue ? policyShape : gptShape;
@@ -411,7 +385,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   const [policySession, refSession] = await Promise.all([scoreGraph(true), scoreGraph(false)]);
   // Frozen trunk weights (LoRA) as tensors, fed with the trainer's live params.
   const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
-    Object.entries(spec.frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
+    Object.entries(frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
   );
   const policyParams = (): Record<string, ort.Tensor | FloatArray> => {
     if (!layout.lora) return trainer.paramTensors();
@@ -473,6 +447,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   let cursor = 0; // prompts handed out so far
 
   const problem: LmProblem = {
+    cfg,
     trainer,
     rng,
     model: gpt,

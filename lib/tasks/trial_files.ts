@@ -11,7 +11,6 @@
  * ```
  * @module
  */
-import type { PpoConfig } from "../ppo/config.ts";
 import { type MetricsRow, type PpoRunOptions, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 import { RewardError } from "./rewards.ts";
@@ -53,14 +52,14 @@ export const LM_TRIAL_OUTPUTS: readonly string[] = [
 
 /**
  * The part every LM task's trial shares: evaluate the starting (SFT) policy, run PPO on
- * `problem` with the trial config's `ppo`, `updates`, `seed` and `checkpoint_every` into
+ * `problem` (with the PPO config it carries) for the trial config's `updates`, `seed` and `checkpoint_every` into
  * `outDir` (resuming if asked), evaluate the result. A reward function
  * that throws or returns a non-finite value (a {@link RewardError}) removes the trial's
  * outputs from outDir before the error goes on, so nothing partial is left.
  */
 export async function runLmPpo<E>(
   problem: LmProblem,
-  c: { ppo: PpoConfig; updates: number; seed: number; checkpoint_every: number },
+  c: { updates: number; seed: number; checkpoint_every: number },
   outDir: string,
   opts: Pick<PpoRunOptions, "resume" | "onUpdate" | "onStart">,
   evaluate: () => Promise<E>,
@@ -68,7 +67,6 @@ export async function runLmPpo<E>(
   try {
     const before = await evaluate();
     const last = await trainPpo(problem, {
-      cfg: c.ppo,
       updates: c.updates,
       seed: c.seed,
       rng: problem.rng,

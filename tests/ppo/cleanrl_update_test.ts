@@ -66,6 +66,7 @@ Deno.test("PPO updates equal CleanRL ppo.py's in PyTorch (params after 3 updates
   };
   const obsSize = r.obs.length / n;
   const problem: PpoProblem = {
+    cfg,
     trainer: base.trainer,
     rollout: () => Promise.resolve(roll),
     inputs: (_roll, idx) => ({
@@ -85,7 +86,7 @@ Deno.test("PPO updates equal CleanRL ppo.py's in PyTorch (params after 3 updates
 
   const out = await Deno.makeTempDir({ prefix: "proxima-cleanrl-update-" });
   try {
-    await trainPpo(problem, { cfg, updates: fx.updates, seed: 1, rng, outDir: out });
+    await trainPpo(problem, { updates: fx.updates, seed: 1, rng, outDir: out });
     assert.equal(perms.length, 0, "every epoch's permutation was used");
     const rows = await readMetrics(out);
     assert.equal(rows.length, fx.updates);

@@ -64,7 +64,6 @@ async function oneUpdate(
   const rows: MetricsRow[] = [];
   try {
     await trainPpo(problem, {
-      cfg: c,
       updates: 1,
       seed: 1,
       outDir: out,

@@ -92,7 +92,6 @@ async function train(cfg: ReturnType<typeof ppoCfg>) {
   const t0 = performance.now();
   try {
     await trainPpo(problem, {
-      cfg,
       updates: UPDATES,
       seed: 1,
       outDir: out,
@@ -243,7 +242,6 @@ Deno.test("lm ppo: interrupted and resumed from a checkpoint = uninterrupted, by
   const run = async (dir: string, stopAfter?: number) => {
     const p = await problemFor(cfg, { task, batch: 8 });
     await trainPpo(p, {
-      cfg,
       updates,
       seed: 1,
       outDir: dir,

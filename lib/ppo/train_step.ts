@@ -1,0 +1,122 @@
+/**
+ * The PPO train step, one function for every policy: classic-control actor-critics
+ * (lib/envs/ppo.ts) and language models (lib/tasks/lm_ppo.ts) differ only in their parameters,
+ * their model inputs and how they compute log π(a), entropy and V per position; the batch
+ * inputs PPO adds, the loss ({@link ppoLoss}) with the variant the config picks, its
+ * hyperparameter inputs, AdamW and gradient clipping are assembled here, from the one
+ * {@link PpoConfig} the problem carries.
+ *
+ * Batch inputs: the model's own (`obs`, `actions` or `tokens`, ...), then `old_logp`,
+ * `advantages`, `returns`, `old_values`, `mask` (shape `positions`), then `old_logp_all`
+ * (`[...positions, numActions]`, only for the kl-penalty surrogate with the exact KL) and
+ * `ref_logp` (only when a reference policy exists and its KL is placed in the loss).
+ *
+ * @example
+ * ```ts
+ * const trainer = await createPpoTrainer({
+ *   cfg, dtype: "float32", params: actorCriticShapes(model), init,
+ *   inputs: { obs: { dtype: "float32", shape: ["B", 4] }, actions: { dtype: "int64", shape: ["B"] } },
+ *   positions: ["B"], numActions: 2,
+ *   policy: (g, p, b) => { ... return { logp, entropy, value, logpAll }; },
+ * });
+ * ```
+ * @module
+ */
+import type { Graph, Value } from "../onnx/graph.ts";
+import type { Device } from "../onnx/session.ts";
+import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
+import { adamw } from "../onnx/optim.ts";
+import type { PpoConfig } from "./config.ts";
+import {
+  type PolicyOutputs,
+  ppoBatchValues,
+  type PpoHparams,
+  ppoHparams,
+  ppoLoss,
+  ppoOptimizerHparams,
+} from "./losses.ts";
+
+/** Options of {@link createPpoTrainer}. */
+export interface PpoTrainStepOptions {
+  /** The PPO settings (loss variant, KL placement and estimators, hyperparameter defaults). */
+  cfg: PpoConfig;
+  dtype: "float32" | "float64";
+  /** Trainable parameters by name. */
+  params: TrainStepSpec["params"];
+  /** Parameters fed in but never updated (a frozen base under LoRA adapters). */
+  frozen?: TrainStepSpec["frozen"];
+  /** Initial values of every trainable and frozen parameter (copied). */
+  init: Record<string, Float32Array | Float64Array>;
+  /** The model's batch inputs (observations and actions, or tokens and positions). */
+  inputs: TrainStepSpec["batch"];
+  /** Shape of a minibatch's per-position PPO values: `["B"]` or `["B", "T"]`. */
+  positions: (string | number)[];
+  /** Actions per position: needed only for the kl-penalty surrogate's exact KL (`old_logp_all`). */
+  numActions?: number;
+  /** A frozen reference policy exists (RLHF): its KL may be placed in the loss (`ref_logp`). */
+  reference?: boolean;
+  /** log π(a), entropy, V (and log π over all actions) per position, from params and batch. */
+  policy(g: Graph, params: Record<string, Value>, batch: Record<string, Value>): PolicyOutputs;
+  device?: Device;
+  threads?: number;
+}
+
+/** The loss hyperparameter inputs by name (see {@link ppoHparams}). */
+function hparamValues(hp: Record<string, Value>): PpoHparams {
+  const { clip, clip_value, vf_coef, ent_coef, beta, penalty_beta } = hp;
+  return { clip, clip_value, vf_coef, ent_coef, beta, penalty_beta };
+}
+
+/**
+ * Compile the PPO train step for a policy and load its initial parameters; the trainer's
+ * optimizer hyperparameters (AdamW ε, weight decay, gradient-norm clip) come from `cfg`.
+ */
+export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Trainer> {
+  const { cfg, dtype, positions } = opts;
+  const f = (shape: (string | number)[]) => ({ dtype, shape });
+  const exactPenalty = cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full";
+  if (exactPenalty && opts.numActions === undefined) {
+    throw new Error(
+      'ppo: penalty.estimator "full" needs the action count (log-probs over every action)',
+    );
+  }
+  const refInLoss = opts.reference === true && cfg.kl.placement === "loss";
+  const spec: TrainStepSpec = {
+    dtype,
+    params: opts.params,
+    ...(opts.frozen ? { frozen: opts.frozen } : {}),
+    batch: {
+      ...opts.inputs,
+      old_logp: f(positions),
+      advantages: f(positions),
+      returns: f(positions),
+      old_values: f(positions),
+      mask: f(positions),
+      ...(exactPenalty ? { old_logp_all: f([...positions, opts.numActions!]) } : {}),
+      ...(refInLoss ? { ref_logp: f(positions) } : {}),
+    },
+    hparams: ppoHparams(cfg),
+    loss: (g, p, b, hp) =>
+      ppoLoss(
+        g,
+        {
+          loss: cfg.loss,
+          valueClip: cfg.clip_value !== null,
+          kl: cfg.kl,
+          penalty: cfg.penalty,
+          hasReference: opts.reference,
+        },
+        opts.policy(g, p, b),
+        ppoBatchValues(b),
+        hparamValues(hp),
+      ),
+    optimizer: adamw,
+    clipGradNorm: cfg.max_grad_norm !== null,
+  };
+  const trainer = await Trainer.create(spec, opts.init, {
+    device: opts.device,
+    threads: opts.threads,
+  });
+  trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
+  return trainer;
+}
