@@ -8,6 +8,7 @@ export * from "./heads.ts";
 export * from "./lora.ts";
 export * from "./hf.ts";
 export * from "./tokenizer.ts";
+export * from "./hf_tokenizer.ts";
 export * from "./corpus.ts";
 export * from "./sft.ts";
 export * from "./export.ts";
