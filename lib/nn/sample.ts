@@ -487,8 +487,11 @@ function logSumExp(x: ArrayLike<number>): number {
 export interface GenerateOptions extends SamplingOptions {
   /** Most tokens sampled per row (≥ 1). Prompt length + this must fit in `nPositions`. */
   maxNewTokens: number;
-  /** Ends a row; the EOS token is part of the response (mask 1). Omitted: no row ends early. */
-  eosTokenId?: number;
+  /**
+   * Ends a row; the EOS token is part of the response (mask 1). A list for models with several
+   * end tokens (Llama 3: `<|end_of_text|>`, `<|eot_id|>`). Omitted: no row ends early.
+   */
+  eosTokenId?: number | readonly number[];
   /** Fills prompts' left padding and the response positions after a row has ended. */
   padTokenId: number;
   /** The one generator: exactly one `uniform()` per sampled token (see {@link generate}). */
@@ -571,7 +574,14 @@ export async function generate(
   if (!Number.isInteger(maxNew) || maxNew < 1) {
     throw new RangeError(`generate: maxNewTokens must be an integer >= 1, got ${maxNew}`);
   }
-  if (opts.eosTokenId !== undefined) checkToken(cfg, opts.eosTokenId, "eosTokenId");
+  const eos = new Set(
+    opts.eosTokenId === undefined
+      ? []
+      : typeof opts.eosTokenId === "number"
+      ? [opts.eosTokenId]
+      : opts.eosTokenId,
+  );
+  for (const e of eos) checkToken(cfg, e, "eosTokenId");
   for (const [i, p] of prompts.entries()) {
     if (p.length + maxNew > contextLength(cfg)) {
       throw new RangeError(
@@ -606,7 +616,7 @@ export async function generate(
       logp[i] = logits[a] - logSumExp(logits);
       sampleLogp[i] = Math.log(probs[a]);
       mask[i] = 1;
-      if (a === opts.eosTokenId) {
+      if (eos.has(a)) {
         active[b] = false;
         ended[b] = 1;
       }
