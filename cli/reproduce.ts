@@ -21,6 +21,7 @@ import {
   type TrialOutcome,
 } from "../lib/experiment/mod.ts";
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
+import { trialWorkerCommand } from "./trial.ts";
 import {
   quickExperiment,
   REPRODUCE_NAMES,
@@ -149,6 +150,7 @@ async function main(): Promise<number> {
       experimentFile: `${REPO_ROOT}/${ref.file}`,
       git,
       signal: controller.signal,
+      workerCommand: trialWorkerCommand(),
     }, {
       onTrialEnd: (o) => {
         finished++;

@@ -24,6 +24,7 @@ import {
   type TrialSummary,
 } from "../lib/experiment/mod.ts";
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
+import { trialWorkerCommand } from "./trial.ts";
 
 const HELP = `Usage: deno task sweep <experiment.ts> [flags]
 
@@ -305,6 +306,7 @@ async function main(): Promise<number> {
       experimentFile: abs,
       git: await gitInfo(),
       signal: controller.signal,
+      workerCommand: trialWorkerCommand(),
     }, {
       onTrialStart: (t, i) => ui.start(t, i),
       onTrialProgress: (t, p) => ui.progress(t, p),

@@ -16,8 +16,14 @@ import {
   type TrialEvent,
   type TrialRequest,
 } from "../lib/experiment/trial.ts";
-import "../lib/experiment/env_kind.ts";
-import "../lib/experiment/sentiment_kind.ts";
+
+/**
+ * The command that starts this worker, for the sweep runner (`runPlan`'s `workerCommand`):
+ * the runner is handed it rather than knowing where the CLI lives.
+ */
+export function trialWorkerCommand(): string[] {
+  return [Deno.execPath(), "run", "-A", new URL(import.meta.url).pathname, "--stdin"];
+}
 
 const enc = new TextEncoder();
 function emit(e: TrialEvent): void {

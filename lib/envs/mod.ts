@@ -18,3 +18,4 @@ export { ACROBOT_SPEC, AcrobotVecEnv } from "./acrobot.ts";
 export { ENV_ALIASES, ENV_IDS, type EnvId, envSpec, makeVecEnv, resolveEnvId } from "./registry.ts";
 export { createEnvProblem, type EnvProblem, type EnvProblemOptions } from "./ppo.ts";
 export * from "./run.ts";
+export { ACROBOT_KIND, CARTPOLE_KIND, ENV_METRIC_COLUMNS, type EnvTrialConfig } from "./kind.ts";

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { sha256Hex } from "./hash.ts";
+export { shortHash } from "../hash.ts";
 import { createHash } from "node:crypto";
 
 /** The repository root (the folder holding deno.json). */
@@ -97,9 +97,4 @@ export async function gitInfo(
   } catch {
     return null; // git not installed
   }
-}
-
-/** Short content hash used for trial and stage folder names (16 hex digits of sha256). */
-export function shortHash(canonical: string): string {
-  return sha256Hex(canonical).slice(0, 16);
 }

@@ -1,6 +1,7 @@
 /**
- * The sweep runner: runs a {@link Plan}'s trials in `jobs` parallel worker processes
- * (`cli/trial.ts`, one per trial, progress as JSON lines on its stdout), skipping trials whose
+ * The sweep runner: runs a {@link Plan}'s trials in `jobs` parallel worker processes (the
+ * command it is handed, one process per trial, progress as JSON lines on its stdout; the CLI
+ * hands it `cli/trial.ts`), skipping trials whose
  * bundle is already there and verifies, resuming interrupted ones from their checkpoints.
  *
  * Workers get their request as one JSON line on stdin and keep stdin open: when the sweep
@@ -10,9 +11,8 @@
  * @module
  */
 import { exists, verifyBundle } from "./bundle.ts";
-import { REPO_ROOT } from "./code_version.ts";
 import type { TrialProgress, TrialSummary } from "./kinds.ts";
-import { lockTry } from "./lock.ts";
+import { lockTry } from "../lock.ts";
 import type { Plan, PlannedTrial } from "./spec.ts";
 import { corruptBundle, type TrialEvent, type TrialRequest } from "./trial.ts";
 
@@ -28,8 +28,12 @@ export interface RunOptions {
   git: { commit: string; dirty: boolean } | null;
   /** Abort = Ctrl-C: workers are killed, unfinished trials are reported as interrupted. */
   signal?: AbortSignal;
-  /** Worker command (default: deno run -A cli/trial.ts --stdin). */
-  workerCommand?: string[];
+  /**
+   * The worker process to start per trial (e.g. `deno run -A cli/trial.ts --stdin`): it reads
+   * a {@link TrialRequest} as the first line of its stdin, runs it with `executeTrial`, reports
+   * {@link TrialEvent}s as JSON lines on its stdout, and exits when its stdin closes.
+   */
+  workerCommand: string[];
 }
 
 export type TrialStatus = "done" | "skipped" | "reused" | "failed" | "interrupted";
@@ -141,8 +145,8 @@ export async function runPlan(
       } else if (st.state === "corrupt") end({ trial: t, status: "failed", error: st.error });
       else queue.push(t);
     }
-    const cmd = opts.workerCommand ??
-      [Deno.execPath(), "run", "-A", `${REPO_ROOT}/cli/trial.ts`, "--stdin"];
+    const cmd = opts.workerCommand;
+    if (!cmd.length) throw new RunnerError("runPlan: workerCommand is empty");
     const running = new Set<Deno.ChildProcess>();
     const onAbort = () => {
       for (const c of running) {

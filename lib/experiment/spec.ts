@@ -20,11 +20,10 @@
  * configs and ids.
  * @module
  */
-import { createHash } from "node:crypto";
 import { z } from "zod";
 import { ConfigError } from "../ppo/config.ts";
 import { canonicalJson } from "./hash.ts";
-import { shortHash } from "./code_version.ts";
+import { contentHash, shortHash } from "../hash.ts";
 import { findTrialKind, registerTrialKind, type TrialKind, unknownTaskMessage } from "./kinds.ts";
 import { expandSweep, isSweep, type Point, type Sweep, SweepError } from "./sweep.ts";
 import { didYouMean, suggestion } from "./suggest.ts";
@@ -202,29 +201,6 @@ export interface TrialIdentity {
   code_version: string;
   /** sha256 of each input file or folder the kind names (config key -> hash), when any. */
   inputs?: Record<string, string>;
-}
-
-/**
- * sha256 over a file's bytes, or over a folder's files (relative path, size and bytes of each,
- * in sorted order; names starting with "." skipped). Synchronous: planning is, and the inputs
- * it hashes (tiny model folders, prompt files) are small.
- */
-export function contentHash(path: string): string {
-  const h = createHash("sha256");
-  const visit = (p: string, rel: string) => {
-    const st = Deno.statSync(p);
-    if (st.isDirectory) {
-      const names = [...Deno.readDirSync(p)].map((e) => e.name).filter((n) => !n.startsWith("."))
-        .sort();
-      for (const n of names) visit(`${p}/${n}`, rel ? `${rel}/${n}` : n);
-    } else {
-      const bytes = Deno.readFileSync(p);
-      h.update(`${rel}\0${bytes.length}\0`);
-      h.update(bytes);
-    }
-  };
-  visit(path, "");
-  return h.digest("hex");
 }
 
 /** Trial id of an identity (16 hex digits of sha256 of its canonical JSON). */

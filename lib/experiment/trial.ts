@@ -1,5 +1,6 @@
 /**
- * One trial, start to bundle — what a sweep worker (`cli/trial.ts`) runs.
+ * One trial, start to bundle — what a sweep worker runs (the runner is handed the worker's
+ * command; `cli/trial.ts` is the one the CLI gives it).
  *
  * The trial works in `results/<experiment>/.tmp-<id>/` (hidden; also where a killed trial
  * resumes from) under an exclusive lock `results/<experiment>/.lock-<id>`, so a resumed
@@ -27,9 +28,10 @@ import {
   type TrialSummary,
   unknownTaskMessage,
 } from "./kinds.ts";
-import { lockWait } from "./lock.ts";
+import { lockWait } from "../lock.ts";
 import { trialId, type TrialIdentity } from "./spec.ts";
-import { ensureStage, type StageResult } from "./stages.ts";
+import { ensureStage } from "../tasks/stage_cache.ts";
+import type { StageResult } from "../tasks/contract.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
 import { RewardError } from "../tasks/rewards.ts";
 import { ConfigError } from "../ppo/config.ts";
@@ -184,7 +186,7 @@ export async function executeTrial(
           const def = kind.stages?.[name];
           if (!def) throw new TrialError(`task ${kind.name} has no stage "${name}"`);
           const r = await ensureStage(def, cfg, {
-            root: req.root,
+            dir: `${req.root}/.stages`,
             codeVersion: req.identity.code_version,
             threads: req.threads,
             device: req.device,

@@ -71,7 +71,7 @@ Deno.test("stage cache: ensureStage reuses a verified folder, refuses a tampered
         await Deno.writeTextFile(`${outDir}/out.txt`, String(cfg.n * 2));
       },
     };
-    const opts = { root, codeVersion: CODE_VERSION };
+    const opts = { dir: `${root}/.stages`, codeVersion: CODE_VERSION };
     const r1 = await ensureStage(stage, { n: 3 }, opts);
     const r2 = await ensureStage(stage, { n: 3 }, opts);
     assert.equal(r1.cached, false);
@@ -80,7 +80,7 @@ Deno.test("stage cache: ensureStage reuses a verified folder, refuses a tampered
     assert.equal(runs, 1);
     assert.equal(await Deno.readTextFile(`${r1.dir}/out.txt`), "6");
     // Another code version is another stage output.
-    const r3 = await ensureStage(stage, { n: 3 }, { root, codeVersion: "other" });
+    const r3 = await ensureStage(stage, { n: 3 }, { dir: `${root}/.stages`, codeVersion: "other" });
     assert.notEqual(r3.hash, r1.hash);
     assert.equal(runs, 2);
     // Tampered output: named, with the fix.

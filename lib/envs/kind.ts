@@ -1,5 +1,6 @@
 /**
- * Classic-control trial kinds: `CartPole-v1` (alias `cartpole`) and `Acrobot-v1` (alias
+ * Classic-control trial kinds (the task contract of lib/tasks/contract.ts, listed in
+ * lib/experiment/tasks.ts): `CartPole-v1` (alias `cartpole`) and `Acrobot-v1` (alias
  * `acrobot`). The config is {@link EnvRunSchema} without `env` (the task is the env): seed,
  * total_steps, envs, steps, hidden, checkpoint_every and every `ppo.*` key.
  *
@@ -9,15 +10,21 @@
  * its value in the last update, `clipfrac:mean` its mean over the run.
  * @module
  */
-import { EnvRunSchema, parseEnvRunConfig, recentReturn, solvedAt } from "../envs/run.ts";
+import {
+  type EnvRunConfig,
+  EnvRunSchema,
+  parseEnvRunConfig,
+  recentReturn,
+  runEnvTraining,
+  solvedAt,
+} from "./run.ts";
 import { PPO_METRIC_COLUMNS, readEpisodes, readMetrics } from "../ppo/trainer.ts";
 import { ConfigError } from "../ppo/config.ts";
-import { envSpec } from "../envs/registry.ts";
-import type { TrialKind, TrialSummary } from "./kinds.ts";
-import { registerTrialKind } from "./kinds.ts";
+import { envSpec } from "./registry.ts";
+import type { TrialKind, TrialSummary } from "../tasks/contract.ts";
 
 const EnvTrialSchema = EnvRunSchema.omit({ env: true });
-export type EnvTrialConfig = Omit<import("../envs/run.ts").EnvRunConfig, "env">;
+export type EnvTrialConfig = Omit<EnvRunConfig, "env">;
 
 /** metrics.jsonl columns of an env PPO run (see trainPpo). */
 export const ENV_METRIC_COLUMNS = PPO_METRIC_COLUMNS;
@@ -56,7 +63,6 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
     },
     finalFiles: ["final.safetensors"],
     async run(config, outDir, ctx) {
-      const { runEnvTraining } = await import("../envs/run.ts");
       const per = config.envs * config.steps;
       let ret: number | null = null;
       await runEnvTraining({ ...config, env: id }, {
@@ -104,9 +110,5 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
   };
 }
 
-export const CARTPOLE_KIND: TrialKind<EnvTrialConfig> = registerTrialKind(
-  envKind("CartPole-v1", "cartpole"),
-);
-export const ACROBOT_KIND: TrialKind<EnvTrialConfig> = registerTrialKind(
-  envKind("Acrobot-v1", "acrobot"),
-);
+export const CARTPOLE_KIND: TrialKind<EnvTrialConfig> = envKind("CartPole-v1", "cartpole");
+export const ACROBOT_KIND: TrialKind<EnvTrialConfig> = envKind("Acrobot-v1", "acrobot");
