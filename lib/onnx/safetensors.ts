@@ -390,19 +390,35 @@ export function castFloatTensor(t: NamedTensor, dtype: FloatDType): NamedTensor 
 
 // ---- encoding ----------------------------------------------------------------------------
 
+/** A tensor's dtype and shape: what the header records. */
+export interface TensorSpec {
+  dtype: TensorDType;
+  shape: number[];
+}
+
+/** What {@link safetensorsLayout} returns. */
+export interface SafetensorsLayout {
+  /** The first bytes of the file: u64 length, header JSON, space padding. */
+  header: Uint8Array;
+  /** Tensor names in data order. */
+  order: string[];
+  /** Byte length of the data section. */
+  dataLength: number;
+}
+
 /**
- * Encode tensors to safetensors bytes: laid out by descending dtype then name, as the
- * reference writer does (see the module doc); `metadata` → `__metadata__`, keys sorted.
+ * The layout of a safetensors file for tensors of these dtypes and shapes: data order
+ * (descending dtype, then name, as the reference writer) and the header bytes.
  *
  * @example
  * ```ts
- * const bytes = encodeSafetensors({ w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) } });
+ * const { header, order } = safetensorsLayout({ w: { dtype: "bfloat16", shape: [2, 3] } }, { format: "pt" });
  * ```
  */
-export function encodeSafetensors(
-  tensors: Record<string, NamedTensor>,
+export function safetensorsLayout(
+  specs: Record<string, TensorSpec>,
   metadata?: Record<string, string>,
-): Uint8Array {
+): SafetensorsLayout {
   const parts: string[] = [];
   if (metadata !== undefined) {
     const metaKeys = Object.keys(metadata).sort(compareKeys);
@@ -420,55 +436,127 @@ export function encodeSafetensors(
       parts.push(`${JSON.stringify(METADATA_KEY)}:{${body.join(",")}}`);
     }
   }
-
-  const checked = Object.keys(tensors).map((name) => checkTensor(name, tensors[name]));
+  const checked = Object.keys(specs).map((name) => checkSpec(name, specs[name]));
   checked.sort((a, b) => b.info.rank - a.info.rank || compareKeys(a.name, b.name));
-  const chunks: { raw: Uint8Array; itemSize: number }[] = [];
   let offset = 0;
-  for (const { name, t, info } of checked) {
-    const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    const end = offset + raw.byteLength;
+  for (const { name, spec, info } of checked) {
+    const end = offset + numElements(spec.shape) * info.itemSize;
     parts.push(
       `${JSON.stringify(name)}:{"dtype":"${info.tag}","shape":[${
-        t.shape.join(",")
+        spec.shape.join(",")
       }],"data_offsets":[${offset},${end}]}`,
     );
-    chunks.push({ raw, itemSize: info.itemSize });
     offset = end;
   }
-
   const headerJson = new TextEncoder().encode(`{${parts.join(",")}}`);
   const headerLen = headerJson.length + ((8 - (headerJson.length % 8)) % 8);
-  const out = new Uint8Array(8 + headerLen + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerLen), true);
-  out.set(headerJson, 8);
-  out.fill(0x20, 8 + headerJson.length, 8 + headerLen);
-  let pos = 8 + headerLen;
-  for (const { raw, itemSize } of chunks) {
+  const header = new Uint8Array(8 + headerLen);
+  new DataView(header.buffer).setBigUint64(0, BigInt(headerLen), true);
+  header.set(headerJson, 8);
+  header.fill(0x20, 8 + headerJson.length);
+  return { header, order: checked.map((c) => c.name), dataLength: offset };
+}
+
+/** The little-endian bytes of a checked tensor (a view on little-endian hosts). */
+function leBytes(t: NamedTensor): Uint8Array {
+  const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const itemSize = DTYPES[t.dtype].itemSize;
+  if (LITTLE_ENDIAN_HOST || itemSize === 1) return raw;
+  const out = raw.slice();
+  swapInPlace(out, itemSize);
+  return out;
+}
+
+/**
+ * Encode tensors to safetensors bytes: laid out by descending dtype then name, as the
+ * reference writer does (see the module doc); `metadata` → `__metadata__`, keys sorted.
+ *
+ * @example
+ * ```ts
+ * const bytes = encodeSafetensors({ w: { dtype: "float32", shape: [2], data: new Float32Array([1, 2]) } });
+ * ```
+ */
+export function encodeSafetensors(
+  tensors: Record<string, NamedTensor>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  for (const name of Object.keys(tensors)) checkTensor(name, tensors[name]);
+  const { header, order, dataLength } = safetensorsLayout(tensors, metadata);
+  const out = new Uint8Array(header.length + dataLength);
+  out.set(header);
+  let pos = header.length;
+  for (const name of order) {
+    const raw = leBytes(tensors[name]);
     out.set(raw, pos);
-    if (!LITTLE_ENDIAN_HOST && itemSize > 1) {
-      swapInPlace(out.subarray(pos, pos + raw.length), itemSize);
-    }
     pos += raw.length;
   }
   return out;
 }
 
-/** Validate one tensor for encoding; throws naming it. */
-function checkTensor(
+/** Something bytes can be written to, such as a `Deno.FsFile`. */
+export interface ByteSink {
+  write(p: Uint8Array): Promise<number>;
+}
+
+async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
+  let n = 0;
+  while (n < bytes.length) n += await sink.write(bytes.subarray(n));
+}
+
+/**
+ * Stream a safetensors file to `sink`: the header from `specs`, then each tensor as
+ * `produce(name)` returns it, one at a time, so a model converted on the fly (say float32 ->
+ * bfloat16) never exists whole in memory. Bytes equal {@link encodeSafetensors}'s.
+ *
+ * @example
+ * ```ts
+ * await writeSafetensors(file, specs, (name) => castFloatTensor(tensors[name], "bfloat16"), { format: "pt" });
+ * ```
+ */
+export async function writeSafetensors(
+  sink: ByteSink,
+  specs: Record<string, TensorSpec>,
+  produce: (name: string) => NamedTensor | Promise<NamedTensor>,
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const { header, order } = safetensorsLayout(specs, metadata);
+  await writeAll(sink, header);
+  for (const name of order) {
+    const t = await produce(name);
+    checkTensor(name, t);
+    const spec = specs[name];
+    if (t.dtype !== spec.dtype || t.shape.join(",") !== spec.shape.join(",")) {
+      throw new Error(
+        `safetensors: encode: tensor ${JSON.stringify(name)}: produced ${t.dtype} [${t.shape}], ` +
+          `the header says ${spec.dtype} [${spec.shape}]`,
+      );
+    }
+    await writeAll(sink, leBytes(t));
+  }
+}
+
+/** Validate a dtype and shape for encoding; throws naming the tensor. */
+function checkSpec(
   name: string,
-  t: NamedTensor,
-): { name: string; t: NamedTensor; info: DTypeInfo } {
+  spec: TensorSpec,
+): { name: string; spec: TensorSpec; info: DTypeInfo } {
   const where = `safetensors: encode: tensor ${JSON.stringify(name)}`;
   if (name === METADATA_KEY) throw new Error(`${where}: name is reserved`);
-  if (t === null || typeof t !== "object") throw new Error(`${where}: not a tensor object`);
-  const info = hasOwn(DTYPES, t.dtype) ? DTYPES[t.dtype] : undefined;
-  if (info === undefined) throw new Error(`${where}: unknown dtype ${JSON.stringify(t.dtype)}`);
-  if (!isShape(t.shape)) {
+  if (spec === null || typeof spec !== "object") throw new Error(`${where}: not a tensor object`);
+  const info = hasOwn(DTYPES, spec.dtype) ? DTYPES[spec.dtype] : undefined;
+  if (info === undefined) throw new Error(`${where}: unknown dtype ${JSON.stringify(spec.dtype)}`);
+  if (!isShape(spec.shape)) {
     throw new Error(
-      `${where}: shape must be non-negative integers, got ${JSON.stringify(t.shape)}`,
+      `${where}: shape must be non-negative integers, got ${JSON.stringify(spec.shape)}`,
     );
   }
+  return { name, spec, info };
+}
+
+/** Validate one tensor for encoding (dtype, shape, data type and length); throws naming it. */
+function checkTensor(name: string, t: NamedTensor): void {
+  const where = `safetensors: encode: tensor ${JSON.stringify(name)}`;
+  const { info } = checkSpec(name, t);
   if (!(t.data instanceof info.ctor)) {
     throw new Error(
       `${where}: dtype ${t.dtype} needs data of type ${info.ctor.name}, got ${
@@ -488,7 +576,6 @@ function checkTensor(
       throw new Error(`${where}: bool data must be 0 or 1, got ${t.data[bad]} at ${bad}`);
     }
   }
-  return { name, t, info };
 }
 
 // ---- decoding ----------------------------------------------------------------------------
