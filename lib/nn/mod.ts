@@ -7,6 +7,7 @@ export * from "./sample.ts";
 export * from "./heads.ts";
 export * from "./lora.ts";
 export * from "./hf.ts";
+export * from "./checkpoint.ts";
 export * from "./tokenizer.ts";
 export * from "./hf_tokenizer.ts";
 export * from "./corpus.ts";
