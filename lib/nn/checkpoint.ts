@@ -621,7 +621,7 @@ function parseArchitecture(k: Keys, mt: ModelType): ModelArchitecture {
  * @example
  * ```ts
  * const gen = await readGenerationConfig("tests/fixtures/hf/llama3-f32");
- * gen?.eosTokenIds; // [2, 3]
+ * gen?.eosTokenIds; // [2, 62]: its eos_token_id is a list
  * ```
  */
 export async function readGenerationConfig(
@@ -631,58 +631,38 @@ export async function readGenerationConfig(
   const raw = await readFolderJson(dir, GENERATION_CONFIG, false, caller);
   if (raw === undefined) return undefined;
   const k = new Keys(raw, { caller, dir: trimSlashes(dir) }, GENERATION_CONFIG);
-  const id = (key: string): number | undefined => {
+  /** `raw[key]` when present and `ok`; undefined when absent or null. */
+  const opt = <T>(key: string, ok: (v: unknown) => boolean, want: string): T | undefined => {
     const v = raw[key];
     if (v === undefined || v === null) return undefined;
-    if (!Number.isInteger(v) || (v as number) < 0) {
-      throw k.bad(key, `expected a token id, got ${JSON.stringify(v)}`, "set it or remove it");
+    if (!ok(v)) {
+      throw k.bad(key, `expected ${want}, got ${JSON.stringify(v)}`, `fix "${key}" or remove it`);
     }
-    return v as number;
+    return v as T;
   };
-  const eos = raw.eos_token_id;
-  const eosList = eos === undefined || eos === null ? [] : Array.isArray(eos) ? eos : [eos];
-  if (!eosList.every((v) => Number.isInteger(v) && v >= 0)) {
-    throw k.bad(
-      "eos_token_id",
-      `expected a token id or a list of them, got ${JSON.stringify(eos)}`,
-      "fix it",
-    );
-  }
-  const gen: GenerationConfig = { eosTokenIds: eosList as number[], raw };
-  const set = <K extends keyof GenerationConfig>(f: K, v: GenerationConfig[K] | undefined) => {
-    if (v !== undefined) gen[f] = v;
+  const isId = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+  const isCount = (v: unknown) => Number.isInteger(v) && (v as number) >= 1;
+  const eos = opt<number | number[]>(
+    "eos_token_id",
+    (v) => isId(v) || (Array.isArray(v) && v.every(isId)),
+    "a token id or a list of them",
+  );
+  const fields: Omit<GenerationConfig, "eosTokenIds" | "raw"> = {
+    bosTokenId: opt("bos_token_id", isId, "a token id"),
+    padTokenId: opt("pad_token_id", isId, "a token id"),
+    doSample: opt("do_sample", (v) => typeof v === "boolean", "true or false"),
+    temperature: opt("temperature", (v) => typeof v === "number" && v >= 0, "a number >= 0"),
+    topP: opt("top_p", (v) => typeof v === "number" && v > 0 && v <= 1, "a number in (0, 1]"),
+    topK: opt("top_k", isId, "an integer >= 0"),
+    maxNewTokens: opt("max_new_tokens", isCount, "a positive integer"),
+    maxLength: opt("max_length", isCount, "a positive integer"),
   };
-  set("bosTokenId", id("bos_token_id"));
-  set("padTokenId", id("pad_token_id"));
-  if (raw.do_sample !== undefined && raw.do_sample !== null) {
-    set("doSample", k.bool("do_sample", false));
-  }
-  if (raw.temperature !== undefined && raw.temperature !== null) {
-    if (typeof raw.temperature !== "number" || !(raw.temperature >= 0)) {
-      throw k.bad(
-        "temperature",
-        `expected a number >= 0, got ${JSON.stringify(raw.temperature)}`,
-        "fix it",
-      );
-    }
-    gen.temperature = raw.temperature;
-  }
-  if (raw.top_p !== undefined && raw.top_p !== null) {
-    const p = raw.top_p;
-    if (typeof p !== "number" || !(p > 0 && p <= 1)) {
-      throw k.bad("top_p", `expected a number in (0, 1], got ${JSON.stringify(p)}`, "fix it");
-    }
-    gen.topP = p;
-  }
-  if (raw.top_k !== undefined && raw.top_k !== null) {
-    if (!Number.isInteger(raw.top_k) || (raw.top_k as number) < 0) {
-      throw k.bad("top_k", `expected an integer >= 0, got ${JSON.stringify(raw.top_k)}`, "fix it");
-    }
-    gen.topK = raw.top_k as number;
-  }
-  if (k.has("max_new_tokens")) gen.maxNewTokens = k.int("max_new_tokens");
-  if (k.has("max_length")) gen.maxLength = k.int("max_length");
-  return gen;
+  const present = Object.entries(fields).filter(([, v]) => v !== undefined);
+  return {
+    eosTokenIds: eos === undefined ? [] : [eos].flat(),
+    ...Object.fromEntries(present),
+    raw,
+  };
 }
 
 /** generation_config.json's object for a {@link GenerationConfig} (fields over `raw`) or a raw object. */
@@ -913,9 +893,9 @@ function locate(
       `missing tensor "${e.candidates[0]}"${alt}; searched ${searched}`,
       head
         ? `set "tie_word_embeddings": true in config.json if the LM head is the embedding, or add lm_head.weight`
-        : `check that config.json (${
-          impliedBy(cfg, e.candidates[0])
-        }, layers=${cfg.nLayer}) describes these weights`,
+        : `check that config.json (${impliedBy(cfg, e.candidates[0])}${
+          isLlamaCfg(cfg) ? `, num_hidden_layers=${cfg.nLayer}` : ""
+        }) describes these weights`,
     );
   }
   if (found.length > 1) {

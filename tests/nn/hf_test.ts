@@ -337,3 +337,36 @@ Deno.test("transformers.js loads a saved folder offline; its tokenizer agrees wi
     assert.deepEqual(batch.attention_mask.tolist(), [[1n, 1n, 0n, 0n], [1n, 1n, 1n, 1n]]);
   });
 });
+
+const FIXTURES = new URL("../fixtures/hf/", import.meta.url).pathname;
+const HAS_FIXTURES = (() => {
+  try {
+    return Deno.statSync(`${FIXTURES}gpt2-bf16/config.json`).isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "loadHfFolder reads transformers' GPT-2 folders in F32 and BF16 and refuses other families",
+  ignore: !HAS_FIXTURES,
+  fn: async () => {
+    const f32 = await loadHfFolder(`${FIXTURES}gpt2-f32`);
+    const bf16 = await loadHfFolder(`${FIXTURES}gpt2-bf16`, { dtype: "float64" });
+    assert.deepEqual(bf16.cfg, f32.cfg);
+    assert.deepEqual(Object.keys(bf16.params), Object.keys(gptShapes(f32.cfg)));
+    for (const [n, v] of Object.entries(f32.params)) {
+      const b = bf16.params[n];
+      assert.ok(b instanceof Float64Array, n);
+      // bf16 keeps 8 significant bits: within 2^-8 relative of the float32 weights.
+      assert.ok(v.every((x, i) => Math.abs(b[i] - x) <= Math.abs(x) * 2 ** -8), n);
+    }
+    assert.equal(f32.tokenizer, undefined);
+    const rm = await loadHfFolder(`${FIXTURES}gpt2-rm`);
+    assert.deepEqual(Object.keys(rm.extra), ["score.weight"]);
+    await assert.rejects(
+      () => loadHfFolder(`${FIXTURES}llama3-f32`),
+      /loadHfFolder: .*llama3-f32\/config.json: key "model_type": "llama" is not supported \(supported: gpt2\)\. Fix: /,
+    );
+  },
+});

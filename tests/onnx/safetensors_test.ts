@@ -13,6 +13,7 @@ import {
   openSafetensors,
   parseSafetensorsHeader,
   saveSafetensors,
+  writeSafetensors,
 } from "../../lib/onnx/safetensors.ts";
 
 const enc = new TextEncoder();
@@ -842,4 +843,33 @@ Deno.test("openSafetensors reads tensors one at a time; errors name the file and
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("writeSafetensors streams encodeSafetensors' bytes, one produced tensor at a time", async () => {
+  const tensors = allDtypes();
+  tensors.half = { dtype: "float16", shape: [2], data: new Uint16Array([0x3c00, 0x4000]) };
+  const specs = Object.fromEntries(
+    Object.entries(tensors).map(([n, t]) => [n, { dtype: t.dtype, shape: t.shape }]),
+  );
+  const chunks: Uint8Array[] = [];
+  const sink = {
+    write: (p: Uint8Array) => {
+      const n = Math.min(p.length, 7); // a sink that takes a few bytes per call
+      chunks.push(p.slice(0, n));
+      return Promise.resolve(n);
+    },
+  };
+  const produced: string[] = [];
+  await writeSafetensors(sink, specs, (name) => {
+    produced.push(name);
+    return tensors[name];
+  }, { format: "pt" });
+  const got = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+  chunks.reduce((at, c) => (got.set(c, at), at + c.length), 0);
+  assert.deepEqual(got, encodeSafetensors(tensors, { format: "pt" }));
+  assert.deepEqual(produced, parseSafetensorsHeader(got).entries.map((e) => e.name));
+  await assert.rejects(
+    () => writeSafetensors(sink, { w: { dtype: "float32", shape: [2] } }, () => tensors.f64),
+    /tensor "w": produced float64 \[3\], the header says float32 \[2\]/,
+  );
 });
