@@ -175,3 +175,41 @@ export function rewardHead(
   const [w, b] = headParams("rewardHead", hidden, params, name);
   return g.squeeze(g.add(g.matmul(lastTokenHidden(g, hidden, mask), w), b), [1]);
 }
+
+/**
+ * Where `tokens [B, T]` are not `padId`, as bool: the row selector a Hub
+ * `*ForSequenceClassification` reward model reads its score with. transformers picks the
+ * rightmost token whose id is not the pad id (`argmax(arange(T) * (ids != pad))`) and ignores
+ * the attention mask, so a real token equal to the pad id is skipped; pass this, not the
+ * attention mask, to {@link rewardHead} to score exactly as transformers does.
+ *
+ * @example
+ * ```ts
+ * const r = rewardHead(g, hidden, nonPadMask(g, tokens, padId), params); // [B]
+ * ```
+ */
+export function nonPadMask(g: Graph, tokens: Value, padId: number): Value {
+  return g.not(g.equal(tokens, g.scalar(padId, tokens.dtype)));
+}
+
+/**
+ * A Hub classifier's `score.weight` (`[1, d]`, a Linear without bias, `num_labels` 1) as the
+ * parameters of a {@link rewardHead} named `name`: weight `[d, 1]` (the transpose, which for
+ * one row is the same values) and bias 0.
+ */
+export function rewardHeadFromScore(
+  score: { shape: readonly number[]; data: ArrayLike<number> | ArrayLike<bigint> },
+  name = REWARD_HEAD,
+): Record<string, Float32Array> {
+  if (!(score.data instanceof Float32Array || score.data instanceof Float64Array)) {
+    throw new TypeError("rewardHeadFromScore: score.weight must be float32 or float64 values");
+  }
+  if (score.shape.length !== 2 || score.shape[0] !== 1) {
+    throw new RangeError(
+      `rewardHeadFromScore: score.weight is [${score.shape}], expected [1, hidden] ` +
+        `(num_labels 1: one scalar reward)`,
+    );
+  }
+  const n = headNames(name);
+  return { [n.weight]: Float32Array.from(score.data), [n.bias]: new Float32Array(1) };
+}
