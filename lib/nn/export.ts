@@ -35,7 +35,14 @@
  */
 import protoPkg from "onnx-proto";
 import { Graph } from "../onnx/graph.ts";
-import { type GptConfig, gptDecodeStep, gptShapes, type KvCache } from "./gpt.ts";
+import type { KvCache } from "./attention.ts";
+import {
+  type DecoderConfig,
+  decoderDecodeStep,
+  decoderShapes,
+  kvLayout,
+  modelType,
+} from "./decoder.ts";
 import { loadHfFolder } from "./hf.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -50,12 +57,12 @@ export const GENERATION_CONFIG_FILE = "generation_config.json";
  * The decoder-with-past graph for `cfg`, with the parameters as float32 graph inputs under
  * the names of {@link gptShapes} (turned into initializers by {@link exportOnnxModel}).
  */
-export function buildExportGraph(cfg: GptConfig): Graph {
-  const g = new Graph("proxima_gpt2_decoder_with_past");
+export function buildExportGraph(cfg: DecoderConfig): Graph {
+  const g = new Graph(`proxima_${modelType(cfg)}_decoder_with_past`);
   const params = Object.fromEntries(
-    Object.entries(gptShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
+    Object.entries(decoderShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
   );
-  const H = cfg.nHead, hd = cfg.nEmbd / H;
+  const { kvHeads: H, headDim: hd } = kvLayout(cfg);
   const inputIds = g.input("input_ids", "int64", ["batch_size", "sequence_length"]);
   const mask = g.input("attention_mask", "int64", ["batch_size", "total_sequence_length"]);
   const positions = g.input("position_ids", "int64", ["batch_size", "sequence_length"]);
@@ -73,7 +80,7 @@ export function buildExportGraph(cfg: GptConfig): Graph {
       hd,
     ]),
   }));
-  const out = gptDecodeStep(g, cfg, params, inputIds, past, mask, positions);
+  const out = decoderDecodeStep(g, cfg, params, inputIds, past, mask, positions);
   g.output(out.logits, "logits");
   out.presents.forEach((c, i) => {
     g.output(c.key, `present.${i}.key`);
@@ -87,10 +94,10 @@ export function buildExportGraph(cfg: GptConfig): Graph {
  * arrays, stored as float32 initializers under their names).
  */
 export function exportOnnxModel(
-  cfg: GptConfig,
+  cfg: DecoderConfig,
   params: Record<string, Float32Array | Float64Array>,
 ): Uint8Array {
-  const shapes = gptShapes(cfg);
+  const shapes = decoderShapes(cfg);
   // deno-lint-ignore no-explicit-any
   const model: any = onnx.ModelProto.decode(buildExportGraph(cfg).toModelBytes());
   const graph = model.graph;
@@ -112,7 +119,8 @@ export function exportOnnxModel(
     });
   }
   model.producerName = "proxima";
-  model.docString = "GPT-2 decoder with past key values, exported by Proxima (lib/nn/export.ts)";
+  model.docString = `${modelType(cfg)} decoder with past key values, exported by Proxima ` +
+    "(lib/nn/export.ts)";
   return onnx.ModelProto.encode(model).finish();
 }
 

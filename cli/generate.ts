@@ -1,0 +1,222 @@
+/**
+ * `deno task generate --model DIR [--prompt TEXT | --prompts FILE] [--chat] ...`: sample from
+ * any supported Hugging Face folder (GPT-2, Llama, Mistral, Qwen2, Qwen3, SmolLM2) with its
+ * own tokenizer, through the same KV-cache decoder PPO rolls out with. Greedy when the
+ * temperature is 0 (the default unless generation_config.json asks for sampling).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { didYouMean } from "../lib/experiment/mod.ts";
+import { loadModelFolder } from "../lib/nn/checkpoint.ts";
+import { type ChatMessage, type HfTokenizer, loadHfTokenizer } from "../lib/nn/hf_tokenizer.ts";
+import { generate } from "../lib/nn/sample.ts";
+import { Rng } from "../lib/rng.ts";
+import { runCommand, UsageError } from "./run_flags.ts";
+
+const HELP = `deno task generate --model DIR [--prompt TEXT | --prompts FILE] [options]
+
+Samples continuations from a Hugging Face model folder (config.json, model.safetensors or
+shards, tokenizer.json). Every prompt of the run is one left-padded batch.
+
+  --model DIR            the model folder (required)
+  --prompt TEXT          one prompt (repeatable)
+  --prompts FILE         .txt (one prompt per non-empty line) or .jsonl ({"prompt": "..."} or
+                         {"messages": [{"role": ..., "content": ...}]} per line)
+  --chat                 wrap each plain prompt as a user turn and render the folder's chat
+                         template with the assistant header (instruct models)
+  --max-new-tokens N     tokens to sample per prompt (default 64)
+  --temperature T        0 = greedy (default: generation_config.json's, greedy unless it sets
+                         do_sample)
+  --top-p P              nucleus sampling (default 1 or generation_config.json's)
+  --top-k K              top-k sampling (default 0 = off, or generation_config.json's)
+  --seed S               sampling seed (default 0)
+  --json                 one JSON line per prompt: prompt, prompt_ids, ids, text
+  --device cpu|cuda      execution provider (default cpu)
+  --threads N            ORT intra-op threads (default 2)
+`;
+
+const OPTIONS = {
+  model: { type: "string" },
+  prompt: { type: "string", multiple: true },
+  prompts: { type: "string" },
+  chat: { type: "boolean" },
+  "max-new-tokens": { type: "string" },
+  temperature: { type: "string" },
+  "top-p": { type: "string" },
+  "top-k": { type: "string" },
+  seed: { type: "string" },
+  json: { type: "boolean" },
+  device: { type: "string" },
+  threads: { type: "string" },
+  help: { type: "boolean" },
+} as const;
+
+/** A prompt as the user gave it: text, or a conversation. */
+type PromptInput = { text: string } | { messages: ChatMessage[] };
+
+/** Parse `--name` values into numbers with a range check that names the flag. */
+function numberFlag(
+  values: Record<string, unknown>,
+  name: string,
+  ok: (x: number) => boolean,
+  what: string,
+): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const x = Number(raw);
+  if (raw === "" || !Number.isFinite(x) || !ok(x)) {
+    throw new UsageError(`generate: --${name} ${JSON.stringify(raw)}: expected ${what}`);
+  }
+  return x;
+}
+
+/** The prompts of a .txt or .jsonl file, with errors naming the file, the line and the fix. */
+export async function readPromptsFile(path: string): Promise<PromptInput[]> {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
+  } catch (e) {
+    const why = e instanceof TypeError ? "is not UTF-8 text" : (e as Error).message;
+    throw new UsageError(`generate: --prompts ${path}: ${why}. Fix: pass a UTF-8 .txt or .jsonl`);
+  }
+  const lines = text.split(/\r?\n/);
+  const out: PromptInput[] = [];
+  if (path.endsWith(".jsonl")) {
+    lines.forEach((line, i) => {
+      if (line.trim() === "") return;
+      const where = `generate: --prompts ${path}:${i + 1}`;
+      let row: unknown;
+      try {
+        row = JSON.parse(line);
+      } catch (e) {
+        throw new UsageError(`${where}: not JSON (${(e as Error).message})`);
+      }
+      const r = row as { prompt?: unknown; messages?: unknown };
+      if (typeof r?.prompt === "string") out.push({ text: r.prompt });
+      else if (
+        Array.isArray(r?.messages) && r.messages.length > 0 &&
+        r.messages.every((m) => typeof m?.role === "string" && typeof m?.content === "string")
+      ) out.push({ messages: r.messages as ChatMessage[] });
+      else {
+        throw new UsageError(
+          `${where}: needs "prompt" (a string) or "messages" (a list of {role, content}). ` +
+            `Fix: e.g. {"prompt": "Hello"}`,
+        );
+      }
+    });
+  } else {
+    for (const line of lines) if (line.trim() !== "") out.push({ text: line });
+  }
+  if (out.length === 0) {
+    throw new UsageError(`generate: --prompts ${path}: no prompts. Fix: add one per line`);
+  }
+  return out;
+}
+
+/** Token ids of a prompt: plain text (with the tokenizer's added tokens) or a chat render. */
+function encodePrompt(tok: HfTokenizer, p: PromptInput, chat: boolean): number[] {
+  const messages = "messages" in p ? p.messages : chat ? [{ role: "user", content: p.text }] : [];
+  if (messages.length === 0) return tok.encode((p as { text: string }).text);
+  if (!tok.hasChatTemplate) {
+    throw new UsageError(
+      `generate: ${tok.source} has no chat template (tokenizer_config.json "chat_template"). ` +
+        `Fix: drop --chat / use plain "prompt" lines, or use an instruct model's folder`,
+    );
+  }
+  return tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true });
+}
+
+async function main(): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      options: OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (e) {
+    const m = /'(--?[^']+)'/.exec((e as Error).message);
+    const flag = m?.[1]?.replace(/^-+/, "");
+    const hint = flag ? didYouMean(flag, Object.keys(OPTIONS)) : undefined;
+    throw new UsageError(
+      `generate: ${(e as Error).message}${hint ? ` (did you mean --${hint}?)` : ""}\n` +
+        `Fix: see deno task generate --help`,
+    );
+  }
+  const v = parsed.values;
+  if (v.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!v.model) throw new UsageError(`generate: --model DIR is required\n\n${HELP}`);
+  if (v.prompt && v.prompts) {
+    throw new UsageError("generate: give --prompt or --prompts, not both");
+  }
+  const maxNew =
+    numberFlag(v, "max-new-tokens", (x) => Number.isInteger(x) && x >= 1, "an integer >= 1") ?? 64;
+  const seed = numberFlag(v, "seed", Number.isInteger, "an integer") ?? 0;
+  const threads = numberFlag(v, "threads", (x) => Number.isInteger(x) && x >= 1, "an integer >= 1");
+  if (v.device !== undefined && v.device !== "cpu" && v.device !== "cuda") {
+    throw new UsageError(`generate: --device ${v.device}: expected cpu or cuda`);
+  }
+
+  const model = await loadModelFolder(v.model, { dtype: "float32" });
+  const tok = await loadHfTokenizer(v.model);
+  if (tok.vocabSize > model.cfg.vocabSize) {
+    throw new UsageError(
+      `generate: ${v.model}: the tokenizer knows ${tok.vocabSize} tokens but the model's ` +
+        `vocab_size is ${model.cfg.vocabSize}. Fix: use the tokenizer that belongs to the model`,
+    );
+  }
+  const gen: Partial<NonNullable<typeof model.generation>> = model.generation ?? {};
+  const sampling = gen.doSample === true;
+  const temperature = numberFlag(v, "temperature", (x) => x >= 0, "a number >= 0") ??
+    (sampling ? gen.temperature ?? 1 : 0);
+  const topP = numberFlag(v, "top-p", (x) => x > 0 && x <= 1, "a number in (0, 1]") ??
+    (sampling ? gen.topP ?? 1 : 1);
+  const topK = numberFlag(v, "top-k", (x) => Number.isInteger(x) && x >= 0, "an integer >= 0") ??
+    (sampling ? gen.topK ?? 0 : 0);
+
+  const inputs: PromptInput[] = v.prompts
+    ? await readPromptsFile(v.prompts)
+    : (v.prompt ?? [""]).map((text) => ({ text }));
+  const prompts = inputs.map((p) => encodePrompt(tok, p, v.chat ?? false));
+  prompts.forEach((p, i) => {
+    if (p.length === 0) {
+      throw new UsageError(
+        `generate: prompt ${i + 1} encodes to no tokens (this tokenizer adds no BOS). ` +
+          `Fix: give a non-empty --prompt`,
+      );
+    }
+  });
+  const eos = [...new Set([...tok.eosIds, ...(gen.eosTokenIds ?? [])])];
+  const out = await generate({ cfg: model.cfg, params: model.params }, prompts, {
+    maxNewTokens: maxNew,
+    temperature,
+    topP,
+    topK,
+    eosTokenId: eos,
+    padTokenId: tok.padId,
+    rng: new Rng(seed),
+    session: { device: v.device as "cpu" | "cuda" | undefined, threads },
+  });
+  out.responses.forEach((ids, i) => {
+    const text = tok.decode(ids, { skipSpecialTokens: true });
+    const p = inputs[i];
+    if (v.json) {
+      console.log(JSON.stringify({
+        prompt: "text" in p ? p.text : p.messages,
+        prompt_ids: prompts[i],
+        ids,
+        text,
+      }));
+    } else {
+      if (inputs.length > 1) console.log(`--- prompt ${i + 1}`);
+      console.log(("text" in p ? p.text : "") + text);
+    }
+  });
+  return 0;
+}
+
+if (import.meta.main) await runCommand(main);
