@@ -129,12 +129,11 @@ function encodePrompt(tok: HfTokenizer, p: PromptInput, chat: boolean): number[]
 async function main(): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: Deno.args,
-      options: OPTIONS,
-      strict: true,
-      allowPositionals: false,
-    });
+    // --max_new_tokens and --max-new-tokens are the same flag (HF scripts use underscores).
+    const args = Deno.args.map((a) =>
+      a.startsWith("--") ? a.replace(/^--[^=]*/, (f) => f.replaceAll("_", "-")) : a
+    );
+    parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
   } catch (e) {
     const m = /'(--?[^']+)'/.exec((e as Error).message);
     const flag = m?.[1]?.replace(/^-+/, "");
