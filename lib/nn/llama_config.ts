@@ -88,7 +88,10 @@ export interface LlamaLayerNames {
   downBias: string;
 }
 
-/** Parameter names of the whole model (`lmHead` is "lm_head.weight", absent when tied). */
+/**
+ * Parameter names of the whole model. `lmHead` is transformers' "lm_head.weight" under the
+ * default prefix (it is not a parameter when the head is tied to the embedding).
+ */
 export function llamaNames(cfg: LlamaConfig): {
   embed: string;
   layers: LlamaLayerNames[];
@@ -123,7 +126,9 @@ export function llamaNames(cfg: LlamaConfig): {
       };
     }),
     norm: n("norm.weight"),
-    lmHead: "lm_head.weight",
+    // transformers keeps the head outside the trunk ("lm_head.weight"); a copy of the model
+    // under another prefix (e.g. a separate value model) keeps its head under that prefix.
+    lmHead: p === "model" ? "lm_head.weight" : n("lm_head.weight"),
   };
 }
 
