@@ -1,35 +1,42 @@
 /**
- * ONNX export of a GPT-2 model folder in the layout transformers.js (v4) loads for
+ * ONNX export of a model folder of any supported family (`gpt2`, `llama`, `mistral`, `qwen2`,
+ * `qwen3`; F32/F16/BF16, sharded or not) in the layout transformers.js (v4) loads for
  * `AutoModelForCausalLM` / `pipeline("text-generation", ...)`: `onnx/model.onnx` next to the
  * folder's `config.json`, plus a `generation_config.json`.
  *
- * The model is {@link gptDecodeStep} (the same block code Proxima trains and samples with),
- * built with our graph builder and serialised with `toModelBytes()`; the weights then become
- * initializers under their Hugging Face names. Its interface is the one Optimum's
- * `gpt2` "text-generation-with-past" export has and transformers.js 4.3.1 feeds
- * (`decoder_forward` / `addPastKeyValues` / `getPastKeyValues` in its `modeling_utils.js`):
+ * The model is {@link decoderDecodeStep} (the same block code Proxima trains and samples with:
+ * `gpt.ts` or `llama.ts`), built with our graph builder and serialised with `toModelBytes()`;
+ * the weights then become float32 initializers under their Hugging Face names (a bf16 or f16
+ * folder is widened exactly). RoPE (with its scaling), grouped-query attention, q/k norms,
+ * biases, a tied head and a sliding window all live inside the graph, so transformers.js needs
+ * nothing from config.json but the model type and layer count. The interface is the one
+ * Optimum's "text-generation-with-past" export has for these model types and transformers.js
+ * 4.3.1 feeds (`decoder_forward` / `addPastKeyValues` / `getPastKeyValues` in its
+ * `modeling_utils.js`, cache names from `getCacheNames` in `configs.js`):
  *
- * | name                                             | type    | shape                                              |
- * | ------------------------------------------------ | ------- | -------------------------------------------------- |
- * | in `input_ids`                                   | int64   | `[batch_size, sequence_length]`                    |
- * | in `attention_mask`                              | int64   | `[batch_size, past_sequence_length + sequence_length]` |
- * | in `position_ids`                                | int64   | `[batch_size, sequence_length]`                    |
- * | in `past_key_values.{i}.key` / `.value`          | float32 | `[batch_size, n_head, past_sequence_length, head_dim]` |
- * | out `logits`                                     | float32 | `[batch_size, sequence_length, vocab_size]`        |
- * | out `present.{i}.key` / `.value`                 | float32 | `[batch_size, n_head, total_sequence_length, head_dim]` |
+ * | name                                    | type    | shape                                                    |
+ * | --------------------------------------- | ------- | -------------------------------------------------------- |
+ * | in `input_ids`                          | int64   | `[batch_size, sequence_length]`                          |
+ * | in `attention_mask`                     | int64   | `[batch_size, total_sequence_length]`                    |
+ * | in `position_ids`                       | int64   | `[batch_size, sequence_length]`                          |
+ * | in `past_key_values.{i}.key` / `.value` | float32 | `[batch_size, kv_heads, past_sequence_length, head_dim]` |
+ * | out `logits`                            | float32 | `[batch_size, sequence_length, vocab_size]`              |
+ * | out `present.{i}.key` / `.value`        | float32 | `[batch_size, kv_heads, total_sequence_length, head_dim]` |
  *
- * transformers.js starts generation with zero-length `past_key_values` (it sizes them from the
- * input metadata: `batch_size` is resolved, every other symbolic dim is 0), renames each
- * `present.*` output to `past_key_values.*` for the next step, and computes `position_ids` as
- * `cumsum(attention_mask) - 1` (padding positions get 1; Proxima uses 0 there — padding is
- * masked out of attention, so no real position's output depends on it).
+ * `i` runs over `num_hidden_layers` (`n_layer`); `kv_heads` is `num_key_value_heads` (GPT-2:
+ * `n_head`) and `head_dim` is `head_dim` (else `hidden_size / num_attention_heads`), both fixed
+ * numbers in the graph. transformers.js starts generation with zero-length `past_key_values`
+ * shaped from this input metadata (`batch_size` is resolved, every other symbolic dim is 0),
+ * renames each `present.*` output to `past_key_values.*` for the next step, and computes
+ * `position_ids` as `cumsum(attention_mask) - 1` (padding positions get 1; Proxima uses 0
+ * there: padding is masked out of attention, so no real position's output depends on it).
+ * The optional `num_logits_to_keep` input is not declared, so every step returns all logits.
  *
  * @example
  * ```ts
- * await saveHfFolder("out/policy", cfg, params, makeByteTokenizer({ modelMaxLength: cfg.nPositions }));
- * await exportOnnx("out/policy"); // writes out/policy/onnx/model.onnx + generation_config.json
+ * await exportOnnx("models/SmolLM2-135M"); // writes models/SmolLM2-135M/onnx/model.onnx
  * // transformers.js: env.allowRemoteModels = false;
- * // const model = await AutoModelForCausalLM.from_pretrained("out/policy", { local_files_only: true });
+ * // const model = await AutoModelForCausalLM.from_pretrained("models/SmolLM2-135M", { local_files_only: true });
  * ```
  * @module
  */
@@ -43,7 +50,7 @@ import {
   kvLayout,
   modelType,
 } from "./decoder.ts";
-import { loadHfFolder } from "./hf.ts";
+import { GENERATION_CONFIG, loadModelFolder } from "./checkpoint.ts";
 
 // deno-lint-ignore no-explicit-any
 const onnx = (protoPkg as any).onnx;
@@ -51,11 +58,16 @@ const onnx = (protoPkg as any).onnx;
 /** Path of the model inside the folder (transformers.js: `onnx/model.onnx` for dtype fp32). */
 export const ONNX_MODEL_FILE = "onnx/model.onnx";
 /** Generation defaults file read by transformers (Python and JS). */
-export const GENERATION_CONFIG_FILE = "generation_config.json";
+export const GENERATION_CONFIG_FILE = GENERATION_CONFIG;
+/**
+ * Largest model {@link exportOnnxModel} writes: ONNX files are protobufs, which stop at 2 GiB
+ * (bigger models need the external-data format, not written yet).
+ */
+export const MAX_ONNX_BYTES = 2 ** 31 - 1;
 
 /**
  * The decoder-with-past graph for `cfg`, with the parameters as float32 graph inputs under
- * the names of {@link gptShapes} (turned into initializers by {@link exportOnnxModel}).
+ * the names of `decoderShapes(cfg)` (turned into initializers by {@link exportOnnxModel}).
  */
 export function buildExportGraph(cfg: DecoderConfig): Graph {
   const g = new Graph(`proxima_${modelType(cfg)}_decoder_with_past`);
@@ -98,6 +110,18 @@ export function exportOnnxModel(
   params: Record<string, Float32Array | Float64Array>,
 ): Uint8Array {
   const shapes = decoderShapes(cfg);
+  const weightBytes = Object.values(shapes).reduce(
+    (n, { shape }) => n + 4 * shape.reduce((x, y) => x * y, 1),
+    0,
+  );
+  if (weightBytes > MAX_ONNX_BYTES - (64 << 20)) {
+    throw new Error(
+      `exportOnnxModel: ${modelType(cfg)} has ${
+        (weightBytes / 2 ** 30).toFixed(2)
+      } GiB of float32 weights; an ONNX file holds under 2 GiB. Fix: export a smaller model ` +
+        "(the external-data format for bigger ones is not written yet)",
+    );
+  }
   // deno-lint-ignore no-explicit-any
   const model: any = onnx.ModelProto.decode(buildExportGraph(cfg).toModelBytes());
   const graph = model.graph;
@@ -126,7 +150,10 @@ export function exportOnnxModel(
 
 /** Options of {@link exportOnnx}. */
 export interface ExportOnnxOptions {
-  /** Extra generation_config.json keys (e.g. `max_new_tokens`); ids come from config.json. */
+  /**
+   * generation_config.json keys to set (e.g. `max_new_tokens`), over the folder's own file or
+   * the ids from config.json.
+   */
   generationConfig?: Record<string, unknown>;
 }
 
@@ -141,14 +168,49 @@ async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
+/** The token-id keys generation_config.json takes from config.json. */
+const ID_KEYS = ["bos_token_id", "eos_token_id", "pad_token_id"] as const;
+
+const missing = (v: unknown) => v === undefined || v === null;
+
+/** The object with its top-level keys sorted. */
+const sortKeys = (o: Record<string, unknown>) =>
+  Object.fromEntries(Object.keys(o).sort().map((k) => [k, o[k]]));
+
 /**
- * Write `onnx/model.onnx` and `generation_config.json` into a model folder written by
- * `saveHfFolder` (its config.json and model.safetensors are read, not changed). Each file is
- * written to a temp name and renamed, so a reader never sees half a file. Returns the path of
- * the model file.
+ * generation_config.json for the export: the folder's own `raw` file with only the ids it
+ * lacks taken from config.json, or, without one, config.json's ids (pad defaults to the first
+ * EOS); then `extra` over it. Keys sorted, as transformers writes them.
+ */
+function exportGenerationConfig(
+  config: Record<string, unknown>,
+  raw: Record<string, unknown> | undefined,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const gen: Record<string, unknown> = { ...raw };
+  for (const k of ID_KEYS) {
+    if (missing(gen[k]) && !missing(config[k])) gen[k] = config[k];
+  }
+  if (!raw && missing(gen.pad_token_id) && !missing(gen.eos_token_id)) {
+    gen.pad_token_id = [gen.eos_token_id].flat()[0];
+  }
+  Object.assign(gen, extra);
+  return sortKeys(gen);
+}
+
+/**
+ * Write `onnx/model.onnx` (and, when needed, `generation_config.json`) into a model folder of
+ * any family `loadModelFolder` reads: one `saveHfFolder` / `saveModelFolder` wrote, or a Hub
+ * folder (its config.json and weights are read, not changed; bf16/f16 weights are exported as
+ * float32). Each file is written to a temp name and renamed, so a reader never sees half a
+ * file. Returns the path of the model file. A sequence classifier (reward model) is refused:
+ * transformers.js' causal-LM classes would run it as a language model.
  *
- * generation_config.json holds `bos_token_id`, `eos_token_id` and `pad_token_id` from
- * config.json (pad defaults to EOS, as the byte tokenizer's), sorted keys.
+ * generation_config.json: a folder that has one keeps it (a Hub model's sampling defaults
+ * stay as published); only `bos_token_id` / `eos_token_id` / `pad_token_id` it lacks are
+ * filled from config.json, and the file is rewritten only when that or
+ * `opts.generationConfig` changes it. A folder without one gets config.json's ids (pad
+ * defaults to the EOS, as the byte tokenizer's), sorted keys.
  *
  * @example
  * ```ts
@@ -156,22 +218,25 @@ async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
  * ```
  */
 export async function exportOnnx(dir: string, opts: ExportOnnxOptions = {}): Promise<string> {
-  const folder = await loadHfFolder(dir);
+  const folder = await loadModelFolder(dir, { dtype: "float32", caller: "exportOnnx" });
+  if (folder.architecture.kind !== "causal-lm") {
+    throw new Error(
+      `exportOnnx: ${dir}/config.json: ${folder.architecture.name} is a sequence classifier; ` +
+        "the transformers.js export is for causal language models. Fix: export the policy " +
+        "folder, or set architectures to the family's *ForCausalLM if it has an LM head",
+    );
+  }
   const bytes = exportOnnxModel(folder.cfg, folder.params);
   await Deno.mkdir(`${dir}/onnx`, { recursive: true });
   const path = `${dir}/${ONNX_MODEL_FILE}`;
   await writeAtomic(path, bytes);
-  const c = folder.config;
-  const gen: Record<string, unknown> = {
-    bos_token_id: c.bos_token_id,
-    eos_token_id: c.eos_token_id,
-    pad_token_id: c.pad_token_id ?? c.eos_token_id,
-    ...opts.generationConfig,
-  };
-  const sorted = Object.fromEntries(Object.keys(gen).sort().map((k) => [k, gen[k]]));
-  await writeAtomic(
-    `${dir}/${GENERATION_CONFIG_FILE}`,
-    new TextEncoder().encode(JSON.stringify(sorted, null, 2) + "\n"),
-  );
+  const raw = folder.generation?.raw;
+  const gen = exportGenerationConfig(folder.config, raw, opts.generationConfig);
+  if (!raw || JSON.stringify(sortKeys(raw)) !== JSON.stringify(gen)) {
+    await writeAtomic(
+      `${dir}/${GENERATION_CONFIG_FILE}`,
+      new TextEncoder().encode(JSON.stringify(gen, null, 2) + "\n"),
+    );
+  }
   return path;
 }
