@@ -15,8 +15,8 @@ import type { Graph, Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 import type { KvCache } from "./attention.ts";
 import { type GptConfig, gptDecodeStep, gptForward, gptShapes, initGpt } from "./gpt.ts";
-import { initLlama, llamaDecodeStep, llamaForward } from "./llama.ts";
-import { type LlamaConfig, llamaShapes } from "./llama_config.ts";
+import { initLlama, llamaDecodeStep, llamaForward, llamaHidden } from "./llama.ts";
+import { type LlamaConfig, llamaNames, llamaShapes } from "./llama_config.ts";
 import { DEFAULT_LORA_TARGETS, LLAMA_LORA_TARGETS } from "./lora.ts";
 
 /** A decoder of any supported family. */
@@ -45,6 +45,29 @@ export function modelType(cfg: DecoderConfig): string {
 /** Parameter shapes by (transformers) name. */
 export function decoderShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
   return isLlama(cfg) ? llamaShapes(cfg) : gptShapes(cfg);
+}
+
+/**
+ * The parameters of the trunk only: {@link decoderShapes} without an untied LM head (what a
+ * reward or value model built on the decoder holds; GPT-2's head is tied, so nothing differs).
+ */
+export function trunkShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
+  const shapes = decoderShapes(cfg);
+  if (isLlama(cfg)) delete shapes[llamaNames(cfg).lmHead];
+  return shapes;
+}
+
+/** Final hidden states `[B, T, d]` of the trunk ({@link trunkShapes}' params suffice). */
+export function decoderHidden(
+  g: Graph,
+  cfg: DecoderConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  attentionMask?: Value,
+): Value {
+  return isLlama(cfg)
+    ? llamaHidden(g, cfg, params, tokens, attentionMask)
+    : gptForward(g, cfg, params, tokens, attentionMask).hidden;
 }
 
 /** Width of the hidden states (`n_embd` / `hidden_size`). */

@@ -115,8 +115,15 @@ export function initLlama(
   return out;
 }
 
-function checkParams(who: string, cfg: LlamaConfig, params: Record<string, Value>): void {
+function checkParams(
+  who: string,
+  cfg: LlamaConfig,
+  params: Record<string, Value>,
+  head = true,
+): void {
+  const lmHead = llamaNames(cfg).lmHead;
   for (const [n, { shape }] of Object.entries(llamaShapes(cfg))) {
+    if (!head && n === lmHead) continue;
     const v = params[n];
     if (!v) throw new GraphError(`${who}: missing parameter "${n}"`);
     if (v.rank !== shape.length || v.shape.some((d, i) => d !== shape[i])) {
@@ -226,6 +233,7 @@ function decoder(
   past: KvCache[] | undefined,
   keyLen: Dim,
   lastOnly = false,
+  head = true,
 ): LlamaStepOutput {
   const nm = llamaNames(cfg), eps = cfg.rmsNormEps;
   const p = (n: string) => params[n];
@@ -251,8 +259,9 @@ function decoder(
   // Sampling needs only the last position: slice before the norm and the (V x d) LM head.
   if (lastOnly) x = g.slice(x, [-1], [TO_END], [1]);
   const hidden = rmsNorm(g, x, p(nm.norm), eps);
-  const head = cfg.tieWordEmbeddings ? p(nm.embed) : p(nm.lmHead);
-  return { logits: linear(g, hidden, head), hidden, presents };
+  if (!head) return { logits: hidden, hidden, presents }; // see llamaHidden
+  const w = cfg.tieWordEmbeddings ? p(nm.embed) : p(nm.lmHead);
+  return { logits: linear(g, hidden, w), hidden, presents };
 }
 
 /** Options of {@link llamaForward}. */
@@ -292,6 +301,39 @@ export function llamaForward(
   const positions = opts.positionIds ?? (real ? maskPositions(g, real) : order);
   const allowed = causalPattern(g, order, order, real, cfg.slidingWindow);
   return decoder(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
+}
+
+/**
+ * The trunk only: final hidden states `[B, T, d]` after the last RMSNorm, without the LM head
+ * (a reward or value model reads these; a `*ForSequenceClassification` folder has no
+ * `lm_head.weight`, and `params` need not hold it).
+ */
+export function llamaHidden(
+  g: Graph,
+  cfg: LlamaConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  attentionMask?: Value,
+): Value {
+  validateLlamaConfig(cfg);
+  checkParams("llamaHidden", cfg, params, false);
+  const order = arange(g, tokens);
+  const real = attentionMask ? realTokens(g, attentionMask) : undefined;
+  const positions = real ? maskPositions(g, real) : order;
+  const allowed = causalPattern(g, order, order, real, cfg.slidingWindow);
+  return decoder(
+    g,
+    cfg,
+    params,
+    tokens,
+    positions,
+    allowed,
+    undefined,
+    tokens.shape[1],
+    false,
+    false,
+  )
+    .hidden;
 }
 
 /**

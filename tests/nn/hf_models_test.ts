@@ -10,7 +10,13 @@ import assert from "node:assert/strict";
 import { Graph, type Value } from "../../lib/onnx/graph.ts";
 import { compile, tensor } from "../../lib/onnx/session.ts";
 import { loadModelFolder } from "../../lib/nn/checkpoint.ts";
-import { decoderForward, decoderShapes, hiddenSize } from "../../lib/nn/decoder.ts";
+import {
+  decoderForward,
+  decoderHidden,
+  decoderShapes,
+  hiddenSize,
+  trunkShapes,
+} from "../../lib/nn/decoder.ts";
 import { nonPadMask, rewardHead, rewardHeadFromScore } from "../../lib/nn/heads.ts";
 import { ropeInvFreq } from "../../lib/nn/llama.ts";
 import { generate } from "../../lib/nn/sample.ts";
@@ -133,7 +139,7 @@ for (const name of ["llama-rm", "qwen2-rm", "gpt2-rm"]) {
     const head = rewardHeadFromScore(score);
     const d = hiddenSize(m.cfg);
     const g = new Graph("rm");
-    const shapes = decoderShapes(m.cfg);
+    const shapes = trunkShapes(m.cfg); // a classifier folder has no lm_head
     const p: Record<string, Value> = Object.fromEntries(
       Object.entries(shapes).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
     );
@@ -141,7 +147,7 @@ for (const name of ["llama-rm", "qwen2-rm", "gpt2-rm"]) {
     p["r_head.bias"] = g.input("r_head.bias", "float32", [1]);
     const tok = g.input("tokens", "int64", ["B", "T"]);
     const mask = g.input("mask", "int64", ["B", "T"]);
-    const { hidden } = decoderForward(g, m.cfg, p, tok, mask);
+    const hidden = decoderHidden(g, m.cfg, p, tok, mask);
     g.output(rewardHead(g, hidden, nonPadMask(g, tok, ref.pad_token_id), p), "reward");
     const session = await compile(g);
     // gpt2-rm left-padded: transformers' reference ran without position ids (0..T-1 through
