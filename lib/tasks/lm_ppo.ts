@@ -52,7 +52,17 @@
 import type * as ort from "onnxruntime-node";
 import { Graph, type Value } from "../onnx/graph.ts";
 import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
-import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../nn/gpt.ts";
+import { tokenLogprobs } from "../nn/gpt.ts";
+import {
+  type DecoderConfig,
+  decoderForward,
+  decoderHidden,
+  decoderShapes,
+  hiddenSize,
+  initDecoder,
+  isLlama,
+  trunkShapes,
+} from "../nn/decoder.ts";
 import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
 import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
 import { applyLora, initLora, type LoraConfig, loraShapes, mergeLora } from "../nn/lora.ts";
@@ -99,8 +109,8 @@ export interface LmScores {
 
 /** Options of {@link createLmProblem}. */
 export interface LmProblemOptions {
-  /** The policy's GPT config (also the reference's). */
-  model: GptConfig;
+  /** The policy's config, any decoder family (also the reference's). */
+  model: DecoderConfig;
   /** Prompts and the scoring rule. */
   task: LmTask;
   /** PPO settings (kl.placement, estimator, β, epochs, ... ; see `PpoSchema`). */
@@ -121,7 +131,7 @@ export interface LmProblemOptions {
    * unmodified policy (see {@link generate}).
    */
   sampling?: SamplingOptions;
-  /** Initial GPT weights (e.g. an SFT model); default `initGpt(model, rng)`. Copied. */
+  /** Initial policy weights (e.g. an SFT model); default `initDecoder(model, rng)`. Copied. */
   init?: Record<string, FloatArray>;
   /**
    * Std of the value head's initial weight (default 0: V ≡ 0 at the start, so the first
@@ -130,9 +140,19 @@ export interface LmProblemOptions {
   valueHeadStd?: number;
   /**
    * The value model: "shared" (default) = a value head on the policy's trunk; "separate" = its
-   * own GPT trunk (`value_model.*`, a copy of the policy's initial weights) + value head.
+   * own trunk (`value_model.*`, a copy of the policy's initial weights) + value head; or a
+   * trunk of another model (`cfg` + `init` by that model's parameter names, e.g. a reward
+   * model's, as TRL builds its value model from the reward model) with an optional initial
+   * value head `head` (`v_head.weight` `[d, 1]`, `v_head.bias` `[1]`; default drawn).
    */
-  valueModel?: "shared" | "separate";
+  valueModel?:
+    | "shared"
+    | "separate"
+    | {
+      cfg: DecoderConfig;
+      init: Record<string, FloatArray>;
+      head?: Record<string, FloatArray>;
+    };
   /**
    * LoRA adapters on the policy (and on a separate value model's trunk): the base GPT weights
    * are frozen, the adapters (drawn after the value head) and the heads train. `r: 0` = off.
@@ -150,8 +170,8 @@ export interface LmProblemOptions {
 export interface LmProblem extends PpoProblem {
   /** The generator the init was drawn from: pass it to trainPpo so one stream serves all. */
   rng: Rng;
-  /** The policy's (and reference's) GPT config. */
-  model: GptConfig;
+  /** The policy's (and reference's) config. */
+  model: DecoderConfig;
   /** The frozen reference weights (a private copy of the initial GPT; never written). */
   reference: Record<string, FloatArray>;
   /**
@@ -198,14 +218,14 @@ interface Extra {
   seqs: LmSequences;
 }
 
-/** Parameter-name prefix of a separate value model's GPT trunk. */
+/** Parameter-name prefix of a separate value model's trunk. */
 export const VALUE_MODEL_PREFIX = "value_model";
 
 /** How the train step and the policy's scoring pass read the models (see createLmProblem). */
 interface ModelLayout {
-  gpt: GptConfig;
+  model: DecoderConfig;
   /** The separate value model's config (prefix {@link VALUE_MODEL_PREFIX}), if any. */
-  valueCfg?: GptConfig;
+  valueCfg?: DecoderConfig;
   lora?: LoraConfig;
 }
 
@@ -224,9 +244,9 @@ function modelOutputs(
   actions: Value,
 ): { logp: Value; entropy: Value; logpAll: Value; value: Value } {
   const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p) : p;
-  const pi = responseOutputs(g, m.gpt, adapted, tokens, mask, pos, actions, !m.valueCfg);
+  const pi = responseOutputs(g, m.model, adapted, tokens, mask, pos, actions, !m.valueCfg);
   if (!m.valueCfg) return pi as typeof pi & { value: Value };
-  const { hidden } = gptForward(g, m.valueCfg, adapted, tokens, mask);
+  const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
   return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
 }
 
@@ -245,7 +265,7 @@ function withoutAdapters<T>(p: Record<string, T>): Record<string, T> {
  */
 function responseOutputs(
   g: Graph,
-  cfg: GptConfig,
+  cfg: DecoderConfig,
   params: Record<string, Value>,
   tokens: Value,
   mask: Value,
@@ -253,9 +273,9 @@ function responseOutputs(
   actions: Value,
   withValue: boolean,
 ): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
-  // gptForward computes the LM head over all S columns (there is no hook to stop before it,
+  // The forward computes the LM head over all S columns (there is no hook to stop before it,
   // and ORT runs dead nodes), so the logits are gathered rather than the hidden states.
-  const { logits, hidden } = gptForward(g, cfg, params, tokens, mask);
+  const { logits, hidden } = decoderForward(g, cfg, params, tokens, mask);
   const lt = g.gather(logits, pos, 1); // [B, T, V]
   const logpAll = g.logSoftmax(lt, -1);
   return {
@@ -267,9 +287,9 @@ function responseOutputs(
 }
 
 /**
- * Compile the PPO train step, the scoring sessions and the reference for a GPT policy.
+ * Compile the PPO train step, the scoring sessions and the reference for a decoder policy.
  *
- * Init order from `new Rng(opts.seed)`: the GPT (unless `opts.init`), then the value head;
+ * Init order from `new Rng(opts.seed)`: the policy (unless `opts.init`), then the value head;
  * the returned `rng` carries on from there. The reference is not checkpointed: it is the
  * initial GPT again, so a resumed run must be created with the same `seed`/`init` (trainPpo
  * then restores the policy, optimizer, rng and the prompt cursor from the checkpoint).
@@ -285,7 +305,7 @@ function responseOutputs(
  * ```
  */
 export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem> {
-  const { model: gpt, cfg, task } = opts;
+  const { model, cfg, task } = opts;
   const dtype = opts.dtype ?? "float32";
   const Arr = dtype === "float32" ? Float32Array : Float64Array;
   if (!Number.isInteger(opts.batch) || opts.batch < 1) {
@@ -307,38 +327,61 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     );
   }
   const rng = new Rng(opts.seed);
-  const gptShape = gptShapes(gpt);
+  const modelShape = decoderShapes(model);
+  const policyNames = Object.keys(modelShape);
   const init: Record<string, FloatArray> = {};
-  const drawn = opts.init ? undefined : initGpt(gpt, rng, dtype);
-  for (const n of Object.keys(gptShape)) {
+  const drawn = opts.init ? undefined : initDecoder(model, rng, dtype);
+  for (const n of Object.keys(modelShape)) {
     const src = opts.init?.[n] ?? drawn?.[n];
-    if (!src) throw new Error(`createLmProblem: init lacks GPT parameter "${n}"`);
+    if (!src) throw new Error(`createLmProblem: init lacks policy parameter "${n}"`);
     init[n] = Arr.from(src);
   }
-  // A separate value model starts as a copy of the policy's initial weights (its own names).
+  // A separate value model starts as a copy of the policy's initial weights, or of another
+  // model's trunk, under its own names (the trunk only: a value model needs no LM head).
+  const vm = opts.valueModel ?? "shared";
+  const valueSource = typeof vm === "object"
+    ? { cfg: vm.cfg, init: vm.init }
+    : vm === "separate"
+    ? { cfg: model, init }
+    : undefined;
   const layout: ModelLayout = {
-    gpt,
-    valueCfg: opts.valueModel === "separate" ? { ...gpt, prefix: VALUE_MODEL_PREFIX } : undefined,
+    model,
+    valueCfg: valueSource && { ...valueSource.cfg, prefix: VALUE_MODEL_PREFIX },
     lora: opts.lora && opts.lora.r > 0 ? opts.lora : undefined,
   };
-  const valueShape = layout.valueCfg ? gptShapes(layout.valueCfg) : {};
-  const policyNames = Object.keys(gptShape);
-  Object.keys(valueShape).forEach((n, i) => (init[n] = Arr.from(init[policyNames[i]])));
-  Object.assign(init, initHead(gpt.nEmbd, rng, dtype, { std: opts.valueHeadStd ?? 0 }));
+  if (layout.lora && layout.valueCfg && isLlama(layout.valueCfg) !== isLlama(model)) {
+    throw new Error(
+      "createLmProblem: LoRA needs the value model's trunk in the policy's family (one adapter " +
+        "layout); use a value model of the same family, or no LoRA",
+    );
+  }
+  const valueShape = layout.valueCfg ? trunkShapes(layout.valueCfg) : {};
+  if (valueSource) {
+    const srcNames = Object.keys(trunkShapes(valueSource.cfg));
+    Object.keys(valueShape).forEach((n, i) => {
+      const src = valueSource.init[srcNames[i]];
+      if (!src) throw new Error(`createLmProblem: value model init lacks "${srcNames[i]}"`);
+      init[n] = Arr.from(src);
+    });
+  }
+  const d = hiddenSize(layout.valueCfg ?? model);
+  const head = initHead(d, rng, dtype, { std: opts.valueHeadStd ?? 0 });
+  const given = typeof vm === "object" ? vm.head : undefined;
+  for (const [n, a] of Object.entries(head)) init[n] = given?.[n] ? Arr.from(given[n]) : a;
   // The trunks' weights: trained as they are, or frozen under LoRA adapters (drawn last, so
   // a run without LoRA draws exactly what it always did).
-  const trunkShape = { ...gptShape, ...valueShape };
+  const trunkShape = { ...modelShape, ...valueShape };
   const adapterShape = layout.lora ? loraShapes(trunkShape, layout.lora) : {};
   if (layout.lora) Object.assign(init, initLora(trunkShape, layout.lora, rng, dtype));
   // The reference: its own copy, so nothing that owns the policy's buffers can reach it.
   const reference: Record<string, FloatArray> = Object.fromEntries(
-    Object.keys(gptShape).map((n) => [n, Arr.from(init[n])]),
+    Object.keys(modelShape).map((n) => [n, Arr.from(init[n])]),
   );
 
   const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
   const params = layout.lora
-    ? { ...adapterShape, ...headShapes(gpt.nEmbd) }
-    : { ...trunkShape, ...headShapes(gpt.nEmbd) };
+    ? { ...adapterShape, ...headShapes(d) }
+    : { ...trunkShape, ...headShapes(d) };
   const frozen = layout.lora ? trunkShape : undefined;
   const sessionOpts = { device: opts.device, threads: opts.threads };
   const trainer = await createPpoTrainer({
@@ -365,7 +408,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   const policyShape = { ...params, ...(frozen ?? {}) };
   const scoreGraph = (withValue: boolean) => {
     const g = new Graph(withValue ? "lm_score_value" : "lm_score");
-    const shapes = withValue ? policyShape : gptShape;
+    const shapes = withValue ? policyShape : modelShape;
     const params = Object.fromEntries(
       Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
     );
@@ -377,7 +420,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     ] as const;
     const out = withValue
       ? modelOutputs(g, layout, params, ...io)
-      : responseOutputs(g, gpt, params, ...io, false);
+      : responseOutputs(g, model, params, ...io, false);
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
     return compile(g, sessionOpts);
@@ -427,7 +470,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   ): Promise<{ logp: Float64Array; value?: Float64Array }> => {
     const withValue = headNames(VALUE_HEAD).weight in params;
     const session: Session = withValue ? policySession : refSession;
-    const shapes = withValue ? policyShape : gptShape;
+    const shapes = withValue ? policyShape : modelShape;
     if (withValue) params = { ...frozenTensors, ...params };
     const feeds: Record<string, ort.Tensor> = {};
     for (const [n, s] of Object.entries(shapes)) {
@@ -450,7 +493,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     cfg,
     trainer,
     rng,
-    model: gpt,
+    model,
     reference,
     policyParams,
     rescore,
@@ -460,7 +503,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         throw new Error(`LmTask.prompts: ${prompts.length} prompts for a batch of ${opts.batch}`);
       }
       cursor += prompts.length;
-      const gen = await generate({ cfg: gpt, params: policyParams() }, prompts, {
+      const gen = await generate({ cfg: model, params: policyParams() }, prompts, {
         ...opts.sampling,
         maxNewTokens: opts.maxNewTokens,
         eosTokenId: opts.eosTokenId,
