@@ -38,9 +38,24 @@ import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { type FlatLayout, flattenSpec, packFlat, unpackFlat } from "../onnx/flat.ts";
 import type { NamedTensor } from "../onnx/safetensors.ts";
 import type { Rng } from "../rng.ts";
-import { type GptConfig, gptForward, gptShapes } from "../nn/gpt.ts";
-import { headNames, headShapes, REWARD_HEAD, rewardHead } from "../nn/heads.ts";
-import { loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import type { GptConfig } from "../nn/gpt.ts";
+import {
+  type DecoderConfig,
+  decoderHidden,
+  hiddenSize,
+  isLlama,
+  trunkShapes,
+} from "../nn/decoder.ts";
+import { loadModelFolder, saveModelFolder } from "../nn/checkpoint.ts";
+import {
+  headNames,
+  headShapes,
+  nonPadMask,
+  REWARD_HEAD,
+  rewardHead,
+  rewardHeadFromScore,
+} from "../nn/heads.ts";
+import { HF_TOKENIZER_FILES, saveHfFolder } from "../nn/hf.ts";
 import type { FloatArray } from "../nn/sample.ts";
 import type { TokenizerFiles } from "../nn/tokenizer.ts";
 
@@ -53,13 +68,19 @@ export interface PreferencePair {
 
 /** A reward model: GPT config and its parameters (trunk + `r_head.*`). */
 export interface RewardModel {
-  cfg: GptConfig;
+  cfg: DecoderConfig;
   params: Record<string, FloatArray | ort.Tensor>;
+  /**
+   * Read the score at the rightmost token whose id is not this pad id, as a Hub
+   * `*ForSequenceClassification` model does (see `nonPadMask`); default: at the last real
+   * token of the attention mask, as Proxima's reward models are trained.
+   */
+  readAtPadId?: number;
 }
 
 /** Shapes of a reward model's parameters: the GPT trunk's and the reward head's. */
-export function rewardModelShapes(cfg: GptConfig): Record<string, { shape: number[] }> {
-  return { ...gptShapes(cfg), ...headShapes(cfg.nEmbd, REWARD_HEAD) };
+export function rewardModelShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
+  return { ...trunkShapes(cfg), ...headShapes(hiddenSize(cfg), REWARD_HEAD) };
 }
 
 /** Rows laid out for the reward model: `[rows, width]` right-padded token ids and mask. */
@@ -138,7 +159,10 @@ export interface RewardModelSpecOptions {
  * {@link makePreferenceBatch}; metrics `accuracy` (share of pairs with d > 0) and `margin`
  * (mean d).
  */
-export function rewardModelSpec(cfg: GptConfig, opts: RewardModelSpecOptions = {}): TrainStepSpec {
+export function rewardModelSpec(
+  cfg: DecoderConfig,
+  opts: RewardModelSpecOptions = {},
+): TrainStepSpec {
   const dtype = opts.dtype ?? "float32";
   return {
     dtype,
@@ -148,7 +172,7 @@ export function rewardModelSpec(cfg: GptConfig, opts: RewardModelSpecOptions = {
       mask: { dtype: "int64", shape: ["B2", "S"] },
     },
     loss: (g, p, b) => {
-      const { hidden } = gptForward(g, cfg, p, b.tokens, b.mask);
+      const hidden = decoderHidden(g, cfg, p, b.tokens, b.mask);
       const d = pairMargins(g, rewardHead(g, hidden, b.mask, p));
       return {
         loss: g.reduceMean(bradleyTerryLoss(g, d)),
@@ -199,7 +223,7 @@ export interface RewardModelFitOptions {
  */
 export class RewardModelTrainer {
   private constructor(
-    readonly cfg: GptConfig,
+    readonly cfg: DecoderConfig,
     /** The engine's trainer (one parameter "flat" unless `flatParams: false`). */
     readonly trainer: Trainer,
     private readonly opts: RewardModelTrainerOptions,
@@ -208,7 +232,7 @@ export class RewardModelTrainer {
 
   /** Compile the step and start from `init` (trunk + `r_head.*`, copied). */
   static async create(
-    cfg: GptConfig,
+    cfg: DecoderConfig,
     init: Record<string, FloatArray>,
     opts: RewardModelTrainerOptions = {},
   ): Promise<RewardModelTrainer> {
@@ -291,8 +315,13 @@ export interface RewardScoreOptions {
 
 const scoreSessions = new Map<string, ReturnType<typeof compile>>();
 
-function scoreSession(cfg: GptConfig, dtype: "float32" | "float64", opts: SessionOptions) {
-  const key = JSON.stringify([cfg, dtype, opts]);
+function scoreSession(
+  cfg: DecoderConfig,
+  dtype: "float32" | "float64",
+  opts: SessionOptions,
+  readAtPadId?: number,
+) {
+  const key = JSON.stringify([cfg, dtype, opts, readAtPadId ?? null]);
   let s = scoreSessions.get(key);
   if (!s) {
     const g = new Graph("reward_model");
@@ -301,8 +330,11 @@ function scoreSession(cfg: GptConfig, dtype: "float32" | "float64", opts: Sessio
     );
     const tokens = g.input("tokens", "int64", ["B", "S"]);
     const mask = g.input("mask", "int64", ["B", "S"]);
-    const { hidden } = gptForward(g, cfg, params, tokens, mask);
-    g.output(rewardHead(g, hidden, mask, params), "reward");
+    const hidden = decoderHidden(g, cfg, params, tokens, mask);
+    // A Hub classifier reads its score at the rightmost token that is not the pad id (see
+    // nonPadMask); Proxima's reward models at the last real token of the mask.
+    const at = readAtPadId === undefined ? mask : nonPadMask(g, tokens, readAtPadId);
+    g.output(rewardHead(g, hidden, at, params), "reward");
     s = compile(g, opts);
     s.catch(() => scoreSessions.delete(key));
     scoreSessions.set(key, s);
@@ -347,7 +379,7 @@ export async function scoreSequences(
   const out = new Float64Array(seqs.length);
   if (seqs.length === 0) return out;
   const { feeds, dtype } = paramFeeds(rm);
-  const session = await scoreSession(rm.cfg, dtype, opts.session ?? {});
+  const session = await scoreSession(rm.cfg, dtype, opts.session ?? {}, rm.readAtPadId);
   const bs = opts.batchSize ?? 64;
   for (let i = 0; i < seqs.length; i += bs) {
     const b = makeSequenceBatch(seqs.slice(i, i + bs), opts.padTokenId ?? 0);
@@ -433,54 +465,119 @@ export interface SaveRewardModelOptions {
   tokenizer?: TokenizerFiles;
   /** Extra config.json keys (e.g. training provenance). */
   config?: Record<string, unknown>;
+  /** `pad_token_id` of a saved classifier (non-GPT families; default 0). */
+  padTokenId?: number;
 }
 
 /**
- * Write a reward model as a Hugging Face folder (atomic; see lib/nn/hf.ts): the GPT-2 weights
- * plus `r_head.weight` / `r_head.bias` as extra float32 tensors.
+ * Write a reward model as a Hugging Face folder (atomic). GPT-2: the trunk plus `r_head.*`
+ * tensors (`saveHfFolder`, as before). Other families: a transformers
+ * `*ForSequenceClassification` folder (trunk + `score.weight`, num_labels 1) that transformers
+ * and the Hub load as they are; the Bradley–Terry loss never moves the head's bias (it cancels
+ * in r_c − r_r), so it is 0 and the `score` Linear (no bias) holds the whole head. The config
+ * records `proxima_reward_read: "mask"` (Proxima reads the last real token of the mask, not the
+ * last non-pad id), and `pad_token_id` as transformers requires.
  */
 export async function saveRewardModel(
   dir: string,
-  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  rm: { cfg: DecoderConfig; params: Record<string, FloatArray> },
   opts: SaveRewardModelOptions = {},
 ): Promise<void> {
-  const extraTensors: Record<string, NamedTensor> = {};
-  for (const [name, { shape }] of Object.entries(headShapes(rm.cfg.nEmbd, REWARD_HEAD))) {
-    const a = rm.params[name];
-    if (!a) throw new Error(`saveRewardModel: ${dir}: missing parameter "${name}"`);
-    extraTensors[name] = {
-      dtype: "float32",
-      shape,
-      data: a instanceof Float32Array ? a : Float32Array.from(a),
-    };
+  const d = hiddenSize(rm.cfg), head = headNames(REWARD_HEAD);
+  const w = rm.params[head.weight], b = rm.params[head.bias];
+  if (!w || !b) {
+    throw new Error(`saveRewardModel: ${dir}: missing parameter "${!w ? head.weight : head.bias}"`);
   }
-  await saveHfFolder(dir, rm.cfg, rm.params, opts.tokenizer, {
-    config: { ...opts.config, proxima_reward_head: REWARD_HEAD },
-    extraTensors,
+  const f32 = (a: FloatArray) => (a instanceof Float32Array ? a : Float32Array.from(a));
+  if (!isLlama(rm.cfg)) {
+    const extraTensors: Record<string, NamedTensor> = {
+      [head.weight]: { dtype: "float32", shape: [d, 1], data: f32(w) },
+      [head.bias]: { dtype: "float32", shape: [1], data: f32(b) },
+    };
+    await saveHfFolder(dir, rm.cfg, rm.params, opts.tokenizer, {
+      config: { ...opts.config, proxima_reward_head: REWARD_HEAD },
+      extraTensors,
+    });
+    return;
+  }
+  if (b[0] !== 0) {
+    throw new Error(
+      `saveRewardModel: ${dir}: "${head.bias}" is ${b[0]}, not 0: a *ForSequenceClassification ` +
+        `score has no bias (train with the Bradley-Terry loss, which leaves it at 0)`,
+    );
+  }
+  const trunk = Object.fromEntries(
+    Object.keys(trunkShapes(rm.cfg)).map((n) => [n, rm.params[n]]),
+  ) as Record<string, FloatArray>;
+  const stem = { llama: "Llama", mistral: "Mistral", qwen2: "Qwen2", qwen3: "Qwen3" }[
+    rm.cfg.modelType
+  ];
+  await saveModelFolder(dir, rm.cfg, trunk, {
+    dtype: "float32",
+    architecture: `${stem}ForSequenceClassification`,
+    config: { pad_token_id: opts.padTokenId ?? 0, ...opts.config, proxima_reward_read: "mask" },
+    extraTensors: { "score.weight": { dtype: "float32", shape: [1, d], data: f32(w) } },
+    tokenizerFiles: opts.tokenizer,
   });
 }
 
 /** A reward model read by {@link loadRewardModel}. */
-export interface LoadedRewardModel {
-  cfg: GptConfig;
+export interface LoadedRewardModel extends RewardModel {
   /** Trunk and head parameters (float32). */
   params: Record<string, Float32Array | Float64Array>;
   /** The parsed config.json. */
   config: Record<string, unknown>;
   tokenizer?: TokenizerFiles;
+  /** "proxima": an `r_head` folder (saveRewardModel); "hub": a *ForSequenceClassification. */
+  kind: "proxima" | "hub";
 }
 
-/** Read a folder written by {@link saveRewardModel}; errors name the folder and what is missing. */
-export async function loadRewardModel(dir: string): Promise<LoadedRewardModel> {
-  const f = await loadHfFolder(dir);
-  const params: Record<string, Float32Array | Float64Array> = { ...f.params };
-  for (const [name, { shape }] of Object.entries(headShapes(f.cfg.nEmbd, REWARD_HEAD))) {
+/**
+ * Read a reward model folder of any family (see {@link loadRewardModel} for GPT-2 only): one
+ * written by {@link saveRewardModel}
+ * (`r_head.*` tensors), or a Hub `*ForSequenceClassification` with `num_labels` 1, whose
+ * `score` head becomes the reward head and which then reads its score at the last non-pad
+ * token as transformers does. Errors name the folder and what is missing.
+ */
+export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel> {
+  const f = await loadModelFolder(dir, { dtype: "float32", caller: "loadRewardModel" });
+  const params: Record<string, Float32Array | Float64Array> = {};
+  for (const n of Object.keys(trunkShapes(f.cfg))) params[n] = f.params[n];
+  const d = hiddenSize(f.cfg);
+  const tokenizer = await readTokenizerFiles(dir);
+  if (f.architecture.kind === "sequence-classification") {
+    const score = f.extra["score.weight"];
+    if (!score || f.architecture.numLabels !== 1) {
+      throw new Error(
+        `loadRewardModel: ${dir}: ${f.architecture.name} with ${f.architecture.numLabels} ` +
+          `labels: a reward model has one (num_labels 1, score.weight [1, ${d}])`,
+      );
+    }
+    Object.assign(params, rewardHeadFromScore(score));
+    const pad = f.config.pad_token_id;
+    if (!Number.isInteger(pad)) {
+      throw new Error(
+        `loadRewardModel: ${dir}/config.json: "pad_token_id" is ${JSON.stringify(pad)}; a ` +
+          `sequence classifier finds its last token by it. Fix: set it (as transformers needs)`,
+      );
+    }
+    return {
+      cfg: f.cfg,
+      params,
+      config: f.config,
+      tokenizer,
+      kind: "hub",
+      // Proxima's own classifiers were trained reading the mask's last real token.
+      readAtPadId: f.config.proxima_reward_read === "mask" ? undefined : pad as number,
+    };
+  }
+  for (const [name, { shape }] of Object.entries(headShapes(d, REWARD_HEAD))) {
     const t = f.extra[name];
     const size = shape.reduce((a, b) => a * b, 1);
     if (!t) {
       throw new Error(
         `loadRewardModel: ${dir}: model.safetensors has no "${name}": not a reward model ` +
-          `folder (write it with saveRewardModel)`,
+          `folder (write it with saveRewardModel, or give a *ForSequenceClassification folder)`,
       );
     }
     if (t.data.length !== size || (t.dtype !== "float32" && t.dtype !== "float64")) {
@@ -490,5 +587,37 @@ export async function loadRewardModel(dir: string): Promise<LoadedRewardModel> {
     }
     params[name] = Float32Array.from(t.data as FloatArray);
   }
-  return { cfg: f.cfg, params, config: f.config, tokenizer: f.tokenizer };
+  return { cfg: f.cfg, params, config: f.config, tokenizer, kind: "proxima" };
+}
+
+/**
+ * {@link loadAnyRewardModel} for callers built on GPT-2 (the byte-level tasks): a folder of
+ * another family is refused with the fix.
+ */
+export async function loadRewardModel(
+  dir: string,
+): Promise<LoadedRewardModel & { cfg: GptConfig }> {
+  const rm = await loadAnyRewardModel(dir);
+  if (isLlama(rm.cfg)) {
+    throw new Error(
+      `loadRewardModel: ${dir}: a ${rm.cfg.modelType} reward model where a GPT-2 one is ` +
+        `needed (this task is byte-level GPT-2); use the lm task for other families`,
+    );
+  }
+  return rm as LoadedRewardModel & { cfg: GptConfig };
+}
+
+/** The tokenizer files of a folder that has a tokenizer.json (parsed), else undefined. */
+async function readTokenizerFiles(dir: string): Promise<TokenizerFiles | undefined> {
+  const out: TokenizerFiles = {};
+  for (const f of HF_TOKENIZER_FILES) {
+    try {
+      out[f] = JSON.parse(await Deno.readTextFile(`${dir}/${f}`));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new Error(`loadRewardModel: ${dir}/${f}: ${(e as Error).message}`);
+      }
+    }
+  }
+  return out["tokenizer.json"] ? out : undefined;
 }
