@@ -22,6 +22,13 @@ import {
 } from "../lib/envs/run.ts";
 import { envSpec } from "../lib/envs/registry.ts";
 import { DeviceError } from "../lib/onnx/session.ts";
+import { findTrialKind, TASKS } from "../lib/experiment/mod.ts";
+import {
+  isLmTrialKind,
+  type LmSetup,
+  type LmTrialConfig,
+  type LmTrialKind,
+} from "../lib/tasks/lm_task.ts";
 
 const HELP = `Usage: deno task train --env cartpole [flags]
 
@@ -178,49 +185,12 @@ if (import.meta.main) {
   }
 }
 
-/** What `--task NAME` runs: an LM task's schema, trial function and its progress/summary lines. */
-interface LmTrainTask {
-  // deno-lint-ignore no-explicit-any
-  schema: z.ZodObject<any>;
-  // deno-lint-ignore no-explicit-any
-  parse(input: unknown): any;
-  run(
-    // deno-lint-ignore no-explicit-any
-    config: any,
-    outDir: string,
-    opts: {
-      resume: boolean;
-      onStart: (u: number) => void;
-      onUpdate: (row: Record<string, unknown>, u: number) => void;
-    },
-  ): Promise<{ before: Record<string, unknown>; after: Record<string, unknown> }>;
-  /** Progress-bar fields from a metrics row, and the before/after line's scores. */
-  progress: [label: string, column: string][];
-  scores: [label: string, key: string][];
-}
-
-async function lmTrainTask(task: string): Promise<LmTrainTask> {
-  if (task === "sentiment") {
-    const m = await import("../lib/tasks/sentiment.ts");
-    return {
-      schema: m.SentimentRunSchema,
-      parse: m.parseSentimentConfig,
-      run: (c, out, o) => m.runSentimentTrial(c, out, o) as never,
-      progress: [["RM", "rm_score"], ["gold", "gold_score"], ["KL", "kl_ref"]],
-      scores: [["RM score", "rm_score"], ["gold", "gold_score"]],
-    };
-  }
-  if (task === "jsx") {
-    const m = await import("../lib/tasks/jsx.ts");
-    return {
-      schema: m.JsxRunSchema,
-      parse: m.parseJsxConfig,
-      run: (c, out, o) => m.runJsxTrial(c, out, o) as never,
-      progress: [["structure", "structure_rate"], ["parse", "parse_rate"], ["KL", "kl_ref"]],
-      scores: [["structure rate", "structure_rate"], ["parse rate", "parse_rate"]],
-    };
-  }
-  throw new ConfigError(`train flags: --task: unknown task "${task}" (known: sentiment, jsx)`);
+/** The LM task `--task` names (from the task list every command uses), or a usage error. */
+function lmTrainTask(task: string): LmTrialKind<LmTrialConfig, LmSetup, unknown> {
+  const kind = findTrialKind(task);
+  if (kind && isLmTrialKind(kind)) return kind;
+  const known = TASKS.filter(isLmTrialKind).map((k) => k.name);
+  throw new ConfigError(`train flags: --task: unknown task "${task}" (known: ${known.join(", ")})`);
 }
 
 /**
@@ -230,7 +200,7 @@ async function lmTrainTask(task: string): Promise<LmTrainTask> {
  * after PPO.
  */
 async function trainTask(task: string): Promise<void> {
-  const t = await lmTrainTask(task);
+  const t = lmTrainTask(task);
   const { config, run } = flagsToConfig(
     Deno.args,
     t.schema,
@@ -257,38 +227,39 @@ async function trainTask(task: string): Promise<void> {
   }
   const cfg = t.parse(config);
   const outDir = String(run.out ?? `results/train/${task}-seed${cfg.seed}`);
+  const progress = Object.entries(t.progress);
   const bar = run.quiet ? null : new cliProgress.SingleBar({
     format: "{bar} {value}/{total} updates | {tps} tokens/s | " +
-      t.progress.map(([label, col]) => `${label} {${col}}`).join(" | ") + " | ETA {eta_formatted}",
+      progress.map(([label, col]) => `${label} {${col}}`).join(" | ") + " | ETA {eta_formatted}",
     hideCursor: true,
   }, cliProgress.Presets.shades_classic);
   const t0 = performance.now();
   const fmt = (x: unknown) => typeof x === "number" ? x.toFixed(3) : "-";
-  const blank = Object.fromEntries(t.progress.map(([, col]) => [col, "-"]));
+  const blank = Object.fromEntries(progress.map(([, col]) => [col, "-"]));
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
   let tokens = 0, tPpo = 0;
-  const r = await t.run(cfg, outDir, {
+  await t.trial(cfg, outDir, {
     resume: Boolean(run.resume),
     onStart: (u) => {
       tPpo = performance.now();
       bar?.start(cfg.updates, u, { ...blank, tps: "-" });
     },
     onUpdate: (row, u) => {
-      tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? cfg.batch ?? 0);
+      tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? t.work(cfg).steps);
       const tps = Math.round(tokens / ((performance.now() - tPpo) / 1e3));
       bar?.update(u, {
-        ...Object.fromEntries(t.progress.map(([, col]) => [col, fmt(row[col])])),
+        ...Object.fromEntries(progress.map(([, col]) => [col, fmt(row[col])])),
         tps,
       });
     },
   });
   bar?.stop();
+  // The scores before and after PPO: every named metric that has a `<name>_before`.
+  const { metrics: m } = await t.summarize(outDir);
+  const scores = Object.keys(m).filter((k) => `${k}_before` in m);
   console.log(
     `${task} seed ${cfg.seed}: ` +
-      t.scores.map(([label, key]) => `${label} ${fmt(r.before[key])} -> ${fmt(r.after[key])}`)
-        .join(", ") +
-      `, KL ${fmt(r.after.kl)}, wall time ${
-        ((performance.now() - t0) / 1e3).toFixed(1)
-      } s -> ${outDir}`,
+      scores.map((k) => `${k} ${fmt(m[`${k}_before`])} -> ${fmt(m[k])}`).join(", ") +
+      `, KL ${fmt(m.kl)}, wall time ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${outDir}`,
   );
 }

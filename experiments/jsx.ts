@@ -1,5 +1,5 @@
 /**
- * The `jsx` task (lib/tasks/jsx.ts): does PPO raise the share of a tiny GPT's outputs that are
+ * The `jsx` task (lib/tasks/jsx/): does PPO raise the share of a tiny GPT's outputs that are
  * valid JSX components over its SFT baseline? Three seeds; each seed has its own (briefly
  * trained, so imperfect) SFT policy (`sft.seed` = `seed`) and PPO run (40 updates × 5 prompts
  * × 4 samples, reward 1 + 0.5·[parses as JSX] − 0.1·|len − ref_len|/ref_len). The summary

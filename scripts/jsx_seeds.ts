@@ -8,7 +8,7 @@
  *
  *   deno run -A scripts/jsx_seeds.ts [--seeds 1,2,3] [--threads 2]
  */
-import { runJsxTrial } from "../lib/tasks/jsx.ts";
+import { runJsxTrial } from "../lib/tasks/jsx/mod.ts";
 
 const flag = (name: string, fallback: string) => {
   const i = Deno.args.indexOf(`--${name}`);

@@ -6,12 +6,10 @@
  */
 import type { TrialKind } from "../tasks/contract.ts";
 import { ACROBOT_KIND, CARTPOLE_KIND } from "../envs/kind.ts";
-import { SENTIMENT_TRIAL_KIND } from "../tasks/sentiment.ts";
-import { JSX_TRIAL_KIND } from "../tasks/jsx.ts";
+import { SENTIMENT_KIND } from "../tasks/sentiment/task.ts";
+import { JSX_KIND } from "../tasks/jsx/task.ts";
 
-export { ACROBOT_KIND, CARTPOLE_KIND };
-export const SENTIMENT_KIND: TrialKind = SENTIMENT_TRIAL_KIND as TrialKind;
-export const JSX_KIND: TrialKind = JSX_TRIAL_KIND as TrialKind;
+export { ACROBOT_KIND, CARTPOLE_KIND, JSX_KIND, SENTIMENT_KIND };
 
 /** The built-in tasks: classic control, then the RLHF tasks. */
 export const TASKS: readonly TrialKind[] = [CARTPOLE_KIND, ACROBOT_KIND, SENTIMENT_KIND, JSX_KIND];

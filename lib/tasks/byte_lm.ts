@@ -1,7 +1,8 @@
 /**
- * What the byte-level LM tasks (`sentiment`, `jsx`) share: their PPO defaults, the GPT config
- * of a model section, and the SFT stage (fit a tiny GPT on (prompt, response) pairs, then save
- * it as a Hugging Face folder that records the stage).
+ * What the byte-level LM tasks (`sentiment`, `jsx`) share: their PPO defaults, the model and
+ * SFT sections of their configs, the GPT config of a model section, the SFT stage (fit a tiny
+ * GPT on (prompt, response) pairs, save it as a Hugging Face folder that records the stage,
+ * load it back), and the sampling pass of an evaluation (responses, KL to the reference).
  *
  * @example
  * ```ts
@@ -10,14 +11,18 @@
  * ```
  * @module
  */
+import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
 import { type GptConfig, initGpt } from "../nn/gpt.ts";
-import { saveHfFolder } from "../nn/hf.ts";
+import { loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
-import { BYTE_EOS_ID, BYTE_VOCAB_SIZE, makeByteTokenizer } from "../nn/tokenizer.ts";
+import { BYTE_EOS_ID, BYTE_VOCAB_SIZE, byteDecode, makeByteTokenizer } from "../nn/tokenizer.ts";
 import { LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
+import type { StageDef, StageFn } from "./contract.ts";
+import type { LmProblem } from "./lm_ppo.ts";
 
 /**
  * {@link PpoSchema} (every key, same ranges) with defaults for the tiny byte-level LMs: γ = 1
@@ -49,6 +54,38 @@ export interface ByteModelSection {
   n_embd: number;
   n_layer: number;
   n_head: number;
+}
+
+/**
+ * The model section's schema (d = 64, L = 2, H = 4 by default; V = 257, the byte tokenizer),
+ * with the task's context length: at least `min`, `default` by default.
+ */
+export function byteModelSchema(nPositions: { min: number; default: number; help: string }) {
+  return z.object({
+    n_embd: z.number().int().min(8).default(64).describe("model width d"),
+    n_layer: z.number().int().min(1).default(2).describe("transformer blocks"),
+    n_head: z.number().int().min(1).default(4).describe("attention heads (must divide d)"),
+    n_positions: z.number().int().min(nPositions.min).default(nPositions.default).describe(
+      nPositions.help,
+    ),
+  }).strict();
+}
+
+/**
+ * The SFT section's schema: the generated corpus (seed, size) and the optimisation (init and
+ * batch-order seed, AdamW), with the task's number of steps by default.
+ */
+export function byteSftSchema(o: { steps: number; stepsHelp: string; corpusHelp: string }) {
+  return z.object({
+    seed: z.number().int().default(1).describe("init and batch order"),
+    corpus_seed: z.number().int().default(1).describe("seed of the generated corpus"),
+    corpus_size: z.number().int().min(16).default(4000).describe(o.corpusHelp),
+    steps: z.number().int().min(0).default(o.steps).describe(o.stepsHelp),
+    batch_size: z.number().int().min(1).default(16).describe("examples per step"),
+    lr: z.number().positive().default(3e-3).describe("AdamW learning rate"),
+    weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
+    max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
+  }).strict();
 }
 
 /** The GptConfig of a model section (byte vocabulary). */
@@ -132,4 +169,144 @@ export async function saveSftStage(
       },
     },
   );
+}
+
+/** The config of a byte-level SFT stage: the model section and an SFT section with a corpus. */
+export interface ByteSftStageConfig {
+  model: ByteModelSection;
+  sft: ByteSftSection & { corpus_seed: number; corpus_size: number };
+}
+
+/**
+ * A byte-level SFT stage: a tiny GPT (drawn from `sft.seed`) fit on `corpus(config, seed,
+ * size)` — `sft.corpus_size` pairs from `sft.corpus_seed`, held out 256 pairs from a second
+ * stream (`corpus_seed + 1_000_003`: the corpus is a distribution, not a list) — and saved to
+ * `<outDir>/model` ({@link saveSftStage}). `fit` trains the same policy in memory.
+ */
+export function byteSftStage<C extends ByteSftStageConfig>(o: {
+  name: string;
+  description: string;
+  schema: z.ZodType<C>;
+  /** Part of the saved folder's `proxima_stage` record. */
+  version: number;
+  corpus(config: C, seed: number, size: number): TextPair[];
+  /** Called with each policy the stage fits (e.g. to keep it in memory for a later stage). */
+  onFit?(config: C, m: GptModel & { heldOutNll: number }): void;
+}): StageDef<C> & {
+  fit(config: C, session: SessionOptions): Promise<GptModel & { heldOutNll: number }>;
+} {
+  const fit = (c: C, session: SessionOptions) =>
+    fitByteSft(
+      byteGptConfig(c.model),
+      c.sft,
+      o.corpus(c, c.sft.corpus_seed, c.sft.corpus_size),
+      o.corpus(c, c.sft.corpus_seed + 1_000_003, 256),
+      session,
+    );
+  return {
+    name: o.name,
+    description: o.description,
+    schema: o.schema,
+    fit,
+    async run(config, outDir, ctx) {
+      const c = o.schema.parse(config);
+      const m = await fit(c, stageSession(ctx));
+      o.onFit?.(c, m);
+      await saveSftStage(`${outDir}/model`, m, { stage: o.name, version: o.version, config: c });
+    },
+  };
+}
+
+/** A trained (or cached) SFT policy: a stage's Hugging Face folder, loaded. */
+export interface SftStage extends GptModel {
+  /** Its Hugging Face folder (`<stage folder>/model`). */
+  dir: string;
+  /** The stage folder's content hash (or the input folder's, for a policy given by path). */
+  hash: string;
+  /** Held-out mean NLL per response token (nats). */
+  heldOutNll: number;
+  /** True when the stage folder was reused. */
+  cached: boolean;
+}
+
+/**
+ * The SFT stage `name` for `config` from `stage` (trained on the first call for a config,
+ * reused after), loaded; `log` gets one line (`<label>: cached|trained in s, held-out NLL`).
+ */
+export async function loadSftStage(
+  stage: StageFn,
+  name: string,
+  config: unknown,
+  opts: { log?: (line: string) => void; label?: string } = {},
+): Promise<SftStage> {
+  const t0 = performance.now();
+  const r = await stage(name, config);
+  const dir = `${r.dir}/model`;
+  const f = await loadHfFolder(dir);
+  const meta = f.config.proxima_stage as { held_out_nll: number };
+  opts.log?.(
+    `${opts.label ?? "sft"}: ${
+      r.cached ? "cached" : `trained in ${((performance.now() - t0) / 1e3).toFixed(1)} s`
+    }, held-out NLL ${meta.held_out_nll.toFixed(3)} nats/token: ${dir}`,
+  );
+  return {
+    dir,
+    hash: r.hash,
+    cfg: f.cfg,
+    params: f.params,
+    heldOutNll: meta.held_out_nll,
+    cached: r.cached,
+  };
+}
+
+/** Token ids -> text, special tokens (EOS) dropped. */
+export function decodeByteText(ids: number[]): string {
+  return byteDecode(ids, { skipSpecialTokens: true });
+}
+
+/** What {@link sampleForEval} returns. */
+export interface EvalSamples {
+  /** What {@link generate} returned (tokens, masks, log-probs, `ended`). */
+  gen: Awaited<ReturnType<typeof generate>>;
+  /** The decoded responses (EOS dropped). */
+  texts: string[];
+  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref over its tokens, k1). */
+  kl: number;
+  /** Mean response length (tokens, EOS included). */
+  responseLength: number;
+  /** Share of responses that ended with EOS. */
+  eosRate: number;
+}
+
+/**
+ * The sampling pass of an evaluation: one response per prompt from the problem's current
+ * policy (plain sampling from `new Rng(seed)`, EOS = pad = the byte tokenizer's), scored by the
+ * frozen reference for the KL — the same prompts and seed give the same draws before and
+ * after PPO.
+ */
+export async function sampleForEval(
+  problem: LmProblem,
+  prompts: number[][],
+  opts: { maxNewTokens: number; seed: number; session?: SessionOptions },
+): Promise<EvalSamples> {
+  const gen = await generate({ cfg: problem.model, params: problem.policyParams() }, prompts, {
+    maxNewTokens: opts.maxNewTokens,
+    eosTokenId: BYTE_EOS_ID,
+    padTokenId: BYTE_EOS_ID,
+    rng: new Rng(opts.seed),
+    session: opts.session,
+  });
+  const ref = await problem.rescore(problem.reference, gen);
+  let kl = 0, len = 0;
+  for (let i = 0; i < gen.rows * gen.cols; i++) {
+    if (gen.mask[i]) kl += gen.logp[i] - ref.logp[i], len++;
+  }
+  const n = gen.rows;
+  return {
+    gen,
+    texts: gen.responses.map(decodeByteText),
+    kl: kl / n,
+    responseLength: len / n,
+    eosRate: gen.ended.reduce((a, b) => a + b, 0) / n,
+  };
 }

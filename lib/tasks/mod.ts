@@ -2,6 +2,16 @@
  * Tasks: language-model problems for the shared PPO core (prompts, rewards, the policy and
  * its frozen reference), the counterpart of `lib/envs` for classic control.
  *
+ * - `contract.ts`: the task contract (trial kind, stage definitions, run context) that
+ *   lib/experiment plans and runs against; `stage_cache.ts`: the one content-addressed stage
+ *   cache;
+ * - `lm_ppo.ts`: PPO on a GPT policy (`createLmProblem`); `rewards.ts`: named, weighted reward
+ *   components; `lm_task.ts`: `defineLmTask`, the one template of an LM task's trial (stages,
+ *   problem, evaluate before and after PPO, eval.json, summary) as a trial function and kind;
+ *   `byte_lm.ts`, `inputs.ts`, `trial_files.ts`: what the byte-level tasks share;
+ * - one folder per task (world or corpus, schema, stages, rewards, task): `sentiment/`,
+ *   `jsx/`; the list of tasks every command uses is lib/experiment/tasks.ts.
+ *
  * @example
  * ```ts
  * import { createLmProblem } from "./mod.ts";
@@ -17,8 +27,13 @@ export {
   type LmSequences,
   type LmTask,
 } from "./lm_ppo.ts";
+export * from "./contract.ts";
+export * from "./stage_cache.ts";
+export * from "./lm_task.ts";
 export * from "./byte_lm.ts";
+export * from "./inputs.ts";
+export * from "./trial_files.ts";
 export * from "./rewards.ts";
-export * from "./sentiment.ts";
-export * from "./jsx.ts";
+export * from "./sentiment/mod.ts";
+export * from "./jsx/mod.ts";
 export * from "./sandbox.ts";

@@ -23,6 +23,7 @@
  * ```
  * @module
  */
+import { z } from "zod";
 import type { LmScores, LmTask } from "./lm_ppo.ts";
 import type { Rng } from "../rng.ts";
 
@@ -217,7 +218,12 @@ export interface RewardLmTaskOptions {
   decode: (ids: number[]) => string;
   /** The end-of-sequence id (marks `ended`; dropped from `text` by `decode`). */
   eosTokenId?: number;
-  /** More per-update metrics from the computed values (e.g. aliases such as `gold_score`). */
+  /**
+   * Per-update metrics that repeat a component's mean under a name of the task's own, metric
+   * -> component (e.g. `{ gold_score: "gold" }`); NaN when the component is absent.
+   */
+  aliases?: Record<string, string>;
+  /** More per-update metrics from the computed values. */
   metrics?: (values: RewardValues, samples: readonly RewardSample[]) => Record<string, number>;
 }
 
@@ -232,9 +238,18 @@ export function rewardLmTask(opts: RewardLmTaskOptions): LmTask {
     async score(prompts: number[][], responses: number[][]): Promise<LmScores> {
       const samples = makeRewardSamples(prompts, responses, opts.decode, opts.eosTokenId);
       const values = await computeRewards(opts.name, opts.rewards, samples);
+      const mean = (a?: Float64Array) =>
+        a ? a.reduce((s, x) => s + x, 0) / Math.max(1, a.length) : NaN;
+      const aliases = Object.entries(opts.aliases ?? {}).map((
+        [m, c],
+      ) => [m, mean(values.parts[c])]);
       return {
         scores: Array.from(values.total),
-        metrics: { ...rewardMetrics(values), ...opts.metrics?.(values, samples) },
+        metrics: {
+          ...rewardMetrics(values),
+          ...Object.fromEntries(aliases),
+          ...opts.metrics?.(values, samples),
+        },
       };
     },
   };
@@ -258,4 +273,49 @@ export function makeRewardSamples(
     text: decode(response),
     ended: eosTokenId !== undefined && response.at(-1) === eosTokenId,
   }));
+}
+
+/** One weighted reward term of a task config's `rewards` list, by name. */
+export const RewardRefSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe("reward component name"),
+  weight: z.number().describe("its weight in the sum (0 = logged only)"),
+}).strict();
+
+/** A user reward: a per-sample function, or `{ fn }` / `{ batch }`. */
+export type UserReward = RewardFn | { fn: RewardFn } | { batch: BatchRewardFn };
+
+/**
+ * The reward components of a config's `rewards` list: each name is one of the user's rewards
+ * or else one of the task's built-ins (per-sample functions, or `{ fn }` / `{ batch }`); each of `monitors` that the list lacks is added with
+ * weight 0, so it is always logged. Throws (before anything runs) on an unknown name, listing
+ * the known ones.
+ *
+ * @example
+ * ```ts
+ * resolveRewards("jsx", [{ name: "jsx", weight: 1 }], { jsx: reward, parse: parses }, {
+ *   monitors: ["parse"],
+ * }); // [{ name: "jsx", weight: 1, fn: reward }, { name: "parse", weight: 0, fn: parses }]
+ * ```
+ */
+export function resolveRewards(
+  task: string,
+  refs: readonly { name: string; weight: number }[],
+  builtins: Record<string, UserReward>,
+  opts: { user?: Record<string, UserReward>; monitors?: readonly string[] } = {},
+): RewardComponent[] {
+  const user = opts.user ?? {};
+  const resolve = (name: string, weight: number): RewardComponent => {
+    const u = user[name] ?? builtins[name];
+    if (u) return typeof u === "function" ? { name, weight, fn: u } : { name, weight, ...u };
+    throw new Error(
+      `task "${task}": unknown reward "${name}" (known: ${
+        [...new Set([...Object.keys(builtins), ...Object.keys(user)])].join(", ")
+      })`,
+    );
+  };
+  const out = refs.map((r) => resolve(r.name, r.weight));
+  for (const name of opts.monitors ?? []) {
+    if (!refs.some((r) => r.name === name)) out.push(resolve(name, 0));
+  }
+  return out;
 }

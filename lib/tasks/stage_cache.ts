@@ -30,6 +30,7 @@ import { canonicalJson, stableJson } from "../json.ts";
 import { shortHash } from "../hash.ts";
 import { lockWait } from "../lock.ts";
 import type { StageContext, StageDef, StageFn, StageResult } from "./contract.ts";
+import type { SessionOptions } from "../onnx/session.ts";
 
 export interface StageCacheOptions extends StageContext {
   /** The cache folder: stage `name` with hash h lives in `<dir>/<name>/<h>/`. */
@@ -104,4 +105,31 @@ export function stageCache(
     }
     return await ensureStage(def, config, opts);
   };
+}
+
+/** Where a task's stages come from outside the runner. */
+export interface LocalStageOptions {
+  /** Stage folders from here (e.g. the runner's `ctx.stage`). */
+  stage?: StageFn;
+  /** The cache folder (default `results/.stages`). */
+  cacheDir?: string;
+  /** Session options of the stage runs. */
+  session?: SessionOptions;
+}
+
+/**
+ * A task's stage folders without the runner: `opts.stage` if given, else {@link stageCache}
+ * in `opts.cacheDir` (default `results/.stages`) with the task's stage version
+ * (`<task>-stages-v<n>`) in place of the sweep's code version.
+ */
+export function localStageCache(
+  task: { name: string; stages: Record<string, StageDef>; stageVersion: number },
+  opts: LocalStageOptions = {},
+): StageFn {
+  return opts.stage ?? stageCache(task, {
+    dir: opts.cacheDir ?? "results/.stages",
+    codeVersion: `${task.name}-stages-v${task.stageVersion}`,
+    threads: opts.session?.threads,
+    device: opts.session?.device,
+  });
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { flagsToConfig, LM_FLAG_ALIASES } from "../../cli/train.ts";
-import { parseSentimentConfig, SentimentRunSchema } from "../../lib/tasks/sentiment.ts";
+import { parseSentimentConfig, SentimentRunSchema } from "../../lib/tasks/sentiment/mod.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
 
 Deno.test("train --task sentiment: the issue's flag names map onto config keys", () => {

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import { ExperimentError, loadExperiment, planExperiment } from "../../lib/experiment/mod.ts";
-import { trainSentimentRewardModel, trainSentimentSft } from "../../lib/tasks/sentiment.ts";
+import { trainSentimentRewardModel, trainSentimentSft } from "../../lib/tasks/sentiment/mod.ts";
 import { CODE_VERSION, failures, statuses, sweep, tempDir, visibleBundles } from "./helpers.ts";
 
 const FIXTURE = "tests/experiment/fixtures/model_inputs.ts";

@@ -108,7 +108,9 @@ Deno.test("every knob is documented", () => {
 });
 
 Deno.test("train flags for --task sentiment map onto the sentiment schema", async () => {
-  const { SentimentRunSchema, parseSentimentConfig } = await import("../../lib/tasks/sentiment.ts");
+  const { SentimentRunSchema, parseSentimentConfig } = await import(
+    "../../lib/tasks/sentiment/mod.ts"
+  );
   const args = ["--task", "sentiment", "--updates", "3", "--kl.beta", "0.2", "--batch=8"];
   const { config, run } = flagsToConfig(args, SentimentRunSchema);
   assert.deepEqual(run, { task: "sentiment" });

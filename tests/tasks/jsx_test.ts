@@ -15,7 +15,6 @@ import {
   isJsxComponent,
   JSX_PROMPTS,
   JSX_REF_LENGTHS,
-  JSX_TRIAL_OUTPUTS,
   jsxComponent,
   jsxComponentName,
   jsxLengthError,
@@ -30,8 +29,9 @@ import {
   runJsxTrial,
   structureRate,
   summarizeJsxTrial,
-} from "../../lib/tasks/jsx.ts";
+} from "../../lib/tasks/jsx/mod.ts";
 import { RewardError, type RewardSample } from "../../lib/tasks/rewards.ts";
+import { LM_TRIAL_OUTPUTS } from "../../lib/tasks/trial_files.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
 import type { MetricsRow } from "../../lib/ppo/trainer.ts";
 import { findTrialKind } from "../../lib/experiment/mod.ts";
@@ -226,7 +226,7 @@ Deno.test("jsx: PPO raises the structure rate over the SFT baseline (seed 1), KL
 Deno.test("jsx: a reward that returns NaN or throws stops the trial naming the task and the sample; no partial results", async () => {
   const leftovers = async (dir: string) => {
     const left = [];
-    for (const f of JSX_TRIAL_OUTPUTS) {
+    for (const f of LM_TRIAL_OUTPUTS) {
       if (await Deno.stat(`${dir}/${f}`).then(() => true, () => false)) left.push(f);
     }
     return left;

@@ -28,10 +28,10 @@ import {
   summarizeSentimentTrial,
   trainSentimentRewardModel,
   trainSentimentSft,
-} from "../../lib/tasks/sentiment.ts";
+} from "../../lib/tasks/sentiment/mod.ts";
 import { RewardError } from "../../lib/tasks/rewards.ts";
 import type { LmProblem } from "../../lib/tasks/lm_ppo.ts";
-import { encodePreference } from "../../lib/tasks/sentiment.ts";
+import { encodePreference } from "../../lib/tasks/sentiment/mod.ts";
 import { evaluatePreferences, loadRewardModel } from "../../lib/ppo/reward_model.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
 import type { MetricsRow } from "../../lib/ppo/trainer.ts";
@@ -145,7 +145,7 @@ Deno.test("sentiment: the SFT stage is trained once and reused from its content-
   assert.equal(b.dir, a.dir);
   assert.equal(sha(b.params), sha(a.params));
   assert.equal(await shaDir(b.dir), filesA);
-  assert.ok(a.dir.startsWith(`${CACHE}/sentiment-sft-`));
+  assert.ok(a.dir.startsWith(`${CACHE}/sentiment-sft/`));
   assert.ok(a.heldOutNll < 0.7, `held-out NLL ${a.heldOutNll}`);
   assert.ok(secs < 45, `SFT took ${secs} s`);
 });
@@ -188,7 +188,7 @@ Deno.test("sentiment: preference pairs sampled from the SFT policy are gold-labe
     { cacheDir: CACHE },
   );
   assert.equal(rm.heldOut.pairs, 32);
-  assert.ok(rm.dir.includes("/sentiment-rm-"));
+  assert.ok(rm.dir.includes("/sentiment-rm/"));
   assert.ok(Number.isFinite(rm.heldOut.accuracy));
 });
 

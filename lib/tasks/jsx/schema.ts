@@ -1,0 +1,96 @@
+/**
+ * The `jsx` trial config ({@link JsxRunSchema}): the model (context 128), the (short) SFT
+ * stage, PPO (the byte-level LM defaults with λ = 1, lr 1e-4, 2 minibatches, β = 0.05), the
+ * samples per prompt, the reward list and the evaluation (with sandbox execution).
+ * @module
+ */
+import { z } from "zod";
+import { byteEncode } from "../../nn/tokenizer.ts";
+import { KlSchema, PpoSchema, redefault } from "../../ppo/config.ts";
+import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
+import { lmTrialShape } from "../lm_task.ts";
+import { RewardRefSchema } from "../rewards.ts";
+import { JSX_PROMPTS } from "./corpus.ts";
+
+/** The policy's architecture; V = 257 (byte tokenizer). */
+export const JsxModelSchema = byteModelSchema({
+  min: 112,
+  default: 128,
+  help: "context length (prompt ≤ 30 + max_new_tokens)",
+});
+
+/** SFT stage: the corpus and the (deliberately short) optimisation. */
+export const JsxSftSchema = byteSftSchema({
+  steps: 300,
+  stepsHelp: "optimizer steps (short on purpose: an imperfect starting policy)",
+  corpusHelp: "pairs in the corpus",
+}).extend({
+  function_share: z.number().min(0).max(1).default(0.25).describe(
+    "share of components written as function declarations (else arrows)",
+  ),
+});
+
+/** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
+export const JsxKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.beta, 0.05) });
+
+/**
+ * {@link LmPpoSchema} (the byte-level LM defaults) with this task's: λ = 1, lr 1e-4, 2
+ * minibatches, β = 0.05 (with λ = 0.95 and lr 3e-4 the policy collapsed to junk).
+ */
+export const JsxPpoSchema = LmPpoSchema.extend({
+  lambda: redefault(PpoSchema.shape.lambda, 1),
+  lr: redefault(PpoSchema.shape.lr, 1e-4),
+  minibatches: redefault(PpoSchema.shape.minibatches, 2),
+  kl: JsxKlSchema.default(JsxKlSchema.parse({})),
+});
+
+/** A whole `jsx` trial: SFT stage, PPO, rewards, evaluation. */
+export const JsxRunSchema = z.object({
+  ...lmTrialShape({ updates: 40 }),
+  model: JsxModelSchema.default(JsxModelSchema.parse({})),
+  sft: JsxSftSchema.default(JsxSftSchema.parse({})),
+  ppo: JsxPpoSchema.default(JsxPpoSchema.parse({})),
+  samples_per_prompt: z.number().int().min(1).default(4).describe(
+    "responses per prompt per update (5 prompts: batch = 5 × this)",
+  ),
+  max_new_tokens: z.number().int().min(1).max(96).default(72).describe(
+    "most tokens per response",
+  ),
+  rewards: z.array(RewardRefSchema).min(1).default([{ name: "jsx", weight: 1 }]).describe(
+    "the reward: Σ weight · component (built-ins: jsx, parse, structure, length)",
+  ),
+  eval: z.object({
+    samples_per_prompt: z.number().int().min(1).default(20).describe(
+      "responses per prompt per evaluation",
+    ),
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+    execute: z.boolean().default(true).describe(
+      "run valid components in the sandbox (exec_rate)",
+    ),
+    timeout_ms: z.number().int().min(10).default(2000).describe(
+      "sandbox time limit per component",
+    ),
+  }).strict().default({ samples_per_prompt: 20, seed: 12345, execute: true, timeout_ms: 2000 }),
+}).strict();
+
+export type JsxRunConfig = z.infer<typeof JsxRunSchema>;
+export type JsxRunInput = z.input<typeof JsxRunSchema>;
+
+/** Config of the SFT stage: the model and the sft sections. */
+export const JsxSftStageSchema = z.object({
+  model: JsxModelSchema.default(JsxModelSchema.parse({})),
+  sft: JsxSftSchema.default(JsxSftSchema.parse({})),
+}).strict();
+export type JsxSftStageConfig = z.infer<typeof JsxSftStageSchema>;
+
+/** Every prompt plus `max_new_tokens` must fit the context (a cross-key check of the config). */
+export function checkJsxConfig(c: JsxRunConfig): { key: string; cause: string; fix: string }[] {
+  const longest = Math.max(...JSX_PROMPTS.map((p) => byteEncode(p).length));
+  if (longest + c.max_new_tokens <= c.model.n_positions) return [];
+  return [{
+    key: "max_new_tokens",
+    cause: `max_new_tokens ${c.max_new_tokens} + the longest prompt (${longest} tokens) ` +
+      `exceeds model.n_positions ${c.model.n_positions}`,
+    fix: "lower max_new_tokens or raise model.n_positions",
+  }];
+}

@@ -1,0 +1,282 @@
+/**
+ * `defineLmTask`: a language-model task from its parts — a config schema, its stages, a
+ * problem builder, an evaluation, a summary and the progress columns — as one trial function
+ * and one trial kind (lib/tasks/contract.ts). Every LM task's trial is the same template:
+ *
+ * 1. parse the config (the schema, then the task's cross-key `check`);
+ * 2. `problem(config, ctx)`: the stages it needs (`ctx.stage`: the runner's stage cache, or the
+ *    same cache in `results/.stages` without a runner), inputs given by path, the rewards, and
+ *    the PPO problem (lib/tasks/lm_ppo.ts) with the PPO config it carries;
+ * 3. `evaluate` the starting policy, PPO (`trainPpo`: `metrics.jsonl`, `checkpoints/`,
+ *    `final.safetensors` in outDir), `evaluate` again on the same samples' prompts and seed;
+ * 4. `eval.json` = `{ task, ...setup.record, before, after }` (stage hashes, never cache paths);
+ * 5. the summary (summary.json `metrics`) = `summary(eval.json)`, plus the last metrics row and
+ *    the column means.
+ *
+ * A reward function that throws or returns a non-finite value stops the trial with a
+ * RewardError naming the task and the sample, and the trial's outputs are removed.
+ *
+ * @example
+ * ```ts
+ * export const MY_TASK = defineLmTask({
+ *   name: "mine", description: "…", schema: MySchema, stages: { "mine-sft": mySftStage },
+ *   stageVersion: 1,
+ *   samples: (c) => c.batch,
+ *   async problem(c, ctx) {
+ *     const sft = await loadSftStage(ctx.stage, "mine-sft", { model: c.model, sft: c.sft });
+ *     const problem = await createLmProblem({ ...; cfg: c.ppo, init: sft.params });
+ *     return { problem, record: { sft: { hash: sft.hash } } };
+ *   },
+ *   evaluate: (setup, c, ctx) => evaluateMine(setup.problem, c, ctx.session),
+ *   summary: (e) => ({ score: e.after.score, score_before: e.before.score }),
+ *   progress: { score: "score_mean", kl: "kl_ref" },
+ *   metrics: { named: { score: "…", score_before: "…" }, columns: ["score_mean"] },
+ * });
+ * await MY_TASK.trial({ seed: 1 }, "results/mine/s1");
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import type { SessionOptions } from "../onnx/session.ts";
+import { ConfigError, formatIssues } from "../ppo/config.ts";
+import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
+import type { StageDef, StageFn, TrialKind, TrialRunContext } from "./contract.ts";
+import { localStageCache, type LocalStageOptions } from "./stage_cache.ts";
+import type { LmProblem } from "./lm_ppo.ts";
+import type { UserReward } from "./rewards.ts";
+import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
+
+/** Keys every LM task's config has (its schema adds the rest: {@link lmTrialShape}). */
+export interface LmTrialConfig {
+  /** PPO trial seed (value head, sampling, minibatches). */
+  seed: number;
+  /** PPO updates. */
+  updates: number;
+  /** Checkpoint every k updates (0: only the final state). */
+  checkpoint_every: number;
+}
+
+/** The schema fields of {@link LmTrialConfig}, with the task's number of updates by default. */
+export function lmTrialShape(o: { updates: number }) {
+  return {
+    seed: z.number().int().default(1).describe(
+      "PPO trial seed (value head, sampling, minibatches)",
+    ),
+    updates: z.number().int().min(1).default(o.updates).describe("PPO updates"),
+    checkpoint_every: z.number().int().min(0).default(0).describe(
+      "checkpoint every k updates (0: only the final state)",
+    ),
+  };
+}
+
+/** What a task's `problem` and `evaluate` get besides the config. */
+export interface LmTaskContext {
+  /** Stage folders: the runner's stage cache, or the local one (`results/.stages`). */
+  stage: StageFn;
+  /** Sessions' device and threads. */
+  session?: SessionOptions;
+  /** User reward functions the config's `rewards` may name (besides the task's built-ins). */
+  rewards?: Record<string, UserReward>;
+  /** Progress lines (stages trained or reused). */
+  log?: (line: string) => void;
+}
+
+/** What a task's `problem` builds: the PPO problem and what the trial records about it. */
+export interface LmSetup {
+  problem: LmProblem;
+  /**
+   * What eval.json records besides the two evaluations, after `task`: the stages' content
+   * hashes and held-out scores (nothing that depends on where the cache is or whether a stage
+   * was reused: eval.json is part of the result bundle).
+   */
+  record: object;
+}
+
+/** eval.json of a finished trial. */
+export type LmEvaluation<R, E> = { task: string } & R & { before: E; after: E };
+
+/** What a trial returns: eval.json's content and the last PPO metrics row. */
+export type LmTrialResult<R, E> = LmEvaluation<R, E> & { last: MetricsRow };
+
+/** The parts of an LM task (see the module doc). */
+export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = unknown> {
+  /** The task's name (what `task:` names in an experiment file). */
+  name: string;
+  description: string;
+  /** The trial config (strict, defaults filled by parsing; `I` is what it accepts). */
+  schema: z.ZodObject & z.ZodType<C, I>;
+  /** Cross-key checks after parsing (problems as {key, cause, fix}; the trial refuses any). */
+  check?(config: C): { key: string; cause: string; fix: string }[];
+  /** Files or folders the trial reads by config key (planning hashes them into the trial id). */
+  inputs?(config: C): { key: string; path: string }[];
+  /** The stages `problem` may ask `ctx.stage` for, by name. */
+  stages: Record<string, StageDef>;
+  /**
+   * Version of the stage code, part of a stage's hash when no runner supplies the code
+   * version (bump it when the corpus or the stage training changes what a stage produces).
+   */
+  stageVersion: number;
+  /** Samples (responses) per PPO update (progress, steps/s). */
+  samples(config: C): number;
+  /** Stages, inputs, rewards and the PPO problem of a trial. */
+  problem(config: C, ctx: LmTaskContext): Promise<S>;
+  /** Evaluate the problem's current policy (called before and after PPO). */
+  evaluate(setup: S, config: C, ctx: LmTaskContext): Promise<E>;
+  /** The named metrics of a finished trial (summary.json `metrics`) from its eval.json. */
+  summary(evaluation: LmEvaluation<S["record"], E>): Record<string, number | null>;
+  /** The progress line while PPO runs: label -> metrics.jsonl column. */
+  progress: Record<string, string>;
+  /** Named metrics (with their meaning) and the metrics.jsonl columns the task adds. */
+  metrics: { named: Record<string, string>; columns: readonly string[] };
+}
+
+/** Options of an LM task's trial function (none of them changes the results). */
+export interface LmTrialOptions<S extends LmSetup = LmSetup> {
+  /** Continue from the newest checkpoint in outDir (a finished trial is only re-evaluated). */
+  resume?: boolean;
+  /** After each PPO update, with its metrics row. */
+  onUpdate?: (row: MetricsRow, update: number) => void;
+  /** Once before the first PPO update, with the update it starts from. */
+  onStart?: (startUpdate: number) => void;
+  /** User reward functions the config's `rewards` may name. */
+  rewards?: Record<string, UserReward>;
+  /** Called once the PPO problem exists, before any update (tests, notebooks). */
+  onProblem?: (problem: LmProblem, setup: S) => void;
+  /** Stage folders from here (the runner's `ctx.stage`); default: the local stage cache. */
+  stage?: StageFn;
+  /** Folder of the default stage cache (default `results/.stages`). */
+  cacheDir?: string;
+  /** Session options (device, threads). */
+  session?: SessionOptions;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+/** Summary of a finished trial folder (what summary.json holds). */
+export type LmTrialSummary = {
+  metrics: Record<string, number | null>;
+  last?: MetricsRow;
+  mean: Record<string, number | null>;
+};
+
+/** What {@link defineLmTask} builds: the trial kind, with the trial function beside it. */
+export interface LmTrialKind<C extends LmTrialConfig, S extends LmSetup, E, I = unknown>
+  extends TrialKind<C> {
+  /** Parse and default a trial config; throws {@link ConfigError} naming every bad key. */
+  parse(input: unknown): C;
+  /** One whole trial into outDir (see the module doc). */
+  trial(
+    input: I | C,
+    outDir: string,
+    opts?: LmTrialOptions<S>,
+  ): Promise<LmTrialResult<S["record"], E>>;
+  /** The named metrics, last metrics row and column means of a finished trial folder. */
+  summarize(outDir: string): Promise<LmTrialSummary>;
+  /** The stage folders a trial uses without a runner (`opts.stage`, else the local cache). */
+  stageFn(opts?: LocalStageOptions): StageFn;
+  /** The progress line while PPO runs: label -> metrics.jsonl column. */
+  progress: Record<string, string>;
+  stages: Record<string, StageDef>;
+}
+
+/** Files that hold a finished LM trial's final state: when both exist the trial is done. */
+export const LM_FINAL_FILES: readonly string[] = ["final.safetensors", "eval.json"];
+
+/** Whether a trial kind is an LM task (built by {@link defineLmTask}). */
+export function isLmTrialKind(
+  kind: TrialKind,
+): kind is LmTrialKind<LmTrialConfig, LmSetup, unknown> {
+  return "trial" in kind && typeof kind.trial === "function" && "parse" in kind;
+}
+
+/** An LM task's trial function and trial kind from its parts (see the module doc). */
+export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = unknown>(
+  spec: LmTaskSpec<C, S, E, I>,
+): LmTrialKind<C, S, E, I> {
+  const schema: z.ZodType<C, I> = spec.schema;
+  const parse = (input: unknown): C => {
+    const r = schema.safeParse(input ?? {});
+    if (!r.success) {
+      throw new ConfigError(formatIssues(r.error.issues, input, `${spec.name} config`));
+    }
+    const problems = spec.check?.(r.data) ?? [];
+    if (problems.length) {
+      throw new ConfigError(
+        `${spec.name} config: ` + problems.map((p) => `${p.cause}; ${p.fix}`).join("\n  "),
+      );
+    }
+    return r.data;
+  };
+  const stageFn = (opts: LocalStageOptions = {}) => localStageCache(spec, opts);
+
+  const trial = async (
+    input: I | C,
+    outDir: string,
+    opts: LmTrialOptions<S> = {},
+  ): Promise<LmTrialResult<S["record"], E>> => {
+    const c = parse(input);
+    const ctx: LmTaskContext = {
+      stage: stageFn(opts),
+      session: opts.session,
+      rewards: opts.rewards,
+      log: opts.log,
+    };
+    const setup = await spec.problem(c, ctx);
+    opts.onProblem?.(setup.problem, setup);
+    const { before, after, last } = await runLmPpo(
+      setup.problem,
+      c,
+      outDir,
+      opts,
+      () => spec.evaluate(setup, c, ctx),
+    );
+    const evaluation: LmEvaluation<S["record"], E> = {
+      task: spec.name,
+      ...setup.record,
+      before,
+      after,
+    };
+    await writeEvalJson(outDir, evaluation);
+    return { ...evaluation, last };
+  };
+
+  const summarize = async (outDir: string): Promise<LmTrialSummary> => {
+    const { evaluation, last, mean } = await readLmTrial<LmEvaluation<S["record"], E>>(outDir);
+    return { metrics: spec.summary(evaluation), ...(last ? { last } : {}), mean };
+  };
+
+  const run = async (config: C, outDir: string, ctx: TrialRunContext): Promise<void> => {
+    const per = spec.samples(config), total = config.updates;
+    const info = (row: MetricsRow) =>
+      Object.fromEntries(Object.entries(spec.progress).map(([label, col]) => [label, row[col]]));
+    await trial(config, outDir, {
+      resume: ctx.resume,
+      stage: ctx.stage,
+      session: { threads: ctx.threads, device: ctx.device },
+      onStart: (u) => ctx.onProgress({ done: u, total, step: u * per }),
+      onUpdate: (row, u) => ctx.onProgress({ done: u, total, step: u * per, info: info(row) }),
+    });
+  };
+
+  return {
+    name: spec.name,
+    aliases: [],
+    description: spec.description,
+    schema: spec.schema,
+    ...(spec.check ? { check: spec.check } : {}),
+    ...(spec.inputs ? { inputs: spec.inputs } : {}),
+    work: (c) => ({ total: c.updates, unit: "updates", steps: spec.samples(c) }),
+    finalFiles: [...LM_FINAL_FILES],
+    run,
+    summarize,
+    metricNames: {
+      named: { ...spec.metrics.named },
+      columns: [...PPO_METRIC_COLUMNS, ...spec.metrics.columns],
+    },
+    stages: spec.stages,
+    parse,
+    trial,
+    stageFn,
+    progress: spec.progress,
+  };
+}

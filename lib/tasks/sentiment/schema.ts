@@ -1,0 +1,130 @@
+/**
+ * The `sentiment` trial config ({@link SentimentRunSchema}): the model, the SFT and
+ * reward-model stages, PPO (the byte-level LM defaults with β = 0.1), the value model and
+ * LoRA, the reward list, the evaluation, and inputs given by path instead of stages.
+ *
+ * @example
+ * ```ts
+ * const c = SENTIMENT_KIND.parse({ ppo: { kl: { beta: 0.05 } } });
+ * c.sft.steps; // 1000
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import { KlSchema, redefault } from "../../ppo/config.ts";
+import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
+import { lmTrialShape } from "../lm_task.ts";
+import { RewardRefSchema } from "../rewards.ts";
+
+/** The policy's (and reward model's) architecture; V = 257 (byte tokenizer). */
+export const SentimentModelSchema = byteModelSchema({
+  min: 48,
+  default: 64,
+  help: "context length",
+});
+
+/** SFT stage: the corpus and the optimisation. */
+export const SentimentSftSchema = byteSftSchema({
+  steps: 1000,
+  stepsHelp: "optimizer steps",
+  corpusHelp: "reviews in the corpus",
+});
+
+/** Reward-model stage: where its preference pairs come from and the optimisation. */
+export const SentimentRewardModelSchema = z.object({
+  seed: z.number().int().default(1).describe("head init, pair draws and batch order"),
+  source: z.enum(["corpus", "policy"]).default("corpus").describe(
+    "pairs from the corpus generator, or sampled from the SFT policy",
+  ),
+  pairs: z.number().int().min(8).default(2000).describe("training pairs"),
+  held_out: z.number().int().min(8).default(500).describe("held-out pairs (accuracy)"),
+  label_noise: z.number().min(0).max(0.49).default(0).describe(
+    "probability of flipping a training pair's label (held-out pairs are never flipped)",
+  ),
+  typo_rate: z.number().min(0).max(1).default(0.2).describe(
+    "corpus pairs: probability that a review gets one misspelled (so neutral) word",
+  ),
+  steps: z.number().int().min(0).default(400).describe("optimizer steps"),
+  batch_size: z.number().int().min(1).default(32).describe("pairs per step"),
+  lr: z.number().positive().default(1e-3).describe("AdamW learning rate"),
+  weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
+  max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
+  normalize: z.boolean().default(true).describe(
+    "rescale the head so rewards have mean 0, std 1 on the training responses",
+  ),
+}).strict();
+
+/** {@link KlSchema} with this task's defaults (β = 0.1, fixed, in the reward). */
+export const SentimentKlSchema = KlSchema.extend({
+  beta: redefault(KlSchema.shape.beta, 0.1),
+});
+
+/** {@link LmPpoSchema} (the byte-level LM defaults) with this task's reference KL: β = 0.1. */
+export const SentimentPpoSchema = LmPpoSchema.extend({
+  kl: SentimentKlSchema.default(SentimentKlSchema.parse({})),
+});
+
+/** A whole `sentiment` trial: stages, PPO, rewards, evaluation. */
+export const SentimentRunSchema = z.object({
+  ...lmTrialShape({ updates: 20 }),
+  model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
+  sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
+  reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+  ppo: SentimentPpoSchema.default(SentimentPpoSchema.parse({})),
+  value_model: z.enum(["shared", "separate"]).default("shared").describe(
+    "value model: a head on the policy's trunk (shared) or its own GPT trunk, a copy of the " +
+      "SFT policy (separate)",
+  ),
+  lora: z.object({
+    r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
+    alpha: z.number().positive().default(16).describe(
+      "LoRA scale numerator (update = alpha/r·A@B)",
+    ),
+    targets: z.array(z.string().min(1)).min(1).default([
+      "attn.c_attn",
+      "attn.c_proj",
+      "mlp.c_fc",
+      "mlp.c_proj",
+    ]).describe("weights that get adapters (suffixes of GPT-2 weight names)"),
+  }).strict().default({
+    r: 0,
+    alpha: 16,
+    targets: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
+  }).describe("LoRA on the policy and a separate value model (base weights frozen)"),
+  batch: z.number().int().min(1).default(32).describe("prompts (responses) per update"),
+  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
+  rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
+    "the reward: Σ weight · component",
+  ),
+  eval: z.object({
+    samples: z.number().int().min(1).default(128).describe("responses per evaluation"),
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+  }).strict().default({ samples: 128, seed: 12345 }),
+  policy_path: z.string().min(1).nullable().default(null).describe(
+    "Hugging Face folder of the starting policy (GPT-2 layout, Proxima's byte tokenizer); " +
+      "null: train the SFT stage (sft.* keys)",
+  ),
+  reward_model_path: z.string().min(1).nullable().default(null).describe(
+    "reward-model folder (a GPT-2 folder + r_head.* tensors, as saveRewardModel writes); " +
+      "null: train the reward-model stage (reward_model.* keys)",
+  ),
+  prompts_path: z.string().min(1).nullable().default(null).describe(
+    "text file of prompts, one per line, used in turn by PPO and the evaluations; " +
+      "null: the built-in review openings",
+  ),
+}).strict();
+
+export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
+export type SentimentRunInput = z.input<typeof SentimentRunSchema>;
+
+/** Config of the SFT stage: the model and the sft sections. */
+export const SentimentSftStageSchema = z.object({
+  model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
+  sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
+}).strict();
+/** Config of the reward-model stage: what its SFT trunk is, and the reward_model section. */
+export const SentimentRmStageSchema = SentimentSftStageSchema.extend({
+  reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+}).strict();
+export type SentimentSftStageConfig = z.infer<typeof SentimentSftStageSchema>;
+export type SentimentRmStageConfig = z.infer<typeof SentimentRmStageSchema>;
