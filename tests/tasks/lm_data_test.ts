@@ -38,10 +38,10 @@ Deno.test("prompt sets: .txt lines, .jsonl prompt/messages, .parquet prompt and 
 
 Deno.test("prompt sets: every bad file is a ConfigError naming the key, the file/line and a fix", async () => {
   const cases: [string, RegExp][] = [
-    [await write("empty.txt", "\n  \n"), /prompts: .*empty\.txt: holds no prompts\n  fix: add/],
+    [await write("empty.txt", "\n  \n"), /prompts: .*empty\.txt: holds no prompts\n {2}fix: add/],
     [
       await write("latin1.txt", new Uint8Array([0x63, 0x61, 0x66, 0xe9, 0x0a])),
-      /is not UTF-8 text\n  fix: convert/,
+      /is not UTF-8 text\n {2}fix: convert/,
     ],
     [
       await write("bad.jsonl", '{"prompt": "ok"}\n{"text": "no"}\n'),
@@ -51,7 +51,7 @@ Deno.test("prompt sets: every bad file is a ConfigError naming the key, the file
     [await write("blank.jsonl", '{"prompt": "  "}\n'), /blank\.jsonl row 0: empty prompt/],
     [
       await write("x.csv", "a\n"),
-      /unknown prompt file type\n  fix: use \.txt, \.jsonl or \.parquet/,
+      /unknown prompt file type\n {2}fix: use \.txt, \.jsonl or \.parquet/,
     ],
     [`${tmp}/missing.txt`, /missing\.txt: cannot read/],
     [await write("bad.parquet", "not parquet"), /not a readable parquet file/],
