@@ -1,6 +1,9 @@
 /**
  * `deno task bench [name] [--threads N] [--steps N]`: benchmarks that print ratios
- * against a reference measured in the same run. Names: engine, gpt, ppo (default: all).
+ * against a reference measured in the same run. Names: engine, gpt, ppo, scale (default: all).
+ * `scale` (real-size models vs PyTorch 2.13): `--models gpt2,qwen`, `--scale-rounds N`,
+ * `--scale-steps N` (per side per round), `--scale-warmup N`, `--roll-rounds N`, `--no-rollout`,
+ * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
  */
@@ -8,6 +11,7 @@ import { parseArgs } from "node:util";
 import { benchEngine } from "./engine.ts";
 import { benchGpt } from "./gpt.ts";
 import { benchPpo } from "./ppo.ts";
+import { benchScale } from "./scale.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -20,6 +24,14 @@ const { values, positionals } = parseArgs({
     "env-steps": { type: "string", default: "102400" },
     env: { type: "string", default: "CartPole-v1" },
     rounds: { type: "string", default: "2" },
+    "scale-rounds": { type: "string", default: "4" },
+    "scale-steps": { type: "string", default: "2" },
+    "scale-warmup": { type: "string", default: "4" },
+    "roll-rounds": { type: "string", default: "3" },
+    models: { type: "string", default: "gpt2,qwen" },
+    "max-rss-gb": { type: "string", default: "15" },
+    cache: { type: "string" },
+    "no-rollout": { type: "boolean", default: false },
   },
 });
 
@@ -43,6 +55,18 @@ const benches: Record<string, () => Promise<void>> = {
       envSteps: Number(values["env-steps"]),
       env: values.env,
       rounds: Number(values.rounds),
+    }),
+  scale: () =>
+    benchScale({
+      threads: Number(values.threads),
+      rounds: Number(values["scale-rounds"]),
+      roundSteps: Number(values["scale-steps"]),
+      warmup: Number(values["scale-warmup"]),
+      rollRounds: Number(values["roll-rounds"]),
+      models: values.models.split(","),
+      maxRssGb: Number(values["max-rss-gb"]),
+      cache: values.cache,
+      noRollout: values["no-rollout"],
     }),
 };
 
