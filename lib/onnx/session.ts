@@ -12,6 +12,7 @@
 import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
 import { type DType, Graph } from "./graph.ts";
+import { FfiSession, ffiStatus } from "./ort_ffi.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -24,6 +25,13 @@ export interface SessionOptions {
   optimization?: "disabled" | "basic" | "extended" | "all";
   /** Let idle intra-op threads spin-wait (default false: they sleep; see compile()). */
   spinning?: boolean;
+  /**
+   * How sessions are run on the CPU: "ffi" (default where it loads) calls ORT's C API through
+   * Deno's FFI (ort_ffi.ts: outputs written in place, no copies); "node" uses onnxruntime-node,
+   * which copies every fetched output. Same library, same kernels: the same results either way.
+   * Other devices always use onnxruntime-node. $PROXIMA_ORT_FFI=0 forces "node".
+   */
+  backend?: "ffi" | "node";
 }
 
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
@@ -117,10 +125,20 @@ async function checkDevice(device: Device): Promise<void> {
   );
 }
 
+/** What a compiled graph runs on: onnxruntime-node's session or the FFI one. */
+interface Backend {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: Record<string, ort.Tensor | null>,
+  ): Promise<Record<string, ort.Tensor>>;
+}
+
 /** A compiled graph. */
 export class Session {
   constructor(
-    readonly inner: ort.InferenceSession,
+    private readonly inner: Backend,
     readonly hash: string,
     readonly options: Required<SessionOptions>,
   ) {}
@@ -140,20 +158,30 @@ export class Session {
       graphHash: this.hash,
     };
   }
+  /** "ffi" or "node" (see {@link SessionOptions.backend}). */
+  get backend(): "ffi" | "node" {
+    return this.inner instanceof FfiSession ? "ffi" : "node";
+  }
   get inputNames(): readonly string[] {
     return this.inner.inputNames;
   }
   get outputNames(): readonly string[] {
     return this.inner.outputNames;
   }
-  /** Run; `fetches` may give preallocated output tensors that ORT writes into. */
+  /**
+   * Run; `fetches` may give preallocated output tensors that ORT writes into. With the "ffi"
+   * backend they are written in place and returned as the same objects; "node" returns copies
+   * (and writes the given tensors too).
+   */
   run(
     feeds: Record<string, ort.Tensor>,
     fetches?: Record<string, ort.Tensor | null>,
   ): Promise<Record<string, ort.Tensor>> {
+    if (this.inner instanceof FfiSession) return this.inner.run(feeds, fetches);
+    const s = this.inner as unknown as ort.InferenceSession;
     return fetches
-      ? this.inner.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType)
-      : this.inner.run(feeds);
+      ? s.run(feeds, fetches as unknown as ort.InferenceSession.FetchesType)
+      : s.run(feeds);
   }
 }
 
@@ -174,13 +202,20 @@ export async function compile(
     threads: opts.threads ?? 2,
     optimization: opts.optimization ?? "all",
     spinning: opts.spinning ?? false,
+    backend: opts.device === "cuda" ? "node" : opts.backend ?? (ffiStatus().ok ? "ffi" : "node"),
   };
+
   await checkDevice(options.device);
   const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
   const hash = graphHash(bytes);
-  const key =
-    `${hash}|${options.device}|${options.threads}|${options.optimization}|${options.spinning}`;
+  const key = `${hash}|${options.device}|${options.threads}|${options.optimization}|` +
+    `${options.spinning}|${options.backend}`;
   let s = cache.get(key);
+  if (!s && options.backend === "ffi") {
+    s = FfiSession.create(bytes, options).then((inner) => new Session(inner, hash, options));
+    s.catch(() => cache.delete(key));
+    cache.set(key, s);
+  }
   if (!s) {
     s = ort.InferenceSession.create(bytes, {
       executionProviders: [options.device],

@@ -1,0 +1,512 @@
+/**
+ * ONNX Runtime's C API through Deno's FFI: the same `libonnxruntime` that onnxruntime-node
+ * ships and loads (same version, same kernels, so the same bits), without the Node binding's
+ * copies.
+ *
+ * Why: onnxruntime-node 1.30 copies EVERY fetched output into a fresh JS ArrayBuffer, even one
+ * given as a preallocated output (measured: a run with a preallocated 16M-float output returns a
+ * different buffer, writes to it do not reach the caller's tensor, and RSS grows by the output's
+ * size per run until GC). For a 124M-parameter train step that is 1.5 GB of copies and garbage
+ * per step. Here an output given by the caller is written in place and returned as the same
+ * tensor object, and an output may even be the same memory as an input (an in-place update),
+ * which the optimizer sessions use (see optim_session.ts for when that is safe).
+ *
+ * Runs are `nonblocking` FFI calls: ORT works on a separate thread while JS awaits. Tensors'
+ * memory must stay alive until the promise settles (the run holds references to them).
+ *
+ * CPU only; sessions on other devices use onnxruntime-node (session.ts chooses).
+ * @module
+ */
+import * as ort from "onnxruntime-node";
+
+type Ptr = Deno.PointerValue;
+
+/** OrtApi function-table indices (the struct is append-only, so these hold for every version). */
+const FN = {
+  GetErrorMessage: 2,
+  CreateEnv: 3,
+  CreateSessionFromArray: 8,
+  Run: 9,
+  CreateSessionOptions: 10,
+  SetSessionExecutionMode: 13,
+  EnableProfiling: 14,
+  DisableMemPattern: 17,
+  DisableCpuMemArena: 19,
+  SetSessionLogSeverityLevel: 22,
+  SetSessionGraphOptimizationLevel: 23,
+  SetIntraOpNumThreads: 24,
+  SetInterOpNumThreads: 25,
+  SessionGetInputCount: 30,
+  SessionGetOutputCount: 31,
+  SessionGetInputName: 36,
+  SessionGetOutputName: 37,
+  CreateTensorWithDataAsOrtValue: 49,
+  GetTensorMutableData: 51,
+  GetTensorElementType: 60,
+  GetDimensionsCount: 61,
+  GetDimensions: 62,
+  GetTensorTypeAndShape: 65,
+  CreateCpuMemoryInfo: 69,
+  AllocatorFree: 76,
+  GetAllocatorWithDefaultOptions: 78,
+  ReleaseStatus: 93,
+  ReleaseSession: 95,
+  ReleaseValue: 96,
+  ReleaseTensorTypeAndShapeInfo: 99,
+  ReleaseSessionOptions: 100,
+  SessionEndProfiling: 110,
+  AddSessionConfigEntry: 130,
+} as const;
+
+const P = "pointer" as const, U = "usize" as const, I = "i32" as const;
+
+const SIGS = {
+  GetErrorMessage: { parameters: [P], result: P },
+  CreateEnv: { parameters: [I, "buffer", "buffer"], result: P },
+  CreateSessionFromArray: {
+    parameters: [P, P, U, P, "buffer"],
+    result: P,
+    nonblocking: true,
+  },
+  Run: {
+    parameters: [P, P, "buffer", "buffer", U, "buffer", U, "buffer"],
+    result: P,
+    nonblocking: true,
+  },
+  CreateSessionOptions: { parameters: ["buffer"], result: P },
+  SetSessionExecutionMode: { parameters: [P, I], result: P },
+  EnableProfiling: { parameters: [P, "buffer"], result: P },
+  DisableMemPattern: { parameters: [P], result: P },
+  DisableCpuMemArena: { parameters: [P], result: P },
+  SetSessionLogSeverityLevel: { parameters: [P, I], result: P },
+  SetSessionGraphOptimizationLevel: { parameters: [P, I], result: P },
+  SetIntraOpNumThreads: { parameters: [P, I], result: P },
+  SetInterOpNumThreads: { parameters: [P, I], result: P },
+  SessionGetInputCount: { parameters: [P, "buffer"], result: P },
+  SessionGetOutputCount: { parameters: [P, "buffer"], result: P },
+  SessionGetInputName: { parameters: [P, U, P, "buffer"], result: P },
+  SessionGetOutputName: { parameters: [P, U, P, "buffer"], result: P },
+  CreateTensorWithDataAsOrtValue: {
+    parameters: [P, P, U, "buffer", U, I, "buffer"],
+    result: P,
+  },
+  GetTensorMutableData: { parameters: [P, "buffer"], result: P },
+  GetTensorElementType: { parameters: [P, "buffer"], result: P },
+  GetDimensionsCount: { parameters: [P, "buffer"], result: P },
+  GetDimensions: { parameters: [P, "buffer", U], result: P },
+  GetTensorTypeAndShape: { parameters: [P, "buffer"], result: P },
+  CreateCpuMemoryInfo: { parameters: [I, I, "buffer"], result: P },
+  AllocatorFree: { parameters: [P, P], result: P },
+  GetAllocatorWithDefaultOptions: { parameters: ["buffer"], result: P },
+  ReleaseStatus: { parameters: [P], result: "void" },
+  ReleaseSession: { parameters: [P], result: "void" },
+  ReleaseValue: { parameters: [P], result: "void" },
+  ReleaseTensorTypeAndShapeInfo: { parameters: [P], result: "void" },
+  ReleaseSessionOptions: { parameters: [P], result: "void" },
+  SessionEndProfiling: { parameters: [P, P, "buffer"], result: P },
+  AddSessionConfigEntry: { parameters: [P, "buffer", "buffer"], result: P },
+} as const satisfies Record<keyof typeof FN, Deno.ForeignFunction>;
+
+type Api = { [K in keyof typeof SIGS]: Deno.UnsafeFnPointer<(typeof SIGS)[K]>["call"] };
+
+/** ONNX element types by ort.Tensor type name. */
+const ELEM: Record<string, number> = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float64: 11,
+};
+const ELEM_NAME: Record<number, string> = Object.fromEntries(
+  Object.entries(ELEM).map(([k, v]) => [v, k]),
+);
+const ARRAY: Record<string, new (b: ArrayBuffer) => ArrayBufferView> = {
+  float32: Float32Array,
+  uint8: Uint8Array,
+  int8: Int8Array,
+  int32: Int32Array,
+  int64: BigInt64Array,
+  bool: Uint8Array,
+  float64: Float64Array,
+};
+
+interface Runtime {
+  api: Api;
+  env: Ptr;
+  cpuInfo: Ptr;
+  allocator: Ptr;
+  version: string;
+}
+
+let runtime: Runtime | null | undefined;
+let unavailable = "";
+
+/** libonnxruntime inside the onnxruntime-node package (the binding's own copy). */
+function libraryPath(): string | undefined {
+  const os = Deno.build.os, arch = Deno.build.arch === "x86_64" ? "x64" : "arm64";
+  const file = os === "linux"
+    ? "libonnxruntime.so.1"
+    : os === "darwin"
+    ? "libonnxruntime.1.dylib"
+    : os === "windows"
+    ? "onnxruntime.dll"
+    : undefined;
+  if (!file) return undefined;
+  try {
+    const index = new URL(import.meta.resolve("onnxruntime-node"));
+    const dir = new URL(`../bin/napi-v6/${os === "windows" ? "win32" : os}/${arch}/`, index);
+    const path = decodeURIComponent(new URL(file, dir).pathname);
+    Deno.statSync(path);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+const cstr = (s: string) => new TextEncoder().encode(s + "\0");
+const out8 = () => new BigUint64Array(1);
+const ptrOf = (b: BigUint64Array) => Deno.UnsafePointer.create(b[0]);
+
+function load(): Runtime | null {
+  if (runtime !== undefined) return runtime;
+  runtime = null;
+  if (Deno.env.get("PROXIMA_ORT_FFI") === "0") {
+    unavailable = "disabled by PROXIMA_ORT_FFI=0";
+    return null;
+  }
+  const path = libraryPath();
+  if (!path) {
+    unavailable = "libonnxruntime not found in the onnxruntime-node package";
+    return null;
+  }
+  try {
+    const lib = Deno.dlopen(path, { OrtGetApiBase: { parameters: [], result: P } });
+    const base = new Deno.UnsafePointerView(lib.symbols.OrtGetApiBase()!);
+    const getApi = new Deno.UnsafeFnPointer(base.getPointer(0)!, {
+      parameters: ["u32"],
+      result: P,
+    });
+    const getVersion = new Deno.UnsafeFnPointer(base.getPointer(8)!, { parameters: [], result: P });
+    const version = Deno.UnsafePointerView.getCString(getVersion.call()!);
+    const table = getApi.call(13); // the API version whose table holds every entry used here
+    if (!table) throw new Error(`OrtGetApiBase()->GetApi(13) returned null (ORT ${version})`);
+    const view = new Deno.UnsafePointerView(table);
+    const api = {} as Record<string, unknown>;
+    for (const [name, index] of Object.entries(FN)) {
+      const fn = new Deno.UnsafeFnPointer(
+        view.getPointer(index * 8)!,
+        SIGS[name as keyof typeof SIGS] as Deno.ForeignFunction,
+      );
+      api[name] = fn.call.bind(fn);
+    }
+    const a = api as Api;
+    const env = out8();
+    check(a, a.CreateEnv(3, cstr("proxima"), env) as Ptr, "CreateEnv");
+    const info = out8();
+    check(a, a.CreateCpuMemoryInfo(1, 0, info) as Ptr, "CreateCpuMemoryInfo");
+    const alloc = out8();
+    check(
+      a,
+      a.GetAllocatorWithDefaultOptions(alloc) as Ptr,
+      "GetAllocatorWithDefaultOptions",
+    );
+    runtime = { api: a, env: ptrOf(env), cpuInfo: ptrOf(info), allocator: ptrOf(alloc), version };
+  } catch (e) {
+    unavailable = (e as Error).message;
+    runtime = null;
+  }
+  return runtime;
+}
+
+/** Throw ORT's message when `status` is an error (and release it). */
+function check(api: Api, status: Ptr, what: string): void {
+  if (status === null) return;
+  const msg = Deno.UnsafePointerView.getCString(api.GetErrorMessage(status) as NonNullable<Ptr>);
+  api.ReleaseStatus(status);
+  throw new Error(`onnxruntime ${what}: ${msg}`);
+}
+
+/** Whether the FFI runtime can be used here; otherwise why not. */
+export function ffiStatus(): { ok: true; version: string } | { ok: false; why: string } {
+  const r = load();
+  return r ? { ok: true, version: r.version } : { ok: false, why: unavailable };
+}
+
+/** Session options the FFI session understands (a subset of session.ts's). */
+export interface FfiSessionOptions {
+  threads: number;
+  optimization: "disabled" | "basic" | "extended" | "all";
+  spinning: boolean;
+  /** Write an ORT profile (JSON) with this file prefix; see {@link FfiSession.endProfiling}. */
+  profile?: string;
+  /** Use ORT's CPU memory arena (default true, as ORT). */
+  memArena?: boolean;
+  /** ORT's memory-pattern planning (default true, as ORT). */
+  memPattern?: boolean;
+}
+
+const LEVEL = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
+
+/** Smallest byte length passed as the tensor's own memory; smaller data is staged (copied). */
+const STAGE_BELOW = 64;
+
+/** A compiled model run through the C API. */
+export class FfiSession {
+  private inNames: Uint8Array[];
+  private outNames: Uint8Array[];
+  private inIndex: Map<string, number>;
+  private outIndex: Map<string, number>;
+  private released = false;
+
+  private constructor(
+    private readonly rt: Runtime,
+    private handle: NonNullable<Ptr>,
+    readonly inputNames: string[],
+    readonly outputNames: string[],
+  ) {
+    this.inNames = inputNames.map(cstr);
+    this.outNames = outputNames.map(cstr);
+    this.inIndex = new Map(inputNames.map((n, i) => [n, i]));
+    this.outIndex = new Map(outputNames.map((n, i) => [n, i]));
+  }
+
+  /** Compile `bytes` (an ONNX model) off the JS thread. */
+  static async create(bytes: Uint8Array, opts: FfiSessionOptions): Promise<FfiSession> {
+    const rt = load();
+    if (!rt) throw new Error(`FfiSession: the ORT C API is not available: ${unavailable}`);
+    const { api } = rt;
+    const so = out8();
+    check(api, api.CreateSessionOptions(so) as Ptr, "CreateSessionOptions");
+    const options = ptrOf(so);
+    try {
+      check(api, api.SetIntraOpNumThreads(options, opts.threads) as Ptr, "SetIntraOpNumThreads");
+      check(api, api.SetInterOpNumThreads(options, 1) as Ptr, "SetInterOpNumThreads");
+      check(api, api.SetSessionExecutionMode(options, 0) as Ptr, "SetSessionExecutionMode");
+      check(
+        api,
+        api.SetSessionGraphOptimizationLevel(options, LEVEL[opts.optimization]) as Ptr,
+        "SetSessionGraphOptimizationLevel",
+      );
+      check(api, api.SetSessionLogSeverityLevel(options, 3) as Ptr, "SetSessionLogSeverityLevel");
+      check(
+        api,
+        api.AddSessionConfigEntry(
+          options,
+          cstr("session.intra_op.allow_spinning"),
+          cstr(opts.spinning ? "1" : "0"),
+        ) as Ptr,
+        "AddSessionConfigEntry",
+      );
+      if (opts.memArena === false) {
+        check(api, api.DisableCpuMemArena(options) as Ptr, "DisableCpuMemArena");
+      }
+      if (opts.memPattern === false) {
+        check(api, api.DisableMemPattern(options) as Ptr, "DisableMemPattern");
+      }
+      if (opts.profile) {
+        check(api, api.EnableProfiling(options, cstr(opts.profile)) as Ptr, "EnableProfiling");
+      }
+      const model = new Uint8Array(bytes); // an own copy: stays put while ORT reads it
+      const out = out8();
+      const status = await api.CreateSessionFromArray(
+        rt.env,
+        Deno.UnsafePointer.of(model),
+        BigInt(model.byteLength),
+        options,
+        out,
+      ) as Ptr;
+      check(api, status, "CreateSessionFromArray");
+      const handle = ptrOf(out)!;
+      const names = (count: 30 | 31, name: 36 | 37) => {
+        const n = new BigUint64Array(1);
+        const countFn = count === 30 ? api.SessionGetInputCount : api.SessionGetOutputCount;
+        check(api, countFn(handle, n) as Ptr, "SessionGet*Count");
+        const nameFn = name === 36 ? api.SessionGetInputName : api.SessionGetOutputName;
+        return Array.from({ length: Number(n[0]) }, (_, i) => {
+          const p = out8();
+          check(api, nameFn(handle, BigInt(i), rt.allocator, p) as Ptr, "name");
+          const s = Deno.UnsafePointerView.getCString(ptrOf(p)!);
+          check(api, api.AllocatorFree(rt.allocator, ptrOf(p)) as Ptr, "AllocatorFree");
+          return s;
+        });
+      };
+      return new FfiSession(rt, handle, names(30, 36), names(31, 37));
+    } finally {
+      api.ReleaseSessionOptions(options);
+    }
+  }
+
+  /** An OrtValue over `t`'s memory (no copy; tiny data is staged: see `data`). */
+  private value(
+    t: ort.Tensor,
+    keep: unknown[],
+    name: string,
+  ): { v: NonNullable<Ptr>; data: ArrayBufferView } {
+    const { api, cpuInfo } = this.rt;
+    const elem = ELEM[t.type];
+    if (elem === undefined) throw new Error(`FfiSession: "${name}": tensor type ${t.type}`);
+    let data = t.data as ArrayBufferView;
+    if (!ArrayBuffer.isView(data)) throw new Error(`FfiSession: "${name}": data is not typed`);
+    if (data.byteLength < STAGE_BELOW) {
+      // Tiny typed arrays may live on V8's heap, where they can move: give ORT a fixed copy.
+      const staged = new Uint8Array(new ArrayBuffer(Math.max(data.byteLength, 8)));
+      staged.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      data = staged;
+    }
+    const dims = BigInt64Array.from(t.dims, (d) => BigInt(d));
+    keep.push(data, dims);
+    const out = out8();
+    check(
+      api,
+      api.CreateTensorWithDataAsOrtValue(
+        cpuInfo,
+        Deno.UnsafePointer.of(data as BufferSource),
+        BigInt(data.byteLength),
+        dims,
+        BigInt(dims.length),
+        elem,
+        out,
+      ) as Ptr,
+      `CreateTensorWithDataAsOrtValue ("${name}")`,
+    );
+    return { v: ptrOf(out)!, data };
+  }
+
+  /**
+   * Run: `feeds` by input name; `fetches` by output name, a tensor that ORT writes into (and
+   * that is returned as is) or null (ORT allocates; the result is copied out). Without
+   * `fetches`, every output is fetched.
+   */
+  async run(
+    feeds: Record<string, ort.Tensor>,
+    fetches?: Record<string, ort.Tensor | null>,
+  ): Promise<Record<string, ort.Tensor>> {
+    if (this.released) throw new Error("FfiSession: released");
+    const { api } = this.rt;
+    const keep: unknown[] = [];
+    const inVals: NonNullable<Ptr>[] = [], inNamePtrs: bigint[] = [];
+    const want = fetches ?? Object.fromEntries(this.outputNames.map((n) => [n, null]));
+    const outNames = Object.keys(want);
+    const outVals = new BigUint64Array(outNames.length);
+    const created: NonNullable<Ptr>[] = [];
+    try {
+      for (const [n, t] of Object.entries(feeds)) {
+        const i = this.inIndex.get(n);
+        if (i === undefined) continue; // as onnxruntime-node: feeds the model lacks are ignored
+        const { v } = this.value(t, keep, n);
+        created.push(v);
+        inVals.push(v);
+        inNamePtrs.push(BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.inNames[i]))));
+      }
+      const outNamePtrs = new BigUint64Array(outNames.length);
+      const staged: [ort.Tensor, Uint8Array][] = [];
+      outNames.forEach((n, k) => {
+        const i = this.outIndex.get(n);
+        if (i === undefined) throw new Error(`FfiSession: the model has no output "${n}"`);
+        outNamePtrs[k] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.outNames[i])));
+        const t = want[n];
+        if (t) {
+          const { v, data } = this.value(t, keep, n);
+          created.push(v);
+          outVals[k] = BigInt(Deno.UnsafePointer.value(v));
+          if (data !== t.data) staged.push([t, data as Uint8Array]);
+        }
+      });
+      const inValArr = BigUint64Array.from(inVals, (v) => BigInt(Deno.UnsafePointer.value(v)));
+      const inNameArr = BigUint64Array.from(inNamePtrs);
+      keep.push(inValArr, inNameArr, outNamePtrs, this.inNames, this.outNames);
+      const status = await api.Run(
+        this.handle,
+        null,
+        inNameArr,
+        inValArr,
+        BigInt(inVals.length),
+        outNamePtrs,
+        BigInt(outNames.length),
+        outVals,
+      ) as Ptr;
+      check(api, status, "Run");
+      for (const [t, s] of staged) {
+        const d = t.data as ArrayBufferView;
+        new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(s.subarray(0, d.byteLength));
+      }
+      const result: Record<string, ort.Tensor> = {};
+      outNames.forEach((n, k) => {
+        const given = want[n];
+        if (given) result[n] = given;
+        else {
+          const v = Deno.UnsafePointer.create(outVals[k])!;
+          try {
+            result[n] = this.copyOut(v);
+          } finally {
+            api.ReleaseValue(v);
+          }
+          outVals[k] = 0n;
+        }
+      });
+      return result;
+    } finally {
+      for (const v of created) api.ReleaseValue(v);
+      for (let k = 0; k < outVals.length; k++) {
+        // ORT-allocated outputs left over after an error
+        if (outVals[k] !== 0n && !want[outNames[k]]) {
+          api.ReleaseValue(Deno.UnsafePointer.create(outVals[k]));
+        }
+      }
+    }
+  }
+
+  /** A JS tensor with a copy of an ORT-allocated output. */
+  private copyOut(v: NonNullable<Ptr>): ort.Tensor {
+    const { api } = this.rt;
+    const info = out8();
+    check(api, api.GetTensorTypeAndShape(v, info) as Ptr, "shape");
+    const ip = ptrOf(info);
+    try {
+      const elem = new Int32Array(1);
+      check(api, api.GetTensorElementType(ip, elem) as Ptr, "type");
+      const count = new BigUint64Array(1);
+      check(api, api.GetDimensionsCount(ip, count) as Ptr, "rank");
+      const dims = new BigInt64Array(Math.max(Number(count[0]), 1));
+      check(api, api.GetDimensions(ip, dims, count[0]) as Ptr, "dims");
+      const shape = Array.from(dims.subarray(0, Number(count[0])), Number);
+      const type = ELEM_NAME[elem[0]];
+      if (!type) throw new Error(`FfiSession: output element type ${elem[0]} is not supported`);
+      const n = shape.reduce((a, b) => a * b, 1);
+      const Arr = ARRAY[type];
+      const bytes = n * (Arr as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+      const buf = new ArrayBuffer(bytes);
+      if (bytes > 0) {
+        const p = out8();
+        check(api, api.GetTensorMutableData(v, p) as Ptr, "data");
+        new Deno.UnsafePointerView(ptrOf(p)!).copyInto(new Uint8Array(buf));
+      }
+      return new ort.Tensor(type as "float32", new Arr(buf) as Float32Array, shape);
+    } finally {
+      api.ReleaseTensorTypeAndShapeInfo(ip);
+    }
+  }
+
+  /** Stop profiling; returns the profile file's path. */
+  endProfiling(): string {
+    const { api } = this.rt;
+    const p = out8();
+    check(
+      api,
+      api.SessionEndProfiling(this.handle, this.rt.allocator, p) as Ptr,
+      "SessionEndProfiling",
+    );
+    const s = Deno.UnsafePointerView.getCString(ptrOf(p)!);
+    check(api, api.AllocatorFree(this.rt.allocator, ptrOf(p)) as Ptr, "AllocatorFree");
+    return s;
+  }
+
+  /** Free the session (its thread pool and arena). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.rt.api.ReleaseSession(this.handle);
+  }
+}
