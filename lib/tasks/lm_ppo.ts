@@ -122,7 +122,7 @@ export interface LmProblemOptions {
   /** Most tokens per response (the rollout's cols are the longest response actually sampled). */
   maxNewTokens: number;
   /** Ends a response (kept, mask 1, where the score lands). Omitted: responses never end early. */
-  eosTokenId?: number;
+  eosTokenId?: number | readonly number[];
   /** Left padding of prompts and filler after a response ends (masked everywhere). */
   padTokenId: number;
   /**
