@@ -201,7 +201,8 @@ async function main(): Promise<number> {
     session: { device: v.device as "cpu" | "cuda" | undefined, threads },
   });
   out.responses.forEach((ids, i) => {
-    const text = tok.decode(ids, { skipSpecialTokens: true });
+    // Ids past the tokenizer's vocabulary (padded embedding rows) have no text: skipped.
+    const text = tok.decode(ids.filter((id) => id < tok.vocabSize), { skipSpecialTokens: true });
     const p = inputs[i];
     if (v.json) {
       console.log(JSON.stringify({

@@ -22,7 +22,7 @@ import {
 } from "../lib/envs/run.ts";
 import { envSpec } from "../lib/envs/registry.ts";
 import { DeviceError } from "../lib/onnx/session.ts";
-import { findTrialKind, TASKS } from "../lib/experiment/mod.ts";
+import { didYouMean, findTrialKind, TASKS } from "../lib/experiment/mod.ts";
 import {
   isLmTrialKind,
   type LmSetup,
@@ -62,15 +62,27 @@ function parseValue(v: string): unknown {
  * `--adaptive-kl` is a switch: it sets `ppo.kl.control` to "adaptive" (Ziegler et al.'s
  * controller, target `--kl-target`, horizon `--kl.horizon`).
  */
-export const LM_FLAG_ALIASES: Record<string, { key: string; value?: unknown; help: string }> = {
-  "model": { key: "policy_path", help: "starting policy folder (default: train the SFT stage)" },
+export const LM_FLAG_ALIASES: Record<
+  string,
+  { key: string | string[]; value?: unknown; help: string }
+> = {
+  // A list: the first key the task has (sentiment: policy_path, lm: policy).
+  "model": { key: ["policy_path", "policy"], help: "policy folder (a Hugging Face folder)" },
+  "model-name": { key: ["policy_path", "policy"], help: "the same as --model (TRL's name)" },
   "reward-model": {
-    key: "reward_model_path",
-    help: "reward-model folder (default: train the reward-model stage)",
+    key: ["reward_model_path", "reward_model"],
+    help: "reward-model folder",
   },
-  "prompts": { key: "prompts_path", help: "prompts file, one per line (default: built in)" },
+  "reward-model-path": {
+    key: ["reward_model_path", "reward_model"],
+    help: "the same as --reward-model (TRL's name)",
+  },
+  "prompts": { key: ["prompts_path", "prompts"], help: "prompts file" },
+  "prompts-file": { key: ["prompts_path", "prompts"], help: "the same as --prompts" },
+  "learning-rate": { key: "ppo.lr", help: "AdamW learning rate (the same as --lr)" },
   "batch-size": { key: "batch", help: "prompts (responses) per PPO update" },
   "ppo-epochs": { key: "ppo.epochs", help: "PPO epochs over each batch" },
+  "num-epochs": { key: "ppo.epochs", help: "the same as --ppo-epochs" },
   "kl-coef": { key: "ppo.kl.beta", help: "β of the KL penalty to the reference" },
   "adaptive-kl": {
     key: "ppo.kl.control",
@@ -82,11 +94,17 @@ export const LM_FLAG_ALIASES: Record<string, { key: string; value?: unknown; hel
   "save-steps": { key: "checkpoint_every", help: "checkpoint every k PPO updates" },
 };
 
-/** Flags -> nested config object (unknown keys are left for zod to name). */
+/** Run flags under other scripts' names (TRL's `--output_dir`). */
+const RUN_FLAG_ALIASES: Record<string, string> = { "output-dir": "out" };
+
+/**
+ * Flags -> nested config object. A flag that names no config key, alias or run flag is refused
+ * with a did-you-mean; a wrong value is left for zod to name.
+ */
 export function flagsToConfig(
   args: string[],
   schema: z.ZodObject = EnvRunSchema,
-  aliases: Record<string, { key: string; value?: unknown }> = {},
+  aliases: Record<string, { key: string | string[]; value?: unknown }> = {},
 ): {
   config: Record<string, unknown>;
   run: Record<string, string | boolean>;
@@ -98,18 +116,40 @@ export function flagsToConfig(
   const ppo = schema.shape.ppo as unknown as { unwrap(): z.ZodObject };
   const ppoKeys = new Set(Object.keys(ppo.unwrap().shape));
   const top = new Set(Object.keys(schema.shape));
+  // An alias's key: the first of its candidates this schema has.
+  const keyOf = (a: { key: string | string[] }) =>
+    (Array.isArray(a.key) ? a.key : [a.key]).find((k) => top.has(k.split(".")[0])) ??
+      (Array.isArray(a.key) ? a.key[0] : a.key);
+  const known = [
+    ...runFlags,
+    ...Object.keys(RUN_FLAG_ALIASES),
+    ...Object.keys(aliases),
+    ...top,
+    ...ppoKeys,
+  ].map((k) => k.replaceAll("_", "-"));
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (t.kind === "positional") throw new ConfigError(`train: unexpected argument "${t.value}"`);
     if (t.kind !== "option") continue;
+    // --output_dir and --output-dir are one flag (scripts spell them either way).
+    const name = RUN_FLAG_ALIASES[t.name.replaceAll("_", "-")] ??
+      (t.name.includes(".") ? t.name : t.name.replaceAll("_", "-"));
+    const root = name.split(".")[0];
+    if (!known.includes(root.replaceAll("_", "-"))) {
+      const m = didYouMean(root, known);
+      throw new ConfigError(
+        `train flags: unknown flag --${t.name}` + (m ? ` (did you mean --${m}?)` : "") +
+          `\n  fix: ${m ? `write --${m}` : "see deno task train --task <task> --help"}`,
+      );
+    }
     let value: string | boolean | undefined = t.value;
-    const alias = aliases[t.name];
+    const alias = aliases[name];
     const next = tokens[i + 1];
     if (value === undefined && next?.kind === "positional" && alias?.value === undefined) {
       value = next.value, i++;
     }
-    if (runFlags.has(t.name)) {
-      run[t.name] = value ?? true;
+    if (runFlags.has(name)) {
+      run[name] = value ?? true;
       continue;
     }
     if (alias?.value !== undefined) {
@@ -118,7 +158,7 @@ export function flagsToConfig(
       }
       value = JSON.stringify(alias.value);
     }
-    let path = (alias?.key ?? t.name).replaceAll("-", "_").split(".");
+    let path = (alias ? keyOf(alias) : name).replaceAll("-", "_").split(".");
     if (!top.has(path[0]) && (ppoKeys.has(path[0]))) path = ["ppo", ...path];
     let o = config;
     for (const k of path.slice(0, -1)) o = (o[k] ??= {}) as Record<string, unknown>;
@@ -205,20 +245,22 @@ async function trainTask(task: string): Promise<void> {
     Deno.args,
     t.schema,
     Object.fromEntries(
-      Object.entries(LM_FLAG_ALIASES).filter(([, a]) => a.key.split(".")[0] in t.schema.shape),
+      Object.entries(LM_FLAG_ALIASES).filter(([, a]) =>
+        [a.key].flat().some((k) => k.split(".")[0] in t.schema.shape)
+      ),
     ),
   );
   if (run.help) {
     const aliases = Object.entries(LM_FLAG_ALIASES)
-      .filter(([, a]) => a.key.split(".")[0] in t.schema.shape);
+      .filter(([, a]) => [a.key].flat().some((k) => k.split(".")[0] in t.schema.shape));
     const w = Math.max(...aliases.map(([k]) => k.length)) + 4;
     console.log(
       `Usage: deno task train --task ${task} [--out DIR] [--resume] [--quiet] [--seed N] ` +
         "[--KEY VALUE ...]\n\nFlags:\n" +
         aliases.map(([k, a]) =>
-          `  --${k.padEnd(w - 2)}${a.help} (${a.key}${
-            a.value === undefined ? "" : ` = ${JSON.stringify(a.value)}`
-          })`
+          `  --${k.padEnd(w - 2)}${a.help} (${
+            [a.key].flat().find((x) => x.split(".")[0] in t.schema.shape)
+          }${a.value === undefined ? "" : ` = ${JSON.stringify(a.value)}`})`
         ).join("\n") +
         "\n\nEvery config key is a flag too: " + Object.keys(t.schema.shape).join(", ") +
         " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)",

@@ -562,3 +562,39 @@ function explainIssue(
       return { cause: `${issue.message} (${got})`, fix: "see the task's config keys" };
   }
 }
+
+/**
+ * Read and check every trial's inputs (`TrialKind.validate`: model folders, prompt files)
+ * before any trial starts; throws an {@link ExperimentError} listing each problem once.
+ * A kind without `validate` has nothing to check.
+ *
+ * @example
+ * ```ts
+ * const plan = planExperiment(exp, { file, codeVersion });
+ * await validateInputs(plan); // e.g. "prompts: data.jsonl row 3: is 900 tokens ..."
+ * ```
+ */
+export async function validateInputs(plan: Plan): Promise<void> {
+  const validate = plan.kind.validate;
+  if (!validate) return;
+  const problems: Problem[] = [];
+  for (const t of plan.trials) {
+    let found: Problem[];
+    try {
+      found = await validate.call(plan.kind, t.identity.config);
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      // A ConfigError that carries its key, cause and fix (lib/tasks/inputs.ts) keeps them.
+      const p = e as ConfigError & Partial<Problem>;
+      found = [
+        p.key && p.cause && p.fix
+          ? { key: p.key, cause: p.cause, fix: p.fix }
+          : { key: `trial ${t.index}`, cause: e.message, fix: "fix the input named above" },
+      ];
+    }
+    for (const p of found) {
+      if (!problems.some((q) => q.key === p.key && q.cause === p.cause)) problems.push(p);
+    }
+  }
+  if (problems.length) throw new ExperimentError(plan.file, problems);
+}

@@ -8,8 +8,15 @@ import type { TrialKind } from "../tasks/contract.ts";
 import { ACROBOT_KIND, CARTPOLE_KIND } from "../envs/kind.ts";
 import { SENTIMENT_KIND } from "../tasks/sentiment/task.ts";
 import { JSX_KIND } from "../tasks/jsx/task.ts";
+import { LM_KIND } from "../tasks/lm/task.ts";
 
-export { ACROBOT_KIND, CARTPOLE_KIND, JSX_KIND, SENTIMENT_KIND };
+export { ACROBOT_KIND, CARTPOLE_KIND, JSX_KIND, LM_KIND, SENTIMENT_KIND };
 
 /** The built-in tasks: classic control, then the RLHF tasks. */
-export const TASKS: readonly TrialKind[] = [CARTPOLE_KIND, ACROBOT_KIND, SENTIMENT_KIND, JSX_KIND];
+export const TASKS: readonly TrialKind[] = [
+  CARTPOLE_KIND,
+  ACROBOT_KIND,
+  SENTIMENT_KIND,
+  JSX_KIND,
+  LM_KIND,
+];

@@ -473,10 +473,12 @@ export interface SaveRewardModelOptions {
  * Write a reward model as a Hugging Face folder (atomic). GPT-2: the trunk plus `r_head.*`
  * tensors (`saveHfFolder`, as before). Other families: a transformers
  * `*ForSequenceClassification` folder (trunk + `score.weight`, num_labels 1) that transformers
- * and the Hub load as they are; the Bradley–Terry loss never moves the head's bias (it cancels
- * in r_c − r_r), so it is 0 and the `score` Linear (no bias) holds the whole head. The config
- * records `proxima_reward_read: "mask"` (Proxima reads the last real token of the mask, not the
- * last non-pad id), and `pad_token_id` as transformers requires.
+ * and the Hub load as they are. The `score` Linear has no bias; the head's bias is a constant
+ * offset the Bradley–Terry loss cannot see (it cancels in r_c − r_r), kept in config.json as
+ * `proxima_reward_bias` and added back by {@link loadAnyRewardModel} (transformers' scores
+ * differ from Proxima's by that constant). The config also records `proxima_reward_read:
+ * "mask"` (Proxima reads the last real token of the mask, not the last non-pad id) and
+ * `pad_token_id` as transformers requires.
  */
 export async function saveRewardModel(
   dir: string,
@@ -500,12 +502,6 @@ export async function saveRewardModel(
     });
     return;
   }
-  if (b[0] !== 0) {
-    throw new Error(
-      `saveRewardModel: ${dir}: "${head.bias}" is ${b[0]}, not 0: a *ForSequenceClassification ` +
-        `score has no bias (train with the Bradley-Terry loss, which leaves it at 0)`,
-    );
-  }
   const trunk = Object.fromEntries(
     Object.keys(trunkShapes(rm.cfg)).map((n) => [n, rm.params[n]]),
   ) as Record<string, FloatArray>;
@@ -515,7 +511,14 @@ export async function saveRewardModel(
   await saveModelFolder(dir, rm.cfg, trunk, {
     dtype: "float32",
     architecture: `${stem}ForSequenceClassification`,
-    config: { pad_token_id: opts.padTokenId ?? 0, ...opts.config, proxima_reward_read: "mask" },
+    config: {
+      pad_token_id: opts.padTokenId ?? 0,
+      ...opts.config,
+      proxima_reward_read: "mask",
+      // The score Linear has no bias: Proxima keeps the head's (a constant offset, which
+      // Bradley–Terry cannot see) here and adds it back when loading.
+      proxima_reward_bias: b[0],
+    },
     extraTensors: { "score.weight": { dtype: "float32", shape: [1, d], data: f32(w) } },
     tokenizerFiles: opts.tokenizer,
   });
@@ -554,6 +557,8 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
       );
     }
     Object.assign(params, rewardHeadFromScore(score));
+    const bias = f.config.proxima_reward_bias;
+    if (typeof bias === "number") params[headNames(REWARD_HEAD).bias][0] = bias;
     const pad = f.config.pad_token_id;
     if (!Number.isInteger(pad)) {
       throw new Error(

@@ -104,6 +104,12 @@ export interface TrialKind<C extends Record<string, any> = any> {
    * new trial rather than a stale "done".
    */
   inputs?(config: C): { key: string; path: string }[];
+  /**
+   * Reads and checks the inputs (files, folders) of a config before any trial starts: what a
+   * synchronous `check` cannot (a prompt longer than the context, a reward model with another
+   * tokenizer). Planning calls it once per distinct input set; problems as {key, cause, fix}.
+   */
+  validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
   /** Work of one trial: `total` units (e.g. updates) of `steps` environment steps / samples each (progress bars, steps/s, ETA). */
   work(config: C): { total: number; unit: string; steps: number };
   /** Files (relative to outDir) holding the final state after run(); they end in checkpoints/. */

@@ -26,7 +26,9 @@ export function inputError(
   cause: string,
   fix: string,
 ): ConfigError {
-  return new ConfigError(`${task} config: ${key}: ${path}: ${cause}\n  fix: ${fix}`);
+  const e = new ConfigError(`${task} config: ${key}: ${path}: ${cause}\n  fix: ${fix}`);
+  // Kept apart too, so planning can list it like any other config problem.
+  return Object.assign(e, { key, cause: `${path}: ${cause}`, fix });
 }
 
 /**

@@ -128,6 +128,18 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
   progress: Record<string, string>;
   /** Named metrics (with their meaning) and the metrics.jsonl columns the task adds. */
   metrics: { named: Record<string, string>; columns: readonly string[] };
+  /**
+   * Inputs read and checked before any trial starts (planning calls it once per distinct
+   * config of inputs): problems as {key, cause, fix}, or a thrown ConfigError.
+   */
+  validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
+  /**
+   * After the final evaluation, before eval.json: write more of the final state into outDir
+   * (e.g. the trained policy as a Hugging Face folder), under the names in `finalFiles`.
+   */
+  finish?(setup: S, config: C, outDir: string): Promise<void>;
+  /** Top-level files or folders `finish` writes (they move to checkpoints/ with the rest). */
+  finalFiles?: readonly string[];
 }
 
 /** Options of an LM task's trial function (none of them changes the results). */
@@ -230,6 +242,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       opts,
       () => spec.evaluate(setup, c, ctx),
     );
+    await spec.finish?.(setup, c, outDir);
     const evaluation: LmEvaluation<S["record"], E> = {
       task: spec.name,
       ...setup.record,
@@ -265,8 +278,9 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     schema: spec.schema,
     ...(spec.check ? { check: spec.check } : {}),
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
+    ...(spec.validate ? { validate: spec.validate } : {}),
     work: (c) => ({ total: c.updates, unit: "updates", steps: spec.samples(c) }),
-    finalFiles: [...LM_FINAL_FILES],
+    finalFiles: [...LM_FINAL_FILES, ...(spec.finalFiles ?? [])],
     run,
     summarize,
     metricNames: {

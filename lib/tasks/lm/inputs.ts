@@ -1,0 +1,279 @@
+/**
+ * Everything the `lm` task reads by path, loaded and checked before anything trains: the
+ * policy folder (weights + tokenizer), the reward model folder, the prompt sets. Each problem
+ * is a ConfigError naming the config key, the file and the fix (lib/tasks/inputs.ts), so a
+ * sweep refuses it at planning (`validateLmInputs`) and a single run before its first stage.
+ *
+ * @example
+ * ```ts
+ * const inputs = await loadLmInputs(config); // policy, reward model, tokenized prompts
+ * ```
+ * @module
+ */
+import { loadModelFolder, type ModelFolder } from "../../nn/checkpoint.ts";
+import { contextLength, type DecoderConfig } from "../../nn/decoder.ts";
+import { type HfTokenizer, loadHfTokenizer } from "../../nn/hf_tokenizer.ts";
+import type { FloatArray } from "../../nn/sample.ts";
+import { loadAnyRewardModel, type LoadedRewardModel } from "../../ppo/reward_model.ts";
+import { ConfigError } from "../../ppo/config.ts";
+import { inputError } from "../inputs.ts";
+import { type PromptRow, readPromptSet } from "./data.ts";
+import { LM_TASK, type LmRunConfig } from "./schema.ts";
+
+/** The policy folder, loaded. */
+export interface LmPolicy {
+  dir: string;
+  cfg: DecoderConfig;
+  params: Record<string, FloatArray>;
+  folder: ModelFolder;
+  tokenizer: HfTokenizer;
+  /** The folder's tokenizer files as bytes (copied into the exported policy folder). */
+  tokenizerFiles: Record<string, Uint8Array>;
+}
+
+/** A reward model folder, loaded, with the tokenizer it reads. */
+export interface LmRewardModel {
+  dir: string;
+  model: LoadedRewardModel;
+  /** Its own tokenizer (reward_input "text"), undefined when the folder has none. */
+  tokenizer?: HfTokenizer;
+}
+
+/** Tokenizer files copied with an exported policy (those the folder has). */
+const TOKENIZER_FILES = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "chat_template.jinja",
+];
+
+const err = (key: string, path: string, cause: string, fix: string) =>
+  inputError(LM_TASK, key, path, cause, fix);
+
+/** A folder given by `key`: it must exist and be a directory. */
+async function checkFolder(key: string, dir: string): Promise<void> {
+  const st = await Deno.stat(dir).catch(() => null);
+  if (!st) throw err(key, dir, "no such folder", "check the path (a downloaded Hub folder)");
+  if (!st.isDirectory) {
+    throw err(key, dir, "is a file, not a model folder", "point at the folder with config.json");
+  }
+}
+
+/** Load a model folder's pieces, every failure a ConfigError naming `key`. */
+async function guarded<T>(key: string, dir: string, fn: () => Promise<T>, fix: string): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    throw err(key, dir, (e as Error).message.replace(/^[^:]+: /, ""), fix);
+  }
+}
+
+/** The policy folder: causal LM weights (any supported family) and its tokenizer. */
+export async function loadLmPolicy(key: string, dir: string): Promise<LmPolicy> {
+  await checkFolder(key, dir);
+  const folder = await guarded(
+    key,
+    dir,
+    () => loadModelFolder(dir, { dtype: "float32" }),
+    "point at a transformers causal LM folder (gpt2, llama, mistral, qwen2, qwen3)",
+  );
+  if (folder.architecture.kind !== "causal-lm") {
+    throw err(
+      key,
+      dir,
+      `${folder.architecture.name} is not a causal language model`,
+      "give the policy's *ForCausalLM folder (a classifier belongs in reward_model)",
+    );
+  }
+  const tokenizer = await guarded(
+    key,
+    dir,
+    () => loadHfTokenizer(dir),
+    "the policy folder needs its tokenizer.json (download it with the weights)",
+  );
+  if (tokenizer.vocabSize > folder.cfg.vocabSize) {
+    throw err(
+      key,
+      dir,
+      `tokenizer.json knows ${tokenizer.vocabSize} tokens, the model's vocab_size is ` +
+        `${folder.cfg.vocabSize}`,
+      "use the tokenizer that belongs to these weights",
+    );
+  }
+  const tokenizerFiles: Record<string, Uint8Array> = {};
+  for (const f of TOKENIZER_FILES) {
+    const bytes = await Deno.readFile(`${dir}/${f}`).catch(() => undefined);
+    if (bytes) tokenizerFiles[f] = bytes;
+  }
+  return {
+    dir,
+    cfg: folder.cfg,
+    params: folder.params as Record<string, FloatArray>,
+    folder,
+    tokenizer,
+    tokenizerFiles,
+  };
+}
+
+/** A reward model folder (Hub classifier or Proxima's) and its tokenizer, if it has one. */
+export async function loadLmRewardModel(key: string, dir: string): Promise<LmRewardModel> {
+  await checkFolder(key, dir);
+  const model = await guarded(
+    key,
+    dir,
+    () => loadAnyRewardModel(dir),
+    "give a *ForSequenceClassification folder with num_labels 1, or one Proxima saved",
+  );
+  const hasTokenizer = await Deno.stat(`${dir}/tokenizer.json`).then(() => true, () => false);
+  const tokenizer = hasTokenizer
+    ? await guarded(key, dir, () => loadHfTokenizer(dir), "fix or remove its tokenizer files")
+    : undefined;
+  return { dir, model, tokenizer };
+}
+
+/**
+ * The reward model can read the policy's token ids: same tokenizer (tokenizer.json bytes) and
+ * vocabulary, unless the reward reads text. Problems name `reward_model` and the fix.
+ */
+export async function checkRewardModelFits(
+  policy: LmPolicy,
+  rm: LmRewardModel,
+  input: "tokens" | "text",
+): Promise<void> {
+  const at = (cause: string, fix: string) => err("reward_model", rm.dir, cause, fix);
+  if (input === "text") {
+    if (!rm.tokenizer) {
+      throw at(
+        'has no tokenizer.json, but reward_input is "text"',
+        'add the reward model\'s tokenizer files, or use reward_input "tokens"',
+      );
+    }
+    return;
+  }
+  if (rm.model.cfg.vocabSize !== policy.cfg.vocabSize) {
+    throw at(
+      `vocab_size ${rm.model.cfg.vocabSize} differs from the policy's ${policy.cfg.vocabSize} ` +
+        `(different vocabularies)`,
+      'use a reward model trained on the policy\'s tokenizer, or set reward_input "text"',
+    );
+  }
+  if (rm.tokenizer) {
+    const [a, b] = await Promise.all([
+      Deno.readFile(`${policy.dir}/tokenizer.json`),
+      Deno.readFile(`${rm.dir}/tokenizer.json`),
+    ]);
+    if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+      throw at(
+        "its tokenizer.json differs from the policy's, so the policy's token ids would mean " +
+          "other text to it",
+        'set reward_input "text" (decode, then re-encode with its tokenizer)',
+      );
+    }
+  }
+}
+
+/** Token ids of the `stop` strings: each must be exactly one token of the policy's tokenizer. */
+export function stopTokenIds(tok: HfTokenizer, stop: readonly string[]): number[] {
+  return stop.map((s, i) => {
+    const ids = tok.encode(s, { addSpecialTokens: false });
+    if (ids.length !== 1) {
+      throw err(
+        `stop.${i}`,
+        `${tok.source}/tokenizer.json`,
+        `${JSON.stringify(s)} encodes to ${ids.length} tokens [${ids}], not one`,
+        'use a string that is one token (e.g. "\\n" or the chat template\'s end-of-turn ' +
+          "marker), or remove it",
+      );
+    }
+    return ids[0];
+  });
+}
+
+/**
+ * Token ids of every prompt: plain text with the tokenizer's added tokens, or (chat template on,
+ * or a `messages` row) the rendered conversation with the assistant header. A prompt that
+ * leaves no room for `maxNewTokens` in the model's context is an error naming the row.
+ */
+export function encodePrompts(
+  key: string,
+  path: string,
+  rows: readonly PromptRow[],
+  policy: LmPolicy,
+  o: { chat: boolean; maxNewTokens: number },
+): number[][] {
+  const tok = policy.tokenizer, ctx = contextLength(policy.cfg);
+  return rows.map((r, i) => {
+    const messages = "messages" in r
+      ? r.messages
+      : o.chat && tok.hasChatTemplate
+      ? [{ role: "user", content: r.text }]
+      : undefined;
+    if (messages && !tok.hasChatTemplate) {
+      throw err(
+        key,
+        `${path} row ${i}`,
+        `a "messages" prompt, but ${policy.dir} has no chat template`,
+        'use plain "prompt" rows, or an instruct model\'s folder',
+      );
+    }
+    const ids = messages
+      ? tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true })
+      : tok.encode((r as { text: string }).text);
+    if (ids.length === 0) {
+      throw err(key, `${path} row ${i}`, "encodes to no tokens", "give the prompt some text");
+    }
+    if (ids.length + o.maxNewTokens > ctx) {
+      throw err(
+        key,
+        `${path} row ${i}`,
+        `is ${ids.length} tokens; with max_new_tokens ${o.maxNewTokens} that exceeds the ` +
+          `model's context of ${ctx}`,
+        `shorten the prompt, or lower max_new_tokens to ${Math.max(0, ctx - ids.length)} or less`,
+      );
+    }
+    return ids;
+  });
+}
+
+/** What {@link loadLmInputs} returns. */
+export interface LmInputs {
+  policy: LmPolicy;
+  /** The given reward model folder (null when none is given). */
+  rewardModel: LmRewardModel | null;
+  /** Tokenized training prompts. */
+  prompts: number[][];
+  /** Tokenized evaluation prompts. */
+  evalPrompts: number[][];
+  /** Ids that end a response: the tokenizer's and generation config's EOS, then `stop`. */
+  eosIds: number[];
+}
+
+/** Load and check every input of a config (see the module doc). */
+export async function loadLmInputs(c: LmRunConfig): Promise<LmInputs> {
+  const policy = await loadLmPolicy("policy", c.policy);
+  const rewardModel = c.reward_model === null
+    ? null
+    : await loadLmRewardModel("reward_model", c.reward_model);
+  if (rewardModel) await checkRewardModelFits(policy, rewardModel, c.reward_input);
+  const opts = { chat: c.chat_template, maxNewTokens: c.max_new_tokens };
+  const prompts = encodePrompts(
+    "prompts",
+    c.prompts,
+    await readPromptSet(LM_TASK, "prompts", c.prompts),
+    policy,
+    opts,
+  );
+  const evalPrompts = c.eval.prompts === null ? prompts : encodePrompts(
+    "eval.prompts",
+    c.eval.prompts,
+    await readPromptSet(LM_TASK, "eval.prompts", c.eval.prompts),
+    policy,
+    opts,
+  );
+  const gen = policy.folder.generation?.eosTokenIds ?? [];
+  const eosIds = [
+    ...new Set([...policy.tokenizer.eosIds, ...gen, ...stopTokenIds(policy.tokenizer, c.stop)]),
+  ];
+  return { policy, rewardModel, prompts, evalPrompts, eosIds };
+}

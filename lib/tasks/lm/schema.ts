@@ -1,0 +1,123 @@
+/**
+ * The `lm` task's config: the user's own Hugging Face policy, reward model (or preference
+ * data to train one, or named reward functions), prompts and sampling, with PPO's keys. Paths
+ * are hashed into the trial id by planning (`inputs`), so an edited folder is a new trial.
+ * @module
+ */
+import { z } from "zod";
+import { KlSchema, redefault } from "../../ppo/config.ts";
+import { LmPpoSchema } from "../byte_lm.ts";
+import { lmTrialShape } from "../lm_task.ts";
+import { RewardRefSchema } from "../rewards.ts";
+
+/** The task's name. */
+export const LM_TASK = "lm";
+
+const path = (help: string) => z.string().min(1).describe(help);
+
+/** Training of the reward-model stage from `reward_model_data` (Bradley–Terry). */
+export const LmRewardTrainSchema = z.object({
+  seed: z.number().int().default(1).describe("head init and batch order"),
+  steps: z.number().int().min(1).default(100).describe("optimizer steps"),
+  batch_size: z.number().int().min(1).default(8).describe("pairs per step"),
+  lr: z.number().positive().default(1e-4).describe("AdamW learning rate"),
+  weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
+  max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
+}).strict();
+
+export const LmKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.beta, 0.05) });
+
+export const LmTaskPpoSchema = LmPpoSchema.extend({
+  kl: LmKlSchema.default(LmKlSchema.parse({})),
+});
+
+export const LmRunSchema = z.object({
+  ...lmTrialShape({ updates: 10 }),
+  policy: path("Hugging Face folder of the policy (config.json, weights, tokenizer.json)"),
+  reward_model: z.string().min(1).nullable().default(null).describe(
+    "reward model folder: a Hub *ForSequenceClassification (num_labels 1) or one Proxima saved; " +
+      "null: reward_model_data trains one, or only named reward functions are used",
+  ),
+  reward_model_data: z.string().min(1).nullable().default(null).describe(
+    "preference pairs (.jsonl: prompt, chosen, rejected) that train a reward model on the " +
+      "policy's trunk as a cached stage (when reward_model is null)",
+  ),
+  reward_model_train: LmRewardTrainSchema.default(LmRewardTrainSchema.parse({})),
+  reward_input: z.enum(["tokens", "text"]).default("tokens").describe(
+    "what the reward model reads: the policy's token ids (same tokenizer required) or the " +
+      "decoded text re-encoded with its own tokenizer",
+  ),
+  rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
+    'the reward, Σ weight · component: "rm" (the reward model), "length" (response tokens), ' +
+      "or a reward function passed by name",
+  ),
+  missing_eos_penalty: z.number().min(0).nullable().default(null).describe(
+    "subtracted from the reward of a response that did not end with EOS (TRL's)",
+  ),
+  value_model: z.enum(["shared", "from_policy", "from_reward_model"]).default("shared").describe(
+    "value model: a head on the policy's trunk, its own copy of the policy, or the reward " +
+      "model's trunk with its score head (as TRL)",
+  ),
+  lora: z.object({
+    r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
+    alpha: z.number().positive().default(16).describe("LoRA scale numerator (alpha/r)"),
+    targets: z.array(z.string().min(1)).min(1).nullable().default(null).describe(
+      "weights that get adapters (suffixes such as q_proj); null: the family's projections",
+    ),
+  }).strict().default({ r: 0, alpha: 16, targets: null }),
+  prompts: path("prompt set: .txt (one per line), .jsonl (prompt or messages), .parquet"),
+  chat_template: z.boolean().default(true).describe(
+    "render plain prompts as a user turn with the tokenizer's chat template (when it has one)",
+  ),
+  batch: z.number().int().min(1).default(8).describe("prompts (responses) per update"),
+  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
+  temperature: z.number().positive().default(1).describe("sampling temperature"),
+  top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling (1: off)"),
+  top_k: z.number().int().min(0).default(0).describe("top-k sampling (0: off)"),
+  stop: z.array(z.string().min(1)).default([]).describe(
+    "strings that end a response (each must be one token of the policy's tokenizer)",
+  ),
+  eval: z.object({
+    prompts: z.string().min(1).nullable().default(null).describe(
+      "evaluation prompt set (null: the training prompts)",
+    ),
+    samples: z.number().int().min(1).default(16).describe("responses per evaluation"),
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+  }).strict().default({ prompts: null, samples: 16, seed: 12345 }),
+  ppo: LmTaskPpoSchema.default(LmTaskPpoSchema.parse({})),
+}).strict();
+
+export type LmRunConfig = z.infer<typeof LmRunSchema>;
+export type LmRunInput = z.input<typeof LmRunSchema>;
+
+/** Cross-key problems (before anything is read). */
+export function checkLmConfig(c: LmRunConfig): { key: string; cause: string; fix: string }[] {
+  const out: { key: string; cause: string; fix: string }[] = [];
+  const usesRm = c.rewards.some((r) => r.name === "rm");
+  if (usesRm && c.reward_model === null && c.reward_model_data === null) {
+    out.push({
+      key: "rewards",
+      cause:
+        'the reward "rm" needs a reward model, and reward_model and reward_model_data are null',
+      fix:
+        "set reward_model (a folder) or reward_model_data (preference .jsonl), or use other rewards",
+    });
+  }
+  if (
+    c.value_model === "from_reward_model" && c.reward_model === null && c.reward_model_data === null
+  ) {
+    out.push({
+      key: "value_model",
+      cause: '"from_reward_model" without a reward model',
+      fix: 'set reward_model, or value_model "shared" / "from_policy"',
+    });
+  }
+  if (c.reward_model !== null && c.reward_model_data !== null) {
+    out.push({
+      key: "reward_model_data",
+      cause: "both reward_model and reward_model_data are set",
+      fix: "keep one: a trained reward model folder, or the data to train one",
+    });
+  }
+  return out;
+}

@@ -1,0 +1,351 @@
+/**
+ * `lm`: RLHF on the user's own model. The policy is a Hugging Face folder of any supported
+ * family (GPT-2, Llama 3.x, SmolLM2, Mistral, Qwen2/2.5, Qwen3), with its own tokenizer and
+ * chat template; the reward is a reward model (a Hub `*ForSequenceClassification`, one Proxima
+ * saved, or one trained here from preference pairs as a cached stage) and/or named reward
+ * functions; prompts come from a .txt, .jsonl or .parquet file. PPO is the shared core
+ * (lib/tasks/lm_ppo.ts), with the value model as TRL offers it (a head on the policy, a copy
+ * of the policy, or the reward model's trunk and head) and optional LoRA.
+ *
+ * The trained policy is written into the bundle as a Hugging Face folder
+ * (`checkpoints/hf/policy`, the source dtype, LoRA merged, the tokenizer files copied) and,
+ * with LoRA, as a PEFT adapter (`checkpoints/hf/adapter`): ready for `deno task generate`,
+ * transformers and peft.
+ *
+ * @example
+ * ```ts
+ * await LM_KIND.trial({
+ *   policy: "models/qwen", reward_model: "models/qwen-rm", prompts: "data/prompts.jsonl",
+ *   updates: 20, lora: { r: 16, alpha: 32 },
+ * }, "results/lm/qwen");
+ * ```
+ * @module
+ */
+import type { SessionOptions } from "../../onnx/session.ts";
+import { decoderShapes, loraDefaults } from "../../nn/decoder.ts";
+import type { HfTokenizer } from "../../nn/hf_tokenizer.ts";
+import { saveModelFolder } from "../../nn/checkpoint.ts";
+import { savePeftAdapter } from "../../nn/peft.ts";
+import { type FloatArray, generate } from "../../nn/sample.ts";
+import type { LoraConfig } from "../../nn/lora.ts";
+import { scoreSequences } from "../../ppo/reward_model.ts";
+import { ConfigError } from "../../ppo/config.ts";
+import { Rng } from "../../rng.ts";
+import { folderHash } from "../inputs.ts";
+import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
+import {
+  computeRewards,
+  makeRewardSamples,
+  resolveRewards,
+  type RewardComponent,
+  rewardLmTask,
+  type RewardSample,
+  type UserReward,
+} from "../rewards.ts";
+import { type LmInputs, type LmRewardModel, loadLmInputs, loadLmRewardModel } from "./inputs.ts";
+import {
+  checkLmConfig,
+  LM_TASK,
+  type LmRunConfig,
+  type LmRunInput,
+  LmRunSchema,
+} from "./schema.ts";
+import { LM_RM_STAGE, LM_STAGE_VERSION, LM_STAGES } from "./stages.ts";
+
+/** What an evaluation of the `lm` task reports. */
+export interface LmEval {
+  /** Mean total reward (Σ weight · component) of the evaluation samples. */
+  reward: number;
+  /** Mean reward-model score (null without a reward model). */
+  rm_score: number | null;
+  /** Mean KL(π‖π_ref) per response (k1 summed over its tokens). */
+  kl: number;
+  /** Mean response length (tokens, EOS included). */
+  response_length: number;
+  /** Share of responses that ended with EOS or a stop token. */
+  eos_rate: number;
+  /** The first few samples, decoded. */
+  examples: { prompt: string; response: string; reward: number }[];
+}
+
+/** A trial's PPO problem and what evaluation and export need. */
+export interface LmTaskSetup {
+  problem: LmProblem;
+  inputs: LmInputs;
+  rewardModel: LmRewardModel | null;
+  rewards: RewardComponent[];
+  lora?: LoraConfig;
+  record: { reward_model: { hash: string; source: string } | null };
+}
+
+/**
+ * Text of token ids with special tokens dropped. Ids past the tokenizer's vocabulary (a model's
+ * embedding is often padded: Qwen's 151936 rows hold 151669 tokens) have no text and are
+ * skipped, as transformers' decode does; the policy may still sample them.
+ */
+export function textOf(tok: HfTokenizer, ids: readonly number[]): string {
+  return tok.decode(ids.filter((id) => id < tok.vocabSize), { skipSpecialTokens: true });
+}
+
+/** The reward model's scores of samples: on the policy's ids, or on re-encoded text. */
+function rmComponent(
+  rm: LmRewardModel,
+  policyTok: HfTokenizer,
+  input: "tokens" | "text",
+  session?: SessionOptions,
+): UserReward {
+  const model = rm.model;
+  const pad = model.readAtPadId ?? rm.tokenizer?.padId ?? policyTok.padId;
+  return {
+    batch: async (samples: readonly RewardSample[]) => {
+      const seqs = samples.map((s) =>
+        input === "tokens"
+          ? [...s.prompt, ...s.response]
+          : rm.tokenizer!.encode(textOf(policyTok, [...s.prompt, ...s.response]))
+      );
+      return await scoreSequences(model, seqs, { padTokenId: pad, session });
+    },
+  };
+}
+
+/** The trial's reward components: the config's list, "missing_eos" added when penalised. */
+function lmRewards(
+  c: LmRunConfig,
+  inputs: LmInputs,
+  rm: LmRewardModel | null,
+  ctx: LmTaskContext,
+): RewardComponent[] {
+  const eos = new Set(inputs.eosIds);
+  const builtins: Record<string, UserReward> = {
+    length: (s) => s.response.length,
+    missing_eos: (s) => (eos.has(s.response.at(-1)!) ? 0 : -1),
+  };
+  if (rm) builtins.rm = rmComponent(rm, inputs.policy.tokenizer, c.reward_input, ctx.session);
+  const refs = [...c.rewards];
+  if (c.missing_eos_penalty !== null && !refs.some((r) => r.name === "missing_eos")) {
+    refs.push({ name: "missing_eos", weight: c.missing_eos_penalty });
+  }
+  return resolveRewards(LM_TASK, refs, builtins, { user: ctx.rewards });
+}
+
+/** Sample the evaluation prompts in turn from `new Rng(seed)`; rewards, KL, length. */
+async function evaluateLm(
+  s: LmTaskSetup,
+  c: LmRunConfig,
+  session?: SessionOptions,
+): Promise<LmEval> {
+  const { problem, inputs } = s, tok = inputs.policy.tokenizer;
+  const prompts = Array.from(
+    { length: c.eval.samples },
+    (_, i) => inputs.evalPrompts[i % inputs.evalPrompts.length],
+  );
+  const gen = await generate({ cfg: problem.model, params: problem.policyParams() }, prompts, {
+    maxNewTokens: c.max_new_tokens,
+    temperature: c.temperature,
+    topP: c.top_p,
+    topK: c.top_k,
+    eosTokenId: inputs.eosIds,
+    padTokenId: tok.padId,
+    rng: new Rng(c.eval.seed),
+    session,
+  });
+  const ref = await problem.rescore(problem.reference, gen);
+  let kl = 0, len = 0;
+  for (let i = 0; i < gen.rows * gen.cols; i++) {
+    if (gen.mask[i]) kl += gen.logp[i] - ref.logp[i], len++;
+  }
+  const decode = (ids: number[]) => textOf(tok, ids);
+  const samples = makeRewardSamples(gen.prompts, gen.responses, decode, inputs.eosIds[0]);
+  const values = await computeRewards(LM_TASK, s.rewards, samples);
+  const n = gen.rows, mean = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0) / n;
+  return {
+    reward: mean(values.total),
+    rm_score: values.parts.rm ? mean(values.parts.rm) : null,
+    kl: kl / n,
+    response_length: len / n,
+    eos_rate: mean(gen.ended),
+    examples: samples.slice(0, 4).map((x, i) => ({
+      prompt: x.promptText,
+      response: x.text,
+      reward: values.total[i],
+    })),
+  };
+}
+
+/** Inputs read once per distinct input set (planning validates every trial of a sweep). */
+const validated = new Map<string, Promise<void>>();
+
+/** The `lm` task (built by `defineLmTask`). */
+export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput>({
+  name: LM_TASK,
+  description: "RLHF on your own Hugging Face model, reward model and prompts",
+  schema: LmRunSchema,
+  check: checkLmConfig,
+  inputs: (c) =>
+    ([
+      ["policy", c.policy],
+      ["reward_model", c.reward_model],
+      ["reward_model_data", c.reward_model_data],
+      ["prompts", c.prompts],
+      ["eval.prompts", c.eval.prompts],
+    ] as const).flatMap(([key, path]) => (path === null ? [] : [{ key, path }])),
+  async validate(c) {
+    const key = JSON.stringify([
+      c.policy,
+      c.reward_model,
+      c.reward_input,
+      c.prompts,
+      c.eval.prompts,
+      c.chat_template,
+      c.max_new_tokens,
+      c.stop,
+    ]);
+    if (!validated.has(key)) {
+      const p = loadLmInputs(c).then(() => {});
+      p.catch(() => validated.delete(key));
+      validated.set(key, p);
+    }
+    await validated.get(key);
+    return [];
+  },
+  stages: LM_STAGES,
+  stageVersion: LM_STAGE_VERSION,
+  samples: (c) => c.batch,
+  async problem(c, ctx) {
+    const inputs = await loadLmInputs(c); // every input checked before any stage runs
+    let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
+    if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
+    else if (c.reward_model_data !== null) {
+      const st = await ctx.stage(LM_RM_STAGE, {
+        policy: c.policy,
+        policy_hash: folderHash(c.policy),
+        data: c.reward_model_data,
+        data_hash: folderHash(c.reward_model_data),
+        train: c.reward_model_train,
+      });
+      ctx.log?.(`${LM_RM_STAGE}: ${st.cached ? "reused" : "trained"} ${st.hash}`);
+      rm = await loadLmRewardModel("reward_model_data", `${st.dir}/model`);
+      record = { hash: st.hash, source: "reward_model_data" };
+    }
+    if (c.value_model === "from_reward_model" && c.reward_input === "text") {
+      throw new ConfigError(
+        `${LM_TASK} config: value_model "from_reward_model" reads the policy's token ids, but ` +
+          `reward_input is "text" (the reward model has another tokenizer)\n  fix: use ` +
+          `value_model "shared" or "from_policy"`,
+      );
+    }
+    const rewards = lmRewards(c, inputs, rm, ctx);
+    const tok = inputs.policy.tokenizer, prompts = inputs.prompts;
+    const lora: LoraConfig | undefined = c.lora.r > 0
+      ? {
+        r: c.lora.r,
+        alpha: c.lora.alpha,
+        ...loraDefaults(inputs.policy.cfg),
+        ...(c.lora.targets ? { targets: c.lora.targets } : {}),
+      }
+      : undefined;
+    const rmParams = rm?.model.params as Record<string, FloatArray> | undefined;
+    const problem = await createLmProblem({
+      model: inputs.policy.cfg,
+      task: rewardLmTask({
+        name: LM_TASK,
+        prompts: (n, index) =>
+          Array.from({ length: n }, (_, k) => prompts[(index + k) % prompts.length]),
+        rewards,
+        decode: (ids) => textOf(tok, ids),
+        eosTokenId: inputs.eosIds[0],
+        aliases: rm ? { rm_score: "rm" } : {},
+      }),
+      cfg: c.ppo,
+      seed: c.seed,
+      batch: c.batch,
+      maxNewTokens: c.max_new_tokens,
+      eosTokenId: inputs.eosIds,
+      padTokenId: tok.padId,
+      sampling: { temperature: c.temperature, topP: c.top_p, topK: c.top_k },
+      init: inputs.policy.params,
+      valueModel: c.value_model === "shared"
+        ? "shared"
+        : c.value_model === "from_policy"
+        ? "separate"
+        : {
+          cfg: rm!.model.cfg,
+          init: rmParams!,
+          // TRL's value model is the reward model itself: its score head starts the value head.
+          head: {
+            "v_head.weight": rmParams!["r_head.weight"],
+            "v_head.bias": rmParams!["r_head.bias"],
+          },
+        },
+      lora,
+      device: ctx.session?.device,
+      threads: ctx.session?.threads,
+    });
+    return { problem, inputs, rewardModel: rm, rewards, lora, record: { reward_model: record } };
+  },
+  evaluate: (setup, c, ctx) => evaluateLm(setup, c, ctx.session),
+  async finish(setup, c, outDir) {
+    const { problem, inputs, lora } = setup, policy = inputs.policy;
+    await Deno.mkdir(`${outDir}/hf`, { recursive: true });
+    const current = problem.policyParams();
+    // The policy's own weights (the trainer also holds the value head or value trunk).
+    const params = Object.fromEntries(
+      Object.keys(decoderShapes(policy.cfg)).map((n) => {
+        const p = current[n];
+        return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array)];
+      }),
+    );
+    const src = policy.folder.sourceDtype;
+    await saveModelFolder(`${outDir}/hf/policy`, policy.cfg, params, {
+      dtype: src === "float64" ? "float32" : src,
+      config: policy.folder.config,
+      generation: policy.folder.generation?.raw,
+      tokenizerFiles: policy.tokenizerFiles,
+    });
+    if (lora) {
+      await savePeftAdapter(
+        `${outDir}/hf/adapter`,
+        lora,
+        problem.trainer.params() as Record<string, FloatArray>,
+        { baseModel: c.policy },
+      );
+    }
+  },
+  finalFiles: ["hf"],
+  summary: (e) => ({
+    reward: e.after.reward,
+    reward_before: e.before.reward,
+    rm_score: e.after.rm_score,
+    rm_score_before: e.before.rm_score,
+    kl: e.after.kl,
+    response_length: e.after.response_length,
+    eos_rate: e.after.eos_rate,
+  }),
+  progress: { reward: "reward/total", kl: "kl_ref" },
+  metrics: {
+    named: {
+      reward: "mean total reward of the evaluation samples after PPO",
+      reward_before: "mean total reward of the starting policy",
+      rm_score: "mean reward-model score after PPO",
+      rm_score_before: "mean reward-model score of the starting policy",
+      kl: "KL(π‖π_ref) per response after PPO (nats)",
+      response_length: "mean response length after PPO (tokens)",
+      eos_rate: "share of responses that ended with EOS after PPO",
+    },
+    columns: [
+      "score_mean",
+      "response_length",
+      "eos_rate",
+      "logp_gap",
+      "reward/total",
+      "reward/rm",
+      "reward/length",
+      "reward/missing_eos",
+      "rm_score",
+    ],
+  },
+});
+
+/** The kind's parse, trial and summary functions under the task's names. */
+export const { parse: parseLmConfig, trial: runLmTrial, summarize: summarizeLmTrial } = LM_KIND;
