@@ -149,10 +149,14 @@ async function main(): Promise<void> {
     if (lora) {
       spec = scaleSpec(m.cfg, lora.lora);
       spec.params = loraShapes(decoderShapes(m.cfg), lora.lora);
-      trainer = await Trainer.create(spec, { ...m.params, ...lora.adapters }, { threads });
+      trainer = await Trainer.create(spec, { ...m.params, ...lora.adapters }, {
+        threads,
+        adopt: true,
+      });
     } else {
       spec = scaleSpec(m.cfg);
-      trainer = await Trainer.create(spec, m.params, { threads });
+      // The loaded weights become the live params (held once, as torch holds its model).
+      trainer = await Trainer.create(spec, m.params, { threads, adopt: true });
     }
     return trainer;
   };

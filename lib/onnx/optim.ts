@@ -79,3 +79,97 @@ export function clipGradNorm(
   const coef = g.min(g.div(maxNorm, g.add(norm, 1e-6)), 1);
   return { grads: grads.map((d) => g.mul(d, coef)), norm };
 }
+
+/** Names of the optimizer graph's inputs and outputs ({@link buildOptimizerGraph}). */
+export const optimIo = {
+  param: "p",
+  grad: "grad",
+  coef: "clip_coef",
+  step: "step",
+  state: (slot: string) => `state/${slot}`,
+  hparam: (n: string) => `hp/${n}`,
+};
+
+/**
+ * The optimizer alone, for one flat chunk `[N]` of parameters: inputs the chunk's params,
+ * raw gradients, optimizer state, the clip coefficient (when `clip`), the step and the
+ * optimizer's hyperparameters; outputs the new params and state. The ops are those of the
+ * train-step graph's optimizer, in the same order (`grad · coef`, then `update`), so both give
+ * the same bits.
+ *
+ * Meant to run in place (each new value written over its input's memory): throws unless that
+ * is safe, i.e. every reader of an input runs before the node that overwrites it
+ * ({@link checkInPlace}). Outputs keep the names of the values that compute them (no renaming
+ * Identity, which would cost a copy per value); `outputs` gives them.
+ */
+export function buildOptimizerGraph(
+  g: Graph,
+  optimizer: Optimizer,
+  dtype: "float32" | "float64",
+  clip: boolean,
+): { graph: Graph; outputs: { param: string; state: string[] } } {
+  const p = g.input(optimIo.param, dtype, ["N"]);
+  const d = g.input(optimIo.grad, dtype, ["N"]);
+  const state = optimizer.slots.map((s) => g.input(optimIo.state(s), dtype, ["N"]));
+  const coef = clip ? g.input(optimIo.coef, dtype, []) : undefined;
+  const step = g.input(optimIo.step, dtype, []);
+  const hp = Object.fromEntries(
+    Object.keys(optimizer.defaults).map((h) => [h, g.input(optimIo.hparam(h), dtype, [])]),
+  );
+  const grad = coef ? g.mul(d, coef) : d;
+  const u = optimizer.update(g, p, grad, state, hp, step);
+  const outs = [u.param, ...u.state].map((v) => g.output(uniqueOutput(g, v)));
+  const names = outs.map((v) => v.name);
+  checkInPlace(g, [
+    [optimIo.param, names[0]],
+    ...optimizer.slots.map((s, i) => [optimIo.state(s), names[i + 1]] as [string, string]),
+  ]);
+  return { graph: g, outputs: { param: names[0], state: names.slice(1) } };
+}
+
+/**
+ * `v` itself when it can be a graph output under its own name (computed by a node, not yet an
+ * output), else an Identity copy of it.
+ */
+export function uniqueOutput(g: Graph, v: Value): Value {
+  const free = g.producer.has(v) && !g.outputs.includes(v);
+  return free ? v : g.identity(v);
+}
+
+/**
+ * Throw unless every `[input, output]` pair of `g` may share memory: each node that reads the
+ * input must be an ancestor of the node that writes the output (then, whatever order ORT picks,
+ * the input is read before it is overwritten), and the output must be computed by a node, not
+ * be the input itself.
+ */
+export function checkInPlace(g: Graph, pairs: [string, string][]): void {
+  const byName = new Map<string, Value>();
+  for (const v of g.inputs) byName.set(v.name, v);
+  for (const v of g.outputs) byName.set(v.name, v);
+  const ancestors = (v: Value): Set<object> => {
+    const seen = new Set<object>();
+    const stack = [g.producer.get(v)];
+    while (stack.length) {
+      const n = stack.pop();
+      if (!n || seen.has(n)) continue;
+      seen.add(n);
+      for (const i of n.inputs) if (i) stack.push(g.producer.get(i));
+    }
+    return seen;
+  };
+  for (const [inName, outName] of pairs) {
+    const input = byName.get(inName), output = byName.get(outName);
+    if (!input || !output) throw new Error(`checkInPlace: no value "${!input ? inName : outName}"`);
+    const writer = g.producer.get(output);
+    if (!writer) throw new Error(`checkInPlace: "${outName}" is not computed by a node`);
+    const before = ancestors(output);
+    for (const n of g.nodes) {
+      if (n.inputs.includes(input) && !before.has(n)) {
+        throw new Error(
+          `checkInPlace: "${outName}" cannot overwrite "${inName}": a ${n.op} node reads ` +
+            `"${inName}" and need not run before the ${writer.op} that writes "${outName}"`,
+        );
+      }
+    }
+  }
+}

@@ -264,3 +264,119 @@ Deno.test("an unknown hyperparameter name is rejected with the known names", asy
   );
   assert.equal(t.steps, 0, "a rejected call must not advance the step counter");
 });
+
+// ---- split mode: the optimizer in its own session, in place ---------------------------------
+
+/** The bytes of a trainer's state after `steps` steps of `spec` in the given optimizer mode. */
+async function trainIn(
+  mode: "graph" | "split",
+  spec: TrainStepSpec,
+  init: Record<string, Float32Array | Float64Array>,
+  batch: Record<string, ReturnType<typeof tensor>>,
+  hp: Record<string, number>,
+  steps: number,
+  chunk?: number,
+): Promise<{ bytes: Uint8Array; losses: number[]; metrics: number[]; trainer: Trainer }> {
+  const t = await Trainer.create(spec, init, { optimizerMode: mode, optimizerChunk: chunk });
+  assert.equal(t.mode, mode);
+  const losses: number[] = [], metrics: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const r = await t.step(batch, hp);
+    losses.push(r.loss[0], r.gradNorm[0]);
+    metrics.push(...Object.values(r.metrics).flat());
+  }
+  return { bytes: encodeSafetensors(t.stateDict()), losses, metrics, trainer: t };
+}
+
+Deno.test("split optimizer mode equals graph mode byte for byte (AdamW/SGD, clip on/off, f32/f64, chunks)", async () => {
+  for (const dtype of ["float32", "float64"] as const) {
+    for (const optimizer of [adamw, sgd]) {
+      for (const clip of [true, false]) {
+        const spec: TrainStepSpec = {
+          ...regSpec(),
+          dtype,
+          params: mlpShapes(wideCfg),
+          batch: {
+            x: { dtype, shape: ["B", 2] },
+            y: { dtype, shape: ["B", 1] },
+          },
+          hparams: { scale: 1 },
+          loss: (g, p, b, h) => {
+            const e = g.sub(mlpForward(g, wideCfg, p, b.x), b.y);
+            const mse = g.reduceMean(g.mul(e, e));
+            return { loss: g.mul(mse, h.scale), metrics: { mse } };
+          },
+          optimizer,
+          clipGradNorm: clip,
+        };
+        const init = initMlp(wideCfg, new Rng(11), dtype);
+        const d = regressionData(64, 5);
+        const batch = dtype === "float32" ? d : {
+          x: tensor("float64", d.x.dims as number[], Float64Array.from(d.x.data as Float32Array)),
+          y: tensor("float64", d.y.dims as number[], Float64Array.from(d.y.data as Float32Array)),
+        };
+        const hp = { lr: 3e-3, scale: 1.5, ...(clip ? { max_grad_norm: 0.5 } : {}) };
+        const a = await trainIn("graph", spec, init, batch, hp, 12);
+        // A chunk that is not a multiple of any tensor size, so chunks straddle tensors.
+        const b = await trainIn("split", spec, init, batch, hp, 12, 1000);
+        const what = `${dtype} ${optimizer.name} clip=${clip}`;
+        assert.deepEqual(b.losses, a.losses, what);
+        assert.deepEqual(b.metrics, a.metrics, what);
+        assert.ok(sameBytes(a.bytes, b.bytes), `${what}: params/state differ`);
+      }
+    }
+  }
+});
+
+Deno.test("split mode: frozen params, live views updated in place, checkpoints resume exactly", async () => {
+  const cfg: MlpConfig = { sizes: [2, 16, 1], activation: "tanh" };
+  const shapes = mlpShapes(cfg);
+  const [frozenName, ...trainable] = Object.keys(shapes);
+  const spec: TrainStepSpec = {
+    ...regSpec(),
+    params: Object.fromEntries(trainable.map((n) => [n, shapes[n]])),
+    frozen: { [frozenName]: shapes[frozenName] },
+    loss: (g, p, b) => {
+      const e = g.sub(mlpForward(g, cfg, p, b.x), b.y);
+      return { loss: g.reduceMean(g.mul(e, e)) };
+    },
+  };
+  const init = initMlp(cfg, new Rng(2), "float32");
+  const data = regressionData(32, 4);
+  const a = await trainIn("graph", spec, init, data, { lr: 1e-2 }, 6);
+  const b = await trainIn("split", spec, init, data, { lr: 1e-2 }, 6);
+  assert.ok(sameBytes(a.bytes, b.bytes));
+  const t = b.trainer;
+  const view = t.paramTensors()[trainable[0]];
+  const before = Float32Array.from(view.data as Float32Array);
+  await t.step(data, { lr: 1e-2 });
+  assert.notDeepEqual(view.data, before, "the view is the live buffer");
+  assert.equal(t.params()[trainable[0]], t.paramTensors()[trainable[0]].data);
+  // Resume: state dict out of split, into graph and into split; all continue alike.
+  const sd = t.stateDict();
+  const g2 = await Trainer.create(spec, init, { optimizerMode: "graph" });
+  const s2 = await Trainer.create(spec, init, { optimizerMode: "split" });
+  g2.loadStateDict(sd as Record<string, { data: Float32Array }>, t.steps);
+  s2.loadStateDict(sd as Record<string, { data: Float32Array }>, t.steps);
+  for (const x of [t, g2, s2]) await x.step(data, { lr: 1e-2 });
+  const ref = encodeSafetensors(t.stateDict());
+  assert.ok(sameBytes(ref, encodeSafetensors(g2.stateDict())));
+  assert.ok(sameBytes(ref, encodeSafetensors(s2.stateDict())));
+  await assert.rejects(
+    () => Trainer.create({ ...spec, fuse: 2 }, init, { optimizerMode: "split" }),
+    /fuse 1/,
+  );
+  // adopt: large arrays become the live params (no copy), small ones are copied.
+  const own = initMlp(cfg, new Rng(2), "float32");
+  const [w1, , b1] = trainable; // mlp.0.bias [16] and mlp.1.bias [1]
+  const ad = await Trainer.create(spec, own, {
+    optimizerMode: "split",
+    optimizerChunk: 32,
+    adopt: true,
+  });
+  assert.equal(ad.params()[w1], own[w1], "a tensor of >= chunk/4 values is adopted");
+  assert.notEqual(ad.params()[b1], own[b1], "a small one is copied into the pack");
+  const c = await trainIn("split", spec, init, data, { lr: 1e-2 }, 6);
+  for (let i = 0; i < 6; i++) await ad.step(data, { lr: 1e-2 });
+  assert.ok(sameBytes(c.bytes, encodeSafetensors(ad.stateDict())));
+});
