@@ -56,6 +56,49 @@ export async function showMarkdown(markdown: string): Promise<void> {
   await Deno.jupyter.display({ "text/markdown": markdown, "text/plain": markdown }, { raw: true });
 }
 
+/**
+ * What a notebook shows when its results do not exist yet: what to run, as a note, and (in a
+ * cell tagged `plot`, `chart: true`) as a chart too, so the cell still has its picture and the
+ * notebook runs clean instead of failing on a fresh checkout.
+ *
+ * @example
+ * ```ts
+ * if (kl === null) await showMissing("deno task sweep experiments/kl.ts", { chart: true });
+ * ```
+ */
+export async function showMissing(command: string, opts: { chart?: boolean } = {}): Promise<void> {
+  if (!opts.chart) {
+    await showMarkdown(
+      `**No results yet.** Run\n\n\`\`\`sh\n${command}\n\`\`\`\n\nthen run this notebook again.`,
+    );
+    return;
+  }
+  await show({
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: "No results yet",
+    width: 420,
+    height: 90,
+    data: {
+      values: [{ y: 0, line: "Run this, then this notebook again:" }, { y: 1, line: command }],
+    },
+    mark: { type: "text", fontSize: 14 },
+    encoding: {
+      y: { field: "y", type: "ordinal", axis: null },
+      text: { field: "line", type: "nominal" },
+    },
+  });
+}
+
+/** Whether `dir` holds at least one finished bundle (the experiment has results to show). */
+export async function hasBundles(dir: string): Promise<boolean> {
+  try {
+    return (await findBundles(dir)).length > 0;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /** Experiment folders under the results root that hold at least one bundle, sorted. */
 export async function listExperiments(root = resultsRoot()): Promise<string[]> {
   const names: string[] = [];

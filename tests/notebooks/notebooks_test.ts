@@ -400,3 +400,32 @@ Deno.test("deno task jupyter: serves the project's Deno kernel", async () => {
     assert.match(out + err, /Shutting down/, out + err);
   }
 });
+
+Deno.test("notebooks: before any results exist, every notebook runs clean and says what to run", async () => {
+  const root = await tempDir("nb-empty");
+  try {
+    const r = await runNotebooks({ results: root, output: "piped" });
+    assert.equal(r.code, 0, r.output);
+    assert.match(r.output, /notebooks: 3 ok, 0 failed/);
+    const want: Record<string, RegExp> = {
+      "kl.ipynb": /deno task sweep experiments\/kl\.ts/,
+      "overview.ipynb": /deno task sweep experiments\/kl\.ts/,
+      "reproduce.ipynb": /deno task reproduce cleanrl-classic-control --quick/,
+    };
+    for (const [name, command] of Object.entries(want)) {
+      const nb = await readNotebook(`${root}/notebooks/${name}`);
+      const text = nb.cells.flatMap((c) => c.outputs ?? [])
+        .map((o) => join(o.data?.["text/markdown"] as string | string[] | undefined)).join("\n");
+      assert.match(text, /No results yet/, `${name}: no note`);
+      assert.match(text, command, `${name}: does not name the command`);
+      for (const c of nb.cells.filter((c) => c.metadata.tags?.includes("plot"))) {
+        assert.ok(
+          (c.outputs ?? []).some((o) => o.data?.["image/png"] !== undefined),
+          `${name}: a plot cell without its placeholder chart`,
+        );
+      }
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
