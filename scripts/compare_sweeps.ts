@@ -5,7 +5,10 @@
  *   deno run -A scripts/compare_sweeps.ts /tmp/before/kl results/kl [--files a,b,...]
  *
  * Trials are paired by their resolved config (config.json `task`, `config` and `inputs`, without
- * the code version, which changes the trial id with every edit of lib/ or cli/). For each pair
+ * the code version, which changes the trial id with every edit of lib/ or cli/). A config key
+ * that no trial of one side has (a key a newer schema added, with its default on the other
+ * side) is left out of the pairing and named in the output, so a sweep from before a schema
+ * grew a key still pairs with one after it. For each pair
  * the result files are compared byte for byte: `metrics.jsonl`, `summary.json`,
  * `episodes.jsonl`, `checkpoints/eval.json` and `checkpoints/final.safetensors` by default (a file
  * missing on both sides is skipped). `eval.json` records the content hashes of the SFT and
@@ -43,6 +46,12 @@ export interface SweepComparison {
   /** Trials of one side only (by label). */
   onlyA: string[];
   onlyB: string[];
+  /** Config keys (dotted) that only one side's trials have, left out of the pairing. */
+  keysOnlyA: string[];
+  keysOnlyB: string[];
+  /** The values (JSON) those keys take on their side. */
+  valuesA: Record<string, Set<string>>;
+  valuesB: Record<string, Set<string>>;
 }
 
 async function readTrials(expDir: string): Promise<TrialDir[]> {
@@ -59,6 +68,37 @@ async function readTrials(expDir: string): Promise<TrialDir[]> {
     const { task, config, inputs } = identity;
     out.push({ id: e.name, dir, key: canonicalJson({ task, config, inputs }), label: "" });
   }
+  return out;
+}
+
+/** Every dotted config key of a side's trials. */
+function configKeys(trials: TrialDir[]): Set<string> {
+  return new Set(trials.flatMap((t) => Object.keys(flatten(JSON.parse(t.key).config))));
+}
+
+/** Re-key trials without the given dotted config keys; sorted by key. */
+function withoutKeys(trials: TrialDir[], drop: Set<string>): TrialDir[] {
+  const out = trials.map((t) => {
+    if (!drop.size) return t;
+    const { task, config, inputs } = JSON.parse(t.key);
+    return { ...t, key: canonicalJson({ task, config: dropPaths(config, drop), inputs }) };
+  });
+  return out.sort((x, y) => x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
+}
+
+function dropPaths(o: unknown, drop: Set<string>, prefix = ""): unknown {
+  if (o === null || typeof o !== "object" || Array.isArray(o)) return o;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(o)) {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (drop.has(path)) continue;
+    out[k] = dropPaths(v, drop, path);
+  }
+  return out;
+}
+
+async function readTrialsSorted(expDir: string): Promise<TrialDir[]> {
+  const out = await readTrials(expDir);
   return out.sort((x, y) => x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
 }
 
@@ -128,10 +168,35 @@ export async function compareSweeps(
   b: string,
   files: readonly string[] = COMPARED_FILES,
 ): Promise<SweepComparison> {
-  const ta = await readTrials(a), tb = await readTrials(b);
+  const ra = await readTrialsSorted(a), rb = await readTrialsSorted(b);
+  const [ka, kb] = [configKeys(ra), configKeys(rb)];
+  const both = ra.length > 0 && rb.length > 0;
+  const keysOnlyA = both ? [...ka].filter((k) => !kb.has(k)).sort() : [];
+  const keysOnlyB = both ? [...kb].filter((k) => !ka.has(k)).sort() : [];
+  const drop = new Set([...keysOnlyA, ...keysOnlyB]);
+  const ta = withoutKeys(ra, drop), tb = withoutKeys(rb, drop);
   labels([...ta, ...tb]);
   const byKey = new Map(tb.map((t) => [t.key, t]));
-  const out: SweepComparison = { paired: [], onlyA: [], onlyB: [] };
+  if (byKey.size !== tb.length || new Set(ta.map((t) => t.key)).size !== ta.length) {
+    throw new Error(
+      `trials no longer differ once the keys only one side has are left out ` +
+        `(${[...drop].join(", ")}): compare the sweeps with those keys fixed`,
+    );
+  }
+  const valuesOf = (trials: TrialDir[], keys: string[]) =>
+    Object.fromEntries(keys.map((k) => [
+      k,
+      new Set(trials.map((t) => JSON.stringify(flatten(JSON.parse(t.key).config)[k]))),
+    ]));
+  const out: SweepComparison = {
+    paired: [],
+    onlyA: [],
+    onlyB: [],
+    keysOnlyA,
+    keysOnlyB,
+    valuesA: valuesOf(ra, keysOnlyA),
+    valuesB: valuesOf(rb, keysOnlyB),
+  };
   for (const x of ta) {
     const y = byKey.get(x.key);
     if (!y) {
@@ -182,6 +247,12 @@ if (import.meta.main) {
       `${p.differences.length ? "DIFFERS" : "same   "} ${p.label}  (${p.a} vs ${p.b})` +
         p.differences.map((d) => `\n    ${d}`).join(""),
     );
+  }
+  const sides = [["a", r.keysOnlyA, r.valuesA], ["b", r.keysOnlyB, r.valuesB]] as const;
+  for (const [side, keys, values] of sides) {
+    if (!keys.length) continue;
+    const shown = keys.map((k) => `${k} = ${[...values[k]].join(" | ")}`);
+    console.log(`config keys only in ${side} (left out of the pairing): ${shown.join(", ")}`);
   }
   for (const l of r.onlyA) console.log(`only in a: ${l}`);
   for (const l of r.onlyB) console.log(`only in b: ${l}`);

@@ -38,8 +38,10 @@ export const KlSchema = z.object({
   estimator: z.enum(["k1", "k2", "k3", "full"]).default("k1").describe(
     "KL estimator per position: k1 = log p/q, k2 = ½(log p/q)², k3 = (q/p − 1) − log q/p " +
       "(Schulman's 'Approximating KL divergence'); full = exact Σ p log p/q over the action " +
-      "distribution. For KL in the LOSS use k2 (or full): on sampled actions the gradient of " +
-      "k1 vanishes in expectation, so a k1 penalty barely holds the policy back",
+      "distribution (language models: the vocabulary at every response position, from both " +
+      "models' full log-softmax: rows × cols × vocab numbers each per rollout). For KL in the " +
+      "LOSS use k2 (or full): on sampled actions the gradient of k1 vanishes in expectation, " +
+      "so a k1 penalty barely holds the policy back",
   ),
   placement: z.enum(["reward", "loss"]).default("reward").describe(
     "reward: −β·KL(π‖ref) is added to each token's reward (Ziegler et al. 2019); " +
@@ -113,9 +115,114 @@ export const PpoSchema = z.object({
   penalty: PenaltySchema.default(PenaltySchema.parse({})),
 }).strict();
 
+/**
+ * How advantages are estimated, for language-model tasks (one response per row, groups of
+ * `samples_per_prompt` consecutive responses to the same prompt). The update around it is the
+ * same for all: the clipped surrogate, epochs of minibatches, the KL to the reference where
+ * `ppo.kl` puts it. See lib/ppo/advantages.ts for the formulas.
+ */
+export const ADVANTAGE_ESTIMATORS = ["gae", "grpo", "dr_grpo", "rloo", "reinforce_pp"] as const;
+export type AdvantageEstimator = typeof ADVANTAGE_ESTIMATORS[number];
+
+/** `ppo.advantage` (LM tasks): the advantage estimator; every one but gae is critic-free. */
+export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").describe(
+  "advantage estimator: gae = PPO with a value model (GAE(γ, λ)); critic-free (no value " +
+    "model at all): grpo = (r − group mean) / group std, loss averaged per response (Shao et " +
+    "al. 2024); dr_grpo = r − group mean, loss summed over tokens / max_new_tokens (Liu et al. " +
+    "2025); rloo = r − mean of the other responses to the prompt (Ahmadian et al. 2024); " +
+    "reinforce_pp = reward-to-go of per-token rewards (KL in the reward), normalised over the " +
+    "batch (Hu 2025). Groups are samples_per_prompt responses to one prompt; grpo, dr_grpo " +
+    "and rloo need ≥ 2. Critic-free estimators normalise as their papers do, so they need " +
+    "whiten_advantages false",
+);
+
 export type KlConfig = z.infer<typeof KlSchema>;
 export type PenaltyConfig = z.infer<typeof PenaltySchema>;
-export type PpoConfig = z.infer<typeof PpoSchema>;
+/** A parsed PPO config; `advantage` exists in LM tasks' schemas (absent = "gae"). */
+export type PpoConfig = z.infer<typeof PpoSchema> & { advantage?: AdvantageEstimator };
+
+/** True for an estimator without a value model (every one but GAE). */
+export function isCriticFree(cfg: Pick<PpoConfig, "advantage">): boolean {
+  return (cfg.advantage ?? "gae") !== "gae";
+}
+
+/** Estimators whose baseline is the other responses to the same prompt (groups of ≥ 2). */
+export const GROUP_ESTIMATORS: readonly AdvantageEstimator[] = ["grpo", "dr_grpo", "rloo"];
+
+/** A config problem found after parsing: the key, what is wrong, and the fix. */
+export interface ConfigProblem {
+  key: string;
+  cause: string;
+  fix: string;
+}
+
+/**
+ * Cross-key checks of an LM task's PPO section against its group size and value model: what a
+ * task's `check` returns so that planning refuses the experiment before any trial starts.
+ *
+ * @example
+ * ```ts
+ * advantageProblems({ advantage: "grpo", whiten_advantages: false }, { samplesPerPrompt: 1 });
+ * // [{ key: "samples_per_prompt", cause: 'ppo.advantage "grpo" needs ≥ 2 responses per prompt …', fix: … }]
+ * ```
+ */
+export function advantageProblems(
+  ppo: Pick<PpoConfig, "advantage" | "whiten_advantages">,
+  o: {
+    /** Responses per prompt (the group size). */
+    samplesPerPrompt: number;
+    /** Responses per update, when the task has such a key (must be a multiple of the group). */
+    batch?: { key: string; value: number };
+    /** The task's value-model key and value, when it has one ("shared" is the default head). */
+    valueModel?: { key: string; value: string };
+  },
+): ConfigProblem[] {
+  const adv = ppo.advantage ?? "gae";
+  const out: ConfigProblem[] = [];
+  const k = o.samplesPerPrompt;
+  if (GROUP_ESTIMATORS.includes(adv) && k < 2) {
+    out.push({
+      key: "samples_per_prompt",
+      cause: `ppo.advantage "${adv}" needs groups of at least 2 responses per prompt, and ` +
+        `samples_per_prompt is ${k}: a group of one is its own baseline, so every advantage ` +
+        `would be 0`,
+      fix: "set samples_per_prompt to 2 or more (e.g. 4)",
+    });
+  }
+  if (o.batch && o.batch.value % k !== 0) {
+    out.push({
+      key: o.batch.key,
+      cause: `${o.batch.key} ${o.batch.value} is not a multiple of samples_per_prompt ${k} ` +
+        `(each prompt is sampled samples_per_prompt times in a rollout)`,
+      fix: `set ${o.batch.key} to a multiple of ${k} (e.g. ${
+        Math.max(k, o.batch.value - (o.batch.value % k))
+      })`,
+    });
+  }
+  if (adv !== "gae" && ppo.whiten_advantages) {
+    out.push({
+      key: "ppo.whiten_advantages",
+      cause: `ppo.advantage "${adv}" normalises its advantages itself (${
+        adv === "grpo"
+          ? "per group"
+          : adv === "reinforce_pp"
+          ? "over the batch"
+          : "not at all: that is the point of it"
+      }); whitening them again per minibatch would change the estimator`,
+      fix: "set ppo.whiten_advantages to false",
+    });
+  }
+  if (adv !== "gae" && o.valueModel && o.valueModel.value !== "shared") {
+    out.push({
+      key: o.valueModel.key,
+      cause: `ppo.advantage "${adv}" is critic-free and holds no value model, so ` +
+        `${o.valueModel.key} "${o.valueModel.value}" has nothing to build`,
+      fix:
+        `leave ${o.valueModel.key} at "shared" (ignored without a critic) or use ppo.advantage "gae"`,
+    });
+  }
+  return out;
+}
 
 /** Thrown for an invalid config; the message lists every bad key with its allowed range. */
 export class ConfigError extends Error {

@@ -7,6 +7,12 @@
  *         (+ β_penalty · KL(π_old‖π) for the kl-penalty surrogate)
  *         (+ β · KL(π‖π_ref) when the reference KL is placed in the loss)
  *
+ * Critic-free estimators (GRPO, Dr. GRPO, RLOO, REINFORCE++) have no value output and no
+ * value loss. How per-token terms become one number is the variant's `aggregate`: the masked
+ * mean over every real token of the minibatch (PPO's, the default), the mean over responses
+ * of each response's token mean (GRPO), or the sum over tokens divided by responses × a
+ * constant token budget (Dr. GRPO: no per-response length normalisation).
+ *
  * @example
  * ```ts
  * // inside a TrainStepSpec.loss:
@@ -23,8 +29,8 @@ export interface PolicyOutputs {
   logp: Value;
   /** Entropy of π at each position. */
   entropy: Value;
-  /** V(s) at each position. */
-  value: Value;
+  /** V(s) at each position (absent for a critic-free policy: no value loss). */
+  value?: Value;
   /** log π over every action ([..., A]); needed for the exact ("full") KL. */
   logpAll?: Value;
 }
@@ -33,8 +39,9 @@ export interface PolicyOutputs {
 export interface PpoBatchValues {
   oldLogp: Value;
   advantages: Value;
-  returns: Value;
-  oldValues: Value;
+  /** Value targets and rollout-time values (absent without a value model). */
+  returns?: Value;
+  oldValues?: Value;
   /** 1 = real position, 0 = padding (same dtype as the rest). */
   mask: Value;
   /** Rollout-time log π_old over all actions (for the exact KL of the kl-penalty loss). */
@@ -132,7 +139,16 @@ export interface PpoLossVariant {
   penalty?: Pick<PenaltyConfig, "estimator">;
   /** A reference policy exists (RLHF); needed for the KL in the loss placement. */
   hasReference?: boolean;
+  /**
+   * How the per-token policy loss (and the reference KL in the loss) is reduced over a
+   * `[B, T]` minibatch: "token" (default) = masked mean over all real tokens; "sequence" =
+   * mean over rows of each row's masked mean; `{ tokens: L }` = Σ over real tokens / (B · L).
+   */
+  aggregate?: LossAggregation;
 }
+
+/** See {@link PpoLossVariant.aggregate}. */
+export type LossAggregation = "token" | "sequence" | { tokens: number };
 
 /** The PPO loss and its diagnostics (all scalars). */
 export function ppoLoss(
@@ -143,6 +159,7 @@ export function ppoLoss(
   hp: PpoHparams,
 ): { loss: Value; metrics: Record<string, Value> } {
   const mean = (x: Value) => maskedMean(g, x, b.mask);
+  const agg = aggregation(g, variant.aggregate ?? "token", b.mask, mean);
   const logratio = g.sub(pi.logp, b.oldLogp);
   const ratio = g.exp(logratio);
 
@@ -151,27 +168,35 @@ export function ppoLoss(
   let policyLoss: Value;
   if (variant.loss === "clip") {
     const clipped = g.neg(g.mul(b.advantages, g.clip(ratio, g.sub(1, hp.clip), g.add(1, hp.clip))));
-    policyLoss = mean(g.max(unclipped, clipped));
-  } else policyLoss = mean(unclipped);
+    policyLoss = agg(g.max(unclipped, clipped));
+  } else policyLoss = agg(unclipped);
 
   // Value loss: ½(V − R)², or with value clipping ½·max((V − R)², (V_old + clip(V − V_old, ±ε_v) − R)²).
-  const err = g.sub(pi.value, b.returns);
-  let valueLoss: Value;
-  if (variant.valueClip) {
-    const vClipped = g.add(
-      b.oldValues,
-      g.clip(g.sub(pi.value, b.oldValues), g.neg(hp.clip_value), hp.clip_value),
-    );
-    const errClipped = g.sub(vClipped, b.returns);
-    valueLoss = g.mul(mean(g.max(g.mul(err, err), g.mul(errClipped, errClipped))), 0.5);
-  } else valueLoss = g.mul(mean(g.mul(err, err)), 0.5);
+  let valueLoss: Value | null = null;
+  if (pi.value) {
+    if (!b.returns || !b.oldValues) {
+      throw new Error("ppo: a value output needs returns and old values");
+    }
+    const err = g.sub(pi.value, b.returns);
+    if (variant.valueClip) {
+      const vClipped = g.add(
+        b.oldValues,
+        g.clip(g.sub(pi.value, b.oldValues), g.neg(hp.clip_value), hp.clip_value),
+      );
+      const errClipped = g.sub(vClipped, b.returns);
+      valueLoss = g.mul(mean(g.max(g.mul(err, err), g.mul(errClipped, errClipped))), 0.5);
+    } else valueLoss = g.mul(mean(g.mul(err, err)), 0.5);
+  }
 
   const entropy = mean(pi.entropy);
-  let loss = g.sub(g.add(policyLoss, g.mul(hp.vf_coef, valueLoss)), g.mul(hp.ent_coef, entropy));
+  let loss = g.sub(
+    valueLoss ? g.add(policyLoss, g.mul(hp.vf_coef, valueLoss)) : policyLoss,
+    g.mul(hp.ent_coef, entropy),
+  );
 
   const metrics: Record<string, Value> = {
     policy_loss: policyLoss,
-    value_loss: valueLoss,
+    ...(valueLoss ? { value_loss: valueLoss } : {}),
     entropy,
     // CleanRL's diagnostics: k1 ("old_approx_kl") and k3 ("approx_kl") of KL(π_old‖π).
     approx_kl_k1: mean(g.neg(logratio)),
@@ -191,9 +216,28 @@ export function ppoLoss(
     if (!b.refLogp) throw new Error("ppo: KL in the loss needs reference log-probs (refLogp)");
     const kl = klTerm(g, variant.kl.estimator, pi, { logp: b.refLogp, logpAll: b.refLogpAll });
     metrics.kl_ref_loss = mean(kl);
-    loss = g.add(loss, g.mul(hp.beta, metrics.kl_ref_loss));
+    loss = g.add(loss, g.mul(hp.beta, agg === mean ? metrics.kl_ref_loss : agg(kl)));
   }
   return { loss, metrics };
+}
+
+/** The reduction of per-token loss terms (see {@link PpoLossVariant.aggregate}). */
+function aggregation(
+  g: Graph,
+  how: LossAggregation,
+  mask: Value,
+  tokenMean: (x: Value) => Value,
+): (x: Value) => Value {
+  if (how === "token") return tokenMean;
+  if (mask.rank !== 2) {
+    throw new Error(`ppo: loss aggregation ${JSON.stringify(how)} needs [B, T] positions`);
+  }
+  const rowSum = (x: Value) => g.reduceSum(g.mul(x, mask), [1]); // [B]
+  if (how === "sequence") {
+    return (x) => g.reduceMean(g.div(rowSum(x), g.max(g.reduceSum(mask, [1]), 1)));
+  }
+  if (!(how.tokens > 0)) throw new Error(`ppo: loss aggregation needs tokens > 0 (${how.tokens})`);
+  return (x) => g.div(g.reduceMean(rowSum(x)), how.tokens);
 }
 
 /** Entropy −Σ p log p of categorical distributions given as log-probs over the last axis. */

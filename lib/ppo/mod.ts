@@ -1,6 +1,11 @@
-/** The PPO core: config, GAE, KL estimators and controllers, losses, the train step, trainer. @module */
+/**
+ * The PPO core: config, GAE and the critic-free advantage estimators, KL estimators and
+ * controllers, losses, the train step, trainer.
+ * @module
+ */
 export * from "./config.ts";
 export * from "./gae.ts";
+export * from "./advantages.ts";
 export * from "./kl.ts";
 export * from "./losses.ts";
 export * from "./checkpoint.ts";

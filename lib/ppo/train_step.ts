@@ -7,9 +7,11 @@
  * {@link PpoConfig} the problem carries.
  *
  * Batch inputs: the model's own (`obs`, `actions` or `tokens`, ...), then `old_logp`,
- * `advantages`, `returns`, `old_values`, `mask` (shape `positions`), then `old_logp_all`
- * (`[...positions, numActions]`, only for the kl-penalty surrogate with the exact KL) and
- * `ref_logp` (only when a reference policy exists and its KL is placed in the loss).
+ * `advantages`, `returns`, `old_values`, `mask` (shape `positions`; a critic-free estimator,
+ * `ppo.advantage` ≠ "gae", has no `returns` and `old_values`, and its policy no value output),
+ * then `old_logp_all` (`[...positions, numActions]`, only for the kl-penalty surrogate with the
+ * exact KL), `ref_logp` (only when a reference policy exists and its KL is placed in the
+ * loss) and `ref_logp_all` (`[...positions, numActions]`, that KL with the exact estimator).
  *
  * @example
  * ```ts
@@ -26,8 +28,9 @@ import type { Graph, Value } from "../onnx/graph.ts";
 import type { Device } from "../onnx/session.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { adamw } from "../onnx/optim.ts";
-import type { PpoConfig } from "./config.ts";
+import { isCriticFree, type PpoConfig } from "./config.ts";
 import {
+  type LossAggregation,
   type PolicyOutputs,
   ppoBatchValues,
   type PpoHparams,
@@ -51,11 +54,22 @@ export interface PpoTrainStepOptions {
   inputs: TrainStepSpec["batch"];
   /** Shape of a minibatch's per-position PPO values: `["B"]` or `["B", "T"]`. */
   positions: (string | number)[];
-  /** Actions per position: needed only for the kl-penalty surrogate's exact KL (`old_logp_all`). */
+  /**
+   * Actions per position: needed only for the exact KLs (the kl-penalty surrogate's
+   * `old_logp_all`, the reference KL's `ref_logp_all` when it is in the loss).
+   */
   numActions?: number;
+  /**
+   * The token budget Dr. GRPO divides its summed loss by (`ppo.advantage = "dr_grpo"`): an LM
+   * task's `max_new_tokens`.
+   */
+  maxTokens?: number;
   /** A frozen reference policy exists (RLHF): its KL may be placed in the loss (`ref_logp`). */
   reference?: boolean;
-  /** log π(a), entropy, V (and log π over all actions) per position, from params and batch. */
+  /**
+   * log π(a), entropy, V (and log π over all actions) per position, from params and batch;
+   * no V for a critic-free estimator.
+   */
   policy(g: Graph, params: Record<string, Value>, batch: Record<string, Value>): PolicyOutputs;
   device?: Device;
   threads?: number;
@@ -65,6 +79,31 @@ export interface PpoTrainStepOptions {
 function hparamValues(hp: Record<string, Value>): PpoHparams {
   const { clip, clip_value, vf_coef, ent_coef, beta, penalty_beta } = hp;
   return { clip, clip_value, vf_coef, ent_coef, beta, penalty_beta };
+}
+
+/** The loss reduction an estimator uses (undefined: PPO's token mean). */
+export function lossAggregation(
+  cfg: Pick<PpoConfig, "advantage">,
+  maxTokens?: number,
+): LossAggregation | undefined {
+  if (cfg.advantage === "grpo") return "sequence";
+  if (cfg.advantage === "dr_grpo") {
+    if (!(maxTokens !== undefined && maxTokens > 0)) {
+      throw new Error('ppo: advantage "dr_grpo" needs the token budget (maxTokens)');
+    }
+    return { tokens: maxTokens };
+  }
+  return undefined;
+}
+
+/** The policy's outputs as the loss sees them: a critic-free estimator has no V. */
+function criticOutputs(out: PolicyOutputs, critic: boolean): PolicyOutputs {
+  if (critic) {
+    if (!out.value) throw new Error("ppo: the policy gives no value (V) for GAE");
+    return out;
+  }
+  const { value: _, ...rest } = out;
+  return rest;
 }
 
 /**
@@ -81,6 +120,12 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
     );
   }
   const refInLoss = opts.reference === true && cfg.kl.placement === "loss";
+  const exactRef = refInLoss && cfg.kl.estimator === "full";
+  if (exactRef && opts.numActions === undefined) {
+    throw new Error('ppo: kl.estimator "full" in the loss needs the action count');
+  }
+  const critic = !isCriticFree(cfg);
+  const aggregate = lossAggregation(cfg, opts.maxTokens);
   const spec: TrainStepSpec = {
     dtype,
     params: opts.params,
@@ -89,11 +134,11 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
       ...opts.inputs,
       old_logp: f(positions),
       advantages: f(positions),
-      returns: f(positions),
-      old_values: f(positions),
+      ...(critic ? { returns: f(positions), old_values: f(positions) } : {}),
       mask: f(positions),
       ...(exactPenalty ? { old_logp_all: f([...positions, opts.numActions!]) } : {}),
       ...(refInLoss ? { ref_logp: f(positions) } : {}),
+      ...(exactRef ? { ref_logp_all: f([...positions, opts.numActions!]) } : {}),
     },
     hparams: ppoHparams(cfg),
     loss: (g, p, b, hp) =>
@@ -105,8 +150,9 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
           kl: cfg.kl,
           penalty: cfg.penalty,
           hasReference: opts.reference,
+          ...(aggregate ? { aggregate } : {}),
         },
-        opts.policy(g, p, b),
+        criticOutputs(opts.policy(g, p, b), critic),
         ppoBatchValues(b),
         hparamValues(hp),
       ),

@@ -1,6 +1,7 @@
 /**
  * The PPO trainer. One function, {@link trainPpo}, reads top to bottom:
- * rollout -> rewards -> advantages -> epochs of shuffled minibatches -> diagnostics ->
+ * rollout -> rewards -> advantages (`ppo.advantage`: GAE, or a critic-free estimator of
+ * lib/ppo/advantages.ts) -> epochs of shuffled minibatches -> diagnostics ->
  * KL controller -> metrics row -> checkpoint. What differs between classic control and
  * language models lives behind {@link PpoProblem}: how a rollout is collected, and which
  * model inputs a minibatch needs.
@@ -19,11 +20,13 @@ import type * as ort from "onnxruntime-node";
 import { tensor } from "../onnx/session.ts";
 import type { Trainer } from "../onnx/train.ts";
 import { Rng } from "../rng.ts";
-import type { PpoConfig } from "./config.ts";
-import { explainedVariance, gae, maskedMoments, whiten } from "./gae.ts";
+import { isCriticFree, type PpoConfig } from "./config.ts";
+import { computeAdvantages } from "./advantages.ts";
+import { explainedVariance, maskedMoments, whiten } from "./gae.ts";
 import { klEstimate, makeKlController } from "./kl.ts";
 import { ppoHparams } from "./losses.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
+import { StopRequested, stopRequested, trainingEnded, trainingStarted } from "./stop.ts";
 import { exists, writeAll } from "../fs.ts";
 
 /** One update's experience. Arrays are rows × cols, row-major. */
@@ -46,6 +49,14 @@ export interface Rollout {
   lastValues: Float64Array;
   /** log π_ref(a) of the taken actions, when a frozen reference policy exists. */
   refLogp?: Float64Array;
+  /**
+   * The exact KL(π_old‖π_ref) = Σ_a π_old(a)·(log π_old(a) − log π_ref(a)) at each position,
+   * from the full distributions: what `ppo.kl.estimator = "full"` puts in the reward (a
+   * problem that cannot give it cannot run that estimator).
+   */
+  refKl?: Float64Array;
+  /** Consecutive rows that answer the same prompt (the critic-free estimators' groups; default 1). */
+  groupSize?: number;
   /** Positions per training example: 1 (each step) or cols (each whole row). */
   exampleSize: number;
   /** Samples this rollout counts for the adaptive KL controller (episodes or responses). */
@@ -267,6 +278,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   const hp = ppoHparams(cfg);
   const klInReward = cfg.kl.placement === "reward";
   const isPenalty = cfg.loss === "kl-penalty";
+  trainingStarted();
   try {
     for (; update < opts.updates; update++) {
       // 1. Rollout with the current policy.
@@ -297,10 +309,18 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       let klRef: number | null = null;
       if (roll.refLogp) {
         let sum = 0;
-        const est = cfg.kl.estimator === "full" ? "k1" : cfg.kl.estimator;
+        const est = cfg.kl.estimator;
+        if (est === "full" && !roll.refKl) {
+          throw new Error(
+            'ppo.kl.estimator "full" needs the exact KL per position, and this problem\'s ' +
+              "rollout does not give it (Rollout.refKl); use k1, k2 or k3",
+          );
+        }
         for (let i = 0; i < n; i++) {
           if (mask && !mask[i]) continue;
-          const k = klEstimate(est, roll.logp[i], roll.refLogp[i]);
+          const k = est === "full"
+            ? roll.refKl![i]
+            : klEstimate(est, roll.logp[i], roll.refLogp[i]);
           sum += k;
           if (klInReward) rewards[i] -= kl.beta * k;
         }
@@ -308,8 +328,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       }
       const shaped = cfg.whiten_rewards ? whiten(rewards, mask, false) : rewards;
 
-      // 3. Advantages and returns: masked GAE(γ, λ).
-      const { advantages, returns } = gae({
+      // 3. Advantages and returns: masked GAE(γ, λ), or the critic-free estimator's.
+      const { advantages, returns } = computeAdvantages(cfg.advantage ?? "gae", {
         rows,
         cols,
         rewards: shaped,
@@ -319,6 +339,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         lastValues: roll.lastValues,
         gamma: cfg.gamma,
         lambda: cfg.lambda,
+        groupSize: roll.groupSize ?? 1,
       });
 
       // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).
@@ -370,7 +391,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       const mean = (k: string) => k in sums ? sums[k] / steps : null;
       const adv = maskedMoments(advantages, mask), ret = maskedMoments(returns, mask);
       const rew = maskedMoments(roll.rewards, mask);
-      const ev = explainedVariance(roll.values, returns, mask);
+      const ev = isCriticFree(cfg) ? NaN : explainedVariance(roll.values, returns, mask);
       const eps = roll.episodes;
       const row: MetricsRow = {
         update: update + 1,
@@ -428,7 +449,9 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       last = row;
       opts.onUpdate?.(row, update + 1);
       const every = opts.checkpointEvery ?? 0;
-      if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {
+      // A requested stop (stop.ts: preemption, a time limit) checkpoints here and throws.
+      const stop = update + 1 < opts.updates ? stopRequested() : null;
+      if ((every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) || stop) {
         await metricsFile.sync();
         await episodesFile?.sync();
         const state: RunState = {
@@ -441,12 +464,14 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           metricsBytes: (await metricsFile.stat()).size,
           episodesBytes: episodesFile ? (await episodesFile.stat()).size : 0,
         };
-        await saveRunCheckpoint(outDir, update + 1, trainer, state);
+        const at = await saveRunCheckpoint(outDir, update + 1, trainer, state);
+        if (stop) throw new StopRequested(update + 1, stop, at);
       }
     }
     await metricsFile.sync();
     await episodesFile?.sync();
   } finally {
+    trainingEnded();
     metricsFile.close();
     episodesFile?.close();
   }

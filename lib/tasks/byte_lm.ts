@@ -19,7 +19,7 @@ import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
 import { BYTE_EOS_ID, BYTE_VOCAB_SIZE, byteDecode, makeByteTokenizer } from "../nn/tokenizer.ts";
-import { LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
+import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "./contract.ts";
 import type { LmProblem } from "./lm_ppo.ts";
@@ -27,8 +27,9 @@ import type { LmProblem } from "./lm_ppo.ts";
 /**
  * {@link PpoSchema} (every key, same ranges) with defaults for the tiny byte-level LMs: γ = 1
  * (one score at EOS, no discount), lr 3e-4 without annealing, 2 PPO epochs, vf_coef 0.1, no
- * entropy bonus, grad clip 1, the k3 estimator for a kl-penalty surrogate. Each task extends
- * it with its own reference-KL defaults (and anything else it tuned).
+ * entropy bonus, grad clip 1, the k3 estimator for a kl-penalty surrogate; and `advantage`, the
+ * advantage estimator (GAE, or the critic-free GRPO, Dr. GRPO, RLOO, REINFORCE++). Each task
+ * extends it with its own reference-KL defaults (and anything else it tuned).
  *
  * Why vf_coef 0.1 and 2 epochs: the value head shares the policy's trunk, so the value loss
  * moves the policy whatever the reward says; with CleanRL's 0.5 and 4 epochs that drift alone
@@ -46,6 +47,7 @@ export const LmPpoSchema = PpoSchema.extend({
   ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
   max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
   penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
+  advantage: AdvantageSchema,
 });
 
 /** A model section of a byte-level LM task's config. */

@@ -29,6 +29,20 @@
  * scoring pass read those T columns with one `Gather` along time (`response_pos = W−1 ..
  * W+T−2`), which has a gradient rule; a `Slice` would need constant bounds.
  *
+ * Groups: with `samplesPerPrompt` = k the task is asked for batch / k prompts and each is
+ * sampled k times, in consecutive rows (`Rollout.groupSize` = k): the groups the critic-free
+ * estimators (`ppo.advantage` = grpo, dr_grpo, rloo) take their baselines from.
+ *
+ * Critic-free runs (`ppo.advantage` ≠ "gae") hold no value model at all: no value head, no
+ * separate value trunk, no value parameters in the train step or its checkpoints, and no
+ * value pass over the rollout.
+ *
+ * Exact KL (`ppo.kl.estimator = "full"`): the rollout scores the sequences with the policy and
+ * the reference over the whole vocabulary (rows × cols × V log-probs each, kept for the
+ * update) and takes Σ_a π(a)·(log π(a) − log π_ref(a)) per position: in the reward as
+ * `Rollout.refKl`, in the loss from the train step's own log-softmax against the batch input
+ * `ref_logp_all`.
+ *
  * Log-probs: `Rollout.logp` is what {@link generate} measured while sampling (float64 log-softmax
  * of the decode step's logits, unmodified policy), not a re-scoring pass, so the first
  * minibatch of a fresh run measures how well the KV-cache decoder and the full forward agree
@@ -67,7 +81,7 @@ import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/he
 import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
 import { applyLora, initLora, type LoraConfig, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
-import type { PpoConfig } from "../ppo/config.ts";
+import { ADVANTAGE_ESTIMATORS, isCriticFree, type PpoConfig } from "../ppo/config.ts";
 import { categoricalEntropy } from "../ppo/losses.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
 import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
@@ -117,8 +131,14 @@ export interface LmProblemOptions {
   cfg: PpoConfig;
   /** Trial seed: the init (when `init` is absent), the value head, and every later draw. */
   seed: number;
-  /** Prompts (= responses = rollout rows) per update. */
+  /** Responses (= rollout rows) per update: batch / samplesPerPrompt prompts. */
   batch: number;
+  /**
+   * Responses sampled per prompt (default 1): the task is asked for batch / k prompts and each
+   * is sampled k times in consecutive rows — a group for the critic-free estimators. `batch`
+   * must be a multiple of it.
+   */
+  samplesPerPrompt?: number;
   /** Most tokens per response (the rollout's cols are the longest response actually sampled). */
   maxNewTokens: number;
   /** Ends a response (kept, mask 1, where the score lands). Omitted: responses never end early. */
@@ -139,7 +159,8 @@ export interface LmProblemOptions {
    */
   valueHeadStd?: number;
   /**
-   * The value model: "shared" (default) = a value head on the policy's trunk; "separate" = its
+   * The value model (GAE only; a critic-free `cfg.advantage` has none and refuses anything but
+   * "shared"): "shared" (default) = a value head on the policy's trunk; "separate" = its
    * own trunk (`value_model.*`, a copy of the policy's initial weights) + value head; or a
    * trunk of another model (`cfg` + `init` by that model's parameter names, e.g. a reward
    * model's, as TRL builds its value model from the reward model) with an optional initial
@@ -174,6 +195,13 @@ export interface LmProblem extends PpoProblem {
   model: DecoderConfig;
   /** The frozen reference weights (a private copy of the initial GPT; never written). */
   reference: Record<string, FloatArray>;
+  /**
+   * Parameters of each network the training holds in memory, by role: `policy` (trainable, or
+   * LoRA adapters + frozen base), `value` (a separate value trunk + head, or the head on the
+   * policy's trunk; absent when critic-free), `reference` (frozen). A task adds what it holds
+   * itself (e.g. `reward_model`).
+   */
+  models?: Record<string, number>;
   /**
    * The policy's current GPT weights under the reference's names, for sampling and scoring:
    * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
@@ -216,6 +244,8 @@ export interface LmSequences {
 /** Per-rollout data the PPO inputs need beyond the Rollout itself. */
 interface Extra {
   seqs: LmSequences;
+  /** `[rows, cols, V]` log π_ref over the vocabulary (the exact KL in the loss). */
+  refAll?: Float32Array;
 }
 
 /** Parameter-name prefix of a separate value model's trunk. */
@@ -314,10 +344,24 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   // The exact KL needs full reference (and old) distributions per position, rows × cols × V
   // numbers per rollout: not kept. The sampled-token estimators need only log-probs.
   const klInLoss = cfg.kl.placement === "loss";
-  if (cfg.kl.estimator === "full" && klInLoss) {
+  const exactKl = cfg.kl.estimator === "full";
+  const critic = !isCriticFree(cfg);
+  const k = opts.samplesPerPrompt ?? 1;
+  if (!Number.isInteger(k) || k < 1 || opts.batch % k !== 0) {
+    throw new RangeError(
+      `createLmProblem: batch ${opts.batch} must be a multiple of samplesPerPrompt ${k} (≥ 1)`,
+    );
+  }
+  if (cfg.advantage !== undefined && !ADVANTAGE_ESTIMATORS.includes(cfg.advantage)) {
     throw new Error(
-      'createLmProblem: kl.estimator "full" in the loss is not supported for language models ' +
-        "(it would keep rows × cols × vocab reference log-probs); use k1, k2 or k3",
+      `createLmProblem: unknown advantage estimator "${cfg.advantage}" (one of ` +
+        `${ADVANTAGE_ESTIMATORS.join(", ")})`,
+    );
+  }
+  if (!critic && opts.valueModel !== undefined && opts.valueModel !== "shared") {
+    throw new Error(
+      `createLmProblem: ppo.advantage "${cfg.advantage}" is critic-free and holds no value ` +
+        'model; leave valueModel at "shared" (or unset) or use ppo.advantage "gae"',
     );
   }
   if (cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full") {
@@ -339,7 +383,9 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   // A separate value model starts as a copy of the policy's initial weights, or of another
   // model's trunk, under its own names (the trunk only: a value model needs no LM head).
   const vm = opts.valueModel ?? "shared";
-  const valueSource = typeof vm === "object"
+  const valueSource = !critic
+    ? undefined
+    : typeof vm === "object"
     ? { cfg: vm.cfg, init: vm.init }
     : vm === "separate"
     ? { cfg: model, init }
@@ -365,9 +411,12 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     });
   }
   const d = hiddenSize(layout.valueCfg ?? model);
-  const head = initHead(d, rng, dtype, { std: opts.valueHeadStd ?? 0 });
-  const given = typeof vm === "object" ? vm.head : undefined;
-  for (const [n, a] of Object.entries(head)) init[n] = given?.[n] ? Arr.from(given[n]) : a;
+  if (critic) {
+    const head = initHead(d, rng, dtype, { std: opts.valueHeadStd ?? 0 });
+    const given = typeof vm === "object" ? vm.head : undefined;
+    for (const [n, a] of Object.entries(head)) init[n] = given?.[n] ? Arr.from(given[n]) : a;
+  }
+  const valueHeadShape = critic ? headShapes(d) : {};
   // The trunks' weights: trained as they are, or frozen under LoRA adapters (drawn last, so
   // a run without LoRA draws exactly what it always did).
   const trunkShape = { ...modelShape, ...valueShape };
@@ -380,8 +429,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
 
   const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
   const params = layout.lora
-    ? { ...adapterShape, ...headShapes(d) }
-    : { ...trunkShape, ...headShapes(d) };
+    ? { ...adapterShape, ...valueHeadShape }
+    : { ...trunkShape, ...valueHeadShape };
   const frozen = layout.lora ? trunkShape : undefined;
   const sessionOpts = { device: opts.device, threads: opts.threads };
   const trainer = await createPpoTrainer({
@@ -398,16 +447,42 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     },
     positions: ["B", "T"],
     reference: true,
+    numActions: model.vocabSize,
+    maxTokens: opts.maxNewTokens,
     policy: (g, p, b) =>
-      modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
+      !critic
+        ? responseOutputs(
+          g,
+          model,
+          layout.lora ? applyLora(g, layout.lora, withoutAdapters(p), p) : p,
+          b.tokens,
+          b.attention_mask,
+          b.response_pos,
+          b.actions,
+          false,
+        )
+        : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
     ...sessionOpts,
   });
+  const count = (shapes: Record<string, { shape: number[] }>) =>
+    Object.values(shapes).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  const models: Record<string, number> = {
+    policy: count(modelShape) + (layout.lora ? count(loraShapes(modelShape, layout.lora)) : 0),
+    ...(critic
+      ? {
+        value: count(valueShape) + count(valueHeadShape) +
+          (layout.lora && layout.valueCfg ? count(loraShapes(valueShape, layout.lora)) : 0),
+      }
+      : {}),
+    reference: count(modelShape),
+  };
 
   // Scoring graphs (inference): the policy's with values (every trainable and frozen
-  // parameter, the train step's model code), and a plain GPT's log-probs (the reference).
+  // parameter, the train step's model code; GAE only), a plain GPT's log-probs (the
+  // reference), and for the exact KL a plain GPT's log-probs over the whole vocabulary.
   const policyShape = { ...params, ...(frozen ?? {}) };
-  const scoreGraph = (withValue: boolean) => {
-    const g = new Graph(withValue ? "lm_score_value" : "lm_score");
+  const scoreGraph = (withValue: boolean, all = false) => {
+    const g = new Graph(withValue ? "lm_score_value" : all ? "lm_score_all" : "lm_score");
     const shapes = withValue ? policyShape : modelShape;
     const params = Object.fromEntries(
       Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
@@ -423,9 +498,14 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       : responseOutputs(g, model, params, ...io, false);
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
+    if (all) g.output(out.logpAll, "logp_all");
     return compile(g, sessionOpts);
   };
-  const [policySession, refSession] = await Promise.all([scoreGraph(true), scoreGraph(false)]);
+  const [policySession, refSession, fullSession] = await Promise.all([
+    critic ? scoreGraph(true) : null,
+    scoreGraph(false),
+    exactKl ? scoreGraph(false, true) : null,
+  ]);
   // Frozen trunk weights (LoRA) as tensors, fed with the trainer's live params.
   const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
     Object.entries(frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
@@ -464,13 +544,17 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     };
   };
 
-  const rescore = async (
+  const runScore = async (
     params: Record<string, ort.Tensor | FloatArray>,
     seqs: LmSequences,
-  ): Promise<{ logp: Float64Array; value?: Float64Array }> => {
+    all: boolean,
+  ) => {
     const withValue = headNames(VALUE_HEAD).weight in params;
-    const session: Session = withValue ? policySession : refSession;
-    const shapes = withValue ? policyShape : modelShape;
+    if (withValue && !policySession) {
+      throw new Error("LmProblem.rescore: a value head given to a critic-free problem");
+    }
+    const session: Session = all ? fullSession! : withValue ? policySession! : refSession;
+    const shapes = withValue && !all ? policyShape : modelShape;
     if (withValue) params = { ...frozenTensors, ...params };
     const feeds: Record<string, ort.Tensor> = {};
     for (const [n, s] of Object.entries(shapes)) {
@@ -479,12 +563,27 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       feeds[n] = ArrayBuffer.isView(p) ? tensor(dtype, s.shape, p) : p;
     }
     const rows = [...Array(seqs.rows).keys()];
-    const out = await session.run({ ...feeds, ...seqInputs(seqs, rows) });
+    return await session.run({ ...feeds, ...seqInputs(seqs, rows) });
+  };
+  const rescore = async (
+    params: Record<string, ort.Tensor | FloatArray>,
+    seqs: LmSequences,
+  ): Promise<{ logp: Float64Array; value?: Float64Array }> => {
+    const out = await runScore(params, seqs, false);
     return {
       logp: Float64Array.from(out.logp.data as FloatArray),
       value: out.value ? Float64Array.from(out.value.data as FloatArray) : undefined,
     };
   };
+  /** Log-probs of the sampled tokens and over the vocabulary (`[rows, cols, V]`, float32). */
+  const rescoreAll = async (params: Record<string, ort.Tensor | FloatArray>, seqs: LmSequences) => {
+    const out = await runScore(params, seqs, true);
+    return {
+      logp: Float64Array.from(out.logp.data as FloatArray),
+      all: Float32Array.from(out.logp_all.data as FloatArray),
+    };
+  };
+  const V = model.vocabSize;
 
   const extras = new WeakMap<Rollout, Extra>();
   let cursor = 0; // prompts handed out so far
@@ -497,12 +596,20 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     reference,
     policyParams,
     rescore,
+    models,
     async rollout(rng: Rng): Promise<Rollout> {
-      const prompts = task.prompts(opts.batch, cursor, rng);
-      if (prompts.length !== opts.batch) {
-        throw new Error(`LmTask.prompts: ${prompts.length} prompts for a batch of ${opts.batch}`);
+      const asked = opts.batch / k;
+      const distinct = task.prompts(asked, cursor, rng);
+      if (distinct.length !== asked) {
+        throw new Error(
+          `LmTask.prompts: ${distinct.length} prompts for a batch of ${opts.batch}` +
+            (k > 1 ? ` (${asked} prompts × ${k} samples each)` : ""),
+        );
       }
-      cursor += prompts.length;
+      cursor += distinct.length;
+      const prompts = k === 1
+        ? distinct
+        : distinct.flatMap((p) => Array.from({ length: k }, () => p));
       const gen = await generate({ cfg: model, params: policyParams() }, prompts, {
         ...opts.sampling,
         maxNewTokens: opts.maxNewTokens,
@@ -513,12 +620,20 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       });
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;
-      // Values of the state before each response token (current params), and the reference's
-      // log-probs of the sampled tokens: one full forward each over prompt + response.
-      const [pol, ref] = await Promise.all([
-        rescore(trainer.paramTensors(), seqs),
-        rescore(reference, seqs),
+      // Values of the state before each response token (current params; GAE only), and the
+      // reference's log-probs of the sampled tokens: one full forward each over prompt +
+      // response. The exact KL scores both policies over the whole vocabulary instead.
+      const [pol, ref, full] = await Promise.all([
+        critic ? rescore(trainer.paramTensors(), seqs) : null,
+        exactKl ? null : rescore(reference, seqs),
+        exactKl
+          ? Promise.all([rescoreAll(policyParams(), seqs), rescoreAll(reference, seqs)])
+          : null,
       ]);
+      const refLogp = full ? full[1].logp : ref!.logp;
+      // The sampler's log-probs against a full forward: the values pass (GAE) or the exact-KL
+      // pass measures it; a critic-free run without the exact KL makes no policy pass.
+      const polLogp = pol?.logp ?? full?.[0].logp ?? null;
       const scored = await task.score(gen.prompts, gen.responses);
       const { scores, metrics: taskMetrics } = Array.isArray(scored) ? { scores: scored } : scored;
       if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
@@ -536,6 +651,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         mask: Uint8Array.from(mask),
         lastValues: new Float64Array(rows), // every response ends its episode: no bootstrap
         refLogp: new Float64Array(n),
+        ...(exactKl ? { refKl: new Float64Array(n) } : {}),
+        groupSize: k,
         exampleSize: cols,
         samples: rows,
         steps: 0,
@@ -544,9 +661,10 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       let gap = 0;
       for (let i = 0; i < n; i++) {
         if (!mask[i]) continue; // padding keeps 0 everywhere
-        roll.values[i] = pol.value![i];
-        roll.refLogp![i] = ref.logp[i];
-        gap = Math.max(gap, Math.abs(pol.logp[i] - gen.logp[i]));
+        if (pol) roll.values[i] = pol.value![i];
+        roll.refLogp![i] = refLogp[i];
+        if (polLogp) gap = Math.max(gap, Math.abs(polLogp[i] - gen.logp[i]));
+        if (full) roll.refKl![i] = exactKlAt(full[0].all, full[1].all, i, V);
         roll.steps++;
       }
       for (let r = 0; r < rows; r++) {
@@ -562,10 +680,10 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         eos_rate: mean(gen.ended),
         // Largest |log π| difference between the sampler's KV-cache decode and a full forward
         // with the same params: the two must agree for the first PPO ratio to be 1.
-        logp_gap: gap,
+        ...(polLogp ? { logp_gap: gap } : {}),
         ...taskMetrics,
       };
-      extras.set(roll, { seqs });
+      extras.set(roll, { seqs, ...(full && klInLoss ? { refAll: full[1].all } : {}) });
       return roll;
     },
     inputs(roll: Rollout, examples: number[]): Record<string, ort.Tensor> {
@@ -576,6 +694,11 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         const T = roll.cols, ref = new Arr(examples.length * T);
         examples.forEach((r, j) => ref.set(roll.refLogp!.subarray(r * T, (r + 1) * T), j * T));
         out.ref_logp = tensor(dtype, [examples.length, T], ref);
+        if (exactKl) {
+          const all = new Arr(examples.length * T * V), src = extra.refAll!;
+          examples.forEach((r, j) => all.set(src.subarray(r * T * V, (r + 1) * T * V), j * T * V));
+          out.ref_logp_all = tensor(dtype, [examples.length, T, V], all);
+        }
       }
       return out;
     },
@@ -586,4 +709,11 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     },
   };
   return problem;
+}
+
+/** Σ_a p(a)·(log p(a) − log q(a)) at position `i` of `[positions, V]` log-prob arrays. */
+function exactKlAt(logp: Float32Array, logq: Float32Array, i: number, V: number): number {
+  let kl = 0;
+  for (let a = i * V; a < (i + 1) * V; a++) kl += Math.exp(logp[a]) * (logp[a] - logq[a]);
+  return kl;
 }

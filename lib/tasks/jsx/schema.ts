@@ -6,7 +6,13 @@
  */
 import { z } from "zod";
 import { byteEncode } from "../../nn/tokenizer.ts";
-import { KlSchema, PpoSchema, redefault } from "../../ppo/config.ts";
+import {
+  advantageProblems,
+  type ConfigProblem,
+  KlSchema,
+  PpoSchema,
+  redefault,
+} from "../../ppo/config.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -51,7 +57,8 @@ export const JsxRunSchema = z.object({
   sft: JsxSftSchema.default(JsxSftSchema.parse({})),
   ppo: JsxPpoSchema.default(JsxPpoSchema.parse({})),
   samples_per_prompt: z.number().int().min(1).default(4).describe(
-    "responses per prompt per update (5 prompts: batch = 5 × this)",
+    "responses per prompt per update (5 prompts: batch = 5 × this): the group that " +
+      "ppo.advantage grpo, dr_grpo and rloo take their baseline from",
   ),
   max_new_tokens: z.number().int().min(1).max(96).default(72).describe(
     "most tokens per response",
@@ -83,11 +90,15 @@ export const JsxSftStageSchema = z.object({
 }).strict();
 export type JsxSftStageConfig = z.infer<typeof JsxSftStageSchema>;
 
-/** Every prompt plus `max_new_tokens` must fit the context (a cross-key check of the config). */
-export function checkJsxConfig(c: JsxRunConfig): { key: string; cause: string; fix: string }[] {
+/**
+ * Cross-key checks of the config: every prompt plus `max_new_tokens` must fit the context, and
+ * the advantage estimator must suit the group size.
+ */
+export function checkJsxConfig(c: JsxRunConfig): ConfigProblem[] {
+  const problems = advantageProblems(c.ppo, { samplesPerPrompt: c.samples_per_prompt });
   const longest = Math.max(...JSX_PROMPTS.map((p) => byteEncode(p).length));
-  if (longest + c.max_new_tokens <= c.model.n_positions) return [];
-  return [{
+  if (longest + c.max_new_tokens <= c.model.n_positions) return problems;
+  return [...problems, {
     key: "max_new_tokens",
     cause: `max_new_tokens ${c.max_new_tokens} + the longest prompt (${longest} tokens) ` +
       `exceeds model.n_positions ${c.model.n_positions}`,

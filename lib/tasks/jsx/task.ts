@@ -210,10 +210,12 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
     const sft = await trainJsxSft(c, ctx);
     const problem = await createLmProblem({
       model: sft.cfg,
-      task: jsxTask(rewards, c.samples_per_prompt),
+      // One of each prompt per group; createLmProblem samples each samples_per_prompt times.
+      task: jsxTask(rewards, 1),
       cfg: c.ppo,
       seed: c.seed,
       batch: c.samples_per_prompt * JSX_PROMPTS.length,
+      samplesPerPrompt: c.samples_per_prompt,
       maxNewTokens: c.max_new_tokens,
       eosTokenId: BYTE_EOS_ID,
       padTokenId: BYTE_EOS_ID,

@@ -11,7 +11,7 @@
  * @module
  */
 import { z } from "zod";
-import { KlSchema, redefault } from "../../ppo/config.ts";
+import { advantageProblems, type ConfigProblem, KlSchema, redefault } from "../../ppo/config.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -91,7 +91,13 @@ export const SentimentRunSchema = z.object({
     alpha: 16,
     targets: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
   }).describe("LoRA on the policy and a separate value model (base weights frozen)"),
-  batch: z.number().int().min(1).default(32).describe("prompts (responses) per update"),
+  batch: z.number().int().min(1).default(32).describe(
+    "responses per update (batch / samples_per_prompt prompts, each sampled samples_per_prompt times)",
+  ),
+  samples_per_prompt: z.number().int().min(1).default(1).describe(
+    "responses sampled per prompt in a rollout: the group that ppo.advantage grpo, dr_grpo and " +
+      "rloo take their baseline from (≥ 2 for those)",
+  ),
   max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
   rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
     "the reward: Σ weight · component",
@@ -115,6 +121,15 @@ export const SentimentRunSchema = z.object({
 }).strict();
 
 export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
+
+/** Cross-key checks: the advantage estimator against the group size, batch and value model. */
+export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
+  return advantageProblems(c.ppo, {
+    samplesPerPrompt: c.samples_per_prompt,
+    batch: { key: "batch", value: c.batch },
+    valueModel: { key: "value_model", value: c.value_model },
+  });
+}
 export type SentimentRunInput = z.input<typeof SentimentRunSchema>;
 
 /** Config of the SFT stage: the model and the sft sections. */

@@ -51,7 +51,12 @@ import { byteGptConfig, decodeByteText, sampleForEval, type SftStage } from "../
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
 import type { RewardComponent, UserReward } from "../rewards.ts";
-import { type SentimentRunConfig, type SentimentRunInput, SentimentRunSchema } from "./schema.ts";
+import {
+  checkSentimentConfig,
+  type SentimentRunConfig,
+  type SentimentRunInput,
+  SentimentRunSchema,
+} from "./schema.ts";
 import {
   checkPromptLengths,
   loadSentimentPolicy,
@@ -152,6 +157,7 @@ export async function createSentimentProblem(
     cfg: c.ppo,
     seed: c.seed,
     batch: c.batch,
+    samplesPerPrompt: c.samples_per_prompt,
     maxNewTokens: c.max_new_tokens,
     eosTokenId: BYTE_EOS_ID,
     padTokenId: BYTE_EOS_ID,
@@ -203,6 +209,7 @@ export const SENTIMENT_KIND = defineLmTask<
   name: SENTIMENT_TASK,
   description: "RLHF on synthetic reviews: SFT -> reward model -> PPO; RM score vs hidden gold",
   schema: SentimentRunSchema,
+  check: checkSentimentConfig,
   inputs: (c) =>
     (["policy_path", "reward_model_path", "prompts_path"] as const).flatMap((key) => {
       const path = c[key];
