@@ -4,25 +4,44 @@
  *   deno run -A cli/trial.ts --stdin             request = first line of stdin (JSON); the
  *                                                 worker exits when stdin closes (its sweep died)
  *   deno run -A cli/trial.ts --request req.json  request from a file (by hand)
+ *   deno run -A cli/trial.ts --slurm DIR --index I
+ *                                                 trial I of a Slurm submission (DIR/trials.json,
+ *                                                 lib/experiment/slurm.ts); SIGTERM / SIGUSR1
+ *                                                 stop it after the current update with a
+ *                                                 checkpoint (exit 75) for a requeue to resume
+ *   deno run -A cli/trial.ts --slurm-stages DIR  build the stages DIR's trials ask for
  *
- * Reports progress as JSON lines on stdout ({"type":"start"|"progress"|"stage"|"done"|"error"});
- * exit code 0 = bundle published, 1 = the trial failed (the error event says why and how to fix).
+ * Reports progress as JSON lines on stdout ({"type":"start"|"progress"|"stage"|"stopped"|
+ * "done"|"error"}); exit code 0 = bundle published, 1 = the trial failed (the error event says
+ * why and how to fix), 75 = stopped on request (a checkpoint was written).
  * @module
  */
 import { parseArgs } from "node:util";
 import {
   executeTrial,
+  prepareStages,
   TrialError,
   type TrialEvent,
   type TrialRequest,
 } from "../lib/experiment/trial.ts";
+import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/slurm.ts";
+import { codeVersion } from "../lib/experiment/code_version.ts";
+import { requestStop, StopRequested } from "../lib/ppo/stop.ts";
 
 /**
  * The command that starts this worker, for the sweep runner (`runPlan`'s `workerCommand`):
  * the runner is handed it rather than knowing where the CLI lives.
  */
 export function trialWorkerCommand(): string[] {
-  return [Deno.execPath(), "run", "-A", new URL(import.meta.url).pathname, "--stdin"];
+  return [...slurmWorkerCommand(), "--stdin"];
+}
+
+/**
+ * The same worker for the Slurm executor (`submitSweep`'s `workerCommand`), which adds
+ * `--slurm DIR --index I` or `--slurm-stages DIR`.
+ */
+export function slurmWorkerCommand(): string[] {
+  return [Deno.execPath(), "run", "-A", decodeURIComponent(new URL(import.meta.url).pathname)];
 }
 
 const enc = new TextEncoder();
@@ -48,19 +67,103 @@ async function requestFromStdin(): Promise<string> {
   return buf.slice(0, buf.indexOf("\n"));
 }
 
+function fail(e: unknown): never {
+  const known = e instanceof TrialError;
+  emit({
+    type: "error",
+    message: known ? e.message : `${(e as Error)?.message ?? e}`,
+    deterministic: known && e.deterministic,
+    known,
+  });
+  if (!known) console.error((e as Error)?.stack ?? e);
+  Deno.exit(1);
+}
+
+/** Slurm's warning (USR1) and TERM: stop after the current update with a checkpoint. */
+function stopOnSignals(): void {
+  for (const sig of ["SIGTERM", "SIGUSR1"] as const) {
+    Deno.addSignalListener(sig, () => {
+      console.error(`proxima: ${sig}: stopping after the current update with a checkpoint`);
+      // Not training (stages, evaluation, finalising): nothing to save that a rerun would
+      // not redo, so go now.
+      if (!requestStop(sig)) Deno.exit(STOPPED_EXIT);
+    });
+  }
+}
+
+async function slurmRequest(dir: string, index: string): Promise<TrialRequest> {
+  const list = await readSubmissionTrials(dir);
+  const req = list.trials[index];
+  if (!req) throw new TrialError(`${dir}/trials.json has no trial ${index}`, true);
+  const now = await codeVersion();
+  if (now !== req.identity.code_version) {
+    throw new TrialError(
+      `the code changed since this sweep was submitted (code version ` +
+        `${req.identity.code_version} then, ${now} now): this trial would not be the one ` +
+        `planned\n    fix: submit the sweep again (finished bundles are kept), or restore the code`,
+      true,
+    );
+  }
+  return req;
+}
+
+async function importExperiment(req: TrialRequest): Promise<void> {
+  if (req.experimentFile) await import(new URL(`file://${req.experimentFile}`).href);
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { stdin: { type: "boolean" }, request: { type: "string" } },
+    options: {
+      stdin: { type: "boolean" },
+      request: { type: "string" },
+      slurm: { type: "string" },
+      index: { type: "string" },
+      "slurm-stages": { type: "string" },
+    },
   });
+  if (values["slurm-stages"]) {
+    // The stages job: every trial's stages, in order; a trial's own failure is its own.
+    const dir = values["slurm-stages"];
+    for (const sig of ["SIGTERM", "SIGUSR1"] as const) {
+      Deno.addSignalListener(sig, () => Deno.exit(STOPPED_EXIT)); // a stage is not resumable
+    }
+    try {
+      const list = await readSubmissionTrials(dir);
+      const reqs = Object.entries(list.trials);
+      if (reqs[0]) await importExperiment(reqs[0][1]);
+      for (const [index, req] of reqs) {
+        const r = await prepareStages(req, `${dir}/stages`, emit);
+        console.error(
+          `proxima: trial ${index}: ` +
+            (r.skipped
+              ? "nothing to build"
+              : r.error
+              ? `stopped before its stages were all built (${r.error.split("\n")[0]}); ` +
+                "the trial reports it"
+              : `stages ${r.stages.join(", ") || "(none)"}`),
+        );
+      }
+    } catch (e) {
+      fail(e);
+    }
+    Deno.exit(0);
+  }
   let req: TrialRequest;
   try {
-    const text = values.stdin
-      ? await requestFromStdin()
-      : await Deno.readTextFile(values.request ?? "/dev/stdin");
-    req = JSON.parse(text);
-    if (req.experimentFile) await import(new URL(`file://${req.experimentFile}`).href);
+    if (values.slurm) {
+      if (!values.index) throw new Error("--slurm needs --index");
+      req = await slurmRequest(values.slurm, values.index);
+      stopOnSignals();
+    } else {
+      const text = values.stdin
+        ? await requestFromStdin()
+        : await Deno.readTextFile(values.request ?? "/dev/stdin");
+      req = JSON.parse(text);
+    }
+    await importExperiment(req);
   } catch (e) {
+    if (e instanceof TrialError) fail(e);
     emit({
       type: "error",
       message: `trial worker: bad request: ${(e as Error).message}`,
@@ -73,14 +176,10 @@ if (import.meta.main) {
     await executeTrial(req, emit);
     Deno.exit(0);
   } catch (e) {
-    const known = e instanceof TrialError;
-    emit({
-      type: "error",
-      message: known ? e.message : `${(e as Error)?.message ?? e}`,
-      deterministic: known && e.deterministic,
-      known,
-    });
-    if (!known) console.error((e as Error)?.stack ?? e);
-    Deno.exit(1);
+    if (e instanceof StopRequested) {
+      emit({ type: "stopped", update: e.update, reason: e.reason });
+      Deno.exit(STOPPED_EXIT);
+    }
+    fail(e);
   }
 }

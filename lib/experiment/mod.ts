@@ -27,5 +27,6 @@ export * from "./bundle.ts";
 export * from "./spec.ts";
 export * from "./trial.ts";
 export * from "./runner.ts";
+export * from "./slurm.ts";
 export * from "./table.ts";
 export { lockTry, lockWait } from "../lock.ts";

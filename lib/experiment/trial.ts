@@ -24,6 +24,7 @@ import {
 import { canonicalJson, stableJson } from "./hash.ts";
 import {
   findTrialKind,
+  type TrialKind,
   type TrialProgress,
   type TrialSummary,
   unknownTaskMessage,
@@ -63,6 +64,12 @@ export type TrialEvent =
     from?: string;
     bundle_hash: string;
     summary: TrialSummary;
+  }
+  | {
+    /** The trial stopped when asked (a requeue, a time limit), after a checkpoint at `update`. */
+    type: "stopped";
+    update: number;
+    reason: string;
   }
   | {
     type: "error";
@@ -183,14 +190,7 @@ export async function executeTrial(
           } else emit({ type: "progress", ...p });
         },
         stage: async (name, cfg): Promise<StageResult> => {
-          const def = kind.stages?.[name];
-          if (!def) throw new TrialError(`task ${kind.name} has no stage "${name}"`);
-          const r = await ensureStage(def, cfg, {
-            dir: `${req.root}/.stages`,
-            codeVersion: req.identity.code_version,
-            threads: req.threads,
-            device: req.device,
-          });
+          const r = await stageFor(kind, req)(name, cfg);
           // Recorded in the bundle (stages.json) as it is used, so a trial finalised after a
           // restart (which runs no stage) records the same.
           const rec = await readJson<Record<string, string>>(`${tmp}/stages.json`) ?? {};
@@ -241,6 +241,65 @@ export async function executeTrial(
   await publishDir(tmp, final);
   await unlinkLock(lockPath, lock);
   emit({ type: "done", how: "ran", bundle_hash: manifest.bundle_hash, summary });
+}
+
+/** Thrown out of a trial's run once it reports progress: its stages are all there. */
+class StagesReady extends Error {}
+
+/**
+ * Build the stages a trial asks for, without training it: its kind's run starts in a scratch
+ * folder under `scratch` with the stage cache the trial itself gets, and is stopped at its
+ * first progress report (by then it has asked for its stages). What a cluster runs once
+ * before the trials, so that trials which share a stage do not queue on its lock. Returns the
+ * stages it saw; a trial that fails before its first report is returned as `error` (the trial
+ * reports it itself when it runs). A trial whose bundle exists is skipped.
+ */
+export async function prepareStages(
+  req: TrialRequest,
+  scratch: string,
+  emit: (e: TrialEvent) => void,
+): Promise<{ stages: string[]; skipped?: true; error?: string }> {
+  const kind = findTrialKind(req.identity.task);
+  if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
+  const stages: string[] = [];
+  if (!kind.stages || await exists(`${req.expDir}/${req.id}`)) return { stages, skipped: true };
+  await Deno.mkdir(scratch, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: scratch, prefix: `prep-${req.id}-` });
+  try {
+    await kind.run(req.identity.config, dir, {
+      resume: false,
+      threads: req.threads,
+      device: req.device,
+      onProgress: () => {
+        throw new StagesReady();
+      },
+      stage: async (name, cfg) => {
+        const r = await stageFor(kind, req)(name, cfg);
+        stages.push(`${name}/${r.hash}`);
+        emit({ type: "stage", name, hash: r.hash, cached: r.cached });
+        return r;
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof StagesReady)) return { stages, error: (e as Error)?.message ?? String(e) };
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return { stages };
+}
+
+/** The stage cache a trial's run gets: `<root>/.stages/`, keyed with the trial's code version. */
+function stageFor(kind: TrialKind, req: TrialRequest) {
+  return async (name: string, cfg: unknown): Promise<StageResult> => {
+    const def = kind.stages?.[name];
+    if (!def) throw new TrialError(`task ${kind.name} has no stage "${name}"`);
+    return await ensureStage(def, cfg, {
+      dir: `${req.root}/.stages`,
+      codeVersion: req.identity.code_version,
+      threads: req.threads,
+      device: req.device,
+    });
+  };
 }
 
 /** Temporaries of interrupted atomic writes (`*.tmp-*`) anywhere in the tree. */
