@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { loadModelFolder } from "../../lib/nn/checkpoint.ts";
-import { tinyQwen3Folder } from "../helpers/tiny_hf.ts";
+import { tinyQwen3Folder } from "../../scripts/tiny_models.ts";
 import { loadHfTokenizer } from "../../lib/nn/hf_tokenizer.ts";
 import { generate } from "../../lib/nn/sample.ts";
 import { Rng } from "../../lib/rng.ts";

