@@ -105,6 +105,7 @@ export function flagsToConfig(
   args: string[],
   schema: z.ZodObject = EnvRunSchema,
   aliases: Record<string, { key: string | string[]; value?: unknown }> = {},
+  opts: { strict?: boolean } = {},
 ): {
   config: Record<string, unknown>;
   run: Record<string, string | boolean>;
@@ -135,7 +136,7 @@ export function flagsToConfig(
     const name = RUN_FLAG_ALIASES[t.name.replaceAll("_", "-")] ??
       (t.name.includes(".") ? t.name : t.name.replaceAll("_", "-"));
     const root = name.split(".")[0];
-    if (!known.includes(root.replaceAll("_", "-"))) {
+    if (opts.strict !== false && !known.includes(root.replaceAll("_", "-"))) {
       const m = didYouMean(root, known);
       throw new ConfigError(
         `train flags: unknown flag --${t.name}` + (m ? ` (did you mean --${m}?)` : "") +
@@ -169,7 +170,8 @@ export function flagsToConfig(
 
 if (import.meta.main) {
   try {
-    const { run: pre } = flagsToConfig(Deno.args);
+    // First pass: only --task (the task's own flags are checked against its schema below).
+    const { run: pre } = flagsToConfig(Deno.args, EnvRunSchema, {}, { strict: false });
     if (pre.task !== undefined) {
       await trainTask(String(pre.task));
       Deno.exit(0);
