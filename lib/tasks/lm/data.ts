@@ -50,6 +50,26 @@ async function readText(task: string, key: string, path: string): Promise<string
   }
 }
 
+/** The JSON objects of a .jsonl file's non-blank lines, each with `file:line` for errors. */
+async function jsonlRows(
+  task: string,
+  key: string,
+  path: string,
+): Promise<{ row: unknown; where: string }[]> {
+  const out: { row: unknown; where: string }[] = [];
+  (await readText(task, key, path)).split(/\r?\n/).forEach((line, i) => {
+    if (line.trim() === "") return;
+    const where = `${path}:${i + 1}`;
+    try {
+      out.push({ row: JSON.parse(line), where });
+    } catch (e) {
+      const why = `not JSON (${(e as Error).message})`;
+      throw fail(task, key, where, why, "one JSON object per line");
+    }
+  });
+  return out;
+}
+
 const isMessages = (m: unknown): m is ChatMessage[] =>
   Array.isArray(m) && m.length > 0 &&
   m.every((x) =>
@@ -101,26 +121,11 @@ export async function readPromptSet(
       rows.push(p);
     });
   } else if (path.endsWith(".jsonl")) {
-    const lines = (await readText(task, key, path)).split(/\r?\n/);
-    lines.forEach((line, i) => {
-      if (line.trim() === "") return;
-      const where = `${path}:${i + 1}`;
-      let o: unknown;
-      try {
-        o = JSON.parse(line);
-      } catch (e) {
-        throw fail(
-          task,
-          key,
-          where,
-          `not JSON (${(e as Error).message})`,
-          "one JSON object per line",
-        );
-      }
-      const p = promptOf(o);
+    for (const { row, where } of await jsonlRows(task, key, path)) {
+      const p = promptOf(row);
       if (!p) throw fail(task, key, where, 'no "prompt" or "messages"', ROW_FIX);
       rows.push(p);
-    });
+    }
   } else if (path.endsWith(".txt")) {
     for (const line of (await readText(task, key, path)).split(/\r?\n/)) {
       if (line.trim() !== "") rows.push({ text: line });
@@ -158,22 +163,9 @@ export async function readPreferencePairs(
     );
   }
   const out: PreferenceRow[] = [];
-  (await readText(task, key, path)).split(/\r?\n/).forEach((line, i) => {
-    if (line.trim() === "") return;
-    const where = `${path}:${i + 1}`;
-    let o: Record<string, unknown>;
-    try {
-      o = JSON.parse(line);
-    } catch (e) {
-      throw fail(
-        task,
-        key,
-        where,
-        `not JSON (${(e as Error).message})`,
-        "one JSON object per line",
-      );
-    }
-    const { prompt = "", chosen, rejected } = o ?? {};
+  for (const { row, where } of await jsonlRows(task, key, path)) {
+    const o = (row ?? {}) as Record<string, unknown>;
+    const { prompt = "", chosen, rejected } = o;
     if (typeof chosen !== "string" || typeof rejected !== "string" || typeof prompt !== "string") {
       throw fail(
         task,
@@ -184,7 +176,7 @@ export async function readPreferencePairs(
       );
     }
     out.push({ prompt, chosen, rejected });
-  });
+  }
   if (out.length < 2) {
     throw fail(task, key, path, `holds ${out.length} pair(s)`, "give at least 2 preference pairs");
   }
