@@ -14,6 +14,12 @@ import { applyLora, loraShapes } from "../../lib/nn/lora.ts";
 import { loadPeftAdapter } from "../../lib/nn/peft.ts";
 import type { FloatArray } from "../../lib/nn/sample.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
+import {
+  defineExperiment,
+  grid,
+  planExperiment,
+  validateInputs,
+} from "../../lib/experiment/mod.ts";
 import { LM_KIND, type LmRunInput } from "../../lib/tasks/lm/mod.ts";
 import {
   LLAMA3_TOKENIZER,
@@ -271,6 +277,23 @@ Deno.test("lm: bad inputs are refused before any trial starts, naming the key, t
   }
   // The stop string check passes for a one-token stop.
   await LM_KIND.validate!(LM_KIND.parse({ ...BASE, stop: ["<|im_end|>"] }));
+});
+
+Deno.test("lm: a sweep refuses bad inputs at planning, listing each once, before any trial starts", async () => {
+  const empty = `${tmp}/no-prompts.txt`;
+  await Deno.writeTextFile(empty, "\n");
+  const exp = defineExperiment({
+    name: "lm-bad",
+    task: "lm",
+    base: { ...BASE, prompts: empty },
+    sweep: grid({ "ppo.kl.beta": [0.01, 0.1], seed: [1, 2] }),
+  });
+  const plan = planExperiment(exp, { file: "experiments/lm-bad.ts", codeVersion: "test" });
+  assert.equal(plan.trials.length, 4);
+  const err = await validateInputs(plan).then(() => null, (e) => e);
+  assert.ok(err instanceof ConfigError, String(err));
+  assert.match(err.message, /experiments\/lm-bad\.ts: 1 problem \(no trial was started\)/);
+  assert.match(err.message, /prompts.*no-prompts\.txt: holds no prompts/);
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));
