@@ -4,7 +4,7 @@
  * additive mask bias. Integer-only ops: nothing here is on a gradient path.
  * @module
  */
-import type { Graph, Value } from "../onnx/graph.ts";
+import { type Graph, GraphError, type Value } from "../onnx/graph.ts";
 
 /**
  * Added to attention scores a query may not see (an additive bias, built once per graph and
@@ -78,4 +78,78 @@ export interface KvCache {
   key: Value;
   /** Values, `[B, kvHeads, K, headDim]`. */
   value: Value;
+}
+
+/**
+ * A forward pass's positions and attention pattern for `tokens [B, T]`: position ids as given,
+ * else counted over the mask's real tokens ({@link maskPositions}); `allowed [B, 1, T, T]`
+ * causal, padding keys masked, within `window` when the family has one.
+ */
+export function forwardMasks(
+  g: Graph,
+  tokens: Value,
+  attentionMask?: Value,
+  positionIds?: Value,
+  window?: number,
+): { positions: Value; allowed: Value } {
+  const order = arange(g, tokens);
+  const real = attentionMask ? realTokens(g, attentionMask) : undefined;
+  const positions = positionIds ?? (real ? maskPositions(g, real) : order);
+  // allowed[b, 0, i, j]: query i may attend to key j (j <= i, and j is a real token).
+  return { positions, allowed: causalPattern(g, order, order, real, window) };
+}
+
+/**
+ * Checks a decode step's inputs, naming `who`: int64 `tokens`/`positionIds [B, S]`, a 2-D
+ * `attentionMask [B, P + S]`, and one `[B, kvHeads, P, headDim]` cache per layer.
+ */
+export function checkDecodeInputs(
+  who: string,
+  tokens: Value,
+  positionIds: Value,
+  attentionMask: Value,
+  past: KvCache[],
+  layout: { nLayer: number; kvHeads: number; headDim: number },
+): void {
+  if (tokens.dtype !== "int64" || tokens.rank !== 2) {
+    throw new GraphError(`${who}: tokens must be int64 [B, S], got ${tokens}`);
+  }
+  if (positionIds.dtype !== "int64" || positionIds.rank !== 2) {
+    throw new GraphError(`${who}: positionIds must be int64 [B, S], got ${positionIds}`);
+  }
+  if (attentionMask.rank !== 2) {
+    throw new GraphError(`${who}: attentionMask must be [B, P + S], got ${attentionMask}`);
+  }
+  const { nLayer, kvHeads, headDim } = layout;
+  if (past.length !== nLayer) {
+    throw new GraphError(`${who}: ${past.length} caches for ${nLayer} layers`);
+  }
+  for (const c of past) {
+    for (const t of [c.key, c.value]) {
+      if (t.rank !== 4 || t.shape[1] !== kvHeads || t.shape[3] !== headDim) {
+        throw new GraphError(`${who}: past ${t} is not [B, ${kvHeads}, P, ${headDim}]`);
+      }
+    }
+  }
+}
+
+/**
+ * The pattern `[B, 1, S, P + S]` of new tokens against a cache: query i sits at absolute index
+ * P + i (P read from the cache at run time), keys at 0..P+S-1 under the mask.
+ */
+export function decodePattern(
+  g: Graph,
+  tokens: Value,
+  pastKey: Value,
+  attentionMask: Value,
+  window?: number,
+): Value {
+  const P = pastLength(g, pastKey);
+  return causalPattern(
+    g,
+    g.add(arange(g, tokens), P),
+    arange(g, attentionMask),
+    realTokens(g, attentionMask),
+    window,
+  );
 }

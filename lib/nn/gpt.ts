@@ -39,13 +39,11 @@
 import { type Dim, type Graph, GraphError, TO_END, type Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 import {
-  arange,
-  causalPattern,
+  checkDecodeInputs,
+  decodePattern,
+  forwardMasks,
   type KvCache,
   MASKED_SCORE,
-  maskPositions,
-  pastLength,
-  realTokens,
 } from "./attention.ts";
 
 export type { KvCache } from "./attention.ts";
@@ -357,12 +355,7 @@ export function gptForward(
     throw new GraphError(`gptForward: attentionMask must be [B, T], got ${attentionMask}`);
   }
   checkParams("gptForward", cfg, params);
-  const order = arange(g, tokens);
-  const real = attentionMask ? realTokens(g, attentionMask) : undefined;
-  const positions = opts.positionIds ??
-    (real ? maskPositions(g, real) : order);
-  // allowed[b, 0, i, j]: query i may attend to key j (j <= i, and j is a real token).
-  const allowed = causalPattern(g, order, order, real);
+  const { positions, allowed } = forwardMasks(g, tokens, attentionMask, opts.positionIds);
   return transformer(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
 }
 
@@ -416,34 +409,10 @@ export function gptDecodeStep(
 ): GptStepOutput {
   const who = "gptDecodeStep";
   checkParams(who, cfg, params);
-  if (tokens.dtype !== "int64" || tokens.rank !== 2) {
-    throw new GraphError(`${who}: tokens must be int64 [B, S], got ${tokens}`);
-  }
-  if (positionIds.dtype !== "int64" || positionIds.rank !== 2) {
-    throw new GraphError(`${who}: positionIds must be int64 [B, S], got ${positionIds}`);
-  }
-  if (attentionMask.rank !== 2) {
-    throw new GraphError(`${who}: attentionMask must be [B, P + S], got ${attentionMask}`);
-  }
-  const hd = cfg.nEmbd / cfg.nHead;
-  if (past.length !== cfg.nLayer) {
-    throw new GraphError(`${who}: ${past.length} caches for ${cfg.nLayer} blocks`);
-  }
-  for (const c of past) {
-    for (const t of [c.key, c.value]) {
-      if (t.rank !== 4 || t.shape[1] !== cfg.nHead || t.shape[3] !== hd) {
-        throw new GraphError(`${who}: past ${t} is not [B, ${cfg.nHead}, P, ${hd}]`);
-      }
-    }
-  }
+  const layout = { nLayer: cfg.nLayer, kvHeads: cfg.nHead, headDim: cfg.nEmbd / cfg.nHead };
+  checkDecodeInputs(who, tokens, positionIds, attentionMask, past, layout);
   // Absolute index of each new query in the P + S keys: P + (0..S-1), P read at run time.
-  const P = pastLength(g, past[0].key);
-  const allowed = causalPattern(
-    g,
-    g.add(arange(g, tokens), P),
-    arange(g, attentionMask),
-    realTokens(g, attentionMask),
-  );
+  const allowed = decodePattern(g, tokens, past[0].key, attentionMask);
   return transformer(
     g,
     cfg,

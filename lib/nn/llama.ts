@@ -36,13 +36,11 @@
 import { type Dim, type Graph, GraphError, TO_END, type Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 import {
-  arange,
-  causalPattern,
+  checkDecodeInputs,
+  decodePattern,
+  forwardMasks,
   type KvCache,
   MASKED_SCORE,
-  maskPositions,
-  pastLength,
-  realTokens,
 } from "./attention.ts";
 import {
   type LlamaConfig,
@@ -296,10 +294,13 @@ export function llamaForward(
     throw new GraphError(`llamaForward: attentionMask must be [B, T], got ${attentionMask}`);
   }
   checkParams("llamaForward", cfg, params);
-  const order = arange(g, tokens);
-  const real = attentionMask ? realTokens(g, attentionMask) : undefined;
-  const positions = opts.positionIds ?? (real ? maskPositions(g, real) : order);
-  const allowed = causalPattern(g, order, order, real, cfg.slidingWindow);
+  const { positions, allowed } = forwardMasks(
+    g,
+    tokens,
+    attentionMask,
+    opts.positionIds,
+    cfg.slidingWindow,
+  );
   return decoder(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
 }
 
@@ -317,10 +318,13 @@ export function llamaHidden(
 ): Value {
   validateLlamaConfig(cfg);
   checkParams("llamaHidden", cfg, params, false);
-  const order = arange(g, tokens);
-  const real = attentionMask ? realTokens(g, attentionMask) : undefined;
-  const positions = real ? maskPositions(g, real) : order;
-  const allowed = causalPattern(g, order, order, real, cfg.slidingWindow);
+  const { positions, allowed } = forwardMasks(
+    g,
+    tokens,
+    attentionMask,
+    undefined,
+    cfg.slidingWindow,
+  );
   return decoder(
     g,
     cfg,
@@ -355,33 +359,9 @@ export function llamaDecodeStep(
   const who = "llamaDecodeStep";
   validateLlamaConfig(cfg);
   checkParams(who, cfg, params);
-  if (tokens.dtype !== "int64" || tokens.rank !== 2) {
-    throw new GraphError(`${who}: tokens must be int64 [B, S], got ${tokens}`);
-  }
-  if (positionIds.dtype !== "int64" || positionIds.rank !== 2) {
-    throw new GraphError(`${who}: positionIds must be int64 [B, S], got ${positionIds}`);
-  }
-  if (attentionMask.rank !== 2) {
-    throw new GraphError(`${who}: attentionMask must be [B, P + S], got ${attentionMask}`);
-  }
-  if (past.length !== cfg.nLayer) {
-    throw new GraphError(`${who}: ${past.length} caches for ${cfg.nLayer} layers`);
-  }
-  for (const c of past) {
-    for (const t of [c.key, c.value]) {
-      if (t.rank !== 4 || t.shape[1] !== cfg.nKvHead || t.shape[3] !== cfg.headDim) {
-        throw new GraphError(`${who}: past ${t} is not [B, ${cfg.nKvHead}, P, ${cfg.headDim}]`);
-      }
-    }
-  }
-  const P = pastLength(g, past[0].key);
-  const allowed = causalPattern(
-    g,
-    g.add(arange(g, tokens), P),
-    arange(g, attentionMask),
-    realTokens(g, attentionMask),
-    cfg.slidingWindow,
-  );
+  const layout = { nLayer: cfg.nLayer, kvHeads: cfg.nKvHead, headDim: cfg.headDim };
+  checkDecodeInputs(who, tokens, positionIds, attentionMask, past, layout);
+  const allowed = decodePattern(g, tokens, past[0].key, attentionMask, cfg.slidingWindow);
   return decoder(
     g,
     cfg,
