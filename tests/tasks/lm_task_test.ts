@@ -21,6 +21,7 @@ import {
   validateInputs,
 } from "../../lib/experiment/mod.ts";
 import { LM_KIND, type LmRunInput } from "../../lib/tasks/lm/mod.ts";
+import { estimateLmMemory } from "../../lib/tasks/memory.ts";
 import {
   LLAMA3_TOKENIZER,
   tinyQwen3Folder,
@@ -294,6 +295,38 @@ Deno.test("lm: a sweep refuses bad inputs at planning, listing each once, before
   assert.ok(err instanceof ConfigError, String(err));
   assert.match(err.message, /experiments\/lm-bad\.ts: 1 problem \(no trial was started\)/);
   assert.match(err.message, /prompts.*no-prompts\.txt: holds no prompts/);
+});
+
+Deno.test("lm: a trial that cannot fit in memory is refused at planning with the estimate and the key to lower", async () => {
+  const fits = await LM_KIND.validate!(LM_KIND.parse(BASE));
+  assert.deepEqual(fits, []);
+  const [p] = await LM_KIND.validate!(LM_KIND.parse({ ...BASE, batch: 1e9 }));
+  assert.equal(p.key, "batch");
+  assert.match(
+    p.cause,
+    /^estimated peak memory [\d.]+ GB \(weights .*activations [\d.]+ GB.*\) exceeds the [\d.]+ GB this machine can give a trial$/,
+  );
+  assert.match(p.fix, /^lower batch or max_new_tokens/);
+  // And a single run (deno task train) refuses it before anything trains.
+  await assert.rejects(
+    LM_KIND.trial({ ...BASE, batch: 1e9 }, `${tmp}/huge`, { cacheDir: CACHE }),
+    /lm config: batch: estimated peak memory/,
+  );
+  assert.equal(await Deno.stat(`${tmp}/huge`).then(() => true, () => false), false);
+});
+
+Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
+  const model = { vocabSize: 10, nPositions: 16, nEmbd: 4, nLayer: 1, nHead: 2 };
+  const N = 10 * 4 + 16 * 4 + (4 + 4 + 4 * 12 + 12 + 16 + 4 + 4 + 4 + 4 * 16 + 16 + 16 * 4 + 4) + 8;
+  const e = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5 });
+  assert.equal(e.parts.weights, 4 * 2 * N);
+  assert.equal(e.parts.optimizer, 4 * 7 * N);
+  assert.equal(
+    e.parts.activations,
+    4 * (4 * 5 * 1 * (12 * 4 + 4 * 16 + 3 * 2 * 5) + 3 * 4 * 5 * 10),
+  );
+  assert.equal(e.parts.rollout, 4 * (2 * 8 * 5 * 10 + 2 * 2 * 1 * 8 * 2 * 5 * 2));
+  assert.equal(e.bytes, Object.values(e.parts).reduce((a, b) => a + b, 0) + 5e8);
 });
 
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));

@@ -22,7 +22,7 @@
  * @module
  */
 import type { SessionOptions } from "../../onnx/session.ts";
-import { decoderShapes, loraDefaults } from "../../nn/decoder.ts";
+import { decoderShapes, loraDefaults, trunkShapes } from "../../nn/decoder.ts";
 import type { HfTokenizer } from "../../nn/hf_tokenizer.ts";
 import { saveModelFolder } from "../../nn/checkpoint.ts";
 import { savePeftAdapter } from "../../nn/peft.ts";
@@ -32,6 +32,7 @@ import { scoreSequences } from "../../ppo/reward_model.ts";
 import { ConfigError } from "../../ppo/config.ts";
 import { Rng } from "../../rng.ts";
 import { folderHash } from "../inputs.ts";
+import { estimateLmMemory, memoryProblem } from "../memory.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
 import {
@@ -174,7 +175,39 @@ async function evaluateLm(
 }
 
 /** Inputs read once per distinct input set (planning validates every trial of a sweep). */
-const validated = new Map<string, Promise<void>>();
+const validated = new Map<string, Promise<LmInputs>>();
+
+/** The trial's peak-memory estimate against this machine's (null when it fits). */
+function lmMemoryProblem(c: LmRunConfig, inputs: LmInputs) {
+  const model = inputs.policy.cfg;
+  const lora = c.lora.r > 0
+    ? { r: c.lora.r, alpha: c.lora.alpha, ...loraDefaults(model) }
+    : undefined;
+  const valueCfg = c.value_model === "from_policy"
+    ? model
+    : c.value_model === "from_reward_model"
+    ? inputs.rewardModel?.model.cfg
+    : undefined;
+  const longest = Math.max(...inputs.prompts.map((p) => p.length));
+  const est = estimateLmMemory({
+    model,
+    batch: c.batch,
+    minibatches: c.ppo.minibatches,
+    seqLen: longest + c.max_new_tokens,
+    lora,
+    valueParams: valueCfg
+      ? Object.values(trunkShapes(valueCfg)).reduce(
+        (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
+        0,
+      )
+      : 0,
+  });
+  return memoryProblem(est, {
+    batch: "batch",
+    minibatches: "ppo.minibatches",
+    seqLen: "max_new_tokens",
+  });
+}
 
 /** The `lm` task (built by `defineLmTask`). */
 export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput>({
@@ -202,18 +235,24 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       c.stop,
     ]);
     if (!validated.has(key)) {
-      const p = loadLmInputs(c).then(() => {});
+      const p = loadLmInputs(c);
       p.catch(() => validated.delete(key));
       validated.set(key, p);
     }
-    await validated.get(key);
-    return [];
+    const problem = lmMemoryProblem(c, await validated.get(key)!);
+    return problem ? [problem] : [];
   },
   stages: LM_STAGES,
   stageVersion: LM_STAGE_VERSION,
   samples: (c) => c.batch,
   async problem(c, ctx) {
     const inputs = await loadLmInputs(c); // every input checked before any stage runs
+    const memory = lmMemoryProblem(c, inputs);
+    if (memory) {
+      throw new ConfigError(
+        `${LM_TASK} config: ${memory.key}: ${memory.cause}\n  fix: ${memory.fix}`,
+      );
+    }
     let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
     if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
     else if (c.reward_model_data !== null) {

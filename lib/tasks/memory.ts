@@ -1,0 +1,106 @@
+/**
+ * A peak-memory estimate of an LM PPO trial, made before it starts, so a trial that cannot fit
+ * is refused at planning with the estimate and the key to lower — instead of running for
+ * minutes until V8 or the allocator dies.
+ *
+ * The model (float32, bytes = 4 × floats):
+ * - weights: the policy's parameters N, the frozen reference (N again), a separate value trunk;
+ *   with LoRA the base is held once more as the trainer's frozen input;
+ * - optimizer: trainable parameters P (all of N, or the adapters + heads) held as params, AdamW
+ *   m and v, each twice (the trainer's ping-pong buffers), plus one gradient: 7P;
+ * - activations of one minibatch (b = batch / minibatches rows of length T, width d, MLP width
+ *   f, L layers, H heads): ≈ b·T·L·(12·d + 4·f + 3·H·T) floats kept for the backward pass,
+ *   plus the logits and their log-softmax and gradient, 3·b·T·V;
+ * - rollout: the whole batch's logits of the scoring passes (policy and reference, 2·B·T·V)
+ *   and the KV cache (2 buffers · 2 · L · B · kvHeads · T · headDim).
+ * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
+ * and above the truth, not exact.
+ *
+ * @example
+ * ```ts
+ * const est = estimateLmMemory({ model: cfg, batch: 8, minibatches: 4, seqLen: 96 });
+ * est.bytes; // e.g. 1.2e9
+ * ```
+ * @module
+ */
+import { type DecoderConfig, decoderShapes, hiddenSize, isLlama, kvLayout } from "../nn/decoder.ts";
+import { type LoraConfig, loraShapes } from "../nn/lora.ts";
+
+/** What {@link estimateLmMemory} needs to know of a trial. */
+export interface LmMemoryInput {
+  model: DecoderConfig;
+  /** Responses per update (rollout rows). */
+  batch: number;
+  /** PPO minibatches per epoch (activations are held for one). */
+  minibatches: number;
+  /** Longest sequence: prompt + max_new_tokens. */
+  seqLen: number;
+  lora?: LoraConfig;
+  /** A separate value trunk of this size (parameters), if any. */
+  valueParams?: number;
+}
+
+/** The estimate, in bytes, with its parts (for the message). */
+export interface LmMemoryEstimate {
+  bytes: number;
+  parts: { weights: number; optimizer: number; activations: number; rollout: number };
+}
+
+const count = (shapes: Record<string, { shape: number[] }>) =>
+  Object.values(shapes).reduce((a, { shape }) => a + shape.reduce((x, y) => x * y, 1), 0);
+
+/** Peak memory of an LM PPO trial (see the module doc). */
+export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
+  const shapes = decoderShapes(t.model);
+  const N = count(shapes), V = t.model.vocabSize, T = t.seqLen, B = t.batch;
+  const d = hiddenSize(t.model);
+  const f = isLlama(t.model) ? t.model.intermediateSize : 4 * d;
+  const { nLayer: L, kvHeads, headDim } = kvLayout(t.model);
+  const H = isLlama(t.model) ? t.model.nHead : kvHeads;
+  const value = t.valueParams ?? 0;
+  const P = t.lora && t.lora.r > 0 ? count(loraShapes(shapes, t.lora)) : N + value;
+  const b = Math.ceil(B / t.minibatches);
+  const floats = {
+    weights: 2 * N + value + (t.lora && t.lora.r > 0 ? N + value : 0),
+    optimizer: 7 * P,
+    activations: b * T * L * (12 * d + 4 * f + 3 * H * T) + 3 * b * T * V,
+    rollout: 2 * B * T * V + 2 * 2 * L * B * kvHeads * T * headDim,
+  };
+  const parts = Object.fromEntries(
+    Object.entries(floats).map(([k, v]) => [k, 4 * v]),
+  ) as LmMemoryEstimate["parts"];
+  // The runtime itself (V8, ORT, the tokenizer): half a gigabyte.
+  const bytes = Object.values(parts).reduce((a, x) => a + x, 0) + 5e8;
+  return { bytes, parts };
+}
+
+const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
+
+/**
+ * The problem (for planning's list) when the estimate exceeds this machine's memory (90% of
+ * `Deno.systemMemoryInfo().total`, or `limit`), naming the estimate, its largest part and the
+ * keys to lower; null when it fits.
+ */
+export function memoryProblem(
+  est: LmMemoryEstimate,
+  keys: { batch: string; minibatches: string; seqLen: string },
+  limit = 0.9 * Deno.systemMemoryInfo().total,
+): { key: string; cause: string; fix: string } | null {
+  if (est.bytes <= limit) return null;
+  const p = est.parts;
+  const biggest = (Object.entries(p) as [keyof typeof p, number][])
+    .sort((a, b) => b[1] - a[1])[0][0];
+  const fix = {
+    weights: "use a smaller model, or LoRA (lora.r) to train adapters only",
+    optimizer: "train LoRA adapters (lora.r > 0) instead of every weight",
+    activations: `lower ${keys.batch} or ${keys.seqLen}, or raise ${keys.minibatches}`,
+    rollout: `lower ${keys.batch} or ${keys.seqLen}`,
+  }[biggest];
+  return {
+    key: biggest === "activations" || biggest === "rollout" ? keys.batch : "lora.r",
+    cause: `estimated peak memory ${gb(est.bytes)} (weights ${gb(p.weights)}, optimizer ` +
+      `${gb(p.optimizer)}, activations ${gb(p.activations)}, rollout ${gb(p.rollout)}) ` +
+      `exceeds the ${gb(limit)} this machine can give a trial`,
+    fix,
+  };
+}
