@@ -324,7 +324,10 @@ async function follow(
   const ui = makeProgress(plan, f.quiet);
   for (const o of outcomes.values()) ui.end(o);
   const cache: LogCache = new Map();
-  const seen = new Map<number, { starts: number; stops: number; state: string }>();
+  const seen = new Map<
+    number,
+    { starts: number; stops: number; state: string; since?: number }
+  >();
   let stagesSeen = "";
   let interrupt = 0;
   const onSignal = () => {
@@ -364,8 +367,11 @@ async function follow(
           ui.progress(t, task.progress);
         }
         if (task.state === "pending") pendingN++;
+        if (task.state === "running") s.since ??= performance.now();
         if (task.state === "done" || task.state === "failed") {
           const o = await outcomeOf(t, task, sub.expDir);
+          // Wall time as seen from here: first seen running -> seen finished (poll resolution).
+          if (s.since !== undefined) o.seconds = (performance.now() - s.since) / 1e3;
           outcomes.set(t.index, o);
           ui.end(o);
         }

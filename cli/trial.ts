@@ -6,7 +6,7 @@
  *   deno run -A cli/trial.ts --request req.json  request from a file (by hand)
  *   deno run -A cli/trial.ts --slurm DIR --index I
  *                                                 trial I of a Slurm submission (DIR/trials.json,
- *                                                 lib/experiment/slurm.ts); SIGTERM / SIGUSR1
+ *                                                 lib/experiment/slurm.ts); SIGTERM / SIGUSR2
  *                                                 stop it after the current update with a
  *                                                 checkpoint (exit 75) for a requeue to resume
  *   deno run -A cli/trial.ts --slurm-stages DIR  build the stages DIR's trials ask for
@@ -79,9 +79,13 @@ function fail(e: unknown): never {
   Deno.exit(1);
 }
 
-/** Slurm's warning (USR1) and TERM: stop after the current update with a checkpoint. */
+/**
+ * SIGTERM (Slurm's requeue, preemption, scancel; trial.sh passes the time-limit warning on as
+ * SIGTERM too) and SIGUSR2: stop after the current update with a checkpoint. (Not SIGUSR1:
+ * Deno opens V8's inspector on it.)
+ */
 function stopOnSignals(): void {
-  for (const sig of ["SIGTERM", "SIGUSR1"] as const) {
+  for (const sig of ["SIGTERM", "SIGUSR2"] as const) {
     Deno.addSignalListener(sig, () => {
       console.error(`proxima: ${sig}: stopping after the current update with a checkpoint`);
       // Not training (stages, evaluation, finalising): nothing to save that a rerun would
@@ -125,7 +129,7 @@ if (import.meta.main) {
   if (values["slurm-stages"]) {
     // The stages job: every trial's stages, in order; a trial's own failure is its own.
     const dir = values["slurm-stages"];
-    for (const sig of ["SIGTERM", "SIGUSR1"] as const) {
+    for (const sig of ["SIGTERM", "SIGUSR2"] as const) {
       Deno.addSignalListener(sig, () => Deno.exit(STOPPED_EXIT)); // a stage is not resumable
     }
     try {

@@ -19,8 +19,8 @@
  * Only trials without a finished bundle are submitted, so a rerun submits what failed or never
  * ran. More trials than MaxArraySize allows go in chunks (one array each, same dependency).
  *
- * Preemption: jobs are `--requeue`able and get `--signal=B:USR1@<warn>`. trial.sh forwards
- * USR1 and TERM to the worker, which stops after the current update with a checkpoint
+ * Preemption: jobs are `--requeue`able and get `--signal=B:USR1@<warn>`. trial.sh passes
+ * USR1 and TERM on to the worker as SIGTERM, which stops it after the current update with a checkpoint
  * (lib/ppo/stop.ts) and exits 75; after USR1 (the time limit is near) trial.sh requeues its
  * own task; after TERM (scontrol requeue, preemption, scancel) Slurm does what it was doing.
  * A requeued task resumes the trial from its checkpoint in `.tmp-<id>/`, byte for byte.
@@ -284,9 +284,10 @@ cd ${q(cwd)} || exit 1
 ${run} &
 child=$!
 sig=""
-# Slurm's warning (--signal=B:USR1@...) and SIGTERM (requeue, preemption, scancel) go to the
-# worker: it stops after the current update with a checkpoint and exits ${STOPPED_EXIT}.
-trap 'sig=USR1; kill -USR1 $child 2>/dev/null' USR1
+# Slurm's warning (--signal=B:USR1@...) and SIGTERM (requeue, preemption, scancel) reach the
+# worker as SIGTERM (a SIGUSR1 would open V8's inspector): it stops after the current update
+# with a checkpoint and exits ${STOPPED_EXIT}.
+trap 'sig=USR1; kill -TERM $child 2>/dev/null' USR1
 trap 'sig=TERM; kill -TERM $child 2>/dev/null' TERM
 while kill -0 $child 2>/dev/null; do wait $child; done
 wait $child

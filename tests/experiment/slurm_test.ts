@@ -5,8 +5,9 @@
  * that need no cluster run.
  *
  * - experiments/kl.ts (2 updates) as one array: bundles byte-identical to a local sweep;
- * - `scontrol requeue` of a running array task: the trial checkpoints, resumes and ends
- *   byte-identical to an uninterrupted run;
+ * - the time-limit warning (USR1 to the batch shell, as `--signal=B:USR1@...` sends it) and
+ *   `scontrol requeue` of the running array task: each time the trial checkpoints, resumes
+ *   there and ends byte-identical to an uninterrupted run;
  * - a reward function that throws: reported with its Slurm log, the others finish, a rerun
  *   submits only the failed trial;
  * - bad input before submission: no sbatch on PATH, an unknown partition, a results folder the
@@ -119,8 +120,8 @@ Deno.test("slurm bad input: no sbatch on PATH is a clear error before anything i
 
 Deno.test({
   name: "slurm: experiments/kl.ts as one array equals the local sweep byte for byte; a failing " +
-    "trial is reported with its Slurm log and a rerun submits only it; scontrol requeue " +
-    "mid-training resumes from the checkpoint to the same bytes",
+    "trial is reported with its Slurm log and a rerun submits only it; the time-limit warning " +
+    "and scontrol requeue mid-training resume from the checkpoint to the same bytes",
   ignore: !cluster,
   async fn(t) {
     const slurm = await tempDir("slurm-a"), local = await tempDir("slurm-local");
@@ -192,10 +193,11 @@ Deno.test({
       );
 
       await t.step(
-        "scontrol requeue mid-training: resumes from its checkpoint, same bytes",
+        "the time-limit warning, then scontrol requeue, mid-training: each time the trial " +
+          "checkpoints and resumes there; the same bytes as an uninterrupted run",
         async () => {
           const exp = "tests/experiment/fixtures/kl_one.ts";
-          const long = [...BUDGET, "--set", "updates=30"];
+          const long = [...BUDGET, "--set", "updates=40"];
           const d = await sweep([
             exp,
             ...long,
@@ -207,31 +209,48 @@ Deno.test({
           ]);
           assert.equal(d.code, 0, d.stdout + d.stderr);
           const logs = `${slurm}/kl-one/.slurm/1/logs`;
-          let log = "", job = "";
-          for (let i = 0; i < 1200 && !job; i++) {
-            await new Promise((r) => setTimeout(r, 100));
-            const names = await Array.fromAsync(Deno.readDir(logs)).catch(() => []);
-            for (const e of names) {
-              const m = /^(\d+_1)\.log$/.exec(e.name);
-              if (!m) continue;
-              const text = await Deno.readTextFile(`${logs}/${e.name}`);
-              if (/"type":"progress","done":3,/.test(text)) log = `${logs}/${e.name}`, job = m[1];
+          /** The array task's log and job once `re` matches it (2 minutes at most). */
+          const waitFor = async (re: RegExp, what: string) => {
+            for (let i = 0; i < 1200; i++) {
+              const names = await Array.fromAsync(Deno.readDir(logs)).catch(() => []);
+              for (const e of names) {
+                const m = /^(\d+_1)\.log$/.exec(e.name);
+                if (!m) continue;
+                const text = await Deno.readTextFile(`${logs}/${e.name}`);
+                if (re.test(text)) return { log: `${logs}/${e.name}`, job: m[1], text };
+              }
+              await new Promise((r) => setTimeout(r, 100));
             }
-          }
-          assert.ok(job, "the trial did not reach update 3 within 2 minutes");
+            throw new Error(`the trial did not get to ${what} within 2 minutes`);
+          };
+          // 1. What --signal=B:USR1@<warn> does near the time limit: USR1 to the batch shell,
+          //    which stops the worker with a checkpoint and requeues its own task.
+          const { job } = await waitFor(/"type":"progress","done":3,/, "update 3");
+          const warn = await run("scancel", "--batch", "--signal=USR1", job);
+          assert.equal(warn.code, 0, warn.out);
+          const first = await waitFor(/"type":"stopped","update":(\d+)/, "its first stop");
+          const at1 = Number(/"type":"stopped","update":(\d+)/.exec(first.text)![1]);
+          // 2. scontrol requeue (what a preemption does too), a few updates after it resumed.
+          await waitFor(
+            new RegExp(`"type":"progress","done":${at1 + 3},`),
+            `update ${at1 + 3} after resuming`,
+          );
           const rq = await run("scontrol", "requeue", job);
           assert.equal(rq.code, 0, rq.out);
           // Following it again (the submission is still active) waits for the requeued task.
           const f = await sweep([exp, ...long, "--results", slurm, "--executor", "slurm"]);
           assert.equal(f.code, 0, f.stdout + f.stderr);
           assert.match(f.stderr, /submission 1 \(jobs [\d,]+\) is on the cluster: following it/);
-          const text = await Deno.readTextFile(log);
-          const stop = /"type":"stopped","update":(\d+),"reason":"SIGTERM"/.exec(text);
-          assert.ok(stop, text);
-          const at = Number(stop[1]);
-          assert.ok(at >= 3 && at < 30, `stopped at ${at}`);
-          assert.match(text, new RegExp(`"type":"start","done":${at},"total":30,"resumed":true`));
-          assert.match(f.stdout, new RegExp(`done \\(resumed at ${at}\\)`));
+          const text = await Deno.readTextFile(first.log);
+          assert.match(text, /proxima: time limit near: checkpointed; requeueing \d+_1/);
+          const stops = [...text.matchAll(/"type":"stopped","update":(\d+),"reason":"SIGTERM"/g)]
+            .map((m) => Number(m[1]));
+          assert.equal(stops.length, 2, text);
+          assert.ok(stops[0] >= 3 && stops[0] < stops[1] && stops[1] < 40, `stops ${stops}`);
+          for (const at of stops) {
+            assert.match(text, new RegExp(`"type":"start","done":${at},"total":40,"resumed":true`));
+          }
+          assert.match(f.stdout, new RegExp(`done \\(resumed at ${stops[1]}\\)`));
 
           const l = await sweep([exp, ...long, "--results", local]);
           assert.equal(l.code, 0, l.stdout + l.stderr);
