@@ -360,7 +360,9 @@ async function follow(
           if (s.starts > 0 && task.stops.length === s.stops) {
             ui.requeued(t, "restarted by Slurm (requeued)");
           }
-          ui.start(t, task.start);
+          // Events the follower had not seen yet (it joined late, or a poll caught several):
+          // the bar starts where the trial is now.
+          ui.start(t, task.start, task.progress ?? task.start);
           s.starts = starts;
         }
         if (task.progress && s.starts > 0 && task.state === "running") {

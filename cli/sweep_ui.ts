@@ -131,15 +131,24 @@ export function makeProgress(plan: Plan, quiet: boolean) {
     else console.error(s);
   };
   return {
-    start(t: PlannedTrial, info: { done: number; total: number; resumed: boolean }) {
-      const step0 = info.done * t.work.steps;
+    /**
+     * A trial started (or resumed at `info.done`). `at`: where it already is, when this
+     * display joins late (a Slurm trial that was running before the sweep was followed): rates
+     * count from there.
+     */
+    start(
+      t: PlannedTrial,
+      info: { done: number; total: number; resumed: boolean },
+      at: { done: number; step?: number } = info,
+    ) {
+      const step0 = at.step ?? at.done * t.work.steps;
       stepsDone += step0;
       if (info.resumed) {
         log(
           `trial ${t.index} ${short(t.id)}: resuming at ${info.done}/${info.total} ${t.work.unit}`,
         );
       }
-      const bar = multi?.create(info.total, info.done, {
+      const bar = multi?.create(info.total, at.done, {
         label: `#${t.index} ${short(t.id)}`.padEnd(12).slice(0, 12),
         unit: t.work.unit,
         step: step0,
