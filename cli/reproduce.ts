@@ -21,6 +21,7 @@ import {
   type TrialOutcome,
 } from "../lib/experiment/mod.ts";
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
+import { readResources } from "../lib/tasks/resources.ts";
 import { trialWorkerCommand } from "./trial.ts";
 import {
   quickExperiment,
@@ -173,6 +174,11 @@ async function main(): Promise<number> {
         seed: Number(o.trial.identity.config.seed),
         config: o.trial.identity.config,
         summary: o.summary ?? null,
+        // Measurements the trial recorded in its bundle (resources.json), if it did.
+        resources: o.summary
+          ? await readResources(`${flags.results}/${plan.name}/${o.trial.id}`)
+          : null,
+        work: o.trial.work,
       });
     }
   }

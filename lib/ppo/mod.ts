@@ -1,6 +1,6 @@
 /**
  * The PPO core: config, GAE and the critic-free advantage estimators, KL estimators and
- * controllers, losses, the train step, trainer.
+ * controllers, losses, the train step, trainer; reward-model training and DPO.
  * @module
  */
 export * from "./config.ts";
@@ -11,4 +11,5 @@ export * from "./losses.ts";
 export * from "./checkpoint.ts";
 export * from "./trainer.ts";
 export * from "./reward_model.ts";
+export * from "./dpo.ts";
 export * from "./train_step.ts";

@@ -10,9 +10,14 @@
  *   ({@link normalizeScores}), beside the paper's column.
  * - `ziegler-kl`: reward vs KL on `sentiment` with the KL coefficient adapted toward several
  *   targets (Ziegler et al. 2019), reward-model and hidden gold scores.
+ * - `rlhf-methods`: PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++ and DPO on `sentiment` (and the
+ *   online ones on `jsx`) at one sample budget: models held, peak RSS, online or offline, wall
+ *   time (from each bundle's resources.json), RM and gold score, KL to the reference, beside the
+ *   seed table's claims and the published numbers (Ahmadian et al. 2024, Hu et al. 2025).
  *
- * A table holds only numbers computed from the trials' summaries and seeded baselines, printed
- * with a fixed number of decimals, so the same trials give the same bytes (no times, paths,
+ * A table holds only numbers computed from the trials' bundles (summaries, and for
+ * `rlhf-methods` the measurements in resources.json) and seeded baselines, printed with a fixed
+ * number of decimals, so the same bundles give the same bytes (no times of this run, paths,
  * trial ids or code versions).
  * @module
  */
@@ -27,6 +32,7 @@ import {
   type TrialSummary,
 } from "../experiment/mod.ts";
 import { makeVecEnv } from "../envs/registry.ts";
+import type { TrialResources } from "../tasks/resources.ts";
 import { Rng } from "../rng.ts";
 import { describe, type Described } from "./aggregate.ts";
 import {
@@ -39,6 +45,7 @@ import {
   type SurrogateSetting,
   ZIEGLER_2019,
 } from "./papers.ts";
+import { buildMethods } from "./methods_table.ts";
 
 // ---- experiments and trials ----------------------------------------------------------------
 
@@ -63,6 +70,10 @@ export interface ReproduceTrial {
   config: Record<string, unknown>;
   /** Summary of a finished trial; null if it failed or was interrupted. */
   summary: TrialSummary | null;
+  /** The bundle's resources.json (wall time, peak RSS, models), when the trial measured them. */
+  resources?: TrialResources | null;
+  /** Its planned work: updates (`total`) and samples per update (`steps`). */
+  work?: { total: number; unit: string; steps: number };
 }
 
 /** What a table's build gets. */
@@ -215,12 +226,12 @@ export function markdownTable(headers: string[], rows: string[][], right: boolea
   ].join("\n");
 }
 
-const cite = (c: Citation) => `${c.full}. ${c.where}. <${c.url}>`;
+export const cite = (c: Citation) => `${c.full}. ${c.where}. <${c.url}>`;
 
 /** JSON-safe Described (numbers kept at full precision). */
-const stats = (d: Described) => ({ n: d.n, mean: d.mean, std: d.std });
+export const stats = (d: Described) => ({ n: d.n, mean: d.mean, std: d.std });
 
-function metricOf(t: ReproduceTrial, name: string): number | null {
+export function metricOf(t: ReproduceTrial, name: string): number | null {
   const v = t.summary?.metrics?.[name];
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
@@ -231,7 +242,7 @@ function lastOf(t: ReproduceTrial, name: string): number | null {
 }
 
 /** describe() of a metric over trials, skipping trials without it. */
-function over(trials: ReproduceTrial[], f: (t: ReproduceTrial) => number | null): Described {
+export function over(trials: ReproduceTrial[], f: (t: ReproduceTrial) => number | null): Described {
   return describe(trials.map(f).filter((v): v is number => v !== null));
 }
 
@@ -239,10 +250,10 @@ function over(trials: ReproduceTrial[], f: (t: ReproduceTrial) => number | null)
 const evalSamples = (trials: ReproduceTrial[]) =>
   String((trials[0]?.config.eval as { samples?: number } | undefined)?.samples ?? "-");
 
-const seedsOf = (trials: ReproduceTrial[]) =>
+export const seedsOf = (trials: ReproduceTrial[]) =>
   [...new Set(trials.map((t) => t.seed))].sort((a, b) => a - b);
 
-function failedNote(trials: ReproduceTrial[]): string[] {
+export function failedNote(trials: ReproduceTrial[]): string[] {
   const failed = trials.filter((t) => !t.summary);
   if (!failed.length) return [];
   return [
@@ -619,6 +630,15 @@ export const SENTIMENT_QUICK_STAGES: Record<string, unknown> = {
   "eval.samples": 32,
 };
 
+/** Stage configs of the `jsx` task's quick modes (a short SFT, small evaluations). */
+export const JSX_QUICK_STAGES: Record<string, unknown> = {
+  "sft.steps": 60,
+  "sft.corpus_size": 400,
+  "eval.samples_per_prompt": 2,
+  "eval.execute": false,
+  max_new_tokens: 48,
+};
+
 export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
   "cleanrl-classic-control": {
     name: "cleanrl-classic-control",
@@ -669,6 +689,22 @@ export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
       },
     ],
     build: buildZiegler,
+  },
+  "rlhf-methods": {
+    name: "rlhf-methods",
+    title: "PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++ and DPO measured side by side",
+    summary: "6 methods × 3 seeds on sentiment (+ 5 online ones on jsx), one sample budget",
+    experiments: [
+      {
+        file: "experiments/methods.ts",
+        quick: { set: { ...SENTIMENT_QUICK_STAGES, updates: 3, batch: 8 }, seeds: [1] },
+      },
+      {
+        file: "experiments/methods-jsx.ts",
+        quick: { set: { ...JSX_QUICK_STAGES, updates: 2, samples_per_prompt: 2 }, seeds: [1] },
+      },
+    ],
+    build: buildMethods,
   },
 };
 

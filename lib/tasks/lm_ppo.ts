@@ -84,7 +84,7 @@ import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree, type PpoConfig } from "../ppo/config.ts";
 import { categoricalEntropy } from "../ppo/losses.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
-import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
+import type { MetricsRow, PpoProblem, PpoRunOptions, Rollout } from "../ppo/trainer.ts";
 
 /**
  * Where prompts come from and how responses are judged.
@@ -202,6 +202,12 @@ export interface LmProblem extends PpoProblem {
    * itself (e.g. `reward_model`).
    */
   models?: Record<string, number>;
+  /**
+   * An offline problem (DPO: lib/tasks/dpo.ts) trains with its own loop instead of `trainPpo`
+   * (same options, same files: metrics.jsonl, checkpoints/, final.safetensors); its `rollout`
+   * and `inputs` are never called.
+   */
+  train?(opts: PpoRunOptions): Promise<MetricsRow>;
   /**
    * The policy's current GPT weights under the reference's names, for sampling and scoring:
    * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
@@ -716,4 +722,47 @@ function exactKlAt(logp: Float32Array, logq: Float32Array, i: number, V: number)
   let kl = 0;
   for (let a = i * V; a < (i + 1) * V; a++) kl += Math.exp(logp[a]) * (logp[a] - logq[a]);
   return kl;
+}
+
+/**
+ * Log-probs of the response tokens under any params of a plain decoder `model`, for sequences
+ * laid out as {@link generate} does (`[rows, cols]`, junk at padding): {@link LmProblem.rescore}
+ * without a value head, for problems that build no PPO train step (DPO).
+ */
+export async function compileLmScorer(
+  model: DecoderConfig,
+  opts: { dtype?: "float32" | "float64"; device?: Device; threads?: number } = {},
+): Promise<LmProblem["rescore"]> {
+  const dtype = opts.dtype ?? "float32";
+  const shapes = decoderShapes(model);
+  const g = new Graph("lm_score");
+  const params = Object.fromEntries(
+    Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
+  );
+  const io = [
+    g.input("tokens", "int64", ["B", "S"]),
+    g.input("attention_mask", "int64", ["B", "S"]),
+    g.input("response_pos", "int64", ["T"]),
+    g.input("actions", "int64", ["B", "T"]),
+  ] as const;
+  g.output(responseOutputs(g, model, params, ...io, false).logp, "logp");
+  const session = await compile(g, { device: opts.device, threads: opts.threads });
+  return async (p, seqs) => {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [n, s] of Object.entries(shapes)) {
+      const v = p[n];
+      if (!v) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
+      feeds[n] = ArrayBuffer.isView(v) ? tensor(dtype, s.shape, v) : v;
+    }
+    const W = seqs.promptWidth, T = seqs.cols, S = W + T, B = seqs.rows;
+    const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
+    const out = await session.run({
+      ...feeds,
+      tokens: tensor("int64", [B, S], BigInt64Array.from(seqs.sequences, BigInt)),
+      attention_mask: tensor("int64", [B, S], BigInt64Array.from(seqs.sequenceMask, BigInt)),
+      response_pos: tensor("int64", [T], pos),
+      actions: tensor("int64", [B, T], BigInt64Array.from(seqs.tokens, BigInt)),
+    });
+    return { logp: Float64Array.from(out.logp.data as FloatArray) };
+  };
 }

@@ -14,6 +14,7 @@
 import { type MetricsRow, type PpoRunOptions, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 import { RewardError } from "./rewards.ts";
+import { startMeasure, writeResources } from "./resources.ts";
 
 /** A finished trial's evaluation, last metrics row and column means (numbers only). */
 export interface LmTrialFiles<E> {
@@ -48,34 +49,52 @@ export const LM_TRIAL_OUTPUTS: readonly string[] = [
   "checkpoints",
   "final.safetensors",
   "eval.json",
+  "resources.json",
 ];
 
 /**
  * The part every LM task's trial shares: evaluate the starting (SFT) policy, run PPO on
- * `problem` (with the PPO config it carries) for the trial config's `updates`, `seed` and `checkpoint_every` into
- * `outDir` (resuming if asked), evaluate the result. A reward function
+ * `problem` (with the PPO config it carries; an offline problem's own `train`, DPO) for the
+ * trial config's `updates`, `seed` and `checkpoint_every` into `outDir` (resuming if asked),
+ * evaluate the result. With `measure_resources` in the config, the training's wall time, peak
+ * RSS and models go to `resources.json` (lib/tasks/resources.ts). A reward function
  * that throws or returns a non-finite value (a {@link RewardError}) removes the trial's
  * outputs from outDir before the error goes on, so nothing partial is left.
  */
 export async function runLmPpo<E>(
   problem: LmProblem,
-  c: { updates: number; seed: number; checkpoint_every: number },
+  c: { updates: number; seed: number; checkpoint_every: number; measure_resources?: boolean },
   outDir: string,
   opts: Pick<PpoRunOptions, "resume" | "onUpdate" | "onStart">,
   evaluate: () => Promise<E>,
 ): Promise<{ before: E; after: E; last: MetricsRow }> {
   try {
     const before = await evaluate();
-    const last = await trainPpo(problem, {
+    const measure = c.measure_resources ? await startMeasure() : null;
+    const runOpts: PpoRunOptions = {
       updates: c.updates,
       seed: c.seed,
       rng: problem.rng,
       outDir,
       checkpointEvery: c.checkpoint_every,
       resume: opts.resume,
-      onUpdate: opts.onUpdate,
-      onStart: opts.onStart,
-    });
+      onUpdate: (row, u) => {
+        measure?.sample();
+        opts.onUpdate?.(row, u);
+      },
+      onStart: (u) => {
+        measure?.started(u);
+        opts.onStart?.(u);
+      },
+    };
+    const last = problem.train ? await problem.train(runOpts) : await trainPpo(problem, runOpts);
+    if (measure) {
+      const r = await measure.stop({ online: !problem.train, models: problem.models ?? {} });
+      // A run found finished (killed before its evaluation) keeps the measurement it made.
+      const kept = r.started_at_update === c.updates &&
+        await Deno.stat(`${outDir}/resources.json`).then(() => true, () => false);
+      if (!kept) await writeResources(outDir, r);
+    }
     return { before, after: await evaluate(), last };
   } catch (e) {
     if (e instanceof RewardError) {

@@ -290,6 +290,7 @@ Deno.test({
     assert.deepStrictEqual(Object.keys(REPRODUCE_TABLES).sort(), [
       "cleanrl-classic-control",
       "ppo-table1",
+      "rlhf-methods",
       "ziegler-kl",
     ]);
   },

@@ -78,6 +78,10 @@ export const JsxRunSchema = z.object({
       "sandbox time limit per component",
     ),
   }).strict().default({ samples_per_prompt: 20, seed: 12345, execute: true, timeout_ms: 2000 }),
+  measure_resources: z.boolean().default(false).describe(
+    "write resources.json: the training's wall time, peak RSS and the models it held (a " +
+      "measurement: the bundle hash then differs between runs; results stay identical)",
+  ),
 }).strict();
 
 export type JsxRunConfig = z.infer<typeof JsxRunSchema>;

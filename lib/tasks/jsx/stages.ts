@@ -11,6 +11,7 @@
  * @module
  */
 import type { StageDef } from "../contract.ts";
+import { isolatable } from "../stage_process.ts";
 import { localStageCache, type LocalStageOptions } from "../stage_cache.ts";
 import { byteSftStage, loadSftStage, type SftStage } from "../byte_lm.ts";
 import { JSX_TASK, makeJsxCorpus } from "./corpus.ts";
@@ -31,8 +32,13 @@ export const jsxSftStage = byteSftStage({
   corpus: (c, seed, size) => makeJsxCorpus({ seed, size, functionShare: c.sft.function_share }),
 });
 
-/** The task's stages by name (for the stage cache). */
-export const JSX_STAGES: Record<string, StageDef> = { [jsxSftStage.name]: jsxSftStage };
+/**
+ * The task's stages by name (for the stage cache); in a child process while a trial measures
+ * its resources (lib/tasks/stage_process.ts).
+ */
+export const JSX_STAGES: Record<string, StageDef> = {
+  [jsxSftStage.name]: isolatable(jsxSftStage, import.meta.url, "JSX_STAGES"),
+};
 
 /** Options of {@link trainJsxSft}: where the stage comes from, and progress lines. */
 export interface JsxStageOptions extends LocalStageOptions {

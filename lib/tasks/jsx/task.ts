@@ -64,6 +64,7 @@ import type { SessionOptions } from "../../onnx/session.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
 import { sampleForEval, type SftStage } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { runStagesInChildProcess } from "../stage_process.ts";
 import { defineLmTask } from "../lm_task.ts";
 import { runComponentInSandbox } from "../sandbox.ts";
 import { JSX_PROMPTS, JSX_TASK } from "./corpus.ts";
@@ -206,6 +207,8 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
   stageVersion: JSX_STAGE_VERSION,
   samples: (c) => c.samples_per_prompt * JSX_PROMPTS.length,
   async problem(c, ctx) {
+    // A trial that measures its own memory builds missing stages in a child process.
+    runStagesInChildProcess(c.measure_resources);
     const rewards = jsxRewards(c.rewards, ctx.rewards); // unknown names fail before any stage
     const sft = await trainJsxSft(c, ctx);
     const problem = await createLmProblem({

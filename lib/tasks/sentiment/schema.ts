@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import { advantageProblems, type ConfigProblem, KlSchema, redefault } from "../../ppo/config.ts";
+import { DpoSchema } from "../../ppo/dpo.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -70,7 +71,14 @@ export const SentimentRunSchema = z.object({
   model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
   sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
   reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+  algorithm: z.enum(["ppo", "dpo"]).default("ppo").describe(
+    "ppo: online RL with the reward model (ppo.*; ppo.advantage picks PPO's GAE or a " +
+      "critic-free estimator); dpo: offline DPO/IPO (dpo.*) on the reward model's preference " +
+      "pairs with the frozen SFT policy as reference, batch / 2 pairs per update (the same " +
+      "responses per update as PPO's batch)",
+  ),
   ppo: SentimentPpoSchema.default(SentimentPpoSchema.parse({})),
+  dpo: DpoSchema.default(DpoSchema.parse({})),
   value_model: z.enum(["shared", "separate"]).default("shared").describe(
     "value model: a head on the policy's trunk (shared) or its own GPT trunk, a copy of the " +
       "SFT policy (separate)",
@@ -118,12 +126,35 @@ export const SentimentRunSchema = z.object({
     "text file of prompts, one per line, used in turn by PPO and the evaluations; " +
       "null: the built-in review openings",
   ),
+  measure_resources: z.boolean().default(false).describe(
+    "write resources.json: the training's wall time, peak RSS and the models it held (a " +
+      "measurement: the bundle hash then differs between runs; results stay identical)",
+  ),
 }).strict();
 
 export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
 
 /** Cross-key checks: the advantage estimator against the group size, batch and value model. */
 export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
+  if (c.algorithm === "dpo") {
+    const out: ConfigProblem[] = [];
+    if (c.batch % 2) {
+      out.push({
+        key: "batch",
+        cause: `algorithm "dpo" trains on batch / 2 preference pairs per update, and batch is ` +
+          `${c.batch} (odd)`,
+        fix: `set batch to an even number (e.g. ${c.batch + 1})`,
+      });
+    }
+    if (c.lora.r > 0) {
+      out.push({
+        key: "lora.r",
+        cause: 'algorithm "dpo" trains every weight of the policy (no LoRA adapters)',
+        fix: "set lora.r to 0",
+      });
+    }
+    return out;
+  }
   return advantageProblems(c.ppo, {
     samplesPerPrompt: c.samples_per_prompt,
     batch: { key: "batch", value: c.batch },

@@ -43,6 +43,7 @@ import {
 } from "../../ppo/reward_model.ts";
 import { canonicalJson as canonical } from "../../json.ts";
 import type { StageDef } from "../contract.ts";
+import { isolatable } from "../stage_process.ts";
 import { localStageCache, type LocalStageOptions } from "../stage_cache.ts";
 import {
   byteSftStage,
@@ -88,6 +89,29 @@ export const sentimentSftStage = byteSftStage({
   onFit: (c, m) => sftMemo.set(canonical(c), m),
 });
 
+/**
+ * The reward-model stage's preference pairs: training pairs from `reward_model.seed`, held-out
+ * pairs from a second stream with no label noise and no pair that also occurs in training,
+ * drawn from the corpus generator or sampled from the SFT policy (`reward_model.source`).
+ * DPO trains on the same pairs.
+ */
+export async function sentimentPreferencePairs(
+  r: SentimentRmStageConfig["reward_model"],
+  sft: GptModel,
+  session: SessionOptions,
+): Promise<{ train: TextPreference[]; heldOut: TextPreference[] }> {
+  const draw = (seed: number, count: number, labelNoise: number) =>
+    r.source === "corpus"
+      ? Promise.resolve(makeSentimentPairs({ seed, count, labelNoise, typoRate: r.typo_rate }))
+      : samplePolicyPairs(sft, { seed, count, labelNoise, maxNewTokens: 32, session });
+  const train = await draw(r.seed, r.pairs, r.label_noise);
+  const key = (p: TextPreference) => `${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`;
+  const seen = new Set(train.map(key));
+  const heldOut = (await draw(r.seed + 1_000_003, r.held_out * 2, 0))
+    .filter((p) => !seen.has(key(p))).slice(0, r.held_out);
+  return { train, heldOut };
+}
+
 /** Train a reward model for a stage config (its SFT trunk from memory, or trained again). */
 async function fitRewardModel(c: SentimentRmStageConfig, session: SessionOptions) {
   const sftKey = canonical({ model: c.model, sft: c.sft });
@@ -98,17 +122,7 @@ async function fitRewardModel(c: SentimentRmStageConfig, session: SessionOptions
   }
   const { cfg } = sft;
   const r = c.reward_model;
-  // Pairs: training from seed, held-out from a second stream, no label noise on held-out, and
-  // no held-out pair that also occurs in training.
-  const draw = (seed: number, count: number, labelNoise: number) =>
-    r.source === "corpus"
-      ? Promise.resolve(makeSentimentPairs({ seed, count, labelNoise, typoRate: r.typo_rate }))
-      : samplePolicyPairs(sft, { seed, count, labelNoise, maxNewTokens: 32, session });
-  const train = await draw(r.seed, r.pairs, r.label_noise);
-  const key = (p: TextPreference) => `${p.prompt}\u0000${p.chosen}\u0000${p.rejected}`;
-  const seen = new Set(train.map(key));
-  const heldOut = (await draw(r.seed + 1_000_003, r.held_out * 2, 0))
-    .filter((p) => !seen.has(key(p))).slice(0, r.held_out);
+  const { train, heldOut } = await sentimentPreferencePairs(r, sft, session);
 
   const rng = new Rng(r.seed);
   const init = { ...sft.params, ...initHead(cfg.nEmbd, rng, "float32", { name: REWARD_HEAD }) };
@@ -169,10 +183,17 @@ export const sentimentRewardModelStage: StageDef<SentimentRmStageConfig> = {
   },
 };
 
-/** The task's stages by name (for the stage cache). */
+/**
+ * The task's stages by name (for the stage cache); in a child process while a trial measures
+ * its resources (lib/tasks/stage_process.ts).
+ */
 export const SENTIMENT_STAGES: Record<string, StageDef> = {
-  [sentimentSftStage.name]: sentimentSftStage,
-  [sentimentRewardModelStage.name]: sentimentRewardModelStage,
+  [sentimentSftStage.name]: isolatable(sentimentSftStage, import.meta.url, "SENTIMENT_STAGES"),
+  [sentimentRewardModelStage.name]: isolatable(
+    sentimentRewardModelStage,
+    import.meta.url,
+    "SENTIMENT_STAGES",
+  ),
 };
 
 /** Options shared by the stage functions. */

@@ -49,6 +49,8 @@ import { BYTE_EOS_ID } from "../../nn/tokenizer.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
 import { byteGptConfig, decodeByteText, sampleForEval, type SftStage } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { createDpoProblem, type DpoProblem } from "../dpo.ts";
+import { runStagesInChildProcess } from "../stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
 import type { RewardComponent, UserReward } from "../rewards.ts";
 import {
@@ -65,11 +67,12 @@ import {
   type RewardModelStage,
   SENTIMENT_STAGE_VERSION,
   SENTIMENT_STAGES,
+  sentimentPreferencePairs,
   trainSentimentRewardModel,
   trainSentimentSft,
 } from "./stages.ts";
 import { sentimentPrompts, sentimentRewards, sentimentTask } from "./rewards.ts";
-import { goldSentiment, SENTIMENT_OPENINGS, SENTIMENT_TASK } from "./world.ts";
+import { encodePreference, goldSentiment, SENTIMENT_OPENINGS, SENTIMENT_TASK } from "./world.ts";
 
 /** What {@link evaluateSentimentPolicy} reports. */
 export interface SentimentEval {
@@ -85,6 +88,11 @@ export interface SentimentEval {
   eos_rate: number;
   /** The first few samples, decoded. */
   examples: { prompt: string; response: string; rm: number; gold: number }[];
+  /**
+   * DPO trials: held-out preference accuracy (the reward model's held-out pairs) of the
+   * policy's implicit reward β·log π/π_ref (ties ½) and of its log-likelihood.
+   */
+  preference?: { implicit: number; likelihood: number };
 }
 
 /**
@@ -169,6 +177,38 @@ export async function createSentimentProblem(
   });
 }
 
+/**
+ * The offline DPO problem of a trial (`algorithm: "dpo"`): the SFT policy and its frozen copy,
+ * trained on the reward model's training pairs in order (`batch / 2` per update; the same pairs
+ * the reward model learned from), its held-out pairs for the preference accuracy.
+ */
+export async function createSentimentDpoProblem(
+  c: SentimentRunConfig,
+  sft: SftStage,
+  opts: { session?: SessionOptions } = {},
+): Promise<DpoProblem> {
+  const { train, heldOut } = await sentimentPreferencePairs(
+    c.reward_model,
+    sft,
+    opts.session ?? {},
+  );
+  return await createDpoProblem({
+    model: sft.cfg,
+    init: sft.params,
+    cfg: c.dpo,
+    ppo: c.ppo,
+    seed: c.seed,
+    pairs: train.map(encodePreference),
+    pairsPerUpdate: c.batch / 2,
+    heldOut: heldOut.map(encodePreference),
+    device: opts.session?.device,
+    threads: opts.session?.threads,
+  });
+}
+
+const paramCount = (params: Record<string, ArrayLike<number>>) =>
+  Object.values(params).reduce((a, v) => a + v.length, 0);
+
 /** What a `sentiment` trial records besides its evaluations (eval.json). */
 export interface SentimentRecord {
   sft: { hash: string; held_out_nll: number };
@@ -219,6 +259,8 @@ export const SENTIMENT_KIND = defineLmTask<
   stageVersion: SENTIMENT_STAGE_VERSION,
   samples: (c) => c.batch,
   async problem(c, ctx) {
+    // A trial that measures its own memory builds missing stages in a child process.
+    runStagesInChildProcess(c.measure_resources);
     // Fail on unknown reward names before any stage runs.
     const dummyRm = { cfg: byteGptConfig(c.model), params: {} };
     sentimentRewards(c.rewards, dummyRm, {
@@ -236,11 +278,18 @@ export const SENTIMENT_KIND = defineLmTask<
       ? await trainSentimentRewardModel(c, ctx)
       : await loadSentimentRewardModel(c.reward_model_path, c, { session: ctx.session });
     checkPromptLengths(prompts, c, sft.cfg.nPositions);
-    const problem = await createSentimentProblem(c, sft, rm, {
-      userRewards: ctx.rewards,
-      session: ctx.session,
-      prompts,
-    });
+    let problem: LmProblem;
+    if (c.algorithm === "dpo") {
+      // Offline: policy and reference only (the reward model scores the evaluations).
+      problem = await createSentimentDpoProblem(c, sft, { session: ctx.session });
+    } else {
+      problem = await createSentimentProblem(c, sft, rm, {
+        userRewards: ctx.rewards,
+        session: ctx.session,
+        prompts,
+      });
+      problem.models = { ...problem.models, reward_model: paramCount(rm.params) };
+    }
     return {
       problem,
       sft,
@@ -256,14 +305,17 @@ export const SENTIMENT_KIND = defineLmTask<
       },
     };
   },
-  evaluate: (setup, c, ctx) =>
-    evaluateSentimentPolicy(setup.problem, setup.rm, {
+  async evaluate(setup, c, ctx) {
+    const e = await evaluateSentimentPolicy(setup.problem, setup.rm, {
       samples: c.eval.samples,
       seed: c.eval.seed,
       maxNewTokens: c.max_new_tokens,
       session: ctx.session,
       prompts: setup.prompts,
-    }),
+    });
+    const dpo = setup.problem as Partial<DpoProblem>;
+    return dpo.preferenceAccuracy ? { ...e, preference: await dpo.preferenceAccuracy() } : e;
+  },
   summary: (e) => ({
     rm_score: e.after.rm_score,
     gold_score: e.after.gold_score,
@@ -272,6 +324,14 @@ export const SENTIMENT_KIND = defineLmTask<
     rm_score_before: e.before.rm_score,
     gold_score_before: e.before.gold_score,
     rm_accuracy: e.reward_model.held_out_accuracy,
+    ...(e.after.preference && e.before.preference
+      ? {
+        pref_accuracy: e.after.preference.implicit,
+        pref_accuracy_before: e.before.preference.implicit,
+        likelihood_accuracy: e.after.preference.likelihood,
+        likelihood_accuracy_before: e.before.preference.likelihood,
+      }
+      : {}),
   }),
   progress: { rm: "rm_score", gold: "gold_score", kl: "kl_ref" },
   metrics: {
@@ -283,8 +343,20 @@ export const SENTIMENT_KIND = defineLmTask<
       rm_score_before: "mean reward-model score of the SFT policy",
       gold_score_before: "mean gold score of the SFT policy",
       rm_accuracy: "held-out preference accuracy of the reward model",
+      pref_accuracy: "DPO: held-out preference accuracy of the implicit reward β·log π/π_ref",
+      pref_accuracy_before: "the same for the SFT policy (½: its implicit reward is 0)",
+      likelihood_accuracy: "DPO: held-out share of pairs where log π(chosen) > log π(rejected)",
+      likelihood_accuracy_before: "the same for the SFT policy",
     },
-    columns: [...SENTIMENT_METRIC_COLUMNS, "reward/rm", "reward/gold"],
+    columns: [
+      ...SENTIMENT_METRIC_COLUMNS,
+      "reward/rm",
+      "reward/gold",
+      "accuracy",
+      "margin",
+      "chosen_reward",
+      "rejected_reward",
+    ],
   },
 });
 

@@ -1,0 +1,435 @@
+/**
+ * DPO (Rafailov et al. 2023, "Direct Preference Optimization") and IPO (Azar et al. 2023, "A
+ * General Theoretical Paradigm to Understand Learning from Human Preferences") on preference
+ * pairs, with a frozen reference policy: offline, no reward model, no value model, no sampling.
+ *
+ * Per pair, with s(y) = log π(y | x) summed over the response tokens (IPO: averaged over them,
+ * as TRL's `loss_type="ipo"` does) and s_ref the same under the reference,
+ *
+ *     h = (s(chosen) − s_ref(chosen)) − (s(rejected) − s_ref(rejected))
+ *     DPO ("sigmoid"): L = −log σ(β·h) = softplus(−β·h)
+ *     IPO ("ipo"):     L = (h − 1/(2β))²
+ *
+ * averaged over the minibatch's pairs. The implicit reward of a response is β·(s − s_ref); its
+ * preference accuracy is the share of pairs whose chosen response gets the larger one.
+ *
+ * The training loop ({@link trainDpo}) has PPO's shape and budget: update u takes the next
+ * `pairsPerUpdate` pairs (each a chosen and a rejected response: 2 × pairsPerUpdate responses,
+ * what a PPO update of that batch samples), then `epochs` passes of `minibatches` shuffled
+ * minibatches over them; metrics.jsonl gets one row per update, checkpoints and the final
+ * state are written as {@link trainPpo} writes them, so an LM trial runs either.
+ *
+ * @example
+ * ```ts
+ * const { loss } = dpoLoss(g, "sigmoid", { chosen, rejected }, { chosen: rc, rejected: rr }, beta);
+ * ```
+ * @module
+ */
+import { z } from "zod";
+import type * as ort from "onnxruntime-node";
+import type { Graph, Value } from "../onnx/graph.ts";
+import { Graph as GraphClass } from "../onnx/graph.ts";
+import { adamw } from "../onnx/optim.ts";
+import { compile, type Session, type SessionOptions, tensor } from "../onnx/session.ts";
+import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
+import { type DecoderConfig, decoderForward, decoderShapes } from "../nn/decoder.ts";
+import { tokenLogprobs } from "../nn/gpt.ts";
+import type { FloatArray } from "../nn/sample.ts";
+import { Rng } from "../rng.ts";
+import { exists, writeAll } from "../fs.ts";
+import { bradleyTerryLoss, type PreferencePair } from "./reward_model.ts";
+import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
+import type { MetricsRow, PpoRunOptions } from "./trainer.ts";
+
+const positive = (d: string) => z.number().positive().describe(d);
+
+/** The `dpo` section of an LM task's config. */
+export const DpoSchema = z.object({
+  loss: z.enum(["sigmoid", "ipo"]).default("sigmoid").describe(
+    "sigmoid = DPO, −log σ(β·h) (Rafailov et al. 2023); ipo = IPO, (h − 1/(2β))² on " +
+      "per-token mean log-ratios (Azar et al. 2023)",
+  ),
+  beta: positive("β: the implicit reward's scale, β·log π/π_ref (KL strength)").default(0.1),
+  lr: positive("AdamW learning rate").default(3e-4),
+  lr_anneal: z.boolean().default(false).describe("anneal lr linearly to 0 over the run"),
+  epochs: z.number().int().min(1).default(2).describe("passes over each update's pairs"),
+  minibatches: z.number().int().min(1).default(4).describe("minibatches per pass"),
+  weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
+  max_grad_norm: positive("global gradient-norm clip").default(1),
+}).strict();
+export type DpoConfig = z.infer<typeof DpoSchema>;
+
+/** Sequence log-probs of the chosen and rejected responses (each `[N]`). */
+export interface PairLogps {
+  chosen: Value;
+  rejected: Value;
+}
+
+/**
+ * The DPO / IPO loss (mean over pairs) and its diagnostics: `accuracy` (share of pairs with
+ * h > 0), `margin` (mean β·h), `chosen_reward` / `rejected_reward` (mean implicit rewards).
+ */
+export function dpoLoss(
+  g: Graph,
+  kind: DpoConfig["loss"],
+  pi: PairLogps,
+  ref: PairLogps,
+  beta: Value,
+): { loss: Value; metrics: Record<string, Value> } {
+  const rc = g.sub(pi.chosen, ref.chosen), rr = g.sub(pi.rejected, ref.rejected);
+  const h = g.sub(rc, rr);
+  const per = kind === "sigmoid" ? bradleyTerryLoss(g, g.mul(beta, h)) : (() => {
+    const e = g.sub(h, g.div(0.5, beta));
+    return g.mul(e, e);
+  })();
+  return {
+    loss: g.reduceMean(per),
+    metrics: {
+      accuracy: g.reduceMean(g.cast(g.greater(h, 0), h.dtype)),
+      margin: g.reduceMean(g.mul(beta, h)),
+      chosen_reward: g.reduceMean(g.mul(beta, rc)),
+      rejected_reward: g.reduceMean(g.mul(beta, rr)),
+    },
+  };
+}
+
+/** A preference batch: `[2N, S]` rows (chosen then rejected), right-padded. */
+export interface PairBatch {
+  rows: number;
+  width: number;
+  tokens: BigInt64Array;
+  mask: BigInt64Array;
+  /** The token after each position (0 at the last column). */
+  targets: BigInt64Array;
+  /** 1 where that next token is a response token (what the sequence log-prob sums). */
+  respMask: Float64Array;
+}
+
+/** Chosen rows 0..N−1 (`prompt ++ chosen`), rejected rows N..2N−1, right-padded with `pad`. */
+export function makePairBatch(pairs: readonly PreferencePair[], pad = 0): PairBatch {
+  if (pairs.length === 0) throw new RangeError("makePairBatch: no pairs");
+  const rows = [
+    ...pairs.map((p) => ({ prompt: p.prompt, response: p.chosen })),
+    ...pairs.map((p) => ({ prompt: p.prompt, response: p.rejected })),
+  ];
+  rows.forEach((r, i) => {
+    if (!r.prompt.length || !r.response.length) {
+      throw new RangeError(`makePairBatch: row ${i} has an empty prompt or response`);
+    }
+  });
+  const width = Math.max(...rows.map((r) => r.prompt.length + r.response.length));
+  const n = rows.length * width;
+  const b: PairBatch = {
+    rows: rows.length,
+    width,
+    tokens: new BigInt64Array(n).fill(BigInt(pad)),
+    mask: new BigInt64Array(n),
+    targets: new BigInt64Array(n).fill(BigInt(pad)),
+    respMask: new Float64Array(n),
+  };
+  rows.forEach((r, i) => {
+    const seq = [...r.prompt, ...r.response];
+    seq.forEach((t, s) => {
+      b.tokens[i * width + s] = BigInt(t);
+      b.mask[i * width + s] = 1n;
+      if (s + 1 < seq.length) {
+        b.targets[i * width + s] = BigInt(seq[s + 1]);
+        if (s + 1 >= r.prompt.length) b.respMask[i * width + s] = 1;
+      }
+    });
+  });
+  return b;
+}
+
+/** Per row `[B]`: Σ (or mean, `average`) of log π(next token) over the response positions. */
+export function sequenceLogps(
+  g: Graph,
+  cfg: DecoderConfig,
+  params: Record<string, Value>,
+  b: Record<"tokens" | "mask" | "targets" | "resp_mask", Value>,
+  average = false,
+): Value {
+  const { logits } = decoderForward(g, cfg, params, b.tokens, b.mask);
+  const logp = tokenLogprobs(g, logits, b.targets); // [B, S]
+  const sum = g.reduceSum(g.mul(logp, b.resp_mask), [1]);
+  return average ? g.div(sum, g.max(g.reduceSum(b.resp_mask, [1]), 1)) : sum;
+}
+
+/** First and second half of a `[2N]` vector. */
+function halves(g: Graph, x: Value): PairLogps {
+  const h = g.reshape(x, g.ints([2, -1]), [2, "N"]);
+  const pick = (i: number) => g.gather(h, g.scalar(i, "int64"), 0);
+  return { chosen: pick(0), rejected: pick(1) };
+}
+
+/** The DPO train step for a decoder: params by name, batch as {@link makePairBatch} + `ref_logp`. */
+export function dpoSpec(
+  cfg: DecoderConfig,
+  kind: DpoConfig["loss"],
+  dtype: "float32" | "float64" = "float32",
+): TrainStepSpec {
+  return {
+    dtype,
+    params: decoderShapes(cfg),
+    batch: {
+      tokens: { dtype: "int64", shape: ["B2", "S"] },
+      mask: { dtype: "int64", shape: ["B2", "S"] },
+      targets: { dtype: "int64", shape: ["B2", "S"] },
+      resp_mask: { dtype, shape: ["B2", "S"] },
+      ref_logp: { dtype, shape: ["B2"] },
+    },
+    hparams: { beta: 0.1 },
+    loss: (g, p, b, hp) => {
+      const pi = halves(g, sequenceLogps(g, cfg, p, b as never, kind === "ipo"));
+      return dpoLoss(g, kind, pi, halves(g, b.ref_logp), hp.beta);
+    },
+    optimizer: adamw,
+  };
+}
+
+/** Batch tensors of {@link makePairBatch}'s rows `rows` (all when omitted). */
+function batchFeeds(b: PairBatch, dtype: "float32" | "float64"): Record<string, ort.Tensor> {
+  const shape = [b.rows, b.width];
+  const F = dtype === "float32" ? Float32Array : Float64Array;
+  return {
+    tokens: tensor("int64", shape, b.tokens),
+    mask: tensor("int64", shape, b.mask),
+    targets: tensor("int64", shape, b.targets),
+    resp_mask: tensor(dtype, shape, F.from(b.respMask)),
+  };
+}
+
+/**
+ * An inference session for sequence log-probs (`seq_logp [B]`) of a plain decoder under given
+ * params: the reference's s_ref for training, and either model's for evaluation.
+ */
+export async function compileSequenceScorer(
+  cfg: DecoderConfig,
+  opts: { dtype?: "float32" | "float64"; average?: boolean; session?: SessionOptions } = {},
+): Promise<
+  (params: Record<string, FloatArray | ort.Tensor>, pairs: readonly PreferencePair[]) => Promise<{
+    chosen: Float64Array;
+    rejected: Float64Array;
+  }>
+> {
+  const dtype = opts.dtype ?? "float32";
+  const g = new GraphClass("dpo_seq_logp");
+  const shapes = decoderShapes(cfg);
+  const params = Object.fromEntries(
+    Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
+  );
+  const b = {
+    tokens: g.input("tokens", "int64", ["B2", "S"]),
+    mask: g.input("mask", "int64", ["B2", "S"]),
+    targets: g.input("targets", "int64", ["B2", "S"]),
+    resp_mask: g.input("resp_mask", dtype, ["B2", "S"]),
+  };
+  g.output(sequenceLogps(g, cfg, params, b, opts.average), "seq_logp");
+  const session: Session = await compile(g, opts.session ?? {});
+  return async (p, pairs) => {
+    const chosen = new Float64Array(pairs.length), rejected = new Float64Array(pairs.length);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [n, s] of Object.entries(shapes)) {
+      const v = p[n];
+      if (!v) throw new Error(`sequence scorer: missing parameter "${n}"`);
+      feeds[n] = ArrayBuffer.isView(v) ? tensor(dtype, s.shape, v as FloatArray) : v as ort.Tensor;
+    }
+    for (let at = 0; at < pairs.length; at += 32) {
+      const part = pairs.slice(at, at + 32);
+      const out = await session.run({ ...feeds, ...batchFeeds(makePairBatch(part), dtype) });
+      const d = out.seq_logp.data as FloatArray;
+      part.forEach((_, i) => {
+        chosen[at + i] = d[i];
+        rejected[at + i] = d[part.length + i];
+      });
+    }
+    return { chosen, rejected };
+  };
+}
+
+/** Held-out preference accuracy of the implicit reward β·(s − s_ref) (ties count ½). */
+export function implicitRewardAccuracy(
+  pi: { chosen: Float64Array; rejected: Float64Array },
+  ref: { chosen: Float64Array; rejected: Float64Array },
+): number {
+  let hits = 0;
+  for (let i = 0; i < pi.chosen.length; i++) {
+    const h = (pi.chosen[i] - ref.chosen[i]) - (pi.rejected[i] - ref.rejected[i]);
+    hits += h > 0 ? 1 : h === 0 ? 0.5 : 0;
+  }
+  return pi.chosen.length ? hits / pi.chosen.length : NaN;
+}
+
+/** The columns of every metrics.jsonl row {@link trainDpo} writes. */
+export const DPO_METRIC_COLUMNS: readonly string[] = [
+  "update",
+  "step",
+  "lr",
+  "beta",
+  "loss",
+  "accuracy",
+  "margin",
+  "chosen_reward",
+  "rejected_reward",
+  "grad_norm",
+  "epochs",
+];
+
+/** What {@link createDpoTrainer} builds. */
+export interface DpoRun {
+  /** The train step (policy params by the decoder's names; AdamW state). */
+  trainer: Trainer;
+  /** Run the DPO updates into `opts.outDir` (metrics.jsonl, checkpoints/, final.safetensors). */
+  train(opts: PpoRunOptions): Promise<MetricsRow>;
+}
+
+/** Options of {@link createDpoTrainer}. */
+export interface DpoTrainerOptions {
+  model: DecoderConfig;
+  cfg: DpoConfig;
+  /** The starting policy (also the frozen reference). Copied. */
+  init: Record<string, FloatArray>;
+  /** The preference pairs, used in order: update u takes pairs u·P .. (u+1)·P − 1 (cycling). */
+  pairs: readonly PreferencePair[];
+  /** P: pairs per update. */
+  pairsPerUpdate: number;
+  dtype?: "float32" | "float64";
+  session?: SessionOptions;
+}
+
+/**
+ * Compile the DPO step and the reference's scorer, score every pair under the reference once,
+ * and return the trainer with its training loop.
+ */
+export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
+  const dtype = o.dtype ?? "float32";
+  const { cfg } = o;
+  if (!Number.isInteger(o.pairsPerUpdate) || o.pairsPerUpdate < 1) {
+    throw new RangeError(`DPO: pairsPerUpdate must be an integer ≥ 1 (${o.pairsPerUpdate})`);
+  }
+  if (o.pairs.length === 0) throw new RangeError("DPO: no preference pairs");
+  const spec = { ...dpoSpec(o.model, cfg.loss, dtype), clipGradNorm: true };
+  const trainer = await Trainer.create(spec, o.init, o.session ?? {});
+  trainer.hparams = {
+    ...trainer.hparams,
+    beta: cfg.beta,
+    weight_decay: cfg.weight_decay,
+    max_grad_norm: cfg.max_grad_norm,
+  };
+  const refScore = await compileSequenceScorer(o.model, {
+    dtype,
+    average: cfg.loss === "ipo",
+    session: o.session,
+  });
+  const ref = await refScore(o.init, o.pairs);
+
+  const train = async (opts: PpoRunOptions): Promise<MetricsRow> => {
+    const { outDir } = opts;
+    await Deno.mkdir(outDir, { recursive: true });
+    const metricsPath = `${outDir}/metrics.jsonl`, finalPath = `${outDir}/final.safetensors`;
+    let rng = opts.rng ?? new Rng(opts.seed);
+    let update = 0;
+    if (opts.resume && await exists(finalPath)) {
+      await trainer.loadCheckpoint(finalPath);
+      const lines = (await Deno.readTextFile(metricsPath)).split("\n").filter(Boolean);
+      opts.onStart?.(opts.updates);
+      return lines.length ? JSON.parse(lines.at(-1)!) : {};
+    }
+    const resumed = opts.resume
+      ? await loadRunCheckpoint<{ update: number; rng: number[]; metricsBytes: number }>(
+        outDir,
+        trainer,
+      )
+      : null;
+    if (resumed) {
+      update = resumed.run.update;
+      rng = new Rng(resumed.run.rng);
+      const f = await Deno.open(metricsPath, { write: true, create: true });
+      await f.truncate(resumed.run.metricsBytes);
+      f.close();
+    } else await Deno.writeTextFile(metricsPath, "");
+    opts.onStart?.(update);
+    const file = await Deno.open(metricsPath, { append: true });
+    const P = o.pairsPerUpdate;
+    const pairsOf = (u: number) =>
+      Array.from({ length: P }, (_, j) => (u * P + j) % o.pairs.length);
+    // `step` counts response tokens trained on (chosen + rejected), as PPO's counts sampled ones.
+    let tokens = 0;
+    for (let u = 0; u < update; u++) {
+      for (const i of pairsOf(u)) tokens += o.pairs[i].chosen.length + o.pairs[i].rejected.length;
+    }
+    let last: MetricsRow = {};
+    try {
+      for (; update < opts.updates; update++) {
+        const idx = pairsOf(update);
+        for (const i of idx) tokens += o.pairs[i].chosen.length + o.pairs[i].rejected.length;
+        const lr = cfg.lr_anneal ? cfg.lr * (1 - update / opts.updates) : cfg.lr;
+        const sums: Record<string, number> = {};
+        let steps = 0;
+        for (let e = 0; e < cfg.epochs; e++) {
+          const perm = rng.permutation(P);
+          for (let m = 0; m < cfg.minibatches; m++) {
+            const lo = Math.floor(m * P / cfg.minibatches);
+            const hi = Math.floor((m + 1) * P / cfg.minibatches);
+            if (hi === lo) continue;
+            const pick = perm.slice(lo, hi).map((k) => idx[k]);
+            const b = makePairBatch(pick.map((i) => o.pairs[i]));
+            const refLogp = [
+              ...pick.map((i) => ref.chosen[i]),
+              ...pick.map((i) => ref.rejected[i]),
+            ];
+            const r = await trainer.step({
+              ...batchFeeds(b, dtype),
+              ref_logp: tensor(dtype, [b.rows], refLogp),
+            }, { lr });
+            if (!Number.isFinite(r.loss[0]) || !Number.isFinite(r.gradNorm[0])) {
+              throw new Error(
+                `DPO update ${update + 1}/${opts.updates}: the loss or gradient is not finite ` +
+                  `(loss ${r.loss[0]}); lower dpo.lr (${cfg.lr}) or dpo.max_grad_norm`,
+              );
+            }
+            const stats: Record<string, number> = {
+              loss: r.loss[0],
+              grad_norm: r.gradNorm[0],
+              ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [k, v[0]])),
+            };
+            for (const [k, v] of Object.entries(stats)) sums[k] = (sums[k] ?? 0) + v;
+            steps++;
+          }
+        }
+        const mean = (k: string) => k in sums ? sums[k] / steps : null;
+        const row: MetricsRow = {
+          update: update + 1,
+          step: tokens,
+          lr,
+          beta: cfg.beta,
+          loss: mean("loss"),
+          accuracy: mean("accuracy"),
+          margin: mean("margin"),
+          chosen_reward: mean("chosen_reward"),
+          rejected_reward: mean("rejected_reward"),
+          grad_norm: mean("grad_norm"),
+          epochs: cfg.epochs,
+        };
+        await writeAll(file, JSON.stringify(row) + "\n");
+        last = row;
+        opts.onUpdate?.(row, update + 1);
+        const every = opts.checkpointEvery ?? 0;
+        if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {
+          await file.sync();
+          await saveRunCheckpoint(outDir, update + 1, trainer, {
+            update: update + 1,
+            rng: rng.state(),
+            metricsBytes: (await file.stat()).size,
+          });
+        }
+      }
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await trainer.saveCheckpoint(finalPath);
+    return last;
+  };
+  return { trainer, train };
+}
