@@ -41,7 +41,7 @@ export interface ScaleBenchOptions {
 
 const PROMPTS = 8, NEW_TOKENS = 64;
 
-interface Case {
+export interface Case {
   name: string;
   title: string;
   batch: number;
@@ -50,7 +50,7 @@ interface Case {
   vocab: number;
 }
 
-const CASES: Record<string, Case> = {
+export const CASES: Record<string, Case> = {
   gpt2: {
     name: "gpt2",
     title: "GPT-2 small (124M), B=4 T=128, full AdamW",
@@ -192,7 +192,7 @@ function ints(seed: number, n: number, lo: number, hi: number): number[] {
   });
 }
 
-function batchFile(c: Case) {
+export function batchFile(c: Case) {
   const rows = (seed: number) =>
     Array.from({ length: c.batch }, (_, b) => ints(seed + b, c.seq, 0, c.vocab));
   return {

@@ -41,7 +41,7 @@ export function scaleSpec(cfg: DecoderConfig, lora?: LoraConfig): TrainStepSpec 
     targets: { dtype: "int64" as const, shape: ["B", "T"] },
   };
   const loss: TrainStepSpec["loss"] = (g, p, b) => {
-    const params = lora ? applyLora(g, lora, p, p) : p;
+    const params = lora ? applyLora(g, lora, p, p, { factored: true }) : p;
     const { logits } = decoderForward(g, cfg, params, b.tokens);
     return { loss: g.neg(g.reduceMean(tokenLogprobs(g, logits, b.targets))) };
   };

@@ -38,6 +38,7 @@
  */
 import { type Dim, type Graph, GraphError, TO_END, type Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
+import { projection } from "./lora.ts";
 import {
   checkDecodeInputs,
   decodePattern,
@@ -253,7 +254,7 @@ function attention(
   keyLen: Dim,
 ): { out: Value; present: KvCache } {
   const d = cfg.nEmbd, H = cfg.nHead, hd = d / H;
-  const linear = (x: Value, w: string, b: string) => g.add(g.matmul(x, p(w)), p(b));
+  const linear = (x: Value, w: string, b: string) => projection(g, x, p(w), p(b), "conv1d");
   // [B, S, d] -> [B, H, S, hd]
   const heads = (t: Value) => g.transpose(g.reshape(t, [0, 0, H, hd]), [0, 2, 1, 3]);
   // Appends the new positions to the cache. Raw Concat so the result's length dim is the
@@ -296,7 +297,7 @@ function transformer(
   const nm = gptNames(cfg);
   const eps = cfg.layerNormEps ?? 1e-5;
   const p = (n: string) => params[n];
-  const linear = (x: Value, w: string, b: string) => g.add(g.matmul(x, p(w)), p(b));
+  const linear = (x: Value, w: string, b: string) => projection(g, x, p(w), p(b), "conv1d");
   let x = g.add(g.gather(p(nm.wte), tokens, 0), g.gather(p(nm.wpe), positions, 0));
   const bias = g.where(allowed, g.scalar(0, x.dtype), MASKED_SCORE);
   const presents: KvCache[] = [];

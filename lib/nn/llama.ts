@@ -42,6 +42,7 @@ import {
   type KvCache,
   MASKED_SCORE,
 } from "./attention.ts";
+import { projection } from "./lora.ts";
 import {
   type LlamaConfig,
   type LlamaLayerNames,
@@ -144,10 +145,9 @@ function siluOf(g: Graph, x: Value): Value {
   return x.dtype === "float32" ? g.mul(x, g.sigmoid(x)) : g.div(x, g.add(g.exp(g.neg(x)), 1));
 }
 
-/** `x @ Wᵀ (+ b)` for a torch Linear weight `[out, in]`. */
+/** `x @ Wᵀ (+ b)` for a torch Linear weight `[out, in]` (LoRA-factored for a `LoraWeight`). */
 function linear(g: Graph, x: Value, w: Value, b?: Value): Value {
-  const y = g.matmul(x, g.transpose(w, [1, 0]));
-  return b ? g.add(y, b) : y;
+  return projection(g, x, w, b, "linear");
 }
 
 /**

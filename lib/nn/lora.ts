@@ -32,7 +32,7 @@
  * ```
  * @module
  */
-import { type Graph, GraphError, type Value } from "../onnx/graph.ts";
+import { type Graph, GraphError, LazyValue, type Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 
 /** LoRA hyperparameters. */
@@ -209,10 +209,63 @@ function scaled(g: Graph, x: Value, s: number, outDim: number): Value {
 }
 
 /**
+ * A LoRA-adapted weight that model code may use two ways: as the merged weight
+ * `W + s · (A @ B)` (any op that consumes it builds the merge, once), or, through
+ * {@link projection}, as PEFT computes it: `x W (+ b) + s · (x A) B`, which never forms the
+ * merged matrix nor its gradient (what `factored: true` is for).
+ */
+export class LoraWeight extends LazyValue {
+  constructor(
+    g: Graph,
+    /** The frozen base weight. */
+    readonly base: Value,
+    /** `lora_A`: `[in, r]` (Conv1D layout) or `[r, in]` (Linear). */
+    readonly a: Value,
+    /** `lora_B`: `[r, out]` (Conv1D layout) or `[out, r]` (Linear). */
+    readonly b: Value,
+    readonly scale: number,
+    /** Linear layout (`fanInFanOut: false`). */
+    readonly linear: boolean,
+    merged: () => Value,
+  ) {
+    super(g, base.name, base.dtype, base.shape, merged);
+  }
+}
+
+/**
+ * `x @ W (+ b)` for a Conv1D weight `[in, out]` (`layout` "conv1d", GPT-2) or `x @ Wᵀ (+ b)`
+ * for a Linear weight `[out, in]` ("linear", Llama family): the projection every model file
+ * uses for its weights. For a {@link LoraWeight} that nothing has merged yet it is PEFT's
+ * factored form, `(x W (+ b)) + s · ((x A) B)` (transposes in the Linear layout): the base
+ * weight is read as it is, and its gradient (a full-size matrix) is never formed.
+ */
+export function projection(
+  g: Graph,
+  x: Value,
+  w: Value,
+  b: Value | undefined,
+  layout: "conv1d" | "linear",
+): Value {
+  const mm = (v: Value, m: Value) => g.matmul(v, layout === "linear" ? g.transpose(m, [1, 0]) : m);
+  if (w instanceof LoraWeight && !w.materialized) {
+    const base = b ? g.add(mm(x, w.base), b) : mm(x, w.base);
+    const outDim = w.base.shape[layout === "linear" ? 0 : 1] as number;
+    return g.add(base, scaled(g, mm(mm(x, w.a), w.b), w.scale, outDim));
+  }
+  const y = mm(x, w);
+  return b ? g.add(y, b) : y;
+}
+
+/**
  * The adapted parameters, in the graph: `base` with every targeted weight replaced by
  * `W + (alpha / r) · (A @ B)`; other entries pass through unchanged. `adapters` holds the
  * `lora_A` / `lora_B` values (it may be the same record as `base`, e.g. a TrainStepSpec's
  * params, which merges frozen and trainable values).
+ *
+ * `factored: true` returns {@link LoraWeight}s instead, which the model files' projections
+ * apply as PEFT does, `x W + s · (x A) B`: no merged matrix per step, no full-size gradient
+ * (for a 0.5B model, 1.4 GB of merged weights and as much of gradients fewer, and a third of
+ * the matmul work). Same function, different rounding than the merged form.
  *
  * @example
  * ```ts
@@ -224,6 +277,7 @@ export function applyLora(
   lora: LoraConfig,
   base: Record<string, Value>,
   adapters: Record<string, Value>,
+  opts: { factored?: boolean } = {},
 ): Record<string, Value> {
   const shapes = Object.fromEntries(
     Object.entries(base).map(([n, v]) => [n, { shape: v.shape as number[] }]),
@@ -244,9 +298,11 @@ export function applyLora(
     if (!want(B, bShape)) {
       throw new GraphError(`applyLora: "${b}" is ${B}, expected [${bShape}]`);
     }
-    out[n] = linear
-      ? g.add(base[n], scaled(g, g.matmul(B, A), scale, inDim))
-      : g.add(base[n], scaled(g, g.matmul(A, B), scale, outDim));
+    const merged = () =>
+      linear
+        ? g.add(base[n], scaled(g, g.matmul(B, A), scale, inDim))
+        : g.add(base[n], scaled(g, g.matmul(A, B), scale, outDim));
+    out[n] = opts.factored ? new LoraWeight(g, base[n], A, B, scale, linear, merged) : merged();
   }
   return out;
 }

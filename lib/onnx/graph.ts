@@ -68,6 +68,35 @@ export class Value {
   }
 }
 
+/**
+ * A value whose nodes are built on first use: an op that consumes it (or `output`) gets the
+ * value `build` returns, built once; until then nothing is in the graph. A parameter transform
+ * can so offer a value that any code may use as is, and that code which knows its structure
+ * may bypass (LoRA's merged weight vs. the factored product: lib/nn/lora.ts), without leaving
+ * dead nodes behind.
+ */
+export class LazyValue extends Value {
+  private built?: Value;
+  constructor(graph: Graph, hint: string, dtype: DType, shape: Shape, private build: () => Value) {
+    super(graph, `lazy:${hint}`, dtype, shape);
+  }
+  /** Whether an op has consumed it (its nodes are in the graph). */
+  get materialized(): boolean {
+    return this.built !== undefined;
+  }
+  /** The real value (built on the first call). */
+  materialize(): Value {
+    if (!this.built) {
+      const v = this.build();
+      if (v.dtype !== this.dtype || v.shape.join() !== this.shape.join()) {
+        throw new GraphError(`LazyValue ${this.name}: built ${v}, declared ${this}`);
+      }
+      this.built = v;
+    }
+    return this.built;
+  }
+}
+
 /** One ONNX node with its typed inputs and outputs. */
 export interface Node {
   op: string;
@@ -180,6 +209,7 @@ export class Graph {
 
   /** Mark a value as a graph output, renaming it through an Identity if a name is given. */
   output(v: Value, name?: string): Value {
+    if (v instanceof LazyValue) v = v.materialize();
     const out = name && name !== v.name ? this.node("Identity", [v], {}, name)[0] : v;
     this.outputs.push(out);
     return out;
@@ -221,6 +251,7 @@ export class Graph {
     outName?: string,
     outTypes?: { dtype: DType; shape: Shape }[],
   ): Value[] {
+    inputs = inputs.map((v) => (v instanceof LazyValue ? v.materialize() : v));
     const types = outTypes ?? [{ dtype: inputs[0]!.dtype, shape: inputs[0]!.shape }];
     const outputs = types.map((t, i) =>
       new Value(

@@ -38,7 +38,11 @@ const MASK = [[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1]];
  * One compiled graph with two logits outputs from the same weights: the base model with
  * LoRA applied ("lora") and the base model as given ("plain").
  */
-async function logitsSession(lora: LoraConfig, dtype: "float32" | "float64") {
+async function logitsSession(
+  lora: LoraConfig,
+  dtype: "float32" | "float64",
+  factored = false,
+) {
   const base = llamaShapes(cfg), ad = loraShapes(base, lora);
   const g = new Graph("lora_forward");
   const inputs = (shapes: Record<string, { shape: number[] }>) =>
@@ -48,7 +52,10 @@ async function logitsSession(lora: LoraConfig, dtype: "float32" | "float64") {
   const pb = inputs(base), pa = inputs(ad);
   const tokens = g.input("tokens", "int64", ["B", "T"]);
   const mask = g.input("mask", "int64", ["B", "T"]);
-  g.output(llamaForward(g, cfg, applyLora(g, lora, pb, pa), tokens, mask).logits, "lora");
+  g.output(
+    llamaForward(g, cfg, applyLora(g, lora, pb, pa, { factored }), tokens, mask).logits,
+    "lora",
+  );
   g.output(llamaForward(g, cfg, pb, tokens, mask).logits, "plain");
   const session = await compile(g);
   return async (baseP: Record<string, Arr>, adP: Record<string, Arr>) => {
@@ -162,4 +169,38 @@ Deno.test("llama LoRA shapes are PEFT's: lora_A [r, in], lora_B [out, r]; every 
   assert.deepEqual(shapes["model.layers.1.mlp.down_proj.lora_A"].shape, [4, 24]);
   assert.deepEqual(shapes["model.layers.1.mlp.down_proj.lora_B"].shape, [16, 4]);
   assert.equal(Object.keys(shapes).length, 2 * 7 * cfg.nLayer);
+});
+
+Deno.test("factored LoRA (PEFT's x W + s (x A) B) equals the merged weights (f64, 1e-12) and forms no A·B", async () => {
+  const lora: LoraConfig = { r: 3, alpha: 5, ...loraDefaults(cfg) };
+  const shapes = llamaShapes(cfg);
+  const base = initLlama(cfg, new Rng(7), "float64");
+  const rng = new Rng(9);
+  const ad = Object.fromEntries(
+    Object.entries(loraShapes(shapes, lora)).map((
+      [n, { shape }],
+    ) => [n, rng.fillNormal(new Float64Array(shape[0] * shape[1]), 0.1)]),
+  );
+  const merged = (await (await logitsSession(lora, "float64"))(base, ad)).lora;
+  const factored = await (await logitsSession(lora, "float64", true))(base, ad);
+  assert.ok(maxDiff(factored.lora, factored.plain) > 1e-3, "the adapters act");
+  assert.ok(maxDiff(factored.lora, merged) < 1e-12, `${maxDiff(factored.lora, merged)}`);
+  // The factored graph never forms a merged weight: no MatMul of A and B.
+  const g = new Graph("f");
+  const inp = (sh: Record<string, { shape: number[] }>) =>
+    Object.fromEntries(
+      Object.entries(sh).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
+    );
+  const pa = inp(loraShapes(shapes, lora));
+  llamaForward(
+    g,
+    cfg,
+    applyLora(g, lora, inp(shapes), pa, { factored: true }),
+    g.input("t", "int64", [1, 4]),
+  );
+  const adapterInputs = new Set(Object.values(pa));
+  const abProducts = g.nodes.filter((n) =>
+    n.op === "MatMul" && n.inputs.every((i) => i && adapterInputs.has(i))
+  );
+  assert.equal(abProducts.length, 0);
 });

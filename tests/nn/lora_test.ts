@@ -12,6 +12,7 @@ import {
   loraShapes,
   loraTargets,
   mergeLora,
+  projection,
 } from "../../lib/nn/lora.ts";
 import { Rng } from "../../lib/rng.ts";
 import { gradcheck } from "../onnx/gradcheck.ts";
@@ -25,7 +26,11 @@ const MASK = [[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1]];
  * One compiled graph with two logits outputs from the same weights: the base model with
  * LoRA applied ("lora") and the base model as given ("plain").
  */
-async function logitsSession(lora: LoraConfig, dtype: "float32" | "float64") {
+async function logitsSession(
+  lora: LoraConfig,
+  dtype: "float32" | "float64",
+  factored = false,
+) {
   const base = gptShapes(cfg), ad = loraShapes(base, lora);
   const g = new Graph("lora_forward");
   const inputs = (shapes: Record<string, { shape: number[] }>) =>
@@ -35,7 +40,10 @@ async function logitsSession(lora: LoraConfig, dtype: "float32" | "float64") {
   const pb = inputs(base), pa = inputs(ad);
   const tokens = g.input("tokens", "int64", ["B", "T"]);
   const mask = g.input("mask", "int64", ["B", "T"]);
-  g.output(gptForward(g, cfg, applyLora(g, lora, pb, pa), tokens, mask).logits, "lora");
+  g.output(
+    gptForward(g, cfg, applyLora(g, lora, pb, pa, { factored }), tokens, mask).logits,
+    "lora",
+  );
   g.output(gptForward(g, cfg, pb, tokens, mask).logits, "plain");
   const session = await compile(g);
   return async (baseP: Record<string, Arr>, adP: Record<string, Arr>) => {
@@ -189,4 +197,70 @@ Deno.test("gradients through applyLora (A, B and the base weight) match finite d
     [{ shape: [3, 4] }, { shape: [4, 5] }, { shape: [4, 3] }, { shape: [3, 5] }],
   );
   assert.ok(maxRelError < 1e-7, `max relative error ${maxRelError}`);
+});
+
+Deno.test("factored LoRA (PEFT's x W + s (x A) B) equals the merged weights (f64, 1e-12) and forms no A·B", async () => {
+  const lora: LoraConfig = { r: 3, alpha: 5 };
+  const shapes = gptShapes(cfg);
+  const base = initGpt(cfg, new Rng(7), "float64");
+  const rng = new Rng(9);
+  const ad = Object.fromEntries(
+    Object.entries(loraShapes(shapes, lora)).map((
+      [n, { shape }],
+    ) => [n, rng.fillNormal(new Float64Array(shape[0] * shape[1]), 0.1)]),
+  );
+  const merged = (await (await logitsSession(lora, "float64"))(base, ad)).lora;
+  const factored = await (await logitsSession(lora, "float64", true))(base, ad);
+  assert.ok(maxDiff(factored.lora, factored.plain) > 1e-3, "the adapters act");
+  assert.ok(maxDiff(factored.lora, merged) < 1e-12, `${maxDiff(factored.lora, merged)}`);
+  // The factored graph never forms a merged weight: no MatMul of A and B.
+  const g = new Graph("f");
+  const inp = (sh: Record<string, { shape: number[] }>) =>
+    Object.fromEntries(
+      Object.entries(sh).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
+    );
+  const pa = inp(loraShapes(shapes, lora));
+  gptForward(
+    g,
+    cfg,
+    applyLora(g, lora, inp(shapes), pa, { factored: true }),
+    g.input("t", "int64", [1, 4]),
+  );
+  const adapterInputs = new Set(Object.values(pa));
+  const abProducts = g.nodes.filter((n) =>
+    n.op === "MatMul" && n.inputs.every((i) => i && adapterInputs.has(i))
+  );
+  assert.equal(abProducts.length, 0);
+});
+
+Deno.test("gradients through factored LoRA (projection) and its merged fallback match finite differences", async () => {
+  const lora: LoraConfig = { r: 3, alpha: 5, targets: ["lin"] };
+  for (const layout of ["conv1d", "linear"] as const) {
+    const fan = layout === "conv1d";
+    const lo = { ...lora, fanInFanOut: fan };
+    const shapes = fan
+      ? [{ shape: [3, 4] }, { shape: [4, 5] }, { shape: [4, 3] }, { shape: [3, 5] }, { shape: [5] }]
+      : [{ shape: [3, 4] }, { shape: [5, 4] }, { shape: [3, 4] }, { shape: [5, 3] }, {
+        shape: [5],
+      }];
+    for (const direct of [false, true]) {
+      const { maxRelError } = await gradcheck(
+        (g, [x, w, a, b, bias]) => {
+          const p = applyLora(g, lo, { "lin.weight": w }, { "lin.lora_A": a, "lin.lora_B": b }, {
+            factored: true,
+          });
+          // direct: an op consumes the weight itself, which builds the merged form instead.
+          const y = direct
+            ? g.add(g.matmul(x, fan ? p["lin.weight"] : g.transpose(p["lin.weight"], [1, 0])), bias)
+            : projection(g, x, p["lin.weight"], bias, layout);
+          return g.tanh(y);
+        },
+        shapes,
+      );
+      assert.ok(
+        maxRelError < 1e-7,
+        `${layout} direct=${direct}: max relative error ${maxRelError}`,
+      );
+    }
+  }
 });
