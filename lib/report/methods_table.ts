@@ -38,10 +38,24 @@ import {
   stats,
 } from "./reproduce.ts";
 
-/** The two scores a task reports (summary.json names) and how the table heads them. */
-const SCORES: Record<string, { keys: [string, string]; heads: [string, string] }> = {
-  sentiment: { keys: ["rm_score", "gold_score"], heads: ["RM score", "gold score"] },
-  jsx: { keys: ["reward", "structure_rate"], heads: ["reward (rule)", "structure rate"] },
+/**
+ * The two scores a task reports (summary.json names), how the table heads them, and whether
+ * its reward is a reward model (jsx's is a rule: one model fewer than the seed table counts).
+ */
+const SCORES: Record<
+  string,
+  { keys: [string, string]; heads: [string, string]; rewardModel: boolean }
+> = {
+  sentiment: {
+    keys: ["rm_score", "gold_score"],
+    heads: ["RM score", "gold score"],
+    rewardModel: true,
+  },
+  jsx: {
+    keys: ["reward", "structure_rate"],
+    heads: ["reward (rule)", "structure rate"],
+    rewardModel: false,
+  },
 };
 
 const ROLE: Record<string, string> = {
@@ -114,6 +128,8 @@ function methodStats(id: MethodId, trials: ReproduceTrial[], task: string): Meth
 const delta = (a: number | null, b: number | null, digits = 3) =>
   a === null || b === null ? "-" : `${a - b >= 0 ? "+" : ""}${fixed(a - b, digits)}`;
 
+const sc_ = (task: string) => SCORES[task] ?? SCORES.sentiment;
+
 const onlineText = (v: boolean | null) => (v === null ? "-" : v ? "online" : "offline");
 
 function taskSection(task: string, trials: ReproduceTrial[]) {
@@ -140,18 +156,6 @@ function taskSection(task: string, trials: ReproduceTrial[]) {
       "KL(π‖π_ref) (nats)",
     ],
     [
-      [
-        "SFT policy (start)",
-        "-",
-        "-",
-        "-",
-        "-",
-        "-",
-        "0",
-        fixed(before[0].mean, 3),
-        fixed(before[1].mean, 3),
-        "0.00",
-      ],
       ...methods.map((m) => [
         m.label,
         onlineText(m.online),
@@ -182,9 +186,12 @@ function taskSection(task: string, trials: ReproduceTrial[]) {
     ],
     methods.map((m) => {
       const c = methodDef(m.id).claim;
+      const claimed = sc.rewardModel || !c.which.includes("reward model")
+        ? `${c.models}: ${c.which}`
+        : `${c.models - 1}: ${c.which.replace(/, reward model$/, "")} (the reward is a rule)`;
       return [
         m.label,
-        `${c.models}: ${c.which}`,
+        claimed,
         m.models ? String(m.models.length) : "-",
         c.online ? "online" : "offline",
         onlineText(m.online),
@@ -257,7 +264,10 @@ export function buildMethods(ctx: ReproduceContext): ReproduceTableResult {
       "",
       s.main,
       "",
-      `Mean ± std over seeds ${seedsOf(s.methods.flatMap((m) => m.trials)).join(", ")}; ` +
+      `All start from the SFT policy: ${sc_(s.task).heads[0]} ${fixed(s.before[0].mean, 3)}, ` +
+        `${sc_(s.task).heads[1]} ${fixed(s.before[1].mean, 3)}, KL 0. Mean ± std over seeds ${
+          seedsOf(s.methods.flatMap((m) => m.trials)).join(", ")
+        }; ` +
         `${t0 ? `${t0.config.updates} updates` : "-"}, the same responses per update for every ` +
         "method (DPO: half as many preference pairs, each a chosen and a rejected response). " +
         "Models held, parameters, peak RSS (VmHWM of the trial's process, reset when training " +

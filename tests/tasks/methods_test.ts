@@ -74,6 +74,29 @@ Deno.test("methods: GRPO / RLOO with one response per prompt is refused before a
   assert.throws(() => SENTIMENT_KIND.parse({ algorithm: "dpo", batch: 31 }), /even number/);
 });
 
+Deno.test("methods: DPO's β (and the IPO variant) are swept like any key", () => {
+  const plan = planExperiment(
+    defineExperiment({
+      name: "dpo-beta",
+      task: "sentiment",
+      base: { algorithm: "dpo" },
+      sweep: grid({ "dpo.beta": [0.05, 0.1, 0.5], "dpo.loss": ["sigmoid", "ipo"], seed: [1] }),
+    }),
+    { file: "experiments/dpo-beta.ts", codeVersion: "test" },
+  );
+  assert.equal(plan.trials.length, 6);
+  const cfgs = plan.trials.map((t) => t.identity.config as { dpo: { beta: number; loss: string } });
+  assert.deepEqual(cfgs.map((c) => `${c.dpo.loss}:${c.dpo.beta}`).sort(), [
+    "ipo:0.05",
+    "ipo:0.1",
+    "ipo:0.5",
+    "sigmoid:0.05",
+    "sigmoid:0.1",
+    "sigmoid:0.5",
+  ]);
+  assert.equal(new Set(plan.trials.map((t) => t.id)).size, 6);
+});
+
 Deno.test("methods: DPO on sentiment raises the implicit reward's held-out preference accuracy above the SFT policy's", async () => {
   const out = `${OUT}/dpo`;
   const r = await SENTIMENT_KIND.trial(
