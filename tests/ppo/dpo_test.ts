@@ -156,3 +156,54 @@ Deno.test("dpo: training raises the implicit reward's held-out preference accura
   const b = await runOnce();
   assert.equal(b.metrics, a.metrics);
 });
+
+Deno.test("dpo: a run interrupted after a checkpoint and resumed ends byte-identical", async () => {
+  const init = initGpt(MODEL, new Rng(3), "float32");
+  const pairs = toyPairs(5, 64);
+  const make = () =>
+    createDpoTrainer({
+      model: MODEL,
+      cfg: DpoSchema.parse({ beta: 0.1, lr: 3e-3, lr_anneal: true }),
+      init,
+      pairs,
+      pairsPerUpdate: 8,
+    });
+  const files = async (dir: string) => ({
+    metrics: await Deno.readTextFile(`${dir}/metrics.jsonl`),
+    final: await Deno.readFile(`${dir}/final.safetensors`),
+  });
+  const a = await Deno.makeTempDir({ prefix: "proxima-dpo-a-" });
+  const b = await Deno.makeTempDir({ prefix: "proxima-dpo-b-" });
+  try {
+    await (await make()).train({ updates: 6, seed: 2, outDir: a, checkpointEvery: 2 });
+    // Killed during update 5 (after the checkpoint at 4), then resumed by a fresh process.
+    await assert.rejects(() =>
+      make().then((d) =>
+        d.train({
+          updates: 6,
+          seed: 2,
+          outDir: b,
+          checkpointEvery: 2,
+          onUpdate: (_r, u) => {
+            if (u === 5) throw new Error("killed");
+          },
+        })
+      ), /killed/);
+    let startedAt = -1;
+    await (await make()).train({
+      updates: 6,
+      seed: 2,
+      outDir: b,
+      checkpointEvery: 2,
+      resume: true,
+      onStart: (u) => (startedAt = u),
+    });
+    assert.equal(startedAt, 4);
+    const [fa, fb] = [await files(a), await files(b)];
+    assert.equal(fb.metrics, fa.metrics);
+    assert.deepEqual(fb.final, fa.final);
+  } finally {
+    await Deno.remove(a, { recursive: true });
+    await Deno.remove(b, { recursive: true });
+  }
+});
