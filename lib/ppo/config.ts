@@ -157,6 +157,21 @@ export interface ConfigProblem {
 }
 
 /**
+ * What a language-model PPO problem cannot run, found when the experiment is planned: the
+ * kl-penalty surrogate's exact KL(π_old‖π) would need every position's full-vocabulary
+ * log-probs under π_old kept from the rollout (the reference KL's exact estimator is computed).
+ */
+export function lmPpoProblems(ppo: Pick<PpoConfig, "loss" | "penalty">): ConfigProblem[] {
+  if (ppo.loss !== "kl-penalty" || ppo.penalty.estimator !== "full") return [];
+  return [{
+    key: "ppo.penalty.estimator",
+    cause: 'ppo.penalty.estimator "full" is not supported for language models (it would keep ' +
+      "rows × cols × vocab log-probs of π_old for every update)",
+    fix: 'use "k3" (the default for LM tasks), "k2" or "k1"',
+  }];
+}
+
+/**
  * Cross-key checks of an LM task's PPO section against its group size and value model: what a
  * task's `check` returns so that planning refuses the experiment before any trial starts.
  *
@@ -167,7 +182,9 @@ export interface ConfigProblem {
  * ```
  */
 export function advantageProblems(
-  ppo: Pick<PpoConfig, "advantage" | "whiten_advantages">,
+  ppo:
+    & Pick<PpoConfig, "advantage" | "whiten_advantages">
+    & Partial<Pick<PpoConfig, "loss" | "penalty">>,
   o: {
     /** Responses per prompt (the group size). */
     samplesPerPrompt: number;
@@ -178,7 +195,9 @@ export function advantageProblems(
   },
 ): ConfigProblem[] {
   const adv = ppo.advantage ?? "gae";
-  const out: ConfigProblem[] = [];
+  const out: ConfigProblem[] = ppo.loss && ppo.penalty
+    ? lmPpoProblems({ loss: ppo.loss, penalty: ppo.penalty })
+    : [];
   const k = o.samplesPerPrompt;
   if (GROUP_ESTIMATORS.includes(adv) && k < 2) {
     out.push({

@@ -163,6 +163,11 @@ Deno.test("advantages: config checks name the key and the fix before anything ru
   });
   assert.equal(v.key, "value_model");
   assert.match(v.cause, /critic-free and holds no value model/);
+  // the kl-penalty surrogate's exact KL(π_old‖π) is refused for LMs at planning, too
+  const penalty = { ...parsePpoConfig({ loss: "kl-penalty" }), advantage: "gae" as const };
+  const [f] = advantageProblems(penalty, { samplesPerPrompt: 1 });
+  assert.equal(f.key, "ppo.penalty.estimator");
+  assert.match(f.fix, /k3/);
   // the schema: PpoSchema itself has no estimator; parsePpoConfig leaves it out
   assert.equal((parsePpoConfig({}) as { advantage?: string }).advantage, undefined);
 });
