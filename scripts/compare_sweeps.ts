@@ -92,7 +92,11 @@ function dropPaths(o: unknown, drop: Set<string>, prefix = ""): unknown {
   for (const [k, v] of Object.entries(o)) {
     const path = prefix ? `${prefix}.${k}` : k;
     if (drop.has(path)) continue;
-    out[k] = dropPaths(v, drop, path);
+    const kept = dropPaths(v, drop, path);
+    // A section whose every key was dropped (a whole new section) goes too.
+    const emptied = kept !== null && typeof kept === "object" && !Array.isArray(kept) &&
+      Object.keys(kept).length === 0 && Object.keys(v as object).length > 0;
+    if (!emptied) out[k] = kept;
   }
   return out;
 }
