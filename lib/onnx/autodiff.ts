@@ -231,7 +231,12 @@ export const gradientRules: Record<string, GradRule> = {
   Expand: (g, { inputs: [x] }, [dy]) => [() => unbroadcast(g, dy!, x!), undefined],
   Cast: (g, { inputs: [x] }, [dy]) => [isFloat(x!.dtype) ? () => g.cast(dy!, x!.dtype) : undefined],
   Gather: (g, n, [dy]) => [() => {
-    // Scatter-add the rows back (repeated ids accumulate): the embedding gradient.
+    // Scatter-add the rows back (repeated ids accumulate): the embedding gradient. As
+    // ScatterElements over [ids, row] (each index repeated along the row), not ScatterND: ORT's
+    // ScatterND with reduction "add" splits the ids across threads, which races on repeated ids
+    // (measured: GPT-2 small's embedding gradient, hence its losses, differed run to run);
+    // ScatterElements accumulates each column in id order, so repeated ids add up in a fixed
+    // order. Same order as a sequential ScatterND, hence the same bits where that was race-free.
     const [data, idx] = n.inputs as Value[];
     const axis = attrInt(n, "axis", 0), ri = idx.rank, r = data.rank;
     const pre = [...Array(axis).keys()],
@@ -239,10 +244,25 @@ export const gradientRules: Record<string, GradRule> = {
     const idxDims = [...Array(ri).keys()].map((i) => axis + i);
     const dyT = axis === 0 ? dy! : g.transpose(dy!, [...idxDims, ...pre, ...post]);
     const permData = [axis, ...pre, ...[...Array(r - axis - 1).keys()].map((i) => axis + 1 + i)];
-    const zeros = g.zerosLike(axis === 0 ? data : g.transpose(data, permData));
-    const out = g.node("ScatterND", [zeros, g.unsqueeze(idx, [-1]), dyT], {
-      reduction: { kind: "string", value: "add" },
-    })[0];
+    const table = axis === 0 ? data : g.transpose(data, permData); // [V, ...rest]
+    const rest = table.shape.slice(1);
+    let out: Value;
+    if (rest.every((d) => typeof d === "number")) {
+      const R = (rest as number[]).reduce((a, b) => a * b, 1);
+      const rows = g.reshape(dyT, [-1, R]); // [N, R]
+      const ids = g.expand(g.unsqueeze(g.reshape(idx, [-1]), [1]), rows.shape, rows);
+      const zeros = g.zerosLike(g.reshape(table, [table.shape[0], R]));
+      const summed = g.node("ScatterElements", [zeros, ids, rows], {
+        axis: { kind: "int", value: 0 },
+        reduction: { kind: "string", value: "add" },
+      })[0];
+      out = g.reshape(summed, table.shape.map((d, i) => (i === 0 ? 0 : d)));
+    } else {
+      // Symbolic row shape: ScatterND (race-free only when ORT runs it on one thread).
+      out = g.node("ScatterND", [g.zerosLike(table), g.unsqueeze(idx, [-1]), dyT], {
+        reduction: { kind: "string", value: "add" },
+      })[0];
+    }
     return axis === 0 ? out : g.transpose(out, permData.map((_, i) => permData.indexOf(i)));
   }, undefined],
   GatherElements: (g, n, [dy]) => [() => {
