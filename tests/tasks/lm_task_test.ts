@@ -329,4 +329,35 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   assert.equal(e.bytes, Object.values(e.parts).reduce((a, b) => a + b, 0) + 5e8);
 });
 
+Deno.test({
+  name:
+    "lm: GRPO groups samples_per_prompt responses per prompt and holds no value model; a group of one is refused",
+  sanitizeResources: false,
+  async fn() {
+    assert.throws(
+      () => LM_KIND.parse({ ...BASE, ppo: { advantage: "grpo", whiten_advantages: false } }),
+      /samples_per_prompt 1|samples_per_prompt is 1/,
+    );
+    const r = await LM_KIND.trial(
+      {
+        ...BASE,
+        updates: 1,
+        samples_per_prompt: 2,
+        ppo: { advantage: "grpo", whiten_advantages: false, epochs: 1 },
+      },
+      `${tmp}/grpo`,
+      { cacheDir: CACHE },
+    );
+    assert.ok(Number.isFinite(r.after.reward));
+    const { decodeSafetensors } = await import("../../lib/onnx/safetensors.ts");
+    const names = Object.keys(
+      decodeSafetensors(await Deno.readFile(`${tmp}/grpo/final.safetensors`)).tensors,
+    );
+    assert.ok(
+      !names.some((n) => n.includes("v_head") || n.startsWith("value_model")),
+      names.join(),
+    );
+  },
+});
+
 globalThis.addEventListener("unload", () => Deno.removeSync(tmp, { recursive: true }));

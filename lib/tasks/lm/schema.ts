@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { KlSchema, redefault } from "../../ppo/config.ts";
+import { advantageProblems, KlSchema, redefault } from "../../ppo/config.ts";
 import { LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -69,7 +69,13 @@ export const LmRunSchema = z.object({
   chat_template: z.boolean().default(true).describe(
     "render plain prompts as a user turn with the tokenizer's chat template (when it has one)",
   ),
-  batch: z.number().int().min(1).default(8).describe("prompts (responses) per update"),
+  batch: z.number().int().min(1).default(8).describe(
+    "responses per update (batch / samples_per_prompt prompts, each sampled that many times)",
+  ),
+  samples_per_prompt: z.number().int().min(1).default(1).describe(
+    "responses sampled per prompt: the group of the critic-free estimators (ppo.advantage " +
+      "grpo, dr_grpo, rloo need 2 or more)",
+  ),
   max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
   temperature: z.number().positive().default(1).describe("sampling temperature"),
   top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling (1: off)"),
@@ -92,7 +98,12 @@ export type LmRunInput = z.input<typeof LmRunSchema>;
 
 /** Cross-key problems (before anything is read). */
 export function checkLmConfig(c: LmRunConfig): { key: string; cause: string; fix: string }[] {
-  const out: { key: string; cause: string; fix: string }[] = [];
+  // The estimator against the group size, the batch and the value model (as every LM task).
+  const out: { key: string; cause: string; fix: string }[] = advantageProblems(c.ppo, {
+    samplesPerPrompt: c.samples_per_prompt,
+    batch: { key: "batch", value: c.batch },
+    valueModel: { key: "value_model", value: c.value_model },
+  });
   const usesRm = c.rewards.some((r) => r.name === "rm");
   if (usesRm && c.reward_model === null && c.reward_model_data === null) {
     out.push({

@@ -299,6 +299,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       cfg: c.ppo,
       seed: c.seed,
       batch: c.batch,
+      samplesPerPrompt: c.samples_per_prompt,
       maxNewTokens: c.max_new_tokens,
       eosTokenId: inputs.eosIds,
       padTokenId: tok.padId,
