@@ -1,24 +1,32 @@
 /**
  * What the byte-level LM tasks (`sentiment`, `jsx`) share: their PPO defaults, the model and
- * SFT sections of their configs, the GPT config of a model section, the SFT stage (fit a tiny
- * GPT on (prompt, response) pairs, save it as a Hugging Face folder that records the stage,
- * load it back), and the sampling pass of an evaluation (responses, KL to the reference).
+ * SFT sections of their configs, the decoder config of a model section (`model.family`: GPT-2
+ * or a Llama-family decoder), the SFT stage (fit a tiny decoder on (prompt, response) pairs,
+ * save it as a Hugging Face folder that records the stage, load it back), and the sampling
+ * pass of an evaluation (responses, KL to the reference).
  *
  * @example
  * ```ts
- * const m = await fitByteSft(byteGptConfig(c.model), c.sft, corpus, heldOut, {});
+ * const m = await fitByteSft(byteDecoderConfig(c.model), c.sft, corpus, heldOut, {});
  * await saveSftStage(`${outDir}/model`, m, { stage: "my-sft", version: 1, config: c });
  * ```
  * @module
  */
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
-import { type GptConfig, initGpt } from "../nn/gpt.ts";
-import { loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import { contextLength, type DecoderConfig, initDecoder, isLlama } from "../nn/decoder.ts";
+import { loadModelFolder, readFolderJson, saveModelFolder } from "../nn/checkpoint.ts";
+import { HF_TOKENIZER_FILES, loadHfFolder, saveHfFolder } from "../nn/hf.ts";
 import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
-import { BYTE_EOS_ID, BYTE_VOCAB_SIZE, byteDecode, makeByteTokenizer } from "../nn/tokenizer.ts";
+import {
+  BYTE_EOS_ID,
+  BYTE_VOCAB_SIZE,
+  byteDecode,
+  makeByteTokenizer,
+  type TokenizerFiles,
+} from "../nn/tokenizer.ts";
 import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "./contract.ts";
@@ -52,6 +60,8 @@ export const LmPpoSchema = PpoSchema.extend({
 
 /** A model section of a byte-level LM task's config. */
 export interface ByteModelSection {
+  /** Decoder family: GPT-2 or a Llama-family decoder of the same size. */
+  family: "gpt2" | "llama";
   n_positions: number;
   n_embd: number;
   n_layer: number;
@@ -59,11 +69,15 @@ export interface ByteModelSection {
 }
 
 /**
- * The model section's schema (d = 64, L = 2, H = 4 by default; V = 257, the byte tokenizer),
- * with the task's context length: at least `min`, `default` by default.
+ * The model section's schema (GPT-2, d = 64, L = 2, H = 4 by default; V = 257, the byte
+ * tokenizer), with the task's context length: at least `min`, `default` by default.
  */
 export function byteModelSchema(nPositions: { min: number; default: number; help: string }) {
   return z.object({
+    family: z.enum(["gpt2", "llama"]).default("gpt2").describe(
+      "decoder family: gpt2 (GPT-2), or llama (a Llama-family decoder of the same size: " +
+        "RMSNorm, RoPE, SwiGLU, tied embeddings)",
+    ),
     n_embd: z.number().int().min(8).default(64).describe("model width d"),
     n_layer: z.number().int().min(1).default(2).describe("transformer blocks"),
     n_head: z.number().int().min(1).default(4).describe("attention heads (must divide d)"),
@@ -90,8 +104,39 @@ export function byteSftSchema(o: { steps: number; stepsHelp: string; corpusHelp:
   }).strict();
 }
 
-/** The GptConfig of a model section (byte vocabulary). */
-export function byteGptConfig(m: ByteModelSection): GptConfig {
+/**
+ * The decoder config of a model section (byte vocabulary, V = 257). `family: "gpt2"`: GPT-2
+ * (exactly the config it always was). `family: "llama"`: a Llama-family decoder of the same
+ * width, depth and heads — full multi-head attention (nKvHead = n_head), headDim = d / H,
+ * RMSNorm ε 1e-5, RoPE θ 10000, no biases, no q/k norm, tied embeddings (like GPT-2 and
+ * SmolLM2). Its SwiGLU inner width is 4·d, GPT-2's MLP width, rather than Llama's ≈ 8/3·d:
+ * the MLP then has 3 matrices of 4·d² instead of 2, but the hidden width — and so the
+ * activation memory per token and the `n_embd` a config names — matches GPT-2's, and no
+ * rounding rule (Llama's multiple of 256) has to be chosen for widths as small as 64.
+ */
+export function byteDecoderConfig(m: ByteModelSection): DecoderConfig {
+  if (m.family === "llama") {
+    return {
+      family: "llama",
+      modelType: "llama",
+      vocabSize: BYTE_VOCAB_SIZE,
+      hiddenSize: m.n_embd,
+      intermediateSize: 4 * m.n_embd,
+      nLayer: m.n_layer,
+      nHead: m.n_head,
+      nKvHead: m.n_head,
+      headDim: m.n_embd / m.n_head,
+      maxPositions: m.n_positions,
+      rmsNormEps: 1e-5,
+      ropeTheta: 10000,
+      ropeScaling: { type: "default" },
+      qkvBias: false,
+      oBias: false,
+      mlpBias: false,
+      qkNorm: false,
+      tieWordEmbeddings: true,
+    };
+  }
   return {
     vocabSize: BYTE_VOCAB_SIZE,
     nPositions: m.n_positions,
@@ -109,9 +154,9 @@ export function stageSession(ctx: { threads?: number; device?: SessionOptions["d
   return s;
 }
 
-/** A policy in memory: GPT config and params. */
-export interface GptModel {
-  cfg: GptConfig;
+/** A policy in memory: decoder config (either family) and params. */
+export interface ByteModel {
+  cfg: DecoderConfig;
   params: Record<string, Float32Array | Float64Array>;
 }
 
@@ -126,18 +171,18 @@ export interface ByteSftSection {
 }
 
 /**
- * Fit a freshly initialised GPT (drawn from `Rng(s.seed)`) on `corpus` with the SFT trainer
+ * Fit a freshly initialised decoder (drawn from `Rng(s.seed)`) on `corpus` with the SFT trainer
  * and measure its mean NLL per response token on `heldOut`. Deterministic in its inputs.
  */
 export async function fitByteSft(
-  cfg: GptConfig,
+  cfg: DecoderConfig,
   s: ByteSftSection,
   corpus: readonly TextPair[],
   heldOut: readonly TextPair[],
   session: SessionOptions,
-): Promise<GptModel & { heldOutNll: number }> {
+): Promise<ByteModel & { heldOutNll: number }> {
   const rng = new Rng(s.seed);
-  const sft = await SftTrainer.create(cfg, initGpt(cfg, rng, "float32"), {
+  const sft = await SftTrainer.create(cfg, initDecoder(cfg, rng, "float32"), {
     session,
     hparams: { lr: s.lr, weight_decay: s.weight_decay, max_grad_norm: s.max_grad_norm },
   });
@@ -151,26 +196,60 @@ export async function fitByteSft(
 
 /**
  * Save an SFT policy as a Hugging Face folder (byte tokenizer, EOS = pad) whose config.json
- * records the stage that made it (`proxima_stage`: name, version, config, held-out NLL).
+ * records the stage that made it (`proxima_stage`: name, version, config, held-out NLL):
+ * GPT-2 with `saveHfFolder`, a Llama-family decoder with `saveModelFolder`.
  */
 export async function saveSftStage(
   dir: string,
-  m: GptModel & { heldOutNll: number },
+  m: ByteModel & { heldOutNll: number },
   stage: { stage: string; version: number; config: unknown },
 ): Promise<void> {
-  await saveHfFolder(
-    dir,
-    m.cfg,
-    m.params,
-    makeByteTokenizer({ modelMaxLength: m.cfg.nPositions }),
-    {
-      config: {
-        eos_token_id: BYTE_EOS_ID,
-        pad_token_id: BYTE_EOS_ID,
-        proxima_stage: { ...stage, held_out_nll: m.heldOutNll },
-      },
-    },
-  );
+  const tokenizer = makeByteTokenizer({ modelMaxLength: contextLength(m.cfg) });
+  const config = {
+    eos_token_id: BYTE_EOS_ID,
+    pad_token_id: BYTE_EOS_ID,
+    proxima_stage: { ...stage, held_out_nll: m.heldOutNll },
+  };
+  if (isLlama(m.cfg)) {
+    await saveModelFolder(dir, m.cfg, m.params, { config, tokenizerFiles: tokenizer });
+  } else await saveHfFolder(dir, m.cfg, m.params, tokenizer, { config });
+}
+
+/** A byte-level model folder of either family (see {@link loadByteModel}). */
+export interface ByteModelFolder extends ByteModel {
+  /** The parsed config.json, all keys. */
+  config: Record<string, unknown>;
+  /** Tokenizer files present in the folder, parsed; undefined without a tokenizer.json. */
+  tokenizer?: TokenizerFiles;
+}
+
+/**
+ * Load a causal-LM folder of either family: a GPT-2 folder with `loadHfFolder` (as always),
+ * any other `model_type` with `loadModelFolder`, plus its tokenizer files.
+ */
+export async function loadByteModel(dir: string): Promise<ByteModelFolder> {
+  const json = await readFolderJson(dir, "config.json", true, "loadByteModel");
+  if (json?.model_type === "gpt2") {
+    const f = await loadHfFolder(dir);
+    return { cfg: f.cfg, params: f.params, config: f.config, tokenizer: f.tokenizer };
+  }
+  const m = await loadModelFolder(dir, { caller: "loadByteModel" });
+  if (m.architecture.kind !== "causal-lm") {
+    throw new Error(
+      `loadByteModel: ${dir}: ${m.architecture.name} is not a causal LM (a policy needs one)`,
+    );
+  }
+  const tok: TokenizerFiles = {};
+  for (const f of HF_TOKENIZER_FILES) {
+    const obj = await readFolderJson(dir, f, false, "loadByteModel");
+    if (obj) tok[f] = obj;
+  }
+  return {
+    cfg: m.cfg,
+    params: m.params,
+    config: m.config,
+    tokenizer: tok["tokenizer.json"] ? tok : undefined,
+  };
 }
 
 /** The config of a byte-level SFT stage: the model section and an SFT section with a corpus. */
@@ -180,7 +259,7 @@ export interface ByteSftStageConfig {
 }
 
 /**
- * A byte-level SFT stage: a tiny GPT (drawn from `sft.seed`) fit on `corpus(config, seed,
+ * A byte-level SFT stage: a tiny decoder (drawn from `sft.seed`) fit on `corpus(config, seed,
  * size)` — `sft.corpus_size` pairs from `sft.corpus_seed`, held out 256 pairs from a second
  * stream (`corpus_seed + 1_000_003`: the corpus is a distribution, not a list) — and saved to
  * `<outDir>/model` ({@link saveSftStage}). `fit` trains the same policy in memory.
@@ -193,13 +272,13 @@ export function byteSftStage<C extends ByteSftStageConfig>(o: {
   version: number;
   corpus(config: C, seed: number, size: number): TextPair[];
   /** Called with each policy the stage fits (e.g. to keep it in memory for a later stage). */
-  onFit?(config: C, m: GptModel & { heldOutNll: number }): void;
+  onFit?(config: C, m: ByteModel & { heldOutNll: number }): void;
 }): StageDef<C> & {
-  fit(config: C, session: SessionOptions): Promise<GptModel & { heldOutNll: number }>;
+  fit(config: C, session: SessionOptions): Promise<ByteModel & { heldOutNll: number }>;
 } {
   const fit = (c: C, session: SessionOptions) =>
     fitByteSft(
-      byteGptConfig(c.model),
+      byteDecoderConfig(c.model),
       c.sft,
       o.corpus(c, c.sft.corpus_seed, c.sft.corpus_size),
       o.corpus(c, c.sft.corpus_seed + 1_000_003, 256),
@@ -220,7 +299,7 @@ export function byteSftStage<C extends ByteSftStageConfig>(o: {
 }
 
 /** A trained (or cached) SFT policy: a stage's Hugging Face folder, loaded. */
-export interface SftStage extends GptModel {
+export interface SftStage extends ByteModel {
   /** Its Hugging Face folder (`<stage folder>/model`). */
   dir: string;
   /** The stage folder's content hash (or the input folder's, for a policy given by path). */
@@ -244,7 +323,7 @@ export async function loadSftStage(
   const t0 = performance.now();
   const r = await stage(name, config);
   const dir = `${r.dir}/model`;
-  const f = await loadHfFolder(dir);
+  const f = await loadByteModel(dir);
   const meta = f.config.proxima_stage as { held_out_nll: number };
   opts.log?.(
     `${opts.label ?? "sft"}: ${

@@ -6,13 +6,13 @@
  *
  * @example
  * ```ts
- * const f = await loadByteModelFolder("sentiment", "policy_path", dir, (d) => loadHfFolder(d));
+ * const f = await loadByteModelFolder("sentiment", "policy_path", dir, (d) => loadByteModel(d));
  * const hash = folderHash(dir); // what eval.json records for it
  * const prompts = await readPromptsFile("sentiment", "prompts_path", "prompts.txt");
  * ```
  * @module
  */
-import type { GptConfig } from "../nn/gpt.ts";
+import type { DecoderConfig } from "../nn/decoder.ts";
 import { BYTE_VOCAB_SIZE, makeByteTokenizer } from "../nn/tokenizer.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { canonicalJson } from "../json.ts";
@@ -47,8 +47,8 @@ export async function loadByteModelFolder<T>(
   task: string,
   key: string,
   dir: string,
-  load: (dir: string) => Promise<T & { cfg: GptConfig; tokenizer?: Record<string, unknown> }>,
-): Promise<T & { cfg: GptConfig }> {
+  load: (dir: string) => Promise<T & { cfg: DecoderConfig; tokenizer?: Record<string, unknown> }>,
+): Promise<T & { cfg: DecoderConfig }> {
   const err = (cause: string, fix: string) => inputError(task, key, dir, cause, fix);
   const st = await Deno.stat(dir).catch(() => null);
   if (!st) throw err("no such folder", "check the path, or set it to null to train this stage");
@@ -64,7 +64,7 @@ export async function loadByteModelFolder<T>(
   } catch (e) {
     throw err(
       (e as Error).message,
-      "re-save the folder with saveHfFolder / saveRewardModel (Proxima writes them in results/.stages/*/*/model)",
+      "re-save the folder with saveHfFolder / saveModelFolder / saveRewardModel (Proxima writes them in results/.stages/*/*/model)",
     );
   }
   const tok = f.tokenizer?.["tokenizer.json"] as { model?: { vocab?: unknown } } | undefined;

@@ -3,7 +3,9 @@
  * problem builder, an evaluation, a summary and the progress columns — as one trial function
  * and one trial kind (lib/tasks/contract.ts). Every LM task's trial is the same template:
  *
- * 1. parse the config (the schema, then the task's cross-key `check`);
+ * 1. parse the config (the schema, then the task's cross-key `check`), and refuse a trial whose
+ *    peak-memory estimate (the task's `memory` hook, lib/tasks/memory.ts) exceeds this
+ *    machine's memory — planning (`validate`) refuses it before any trial starts;
  * 2. `problem(config, ctx)`: the stages it needs (`ctx.stage`: the runner's stage cache, or the
  *    same cache in `results/.stages` without a runner), inputs given by path, the rewards, and
  *    the PPO problem (lib/tasks/lm_ppo.ts) with the PPO config it carries;
@@ -45,6 +47,7 @@ import { localStageCache, type LocalStageOptions } from "./stage_cache.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
+import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
 
 /** Keys every LM task's config has (its schema adds the rest: {@link lmTrialShape}). */
 export interface LmTrialConfig {
@@ -134,6 +137,18 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
    */
   validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
   /**
+   * What the trial's peak-memory estimate needs (lib/tasks/memory.ts: the model, batch,
+   * minibatches, longest sequence, LoRA, a separate value trunk). With it, planning
+   * (`validate`) and the trial itself refuse a config whose estimate exceeds this machine's
+   * memory, naming the key to lower, the estimate and the fix ({@link LmTaskSpec.memoryKeys}).
+   */
+  memory?(config: C): LmMemoryInput | Promise<LmMemoryInput>;
+  /**
+   * The config keys a memory refusal names (default `batch`, `ppo.minibatches`,
+   * `max_new_tokens`).
+   */
+  memoryKeys?: { batch: string; minibatches: string; seqLen: string };
+  /**
    * After the final evaluation, before eval.json: write more of the final state into outDir
    * (e.g. the trained policy as a Hugging Face folder), under the names in `finalFiles`.
    */
@@ -191,6 +206,9 @@ export interface LmTrialKind<C extends LmTrialConfig, S extends LmSetup, E, I = 
   stages: Record<string, StageDef>;
 }
 
+/** The keys a memory refusal names unless the task says others ({@link LmTaskSpec.memoryKeys}). */
+const MEMORY_KEYS = { batch: "batch", minibatches: "ppo.minibatches", seqLen: "max_new_tokens" };
+
 /** Files that hold a finished LM trial's final state: when both exist the trial is done. */
 export const LM_FINAL_FILES: readonly string[] = ["final.safetensors", "eval.json"];
 
@@ -221,12 +239,33 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
   };
   const stageFn = (opts: LocalStageOptions = {}) => localStageCache(spec, opts);
 
+  /** The memory refusal of a config (null when it fits, or the task has no `memory` hook). */
+  const memory = async (c: C) =>
+    spec.memory
+      ? memoryProblem(estimateLmMemory(await spec.memory(c)), spec.memoryKeys ?? MEMORY_KEYS)
+      : null;
+  /** The task's own input checks, then (when they pass) the memory estimate. */
+  const validate = spec.validate || spec.memory
+    ? async (c: C) => {
+      const own = (await spec.validate?.(c)) ?? [];
+      if (own.length) return own;
+      const m = await memory(c);
+      return m ? [m] : [];
+    }
+    : undefined;
+
   const trial = async (
     input: I | C,
     outDir: string,
     opts: LmTrialOptions<S> = {},
   ): Promise<LmTrialResult<S["record"], E>> => {
     const c = parse(input);
+    // Refuse a trial that cannot fit before anything trains (planning refused it already).
+    const m = await memory(c);
+    if (m) {
+      const e = new ConfigError(`${spec.name} config: ${m.key}: ${m.cause}\n  fix: ${m.fix}`);
+      throw Object.assign(e, m);
+    }
     const ctx: LmTaskContext = {
       stage: stageFn(opts),
       session: opts.session,
@@ -278,7 +317,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     schema: spec.schema,
     ...(spec.check ? { check: spec.check } : {}),
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
-    ...(spec.validate ? { validate: spec.validate } : {}),
+    ...(validate ? { validate } : {}),
     work: (c) => ({ total: c.updates, unit: "updates", steps: spec.samples(c) }),
     finalFiles: [...LM_FINAL_FILES, ...(spec.finalFiles ?? [])],
     run,

@@ -62,7 +62,7 @@
  */
 import type { SessionOptions } from "../../onnx/session.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
-import { sampleForEval, type SftStage } from "../byte_lm.ts";
+import { byteDecoderConfig, sampleForEval, type SftStage } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { runStagesInChildProcess } from "../stage_process.ts";
 import { defineLmTask } from "../lm_task.ts";
@@ -206,6 +206,19 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
   stages: JSX_STAGES,
   stageVersion: JSX_STAGE_VERSION,
   samples: (c) => c.samples_per_prompt * JSX_PROMPTS.length,
+  // Peak memory: samples_per_prompt × 5 responses of at most n_positions tokens (no LoRA, the
+  // value head shares the policy's trunk).
+  memory: (c) => ({
+    model: byteDecoderConfig(c.model),
+    batch: c.samples_per_prompt * JSX_PROMPTS.length,
+    minibatches: c.ppo.minibatches,
+    seqLen: c.model.n_positions,
+  }),
+  memoryKeys: {
+    batch: "samples_per_prompt",
+    minibatches: "ppo.minibatches",
+    seqLen: "model.n_positions",
+  },
   async problem(c, ctx) {
     // A trial that measures its own memory builds missing stages in a child process.
     runStagesInChildProcess(c.measure_resources);

@@ -32,7 +32,7 @@ import { scoreSequences } from "../../ppo/reward_model.ts";
 import { ConfigError } from "../../ppo/config.ts";
 import { Rng } from "../../rng.ts";
 import { folderHash } from "../inputs.ts";
-import { estimateLmMemory, memoryProblem } from "../memory.ts";
+import type { LmMemoryInput } from "../memory.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
 import {
@@ -177,8 +177,32 @@ async function evaluateLm(
 /** Inputs read once per distinct input set (planning validates every trial of a sweep). */
 const validated = new Map<string, Promise<LmInputs>>();
 
-/** The trial's peak-memory estimate against this machine's (null when it fits). */
-function lmMemoryProblem(c: LmRunConfig, inputs: LmInputs) {
+/** What the inputs {@link loadLmInputs} reads depend on. */
+const inputsKey = (c: LmRunConfig) =>
+  JSON.stringify([
+    c.policy,
+    c.reward_model,
+    c.reward_input,
+    c.prompts,
+    c.eval.prompts,
+    c.chat_template,
+    c.max_new_tokens,
+    c.stop,
+  ]);
+
+/** The inputs of a config, read once per distinct input set and kept until a trial takes them. */
+function lmInputs(c: LmRunConfig): Promise<LmInputs> {
+  const key = inputsKey(c);
+  if (!validated.has(key)) {
+    const p = loadLmInputs(c);
+    p.catch(() => validated.delete(key));
+    validated.set(key, p);
+  }
+  return validated.get(key)!;
+}
+
+/** The trial's peak-memory estimate's input (the model and value trunk from the inputs). */
+function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
   const model = inputs.policy.cfg;
   const lora = c.lora.r > 0
     ? { r: c.lora.r, alpha: c.lora.alpha, ...loraDefaults(model) }
@@ -189,7 +213,7 @@ function lmMemoryProblem(c: LmRunConfig, inputs: LmInputs) {
     ? inputs.rewardModel?.model.cfg
     : undefined;
   const longest = Math.max(...inputs.prompts.map((p) => p.length));
-  const est = estimateLmMemory({
+  return {
     model,
     batch: c.batch,
     minibatches: c.ppo.minibatches,
@@ -201,12 +225,7 @@ function lmMemoryProblem(c: LmRunConfig, inputs: LmInputs) {
         0,
       )
       : 0,
-  });
-  return memoryProblem(est, {
-    batch: "batch",
-    minibatches: "ppo.minibatches",
-    seqLen: "max_new_tokens",
-  });
+  };
 }
 
 /** The `lm` task (built by `defineLmTask`). */
@@ -224,35 +243,20 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       ["eval.prompts", c.eval.prompts],
     ] as const).flatMap(([key, path]) => (path === null ? [] : [{ key, path }])),
   async validate(c) {
-    const key = JSON.stringify([
-      c.policy,
-      c.reward_model,
-      c.reward_input,
-      c.prompts,
-      c.eval.prompts,
-      c.chat_template,
-      c.max_new_tokens,
-      c.stop,
-    ]);
-    if (!validated.has(key)) {
-      const p = loadLmInputs(c);
-      p.catch(() => validated.delete(key));
-      validated.set(key, p);
-    }
-    const problem = lmMemoryProblem(c, await validated.get(key)!);
-    return problem ? [problem] : [];
+    await lmInputs(c); // every input read and checked (a ConfigError names the key)
+    return [];
   },
+  // defineLmTask refuses a trial that cannot fit, at planning and at the trial's start.
+  memory: async (c) => lmMemoryInput(c, await lmInputs(c)),
+  memoryKeys: { batch: "batch", minibatches: "ppo.minibatches", seqLen: "max_new_tokens" },
   stages: LM_STAGES,
   stageVersion: LM_STAGE_VERSION,
   samples: (c) => c.batch,
   async problem(c, ctx) {
-    const inputs = await loadLmInputs(c); // every input checked before any stage runs
-    const memory = lmMemoryProblem(c, inputs);
-    if (memory) {
-      throw new ConfigError(
-        `${LM_TASK} config: ${memory.key}: ${memory.cause}\n  fix: ${memory.fix}`,
-      );
-    }
+    // Every input checked before any stage runs (read by the memory check at the trial's
+    // start); the trial takes them, so the next trial reads its own.
+    const inputs = await lmInputs(c);
+    validated.delete(inputsKey(c));
     let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
     if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
     else if (c.reward_model_data !== null) {

@@ -12,7 +12,7 @@
  * @module
  */
 import type { SessionOptions } from "../../onnx/session.ts";
-import type { GptConfig } from "../../nn/gpt.ts";
+import type { DecoderConfig } from "../../nn/decoder.ts";
 import type { FloatArray } from "../../nn/sample.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
@@ -30,7 +30,7 @@ import { goldSentiment, SENTIMENT_OPENINGS, SENTIMENT_TASK } from "./world.ts";
 
 /** A reward model as a batched reward component's function (prompt ++ response, one call). */
 export function rewardModelReward(
-  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  rm: { cfg: DecoderConfig; params: Record<string, FloatArray> },
   session?: SessionOptions,
 ): BatchRewardFn {
   return async (samples) =>
@@ -58,7 +58,7 @@ export function builtinSentimentRewards(maxNewTokens: number): Record<string, Re
  */
 export function sentimentRewards(
   refs: readonly { name: string; weight: number }[],
-  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  rm: { cfg: DecoderConfig; params: Record<string, FloatArray> },
   opts: {
     maxNewTokens: number;
     userRewards?: Record<string, UserReward>;

@@ -80,7 +80,7 @@ export const SentimentRunSchema = z.object({
   ppo: SentimentPpoSchema.default(SentimentPpoSchema.parse({})),
   dpo: DpoSchema.default(DpoSchema.parse({})),
   value_model: z.enum(["shared", "separate"]).default("shared").describe(
-    "value model: a head on the policy's trunk (shared) or its own GPT trunk, a copy of the " +
+    "value model: a head on the policy's trunk (shared) or its own trunk, a copy of the " +
       "SFT policy (separate)",
   ),
   lora: z.object({
@@ -88,17 +88,14 @@ export const SentimentRunSchema = z.object({
     alpha: z.number().positive().default(16).describe(
       "LoRA scale numerator (update = alpha/r·A@B)",
     ),
-    targets: z.array(z.string().min(1)).min(1).default([
-      "attn.c_attn",
-      "attn.c_proj",
-      "mlp.c_fc",
-      "mlp.c_proj",
-    ]).describe("weights that get adapters (suffixes of GPT-2 weight names)"),
-  }).strict().default({
-    r: 0,
-    alpha: 16,
-    targets: ["attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"],
-  }).describe("LoRA on the policy and a separate value model (base weights frozen)"),
+    targets: z.array(z.string().min(1)).min(1).nullable().default(null).describe(
+      "weights that get adapters (suffixes of weight names); null: the policy family's " +
+        "(GPT-2: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj; Llama: self_attn.q/k/v/o_proj, " +
+        "mlp.gate/up/down_proj)",
+    ),
+  }).strict().default({ r: 0, alpha: 16, targets: null }).describe(
+    "LoRA on the policy and a separate value model (base weights frozen)",
+  ),
   batch: z.number().int().min(1).default(32).describe(
     "responses per update (batch / samples_per_prompt prompts, each sampled samples_per_prompt times)",
   ),
@@ -115,11 +112,13 @@ export const SentimentRunSchema = z.object({
     seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
   }).strict().default({ samples: 128, seed: 12345 }),
   policy_path: z.string().min(1).nullable().default(null).describe(
-    "Hugging Face folder of the starting policy (GPT-2 layout, Proxima's byte tokenizer); " +
+    "Hugging Face folder of the starting policy (GPT-2 or Llama family, Proxima's byte " +
+      "tokenizer); " +
       "null: train the SFT stage (sft.* keys)",
   ),
   reward_model_path: z.string().min(1).nullable().default(null).describe(
-    "reward-model folder (a GPT-2 folder + r_head.* tensors, as saveRewardModel writes); " +
+    "reward-model folder (as saveRewardModel writes: a GPT-2 folder + r_head.* tensors, or a " +
+      "Llama-family *ForSequenceClassification folder); " +
       "null: train the reward-model stage (reward_model.* keys)",
   ),
   prompts_path: z.string().min(1).nullable().default(null).describe(

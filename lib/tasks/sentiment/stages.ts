@@ -2,7 +2,7 @@
  * The `sentiment` stages, each a {@link StageDef} whose output is one Hugging Face folder
  * `<stage dir>/model`, content-addressed by the stage's own config in the stage cache
  * (lib/tasks/stage_cache.ts), so trials that share an SFT or reward-model config reuse it:
- * 1. `sentiment-sft`: a tiny byte-level GPT (d=64, L=2, H=4, V=257 by default) trained on the
+ * 1. `sentiment-sft`: a tiny byte-level decoder (GPT-2 by default, or `model.family: "llama"`; d=64, L=2, H=4, V=257 by default) trained on the
  *    generated corpus with lib/nn/sft.ts (response-only cross entropy; 1000 steps of 16,
  *    ~10 s on 2 cores, held-out NLL ≈ 0.52 nats/token against a corpus entropy of ≈ 0.47).
  * 2. `sentiment-rm`: the SFT trunk + a reward head, Bradley–Terry on preference pairs labelled
@@ -26,15 +26,14 @@
  */
 import { Rng } from "../../rng.ts";
 import type { SessionOptions } from "../../onnx/session.ts";
-import type { GptConfig } from "../../nn/gpt.ts";
+import { contextLength, type DecoderConfig, hiddenSize } from "../../nn/decoder.ts";
 import { initHead, REWARD_HEAD } from "../../nn/heads.ts";
-import { loadHfFolder } from "../../nn/hf.ts";
 import { evaluateSft } from "../../nn/sft.ts";
 import { encodePairs } from "../../nn/corpus.ts";
 import { BYTE_EOS_ID, byteEncode, makeByteTokenizer } from "../../nn/tokenizer.ts";
 import {
   evaluatePreferences,
-  loadRewardModel,
+  loadAnyRewardModel,
   normalizeRewardHead,
   type PreferenceEval,
   RewardModelTrainer,
@@ -46,8 +45,9 @@ import type { StageDef } from "../contract.ts";
 import { isolatable } from "../stage_process.ts";
 import { localStageCache, type LocalStageOptions } from "../stage_cache.ts";
 import {
+  type ByteModel,
   byteSftStage,
-  type GptModel,
+  loadByteModel,
   loadSftStage,
   type SftStage,
   stageSession,
@@ -77,9 +77,9 @@ import {
 export const SENTIMENT_STAGE_VERSION = 1;
 
 /** SFT models trained or loaded in this process, by canonical stage config (the RM stage's trunk). */
-const sftMemo = new Map<string, GptModel>();
+const sftMemo = new Map<string, ByteModel>();
 
-/** The SFT stage: a tiny GPT trained on the generated corpus, saved to `<outDir>/model`. */
+/** The SFT stage: a tiny decoder trained on the generated corpus, saved to `<outDir>/model`. */
 export const sentimentSftStage = byteSftStage({
   name: "sentiment-sft",
   description: "sentiment: SFT of the starting policy on the generated review corpus",
@@ -97,7 +97,7 @@ export const sentimentSftStage = byteSftStage({
  */
 export async function sentimentPreferencePairs(
   r: SentimentRmStageConfig["reward_model"],
-  sft: GptModel,
+  sft: ByteModel,
   session: SessionOptions,
 ): Promise<{ train: TextPreference[]; heldOut: TextPreference[] }> {
   const draw = (seed: number, count: number, labelNoise: number) =>
@@ -125,7 +125,10 @@ async function fitRewardModel(c: SentimentRmStageConfig, session: SessionOptions
   const { train, heldOut } = await sentimentPreferencePairs(r, sft, session);
 
   const rng = new Rng(r.seed);
-  const init = { ...sft.params, ...initHead(cfg.nEmbd, rng, "float32", { name: REWARD_HEAD }) };
+  const init = {
+    ...sft.params,
+    ...initHead(hiddenSize(cfg), rng, "float32", { name: REWARD_HEAD }),
+  };
   const trainer = await RewardModelTrainer.create(cfg, init, {
     session,
     hparams: { lr: r.lr, weight_decay: r.weight_decay, max_grad_norm: r.max_grad_norm },
@@ -167,7 +170,7 @@ export const sentimentRewardModelStage: StageDef<SentimentRmStageConfig> = {
     const c = SentimentRmStageSchema.parse(config);
     const m = await fitRewardModel(c, stageSession(ctx));
     await saveRewardModel(`${outDir}/model`, m, {
-      tokenizer: makeByteTokenizer({ modelMaxLength: m.cfg.nPositions }),
+      tokenizer: makeByteTokenizer({ modelMaxLength: contextLength(m.cfg) }),
       config: {
         eos_token_id: BYTE_EOS_ID,
         pad_token_id: BYTE_EOS_ID,
@@ -228,7 +231,7 @@ export interface RewardModelStage {
   /** Its Hugging Face folder (`<stage folder>/model`). */
   dir: string;
   hash: string;
-  cfg: GptConfig;
+  cfg: DecoderConfig;
   /** Trunk + `r_head.*` (normalised when asked), float32. Read-only by convention. */
   params: Record<string, Float32Array | Float64Array>;
   /** Held-out preference accuracy and loss (never label-flipped pairs). */
@@ -257,7 +260,7 @@ export async function trainSentimentRewardModel(
   const t0 = performance.now();
   const r = await stageFn(opts)(sentimentRewardModelStage.name, c);
   const dir = `${r.dir}/model`;
-  const f = await loadRewardModel(dir);
+  const f = await loadAnyRewardModel(dir);
   const meta = f.config.proxima_stage as {
     held_out: PreferenceEval;
     normalization: { mean: number; std: number };
@@ -290,7 +293,7 @@ export async function loadSentimentPolicy(
   dir: string,
   opts: { session?: SessionOptions } = {},
 ): Promise<SftStage> {
-  const f = await loadByteModelFolder(SENTIMENT_TASK, "policy_path", dir, (d) => loadHfFolder(d));
+  const f = await loadByteModelFolder(SENTIMENT_TASK, "policy_path", dir, (d) => loadByteModel(d));
   const heldOut = makeSentimentCorpus({ seed: 1 + 1_000_003, size: 256 });
   const { meanNll } = await evaluateSft({ cfg: f.cfg, params: f.params }, encodePairs(heldOut), {
     session: opts.session,
@@ -319,7 +322,7 @@ export async function loadSentimentRewardModel(
     SENTIMENT_TASK,
     "reward_model_path",
     dir,
-    (d) => loadRewardModel(d),
+    (d) => loadAnyRewardModel(d),
   );
   const r = c.reward_model;
   const pairs = makeSentimentPairs({

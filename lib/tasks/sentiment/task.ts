@@ -43,15 +43,17 @@
  * @module
  */
 import type { SessionOptions } from "../../onnx/session.ts";
-import type { GptConfig } from "../../nn/gpt.ts";
+import { contextLength, type DecoderConfig, loraDefaults, trunkShapes } from "../../nn/decoder.ts";
+import type { LoraConfig } from "../../nn/lora.ts";
 import type { FloatArray } from "../../nn/sample.ts";
 import { BYTE_EOS_ID } from "../../nn/tokenizer.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
-import { byteGptConfig, decodeByteText, sampleForEval, type SftStage } from "../byte_lm.ts";
+import { byteDecoderConfig, decodeByteText, sampleForEval, type SftStage } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { createDpoProblem, type DpoProblem } from "../dpo.ts";
 import { runStagesInChildProcess } from "../stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
+import type { LmMemoryInput } from "../memory.ts";
 import type { RewardComponent, UserReward } from "../rewards.ts";
 import {
   checkSentimentConfig,
@@ -102,7 +104,7 @@ export interface SentimentEval {
  */
 export async function evaluateSentimentPolicy(
   problem: LmProblem,
-  rm: { cfg: GptConfig; params: Record<string, FloatArray> },
+  rm: { cfg: DecoderConfig; params: Record<string, FloatArray> },
   opts: {
     samples: number;
     seed: number;
@@ -147,6 +149,23 @@ export interface SentimentProblemOptions {
   prompts?: readonly string[];
 }
 
+/**
+ * The LoRA settings of a trial for the policy's family ({@link loraDefaults}: GPT-2's Conv1D
+ * layout and targets, or the Llama family's Linear layout and q/k/v/o/gate/up/down), with the
+ * config's `targets` when it names any.
+ */
+export function sentimentLora(
+  l: SentimentRunConfig["lora"],
+  cfg: DecoderConfig,
+): LoraConfig {
+  return {
+    r: l.r,
+    alpha: l.alpha,
+    ...loraDefaults(cfg),
+    ...(l.targets ? { targets: l.targets } : {}),
+  };
+}
+
 /** The PPO problem of a trial: the SFT policy (+ value head), its frozen copy, the rewards. */
 export async function createSentimentProblem(
   c: SentimentRunConfig,
@@ -171,7 +190,7 @@ export async function createSentimentProblem(
     padTokenId: BYTE_EOS_ID,
     init: sft.params,
     valueModel: c.value_model,
-    lora: c.lora,
+    lora: sentimentLora(c.lora, sft.cfg),
     device: opts.session?.device,
     threads: opts.session?.threads,
   });
@@ -208,6 +227,29 @@ export async function createSentimentDpoProblem(
 
 const paramCount = (params: Record<string, ArrayLike<number>>) =>
   Object.values(params).reduce((a, v) => a + v.length, 0);
+
+/**
+ * The peak-memory estimate's input of a trial (lib/tasks/memory.ts): the model of the config's
+ * model section, `batch` responses in `ppo.minibatches` minibatches of at most `n_positions`
+ * tokens, LoRA, and a separate value trunk (a copy of the policy's).
+ */
+export function sentimentMemory(c: SentimentRunConfig): LmMemoryInput {
+  const model = byteDecoderConfig(c.model);
+  const separate = c.algorithm === "ppo" && c.value_model === "separate";
+  return {
+    model,
+    batch: c.batch,
+    minibatches: c.ppo.minibatches,
+    seqLen: c.model.n_positions,
+    lora: c.lora.r > 0 ? sentimentLora(c.lora, model) : undefined,
+    valueParams: separate
+      ? Object.values(trunkShapes(model)).reduce(
+        (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
+        0,
+      )
+      : 0,
+  };
+}
 
 /** What a `sentiment` trial records besides its evaluations (eval.json). */
 export interface SentimentRecord {
@@ -258,11 +300,13 @@ export const SENTIMENT_KIND = defineLmTask<
   stages: SENTIMENT_STAGES,
   stageVersion: SENTIMENT_STAGE_VERSION,
   samples: (c) => c.batch,
+  memory: (c) => sentimentMemory(c),
+  memoryKeys: { batch: "batch", minibatches: "ppo.minibatches", seqLen: "model.n_positions" },
   async problem(c, ctx) {
     // A trial that measures its own memory builds missing stages in a child process.
     runStagesInChildProcess(c.measure_resources);
     // Fail on unknown reward names before any stage runs.
-    const dummyRm = { cfg: byteGptConfig(c.model), params: {} };
+    const dummyRm = { cfg: byteDecoderConfig(c.model), params: {} };
     sentimentRewards(c.rewards, dummyRm, {
       maxNewTokens: c.max_new_tokens,
       userRewards: ctx.rewards,
@@ -277,7 +321,7 @@ export const SENTIMENT_KIND = defineLmTask<
     const rm = c.reward_model_path === null
       ? await trainSentimentRewardModel(c, ctx)
       : await loadSentimentRewardModel(c.reward_model_path, c, { session: ctx.session });
-    checkPromptLengths(prompts, c, sft.cfg.nPositions);
+    checkPromptLengths(prompts, c, contextLength(sft.cfg));
     let problem: LmProblem;
     if (c.algorithm === "dpo") {
       // Offline: policy and reference only (the reward model scores the evaluations).

@@ -13,7 +13,7 @@
  */
 import { Rng } from "../../rng.ts";
 import type { SessionOptions } from "../../onnx/session.ts";
-import type { GptConfig } from "../../nn/gpt.ts";
+import type { DecoderConfig } from "../../nn/decoder.ts";
 import { type FloatArray, generate } from "../../nn/sample.ts";
 import type { TextPair } from "../../nn/corpus.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
@@ -204,7 +204,7 @@ export function makeSentimentPairs(
  * by gold as {@link makeSentimentPairs}; ties (including identical responses) are dropped.
  */
 export async function samplePolicyPairs(
-  policy: { cfg: GptConfig; params: Record<string, FloatArray> },
+  policy: { cfg: DecoderConfig; params: Record<string, FloatArray> },
   opts: {
     seed: number;
     count: number;
