@@ -19,7 +19,7 @@
  * ```
  * @module
  */
-import { Graph } from "../onnx/graph.ts";
+import { Graph, type Value } from "../onnx/graph.ts";
 import {
   compile,
   type Session,
@@ -253,6 +253,7 @@ export class GptDecoder {
     readonly cfg: DecoderConfig,
     readonly dtype: "float32" | "float64",
     readonly session: Session,
+    private readonly presents: { key: string; value: string }[],
   ) {}
 
   /** The decoder for `cfg` and `dtype` (compiled on first use). */
@@ -264,7 +265,8 @@ export class GptDecoder {
     const key = JSON.stringify([cfg, dtype, opts]);
     let d = decoders.get(key);
     if (!d) {
-      d = compile(buildDecodeGraph(cfg, dtype), opts).then((s) => new GptDecoder(cfg, dtype, s));
+      const { graph, presents } = buildDecodeGraph(cfg, dtype);
+      d = compile(graph, opts).then((s) => new GptDecoder(cfg, dtype, s, presents));
       d.catch(() => decoders.delete(key));
       decoders.set(key, d);
     }
@@ -384,7 +386,7 @@ export class GptDecoder {
           [B, H, P, hd],
           c[kind][0].subarray(0, B * H * P * hd),
         );
-        fetches[`present.${i}.${kind}`] = tensor(
+        fetches[this.presents[i][kind]] = tensor(
           dtype,
           [B, H, K, hd],
           c[kind][1].subarray(0, B * H * K * hd),
@@ -434,8 +436,16 @@ function paramFeeds(
   return out;
 }
 
-/** The decode-step graph: params, past caches, new tokens, mask, positions -> logits, presents. */
-function buildDecodeGraph(cfg: DecoderConfig, dtype: "float32" | "float64"): Graph {
+/**
+ * The decode-step graph: params, past caches, new tokens, mask, positions -> logits, presents.
+ * The presents are outputs under their own value names (`presents`), not renamed through an
+ * Identity: each is also read by its layer's attention, so a renaming Identity would copy the
+ * whole cache every step.
+ */
+function buildDecodeGraph(
+  cfg: DecoderConfig,
+  dtype: "float32" | "float64",
+): { graph: Graph; presents: { key: string; value: string }[] } {
   const g = new Graph("gpt_decode");
   const params = Object.fromEntries(
     Object.entries(decoderShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
@@ -452,11 +462,10 @@ function buildDecodeGraph(cfg: DecoderConfig, dtype: "float32" | "float64"): Gra
     lastOnly: true,
   });
   g.output(out.logits, "logits");
-  out.presents.forEach((c, i) => {
-    g.output(c.key, `present.${i}.key`);
-    g.output(c.value, `present.${i}.value`);
-  });
-  return g;
+  const own = (v: Value) =>
+    g.output(g.producer.has(v) && !g.outputs.includes(v) ? v : g.identity(v));
+  const presents = out.presents.map((c) => ({ key: own(c.key).name, value: own(c.value).name }));
+  return { graph: g, presents };
 }
 
 /** The dtype of a policy's parameters (all must agree). */

@@ -40,6 +40,8 @@ export interface SessionOptions {
    * Without it the arena reuses its free chunks. Allocation only: results are the same.
    */
   memPattern?: boolean;
+  /** ORT's CPU memory arena (default true); without it intermediates come from malloc. */
+  memArena?: boolean;
   /**
    * Write ORT's profile (Chrome trace JSON, one event per kernel) to a file with this prefix;
    * {@link Session.endProfiling} ends it and gives the path. "ffi" backend only.
@@ -222,6 +224,7 @@ export async function compile(
     spinning: opts.spinning ?? false,
     backend: opts.device === "cuda" ? "node" : opts.backend ?? (ffiStatus().ok ? "ffi" : "node"),
     memPattern: opts.memPattern ?? false,
+    memArena: opts.memArena ?? true,
     profile: opts.profile ?? "",
   };
 
@@ -229,7 +232,8 @@ export async function compile(
   const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
   const hash = graphHash(bytes);
   const key = `${hash}|${options.device}|${options.threads}|${options.optimization}|` +
-    `${options.spinning}|${options.backend}|${options.memPattern}|${options.profile}`;
+    `${options.spinning}|${options.backend}|${options.memPattern}|${options.memArena}|` +
+    `${options.profile}`;
   let s = cache.get(key);
   if (!s && options.backend === "ffi") {
     s = FfiSession.create(bytes, options).then((inner) => new Session(inner, hash, options));
@@ -244,6 +248,7 @@ export async function compile(
       executionMode: "sequential",
       graphOptimizationLevel: options.optimization,
       enableMemPattern: options.memPattern,
+      enableCpuMemArena: options.memArena,
       logSeverityLevel: 3,
       // Idle intra-op threads sleep instead of spin-waiting (as torch under
       // OMP_WAIT_POLICY=PASSIVE). On a shared 2-core machine spinning threads fight every other
