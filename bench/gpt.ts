@@ -26,7 +26,7 @@ import { saveHfFolder } from "../lib/nn/hf.ts";
 import { exportOnnx } from "../lib/nn/export.ts";
 import { Rng } from "../lib/rng.ts";
 import { flattenSpec, packFlat } from "../lib/onnx/flat.ts";
-import { TORCH_PYTHON } from "./torch_ref.ts";
+import { ANCHOR_PYTHON, anchorEnv, anchorLine, LineChild, median, table } from "./anchor.ts";
 
 export interface GptBenchOptions {
   threads: number;
@@ -37,11 +37,6 @@ export interface GptBenchOptions {
 const B = 8, T = 64;
 const cfg: GptConfig = { vocabSize: 256, nPositions: T, nEmbd: 128, nLayer: 2, nHead: 4 };
 const HP = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01, max_grad_norm: 1 };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /** The Proxima train step of the benchmark (exported for profiling scripts). */
 export function gptLmSpec(c: GptConfig = cfg): TrainStepSpec {
@@ -60,16 +55,9 @@ export function gptLmSpec(c: GptConfig = cfg): TrainStepSpec {
   };
 }
 
-/** A line-protocol session with bench/gpt_ref.py --serve. */
+/** bench/gpt_ref.py --serve under the anchor (bench/anchor.ts). */
 class TorchServer {
-  private lines: AsyncIterator<string>;
-  private constructor(
-    private readonly child: Deno.ChildProcess,
-    private readonly writer: WritableStreamDefaultWriter<Uint8Array>,
-    readonly cmd: string,
-  ) {
-    this.lines = readLines(child.stdout);
-  }
+  private constructor(private readonly child: LineChild) {}
 
   static start(o: GptBenchOptions): TorchServer {
     const script = new URL("./gpt_ref.py", import.meta.url).pathname;
@@ -79,67 +67,22 @@ class TorchServer {
       ...["--layers", cfg.nLayer, "--heads", cfg.nHead, "--vocab", cfg.vocabSize],
       ...["--warmup", o.warmup],
     ].map(String);
-    const t = String(o.threads);
-    const cmd = `OMP_WAIT_POLICY=PASSIVE ${TORCH_PYTHON} ${args.join(" ")}`;
-    let child: Deno.ChildProcess;
-    try {
-      child = new Deno.Command(TORCH_PYTHON, {
-        args,
-        env: {
-          OMP_NUM_THREADS: t,
-          OPENBLAS_NUM_THREADS: t,
-          MKL_NUM_THREADS: t,
-          OMP_WAIT_POLICY: "PASSIVE",
-        },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-    } catch (e) {
-      throw new Error(`PyTorch reference could not be started (${e}); command: ${cmd}`);
-    }
-    return new TorchServer(child, child.stdin.getWriter(), cmd);
+    return new TorchServer(
+      LineChild.spawn("PyTorch reference", ANCHOR_PYTHON, args, anchorEnv(o.threads)),
+    );
   }
 
-  /** The next JSON line; a clear error (with stderr) if the process ended instead. */
-  async read(): Promise<Record<string, unknown>> {
-    const r = await this.lines.next();
-    if (r.done) {
-      const st = await this.child.status;
-      const err = new TextDecoder().decode((await this.child.stderr.getReader().read()).value);
-      throw new Error(
-        `PyTorch reference ended (exit ${st.code}); command: ${this.cmd}\n${err.slice(-2000)}`,
-      );
-    }
-    const obj = JSON.parse(r.value);
-    if (obj.error) throw new Error(`PyTorch reference: ${obj.error}`);
-    return obj;
+  read(): Promise<Record<string, unknown>> {
+    return this.child.read();
   }
 
   async run(variant: "loop" | "foreach", steps: number): Promise<{ ms: number; loss: number }> {
-    await this.writer.write(new TextEncoder().encode(`run ${variant} ${steps}\n`));
-    const r = await this.read();
+    const r = await this.child.ask(`run ${variant} ${steps}`);
     return { ms: r.ms as number, loss: r.loss as number };
   }
 
-  async close(): Promise<void> {
-    await this.writer.write(new TextEncoder().encode("quit\n")).catch(() => {});
-    await this.writer.close().catch(() => {});
-    await this.child.stderr.cancel().catch(() => {});
-    await this.child.status;
-  }
-}
-
-async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line) yield line;
-    }
+  close(): Promise<void> {
+    return this.child.close();
   }
 }
 
@@ -229,25 +172,25 @@ const NEW_TOKENS = 64;
 const ROLL_ROUNDS = 15;
 
 /**
- * Wall times of `a` and `b` measured alternately (one warm-up call each, then ROLL_ROUNDS
- * rounds of a, b), so a slow patch of the machine hits both; the median per side, and the
- * last results.
+ * Wall times of each side measured in rounds (one warm-up call each first; the order rotates
+ * every round), so a slow patch of the machine hits every side; the median per side, and each
+ * side's last result.
  */
-async function alternate<A, B>(
-  a: () => Promise<A>,
-  b: () => Promise<B>,
-): Promise<{ msA: number; msB: number; outA: A; outB: B }> {
-  let outA = await a(), outB = await b();
-  const ta: number[] = [], tb: number[] = [];
+async function alternate(
+  sides: Record<string, () => Promise<number[][]>>,
+): Promise<Record<string, { ms: number; out: number[][] }>> {
+  const names = Object.keys(sides);
+  const out: Record<string, number[][]> = {}, ms: Record<string, number[]> = {};
+  for (const n of names) [out[n], ms[n]] = [await sides[n](), []];
   for (let r = 0; r < ROLL_ROUNDS; r++) {
-    let t0 = performance.now();
-    outA = await a();
-    ta.push(performance.now() - t0);
-    t0 = performance.now();
-    outB = await b();
-    tb.push(performance.now() - t0);
+    for (let i = 0; i < names.length; i++) {
+      const n = names[(i + r) % names.length];
+      const t0 = performance.now();
+      out[n] = await sides[n]();
+      ms[n].push(performance.now() - t0);
+    }
   }
-  return { msA: median(ta), msB: median(tb), outA, outB };
+  return Object.fromEntries(names.map((n) => [n, { ms: median(ms[n]), out: out[n] }]));
 }
 
 /** The rollout model: the benchmark's, with room for prompt + 64 new tokens. */
@@ -262,50 +205,79 @@ async function rollouts(o: GptBenchOptions, dir: string) {
     local_files_only: true,
     session_options: { intraOpNumThreads: o.threads, interOpNumThreads: 1 },
   });
-  const rows: { n: number; ours: number; theirs: number; match: boolean }[] = [];
-  for (const n of [8, 1]) {
-    const ps = prompts(n);
-    const W = Math.max(...ps.map((p) => p.length));
-    const ids = new BigInt64Array(n * W), mask = new BigInt64Array(n * W);
-    ps.forEach((p, b) =>
-      p.forEach((t, i) => {
-        ids[b * W + W - p.length + i] = BigInt(t);
-        mask[b * W + W - p.length + i] = 1n;
-      })
-    );
-    const ours = () =>
-      generate({ cfg: rollCfg, params }, ps, {
-        maxNewTokens: NEW_TOKENS,
-        temperature: 0,
-        padTokenId: 0,
-        rng: new Rng(0),
-        session: { threads: o.threads },
+  // transformers' generate in PyTorch 2.13 (the anchor), on the same folder.
+  await Deno.writeTextFile(
+    `${dir}/batch.json`,
+    JSON.stringify({ tokens: [[0]], targets: [[0]], prompts: prompts(8) }),
+  );
+  const torch = LineChild.spawn(
+    "PyTorch reference",
+    ANCHOR_PYTHON,
+    [
+      new URL("./scale_ref.py", import.meta.url).pathname,
+      ...["--folder", `${dir}/m`, "--batch", `${dir}/batch.json`, "--threads", String(o.threads)],
+    ],
+    anchorEnv(o.threads),
+  );
+  const rows: {
+    n: number;
+    ours: number;
+    tjs: number;
+    torch: number;
+    match: boolean;
+    torchMatch: boolean;
+  }[] = [];
+  try {
+    await torch.read();
+    for (const n of [8, 1]) {
+      const ps = prompts(n);
+      const W = Math.max(...ps.map((p) => p.length));
+      const ids = new BigInt64Array(n * W), mask = new BigInt64Array(n * W);
+      ps.forEach((p, b) =>
+        p.forEach((t, i) => {
+          ids[b * W + W - p.length + i] = BigInt(t);
+          mask[b * W + W - p.length + i] = 1n;
+        })
+      );
+      const r = await alternate({
+        ours: async () =>
+          (await generate({ cfg: rollCfg, params }, ps, {
+            maxNewTokens: NEW_TOKENS,
+            temperature: 0,
+            padTokenId: 0,
+            rng: new Rng(0),
+            session: { threads: o.threads },
+          })).responses,
+        tjs: async () => {
+          const seqs = await model.generate({
+            input_ids: new HfTensor("int64", ids, [n, W]),
+            attention_mask: new HfTensor("int64", mask, [n, W]),
+            max_new_tokens: NEW_TOKENS,
+            do_sample: false,
+            eos_token_id: null, // never stop early: exactly NEW_TOKENS per row, as on our side
+          } as Record<string, unknown>);
+          return (seqs as unknown as { tolist(): bigint[][] }).tolist().map((row) =>
+            row.slice(W).map(Number)
+          );
+        },
+        torch: async () => (await torch.ask(`generate ${NEW_TOKENS} ${n}`)).tokens as number[][],
       });
-    const theirs = async () => {
-      const seqs = await model.generate({
-        input_ids: new HfTensor("int64", ids, [n, W]),
-        attention_mask: new HfTensor("int64", mask, [n, W]),
-        max_new_tokens: NEW_TOKENS,
-        do_sample: false,
-        eos_token_id: null, // never stop early: exactly NEW_TOKENS per row, as on our side
-      } as Record<string, unknown>);
-      return (seqs as unknown as { tolist(): bigint[][] }).tolist();
-    };
-    const r = await alternate(ours, theirs);
-    const match = r.outB.every((row, b) =>
-      row.slice(W).map(Number).join() === r.outA.responses[b].join()
-    );
-    const tokens = n * NEW_TOKENS;
-    rows.push({ n, ours: tokens / r.msA * 1e3, theirs: tokens / r.msB * 1e3, match });
+      const same = (rows: number[][]) =>
+        rows.every((row, b) => row.join() === r.ours.out[b].join());
+      const tokens = n * NEW_TOKENS;
+      rows.push({
+        n,
+        ours: tokens / r.ours.ms * 1e3,
+        tjs: tokens / r.tjs.ms * 1e3,
+        torch: tokens / r.torch.ms * 1e3,
+        match: same(r.tjs.out),
+        torchMatch: same(r.torch.out),
+      });
+    }
+  } finally {
+    await torch.close();
   }
   return rows;
-}
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)]
-    .join("\n");
 }
 
 /** Run the GPT benchmark and print the comparison tables. */
@@ -348,6 +320,8 @@ export async function benchGpt(o: GptBenchOptions): Promise<void> {
       [
         "rollout (greedy, 64 new tokens)",
         "Proxima tok/s",
+        `transformers (PyTorch ${t.meta.torch}) tok/s`,
+        "ratio",
         "transformers.js tok/s",
         "ratio",
         "same tokens",
@@ -355,15 +329,18 @@ export async function benchGpt(o: GptBenchOptions): Promise<void> {
       rs.map((r) => [
         `${r.n} prompt${r.n > 1 ? "s (left-padded)" : ""}`,
         r.ours.toFixed(0),
-        r.theirs.toFixed(0),
-        (r.ours / r.theirs).toFixed(2),
-        r.match ? "yes" : "NO",
+        r.torch.toFixed(0),
+        (r.ours / r.torch).toFixed(2),
+        r.tjs.toFixed(0),
+        (r.ours / r.tjs).toFixed(2),
+        r.match && r.torchMatch ? "yes" : `NO (torch ${r.torchMatch}, js ${r.match})`,
       ]),
     ));
     console.log(
-      `rollout ratio = Proxima tokens/s / transformers.js tokens/s (higher is better); ` +
-        `median of ${ROLL_ROUNDS} alternating runs per side, same weights, ${o.threads} threads`,
+      `rollout ratio = Proxima tokens/s / theirs (higher is better); median of ${ROLL_ROUNDS} ` +
+        `rounds, the three sides in rotating order, same weights, ${o.threads} threads`,
     );
+    console.log(anchorLine(t.meta, o.threads));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

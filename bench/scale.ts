@@ -17,7 +17,7 @@
  * training phases). A watchdog kills a child above `--max-rss-gb`.
  * @module
  */
-import { TORCH_VENV_PYTHON } from "./torch_ref.ts";
+import { ANCHOR_PYTHON, anchorEnv, LineChild, median, table } from "./anchor.ts";
 
 export interface ScaleBenchOptions {
   threads: number;
@@ -68,120 +68,6 @@ export const CASES: Record<string, Case> = {
     vocab: 151936,
   },
 };
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** A child speaking the bench's line protocol, with an RSS watchdog. */
-class Side {
-  private lines: AsyncIterator<string>;
-  private writer: WritableStreamDefaultWriter<Uint8Array>;
-  private stderr = "";
-  private watch: ReturnType<typeof setInterval>;
-  killedFor?: string;
-
-  constructor(
-    readonly label: string,
-    private readonly child: Deno.ChildProcess,
-    readonly cmd: string,
-    maxRssGb: number,
-  ) {
-    this.lines = readLines(child.stdout);
-    this.writer = child.stdin.getWriter();
-    (async () => {
-      for await (const c of child.stderr.pipeThrough(new TextDecoderStream())) {
-        this.stderr = (this.stderr + c).slice(-4000);
-      }
-    })().catch(() => {});
-    this.watch = setInterval(() => {
-      const rss = this.status().VmRSS ?? 0;
-      if (rss > maxRssGb * 1e9) {
-        this.killedFor = `RSS ${(rss / 1e9).toFixed(1)} GB > --max-rss-gb ${maxRssGb}`;
-        try {
-          child.kill("SIGKILL");
-        } catch { /* already gone */ }
-      }
-    }, 200);
-  }
-
-  static spawn(
-    label: string,
-    exe: string,
-    args: string[],
-    env: Record<string, string>,
-    maxRssGb: number,
-  ): Side {
-    const cmd = [...Object.entries(env).map(([k, v]) => `${k}=${v}`), exe, ...args].join(" ");
-    const child = new Deno.Command(exe, {
-      args,
-      env,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    return new Side(label, child, cmd, maxRssGb);
-  }
-
-  /** /proc/<pid>/status memory fields in bytes (VmRSS, VmHWM). */
-  status(): Record<string, number> {
-    try {
-      const s = Deno.readTextFileSync(`/proc/${this.child.pid}/status`);
-      const out: Record<string, number> = {};
-      for (const m of s.matchAll(/^(Vm\w+):\s+(\d+) kB/gm)) out[m[1]] = Number(m[2]) * 1024;
-      return out;
-    } catch {
-      return {};
-    }
-  }
-
-  /** Reset the peak RSS (VmHWM) to the current RSS. */
-  resetPeak(): void {
-    Deno.writeTextFileSync(`/proc/${this.child.pid}/clear_refs`, "5");
-  }
-
-  async read(): Promise<Record<string, unknown>> {
-    const r = await this.lines.next();
-    if (r.done) {
-      const st = await this.child.status;
-      throw new Error(
-        `${this.label} ended (exit ${st.code}${
-          this.killedFor ? `, killed: ${this.killedFor}` : ""
-        }); ` +
-          `command: ${this.cmd}\n${this.stderr.slice(-2000)}`,
-      );
-    }
-    const obj = JSON.parse(r.value);
-    if (obj.error) throw new Error(`${this.label}: ${obj.error}`);
-    return obj;
-  }
-
-  async ask(cmd: string): Promise<Record<string, unknown>> {
-    await this.writer.write(new TextEncoder().encode(cmd + "\n"));
-    return await this.read();
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.watch);
-    await this.writer.write(new TextEncoder().encode("quit\n")).catch(() => {});
-    await this.writer.close().catch(() => {});
-    await this.child.status;
-  }
-}
-
-async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let buf = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    buf += chunk;
-    let i;
-    while ((i = buf.indexOf("\n")) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line.startsWith("{")) yield line;
-    }
-  }
-}
 
 /** Deterministic ints in [lo, hi) (a 32-bit LCG; the batch only needs to be fixed). */
 function ints(seed: number, n: number, lo: number, hi: number): number[] {
@@ -252,24 +138,19 @@ async function runCase(c: Case, o: ScaleBenchOptions, dir: string): Promise<Case
   const common = ["--folder", `${dir}/model`, "--batch", batchPath, "--threads", String(o.threads)];
   const extra = c.lora ? ["--adapter", `${dir}/adapter`] : [];
   const t = String(o.threads);
-  const threadEnv = { OMP_NUM_THREADS: t, MKL_NUM_THREADS: t, OPENBLAS_NUM_THREADS: t };
-  const torch = Side.spawn(
+  const torch = LineChild.spawn(
     "PyTorch reference",
-    TORCH_VENV_PYTHON,
+    ANCHOR_PYTHON,
     [here("scale_ref.py"), ...common, ...extra],
-    {
-      ...threadEnv,
-      OMP_WAIT_POLICY: "PASSIVE",
-      MALLOC_MMAP_THRESHOLD_: "1073741824",
-      MALLOC_TRIM_THRESHOLD_: "1073741824",
-    },
+    anchorEnv(o.threads),
     o.maxRssGb,
   );
-  const ours = Side.spawn(
+  // Proxima runs with its own defaults: no allocator environment.
+  const ours = LineChild.spawn(
     "Proxima worker",
     Deno.execPath(),
     ["run", "-A", here("scale_worker.ts"), ...common, ...extra],
-    threadEnv,
+    { OMP_NUM_THREADS: t },
     o.maxRssGb,
   );
   try {
@@ -320,13 +201,6 @@ async function runCase(c: Case, o: ScaleBenchOptions, dir: string): Promise<Case
   } finally {
     await Promise.all([ours.close(), torch.close()]);
   }
-}
-
-function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
-  return [line(head), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)]
-    .join("\n");
 }
 
 /** Run the scale benchmark and print the comparison. */

@@ -21,7 +21,8 @@ MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824, and N threa
 
 Protocol (stdout, one JSON line each): first {"ready": true, "torch", "transformers", ...};
 then per stdin line: "train K" -> {"ms": [K step times], "loss": [K losses]};
-"generate N" -> {"ms": wall time, "tokens": [[N new ids] per prompt]}; "quit" or EOF ends.
+"generate N [R]" -> {"ms": wall time, "tokens": [[N new ids] per prompt]} (the first R
+prompts, default all); "quit" or EOF ends.
 """
 
 import argparse
@@ -81,11 +82,15 @@ def main(argv):
         return float(loss)
 
     prompts = batch.get("prompts", [])
-    W = max((len(p) for p in prompts), default=0)
-    ids = torch.tensor([[0] * (W - len(p)) + p for p in prompts], dtype=torch.long)
-    mask = torch.tensor([[0] * (W - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
 
-    def generate(n):
+    def left_padded(ps):
+        W = max(len(p) for p in ps)
+        ids = torch.tensor([[0] * (W - len(p)) + p for p in ps], dtype=torch.long)
+        mask = torch.tensor([[0] * (W - len(p)) + [1] * len(p) for p in ps], dtype=torch.long)
+        return ids, mask, W
+
+    def generate(n, rows=None):
+        ids, mask, W = left_padded(prompts[:rows])
         gen = model.generation_config
         gen.eos_token_id = None
         gen.pad_token_id = 0
@@ -131,9 +136,9 @@ def main(argv):
                     losses.append(step())
                     ms.append((time.perf_counter() - t) * 1e3)
                 res = {"ms": ms, "loss": losses}
-            elif cmd[0] == "generate" and len(cmd) == 2:
+            elif cmd[0] == "generate" and len(cmd) in (2, 3):
                 t = time.perf_counter()
-                toks = generate(int(cmd[1]))
+                toks = generate(int(cmd[1]), int(cmd[2]) if len(cmd) == 3 else None)
                 res = {"ms": (time.perf_counter() - t) * 1e3, "tokens": toks}
             else:
                 res = {"error": f"bad command: {line.strip()}"}

@@ -6,6 +6,7 @@ Usage (must be run with Debian's /usr/bin/python3, which has python3-torch):
     /usr/bin/python3 bench/torch_ref.py matmul --threads 2 --n 1024 --dtype float32 --iters 20
     /usr/bin/python3 bench/torch_ref.py mlp --threads 2 --batch 256 --width 512 --depth 3 \
         --in 512 --out 1 --steps 50 --warmup 5 --dtype float32
+    python bench/torch_ref.py serve --threads 2   # bench engine: 'mlp K' / 'matmul K' on stdin
 
 Prints exactly ONE JSON line on stdout. Diagnostics go to stderr.
 
@@ -60,6 +61,19 @@ def parse_args(argv):
     mlp.add_argument("--out", dest="out_features", type=int, default=1)
     mlp.add_argument("--steps", type=int, default=50)
     mlp.add_argument("--warmup", type=int, default=5)
+
+    sv = sub.add_parser(
+        "serve",
+        help="alternating rounds over stdin: 'mlp K' (K train steps), 'matmul K' (K products)",
+    )
+    common(sv)
+    sv.add_argument("--n", type=int, default=1024)
+    sv.add_argument("--batch", type=int, default=256)
+    sv.add_argument("--width", type=int, default=512)
+    sv.add_argument("--depth", type=int, default=3)
+    sv.add_argument("--in", dest="in_features", type=int, default=512)
+    sv.add_argument("--out", dest="out_features", type=int, default=1)
+    sv.add_argument("--warmup", type=int, default=5)
 
     a = p.parse_args(argv)
     if a.threads < 1:
@@ -138,6 +152,70 @@ def run_matmul(a, torch, dt):
         "gflops_best": flop / (mn / 1e3) / 1e9,
         "checksum": float(C[0, 0]),
     }
+
+
+def make_mlp_step(a, torch, dt):
+    """The MLP train step of the `mlp` case: (step function returning the loss, n_params)."""
+    nn = torch.nn
+    torch.manual_seed(a.seed)
+    layers = []
+    fan_in = a.in_features
+    for _ in range(a.depth):
+        layers += [nn.Linear(fan_in, a.width), nn.Tanh()]
+        fan_in = a.width
+    layers.append(nn.Linear(fan_in, a.out_features))
+    model = nn.Sequential(*layers).to(dt)
+    params = [p for p in model.parameters()]
+    g = torch.Generator().manual_seed(a.seed + 1)
+    x = torch.randn(a.batch, a.in_features, generator=g, dtype=dt)
+    y = torch.randn(a.batch, a.out_features, generator=g, dtype=dt)
+    opt = torch.optim.AdamW(
+        params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, foreach=False
+    )
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        return loss
+
+    return step, sum(p.numel() for p in params)
+
+
+def serve(a, torch, dt, meta):
+    """Print {"ready": ...}, then answer 'mlp K' / 'matmul K' lines with per-call times (ms)."""
+    step, n_params = make_mlp_step(a, torch, dt)
+    g = torch.Generator().manual_seed(a.seed)
+    A = torch.randn(a.n, a.n, generator=g, dtype=dt)
+    B = torch.randn(a.n, a.n, generator=g, dtype=dt)
+
+    def product():
+        with torch.no_grad():
+            return A @ B
+
+    for _ in range(a.warmup):
+        step()
+        product()
+    sys.stdout.write(json.dumps({"ready": True, "params": n_params, **meta}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "quit":
+            break
+        if len(cmd) != 2 or cmd[0] not in ("mlp", "matmul"):
+            res = {"error": f"bad command: {line.strip()}"}
+        else:
+            ms, loss = [], None
+            for _ in range(int(cmd[1])):
+                t0 = time.perf_counter()
+                loss = step() if cmd[0] == "mlp" else product()
+                ms.append((time.perf_counter() - t0) * 1e3)
+            res = {"ms": ms, **({"loss": loss.item()} if cmd[0] == "mlp" else {})}
+        sys.stdout.write(json.dumps(res) + "\n")
+        sys.stdout.flush()
+    return 0
 
 
 def run_mlp(a, torch, dt):
@@ -236,6 +314,16 @@ def main(argv):
     torch.set_num_threads(a.threads)
     info = blas_info(a.threads)
     dt = getattr(torch, a.dtype)
+    if a.case == "serve":
+        meta = {
+            "threads": a.threads,
+            "torch_threads": torch.get_num_threads(),
+            "omp_wait_policy": policy,
+            "torch": torch.__version__,
+            "malloc_mmap_threshold": os.environ.get("MALLOC_MMAP_THRESHOLD_"),
+            **info,
+        }
+        return serve(a, torch, dt, meta)
     res = run_matmul(a, torch, dt) if a.case == "matmul" else run_mlp(a, torch, dt)
     res.update(
         {

@@ -16,13 +16,6 @@ export interface TorchResult {
 /** Interpreter that has Debian's python3-torch. */
 export const TORCH_PYTHON = "/usr/bin/python3";
 
-/**
- * Interpreter of the benchmark anchor: a venv with PyTorch 2.13 and transformers (override
- * with $PROXIMA_TORCH_PYTHON).
- */
-export const TORCH_VENV_PYTHON: string = Deno.env.get("PROXIMA_TORCH_PYTHON") ??
-  "/work/venv/bin/python";
-
 /** Absolute path of bench/torch_ref.py. */
 export const TORCH_REF_PY: string = fileURLToPath(new URL("./torch_ref.py", import.meta.url));
 
