@@ -284,6 +284,11 @@ async function trainTask(task: string): Promise<void> {
   let tokens = 0, tPpo = 0;
   await t.trial(cfg, outDir, {
     resume: Boolean(run.resume),
+    // --threads / --device reach every session of the trial (stages, PPO, sampling, scoring).
+    session: {
+      device: run.device as "cpu" | "cuda" | undefined,
+      threads: run.threads ? Number(run.threads) : undefined,
+    },
     onStart: (u) => {
       tPpo = performance.now();
       bar?.start(cfg.updates, u, { ...blank, tps: "-" });

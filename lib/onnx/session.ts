@@ -212,6 +212,18 @@ export function graphHash(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
 }
 
+/**
+ * With `PROXIMA_SESSION_LOG=<file>` set, every compile appends one JSON line (graph hash,
+ * device, threads) to the file: how a test checks that a command's `--threads` reaches every
+ * session it builds, in this process and in the workers it spawns.
+ */
+function logSession(hash: string, o: Required<SessionOptions>): void {
+  const path = Deno.env.get("PROXIMA_SESSION_LOG");
+  if (!path) return;
+  const line = JSON.stringify({ graph: hash.slice(0, 16), device: o.device, threads: o.threads });
+  Deno.writeTextFileSync(path, line + "\n", { append: true });
+}
+
 /** Compile a graph (or model bytes); identical graphs + options share one session. */
 export async function compile(
   graph: Graph | Uint8Array,
@@ -231,6 +243,7 @@ export async function compile(
   await checkDevice(options.device);
   const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
   const hash = graphHash(bytes);
+  logSession(hash, options);
   const key = `${hash}|${options.device}|${options.threads}|${options.optimization}|` +
     `${options.spinning}|${options.backend}|${options.memPattern}|${options.memArena}|` +
     `${options.profile}`;
