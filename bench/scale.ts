@@ -18,6 +18,7 @@
  * @module
  */
 import { ANCHOR_PYTHON, anchorEnv, LineChild, median, table } from "./anchor.ts";
+import { exportOnnx } from "../lib/nn/export.ts";
 
 export interface ScaleBenchOptions {
   threads: number;
@@ -48,6 +49,9 @@ export interface Case {
   seq: number;
   lora: boolean;
   vocab: number;
+  /** Also time transformers.js' generate on an ONNX export (GPT-2 only: a 0.5B export would
+   * pass protobuf's 2 GB limit). */
+  tjs?: boolean;
 }
 
 export const CASES: Record<string, Case> = {
@@ -58,6 +62,7 @@ export const CASES: Record<string, Case> = {
     seq: 128,
     lora: false,
     vocab: 50257,
+    tjs: true,
   },
   qwen: {
     name: "qwen",
@@ -119,6 +124,40 @@ interface CaseResult {
   torch: SideResult;
   meta: Record<string, unknown>;
   tokensAgree?: number;
+  /** transformers.js rollouts (ms each) and its token agreement with Proxima's. */
+  tjs?: { ms: number[]; agree: number };
+}
+
+/** transformers.js' greedy generate on the folder's ONNX export, in this process. */
+async function transformersJs(dir: string, prompts: number[][], threads: number) {
+  const { AutoModelForCausalLM, env, Tensor } = await import("@huggingface/transformers");
+  await exportOnnx(`${dir}/model`);
+  env.allowRemoteModels = false;
+  const model = await AutoModelForCausalLM.from_pretrained(`${dir}/model`, {
+    local_files_only: true,
+    session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
+  });
+  const n = prompts.length, W = Math.max(...prompts.map((p) => p.length));
+  const ids = new BigInt64Array(n * W), mask = new BigInt64Array(n * W);
+  prompts.forEach((p, b) =>
+    p.forEach((t, i) => {
+      ids[b * W + W - p.length + i] = BigInt(t);
+      mask[b * W + W - p.length + i] = 1n;
+    })
+  );
+  const generate = async (): Promise<number[][]> => {
+    const seqs = await model.generate({
+      input_ids: new Tensor("int64", ids, [n, W]),
+      attention_mask: new Tensor("int64", mask, [n, W]),
+      max_new_tokens: NEW_TOKENS,
+      do_sample: false,
+      eos_token_id: null,
+    } as Record<string, unknown>);
+    return (seqs as unknown as { tolist(): bigint[][] }).tolist().map((r) =>
+      r.slice(W).map(Number)
+    );
+  };
+  return { generate, dispose: () => model.dispose() };
 }
 
 interface SideResult {
@@ -164,22 +203,36 @@ async function runCase(c: Case, o: ScaleBenchOptions, dir: string): Promise<Case
       r: number,
     ) => (r % 2 ? (["torch", "ours"] as const) : (["ours", "torch"] as const));
     let tokensAgree: number | undefined;
+    let tjs: CaseResult["tjs"];
     if (!o.noRollout) {
+      const js = c.tjs ? await transformersJs(dir, batchFile(c).prompts, o.threads) : undefined;
       const toks: Record<string, number[][]> = {};
       for (const k of order(0)) {
         toks[k] = (await sides[k].ask(`generate ${NEW_TOKENS}`)).tokens as number[][];
       }
+      if (js) toks.js = await js.generate();
+      const jsMs: number[] = [];
       for (let r = 0; r < o.rollRounds; r++) {
         for (const k of order(r)) {
           const x = await sides[k].ask(`generate ${NEW_TOKENS}`);
           res[k].rollMs.push(x.ms as number);
         }
+        if (js) {
+          const t0 = performance.now();
+          toks.js = await js.generate();
+          jsMs.push(performance.now() - t0);
+        }
       }
-      let same = 0;
-      toks.ours.forEach((row, b) =>
-        row.forEach((x, i) => (same += x === toks.torch[b][i] ? 1 : 0))
-      );
-      tokensAgree = same / (PROMPTS * NEW_TOKENS);
+      const agree = (other: number[][]) => {
+        let same = 0;
+        toks.ours.forEach((row, b) => row.forEach((x, i) => (same += x === other[b][i] ? 1 : 0)));
+        return same / (PROMPTS * NEW_TOKENS);
+      };
+      tokensAgree = agree(toks.torch);
+      if (js) {
+        tjs = { ms: jsMs, agree: agree(toks.js) };
+        await js.dispose();
+      }
       for (const k of ["ours", "torch"] as const) res[k].rollPeak = sides[k].status().VmHWM;
     }
     for (const k of ["ours", "torch"] as const) sides[k].resetPeak();
@@ -197,7 +250,7 @@ async function runCase(c: Case, o: ScaleBenchOptions, dir: string): Promise<Case
       }
     }
     for (const k of ["ours", "torch"] as const) res[k].peak = sides[k].status().VmHWM ?? NaN;
-    return { c, ours: res.ours, torch: res.torch, meta, tokensAgree };
+    return { c, ours: res.ours, torch: res.torch, meta, tokensAgree, tjs };
   } finally {
     await Promise.all([ours.close(), torch.close()]);
   }
@@ -274,6 +327,15 @@ function report(r: CaseResult, o: ScaleBenchOptions): void {
       ],
     ],
   ));
+  if (r.tjs) {
+    const tps = PROMPTS * NEW_TOKENS / median(r.tjs.ms) * 1e3;
+    console.log(
+      `  transformers.js (onnxruntime-node, ONNX export of the same weights): ${f0(tps)} tok/s; ` +
+        `Proxima / transformers.js ${
+          f2(PROMPTS * NEW_TOKENS / median(r.ours.rollMs) * 1e3 / tps)
+        }; same greedy tokens as Proxima: ${(r.tjs.agree * 100).toFixed(0)}%`,
+    );
+  }
   console.log(
     `  Proxima session build ${f0(r.ours.buildMs ?? NaN)} ms (before step 1, not in the step ` +
       `times)${
