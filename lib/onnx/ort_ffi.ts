@@ -250,6 +250,16 @@ export interface FfiSessionOptions {
 
 const LEVEL = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
 
+/** OrtValues over tensors' own memory, by tensor object (see FfiSession.value). */
+const valueCache = new WeakMap<
+  ort.Tensor,
+  { value: bigint; address: bigint; bytes: number; dims: number[] }
+>();
+/** Releases a cached OrtValue once its tensor is garbage (the value does not own the memory). */
+const releaseValues = new FinalizationRegistry<bigint>((v) => {
+  if (runtime) runtime.api.ReleaseValue(Deno.UnsafePointer.create(v));
+});
+
 /** Smallest byte length passed as the tensor's own memory; smaller data is staged (copied). */
 const STAGE_BELOW = 64;
 
@@ -257,9 +267,18 @@ const STAGE_BELOW = 64;
 export class FfiSession {
   private inNames: Uint8Array[];
   private outNames: Uint8Array[];
+  private inNamePtr: bigint[];
+  private outNamePtr: bigint[];
   private inIndex: Map<string, number>;
   private outIndex: Map<string, number>;
   private released = false;
+  private scratch = new BigUint64Array(1);
+  private dimScratch = new BigInt64Array(16);
+  /**
+   * Per input (index i) and output (index -1 - i): a fixed 64-byte buffer and an OrtValue over
+   * it for tiny tensors (scalars, short vectors), refilled each run instead of recreated.
+   */
+  private slots = new Map<number, { buf: Uint8Array; value: bigint; key: string }>();
 
   private constructor(
     private readonly rt: Runtime,
@@ -269,6 +288,9 @@ export class FfiSession {
   ) {
     this.inNames = inputNames.map(cstr);
     this.outNames = outputNames.map(cstr);
+    const addr = (b: Uint8Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b)));
+    this.inNamePtr = this.inNames.map(addr);
+    this.outNamePtr = this.outNames.map(addr);
     this.inIndex = new Map(inputNames.map((n, i) => [n, i]));
     this.outIndex = new Map(outputNames.map((n, i) => [n, i]));
   }
@@ -339,40 +361,51 @@ export class FfiSession {
     }
   }
 
-  /** An OrtValue over `t`'s memory (no copy; tiny data is staged: see `data`). */
-  private value(
-    t: ort.Tensor,
-    keep: unknown[],
-    name: string,
-  ): { v: NonNullable<Ptr>; data: ArrayBufferView } {
+  /**
+   * An OrtValue over `data` (the tensor's memory or its staged copy) with `t`'s dims. Values
+   * over a tensor's own memory are cached on the tensor object and reused while its memory
+   * and dims are unchanged (a trainer's params, a decoder's weights: fed every run).
+   */
+  private value(t: ort.Tensor, data: ArrayBufferView, name: string, cache: boolean): bigint {
     const { api, cpuInfo } = this.rt;
+    const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data as BufferSource)));
+    if (cache) {
+      const hit = valueCache.get(t);
+      if (hit && hit.address === address && hit.bytes === data.byteLength) {
+        const d = t.dims;
+        if (d.length === hit.dims.length && d.every((x, i) => x === hit.dims[i])) return hit.value;
+      }
+    }
     const elem = ELEM[t.type];
     if (elem === undefined) throw new Error(`FfiSession: "${name}": tensor type ${t.type}`);
-    let data = t.data as ArrayBufferView;
-    if (!ArrayBuffer.isView(data)) throw new Error(`FfiSession: "${name}": data is not typed`);
-    if (data.byteLength < STAGE_BELOW) {
-      // Tiny typed arrays may live on V8's heap, where they can move: give ORT a fixed copy.
-      const staged = new Uint8Array(new ArrayBuffer(Math.max(data.byteLength, 8)));
-      staged.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      data = staged;
-    }
-    const dims = BigInt64Array.from(t.dims, (d) => BigInt(d));
-    keep.push(data, dims);
-    const out = out8();
+    const rank = t.dims.length;
+    if (rank > this.dimScratch.length) this.dimScratch = new BigInt64Array(rank);
+    for (let i = 0; i < rank; i++) this.dimScratch[i] = BigInt(t.dims[i]);
     check(
       api,
       api.CreateTensorWithDataAsOrtValue(
         cpuInfo,
-        Deno.UnsafePointer.of(data as BufferSource),
+        Deno.UnsafePointer.create(address),
         BigInt(data.byteLength),
-        dims,
-        BigInt(dims.length),
+        this.dimScratch,
+        BigInt(rank),
         elem,
-        out,
+        this.scratch,
       ) as Ptr,
       `CreateTensorWithDataAsOrtValue ("${name}")`,
     );
-    return { v: ptrOf(out)!, data };
+    const value = this.scratch[0];
+    if (cache) {
+      const old = valueCache.get(t);
+      if (old) {
+        releaseValues.unregister(old);
+        api.ReleaseValue(Deno.UnsafePointer.create(old.value));
+      }
+      const entry = { value, address, bytes: data.byteLength, dims: [...t.dims] };
+      valueCache.set(t, entry);
+      releaseValues.register(t, value, entry);
+    }
+    return value;
   }
 
   /**
@@ -398,57 +431,80 @@ export class FfiSession {
   ): Record<string, ort.Tensor> {
     if (this.released) throw new Error("FfiSession: released");
     const { api } = this.rt;
-    const keep: unknown[] = [];
-    const inVals: NonNullable<Ptr>[] = [], inNamePtrs: bigint[] = [];
     const want = fetches ?? Object.fromEntries(this.outputNames.map((n) => [n, null]));
+    const inputs: [number, ort.Tensor][] = [];
+    for (const n in feeds) {
+      const i = this.inIndex.get(n);
+      if (i !== undefined) inputs.push([i, feeds[n]]); // feeds the model lacks are ignored
+    }
     const outNames = Object.keys(want);
-    const outVals = new BigUint64Array(outNames.length);
-    const created: NonNullable<Ptr>[] = [];
-    try {
-      for (const [n, t] of Object.entries(feeds)) {
-        const i = this.inIndex.get(n);
-        if (i === undefined) continue; // as onnxruntime-node: feeds the model lacks are ignored
-        const { v } = this.value(t, keep, n);
-        created.push(v);
-        inVals.push(v);
-        inNamePtrs.push(BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.inNames[i]))));
+    const outputs = outNames.map((n) => {
+      const i = this.outIndex.get(n);
+      if (i === undefined) throw new Error(`FfiSession: the model has no output "${n}"`);
+      return [i, want[n]] as const;
+    });
+    // Tiny typed arrays may live on V8's heap, where they can move: ORT reads copies of them,
+    // in per-input/output slots that keep their OrtValue from run to run.
+    const slot = (id: number, t: ort.Tensor, name: string, copyIn: boolean): bigint => {
+      const d = t.data as ArrayBufferView;
+      if (!ArrayBuffer.isView(d)) throw new Error(`FfiSession: "${name}": data is not typed`);
+      const key = `${t.type}|${t.dims.join(",")}|${d.byteLength}`;
+      let sl = this.slots.get(id);
+      if (!sl || sl.key !== key) {
+        if (sl) api.ReleaseValue(Deno.UnsafePointer.create(sl.value));
+        const buf = new Uint8Array(new ArrayBuffer(STAGE_BELOW));
+        sl = { buf, value: this.value(t, buf.subarray(0, d.byteLength), name, false), key };
+        this.slots.set(id, sl);
       }
-      const outNamePtrs = new BigUint64Array(outNames.length);
-      const staged: [ort.Tensor, Uint8Array][] = [];
-      outNames.forEach((n, k) => {
-        const i = this.outIndex.get(n);
-        if (i === undefined) throw new Error(`FfiSession: the model has no output "${n}"`);
-        outNamePtrs[k] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(this.outNames[i])));
-        const t = want[n];
-        if (t) {
-          const { v, data } = this.value(t, keep, n);
-          created.push(v);
-          outVals[k] = BigInt(Deno.UnsafePointer.value(v));
-          if (data !== t.data) staged.push([t, data as Uint8Array]);
-        }
+      if (copyIn) sl.buf.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      return sl.value;
+    };
+    const fresh: bigint[] = []; // values made for this run only
+    const inVals = new BigUint64Array(inputs.length), inNames = new BigUint64Array(inputs.length);
+    const outVals = new BigUint64Array(outputs.length);
+    const outNamePtrs = new BigUint64Array(outputs.length);
+    const staged: [ort.Tensor, Uint8Array][] = [];
+    const tiny = (t: ort.Tensor) => (t.data as ArrayBufferView).byteLength < STAGE_BELOW;
+    try {
+      inputs.forEach(([i, t], k) => {
+        inVals[k] = tiny(t)
+          ? slot(i, t, this.inputNames[i], true)
+          : this.value(t, t.data as ArrayBufferView, this.inputNames[i], true);
+        inNames[k] = this.inNamePtr[i];
       });
-      const inValArr = BigUint64Array.from(inVals, (v) => BigInt(Deno.UnsafePointer.value(v)));
-      const inNameArr = BigUint64Array.from(inNamePtrs);
-      keep.push(inValArr, inNameArr, outNamePtrs, this.inNames, this.outNames);
+      outputs.forEach(([i, t], k) => {
+        outNamePtrs[k] = this.outNamePtr[i];
+        if (!t) return;
+        if (tiny(t)) {
+          outVals[k] = slot(-1 - i, t, this.outputNames[i], false);
+          staged.push([t, this.slots.get(-1 - i)!.buf]);
+          return;
+        }
+        // Outputs get their own OrtValue every run (never the cached one an input of the same
+        // tensor may use: an in-place update passes one tensor as both).
+        const v = this.value(t, t.data as ArrayBufferView, this.outputNames[i], false);
+        fresh.push(v);
+        outVals[k] = v;
+      });
       const status = api.Run(
         this.handle,
         null,
-        inNameArr,
-        inValArr,
-        BigInt(inVals.length),
+        inNames,
+        inVals,
+        BigInt(inputs.length),
         outNamePtrs,
-        BigInt(outNames.length),
+        BigInt(outputs.length),
         outVals,
       ) as Ptr;
       check(api, status, "Run");
-      for (const [t, s] of staged) {
+      for (const [t, buf] of staged) {
         const d = t.data as ArrayBufferView;
-        new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(s.subarray(0, d.byteLength));
+        new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(buf.subarray(0, d.byteLength));
       }
       const result: Record<string, ort.Tensor> = {};
-      outNames.forEach((n, k) => {
-        const given = want[n];
-        if (given) result[n] = given;
+      outputs.forEach(([, t], k) => {
+        const n = outNames[k];
+        if (t) result[n] = t;
         else {
           const v = Deno.UnsafePointer.create(outVals[k])!;
           try {
@@ -461,13 +517,11 @@ export class FfiSession {
       });
       return result;
     } finally {
-      for (const v of created) api.ReleaseValue(v);
-      for (let k = 0; k < outVals.length; k++) {
+      for (const v of fresh) api.ReleaseValue(Deno.UnsafePointer.create(v));
+      outputs.forEach(([, t], k) => {
         // ORT-allocated outputs left over after an error
-        if (outVals[k] !== 0n && !want[outNames[k]]) {
-          api.ReleaseValue(Deno.UnsafePointer.create(outVals[k]));
-        }
-      }
+        if (!t && outVals[k] !== 0n) api.ReleaseValue(Deno.UnsafePointer.create(outVals[k]));
+      });
     }
   }
 
@@ -520,6 +574,9 @@ export class FfiSession {
   release(): void {
     if (this.released) return;
     this.released = true;
+    for (const sl of this.slots.values()) {
+      this.rt.api.ReleaseValue(Deno.UnsafePointer.create(sl.value));
+    }
     this.rt.api.ReleaseSession(this.handle);
   }
 }
