@@ -1,10 +1,11 @@
 /**
  * Position and attention-mask pieces shared by every decoder family (`gpt.ts`, `llama.ts`):
- * padding-aware position ids, the causal (optionally sliding-window) attention pattern and the
- * additive mask bias. Integer-only ops: nothing here is on a gradient path.
+ * padding-aware position ids, the causal (optionally sliding-window) attention pattern, the
+ * additive mask bias and the KV cache's extension. Integer-only ops, and the cache's Concat
+ * only in a decode step: nothing here is on a gradient path.
  * @module
  */
-import { type Graph, GraphError, type Value } from "../onnx/graph.ts";
+import { type Dim, type Graph, GraphError, type Value } from "../onnx/graph.ts";
 
 /**
  * Added to attention scores a query may not see (an additive bias, built once per graph and
@@ -78,6 +79,29 @@ export interface KvCache {
   key: Value;
   /** Values, `[B, kvHeads, K, headDim]`. */
   value: Value;
+}
+
+/**
+ * One layer's cache tensor extended by a step's new positions: `past [B, kvHeads, P, headDim]`
+ * and `cur [B, kvHeads, S, headDim]` concatenated along the length axis into
+ * `[B, kvHeads, keyLen, headDim]`; `cur` itself when there is no past (a full forward pass).
+ * Call it once for the keys and once for the values: the result is the layer's present cache
+ * and the keys/values its queries attend to.
+ *
+ * A raw Concat, so that the length dim is `keyLen` (the attention mask's, `P + S`): the
+ * builder's `concat` would name it "P+S", which the mask's "K" would not match.
+ *
+ * @example
+ * ```ts
+ * const key = extendCache(g, past?.key, newKeys, attentionMask.shape[1]);
+ * ```
+ */
+export function extendCache(g: Graph, past: Value | undefined, cur: Value, keyLen: Dim): Value {
+  if (!past) return cur;
+  return g.node("Concat", [past, cur], { axis: { kind: "int", value: 2 } }, undefined, [{
+    dtype: cur.dtype,
+    shape: [cur.shape[0], cur.shape[1], keyLen, cur.shape[3]],
+  }])[0];
 }
 
 /**

@@ -42,6 +42,7 @@ import { projection } from "./lora.ts";
 import {
   checkDecodeInputs,
   decodePattern,
+  extendCache,
   forwardMasks,
   type KvCache,
   MASKED_SCORE,
@@ -257,22 +258,14 @@ function attention(
   const linear = (x: Value, w: string, b: string) => projection(g, x, p(w), p(b), "conv1d");
   // [B, S, d] -> [B, H, S, hd]
   const heads = (t: Value) => g.transpose(g.reshape(t, [0, 0, H, hd]), [0, 2, 1, 3]);
-  // Appends the new positions to the cache. Raw Concat so the result's length dim is the
-  // mask's (`keyLen`): the builder would name it "P+S", which the mask's "K" would not match.
-  const extend = (old: Value | undefined, cur: Value) =>
-    old
-      ? g.node("Concat", [old, cur], { axis: { kind: "int", value: 2 } }, undefined, [{
-        dtype: cur.dtype,
-        shape: [cur.shape[0], H, keyLen, hd],
-      }])[0]
-      : cur;
   const [q, k, v] = g.split(linear(a, blk.attnWeight, blk.attnBias), [d, d, d], -1);
   // Scale q (S·d values) rather than the scores (S·K): same result, less work. It is scaled
   // before the head split so the Mul does not feed the MatMul directly: ORT would fuse the
   // two into FusedMatMul, whose alpha is a float32 attribute (1/√8 rounded: ~1e-8 error in
   // float64 models).
   const qh = heads(g.mul(q, 1 / Math.sqrt(hd)));
-  const key = extend(past?.key, heads(k)), value = extend(past?.value, heads(v));
+  const key = extendCache(g, past?.key, heads(k), keyLen);
+  const value = extendCache(g, past?.value, heads(v), keyLen);
   const scores = g.add(g.matmul(qh, g.transpose(key, [0, 1, 3, 2])), bias);
   const y = g.matmul(g.softmax(scores, -1), value); // [B, H, S, hd]
   const merged = g.reshape(g.transpose(y, [0, 2, 1, 3]), [0, 0, d]);

@@ -38,6 +38,7 @@ import type { Rng } from "../rng.ts";
 import {
   checkDecodeInputs,
   decodePattern,
+  extendCache,
   forwardMasks,
   type KvCache,
   MASKED_SCORE,
@@ -203,14 +204,8 @@ function attention(
     1 / Math.sqrt(hd),
   );
   const kr = rope(g, kh, rot.cos, rot.sin, hd);
-  const extend = (old: Value | undefined, cur: Value) =>
-    old
-      ? g.node("Concat", [old, cur], { axis: { kind: "int", value: 2 } }, undefined, [{
-        dtype: cur.dtype,
-        shape: [cur.shape[0], KV, keyLen, hd],
-      }])[0]
-      : cur;
-  const key = extend(past?.key, kr), value = extend(past?.value, vh);
+  const key = extendCache(g, past?.key, kr, keyLen);
+  const value = extendCache(g, past?.value, vh, keyLen);
   const scores = g.add(
     g.matmul(qr, g.unsqueeze(g.transpose(key, [0, 1, 3, 2]), [2])),
     bias,
