@@ -104,6 +104,44 @@ export function extendCache(g: Graph, past: Value | undefined, cur: Value, keyLe
   }])[0];
 }
 
+/** The two residual branches of one decoder layer; each normalises the stream it is given. */
+export interface ResidualLayer<L> {
+  /** Layer `l`'s attention over the stream `x`, attending to `past` (its cache, if any). */
+  attention(l: L, x: Value, past: KvCache | undefined): { out: Value; present: KvCache };
+  /** Layer `l`'s MLP over the stream `x`. */
+  mlp(l: L, x: Value): Value;
+}
+
+/**
+ * The layer loop of a pre-norm decoder (`gpt.ts`' blocks, `llama.ts`' layers): for each of
+ * `layers` in order, `x += attention(x)` (layer i attending to `past[i]`, when there is a
+ * past) then `x += mlp(x)`. Returns the final residual stream and each layer's present cache.
+ *
+ * @example
+ * ```ts
+ * const { x: out, presents } = residualLayers(g, x, names.blocks, past, {
+ *   attention: (blk, x, cache) => attention(g, cfg, blk, norm1(blk, x), cache),
+ *   mlp: (blk, x) => mlp(blk, norm2(blk, x)),
+ * });
+ * ```
+ */
+export function residualLayers<L>(
+  g: Graph,
+  x: Value,
+  layers: readonly L[],
+  past: KvCache[] | undefined,
+  layer: ResidualLayer<L>,
+): { x: Value; presents: KvCache[] } {
+  const presents: KvCache[] = [];
+  layers.forEach((l, i) => {
+    const { out, present } = layer.attention(l, x, past?.[i]);
+    presents.push(present);
+    x = g.add(x, out);
+    x = g.add(x, layer.mlp(l, x));
+  });
+  return { x, presents };
+}
+
 /**
  * A forward pass's positions and attention pattern for `tokens [B, T]`: position ids as given,
  * else counted over the mask's real tokens ({@link maskPositions}); `allowed [B, 1, T, T]`

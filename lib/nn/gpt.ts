@@ -46,6 +46,7 @@ import {
   forwardMasks,
   type KvCache,
   MASKED_SCORE,
+  residualLayers,
 } from "./attention.ts";
 
 export type { KvCache } from "./attention.ts";
@@ -291,21 +292,22 @@ function transformer(
   const eps = cfg.layerNormEps ?? 1e-5;
   const p = (n: string) => params[n];
   const linear = (x: Value, w: string, b: string) => projection(g, x, p(w), p(b), "conv1d");
-  let x = g.add(g.gather(p(nm.wte), tokens, 0), g.gather(p(nm.wpe), positions, 0));
-  const bias = g.where(allowed, g.scalar(0, x.dtype), MASKED_SCORE);
-  const presents: KvCache[] = [];
-  nm.blocks.forEach((blk, i) => {
-    const a = g.layerNorm(x, p(blk.ln1Weight), p(blk.ln1Bias), { epsilon: eps });
-    const { out, present } = attention(g, cfg, p, blk, a, bias, past?.[i], keyLen);
-    presents.push(present);
-    x = g.add(x, out);
-    const m = g.layerNorm(x, p(blk.ln2Weight), p(blk.ln2Bias), { epsilon: eps });
-    const f = g.gelu(linear(m, blk.fcWeight, blk.fcBias), "tanh"); // GPT-2's "gelu_new"
-    x = g.add(x, linear(f, blk.mlpProjWeight, blk.mlpProjBias));
+  const embedded = g.add(g.gather(p(nm.wte), tokens, 0), g.gather(p(nm.wpe), positions, 0));
+  const bias = g.where(allowed, g.scalar(0, embedded.dtype), MASKED_SCORE);
+  const { x: out, presents } = residualLayers(g, embedded, nm.blocks, past, {
+    attention: (blk, x, cache) => {
+      const a = g.layerNorm(x, p(blk.ln1Weight), p(blk.ln1Bias), { epsilon: eps });
+      return attention(g, cfg, p, blk, a, bias, cache, keyLen);
+    },
+    mlp: (blk, x) => {
+      const m = g.layerNorm(x, p(blk.ln2Weight), p(blk.ln2Bias), { epsilon: eps });
+      const f = g.gelu(linear(m, blk.fcWeight, blk.fcBias), "tanh"); // GPT-2's "gelu_new"
+      return linear(f, blk.mlpProjWeight, blk.mlpProjBias);
+    },
   });
   // Sampling needs only the last position's logits: slicing before ln_f and the LM head saves
   // S·V·d multiply-adds of a prefill (the largest matmul for a real vocabulary).
-  if (lastOnly) x = g.slice(x, [-1], [TO_END], [1]);
+  const x = lastOnly ? g.slice(out, [-1], [TO_END], [1]) : out;
   const hidden = g.layerNorm(x, p(nm.lnfWeight), p(nm.lnfBias), { epsilon: eps });
   const logits = g.matmul(hidden, g.transpose(p(nm.wte), [1, 0]));
   return { logits, hidden, presents };

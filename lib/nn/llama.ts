@@ -42,6 +42,7 @@ import {
   forwardMasks,
   type KvCache,
   MASKED_SCORE,
+  residualLayers,
 } from "./attention.ts";
 import { projection } from "./lora.ts";
 import {
@@ -230,27 +231,26 @@ function decoder(
 ): LlamaStepOutput {
   const nm = llamaNames(cfg), eps = cfg.rmsNormEps;
   const p = (n: string) => params[n];
-  let x = g.gather(p(nm.embed), tokens, 0);
-  const dtype = x.dtype as "float32" | "float64";
+  const embedded = g.gather(p(nm.embed), tokens, 0);
+  const dtype = embedded.dtype as "float32" | "float64";
   const rot = ropeAngles(g, cfg, positions, dtype);
   const bias = g.unsqueeze(g.where(allowed, g.scalar(0, dtype), MASKED_SCORE), [1]);
-  const presents: KvCache[] = [];
-  nm.layers.forEach((l, i) => {
-    const a = rmsNorm(g, x, p(l.inputNorm), eps);
-    const { out, present } = attention(g, cfg, p, l, a, rot, bias, past?.[i], keyLen);
-    presents.push(present);
-    x = g.add(x, out);
-    const h = rmsNorm(g, x, p(l.postNorm), eps);
-    const opt = (n: string) => (cfg.mlpBias ? p(n) : undefined);
-    const gate = linear(g, h, p(l.gate), opt(l.gateBias));
-    const silu = siluOf(g, gate); // SwiGLU: silu(gate) * up
-    x = g.add(
-      x,
-      linear(g, g.mul(silu, linear(g, h, p(l.up), opt(l.upBias))), p(l.down), opt(l.downBias)),
-    );
+  const opt = (n: string) => (cfg.mlpBias ? p(n) : undefined);
+  const { x: out, presents } = residualLayers(g, embedded, nm.layers, past, {
+    attention: (l, x, cache) => {
+      const a = rmsNorm(g, x, p(l.inputNorm), eps);
+      return attention(g, cfg, p, l, a, rot, bias, cache, keyLen);
+    },
+    mlp: (l, x) => {
+      const h = rmsNorm(g, x, p(l.postNorm), eps);
+      const gate = linear(g, h, p(l.gate), opt(l.gateBias));
+      const silu = siluOf(g, gate); // SwiGLU: silu(gate) * up
+      const up = linear(g, h, p(l.up), opt(l.upBias));
+      return linear(g, g.mul(silu, up), p(l.down), opt(l.downBias));
+    },
   });
   // Sampling needs only the last position: slice before the norm and the (V x d) LM head.
-  if (lastOnly) x = g.slice(x, [-1], [TO_END], [1]);
+  const x = lastOnly ? g.slice(out, [-1], [TO_END], [1]) : out;
   const hidden = rmsNorm(g, x, p(nm.norm), eps);
   if (!head) return { logits: hidden, hidden, presents }; // see llamaHidden
   const w = cfg.tieWordEmbeddings ? p(nm.embed) : p(nm.lmHead);
