@@ -395,12 +395,14 @@ class Hf implements HfTokenizer {
     let max = -1;
     for (const id of tok.get_vocab().values()) if (id > max) max = id;
     this.vocabSize = max + 1;
-    const str = (key: string) => typeof config[key] === "string" ? config[key] as string : null;
-    const eos: number[] = [];
-    const eosToken = str("eos_token");
-    if (eosToken !== null) {
-      eos.push(tokenId(tok, eosToken, origin.eos_token, source));
-    }
+    // The id of a special token of the config, undefined when it has none; throws (naming the
+    // file and key the token came from) when the vocabulary lacks it.
+    const specialId = (key: (typeof SPECIAL_KEYS)[number]) => {
+      const token = config[key];
+      return typeof token === "string" ? tokenId(tok, token, origin[key], source) : undefined;
+    };
+    const eosId = specialId("eos_token");
+    const eos: number[] = eosId === undefined ? [] : [eosId];
     for (const file of ["generation_config.json", "config.json"]) {
       const ids = idList(files[file]?.eos_token_id, `${file}'s eos_token_id`, source);
       for (const id of ids) {
@@ -415,8 +417,7 @@ class Hf implements HfTokenizer {
       }
     }
     this.eosIds = eos;
-    const padToken = str("pad_token");
-    const pad = padToken !== null ? tokenId(tok, padToken, origin.pad_token, source) : eos[0];
+    const pad = specialId("pad_token") ?? eos[0];
     if (pad === undefined) {
       throw new Error(
         `loadHfTokenizer: ${source}: no pad_token and no EOS (eos_token in ` +
@@ -425,10 +426,7 @@ class Hf implements HfTokenizer {
       );
     }
     this.padId = pad;
-    const bosToken = str("bos_token");
-    if (bosToken !== null) {
-      this.bosId = tokenId(tok, bosToken, origin.bos_token, source);
-    }
+    this.bosId = specialId("bos_token");
     const template = config.chat_template;
     this.hasChatTemplate = (typeof template === "string" && template.length > 0) ||
       (Array.isArray(template) && template.length > 0);
