@@ -727,8 +727,13 @@ export class Graph {
   }
 
   // ---- serialisation -----------------------------------------------------
-  /** The GraphProto object (plain JS, for onnx-proto). */
-  toGraphProto(): unknown {
+  /**
+   * The GraphProto object (plain JS, for onnx-proto). Inputs named in `external` are declared
+   * as initializers whose data is external (static shapes only): a session supplies their
+   * memory at creation (ort_ffi.ts, `initializers`), so they are constants to ORT without
+   * being copied into the model.
+   */
+  toGraphProto(external?: ReadonlySet<string>): unknown {
     const valueInfo = (v: Value) => ({
       name: v.name,
       type: {
@@ -767,24 +772,40 @@ export class Graph {
       });
       extraInit.push(...sub.initializer);
     });
+    const externalInit = this.inputs.filter((v) => external?.has(v.name)).map((v) => {
+      if (!v.shape.every((d) => typeof d === "number")) {
+        throw new GraphError(`external initializer ${v}: its shape must be static`);
+      }
+      return {
+        name: v.name,
+        dims: v.shape,
+        dataType: DTYPE_CODE[v.dtype],
+        dataLocation: 1, // EXTERNAL: the data comes with the session, not the model
+        externalData: [{ key: "location", value: "proxima-session-memory" }],
+      };
+    });
+    if (external && externalInit.length !== external.size) {
+      const missing = [...external].filter((n) => !this.inputs.some((v) => v.name === n));
+      throw new GraphError(`external initializers [${missing}] are not inputs of the graph`);
+    }
     return {
       name: this.name,
       node: nodes,
-      input: this.inputs.map(valueInfo),
+      input: this.inputs.filter((v) => !external?.has(v.name)).map(valueInfo),
       output: this.outputs.map(valueInfo),
       initializer: [...this.initializers.values()].map(({ value, tensor }) =>
         tensorProto(value.name, tensor)
-      ).concat(extraInit),
+      ).concat(extraInit, externalInit),
     };
   }
 
-  /** Serialise to ONNX ModelProto bytes. */
-  toModelBytes(): Uint8Array {
+  /** Serialise to ONNX ModelProto bytes (`external`: see {@link toGraphProto}). */
+  toModelBytes(external?: ReadonlySet<string>): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: 10,
       producerName: "proxima",
       opsetImport: [{ domain: "", version: OPSET }],
-      graph: this.toGraphProto(),
+      graph: this.toGraphProto(external),
     });
     return onnx.ModelProto.encode(model).finish();
   }

@@ -58,6 +58,7 @@ const FN = {
   ReleaseSessionOptions: 100,
   SessionEndProfiling: 110,
   AddSessionConfigEntry: 130,
+  AddExternalInitializers: 210,
 } as const;
 
 const P = "pointer" as const, U = "usize" as const, I = "i32" as const;
@@ -106,6 +107,7 @@ const SIGS = {
   ReleaseSessionOptions: { parameters: [P], result: "void" },
   SessionEndProfiling: { parameters: [P, P, "buffer"], result: P },
   AddSessionConfigEntry: { parameters: [P, "buffer", "buffer"], result: P },
+  AddExternalInitializers: { parameters: [P, "buffer", "buffer", U], result: P },
 } as const satisfies Record<keyof typeof FN, Deno.ForeignFunction>;
 
 type Api = { [K in keyof typeof SIGS]: Deno.UnsafeFnPointer<(typeof SIGS)[K]>["call"] };
@@ -246,6 +248,13 @@ export interface FfiSessionOptions {
   memArena?: boolean;
   /** ORT's memory-pattern planning (default true, as ORT). */
   memPattern?: boolean;
+  /**
+   * Tensors that the model declares as external-data initializers, by name (ORT's
+   * AddExternalInitializers): ORT reads them from the tensors' own memory, which must stay
+   * unchanged for the session's life (the session holds the tensors). Being constants, ORT may
+   * fold them and pre-pack matmul weights into its kernels' layout (a copy of each).
+   */
+  initializers?: Record<string, ort.Tensor>;
 }
 
 const LEVEL = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
@@ -263,6 +272,40 @@ const releaseValues = new FinalizationRegistry<bigint>((v) => {
 /** Smallest byte length passed as the tensor's own memory; smaller data is staged (copied). */
 const STAGE_BELOW = 64;
 
+/**
+ * An OrtValue over a constant tensor's memory, and the memory (to keep alive with the session).
+ * Tiny typed arrays may live on V8's heap, where they can move: those are copied into an
+ * ArrayBuffer of their own (always off-heap).
+ */
+function constantValue(rt: Runtime, name: string, t: ort.Tensor): [bigint, ArrayBufferView] {
+  const { api, cpuInfo } = rt;
+  let data = t.data as ArrayBufferView;
+  const elem = ELEM[t.type];
+  if (!ArrayBuffer.isView(data) || elem === undefined) {
+    throw new Error(`FfiSession: initializer "${name}": tensor type ${t.type}`);
+  }
+  if (data.byteLength < STAGE_BELOW) {
+    const copy = new Uint8Array(new ArrayBuffer(Math.max(data.byteLength, 8)));
+    copy.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    data = copy.subarray(0, data.byteLength);
+  }
+  const out = new BigUint64Array(1);
+  check(
+    api,
+    api.CreateTensorWithDataAsOrtValue(
+      cpuInfo,
+      Deno.UnsafePointer.of(data as BufferSource),
+      BigInt(data.byteLength),
+      BigInt64Array.from(t.dims, BigInt),
+      BigInt(t.dims.length),
+      elem,
+      out,
+    ) as Ptr,
+    `CreateTensorWithDataAsOrtValue (initializer "${name}")`,
+  );
+  return [out[0], data];
+}
+
 /** A compiled model run through the C API. */
 export class FfiSession {
   private inNames: Uint8Array[];
@@ -279,6 +322,8 @@ export class FfiSession {
    * it for tiny tensors (scalars, short vectors), refilled each run instead of recreated.
    */
   private slots = new Map<number, { buf: Uint8Array; value: bigint; key: string }>();
+  /** External initializers' OrtValues and the tensors whose memory they are (kept alive). */
+  private constants: { values: bigint[]; memory: ArrayBufferView[] } = { values: [], memory: [] };
 
   private constructor(
     private readonly rt: Runtime,
@@ -303,6 +348,9 @@ export class FfiSession {
     const so = out8();
     check(api, api.CreateSessionOptions(so) as Ptr, "CreateSessionOptions");
     const options = ptrOf(so);
+    const constants: bigint[] = []; // OrtValues of opts.initializers, released with the session
+    const kept: ArrayBufferView[] = []; // their memory
+    let created = false;
     try {
       check(api, api.SetIntraOpNumThreads(options, opts.threads) as Ptr, "SetIntraOpNumThreads");
       check(api, api.SetInterOpNumThreads(options, 1) as Ptr, "SetInterOpNumThreads");
@@ -331,6 +379,29 @@ export class FfiSession {
       if (opts.profile) {
         check(api, api.EnableProfiling(options, cstr(opts.profile)) as Ptr, "EnableProfiling");
       }
+      const held = Object.entries(opts.initializers ?? {});
+      if (held.length) {
+        for (const [n, t] of held) {
+          const [value, memory] = constantValue(rt, n, t);
+          constants.push(value);
+          kept.push(memory);
+        }
+        const names = held.map(([n]) => cstr(n));
+        const namePtrs = BigUint64Array.from(
+          names,
+          (b) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b))),
+        );
+        check(
+          api,
+          api.AddExternalInitializers(
+            options,
+            namePtrs,
+            BigUint64Array.from(constants),
+            BigInt(held.length),
+          ) as Ptr,
+          "AddExternalInitializers",
+        );
+      }
       const model = new Uint8Array(bytes); // an own copy: stays put while ORT reads it
       const out = out8();
       const status = await api.CreateSessionFromArray(
@@ -355,9 +426,13 @@ export class FfiSession {
           return s;
         });
       };
-      return new FfiSession(rt, handle, names(30, 36), names(31, 37));
+      const session = new FfiSession(rt, handle, names(30, 36), names(31, 37));
+      session.constants = { values: constants, memory: kept };
+      created = true;
+      return session;
     } finally {
       api.ReleaseSessionOptions(options);
+      if (!created) { for (const v of constants) api.ReleaseValue(Deno.UnsafePointer.create(v)); }
     }
   }
 
@@ -578,5 +653,7 @@ export class FfiSession {
       this.rt.api.ReleaseValue(Deno.UnsafePointer.create(sl.value));
     }
     this.rt.api.ReleaseSession(this.handle);
+    for (const v of this.constants.values) this.rt.api.ReleaseValue(Deno.UnsafePointer.create(v));
+    this.constants = { values: [], memory: [] };
   }
 }

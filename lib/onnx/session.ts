@@ -156,6 +156,10 @@ export class Session {
     private readonly inner: Backend,
     readonly hash: string,
     readonly options: Required<SessionOptions>,
+    /** Feeds added to every run (see {@link compileWithConstants} on the "node" backend). */
+    private readonly constantFeeds?: Record<string, ort.Tensor>,
+    /** Made by {@link compileWithConstants} for one caller (not shared through the cache). */
+    private readonly owned = false,
   ) {}
   /** What a result bundle records about the engine that produced it (env.json). */
   info(): {
@@ -189,6 +193,13 @@ export class Session {
     return this.inner.outputNames;
   }
   /**
+   * Free a session made by {@link compileWithConstants} (its packed weights and arena); the
+   * shared sessions of {@link compile} live as long as the process, and this leaves them be.
+   */
+  release(): void {
+    if (this.owned && this.inner instanceof FfiSession) this.inner.release();
+  }
+  /**
    * Run; `fetches` may give preallocated output tensors that ORT writes into. With the "ffi"
    * backend they are written in place and returned as the same objects; "node" returns copies
    * (and writes the given tensors too).
@@ -197,6 +208,7 @@ export class Session {
     feeds: Record<string, ort.Tensor>,
     fetches?: Record<string, ort.Tensor | null>,
   ): Promise<Record<string, ort.Tensor>> {
+    if (this.constantFeeds) feeds = { ...this.constantFeeds, ...feeds };
     if (this.inner instanceof FfiSession) return this.inner.run(feeds, fetches);
     const s = this.inner as unknown as ort.InferenceSession;
     return fetches
@@ -273,4 +285,51 @@ export async function compile(
     cache.set(key, s);
   }
   return s;
+}
+
+/**
+ * Compile `graph` with some of its inputs fixed to `constants` (by input name; static shapes):
+ * on the "ffi" backend they become initializers over the tensors' own memory (no copy into the
+ * model), so ORT folds what depends on them alone and pre-packs matmul weights into its
+ * kernels' layout once, instead of repacking them at every run as it does for an input. For a
+ * decoder that is every weight matrix, re-read at each generated token: see sample.ts.
+ *
+ * The session is the caller's: not cached, and the constants' memory must stay unchanged
+ * until {@link Session.release}. On the "node" backend (or another device) the constants stay
+ * inputs of a shared session and are fed at every run: the same results, without the packing.
+ *
+ * @example
+ * ```ts
+ * const s = await compileWithConstants(g, { w: tensor("float32", [4, 4], w) });
+ * await s.run({ x }); // w is not fed
+ * s.release();
+ * ```
+ */
+export async function compileWithConstants(
+  graph: Graph,
+  constants: Record<string, ort.Tensor>,
+  opts: SessionOptions = {},
+): Promise<Session> {
+  const backend = opts.device === "cuda"
+    ? "node"
+    : opts.backend ?? (ffiStatus().ok ? "ffi" : "node");
+  if (backend === "node") {
+    const shared = await compile(graph, { ...opts, backend });
+    return new Session(shared["inner"], shared.hash, shared.options, constants);
+  }
+  const options: Required<SessionOptions> = {
+    device: "cpu",
+    threads: opts.threads ?? 2,
+    optimization: opts.optimization ?? "all",
+    spinning: opts.spinning ?? false,
+    backend,
+    memPattern: opts.memPattern ?? false,
+    memArena: opts.memArena ?? true,
+    profile: opts.profile ?? "",
+  };
+  const bytes = graph.toModelBytes(new Set(Object.keys(constants)));
+  const hash = graphHash(bytes);
+  logSession(hash, options);
+  const inner = await FfiSession.create(bytes, { ...options, initializers: constants });
+  return new Session(inner, hash, options, undefined, true);
 }

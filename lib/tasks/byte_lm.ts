@@ -368,14 +368,13 @@ export interface EvalSamples {
 export async function sampleForEval(
   problem: LmProblem,
   prompts: number[][],
-  opts: { maxNewTokens: number; seed: number; session?: SessionOptions },
+  opts: { maxNewTokens: number; seed: number },
 ): Promise<EvalSamples> {
-  const gen = await generate({ cfg: problem.model, params: problem.policyParams() }, prompts, {
+  const gen = await problem.sample(prompts, {
     maxNewTokens: opts.maxNewTokens,
     eosTokenId: BYTE_EOS_ID,
     padTokenId: BYTE_EOS_ID,
     rng: new Rng(opts.seed),
-    session: opts.session,
   });
   const ref = await problem.rescore(problem.reference, gen);
   let kl = 0, len = 0;

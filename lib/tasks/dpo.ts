@@ -20,7 +20,7 @@
 import type { Device } from "../onnx/session.ts";
 import type { DecoderConfig } from "../nn/decoder.ts";
 import { decoderShapes } from "../nn/decoder.ts";
-import type { FloatArray } from "../nn/sample.ts";
+import { type FloatArray, generate } from "../nn/sample.ts";
 import type { PpoConfig } from "../ppo/config.ts";
 import {
   compileSequenceScorer,
@@ -106,6 +106,9 @@ export async function createDpoProblem(o: DpoProblemOptions): Promise<DpoProblem
     reference,
     models: { policy: params, reference: params },
     policyParams: () => dpo.trainer.paramTensors(),
+    sample: (prompts, opts) =>
+      generate({ cfg: o.model, params: dpo.trainer.paramTensors() }, prompts, { ...opts, session }),
+    release: () => {},
     rescore,
     rollout: offline("rollouts"),
     inputs: offline("PPO inputs"),

@@ -78,7 +78,14 @@ import {
   trunkShapes,
 } from "../nn/decoder.ts";
 import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
-import { type FloatArray, generate, type SamplingOptions } from "../nn/sample.ts";
+import {
+  type FloatArray,
+  generate,
+  type GenerateOptions,
+  type Generation,
+  GptDecoder,
+  type SamplingOptions,
+} from "../nn/sample.ts";
 import { applyLora, initLora, type LoraConfig, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree, type PpoConfig } from "../ppo/config.ts";
@@ -214,6 +221,20 @@ export interface LmProblem extends PpoProblem {
    * arrays, computed on each call).
    */
   policyParams(): Record<string, ort.Tensor | FloatArray>;
+  /**
+   * Sample from the current policy ({@link generate} on the problem's device and threads).
+   * With LoRA the sampler is one decoder for the whole run: the frozen base compiled in
+   * (ORT pre-packs it once), the live adapters fed at each call and applied as PEFT does; no
+   * merged copy of the model per rollout.
+   *
+   * @example
+   * ```ts
+   * const gen = await problem.sample(prompts, { maxNewTokens: 16, padTokenId: 0, rng });
+   * ```
+   */
+  sample(prompts: number[][], opts: Omit<GenerateOptions, "session">): Promise<Generation>;
+  /** Free what the problem holds outside the JS heap (the LoRA sampler's session). */
+  release(): void;
   /**
    * Log-probs of the response tokens (and values, when `params` holds a value head) under
    * `params` for sequences laid out as {@link generate} does; `[rows, cols]` row-major, junk
@@ -591,6 +612,24 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   };
   const V = model.vocabSize;
 
+  // The LoRA sampler: built at the first sample (after a resume has loaded the adapters; the
+  // base never changes), fed the trainer's live adapters.
+  let sampler: Promise<GptDecoder> | undefined;
+  const sample = async (prompts: number[][], o: Omit<GenerateOptions, "session">) => {
+    const session = sessionOpts;
+    if (!layout.lora) {
+      return generate({ cfg: model, params: trainer.paramTensors() }, prompts, { ...o, session });
+    }
+    sampler ??= GptDecoder.withWeights(
+      model,
+      Object.fromEntries(policyNames.map((n) => [n, init[n]])),
+      session,
+      layout.lora,
+    );
+    const decoder = await sampler;
+    return generate({ cfg: model, params: trainer.paramTensors() }, prompts, { ...o, decoder });
+  };
+
   const extras = new WeakMap<Rollout, Extra>();
   let cursor = 0; // prompts handed out so far
 
@@ -601,6 +640,11 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     model,
     reference,
     policyParams,
+    sample,
+    release() {
+      sampler?.then((d) => d.release());
+      sampler = undefined;
+    },
     rescore,
     models,
     async rollout(rng: Rng): Promise<Rollout> {
@@ -616,13 +660,12 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       const prompts = k === 1
         ? distinct
         : distinct.flatMap((p) => Array.from({ length: k }, () => p));
-      const gen = await generate({ cfg: model, params: policyParams() }, prompts, {
+      const gen = await sample(prompts, {
         ...opts.sampling,
         maxNewTokens: opts.maxNewTokens,
         eosTokenId: opts.eosTokenId,
         padTokenId: opts.padTokenId,
         rng,
-        session: sessionOpts,
       });
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;

@@ -274,14 +274,14 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     };
     const setup = await spec.problem(c, ctx);
     opts.onProblem?.(setup.problem, setup);
-    const { before, after, last } = await runLmPpo(
-      setup.problem,
-      c,
-      outDir,
-      opts,
-      () => spec.evaluate(setup, c, ctx),
-    );
-    await spec.finish?.(setup, c, outDir);
+    let ran;
+    try {
+      ran = await runLmPpo(setup.problem, c, outDir, opts, () => spec.evaluate(setup, c, ctx));
+      await spec.finish?.(setup, c, outDir);
+    } finally {
+      setup.problem.release();
+    }
+    const { before, after, last } = ran;
     const evaluation: LmEvaluation<S["record"], E> = {
       task: spec.name,
       ...setup.record,

@@ -22,6 +22,7 @@ import {
   topPFilter,
 } from "../../lib/nn/sample.ts";
 import { Rng } from "../../lib/rng.ts";
+import { initLora, loraShapes, mergeLora } from "../../lib/nn/lora.ts";
 
 type Dtype = "float32" | "float64";
 type Params = Record<string, Float32Array | Float64Array>;
@@ -373,6 +374,85 @@ Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + r
     assert.ok(n >= 20);
     assert.ok(worst < TOL[dtype], `${dtype}: logp differs from the forward by ${worst}`);
     assert.ok(tempered > 0.01, "sampleLogp should differ from logp at temperature 1.3");
+  }
+});
+
+Deno.test("generate with the weights compiled in (packWeights, GptDecoder.withWeights): same tokens, logp within f32 rounding", async () => {
+  const cfg = CFG;
+  const params = testParams(cfg, 23, "float32");
+  const opts = { maxNewTokens: 12, padTokenId: 0, temperature: 0.9 };
+  const fed = await generate({ cfg, params }, PROMPTS, {
+    ...opts,
+    rng: new Rng(5),
+    packWeights: false,
+  });
+  const packed = await generate({ cfg, params }, PROMPTS, {
+    ...opts,
+    rng: new Rng(5),
+    packWeights: true,
+  });
+  assert.deepEqual(packed.tokens, fed.tokens);
+  let worst = 0;
+  for (let i = 0; i < fed.logp.length; i++) {
+    worst = Math.max(worst, Math.abs(packed.logp[i] - fed.logp[i]));
+  }
+  assert.ok(worst < 1e-4, `logp differs by ${worst}`);
+  // One decoder kept by the caller serves several calls (params are then not needed).
+  const dec = await GptDecoder.withWeights(cfg, params);
+  for (const seed of [5, 6]) {
+    const again = await generate({ cfg, params: {} }, PROMPTS, {
+      ...opts,
+      rng: new Rng(seed),
+      decoder: dec,
+    });
+    if (seed === 5) assert.deepEqual(again.tokens, packed.tokens);
+    else assert.notDeepEqual(again.tokens, packed.tokens);
+  }
+  dec.release();
+  const other = { ...cfg, nLayer: cfg.nLayer + 1 };
+  await assert.rejects(
+    () => generate({ cfg: other, params }, PROMPTS, { ...opts, rng: new Rng(1), decoder: dec }),
+    /another model config/,
+  );
+});
+
+Deno.test("a LoRA decoder (base compiled in, adapters fed) samples what the merged model samples", async () => {
+  const cfg = CFG, lora = { r: 2, alpha: 4 };
+  for (const dtype of ["float64", "float32"] as const) {
+    const base = testParams(cfg, 29, dtype);
+    const adapters = initLora(gptShapes(cfg), lora, new Rng(3), dtype);
+    // B starts at 0 (PEFT's init): give it values so the adapters change the model.
+    const rng = new Rng(4);
+    for (const [n, a] of Object.entries(adapters)) if (n.endsWith("lora_B")) rng.fillNormal(a, 0.5);
+    assert.deepEqual(
+      Object.keys(adapters).sort(),
+      Object.keys(loraShapes(gptShapes(cfg), lora)).sort(),
+    );
+    const opts = { maxNewTokens: 10, padTokenId: 0, temperature: 1 };
+    const merged = await generate({ cfg, params: mergeLora(base, adapters, lora) }, PROMPTS, {
+      ...opts,
+      rng: new Rng(8),
+    });
+    const plain = await generate({ cfg, params: base }, PROMPTS, { ...opts, rng: new Rng(8) });
+    assert.notDeepEqual(plain.tokens, merged.tokens, "the adapters should change the samples");
+    const dec = await GptDecoder.withWeights(cfg, base, {}, lora);
+    // Names beyond the adapters (the base, a value head) are ignored, as a trainer passes them.
+    const got = await generate(
+      { cfg, params: { ...adapters, "v.weight": new Float32Array(1) } },
+      PROMPTS,
+      {
+        ...opts,
+        rng: new Rng(8),
+        decoder: dec,
+      },
+    );
+    dec.release();
+    assert.deepEqual(got.tokens, merged.tokens, dtype);
+    let worst = 0;
+    for (let i = 0; i < got.logp.length; i++) {
+      worst = Math.max(worst, Math.abs(got.logp[i] - merged.logp[i]));
+    }
+    assert.ok(worst < TOL[dtype] * 10, `${dtype}: logp differs by ${worst}`);
   }
 });
 

@@ -4,6 +4,7 @@ import { Graph } from "../../lib/onnx/graph.ts";
 import {
   availableDevices,
   compile,
+  compileWithConstants,
   type Device,
   DeviceError,
   Session,
@@ -183,4 +184,45 @@ Deno.test({
     );
     assert.throws(() => tensor("bool", [2], [1]), /1 values for shape \[2\]/);
   },
+});
+
+Deno.test("compileWithConstants: inputs fixed to tensors run as constants (ffi) or feeds (node), same numbers", async () => {
+  // y = relu(x @ w1) @ w2 + b: a [B, 16] x [16, 64] product large enough for ORT to pre-pack.
+  const g = new Graph("consts");
+  const x = g.input("x", "float32", ["B", 16]);
+  const w1 = g.input("w1", "float32", [16, 64]);
+  const w2 = g.input("w2", "float32", [64, 8]);
+  const b = g.input("b", "float32", [8]);
+  g.output(g.add(g.matmul(g.relu(g.matmul(x, w1)), w2), b), "y");
+  const vals = (n: number, k: number) =>
+    Float32Array.from({ length: n }, (_, i) => Math.sin(i * k));
+  const w = {
+    w1: tensor("float32", [16, 64], vals(16 * 64, 0.37)),
+    w2: tensor("float32", [64, 8], vals(64 * 8, 0.91)),
+    b: tensor("float32", [8], vals(8, 1.3)),
+  };
+  const xt = tensor("float32", [3, 16], vals(48, 0.23));
+  const shared = await compile(g);
+  const want = (await shared.run({ x: xt, ...w })).y.data as Float32Array;
+  for (const backend of ["ffi", "node"] as const) {
+    const s = await compileWithConstants(g, w, { backend });
+    assert.equal(s.backend, backend);
+    // The constants are no longer inputs on ffi; on node they are fed by the session.
+    assert.deepEqual(
+      [...s.inputNames].sort(),
+      backend === "ffi" ? ["x"] : ["b", "w1", "w2", "x"],
+    );
+    const got = (await s.run({ x: xt })).y.data as Float32Array;
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(Math.abs(got[i] - want[i]) < 1e-4 * (1 + Math.abs(want[i])), `${backend} y[${i}]`);
+    }
+    s.release();
+    if (backend === "ffi") await assert.rejects(() => s.run({ x: xt }), /released/);
+  }
+  // A shared session is not freed by release(): the cache hands it out again, working.
+  shared.release();
+  assert.ok((await (await compile(g)).run({ x: xt, ...w })).y);
+  // Constants must name inputs with static shapes.
+  await assert.rejects(() => compileWithConstants(g, { nope: w.b }), /not inputs of the graph/);
+  await assert.rejects(() => compileWithConstants(g, { x: xt }), /shape must be static/);
 });

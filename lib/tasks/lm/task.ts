@@ -26,7 +26,7 @@ import { decoderShapes, loraDefaults, trunkShapes } from "../../nn/decoder.ts";
 import type { HfTokenizer } from "../../nn/hf_tokenizer.ts";
 import { saveModelFolder } from "../../nn/checkpoint.ts";
 import { savePeftAdapter } from "../../nn/peft.ts";
-import { type FloatArray, generate } from "../../nn/sample.ts";
+import type { FloatArray } from "../../nn/sample.ts";
 import type { LoraConfig } from "../../nn/lora.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
 import { ConfigError } from "../../ppo/config.ts";
@@ -134,14 +134,13 @@ function lmRewards(
 async function evaluateLm(
   s: LmTaskSetup,
   c: LmRunConfig,
-  session?: SessionOptions,
 ): Promise<LmEval> {
   const { problem, inputs } = s, tok = inputs.policy.tokenizer;
   const prompts = Array.from(
     { length: c.eval.samples },
     (_, i) => inputs.evalPrompts[i % inputs.evalPrompts.length],
   );
-  const gen = await generate({ cfg: problem.model, params: problem.policyParams() }, prompts, {
+  const gen = await problem.sample(prompts, {
     maxNewTokens: c.max_new_tokens,
     temperature: c.temperature,
     topP: c.top_p,
@@ -149,7 +148,6 @@ async function evaluateLm(
     eosTokenId: inputs.eosIds,
     padTokenId: tok.padId,
     rng: new Rng(c.eval.seed),
-    session,
   });
   const ref = await problem.rescore(problem.reference, gen);
   let kl = 0, len = 0;
@@ -328,7 +326,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
     });
     return { problem, inputs, rewardModel: rm, rewards, lora, record: { reward_model: record } };
   },
-  evaluate: (setup, c, ctx) => evaluateLm(setup, c, ctx.session),
+  evaluate: (setup, c) => evaluateLm(setup, c),
   async finish(setup, c, outDir) {
     const { problem, inputs, lora } = setup, policy = inputs.policy;
     await Deno.mkdir(`${outDir}/hf`, { recursive: true });
