@@ -3,6 +3,7 @@
  * against a reference measured in the same run. Names: engine, gpt, ppo, scale (default: all).
  * `scale` (real-size models vs PyTorch 2.13): `--models gpt2,qwen`, `--scale-rounds N`,
  * `--scale-steps N` (per side per round), `--scale-warmup N`, `--roll-rounds N`, `--no-rollout`,
+ * `--no-train` (rollouts only),
  * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
@@ -32,6 +33,7 @@ const { values, positionals } = parseArgs({
     "max-rss-gb": { type: "string", default: "15" },
     cache: { type: "string" },
     "no-rollout": { type: "boolean", default: false },
+    "no-train": { type: "boolean", default: false },
   },
 });
 
@@ -67,6 +69,7 @@ const benches: Record<string, () => Promise<void>> = {
       maxRssGb: Number(values["max-rss-gb"]),
       cache: values.cache,
       noRollout: values["no-rollout"],
+      noTrain: values["no-train"],
     }),
 };
 

@@ -734,13 +734,14 @@ async function decode(
     for (let b = 0; b < rows; b++) {
       if (!active[b]) continue;
       const logits = st.logits.subarray(b * V, (b + 1) * V);
-      const probs = samplingProbs(logits, sampling);
       const u = opts.rng.uniform();
-      const a = sampling.temperature === 0 ? argmax(logits) : sampleIndex(probs, u);
+      // Greedy: the argmax, whose sampling probability is 1 (no softmax over the vocabulary).
+      const probs = sampling.temperature === 0 ? undefined : samplingProbs(logits, sampling);
+      const a = probs ? sampleIndex(probs, u) : argmax(logits);
       const i = b * maxNew + t;
       tok[i] = next[b] = a;
       logp[i] = logits[a] - logSumExp(logits);
-      sampleLogp[i] = Math.log(probs[a]);
+      sampleLogp[i] = probs ? Math.log(probs[a]) : 0;
       mask[i] = 1;
       if (eos.has(a)) {
         active[b] = false;
