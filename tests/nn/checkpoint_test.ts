@@ -19,6 +19,7 @@ import {
   float32ToFloat16,
   type NamedTensor,
 } from "../../lib/onnx/safetensors.ts";
+import { llamaCfg, withTmp } from "./helpers.ts";
 
 const FIXTURES = new URL("../fixtures/hf/", import.meta.url).pathname;
 const HAS_FIXTURES = (() => {
@@ -28,16 +29,6 @@ const HAS_FIXTURES = (() => {
     return false;
   }
 })();
-
-/** A temp dir removed after `fn`. */
-async function withTmp(fn: (root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "proxima_ckpt_" });
-  try {
-    await fn(root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
 
 /** Deterministic values spread over several binades (so bf16/f16 rounding matters). */
 function values(n: number, seed: number): Float32Array {
@@ -57,31 +48,6 @@ function randomParams(shapes: Record<string, { shape: number[] }>, seed = 1) {
       values(shape.reduce((a, b) => a * b, 1), seed * 1000 + i),
     ]),
   ) as Record<string, Float32Array>;
-}
-
-/** A small llama-family config; `over` changes fields. */
-function llamaCfg(over: Partial<LlamaConfig> = {}): LlamaConfig {
-  return {
-    family: "llama",
-    modelType: "llama",
-    vocabSize: 40,
-    hiddenSize: 16,
-    intermediateSize: 24,
-    nLayer: 2,
-    nHead: 4,
-    nKvHead: 2,
-    headDim: 4,
-    maxPositions: 64,
-    rmsNormEps: 1e-5,
-    ropeTheta: 10000,
-    ropeScaling: { type: "default" },
-    qkvBias: false,
-    oBias: false,
-    mlpBias: false,
-    qkNorm: false,
-    tieWordEmbeddings: false,
-    ...over,
-  };
 }
 
 /** A transformers-5 style llama config.json; `over` adds or replaces keys. */
@@ -316,7 +282,7 @@ Deno.test("parseModelConfig errors name the key and a fix", async () => {
 });
 
 Deno.test("readModelConfig / readGenerationConfig read a folder", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     await Deno.writeTextFile(`${root}/config.json`, JSON.stringify(llamaJson()));
     assert.deepEqual((await readModelConfig(root)).cfg, llamaCfg());
     assert.equal(await readGenerationConfig(root), undefined, "the file is optional");
@@ -359,7 +325,7 @@ Deno.test("readModelConfig / readGenerationConfig read a folder", async () => {
 // ---- save / load ---------------------------------------------------------------------------
 
 Deno.test("save float32 -> load is identical; config, generation, tokenizer files and extras kept", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     const cfg = llamaCfg({
       modelType: "qwen2",
       qkvBias: true,
@@ -422,7 +388,7 @@ Deno.test("save float32 -> load is identical; config, generation, tokenizer file
 });
 
 Deno.test("save bfloat16 / float16 -> load equals the rounded values exactly", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     const cfg = llamaCfg({ modelType: "qwen3", qkNorm: true, qkvBias: true, oBias: true });
     const params = randomParams(llamaShapes(cfg), 3);
     for (const dtype of ["bfloat16", "float16"] as const) {
@@ -489,7 +455,7 @@ function asTensors(params: Record<string, Float32Array>): Record<string, NamedTe
 }
 
 Deno.test("a sharded folder loads like the unsharded one", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     const cfg = llamaCfg();
     const params = randomParams(llamaShapes(cfg), 5);
     await saveModelFolder(`${root}/one`, cfg, params);
@@ -510,7 +476,7 @@ Deno.test("a sharded folder loads like the unsharded one", async () => {
 });
 
 Deno.test("classifiers: score.weight comes back in extra and is saved from extraTensors", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     const cfg = llamaCfg();
     const { ["lm_head.weight"]: _, ...trunk } = randomParams(llamaShapes(cfg), 6);
     const score = { dtype: "float32" as const, shape: [1, 16], data: values(16, 4) };
@@ -538,7 +504,7 @@ Deno.test("classifiers: score.weight comes back in extra and is saved from extra
 });
 
 Deno.test("saveModelFolder checks its input and replaces only model folders", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     const cfg = llamaCfg();
     const params = randomParams(llamaShapes(cfg), 8);
     const { ["model.norm.weight"]: _, ...missing } = params;
@@ -628,7 +594,7 @@ Deno.test("modelConfigJson writes transformers-5 keys and parses back to the con
 // ---- load errors ---------------------------------------------------------------------------
 
 Deno.test("loadModelFolder errors: one clear error naming folder, file, tensor or key, and a fix", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_ckpt_", async (root) => {
     const cfg = llamaCfg();
     const params = randomParams(llamaShapes(cfg), 2);
     const good = `${root}/good`;
@@ -863,7 +829,7 @@ Deno.test({
   name: "fixtures: load -> save in the source dtype reproduces save_pretrained's tensor bytes",
   ignore: !HAS_FIXTURES,
   fn: async () => {
-    await withTmp(async (root) => {
+    await withTmp("proxima_ckpt_", async (root) => {
       const names = FAMILIES.flatMap((f) => [`${f}-f32`, `${f}-bf16`]).concat([
         "gpt2-rm",
         "llama-rm",

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
 import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
 import { exportOnnx } from "../../lib/nn/export.ts";
+import { withTmp } from "./helpers.ts";
 
 const FIXTURES = new URL("../fixtures/hf/", import.meta.url).pathname;
 
@@ -48,15 +49,6 @@ async function copyFixture(name: string, root: string): Promise<string> {
   return dst;
 }
 
-async function withTmp(fn: (root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "proxima_export_hf_" });
-  try {
-    await fn(root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
-
 const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
 
 const int64 = (rows: number[][]) =>
@@ -87,7 +79,7 @@ async function greedy(dir: string, ref: Reference): Promise<number[][]> {
 
 for (const [name, what] of Object.entries(CAUSAL_FIXTURES)) {
   Deno.test(`exportOnnx ${name} (${what}): transformers.js greedy = transformers' greedy`, async () => {
-    await withTmp(async (root) => {
+    await withTmp("proxima_export_hf_", async (root) => {
       const dir = await copyFixture(name, root);
       const genBefore = await Deno.readFile(`${dir}/generation_config.json`);
       await exportOnnx(dir);
@@ -101,7 +93,7 @@ for (const [name, what] of Object.entries(CAUSAL_FIXTURES)) {
 }
 
 Deno.test("exportOnnx mistral: the sliding window is in the graph (without it greedy differs)", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_export_hf_", async (root) => {
     const dir = await copyFixture("mistral-f32", root);
     const config = await readJson(`${dir}/config.json`);
     assert.equal(config.sliding_window, 4);
@@ -118,7 +110,7 @@ Deno.test("exportOnnx mistral: the sliding window is in the graph (without it gr
 });
 
 Deno.test("exportOnnx: a llama-family graph has transformers.js' I/O with kv heads and head_dim from config.json", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_export_hf_", async (root) => {
     for (const name of ["llama3-f32", "qwen3-f32"]) {
       const dir = await copyFixture(name, root);
       const path = await exportOnnx(dir);
@@ -157,7 +149,7 @@ Deno.test("exportOnnx: a llama-family graph has transformers.js' I/O with kv hea
 });
 
 Deno.test("exportOnnx: generation_config.json keeps the folder's keys, fills only missing ids from config.json", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_export_hf_", async (root) => {
     const dir = await copyFixture("llama3-f32", root);
     // A Hub-style file: sampling defaults and no ids.
     const own = { do_sample: true, temperature: 0.6, top_p: 0.9, transformers_version: "4.45.0" };
@@ -207,7 +199,7 @@ Deno.test("exportOnnx: generation_config.json keeps the folder's keys, fills onl
 });
 
 Deno.test("exportOnnx refuses a sequence classifier (reward model) folder", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_export_hf_", async (root) => {
     for (const name of ["llama-rm", "qwen2-rm", "gpt2-rm"]) {
       const dir = await copyFixture(name, root);
       await assert.rejects(exportOnnx(dir), /sequence classifier.*Fix:/s, name);

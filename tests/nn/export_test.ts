@@ -17,6 +17,7 @@ import {
 } from "../../lib/nn/tokenizer.ts";
 import { tensor } from "../../lib/onnx/session.ts";
 import { Rng } from "../../lib/rng.ts";
+import { withTmp } from "./helpers.ts";
 
 const cfg: GptConfig = {
   vocabSize: BYTE_VOCAB_SIZE,
@@ -27,17 +28,8 @@ const cfg: GptConfig = {
 };
 const H = cfg.nHead, hd = cfg.nEmbd / cfg.nHead;
 
-async function withTmp(fn: (root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "proxima_export_" });
-  try {
-    await fn(root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
-
 Deno.test("exportOnnx: onnx/model.onnx with transformers.js' gpt2 I/O; its prefill equals GptDecoder", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_export_", async (root) => {
     const params = initGpt(cfg, new Rng(3), "float32");
     await saveHfFolder(`${root}/m`, cfg, params, makeByteTokenizer({ modelMaxLength: 64 }));
     const path = await exportOnnx(`${root}/m`);
@@ -96,7 +88,7 @@ Deno.test("exportOnnx: onnx/model.onnx with transformers.js' gpt2 I/O; its prefi
 });
 
 Deno.test("transformers.js greedy generation on the exported folder equals Proxima's greedy tokens", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_export_", async (root) => {
     // A model that has learned something (SFT on the shipped corpus), so greedy choices are
     // clear-cut and the generations are worth reading.
     const corpus = makeCorpus({ seed: 1 });

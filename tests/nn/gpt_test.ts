@@ -2,62 +2,31 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Graph, type Value } from "../../lib/onnx/graph.ts";
-import { compile, type Tensor, tensor } from "../../lib/onnx/session.ts";
+import { tensor } from "../../lib/onnx/session.ts";
 import { encodeSafetensors, type NamedTensor } from "../../lib/onnx/safetensors.ts";
 import { adamw } from "../../lib/onnx/optim.ts";
 import { Trainer } from "../../lib/onnx/train.ts";
 import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../../lib/nn/gpt.ts";
 import { Rng } from "../../lib/rng.ts";
 import { TORCH_PYTHON, torchAvailable } from "../../bench/torch_ref.ts";
-import { gradcheck } from "../onnx/gradcheck.ts";
-
-type Params = Record<string, Float32Array | Float64Array>;
+import { forwardSession, nllGradcheck, testParams } from "./helpers.ts";
 
 /**
  * Parameters far from GPT-2's init (std 0.3, nonzero biases, LayerNorm weights around 1), so
  * every term of the forward pass moves the logits by much more than the tolerances below.
  */
-function testParams(cfg: GptConfig, seed: number): Record<string, Float64Array> {
-  const rng = new Rng(seed);
-  const out: Record<string, Float64Array> = {};
-  for (const [n, { shape }] of Object.entries(gptShapes(cfg))) {
-    const a = rng.fillNormal(new Float64Array(shape.reduce((x, y) => x * y, 1)), 0.3);
-    if (/\.ln_(1|2|f)\.weight$/.test(n)) { for (let i = 0; i < a.length; i++) a[i] += 1; }
-    out[n] = a;
-  }
-  return out;
-}
+const gptParams = (cfg: GptConfig, seed: number) =>
+  testParams(gptShapes(cfg), seed, /\.ln_(1|2|f)\.weight$/);
 
 /** A compiled forward graph: params + tokens + mask + targets -> logits, logprobs, hidden. */
-async function forwardSession(cfg: GptConfig, dtype: "float32" | "float64") {
-  const g = new Graph("gpt_forward");
-  const shapes = gptShapes(cfg);
-  const params = Object.fromEntries(
-    Object.entries(shapes).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+const gptSession = (cfg: GptConfig, dtype: "float32" | "float64") =>
+  forwardSession(
+    "gpt_forward",
+    gptShapes(cfg),
+    dtype,
+    (g, p, t, m) => gptForward(g, cfg, p, t, m),
+    { logprobs: true },
   );
-  const tokens = g.input("tokens", "int64", ["B", "T"]);
-  const mask = g.input("mask", "int64", ["B", "T"]);
-  const targets = g.input("targets", "int64", ["B", "T"]);
-  const { logits, hidden } = gptForward(g, cfg, params, tokens, mask);
-  g.output(logits, "logits");
-  g.output(hidden, "hidden");
-  g.output(tokenLogprobs(g, logits, targets), "logprobs");
-  const session = await compile(g);
-  return async (p: Params, b: { tokens: number[][]; mask: number[][]; targets?: number[][] }) => {
-    const B = b.tokens.length, T = b.tokens[0].length;
-    const feeds: Record<string, Tensor> = {
-      tokens: tensor("int64", [B, T], b.tokens.flat()),
-      mask: tensor("int64", [B, T], b.mask.flat()),
-      targets: tensor("int64", [B, T], (b.targets ?? b.tokens).flat()),
-    };
-    for (const [n, { shape }] of Object.entries(shapes)) {
-      feeds[n] = tensor(dtype, shape, dtype === "float32" ? Float32Array.from(p[n]) : p[n]);
-    }
-    const out = await session.run(feeds);
-    const read = (k: string) => Array.from(out[k].data as Float32Array | Float64Array);
-    return { logits: read("logits"), hidden: read("hidden"), logprobs: read("logprobs") };
-  };
-}
 
 Deno.test("gptShapes/initGpt: HF GPT-2 names and shapes, GPT-2 init, deterministic", () => {
   const cfg: GptConfig = { vocabSize: 50, nPositions: 16, nEmbd: 24, nLayer: 3, nHead: 4 };
@@ -126,7 +95,7 @@ Deno.test({
   const cfg: GptConfig = { vocabSize: 64, nPositions: 32, nEmbd: 32, nLayer: 2, nHead: 4 };
   const V = cfg.vocabSize, B = 3, T = 9;
   const rng = new Rng(11);
-  const params = testParams(cfg, 5);
+  const params = gptParams(cfg, 5);
   // Row 0 full, row 1 left-padded (3 pads), row 2 right-padded (2 pads). Pad token ids are
   // arbitrary real ids: the model must ignore them.
   const mask = [
@@ -169,7 +138,7 @@ Deno.test({
   // attribute (1e-5 -> 9.99999975e-6); rounding eps in gpt_ref.py the same way gives ~6e-15.
   const real = realPositions(mask);
   for (const [dtype, tol] of [["float32", 1e-5], ["float64", 1e-10]] as const) {
-    const got = await (await forwardSession(cfg, dtype))(params, { tokens, mask, targets });
+    const got = await (await gptSession(cfg, dtype))(params, tokens, mask, targets);
     assert.ok(got.logits.every(Number.isFinite), `${dtype}: non-finite logits`);
     assert.ok(got.hidden.every(Number.isFinite), `${dtype}: non-finite hidden states`);
     let maxLogit = 0, maxDiff = 0, maxLp = 0;
@@ -179,7 +148,7 @@ Deno.test({
         maxDiff = Math.max(maxDiff, Math.abs(a - b));
         maxLogit = Math.max(maxLogit, Math.abs(b));
       }
-      maxLp = Math.max(maxLp, Math.abs(got.logprobs[i] - ref[dtype].logprobs[i]));
+      maxLp = Math.max(maxLp, Math.abs(got.logprobs![i] - ref[dtype].logprobs[i]));
     }
     console.log(
       `  ${dtype}: max |logit| ${maxLogit.toFixed(2)}, max logit diff ${maxDiff.toExponential(2)}` +
@@ -193,16 +162,17 @@ Deno.test({
 
 Deno.test("left padding: real positions equal the unpadded sequence; one graph, any B and T", async () => {
   const cfg: GptConfig = { vocabSize: 13, nPositions: 10, nEmbd: 16, nLayer: 2, nHead: 2 };
-  const params = testParams(cfg, 9);
-  const run = await forwardSession(cfg, "float64");
+  const params = gptParams(cfg, 9);
+  const run = await gptSession(cfg, "float64");
   const seq = [3, 7, 1, 12, 0, 5];
-  const alone = await run(params, { tokens: [seq], mask: [seq.map(() => 1)] });
+  const alone = await run(params, [seq], [seq.map(() => 1)]);
   // Same sequence behind 4 pads (pad id 9, not 0, to show the id does not matter), next to
   // an unrelated full row: B = 2, T = 10 through the same compiled graph.
-  const padded = await run(params, {
-    tokens: [[9, 9, 9, 9, ...seq], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
-    mask: [[0, 0, 0, 0, 1, 1, 1, 1, 1, 1], Array(10).fill(1)],
-  });
+  const padded = await run(
+    params,
+    [[9, 9, 9, 9, ...seq], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]],
+    [[0, 0, 0, 0, 1, 1, 1, 1, 1, 1], Array(10).fill(1)],
+  );
   assert.ok(padded.logits.every(Number.isFinite), "pad positions must not be NaN");
   const V = cfg.vocabSize, d = cfg.nEmbd;
   let maxDiff = 0;
@@ -225,30 +195,14 @@ Deno.test("left padding: real positions equal the unpadded sequence; one graph, 
 
 Deno.test("gradients of a tiny GPT's mean token NLL w.r.t. every parameter match finite differences", async () => {
   const cfg: GptConfig = { vocabSize: 11, nPositions: 6, nEmbd: 8, nLayer: 2, nHead: 2 };
-  const shapes = Object.entries(gptShapes(cfg));
-  const B = 2, T = 5;
-  // Row 1 is left-padded, so masking, position ids and the fully-masked rows are differentiated.
-  const mask = [1, 1, 1, 1, 1, 0, 0, 1, 1, 1];
-  const { maxRelError, perInput } = await gradcheck(
-    (g, xs) => {
-      const params = Object.fromEntries(shapes.map(([n], i) => [n, xs[i]]));
-      const [tokens, m, targets] = xs.slice(shapes.length);
-      const { logits } = gptForward(g, cfg, params, tokens, m);
-      const w = g.cast(m, "float64");
-      const nll = g.neg(g.reduceSum(g.mul(tokenLogprobs(g, logits, targets), w)));
-      return g.div(nll, g.reduceSum(w));
-    },
-    [
-      // Random weights of magnitude 0.1..1.5 (gradcheck's default), i.e. far from init.
-      ...shapes.map(([, { shape }]) => ({ shape })),
-      { shape: ["B", "T"], feed: [B, T], ints: [3, 10, 0, 3, 7, 4, 4, 1, 9, 2] },
-      { shape: ["B", "T"], feed: [B, T], ints: mask },
-      { shape: ["B", "T"], feed: [B, T], ints: [10, 0, 3, 7, 5, 0, 1, 9, 2, 6] },
-    ],
+  // Random weights of magnitude 0.1..1.5 (gradcheck's default), i.e. far from init; row 1 is
+  // left-padded, so masking, position ids and the fully-masked rows are differentiated.
+  const { maxRelError, worst } = await nllGradcheck(
+    gptShapes(cfg),
+    (g, p, t, m) => gptForward(g, cfg, p, t, m),
   );
-  const worst = shapes.map(([n], i) => [n, perInput[i]] as const).sort((a, b) => b[1] - a[1])[0];
-  console.log(`  max relative error ${maxRelError.toExponential(2)} (${worst[0]})`);
-  assert.ok(maxRelError < 1e-6, `max relative error ${maxRelError} (${worst[0]})`);
+  console.log(`  max relative error ${maxRelError.toExponential(2)} (${worst})`);
+  assert.ok(maxRelError < 1e-6, `max relative error ${maxRelError} (${worst})`);
 });
 
 Deno.test("a tiny GPT trained with AdamW learns a context-dependent pattern (loss < 0.1 x start)", async () => {

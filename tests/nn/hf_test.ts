@@ -14,6 +14,7 @@ import {
 } from "../../lib/nn/tokenizer.ts";
 import { encodeSafetensors, type NamedTensor } from "../../lib/onnx/safetensors.ts";
 import { Rng } from "../../lib/rng.ts";
+import { withTmp } from "./helpers.ts";
 
 const cfg: GptConfig = {
   vocabSize: BYTE_VOCAB_SIZE,
@@ -30,16 +31,6 @@ const TEXTS = [
   "\uFEFFstarts with a BOM",
   "don't , stop . ?!",
 ];
-
-/** A temp dir removed after `fn`. */
-async function withTmp(fn: (root: string) => Promise<void>): Promise<void> {
-  const root = await Deno.makeTempDir({ prefix: "proxima_hf_" });
-  try {
-    await fn(root);
-  } finally {
-    await Deno.remove(root, { recursive: true });
-  }
-}
 
 async function readDir(dir: string): Promise<Record<string, Uint8Array>> {
   const out: Record<string, Uint8Array> = {};
@@ -85,7 +76,7 @@ Deno.test("byteEncode/byteDecode: ids are UTF-8 bytes, 256 is <|endoftext|>, los
 });
 
 Deno.test("saveHfFolder -> loadHfFolder -> saveHfFolder is byte-identical, file by file", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_hf_", async (root) => {
     const params = initGpt(cfg, new Rng(1), "float32");
     const head = initHead(cfg.nEmbd, new Rng(2), "float32");
     const extraTensors: Record<string, NamedTensor> = {
@@ -133,7 +124,7 @@ Deno.test("saveHfFolder -> loadHfFolder -> saveHfFolder is byte-identical, file 
 });
 
 Deno.test("model.safetensors: HF names, float32, format pt, tensors sorted and 4-byte aligned", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_hf_", async (root) => {
     await saveHfFolder(`${root}/m`, cfg, initGpt(cfg, new Rng(1), "float64"));
     const bytes = await Deno.readFile(`${root}/m/model.safetensors`);
     const [n, h] = header(bytes);
@@ -161,7 +152,7 @@ Deno.test("model.safetensors: HF names, float32, format pt, tensors sorted and 4
 });
 
 Deno.test("loadHfFolder: names without 'transformer.', attn.bias buffers, tied lm_head", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_hf_", async (root) => {
     const params = initGpt(cfg, new Rng(3), "float32");
     await saveHfFolder(`${root}/m`, cfg, params);
     // Rewrite the weights the way the hub's gpt2 stores them: bare names plus buffers.
@@ -200,7 +191,7 @@ Deno.test("loadHfFolder: names without 'transformer.', attn.bias buffers, tied l
 });
 
 Deno.test("loadHfFolder errors name the folder, the file, the key and a fix", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_hf_", async (root) => {
     const good = `${root}/good`;
     await saveHfFolder(good, cfg, initGpt(cfg, new Rng(1), "float32"), makeByteTokenizer());
     let i = 0;
@@ -268,7 +259,7 @@ Deno.test("loadHfFolder errors name the folder, the file, the key and a fix", as
 });
 
 Deno.test("saveHfFolder replaces a model folder whole, refuses other folders, checks its input", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_hf_", async (root) => {
     const p1 = initGpt(cfg, new Rng(1), "float32"), p2 = initGpt(cfg, new Rng(2), "float32");
     await saveHfFolder(`${root}/m`, cfg, p1, makeByteTokenizer());
     await saveHfFolder(`${root}/m`, cfg, p2); // replaced: the old tokenizer files go too
@@ -306,7 +297,7 @@ Deno.test("saveHfFolder replaces a model folder whole, refuses other folders, ch
 });
 
 Deno.test("transformers.js loads a saved folder offline; its tokenizer agrees with byteEncode/byteDecode", async () => {
-  await withTmp(async (root) => {
+  await withTmp("proxima_hf_", async (root) => {
     const tokFiles = makeByteTokenizer({ modelMaxLength: 16 });
     await saveHfFolder(`${root}/m`, cfg, initGpt(cfg, new Rng(1), "float32"), tokFiles);
     // Nothing may come from the hub: only the local folder is allowed.

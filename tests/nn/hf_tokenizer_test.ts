@@ -16,6 +16,7 @@ import {
   type TextTokenizer,
 } from "../../lib/nn/hf_tokenizer.ts";
 import { BYTE_EOS_ID, byteEncode, makeByteTokenizer } from "../../lib/nn/tokenizer.ts";
+import { withTmp } from "./helpers.ts";
 
 interface RefText {
   text: string;
@@ -69,16 +70,6 @@ function load(name: string): Promise<HfTokenizer> {
 
 async function readConfig(name: string): Promise<Record<string, unknown>> {
   return JSON.parse(await Deno.readTextFile(join(folder(name), "tokenizer_config.json")));
-}
-
-/** A temp dir removed after `fn`. */
-async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "proxima_hf_tokenizer_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 async function rejects(p: Promise<unknown>, ...parts: string[]): Promise<string> {
@@ -187,7 +178,7 @@ Deno.test("hf tokenizer: decode rejects unknown ids", async () => {
 });
 
 Deno.test("hf tokenizer: generation_config and config add EOS ids", async () => {
-  await withTmp(async (dir) => {
+  await withTmp("proxima_hf_tokenizer_", async (dir) => {
     await Deno.copyFile(join(folder("llama3"), "tokenizer.json"), join(dir, "tokenizer.json"));
     await Deno.copyFile(
       join(folder("llama3"), "tokenizer_config.json"),
@@ -211,7 +202,7 @@ Deno.test("hf tokenizer: generation_config and config add EOS ids", async () => 
 // (eos 128001, pad None with it; eos 128009, pad 128004 without), and chat_template.jinja
 // overrides tokenizer_config's chat_template.
 Deno.test("hf tokenizer: special_tokens_map.json (legacy folders) and chat_template.jinja", async () => {
-  await withTmp(async (dir) => {
+  await withTmp("proxima_hf_tokenizer_", async (dir) => {
     await Deno.copyFile(join(folder("llama3"), "tokenizer.json"), join(dir, "tokenizer.json"));
     const config = await readConfig("llama3");
     await Deno.writeTextFile(join(dir, "tokenizer_config.json"), JSON.stringify(config));
@@ -242,7 +233,7 @@ Deno.test("hf tokenizer: special_tokens_map.json (legacy folders) and chat_templ
 });
 
 Deno.test("hf tokenizer: errors name the folder, the file and the fix", async () => {
-  await withTmp(async (dir) => {
+  await withTmp("proxima_hf_tokenizer_", async (dir) => {
     const missing = join(dir, "nope");
     await rejects(loadHfTokenizer(missing), missing, "does not exist", "huggingface-cli download");
     await rejects(loadHfTokenizer(dir), dir, "has no tokenizer.json", "save_pretrained");

@@ -5,37 +5,20 @@
  * Parity with transformers itself is in hf_models_test.ts.
  */
 import assert from "node:assert/strict";
-import { Graph } from "../../lib/onnx/graph.ts";
-import { compile, tensor } from "../../lib/onnx/session.ts";
-import { tokenLogprobs } from "../../lib/nn/gpt.ts";
 import { type LlamaConfig, llamaForward, llamaShapes, ropeInvFreq } from "../../lib/nn/llama.ts";
 import { GptDecoder } from "../../lib/nn/sample.ts";
 import { Rng } from "../../lib/rng.ts";
-import { gradcheck } from "../onnx/gradcheck.ts";
+import {
+  type Dtype,
+  forwardSession,
+  llamaCfg,
+  maxAbsDiff,
+  nllGradcheck,
+  type Params,
+  testParams,
+} from "./helpers.ts";
 
-type Dtype = "float32" | "float64";
-type Params = Record<string, Float32Array | Float64Array>;
-
-const BASE: LlamaConfig = {
-  family: "llama",
-  modelType: "llama",
-  vocabSize: 19,
-  hiddenSize: 16,
-  intermediateSize: 24,
-  nLayer: 2,
-  nHead: 4,
-  nKvHead: 2,
-  headDim: 4,
-  maxPositions: 64,
-  rmsNormEps: 1e-6,
-  ropeTheta: 10000,
-  ropeScaling: { type: "default" },
-  qkvBias: false,
-  oBias: false,
-  mlpBias: false,
-  qkNorm: false,
-  tieWordEmbeddings: false,
-};
+const BASE: LlamaConfig = llamaCfg({ vocabSize: 19, rmsNormEps: 1e-6 });
 
 /** The variants transformers' families map to, each with the flags it exercises. */
 const VARIANTS: Record<string, LlamaConfig> = {
@@ -73,47 +56,16 @@ const VARIANTS: Record<string, LlamaConfig> = {
 };
 
 /** Params far from init (std 0.3, norm weights ~1): O(1) logits, varied distributions. */
-function testParams(cfg: LlamaConfig, seed: number, dtype: Dtype): Params {
-  const rng = new Rng(seed);
-  const out: Params = {};
-  for (const [n, { shape }] of Object.entries(llamaShapes(cfg))) {
-    const a = rng.fillNormal(new Float64Array(shape.reduce((x, y) => x * y, 1)), 0.3);
-    if (/norm\.weight$/.test(n)) { for (let i = 0; i < a.length; i++) a[i] += 1; }
-    out[n] = dtype === "float32" ? Float32Array.from(a) : a;
-  }
-  return out;
-}
+const llamaParams = (cfg: LlamaConfig, seed: number, dtype: Dtype): Params =>
+  testParams(llamaShapes(cfg), seed, /norm\.weight$/, dtype);
 
-async function forwardSession(cfg: LlamaConfig, dtype: Dtype) {
-  const g = new Graph("llama_forward");
-  const shapes = llamaShapes(cfg);
-  const params = Object.fromEntries(
-    Object.entries(shapes).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+const llamaSession = (cfg: LlamaConfig, dtype: Dtype) =>
+  forwardSession(
+    "llama_forward",
+    llamaShapes(cfg),
+    dtype,
+    (g, p, t, m) => llamaForward(g, cfg, p, t, m),
   );
-  const tok = g.input("tokens", "int64", ["B", "T"]);
-  const m = g.input("mask", "int64", ["B", "T"]);
-  const { logits, hidden } = llamaForward(g, cfg, params, tok, m);
-  g.output(logits, "logits");
-  g.output(hidden, "hidden");
-  const s = await compile(g);
-  return async (p: Params, tokens: number[][], mask: number[][]) => {
-    const B = tokens.length, T = tokens[0].length;
-    const out = await s.run({
-      ...Object.fromEntries(
-        Object.entries(shapes).map(([n, { shape }]) => [n, tensor(dtype, shape, p[n])]),
-      ),
-      tokens: tensor("int64", [B, T], tokens.flat()),
-      mask: tensor("int64", [B, T], mask.flat()),
-    });
-    return { logits: out.logits.data as Float64Array, hidden: out.hidden.data as Float64Array };
-  };
-}
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 for (const [name, cfg] of Object.entries(VARIANTS)) {
   Deno.test(`llama ${name}: KV-cache decoding token by token equals the full forward (f64, 1e-12)`, async () => {
@@ -132,8 +84,8 @@ for (const [name, cfg] of Object.entries(VARIANTS)) {
       ...Array(T - W + p.length)
         .fill(1),
     ]);
-    const p = testParams(cfg, 7, "float64");
-    const ref = await (await forwardSession(cfg, "float64"))(p, tokens, mask);
+    const p = llamaParams(cfg, 7, "float64");
+    const ref = await (await llamaSession(cfg, "float64"))(p, tokens, mask);
     const dec = await GptDecoder.get(cfg, "float64");
     const st = await dec.start(p, prompts, { padTokenId: 0, capacity: T });
     let worst = 0;
@@ -149,8 +101,8 @@ for (const [name, cfg] of Object.entries(VARIANTS)) {
   });
 
   Deno.test(`llama ${name}: a left-padded row equals the unpadded sequence (f64, 1e-12)`, async () => {
-    const run = await forwardSession(cfg, "float64");
-    const p = testParams(cfg, 9, "float64");
+    const run = await llamaSession(cfg, "float64");
+    const p = llamaParams(cfg, 9, "float64");
     const seq = [3, 7, 1, 12, 0, 5];
     const alone = await run(p, [seq], [seq.map(() => 1)]);
     const padded = await run(p, [[9, 9, 9, 9, ...seq], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], [
@@ -165,40 +117,23 @@ for (const [name, cfg] of Object.entries(VARIANTS)) {
 
   Deno.test(`llama ${name}: gradients of the token NLL w.r.t. every parameter match finite differences`, async () => {
     const small = { ...cfg, nLayer: 1, hiddenSize: 8, intermediateSize: 12, vocabSize: 11 };
-    const shapes = Object.entries(llamaShapes(small));
-    const B = 2, T = 5;
-    const mask = [1, 1, 1, 1, 1, 0, 0, 1, 1, 1];
-    const { maxRelError, perInput } = await gradcheck(
-      (g, xs) => {
-        const params = Object.fromEntries(shapes.map(([n], i) => [n, xs[i]]));
-        const [tokens, m, targets] = xs.slice(shapes.length);
-        const { logits } = llamaForward(g, small, params, tokens, m);
-        const w = g.cast(m, "float64");
-        return g.div(
-          g.neg(g.reduceSum(g.mul(tokenLogprobs(g, logits, targets), w))),
-          g.reduceSum(w),
-        );
-      },
-      [
-        ...shapes.map(([n, { shape }]) => ({
-          shape,
-          // RMSNorm weights near 1 and projections small keep the loss well conditioned.
-          ...(/norm\.weight$/.test(n) ? { lo: 0.8, hi: 1.2, positive: true } : { hi: 0.8 }),
-        })),
-        { shape: ["B", "T"], feed: [B, T], ints: [3, 10, 0, 3, 7, 4, 4, 1, 9, 2] },
-        { shape: ["B", "T"], feed: [B, T], ints: mask },
-        { shape: ["B", "T"], feed: [B, T], ints: [10, 0, 3, 7, 5, 0, 1, 9, 2, 6] },
-      ],
+    const { maxRelError, worst } = await nllGradcheck(
+      llamaShapes(small),
+      (g, p, t, m) => llamaForward(g, small, p, t, m),
+      // RMSNorm weights near 1 and projections small keep the loss well conditioned.
+      (n, shape) => ({
+        shape,
+        ...(/norm\.weight$/.test(n) ? { lo: 0.8, hi: 1.2, positive: true } : { hi: 0.8 }),
+      }),
     );
-    const worst = shapes.map(([n], i) => [n, perInput[i]] as const).sort((a, b) => b[1] - a[1])[0];
-    assert.ok(maxRelError < 1e-6, `max relative error ${maxRelError} (${worst[0]})`);
+    assert.ok(maxRelError < 1e-6, `max relative error ${maxRelError} (${worst})`);
   });
 }
 
 Deno.test("sliding window: a token more than `window` positions back does not reach a 1-layer model's logits", async () => {
   const cfg = { ...VARIANTS["mistral (sliding window 3, MHA, mlp bias)"], nLayer: 1 };
-  const run = await forwardSession(cfg, "float64");
-  const p = testParams(cfg, 2, "float64");
+  const run = await llamaSession(cfg, "float64");
+  const p = llamaParams(cfg, 2, "float64");
   const a = [1, 2, 3, 4, 5, 6], b = [9, 2, 3, 4, 5, 6]; // differ at position 0 only
   const ones = [a.map(() => 1)];
   const [la, lb] = [await run(p, [a], ones), await run(p, [b], ones)];
