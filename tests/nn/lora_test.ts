@@ -1,10 +1,16 @@
-/** LoRA adapters: names and init, exact equality at B = 0, frozen-base training, merging. */
+/**
+ * LoRA adapters on both families (GPT-2's Conv1D layout; the Llama family's, PEFT's
+ * q/k/v/o/gate/up/down): names and init, exact equality at B = 0, frozen-base training,
+ * merging, factored adapters.
+ */
 import assert from "node:assert/strict";
 import { Graph, type Value } from "../../lib/onnx/graph.ts";
 import { compile, tensor } from "../../lib/onnx/session.ts";
 import { adamw } from "../../lib/onnx/optim.ts";
 import { Trainer } from "../../lib/onnx/train.ts";
 import { type GptConfig, gptForward, gptShapes, initGpt, tokenLogprobs } from "../../lib/nn/gpt.ts";
+import { initLlama, llamaForward, llamaShapes } from "../../lib/nn/llama.ts";
+import { loraDefaults } from "../../lib/nn/decoder.ts";
 import {
   applyLora,
   initLora,
@@ -16,22 +22,91 @@ import {
 } from "../../lib/nn/lora.ts";
 import { Rng } from "../../lib/rng.ts";
 import { gradcheck } from "../onnx/gradcheck.ts";
+import { llamaCfg, maxAbsDiff, type Params, type Shapes } from "./helpers.ts";
 
 type Arr = Float32Array | Float64Array;
 const cfg: GptConfig = { vocabSize: 11, nPositions: 12, nEmbd: 16, nLayer: 2, nHead: 2 };
+const llama = llamaCfg({
+  modelType: "qwen2",
+  vocabSize: 11,
+  maxPositions: 32,
+  rmsNormEps: 1e-6,
+  qkvBias: true,
+});
 const TOKENS = [[3, 1, 4, 1, 5, 9, 2, 6], [0, 0, 7, 1, 8, 2, 8, 1]];
 const MASK = [[1, 1, 1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 1, 1, 1]];
+
+/** One decoder family as the LoRA tests below use it. */
+interface Family {
+  shapes: Shapes;
+  init: (rng: Rng, dtype: "float32" | "float64") => Params;
+  forward: (g: Graph, params: Record<string, Value>, tokens: Value, mask?: Value) => Value;
+  /** LoRA settings the family needs besides r and alpha (its layout and targets). */
+  layout: Partial<LoraConfig>;
+  /** The training test's targets, and the weights it checks. */
+  train: {
+    targets: string[];
+    /** An adapter B that training must move. */
+    movedB: string;
+    /** A targeted weight (merged into a float32 copy). */
+    merged: string;
+    /** A weight no adapter targets (copied as is). */
+    untouched: string;
+    /** A targeted weight that merging changes. */
+    changed: string;
+  };
+}
+
+const FAMILIES: Record<string, Family> = {
+  gpt2: {
+    shapes: gptShapes(cfg),
+    init: (rng, dtype) => initGpt(cfg, rng, dtype),
+    forward: (g, p, t, m) => gptForward(g, cfg, p, t, m).logits,
+    layout: {},
+    train: {
+      targets: ["attn.c_attn", "mlp.c_fc"],
+      movedB: "transformer.h.0.attn.c_attn.lora_B",
+      merged: "transformer.h.0.attn.c_attn.weight",
+      untouched: "transformer.h.0.ln_1.weight",
+      changed: "transformer.h.0.mlp.c_fc.weight",
+    },
+  },
+  qwen2: {
+    shapes: llamaShapes(llama),
+    init: (rng, dtype) => initLlama(llama, rng, dtype),
+    forward: (g, p, t, m) => llamaForward(g, llama, p, t, m).logits,
+    layout: loraDefaults(llama),
+    train: {
+      targets: ["q_proj", "mlp.gate_proj"],
+      movedB: "model.layers.0.self_attn.q_proj.lora_B",
+      merged: "model.layers.0.self_attn.q_proj.weight",
+      untouched: "model.layers.0.input_layernorm.weight",
+      changed: "model.layers.1.mlp.gate_proj.weight",
+    },
+  },
+};
+
+/** float64 adapters with A and B ~ N(0, 0.1²) (B not 0, so the adapters act), seeded. */
+function randomAdapters(shapes: Shapes, lora: LoraConfig, seed: number): Params {
+  const rng = new Rng(seed);
+  return Object.fromEntries(
+    Object.entries(loraShapes(shapes, lora)).map((
+      [n, { shape }],
+    ) => [n, rng.fillNormal(new Float64Array(shape[0] * shape[1]), 0.1)]),
+  );
+}
 
 /**
  * One compiled graph with two logits outputs from the same weights: the base model with
  * LoRA applied ("lora") and the base model as given ("plain").
  */
 async function logitsSession(
+  fam: Family,
   lora: LoraConfig,
   dtype: "float32" | "float64",
   factored = false,
 ) {
-  const base = gptShapes(cfg), ad = loraShapes(base, lora);
+  const base = fam.shapes, ad = loraShapes(base, lora);
   const g = new Graph("lora_forward");
   const inputs = (shapes: Record<string, { shape: number[] }>) =>
     Object.fromEntries(
@@ -40,11 +115,8 @@ async function logitsSession(
   const pb = inputs(base), pa = inputs(ad);
   const tokens = g.input("tokens", "int64", ["B", "T"]);
   const mask = g.input("mask", "int64", ["B", "T"]);
-  g.output(
-    gptForward(g, cfg, applyLora(g, lora, pb, pa, { factored }), tokens, mask).logits,
-    "lora",
-  );
-  g.output(gptForward(g, cfg, pb, tokens, mask).logits, "plain");
+  g.output(fam.forward(g, applyLora(g, lora, pb, pa, { factored }), tokens, mask), "lora");
+  g.output(fam.forward(g, pb, tokens, mask), "plain");
   const session = await compile(g);
   return async (baseP: Record<string, Arr>, adP: Record<string, Arr>) => {
     const feeds = Object.fromEntries(
@@ -61,12 +133,6 @@ async function logitsSession(
     return { lora: out.lora.data as Arr, plain: out.plain.data as Arr };
   };
 }
-
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
 
 Deno.test("loraShapes/initLora: targets by name, [in, r] x [r, out], B = 0, kaiming bound", () => {
   const base = gptShapes(cfg);
@@ -107,83 +173,114 @@ Deno.test("LoRA with B = 0 gives exactly the base model's logits", async () => {
   const lora: LoraConfig = { r: 4, alpha: 16 };
   const base = initGpt(cfg, new Rng(1), "float32");
   const ad = initLora(gptShapes(cfg), lora, new Rng(2), "float32");
-  const { lora: l, plain } = await (await logitsSession(lora, "float32"))(base, ad);
+  const { lora: l, plain } = await (await logitsSession(FAMILIES.gpt2, lora, "float32"))(base, ad);
   assert.ok(plain.some((v) => v !== 0));
-  assert.equal(maxDiff(l, plain), 0);
+  assert.equal(maxAbsDiff(l, plain), 0);
 });
 
-Deno.test("LoRA training moves only the adapters; mergeLora reproduces the adapted logits", async () => {
-  const lora: LoraConfig = { r: 2, alpha: 4, targets: ["attn.c_attn", "mlp.c_fc"] };
-  const baseShapes = gptShapes(cfg);
-  const base = initGpt(cfg, new Rng(1), "float32");
-  const baseBytes = Object.fromEntries(
-    Object.entries(base).map(([n, a]) => [n, new Uint8Array(a.buffer.slice(0))]),
-  );
-  const trainer = await Trainer.create({
-    dtype: "float32",
-    params: loraShapes(baseShapes, lora),
-    frozen: baseShapes,
-    batch: {
-      tokens: { dtype: "int64", shape: ["B", "T"] },
-      mask: { dtype: "int64", shape: ["B", "T"] },
-    },
-    loss: (g, p, b) => {
-      // p holds the frozen base and the trainable adapters together.
-      const { logits } = gptForward(g, cfg, applyLora(g, lora, p, p), b.tokens, b.mask);
-      return { loss: g.neg(g.reduceMean(tokenLogprobs(g, logits, b.tokens))) };
-    },
-    optimizer: adamw,
-  }, { ...base, ...initLora(baseShapes, lora, new Rng(2), "float32") });
-  const B = TOKENS.length, T = TOKENS[0].length;
-  const batch = {
-    tokens: tensor("int64", [B, T], TOKENS.flat()),
-    mask: tensor("int64", [B, T], MASK.flat()),
-  };
-  const losses: number[] = [];
-  for (let i = 0; i < 5; i++) losses.push((await trainer.step(batch, { lr: 3e-2 })).loss[0]);
-  console.log(`  loss ${losses.map((l) => l.toFixed(4)).join(" -> ")}`);
-  assert.ok(losses[4] < losses[0], "training should lower the loss");
+for (const [name, fam] of Object.entries(FAMILIES)) {
+  Deno.test(`${name}: LoRA training moves only the adapters; mergeLora reproduces the adapted logits`, async () => {
+    const lora: LoraConfig = { r: 2, alpha: 4, ...fam.layout, targets: fam.train.targets };
+    const baseShapes = fam.shapes;
+    const base = fam.init(new Rng(1), "float32");
+    const baseBytes = Object.fromEntries(
+      Object.entries(base).map(([n, a]) => [n, new Uint8Array(a.buffer.slice(0))]),
+    );
+    const trainer = await Trainer.create({
+      dtype: "float32",
+      params: loraShapes(baseShapes, lora),
+      frozen: baseShapes,
+      batch: {
+        tokens: { dtype: "int64", shape: ["B", "T"] },
+        mask: { dtype: "int64", shape: ["B", "T"] },
+      },
+      loss: (g, p, b) => {
+        // p holds the frozen base and the trainable adapters together.
+        const logits = fam.forward(g, applyLora(g, lora, p, p), b.tokens, b.mask);
+        return { loss: g.neg(g.reduceMean(tokenLogprobs(g, logits, b.tokens))) };
+      },
+      optimizer: adamw,
+    }, { ...base, ...initLora(baseShapes, lora, new Rng(2), "float32") });
+    const B = TOKENS.length, T = TOKENS[0].length;
+    const batch = {
+      tokens: tensor("int64", [B, T], TOKENS.flat()),
+      mask: tensor("int64", [B, T], MASK.flat()),
+    };
+    const losses: number[] = [];
+    for (let i = 0; i < 5; i++) losses.push((await trainer.step(batch, { lr: 3e-2 })).loss[0]);
+    console.log(`  loss ${losses.map((l) => l.toFixed(4)).join(" -> ")}`);
+    assert.ok(losses[4] < losses[0], "training should lower the loss");
 
-  for (const [n, a] of Object.entries(base)) {
-    assert.deepEqual(new Uint8Array(a.buffer), baseBytes[n], `frozen "${n}" changed`);
-  }
-  const ad = Object.fromEntries(
-    Object.entries(trainer.params()).map(([n, a]) => [n, Float32Array.from(a)]),
-  );
-  assert.ok(ad["transformer.h.0.attn.c_attn.lora_B"].some((v) => v !== 0), "B did not move");
+    for (const [n, a] of Object.entries(base)) {
+      assert.deepEqual(new Uint8Array(a.buffer), baseBytes[n], `frozen "${n}" changed`);
+    }
+    const ad = Object.fromEntries(
+      Object.entries(trainer.params()).map(([n, a]) => [n, Float32Array.from(a)]),
+    );
+    assert.ok(ad[fam.train.movedB].some((v) => v !== 0), "B did not move");
 
-  const run = await logitsSession(lora, "float32");
-  const { lora: adapted, plain } = await run(base, ad);
-  assert.ok(maxDiff(adapted, plain) > 1e-3, `logits moved only ${maxDiff(adapted, plain)}`);
-  const merged = mergeLora(base, ad, lora);
-  assert.ok(merged["transformer.h.0.attn.c_attn.weight"] instanceof Float32Array);
-  assert.deepEqual(merged["transformer.h.0.ln_1.weight"], base["transformer.h.0.ln_1.weight"]);
-  assert.notDeepEqual(
-    merged["transformer.h.0.mlp.c_fc.weight"],
-    base["transformer.h.0.mlp.c_fc.weight"],
-  );
-  const viaMerge = (await run(merged, ad)).plain;
-  const diff = maxDiff(viaMerge, adapted);
-  console.log(`  merged vs adapter graph: max logit diff ${diff.toExponential(2)}`);
-  assert.ok(diff < 1e-5, `merged logits differ by ${diff}`);
-  assert.throws(() => mergeLora(base, {}, lora), /missing adapter/);
-});
+    const run = await logitsSession(fam, lora, "float32");
+    const { lora: adapted, plain } = await run(base, ad);
+    assert.ok(maxAbsDiff(adapted, plain) > 1e-3, `logits moved only ${maxAbsDiff(adapted, plain)}`);
+    const merged = mergeLora(base, ad, lora);
+    assert.ok(merged[fam.train.merged] instanceof Float32Array);
+    assert.deepEqual(merged[fam.train.untouched], base[fam.train.untouched]);
+    assert.notDeepEqual(merged[fam.train.changed], base[fam.train.changed]);
+    const viaMerge = (await run(merged, ad)).plain;
+    const diff = maxAbsDiff(viaMerge, adapted);
+    console.log(`  merged vs adapter graph: max logit diff ${diff.toExponential(2)}`);
+    assert.ok(diff < 1e-5, `merged logits differ by ${diff}`);
+    assert.throws(() => mergeLora(base, {}, lora), /missing adapter/);
+  });
 
-Deno.test("mergeLora equals the adapter graph in float64 (1e-12) for random A and B", async () => {
-  const lora: LoraConfig = { r: 3, alpha: 5 };
-  const shapes = gptShapes(cfg);
-  const base = initGpt(cfg, new Rng(7), "float64");
-  const rng = new Rng(8);
-  const ad = Object.fromEntries(
-    Object.entries(loraShapes(shapes, lora)).map((
-      [n, { shape }],
-    ) => [n, rng.fillNormal(new Float64Array(shape[0] * shape[1]), 0.1)]),
-  );
-  const run = await logitsSession(lora, "float64");
-  const adapted = (await run(base, ad)).lora;
-  const merged = (await run(mergeLora(base, ad, lora), ad)).plain;
-  assert.ok(maxDiff(adapted, (await run(base, ad)).plain) > 1e-3);
-  assert.ok(maxDiff(merged, adapted) < 1e-12, `${maxDiff(merged, adapted)}`);
+  Deno.test(`${name}: mergeLora equals the adapter graph in float64 (1e-12) for random A and B`, async () => {
+    const lora: LoraConfig = { r: 3, alpha: 5, ...fam.layout };
+    const shapes = fam.shapes;
+    const base = fam.init(new Rng(7), "float64");
+    const ad = randomAdapters(shapes, lora, 8);
+    const run = await logitsSession(fam, lora, "float64");
+    const adapted = (await run(base, ad)).lora;
+    const merged = (await run(mergeLora(base, ad, lora), ad)).plain;
+    assert.ok(maxAbsDiff(adapted, (await run(base, ad)).plain) > 1e-3);
+    assert.ok(maxAbsDiff(merged, adapted) < 1e-12, `${maxAbsDiff(merged, adapted)}`);
+  });
+
+  Deno.test(`${name}: factored LoRA (PEFT's x W + s (x A) B) equals the merged weights (f64, 1e-12) and forms no A·B`, async () => {
+    const lora: LoraConfig = { r: 3, alpha: 5, ...fam.layout };
+    const shapes = fam.shapes;
+    const base = fam.init(new Rng(7), "float64");
+    const ad = randomAdapters(shapes, lora, 9);
+    const merged = (await (await logitsSession(fam, lora, "float64"))(base, ad)).lora;
+    const factored = await (await logitsSession(fam, lora, "float64", true))(base, ad);
+    assert.ok(maxAbsDiff(factored.lora, factored.plain) > 1e-3, "the adapters act");
+    assert.ok(maxAbsDiff(factored.lora, merged) < 1e-12, `${maxAbsDiff(factored.lora, merged)}`);
+    // The factored graph never forms a merged weight: no MatMul of A and B.
+    const g = new Graph("f");
+    const inp = (sh: Record<string, { shape: number[] }>) =>
+      Object.fromEntries(
+        Object.entries(sh).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
+      );
+    const pa = inp(loraShapes(shapes, lora));
+    fam.forward(
+      g,
+      applyLora(g, lora, inp(shapes), pa, { factored: true }),
+      g.input("t", "int64", [1, 4]),
+    );
+    const adapterInputs = new Set(Object.values(pa));
+    const abProducts = g.nodes.filter((n) =>
+      n.op === "MatMul" && n.inputs.every((i) => i && adapterInputs.has(i))
+    );
+    assert.equal(abProducts.length, 0);
+  });
+}
+
+Deno.test("llama LoRA shapes are PEFT's: lora_A [r, in], lora_B [out, r]; every projection targeted", () => {
+  const shapes = loraShapes(llamaShapes(llama), { r: 4, alpha: 8, ...loraDefaults(llama) });
+  assert.deepEqual(shapes["model.layers.0.self_attn.k_proj.lora_A"].shape, [4, 16]);
+  assert.deepEqual(shapes["model.layers.0.self_attn.k_proj.lora_B"].shape, [8, 4]);
+  assert.deepEqual(shapes["model.layers.1.mlp.down_proj.lora_A"].shape, [4, 24]);
+  assert.deepEqual(shapes["model.layers.1.mlp.down_proj.lora_B"].shape, [16, 4]);
+  assert.equal(Object.keys(shapes).length, 2 * 7 * llama.nLayer);
 });
 
 Deno.test("gradients through applyLora (A, B and the base weight) match finite differences", async () => {
@@ -197,40 +294,6 @@ Deno.test("gradients through applyLora (A, B and the base weight) match finite d
     [{ shape: [3, 4] }, { shape: [4, 5] }, { shape: [4, 3] }, { shape: [3, 5] }],
   );
   assert.ok(maxRelError < 1e-7, `max relative error ${maxRelError}`);
-});
-
-Deno.test("factored LoRA (PEFT's x W + s (x A) B) equals the merged weights (f64, 1e-12) and forms no A·B", async () => {
-  const lora: LoraConfig = { r: 3, alpha: 5 };
-  const shapes = gptShapes(cfg);
-  const base = initGpt(cfg, new Rng(7), "float64");
-  const rng = new Rng(9);
-  const ad = Object.fromEntries(
-    Object.entries(loraShapes(shapes, lora)).map((
-      [n, { shape }],
-    ) => [n, rng.fillNormal(new Float64Array(shape[0] * shape[1]), 0.1)]),
-  );
-  const merged = (await (await logitsSession(lora, "float64"))(base, ad)).lora;
-  const factored = await (await logitsSession(lora, "float64", true))(base, ad);
-  assert.ok(maxDiff(factored.lora, factored.plain) > 1e-3, "the adapters act");
-  assert.ok(maxDiff(factored.lora, merged) < 1e-12, `${maxDiff(factored.lora, merged)}`);
-  // The factored graph never forms a merged weight: no MatMul of A and B.
-  const g = new Graph("f");
-  const inp = (sh: Record<string, { shape: number[] }>) =>
-    Object.fromEntries(
-      Object.entries(sh).map(([n, { shape }]) => [n, g.input(n, "float32", shape)]),
-    );
-  const pa = inp(loraShapes(shapes, lora));
-  gptForward(
-    g,
-    cfg,
-    applyLora(g, lora, inp(shapes), pa, { factored: true }),
-    g.input("t", "int64", [1, 4]),
-  );
-  const adapterInputs = new Set(Object.values(pa));
-  const abProducts = g.nodes.filter((n) =>
-    n.op === "MatMul" && n.inputs.every((i) => i && adapterInputs.has(i))
-  );
-  assert.equal(abProducts.length, 0);
 });
 
 Deno.test("gradients through factored LoRA (projection) and its merged fallback match finite differences", async () => {
