@@ -1,9 +1,11 @@
 /**
  * `deno task bench [name] [--threads N] [--steps N]`: benchmarks that print ratios
- * against a reference measured in the same run. Names: engine, gpt, ppo, scale (default: all).
+ * against a reference measured in the same run. Names: engine, gpt, ppo, scale, scale-ppo
+ * (default: all).
  * `scale` (real-size models vs PyTorch 2.13): `--models gpt2,qwen`, `--scale-rounds N`,
  * `--scale-steps N` (per side per round), `--scale-warmup N`, `--roll-rounds N`, `--no-rollout`,
- * `--no-train` (rollouts only),
+ * `--no-train` (rollouts only). `scale-ppo` (a 2-update LoRA PPO trial on the 0.5B shape, peak
+ * RSS against 16 GB): `--cache DIR`, `--ppo-max-rss-gb N` (watchdog, default 20).
  * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
@@ -13,6 +15,7 @@ import { benchEngine } from "./engine.ts";
 import { benchGpt } from "./gpt.ts";
 import { benchPpo } from "./ppo.ts";
 import { benchScale } from "./scale.ts";
+import { benchScalePpo } from "./scale_ppo.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -34,6 +37,7 @@ const { values, positionals } = parseArgs({
     cache: { type: "string" },
     "no-rollout": { type: "boolean", default: false },
     "no-train": { type: "boolean", default: false },
+    "ppo-max-rss-gb": { type: "string", default: "20" },
   },
 });
 
@@ -70,6 +74,12 @@ const benches: Record<string, () => Promise<void>> = {
       cache: values.cache,
       noRollout: values["no-rollout"],
       noTrain: values["no-train"],
+    }),
+  "scale-ppo": () =>
+    benchScalePpo({
+      threads: Number(values.threads),
+      cache: values.cache,
+      maxRssGb: Number(values["ppo-max-rss-gb"]),
     }),
 };
 

@@ -277,11 +277,11 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     let ran;
     try {
       ran = await runLmPpo(setup.problem, c, outDir, opts, () => spec.evaluate(setup, c, ctx));
-      await spec.finish?.(setup, c, outDir);
     } finally {
-      setup.problem.release();
+      setup.problem.release(); // before `finish`, which writes (and allocates) the model
     }
     const { before, after, last } = ran;
+    await spec.finish?.(setup, c, outDir);
     const evaluation: LmEvaluation<S["record"], E> = {
       task: spec.name,
       ...setup.record,

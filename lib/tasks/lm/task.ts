@@ -307,6 +307,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       padTokenId: tok.padId,
       sampling: { temperature: c.temperature, topP: c.top_p, topK: c.top_k },
       init: inputs.policy.params,
+      adoptInit: true, // the loaded weights are only read from here on
       valueModel: c.value_model === "shared"
         ? "shared"
         : c.value_model === "from_policy"
