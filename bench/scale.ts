@@ -51,8 +51,7 @@ export interface Case {
   seq: number;
   lora: boolean;
   vocab: number;
-  /** Also time transformers.js' generate on an ONNX export (GPT-2 only: a 0.5B export would
-   * pass protobuf's 2 GB limit). */
+  /** Also time transformers.js' generate on the folder's ONNX export (external data past 2 GB). */
   tjs?: boolean;
 }
 
@@ -73,6 +72,7 @@ export const CASES: Record<string, Case> = {
     seq: 256,
     lora: true,
     vocab: 151936,
+    tjs: true,
   },
 };
 

@@ -2,7 +2,9 @@
  * ONNX export of a model folder of any supported family (`gpt2`, `llama`, `mistral`, `qwen2`,
  * `qwen3`; F32/F16/BF16, sharded or not) in the layout transformers.js (v4) loads for
  * `AutoModelForCausalLM` / `pipeline("text-generation", ...)`: `onnx/model.onnx` next to the
- * folder's `config.json`, plus a `generation_config.json`.
+ * folder's `config.json` (weights over 2 GiB in `onnx/model.onnx_data`, ONNX's external-data
+ * format, which transformers.js in Node reads through onnxruntime; elsewhere pass it
+ * `use_external_data_format: true`), plus a `generation_config.json`.
  *
  * The model is {@link decoderDecodeStep} (the same block code Proxima trains and samples with:
  * `gpt.ts` or `llama.ts`), built with our graph builder and serialised with `toModelBytes()`;
@@ -60,10 +62,14 @@ export const ONNX_MODEL_FILE = "onnx/model.onnx";
 /** Generation defaults file read by transformers (Python and JS). */
 export const GENERATION_CONFIG_FILE = GENERATION_CONFIG;
 /**
- * Largest model {@link exportOnnxModel} writes: ONNX files are protobufs, which stop at 2 GiB
- * (bigger models need the external-data format, not written yet).
+ * Largest weights one ONNX file holds: ONNX files are protobufs, which stop at 2 GiB. Bigger
+ * models are written in ONNX's external-data format (see {@link exportOnnxModel}).
  */
 export const MAX_ONNX_BYTES = 2 ** 31 - 1;
+/** The external-data file beside `onnx/model.onnx` (the name transformers.js looks for). */
+export const ONNX_DATA_FILE = "onnx/model.onnx_data";
+/** Tensor offsets in the external-data file are multiples of this (a page: ORT may map it). */
+const DATA_ALIGN = 4096;
 
 /**
  * The decoder-with-past graph for `cfg`, with the parameters as float32 graph inputs under
@@ -101,32 +107,43 @@ export function buildExportGraph(cfg: DecoderConfig): Graph {
   return g;
 }
 
+/** The parts of an export: the model file, and the external data (empty when inline). */
+export interface OnnxExport {
+  /** `onnx/model.onnx`. */
+  model: Uint8Array;
+  /** The weights of `onnx/model.onnx_data` at their offsets, in order (none when inline). */
+  data: { offset: number; bytes: Uint8Array }[];
+  /** Length of the external-data file (0 when inline). */
+  dataBytes: number;
+}
+
 /**
- * ONNX model bytes of the decoder with past for `cfg` and `params` (float32 or float64
- * arrays, stored as float32 initializers under their names).
+ * The ONNX export of the decoder with past for `cfg` and `params` (float32 or float64 arrays,
+ * stored as float32 initializers under their names). Weights of at most
+ * {@link MAX_ONNX_BYTES} (less 64 MiB for the graph) go inside the model; bigger ones, or
+ * every model with `externalData: true`, go to `model.onnx_data` in ONNX's external-data
+ * format (each initializer names the file, its offset and length), which onnxruntime (and so
+ * transformers.js in Node) reads beside the model file it loads.
  */
 export function exportOnnxModel(
   cfg: DecoderConfig,
   params: Record<string, Float32Array | Float64Array>,
-): Uint8Array {
+  opts: { externalData?: boolean } = {},
+): OnnxExport {
   const shapes = decoderShapes(cfg);
   const weightBytes = Object.values(shapes).reduce(
     (n, { shape }) => n + 4 * shape.reduce((x, y) => x * y, 1),
     0,
   );
-  if (weightBytes > MAX_ONNX_BYTES - (64 << 20)) {
-    throw new Error(
-      `exportOnnxModel: ${modelType(cfg)} has ${
-        (weightBytes / 2 ** 30).toFixed(2)
-      } GiB of float32 weights; an ONNX file holds under 2 GiB. Fix: export a smaller model ` +
-        "(the external-data format for bigger ones is not written yet)",
-    );
-  }
+  const external = opts.externalData ?? weightBytes > MAX_ONNX_BYTES - (64 << 20);
   // deno-lint-ignore no-explicit-any
   const model: any = onnx.ModelProto.decode(buildExportGraph(cfg).toModelBytes());
   const graph = model.graph;
   // deno-lint-ignore no-explicit-any
   graph.input = graph.input.filter((i: any) => !(i.name in shapes));
+  const data: OnnxExport["data"] = [];
+  let end = 0;
+  const dataName = ONNX_DATA_FILE.slice(ONNX_DATA_FILE.lastIndexOf("/") + 1);
   for (const [name, { shape }] of Object.entries(shapes)) {
     const a = params[name];
     const n = shape.reduce((x, y) => x * y, 1);
@@ -135,17 +152,30 @@ export function exportOnnxModel(
       throw new Error(`exportOnnxModel: parameter "${name}" has ${a.length} values, expected ${n}`);
     }
     const f32 = a instanceof Float32Array ? a : Float32Array.from(a);
+    const bytes = new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength);
+    if (!external) {
+      graph.initializer.push({ name, dims: shape, dataType: 1, rawData: bytes }); // FLOAT
+      continue;
+    }
+    const offset = Math.ceil(end / DATA_ALIGN) * DATA_ALIGN;
+    data.push({ offset, bytes });
+    end = offset + bytes.byteLength;
     graph.initializer.push({
       name,
       dims: shape,
       dataType: 1, // FLOAT
-      rawData: new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength),
+      dataLocation: 1, // EXTERNAL
+      externalData: [
+        { key: "location", value: dataName },
+        { key: "offset", value: String(offset) },
+        { key: "length", value: String(bytes.byteLength) },
+      ],
     });
   }
   model.producerName = "proxima";
   model.docString = `${modelType(cfg)} decoder with past key values, exported by Proxima ` +
     "(lib/nn/export.ts)";
-  return onnx.ModelProto.encode(model).finish();
+  return { model: onnx.ModelProto.encode(model).finish(), data, dataBytes: end };
 }
 
 /** Options of {@link exportOnnx}. */
@@ -155,6 +185,11 @@ export interface ExportOnnxOptions {
    * the ids from config.json.
    */
   generationConfig?: Record<string, unknown>;
+  /**
+   * Weights in `onnx/model.onnx_data` (ONNX external data) even when they would fit in the
+   * model file; default: only when they would not (over 2 GiB of float32, e.g. 0.5B and up).
+   */
+  externalData?: boolean;
 }
 
 async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
@@ -166,6 +201,32 @@ async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+/** The external-data file of an export, streamed tensor by tensor to a temp name, renamed. */
+async function writeDataAtomic(path: string, out: OnnxExport): Promise<void> {
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      let at = 0;
+      for (const { offset, bytes } of out.data) {
+        if (offset > at) await writeAll(f, new Uint8Array(offset - at));
+        await writeAll(f, bytes);
+        at = offset + bytes.byteLength;
+      }
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+  for (let i = 0; i < bytes.byteLength;) i += await f.write(bytes.subarray(i, i + (64 << 20)));
 }
 
 /** The token-id keys generation_config.json takes from config.json. */
@@ -226,10 +287,13 @@ export async function exportOnnx(dir: string, opts: ExportOnnxOptions = {}): Pro
         "folder, or set architectures to the family's *ForCausalLM if it has an LM head",
     );
   }
-  const bytes = exportOnnxModel(folder.cfg, folder.params);
+  const out = exportOnnxModel(folder.cfg, folder.params, { externalData: opts.externalData });
   await Deno.mkdir(`${dir}/onnx`, { recursive: true });
   const path = `${dir}/${ONNX_MODEL_FILE}`;
-  await writeAtomic(path, bytes);
+  // The data first: a reader that finds the new model file finds its weights.
+  if (out.data.length) await writeDataAtomic(`${dir}/${ONNX_DATA_FILE}`, out);
+  else await Deno.remove(`${dir}/${ONNX_DATA_FILE}`).catch(() => {});
+  await writeAtomic(path, out.model);
   const raw = folder.generation?.raw;
   const gen = exportGenerationConfig(folder.config, raw, opts.generationConfig);
   if (!raw || JSON.stringify(sortKeys(raw)) !== JSON.stringify(gen)) {

@@ -43,8 +43,8 @@
  * `Rollout.refKl`, in the loss from the train step's own log-softmax against the batch input
  * `ref_logp_all`.
  *
- * Log-probs: `Rollout.logp` is what {@link generate} measured while sampling (float64 log-softmax
- * of the decode step's logits, unmodified policy), not a re-scoring pass, so the first
+ * Log-probs: `Rollout.logp` is what {@link generate} measured while sampling (the log-softmax
+ * of the decode step's logits in the model's dtype, unmodified policy), not a re-scoring pass, so the first
  * minibatch of a fresh run measures how well the KV-cache decoder and the full forward agree
  * (ratio 1, approx KL ≈ 0; the `logp_gap` metric reports the largest difference per rollout).
  *

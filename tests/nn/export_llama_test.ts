@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import * as ort from "onnxruntime-node";
 import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
+import protoPkg from "onnx-proto";
 import { exportOnnx } from "../../lib/nn/export.ts";
 import { withTmp } from "./helpers.ts";
 
@@ -91,6 +92,57 @@ for (const [name, what] of Object.entries(CAUSAL_FIXTURES)) {
     });
   });
 }
+
+Deno.test("exportOnnx externalData: weights in onnx/model.onnx_data (aligned, as the model names them); transformers.js greedy unchanged", async () => {
+  await withTmp("proxima_export_ext_", async (root) => {
+    const dir = await copyFixture("qwen2-f32", root);
+    const ref: Reference = await readJson(`${dir}/proxima_reference.json`);
+    await exportOnnx(dir);
+    const inline = (await Deno.stat(`${dir}/onnx/model.onnx`)).size;
+    await assert.rejects(() => Deno.stat(`${dir}/onnx/model.onnx_data`), Deno.errors.NotFound);
+    await exportOnnx(dir, { externalData: true });
+    const model = (await Deno.stat(`${dir}/onnx/model.onnx`)).size;
+    const data = await Deno.readFile(`${dir}/onnx/model.onnx_data`);
+    assert.ok(model < inline / 4, `model file ${model} B, inline export ${inline} B`);
+    assert.ok(data.byteLength > inline * 0.75);
+    // Each initializer names the file, a page-aligned offset and its length; the bytes there
+    // are the tensor (checked on the embedding, read back through ORT below).
+    // deno-lint-ignore no-explicit-any
+    const proto: any = (protoPkg as any).onnx.ModelProto.decode(
+      await Deno.readFile(`${dir}/onnx/model.onnx`),
+    );
+    const inits = proto.graph.initializer as {
+      name: string;
+      dims: number[];
+      dataLocation: number;
+      externalData: { key: string; value: string }[];
+    }[];
+    // The weights (graph constants such as shapes stay inline).
+    const weights = inits.filter((t) => t.externalData?.length);
+    assert.ok(weights.length > 5);
+    const kv = (t: (typeof inits)[0]) =>
+      Object.fromEntries(t.externalData.map((e) => [e.key, e.value]));
+    for (const t of weights) {
+      const e = kv(t);
+      assert.equal(t.dataLocation, 1, t.name);
+      assert.equal(e.location, "model.onnx_data");
+      assert.equal(Number(e.offset) % 4096, 0, `${t.name} at ${e.offset}`);
+      assert.equal(Number(e.length), 4 * t.dims.reduce((a, b) => a * Number(b), 1), t.name);
+    }
+    const last = weights.at(-1)!;
+    assert.equal(data.byteLength, Number(kv(last).offset) + Number(kv(last).length));
+    // onnxruntime loads it from the path (the data file beside it), and transformers.js'
+    // greedy tokens are transformers' as before.
+    const s = await ort.InferenceSession.create(`${dir}/onnx/model.onnx`);
+    assert.ok(s.inputNames.includes("input_ids"));
+    await s.release();
+    assert.deepEqual(await greedy(dir, ref), ref.greedy);
+    // Exporting inline again removes the data file (no stale weights beside the model).
+    await exportOnnx(dir);
+    await assert.rejects(() => Deno.stat(`${dir}/onnx/model.onnx_data`), Deno.errors.NotFound);
+    assert.deepEqual(await greedy(dir, ref), ref.greedy);
+  });
+});
 
 Deno.test("exportOnnx mistral: the sliding window is in the graph (without it greedy differs)", async () => {
   await withTmp("proxima_export_hf_", async (root) => {

@@ -357,7 +357,7 @@ Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + r
     const W = out.promptWidth, T = W + out.cols, B = out.rows;
     const targets = Array.from(out.sequences, (_, i) => (i % T < T - 1 ? out.sequences[i + 1] : 0));
     const ref = await fullForward(cfg, dtype, p, B, T, out.sequences, out.sequenceMask, targets);
-    let worst = 0, tempered = 0, n = 0;
+    let worst = 0, tempered = 0, warped = 0, n = 0;
     for (let b = 0; b < B; b++) {
       for (let t = 0; t < out.cols; t++) {
         const i = b * out.cols + t;
@@ -367,6 +367,16 @@ Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + r
         }
         worst = Math.max(worst, Math.abs(out.logp[i] - ref.logprobs[b * T + W - 1 + t]));
         tempered = Math.max(tempered, Math.abs(out.logp[i] - out.sampleLogp[i]));
+        // The decoder's tempered, nucleus-filtered distribution is samplingProbs' (the JS
+        // reference) on the full forward's logits.
+        const col = b * T + W - 1 + t, V = cfg.vocabSize;
+        const q = samplingProbs(ref.logits.subarray(col * V, (col + 1) * V), {
+          temperature: 1.3,
+          topP: 0.95,
+        });
+        const a = out.tokens[i];
+        assert.ok(q[a] > 0, `${dtype}: token ${a} is outside the reference nucleus`);
+        warped = Math.max(warped, Math.abs(out.sampleLogp[i] - Math.log(q[a])));
         n++;
       }
     }
@@ -374,6 +384,10 @@ Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + r
     assert.ok(n >= 20);
     assert.ok(worst < TOL[dtype], `${dtype}: logp differs from the forward by ${worst}`);
     assert.ok(tempered > 0.01, "sampleLogp should differ from logp at temperature 1.3");
+    assert.ok(
+      warped < TOL[dtype] * 10,
+      `${dtype}: sampleLogp differs from samplingProbs by ${warped}`,
+    );
   }
 });
 
