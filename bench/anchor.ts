@@ -146,7 +146,11 @@ export class LineChild {
 
   /** Send one command line and read its answer. */
   async ask(cmd: string): Promise<Record<string, unknown>> {
-    await this.writer.write(new TextEncoder().encode(cmd + "\n"));
+    try {
+      await this.writer.write(new TextEncoder().encode(cmd + "\n"));
+    } catch {
+      // The child is gone (e.g. killed by the watchdog): read() says how it ended.
+    }
     return await this.read();
   }
 

@@ -149,6 +149,9 @@ async function main(): Promise<void> {
   const lora = values.adapter ? await loadPeftAdapter(values.adapter) : undefined;
   const getTrainer = async () => {
     if (trainer) return trainer;
+    // The rollouts are over: their packed weights go (the training phase's RSS is its own).
+    decoder?.release();
+    decoder = undefined;
     if (lora) {
       spec = scaleSpec(m.cfg, lora.lora);
       spec.params = loraShapes(decoderShapes(m.cfg), lora.lora);
