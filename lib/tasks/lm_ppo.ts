@@ -305,7 +305,10 @@ function modelOutputs(
   pos: Value,
   actions: Value,
 ): { logp: Value; entropy: Value; logpAll: Value; value: Value } {
-  const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p) : p;
+  // LoRA as PEFT computes it (x W + s·(x A) B): the frozen base is read as it is, and neither
+  // a merged copy of every adapted matrix nor its full-size gradient is formed (for a 0.5B
+  // model each is 2 GB per step).
+  const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p, { factored: true }) : p;
   const pi = responseOutputs(g, m.model, adapted, tokens, mask, pos, actions, !m.valueCfg);
   if (!m.valueCfg) return pi as typeof pi & { value: Value };
   const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
@@ -487,7 +490,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         ? responseOutputs(
           g,
           model,
-          layout.lora ? applyLora(g, layout.lora, withoutAdapters(p), p) : p,
+          layout.lora ? applyLora(g, layout.lora, withoutAdapters(p), p, { factored: true }) : p,
           b.tokens,
           b.attention_mask,
           b.response_pos,

@@ -4,15 +4,21 @@
  * minutes until V8 or the allocator dies.
  *
  * The model (float32, bytes = 4 × floats):
- * - weights: the policy's parameters N, the frozen reference (N again), a separate value trunk;
- *   with LoRA the base is held once more as the trainer's frozen input;
+ * - weights: the policy's parameters N, the frozen reference (N again; with LoRA the frozen base
+ *   is the reference, held once), the sampler's pre-packed copy of the weights (N: sample.ts
+ *   compiles them into its decode step), a separate value trunk;
  * - optimizer: trainable parameters P (all of N, or the adapters + heads) held as params, AdamW
  *   m and v, each twice (the trainer's ping-pong buffers), plus one gradient: 7P;
  * - activations of one minibatch (b = batch / minibatches rows of length T, width d, MLP width
  *   f, L layers, H heads): ≈ b·T·L·(12·d + 4·f + 3·H·T) floats kept for the backward pass,
  *   plus the logits and their log-softmax and gradient, 3·b·T·V;
- * - rollout: the whole batch's logits of the scoring passes (policy and reference, 2·B·T·V)
- *   and the KV cache (2 buffers · 2 · L · B · kvHeads · T · headDim).
+ * - rollout: what the scoring passes' sessions keep at their peak (ORT's arena per session):
+ *   logits, log-softmax, softmax and the terms read from them, 6·B·T·V for each pass (the
+ *   reference's, and the policy's with values unless the advantage is critic-free), and the KV
+ *   cache (2 buffers · 2 · L · B · kvHeads · T · headDim);
+ * - the runtime (V8, ORT, a tokenizer of a 150K vocabulary): 1 GB.
+ * Measured against it: the 2-update LoRA trial of `deno task bench scale-ppo` (0.5B Qwen2,
+ * batch 8, ≈ 62 positions) peaked at 9.6 GB, estimated 10.1.
  * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
  * and above the truth, not exact.
  *
@@ -38,6 +44,8 @@ export interface LmMemoryInput {
   lora?: LoraConfig;
   /** A separate value trunk of this size (parameters), if any. */
   valueParams?: number;
+  /** No value model at all (a critic-free `ppo.advantage`): one scoring pass per rollout. */
+  criticFree?: boolean;
 }
 
 /** The estimate, in bytes, with its parts (for the message). */
@@ -45,6 +53,9 @@ export interface LmMemoryEstimate {
   bytes: number;
   parts: { weights: number; optimizer: number; activations: number; rollout: number };
 }
+
+/** What the runtime holds besides the model (V8, ORT, a tokenizer). */
+export const RUNTIME_BYTES = 1e9;
 
 const count = (shapes: Record<string, { shape: number[] }>) =>
   Object.values(shapes).reduce((a, { shape }) => a + shape.reduce((x, y) => x * y, 1), 0);
@@ -60,17 +71,19 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const value = t.valueParams ?? 0;
   const P = t.lora && t.lora.r > 0 ? count(loraShapes(shapes, t.lora)) : N + value;
   const b = Math.ceil(B / t.minibatches);
+  const lora = t.lora !== undefined && t.lora.r > 0;
+  const passes = t.criticFree ? 1 : 2;
   const floats = {
-    weights: 2 * N + value + (t.lora && t.lora.r > 0 ? N + value : 0),
+    weights: (lora ? 2 : 3) * N + value,
     optimizer: 7 * P,
     activations: b * T * L * (12 * d + 4 * f + 3 * H * T) + 3 * b * T * V,
-    rollout: 2 * B * T * V + 2 * 2 * L * B * kvHeads * T * headDim,
+    rollout: passes * 6 * B * T * V + 2 * 2 * L * B * kvHeads * T * headDim,
   };
   const parts = Object.fromEntries(
     Object.entries(floats).map(([k, v]) => [k, 4 * v]),
   ) as LmMemoryEstimate["parts"];
-  // The runtime itself (V8, ORT, the tokenizer): half a gigabyte.
-  const bytes = Object.values(parts).reduce((a, x) => a + x, 0) + 5e8;
+  // The runtime itself (V8, ORT, the tokenizer).
+  const bytes = Object.values(parts).reduce((a, x) => a + x, 0) + RUNTIME_BYTES;
   return { bytes, parts };
 }
 

@@ -340,14 +340,22 @@ Deno.test("greedy decoding equals the argmax of the full forward at every step; 
   }
 });
 
-Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + response (f64, f32)", async () => {
+Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + response (f64, f32; vocabulary passes in JS and in ORT)", async () => {
   const cfg = CFG;
-  for (const dtype of ["float64", "float32"] as const) {
+  for (
+    const [dtype, vocabPasses] of [
+      ["float64", "js"],
+      ["float32", "js"],
+      ["float64", "ort"],
+      ["float32", "ort"],
+    ] as const
+  ) {
     const p = testParams(cfg, 19, dtype);
     // Params as ORT tensors, the way a Trainer's live paramTensors() are passed.
     const params = paramFeeds(cfg, dtype, p);
     const out = await generate({ cfg, params }, PROMPTS, {
       maxNewTokens: 9,
+      vocabPasses,
       temperature: 1.3, // logp must be the raw policy's, not the tempered distribution's
       topP: 0.95,
       // No EOS: every row samples all 9 tokens (EOS handling has its own test).
@@ -380,7 +388,7 @@ Deno.test("generate: logp equals tokenLogprobs of the full forward on prompt + r
         n++;
       }
     }
-    console.log(`  ${dtype}: ${n} tokens, max logp diff ${worst.toExponential(2)}`);
+    console.log(`  ${dtype} ${vocabPasses}: ${n} tokens, max logp diff ${worst.toExponential(2)}`);
     assert.ok(n >= 20);
     assert.ok(worst < TOL[dtype], `${dtype}: logp differs from the forward by ${worst}`);
     assert.ok(tempered > 0.01, "sampleLogp should differ from logp at temperature 1.3");

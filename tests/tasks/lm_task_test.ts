@@ -21,7 +21,7 @@ import {
   validateInputs,
 } from "../../lib/experiment/mod.ts";
 import { LM_KIND, type LmRunInput } from "../../lib/tasks/lm/mod.ts";
-import { estimateLmMemory } from "../../lib/tasks/memory.ts";
+import { estimateLmMemory, RUNTIME_BYTES } from "../../lib/tasks/memory.ts";
 import {
   LLAMA3_TOKENIZER,
   tinyQwen3Folder,
@@ -319,14 +319,28 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   const model = { vocabSize: 10, nPositions: 16, nEmbd: 4, nLayer: 1, nHead: 2 };
   const N = 10 * 4 + 16 * 4 + (4 + 4 + 4 * 12 + 12 + 16 + 4 + 4 + 4 + 4 * 16 + 16 + 16 * 4 + 4) + 8;
   const e = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5 });
-  assert.equal(e.parts.weights, 4 * 2 * N);
+  // policy, reference and the sampler's packed copy
+  assert.equal(e.parts.weights, 4 * 3 * N);
   assert.equal(e.parts.optimizer, 4 * 7 * N);
   assert.equal(
     e.parts.activations,
     4 * (4 * 5 * 1 * (12 * 4 + 4 * 16 + 3 * 2 * 5) + 3 * 4 * 5 * 10),
   );
-  assert.equal(e.parts.rollout, 4 * (2 * 8 * 5 * 10 + 2 * 2 * 1 * 8 * 2 * 5 * 2));
-  assert.equal(e.bytes, Object.values(e.parts).reduce((a, b) => a + b, 0) + 5e8);
+  // two scoring passes (reference; policy with values) of 6·B·T·V each, and the KV cache
+  const kv = 2 * 2 * 1 * 8 * 2 * 5 * 2;
+  assert.equal(e.parts.rollout, 4 * (2 * 6 * 8 * 5 * 10 + kv));
+  assert.equal(e.bytes, Object.values(e.parts).reduce((a, b) => a + b, 0) + RUNTIME_BYTES);
+  // Critic-free: one scoring pass. LoRA: the base is the reference (policy + packed copy).
+  const free = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, criticFree: true });
+  assert.equal(free.parts.rollout, 4 * (6 * 8 * 5 * 10 + kv));
+  const lora = estimateLmMemory({
+    model,
+    batch: 8,
+    minibatches: 2,
+    seqLen: 5,
+    lora: { r: 2, alpha: 4 },
+  });
+  assert.equal(lora.parts.weights, 4 * 2 * N);
 });
 
 Deno.test({

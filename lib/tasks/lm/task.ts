@@ -33,6 +33,7 @@ import { ConfigError } from "../../ppo/config.ts";
 import { Rng } from "../../rng.ts";
 import { folderHash } from "../inputs.ts";
 import type { LmMemoryInput } from "../memory.ts";
+import { isCriticFree } from "../../ppo/config.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
 import {
@@ -217,6 +218,7 @@ function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
     minibatches: c.ppo.minibatches,
     seqLen: longest + c.max_new_tokens,
     lora,
+    criticFree: isCriticFree(c.ppo),
     valueParams: valueCfg
       ? Object.values(trunkShapes(valueCfg)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),

@@ -54,6 +54,7 @@ import { createDpoProblem, type DpoProblem } from "../dpo.ts";
 import { runStagesInChildProcess } from "../stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
 import type { LmMemoryInput } from "../memory.ts";
+import { isCriticFree } from "../../ppo/config.ts";
 import type { RewardComponent, UserReward } from "../rewards.ts";
 import {
   checkSentimentConfig,
@@ -242,6 +243,7 @@ export function sentimentMemory(c: SentimentRunConfig): LmMemoryInput {
     minibatches: c.ppo.minibatches,
     seqLen: c.model.n_positions,
     lora: c.lora.r > 0 ? sentimentLora(c.lora, model) : undefined,
+    criticFree: c.algorithm === "ppo" && isCriticFree(c.ppo),
     valueParams: separate
       ? Object.values(trunkShapes(model)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
