@@ -14,8 +14,9 @@
  *   plus the logits and their log-softmax and gradient, 3·b·T·V;
  * - rollout: what the scoring passes' sessions keep at their peak (ORT's arena per session):
  *   logits, log-softmax, softmax and the terms read from them, 6·B·T·V for each pass (the
- *   reference's, and the policy's with values unless the advantage is critic-free), and the KV
- *   cache (2 buffers · 2 · L · B · kvHeads · T · headDim);
+ *   reference's, and the policy's with values unless the advantage is critic-free), the exact
+ *   KL's full distributions (a third pass, and 2·B·T·V kept for the update), and the KV cache
+ *   (2 buffers · 2 · L · B · kvHeads · T · headDim);
  * - the runtime (V8, ORT, a tokenizer of a 150K vocabulary): 1 GB.
  * Measured against it: the 2-update LoRA trial of `deno task bench scale-ppo` (0.5B Qwen2,
  * batch 8, ≈ 62 positions) peaked at 9.6 GB, estimated 10.1.
@@ -46,6 +47,12 @@ export interface LmMemoryInput {
   valueParams?: number;
   /** No value model at all (a critic-free `ppo.advantage`): one scoring pass per rollout. */
   criticFree?: boolean;
+  /**
+   * The exact KL (`ppo.kl.estimator: "full"`): a third scoring pass, and the policy's and the
+   * reference's log-probs over the whole vocabulary at every response position kept for the
+   * update (2·B·T·V floats; 12 GB for 64 × 64 tokens of a 150K vocabulary).
+   */
+  exactKl?: boolean;
 }
 
 /** The estimate, in bytes, with its parts (for the message). */
@@ -72,12 +79,13 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const P = t.lora && t.lora.r > 0 ? count(loraShapes(shapes, t.lora)) : N + value;
   const b = Math.ceil(B / t.minibatches);
   const lora = t.lora !== undefined && t.lora.r > 0;
-  const passes = t.criticFree ? 1 : 2;
+  const passes = (t.criticFree ? 1 : 2) + (t.exactKl ? 1 : 0);
   const floats = {
     weights: (lora ? 2 : 3) * N + value,
     optimizer: 7 * P,
     activations: b * T * L * (12 * d + 4 * f + 3 * H * T) + 3 * b * T * V,
-    rollout: passes * 6 * B * T * V + 2 * 2 * L * B * kvHeads * T * headDim,
+    rollout: passes * 6 * B * T * V + (t.exactKl ? 2 * B * T * V : 0) +
+      2 * 2 * L * B * kvHeads * T * headDim,
   };
   const parts = Object.fromEntries(
     Object.entries(floats).map(([k, v]) => [k, 4 * v]),

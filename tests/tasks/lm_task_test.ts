@@ -341,6 +341,9 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
     lora: { r: 2, alpha: 4 },
   });
   assert.equal(lora.parts.weights, 4 * 2 * N);
+  // The exact KL: a third pass, and both full distributions kept for the update.
+  const exact = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, exactKl: true });
+  assert.equal(exact.parts.rollout, 4 * (3 * 6 * 8 * 5 * 10 + 2 * 8 * 5 * 10 + kv));
 });
 
 Deno.test({

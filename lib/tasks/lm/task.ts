@@ -219,6 +219,7 @@ function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
     seqLen: longest + c.max_new_tokens,
     lora,
     criticFree: isCriticFree(c.ppo),
+    exactKl: c.ppo.kl.estimator === "full",
     valueParams: valueCfg
       ? Object.values(trunkShapes(valueCfg)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),

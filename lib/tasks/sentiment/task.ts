@@ -244,6 +244,7 @@ export function sentimentMemory(c: SentimentRunConfig): LmMemoryInput {
     seqLen: c.model.n_positions,
     lora: c.lora.r > 0 ? sentimentLora(c.lora, model) : undefined,
     criticFree: c.algorithm === "ppo" && isCriticFree(c.ppo),
+    exactKl: c.algorithm === "ppo" && c.ppo.kl.estimator === "full",
     valueParams: separate
       ? Object.values(trunkShapes(model)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
