@@ -523,12 +523,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     const params = Object.fromEntries(
       Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
     );
-    const io = [
-      g.input("tokens", "int64", ["B", "S"]),
-      g.input("attention_mask", "int64", ["B", "S"]),
-      g.input("response_pos", "int64", ["T"]),
-      g.input("actions", "int64", ["B", "T"]),
-    ] as const;
+    const io = sequenceInputs(g);
     const out = withValue
       ? modelOutputs(g, layout, params, ...io)
       : responseOutputs(g, model, params, ...io, false);
@@ -559,27 +554,6 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     );
   };
 
-  /** Model inputs for rows `rows` of `seqs` (tokens, mask, response positions, actions). */
-  const seqInputs = (seqs: LmSequences, rows: number[]): Record<string, ort.Tensor> => {
-    const W = seqs.promptWidth, T = seqs.cols, S = W + T, B = rows.length;
-    const tok = new BigInt64Array(B * S), msk = new BigInt64Array(B * S);
-    const act = new BigInt64Array(B * T);
-    rows.forEach((r, j) => {
-      for (let s = 0; s < S; s++) {
-        tok[j * S + s] = BigInt(seqs.sequences[r * S + s]);
-        msk[j * S + s] = BigInt(seqs.sequenceMask[r * S + s]);
-      }
-      for (let t = 0; t < T; t++) act[j * T + t] = BigInt(seqs.tokens[r * T + t]);
-    });
-    const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
-    return {
-      tokens: tensor("int64", [B, S], tok),
-      attention_mask: tensor("int64", [B, S], msk),
-      response_pos: tensor("int64", [T], pos),
-      actions: tensor("int64", [B, T], act),
-    };
-  };
-
   const runScore = async (
     params: Record<string, ort.Tensor | FloatArray>,
     seqs: LmSequences,
@@ -598,8 +572,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       if (!p) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
       feeds[n] = ArrayBuffer.isView(p) ? tensor(dtype, s.shape, p) : p;
     }
-    const rows = [...Array(seqs.rows).keys()];
-    return await session.run({ ...feeds, ...seqInputs(seqs, rows) });
+    return await session.run({ ...feeds, ...sequenceFeeds(seqs) });
   };
   const rescore = async (
     params: Record<string, ort.Tensor | FloatArray>,
@@ -747,7 +720,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     inputs(roll: Rollout, examples: number[]): Record<string, ort.Tensor> {
       const extra = extras.get(roll);
       if (!extra) throw new Error("LmProblem.inputs: not a rollout of this problem");
-      const out = seqInputs(extra.seqs, examples);
+      const out = sequenceFeeds(extra.seqs, examples);
       if (klInLoss) {
         const T = roll.cols, ref = new Arr(examples.length * T);
         examples.forEach((r, j) => ref.set(roll.refLogp!.subarray(r * T, (r + 1) * T), j * T));
@@ -767,6 +740,42 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     },
   };
   return problem;
+}
+
+/** The scoring graphs' sequence inputs (the layout of {@link sequenceFeeds}). */
+function sequenceInputs(g: Graph): [tokens: Value, mask: Value, pos: Value, actions: Value] {
+  return [
+    g.input("tokens", "int64", ["B", "S"]),
+    g.input("attention_mask", "int64", ["B", "S"]),
+    g.input("response_pos", "int64", ["T"]),
+    g.input("actions", "int64", ["B", "T"]),
+  ];
+}
+
+/**
+ * Feeds of {@link sequenceInputs} for rows `rows` (default all) of `seqs`: tokens and mask
+ * `[B, W + T]`, the columns whose logits score each response token `[T]`, the response tokens
+ * `[B, T]`.
+ */
+function sequenceFeeds(seqs: LmSequences, rows?: number[]): Record<string, ort.Tensor> {
+  const W = seqs.promptWidth, T = seqs.cols, S = W + T;
+  const pick = rows ?? Array.from({ length: seqs.rows }, (_, r) => r), B = pick.length;
+  const tok = new BigInt64Array(B * S), msk = new BigInt64Array(B * S);
+  const act = new BigInt64Array(B * T);
+  pick.forEach((r, j) => {
+    for (let s = 0; s < S; s++) {
+      tok[j * S + s] = BigInt(seqs.sequences[r * S + s]);
+      msk[j * S + s] = BigInt(seqs.sequenceMask[r * S + s]);
+    }
+    for (let t = 0; t < T; t++) act[j * T + t] = BigInt(seqs.tokens[r * T + t]);
+  });
+  const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
+  return {
+    tokens: tensor("int64", [B, S], tok),
+    attention_mask: tensor("int64", [B, S], msk),
+    response_pos: tensor("int64", [T], pos),
+    actions: tensor("int64", [B, T], act),
+  };
 }
 
 /** Σ_a p(a)·(log p(a) − log q(a)) at position `i` of `[positions, V]` log-prob arrays. */
@@ -791,12 +800,7 @@ export async function compileLmScorer(
   const params = Object.fromEntries(
     Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
   );
-  const io = [
-    g.input("tokens", "int64", ["B", "S"]),
-    g.input("attention_mask", "int64", ["B", "S"]),
-    g.input("response_pos", "int64", ["T"]),
-    g.input("actions", "int64", ["B", "T"]),
-  ] as const;
+  const io = sequenceInputs(g);
   g.output(responseOutputs(g, model, params, ...io, false).logp, "logp");
   const session = await compile(g, { device: opts.device, threads: opts.threads });
   return async (p, seqs) => {
@@ -806,15 +810,7 @@ export async function compileLmScorer(
       if (!v) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
       feeds[n] = ArrayBuffer.isView(v) ? tensor(dtype, s.shape, v) : v;
     }
-    const W = seqs.promptWidth, T = seqs.cols, S = W + T, B = seqs.rows;
-    const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
-    const out = await session.run({
-      ...feeds,
-      tokens: tensor("int64", [B, S], BigInt64Array.from(seqs.sequences, BigInt)),
-      attention_mask: tensor("int64", [B, S], BigInt64Array.from(seqs.sequenceMask, BigInt)),
-      response_pos: tensor("int64", [T], pos),
-      actions: tensor("int64", [B, T], BigInt64Array.from(seqs.tokens, BigInt)),
-    });
+    const out = await session.run({ ...feeds, ...sequenceFeeds(seqs) });
     return { logp: Float64Array.from(out.logp.data as FloatArray) };
   };
 }
