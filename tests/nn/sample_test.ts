@@ -216,6 +216,52 @@ Deno.test("GptDecoder token by token equals the full forward, left-padded prompt
   }
 });
 
+Deno.test("topKFilter / topPFilter (which rank only the tokens that can be kept) equal a full sort, ties included", () => {
+  // The definitions, by a full ranking (ties: lower id first).
+  const rank = (p: ArrayLike<number>) =>
+    Array.from({ length: p.length }, (_, i) => i).sort((a, b) => p[b] - p[a] || a - b);
+  const norm = (out: Float64Array) => {
+    const s = out.reduce((a, b) => a + b, 0);
+    return out.map((x) => x / s);
+  };
+  const refK = (p: ArrayLike<number>, k: number) => {
+    const out = new Float64Array(p.length);
+    for (const i of rank(p).slice(0, k)) out[i] = p[i];
+    return norm(out);
+  };
+  const refP = (p: ArrayLike<number>, q: number) => {
+    const out = new Float64Array(p.length);
+    let mass = 0;
+    for (const i of rank(p)) {
+      out[i] = p[i];
+      mass += p[i];
+      if (mass >= q * (1 - 1e-12)) break;
+    }
+    return norm(out);
+  };
+  const rng = new Rng(41);
+  let cases = 0;
+  for (const V of [1, 2, 7, 50, 600, 3000]) {
+    for (let r = 0; r < 12; r++) {
+      // Peaked (softmax of wide logits), flat, and quantised (many exact ties) distributions.
+      const logits = Array.from({ length: V }, () => rng.normal() * [8, 0.5, 3][r % 3]);
+      let p: ArrayLike<number> = samplingProbs(logits, { temperature: 1 });
+      if (r % 3 === 2) p = norm(Float64Array.from(p, (x) => Math.round(x * 200) / 200 + 1e-6));
+      if (r % 4 === 3) p = Float32Array.from(p); // as the decode step's float32 probs
+      for (const k of [1, 2, 5, V - 1, V]) {
+        if (k < 1) continue;
+        assert.deepEqual(topKFilter(p, k), refK(p, k), `V ${V} case ${r} k ${k}`);
+        cases++;
+      }
+      for (const q of [0.1, 0.5, 0.9, 0.95, 0.999, 1 - 1e-9]) {
+        assert.deepEqual(topPFilter(p, q), refP(p, q), `V ${V} case ${r} p ${q}`);
+        cases++;
+      }
+    }
+  }
+  assert.ok(cases > 700);
+});
+
 Deno.test("temperature, top-k, top-p and the inverse-CDF draw on hand-made distributions", () => {
   const close = (a: ArrayLike<number>, b: number[], tol = 1e-12) =>
     assert.ok(maxAbsDiff(a, b) < tol, `${Array.from(a)} != ${b}`);
