@@ -349,7 +349,12 @@ export class GptDecoder {
     ));
     const weights = paramFeeds(decoderShapes(cfg), dtype, params);
     const { graph, presents } = buildDecodeGraph(cfg, dtype, lora);
-    const session = await compileWithConstants(graph, weights, opts);
+    // Without constant folding: it would materialise every Linear-layout `Transpose(W)` as a
+    // new initializer before packing it (the 0.5B: 1.4 GB more peak, 4.4 s instead of 3.1 to
+    // build); left in the graph, ORT fuses each into its MatMul (transB), packed from W itself.
+    const session = await compileWithConstants(graph, weights, opts, {
+      "optimization.disable_specified_optimizers": "ConstantFolding",
+    });
     return new GptDecoder(cfg, dtype, session, presents, weights, lora);
   }
 
@@ -664,9 +669,9 @@ export const ORT_VOCAB_MIN = 16384;
 
 /**
  * Smallest float32 model (parameters) whose generate compiles its weights in by default.
- * Measured (2 threads): building the packed session costs 7-11 ms per million parameters
- * (GPT-2 small 0.9 s, Qwen2.5-0.5B 5.3 s) and saves 0.17-0.2 ms per million per decode step
- * (GPT-2 small 54 -> 28 ms per token at 8 rows, the 0.5B 206 -> 118 ms): it pays from 40-60
+ * Measured (2 threads): building the packed session costs 6-7 ms per million parameters
+ * (GPT-2 small 0.75 s, Qwen2.5-0.5B 3.1 s) and saves 0.17-0.2 ms per million per decode step
+ * (GPT-2 small 54 -> 28 ms per token at 8 rows, the 0.5B 206 -> 118 ms): it pays from 30-40
  * tokens on.
  */
 export const PACK_MIN_PARAMS = 20_000_000;

@@ -255,6 +255,8 @@ export interface FfiSessionOptions {
    * fold them and pre-pack matmul weights into its kernels' layout (a copy of each).
    */
   initializers?: Record<string, ort.Tensor>;
+  /** More session config entries (ORT's `AddSessionConfigEntry` keys), by key. */
+  config?: Record<string, string>;
 }
 
 const LEVEL = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
@@ -370,6 +372,9 @@ export class FfiSession {
         ) as Ptr,
         "AddSessionConfigEntry",
       );
+      for (const [k, v] of Object.entries(opts.config ?? {})) {
+        check(api, api.AddSessionConfigEntry(options, cstr(k), cstr(v)) as Ptr, `config ${k}`);
+      }
       if (opts.memArena === false) {
         check(api, api.DisableCpuMemArena(options) as Ptr, "DisableCpuMemArena");
       }

@@ -309,6 +309,8 @@ export async function compileWithConstants(
   graph: Graph,
   constants: Record<string, ort.Tensor>,
   opts: SessionOptions = {},
+  /** ORT session config entries for the "ffi" session (e.g. optimizers to leave out). */
+  config: Record<string, string> = {},
 ): Promise<Session> {
   const backend = opts.device === "cuda"
     ? "node"
@@ -330,6 +332,6 @@ export async function compileWithConstants(
   const bytes = graph.toModelBytes(new Set(Object.keys(constants)));
   const hash = graphHash(bytes);
   logSession(hash, options);
-  const inner = await FfiSession.create(bytes, { ...options, initializers: constants });
+  const inner = await FfiSession.create(bytes, { ...options, initializers: constants, config });
   return new Session(inner, hash, options, undefined, true);
 }
