@@ -53,6 +53,7 @@ import {
   modelType,
 } from "./decoder.ts";
 import { GENERATION_CONFIG, loadModelFolder } from "./checkpoint.ts";
+import { writeAll } from "../fs.ts";
 
 // deno-lint-ignore no-explicit-any
 const onnx = (protoPkg as any).onnx;
@@ -192,31 +193,19 @@ export interface ExportOnnxOptions {
   externalData?: boolean;
 }
 
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
+/**
+ * Write `path` through a temp name in the same folder, renamed when complete (a reader never
+ * sees half a file); `content` is the bytes, or a writer that streams them into the file.
+ */
+async function writeAtomic(
+  path: string,
+  content: Uint8Array | ((f: Deno.FsFile) => Promise<void>),
+): Promise<void> {
   const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
-/** The external-data file of an export, streamed tensor by tensor to a temp name, renamed. */
-async function writeDataAtomic(path: string, out: OnnxExport): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    const f = await Deno.open(tmp, { write: true, create: true, truncate: true });
-    try {
-      let at = 0;
-      for (const { offset, bytes } of out.data) {
-        if (offset > at) await writeAll(f, new Uint8Array(offset - at));
-        await writeAll(f, bytes);
-        at = offset + bytes.byteLength;
-      }
-    } finally {
-      f.close();
+    {
+      using f = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      await (content instanceof Uint8Array ? writeAll(f, content) : content(f));
     }
     await Deno.rename(tmp, path);
   } catch (e) {
@@ -225,8 +214,14 @@ async function writeDataAtomic(path: string, out: OnnxExport): Promise<void> {
   }
 }
 
-async function writeAll(f: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let i = 0; i < bytes.byteLength;) i += await f.write(bytes.subarray(i, i + (64 << 20)));
+/** Stream an export's external data into `f`: each tensor at its (aligned) offset. */
+async function writeData(f: Deno.FsFile, out: OnnxExport): Promise<void> {
+  let at = 0;
+  for (const { offset, bytes } of out.data) {
+    if (offset > at) await writeAll(f, new Uint8Array(offset - at));
+    await writeAll(f, bytes);
+    at = offset + bytes.byteLength;
+  }
 }
 
 /** The token-id keys generation_config.json takes from config.json. */
@@ -291,7 +286,7 @@ export async function exportOnnx(dir: string, opts: ExportOnnxOptions = {}): Pro
   await Deno.mkdir(`${dir}/onnx`, { recursive: true });
   const path = `${dir}/${ONNX_MODEL_FILE}`;
   // The data first: a reader that finds the new model file finds its weights.
-  if (out.data.length) await writeDataAtomic(`${dir}/${ONNX_DATA_FILE}`, out);
+  if (out.data.length) await writeAtomic(`${dir}/${ONNX_DATA_FILE}`, (f) => writeData(f, out));
   else await Deno.remove(`${dir}/${ONNX_DATA_FILE}`).catch(() => {});
   await writeAtomic(path, out.model);
   const raw = folder.generation?.raw;

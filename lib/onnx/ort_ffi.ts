@@ -274,13 +274,38 @@ const releaseValues = new FinalizationRegistry<bigint>((v) => {
 /** Smallest byte length passed as the tensor's own memory; smaller data is staged (copied). */
 const STAGE_BELOW = 64;
 
+/** An OrtValue (not owning it) over `bytes` at `address`, of element type `elem`. */
+function tensorValue(
+  rt: Runtime,
+  address: bigint,
+  bytes: number,
+  dims: BigInt64Array,
+  elem: number,
+  what: string,
+): bigint {
+  check(
+    rt.api,
+    rt.api.CreateTensorWithDataAsOrtValue(
+      rt.cpuInfo,
+      Deno.UnsafePointer.create(address),
+      BigInt(bytes),
+      dims,
+      BigInt(dims.length),
+      elem,
+      valueOut,
+    ) as Ptr,
+    `CreateTensorWithDataAsOrtValue (${what})`,
+  );
+  return valueOut[0];
+}
+const valueOut = new BigUint64Array(1);
+
 /**
  * An OrtValue over a constant tensor's memory, and the memory (to keep alive with the session).
  * Tiny typed arrays may live on V8's heap, where they can move: those are copied into an
  * ArrayBuffer of their own (always off-heap).
  */
 function constantValue(rt: Runtime, name: string, t: ort.Tensor): [bigint, ArrayBufferView] {
-  const { api, cpuInfo } = rt;
   let data = t.data as ArrayBufferView;
   const elem = ELEM[t.type];
   if (!ArrayBuffer.isView(data) || elem === undefined) {
@@ -291,21 +316,10 @@ function constantValue(rt: Runtime, name: string, t: ort.Tensor): [bigint, Array
     copy.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     data = copy.subarray(0, data.byteLength);
   }
-  const out = new BigUint64Array(1);
-  check(
-    api,
-    api.CreateTensorWithDataAsOrtValue(
-      cpuInfo,
-      Deno.UnsafePointer.of(data as BufferSource),
-      BigInt(data.byteLength),
-      BigInt64Array.from(t.dims, BigInt),
-      BigInt(t.dims.length),
-      elem,
-      out,
-    ) as Ptr,
-    `CreateTensorWithDataAsOrtValue (initializer "${name}")`,
-  );
-  return [out[0], data];
+  const dims = BigInt64Array.from(t.dims, BigInt);
+  const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data as BufferSource)));
+  const value = tensorValue(rt, address, data.byteLength, dims, elem, `initializer "${name}"`);
+  return [value, data];
 }
 
 /** A compiled model run through the C API. */
@@ -317,7 +331,6 @@ export class FfiSession {
   private inIndex: Map<string, number>;
   private outIndex: Map<string, number>;
   private released = false;
-  private scratch = new BigUint64Array(1);
   private dimScratch = new BigInt64Array(16);
   /**
    * Per input (index i) and output (index -1 - i): a fixed 64-byte buffer and an OrtValue over
@@ -447,7 +460,7 @@ export class FfiSession {
    * and dims are unchanged (a trainer's params, a decoder's weights: fed every run).
    */
   private value(t: ort.Tensor, data: ArrayBufferView, name: string, cache: boolean): bigint {
-    const { api, cpuInfo } = this.rt;
+    const { api } = this.rt;
     const address = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(data as BufferSource)));
     if (cache) {
       const hit = valueCache.get(t);
@@ -461,20 +474,8 @@ export class FfiSession {
     const rank = t.dims.length;
     if (rank > this.dimScratch.length) this.dimScratch = new BigInt64Array(rank);
     for (let i = 0; i < rank; i++) this.dimScratch[i] = BigInt(t.dims[i]);
-    check(
-      api,
-      api.CreateTensorWithDataAsOrtValue(
-        cpuInfo,
-        Deno.UnsafePointer.create(address),
-        BigInt(data.byteLength),
-        this.dimScratch,
-        BigInt(rank),
-        elem,
-        this.scratch,
-      ) as Ptr,
-      `CreateTensorWithDataAsOrtValue ("${name}")`,
-    );
-    const value = this.scratch[0];
+    const dims = this.dimScratch.subarray(0, rank);
+    const value = tensorValue(this.rt, address, data.byteLength, dims, elem, `"${name}"`);
     if (cache) {
       const old = valueCache.get(t);
       if (old) {

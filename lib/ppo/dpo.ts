@@ -39,7 +39,7 @@ import { Rng } from "../rng.ts";
 import { exists, writeAll } from "../fs.ts";
 import { bradleyTerryLoss, type PreferencePair } from "./reward_model.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
-import type { MetricsRow, PpoRunOptions } from "./trainer.ts";
+import { type MetricsRow, type PpoRunOptions, stepStats } from "./trainer.ts";
 
 const positive = (d: string) => z.number().positive().describe(d);
 
@@ -388,12 +388,7 @@ export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
                   `(loss ${r.loss[0]}); lower dpo.lr (${cfg.lr}) or dpo.max_grad_norm`,
               );
             }
-            const stats: Record<string, number> = {
-              loss: r.loss[0],
-              grad_norm: r.gradNorm[0],
-              ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [k, v[0]])),
-            };
-            for (const [k, v] of Object.entries(stats)) sums[k] = (sums[k] ?? 0) + v;
+            stepStats(r, sums);
             steps++;
           }
         }

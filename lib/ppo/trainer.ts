@@ -369,12 +369,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           if (!Number.isFinite(r.loss[0]) || !Number.isFinite(r.gradNorm[0])) {
             throw divergedError(r, cfg, update + 1, opts.updates, epoch + 1, m + 1, lr);
           }
-          const stats: Record<string, number> = {
-            loss: r.loss[0],
-            grad_norm: r.gradNorm[0],
-            ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [k, v[0]])),
-          };
-          for (const [k, v] of Object.entries(stats)) sums[k] = (sums[k] ?? 0) + v;
+          const stats = stepStats(r, sums);
           steps++;
           epochKl.sum += stats.approx_kl_k3, epochKl.count++;
           if (isPenalty) epochPenalty.sum += stats.kl_penalty, epochPenalty.count++;
@@ -565,4 +560,25 @@ export function gatherPpoBatch(
     old_values: t(take(roll.values)),
     mask: t(mask),
   };
+}
+
+/**
+ * One train step's numbers (loss, grad norm, the loss's metrics), each also added to `sums`
+ * (for the update's means).
+ */
+export function stepStats(
+  r: {
+    loss: ArrayLike<number>;
+    gradNorm: ArrayLike<number>;
+    metrics: Record<string, ArrayLike<number>>;
+  },
+  sums: Record<string, number>,
+): Record<string, number> {
+  const stats: Record<string, number> = {
+    loss: r.loss[0],
+    grad_norm: r.gradNorm[0],
+    ...Object.fromEntries(Object.entries(r.metrics).map(([k, v]) => [k, v[0]])),
+  };
+  for (const [k, v] of Object.entries(stats)) sums[k] = (sums[k] ?? 0) + v;
+  return stats;
 }

@@ -541,12 +541,13 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
     Object.entries(frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
   );
+  /** The policy's frozen base under LoRA (the reference's arrays: never written). */
+  const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
+    string,
+    Float32Array | Float64Array
+  >;
   const policyParams = (): Record<string, ort.Tensor | FloatArray> => {
     if (!layout.lora) return trainer.paramTensors();
-    const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
-      string,
-      Float32Array | Float64Array
-    >;
     return mergeLora(
       base,
       trainer.params() as Record<string, Float32Array | Float64Array>,
@@ -602,12 +603,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     if (!layout.lora) {
       return generate({ cfg: model, params: trainer.paramTensors() }, prompts, { ...o, session });
     }
-    sampler ??= GptDecoder.withWeights(
-      model,
-      Object.fromEntries(policyNames.map((n) => [n, init[n]])),
-      session,
-      layout.lora,
-    );
+    sampler ??= GptDecoder.withWeights(model, base, session, layout.lora);
     const decoder = await sampler;
     return generate({ cfg: model, params: trainer.paramTensors() }, prompts, { ...o, decoder });
   };
