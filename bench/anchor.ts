@@ -1,6 +1,6 @@
 /**
- * The benchmarks' anchor: PyTorch 2.13 (a venv with torch 2.13.0+cpu and transformers, default
- * /work/venv/bin/python, or $PROXIMA_TORCH_PYTHON) under glibc's tuned allocator
+ * The benchmarks' anchor: PyTorch 2.13 (a venv with torch 2.13.0+cpu, transformers and TRL, built
+ * by `bash scripts/anchor_env.sh` at .venv-anchor/, or $PROXIMA_TORCH_PYTHON) under glibc's tuned allocator
  * (MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824: freed memory stays in the heap
  * instead of being unmapped and faulted in again, which made torch's GPT-2-small step 5.4 s ->
  * 3.2 s in issue 16), OMP_WAIT_POLICY=PASSIVE and the same thread count as Proxima.
@@ -11,9 +11,35 @@
  * @module
  */
 
-/** Interpreter of the anchor (override with $PROXIMA_TORCH_PYTHON). */
-export const ANCHOR_PYTHON: string = Deno.env.get("PROXIMA_TORCH_PYTHON") ??
-  "/work/venv/bin/python";
+/** The anchor environment is missing or broken: a user's set-up problem, not a bench bug. */
+export class AnchorMissingError extends Error {
+  override name = "AnchorMissingError";
+}
+
+/** Where `bash scripts/anchor_env.sh` builds the anchor's venv. */
+export const ANCHOR_VENV: string = new URL("../.venv-anchor/", import.meta.url).pathname;
+
+/**
+ * The anchor's interpreter: $PROXIMA_TORCH_PYTHON, else the project's .venv-anchor/bin/python.
+ * Throws {@link AnchorMissingError} naming the command that builds it when neither exists.
+ */
+export function anchorPython(): string {
+  const fromEnv = Deno.env.get("PROXIMA_TORCH_PYTHON");
+  const python = fromEnv ?? `${ANCHOR_VENV}bin/python`;
+  try {
+    if (Deno.statSync(python).isFile) return python;
+  } catch { /* reported below */ }
+  throw new AnchorMissingError(
+    fromEnv
+      ? `PROXIMA_TORCH_PYTHON=${fromEnv}: no such interpreter
+  fix: point it at a venv's ` +
+        `bin/python with torch 2.13, or unset it and run: bash scripts/anchor_env.sh`
+      : `the benchmarks' anchor (PyTorch 2.13 + transformers + TRL) is not built: ${python} ` +
+        `does not exist
+  fix: bash scripts/anchor_env.sh   (a one-time venv at .venv-anchor/; ` +
+        `or set PROXIMA_TORCH_PYTHON to an interpreter that has them)`,
+  );
+}
 
 /** The tuned glibc allocator settings of the anchor. */
 export const TUNED_MALLOC: Record<string, string> = {
@@ -35,7 +61,7 @@ export function anchorEnv(threads: number): Record<string, string> {
 
 /** One line describing the anchor, for bench output. */
 export function anchorLine(meta: Record<string, unknown>, threads: number): string {
-  return `anchor: PyTorch ${meta.torch} (${ANCHOR_PYTHON}), MALLOC_MMAP_THRESHOLD_=` +
+  return `anchor: PyTorch ${meta.torch} (${anchorPython()}), MALLOC_MMAP_THRESHOLD_=` +
     `MALLOC_TRIM_THRESHOLD_=1073741824, OMP_WAIT_POLICY=PASSIVE, ${threads} threads on both ` +
     `sides; warm-up excluded; the sides alternate in rounds`;
 }

@@ -11,7 +11,7 @@ import { adamw } from "../lib/onnx/optim.ts";
 import { repeatSteps, Trainer, type TrainStepSpec } from "../lib/onnx/train.ts";
 import { initMlp, type MlpConfig, mlpForward, mlpShapes } from "../lib/nn/mlp.ts";
 import { Rng } from "../lib/rng.ts";
-import { ANCHOR_PYTHON, anchorEnv, anchorLine, LineChild, median, table } from "./anchor.ts";
+import { anchorEnv, anchorLine, anchorPython, LineChild, median, table } from "./anchor.ts";
 
 export interface EngineBenchOptions {
   threads: number;
@@ -105,7 +105,7 @@ export async function benchEngine(o: EngineBenchOptions): Promise<void> {
   );
   const torch = LineChild.spawn(
     "PyTorch reference",
-    ANCHOR_PYTHON,
+    anchorPython(),
     [
       new URL("./torch_ref.py", import.meta.url).pathname,
       "serve",

@@ -26,7 +26,7 @@ import { saveHfFolder } from "../lib/nn/hf.ts";
 import { exportOnnx } from "../lib/nn/export.ts";
 import { Rng } from "../lib/rng.ts";
 import { flattenSpec, packFlat } from "../lib/onnx/flat.ts";
-import { ANCHOR_PYTHON, anchorEnv, anchorLine, LineChild, median, table } from "./anchor.ts";
+import { anchorEnv, anchorLine, anchorPython, LineChild, median, table } from "./anchor.ts";
 
 export interface GptBenchOptions {
   threads: number;
@@ -68,7 +68,7 @@ class TorchServer {
       ...["--warmup", o.warmup],
     ].map(String);
     return new TorchServer(
-      LineChild.spawn("PyTorch reference", ANCHOR_PYTHON, args, anchorEnv(o.threads)),
+      LineChild.spawn("PyTorch reference", anchorPython(), args, anchorEnv(o.threads)),
     );
   }
 
@@ -212,7 +212,7 @@ async function rollouts(o: GptBenchOptions, dir: string) {
   );
   const torch = LineChild.spawn(
     "PyTorch reference",
-    ANCHOR_PYTHON,
+    anchorPython(),
     [
       new URL("./scale_ref.py", import.meta.url).pathname,
       ...["--folder", `${dir}/m`, "--batch", `${dir}/batch.json`, "--threads", String(o.threads)],

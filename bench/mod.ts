@@ -11,6 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { AnchorMissingError, anchorPython } from "./anchor.ts";
 import { benchEngine } from "./engine.ts";
 import { benchGpt } from "./gpt.ts";
 import { benchPpo } from "./ppo.ts";
@@ -83,11 +84,22 @@ const benches: Record<string, () => Promise<void>> = {
     }),
 };
 
+/** The benches that compare with the anchor (PyTorch 2.13 + transformers in a venv). */
+const NEEDS_ANCHOR = new Set(["engine", "gpt", "scale"]);
+
 const names = positionals.length ? positionals : Object.keys(benches);
 for (const n of names) {
   if (!benches[n]) {
     console.error(`bench: unknown benchmark "${n}" (known: ${Object.keys(benches).join(", ")})`);
     Deno.exit(2);
   }
-  await benches[n]();
 }
+// A missing anchor is found before any model is built, not minutes into a bench.
+try {
+  if (names.some((n) => NEEDS_ANCHOR.has(n))) anchorPython();
+} catch (e) {
+  if (!(e instanceof AnchorMissingError)) throw e;
+  console.error(`bench: ${e.message}`);
+  Deno.exit(2);
+}
+for (const n of names) await benches[n]();

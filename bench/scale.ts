@@ -17,7 +17,7 @@
  * training phases). A watchdog kills a child above `--max-rss-gb`.
  * @module
  */
-import { ANCHOR_PYTHON, anchorEnv, LineChild, median, table } from "./anchor.ts";
+import { anchorEnv, anchorPython, LineChild, median, table } from "./anchor.ts";
 import { exportOnnx } from "../lib/nn/export.ts";
 
 export interface ScaleBenchOptions {
@@ -183,7 +183,7 @@ async function runCase(c: Case, o: ScaleBenchOptions, dir: string): Promise<Case
   const t = String(o.threads);
   const torch = LineChild.spawn(
     "PyTorch reference",
-    ANCHOR_PYTHON,
+    anchorPython(),
     [here("scale_ref.py"), ...common, ...extra],
     anchorEnv(o.threads),
     o.maxRssGb,

@@ -2,7 +2,7 @@
 """PyTorch side of `deno task bench scale`: train steps and greedy rollouts of a real-size model.
 
 Run with the venv that has torch 2.13 and transformers (bench/scale.ts starts it as
-`/work/venv/bin/python bench/scale_ref.py ...` with the tuned glibc allocator,
+`.venv-anchor/bin/python bench/scale_ref.py ...` with the tuned glibc allocator,
 MALLOC_MMAP_THRESHOLD_=1073741824 MALLOC_TRIM_THRESHOLD_=1073741824, and N threads):
 
     python bench/scale_ref.py --folder DIR --batch FILE --threads 2 [--adapter DIR]
