@@ -36,7 +36,7 @@ import {
   type ReproduceTrial,
   seedsOf,
   stats,
-} from "./reproduce.ts";
+} from "./reproduce_table.ts";
 
 /**
  * The two scores a task reports (summary.json names), how the table heads them, and whether

@@ -29,15 +29,12 @@ import {
   type Point,
   points,
   type Sweep,
-  type TrialSummary,
 } from "../experiment/mod.ts";
 import { makeVecEnv } from "../envs/registry.ts";
-import type { TrialResources } from "../tasks/resources.ts";
 import { Rng } from "../rng.ts";
 import { describe, type Described } from "./aggregate.ts";
 import {
   BASELINES_2022,
-  type Citation,
   CLEANRL_2022,
   CLEANRL_PPO_CLASSIC,
   SCHULMAN_2017,
@@ -46,56 +43,24 @@ import {
   ZIEGLER_2019,
 } from "./papers.ts";
 import { buildMethods } from "./methods_table.ts";
+import {
+  cite,
+  failedNote,
+  fixed,
+  markdownTable,
+  meanStd,
+  metricOf,
+  over,
+  type ReproduceContext,
+  type ReproduceTableDef,
+  type ReproduceTableResult,
+  type ReproduceTrial,
+  seedsOf,
+  stats,
+} from "./reproduce_table.ts";
+export * from "./reproduce_table.ts";
 
 // ---- experiments and trials ----------------------------------------------------------------
-
-/** One experiment file behind a table, and how `--quick` shrinks it. */
-export interface ReproduceExperimentRef {
-  /** The experiment file, relative to the repository root. */
-  file: string;
-  /** `--quick`: config overrides for every trial (like `--set`) and the seeds kept. */
-  quick: { set: Record<string, unknown>; seeds: number[] };
-}
-
-/** A finished (or failed) trial as a table sees it. */
-export interface ReproduceTrial {
-  /** Experiment name (results/<experiment>/). */
-  experiment: string;
-  /** The task (canonical name). */
-  task: string;
-  /** The swept values of the trial (dotted keys, seed included). */
-  point: Point;
-  seed: number;
-  /** The resolved config. */
-  config: Record<string, unknown>;
-  /** Summary of a finished trial; null if it failed or was interrupted. */
-  summary: TrialSummary | null;
-  /** The bundle's resources.json (wall time, peak RSS, models), when the trial measured them. */
-  resources?: TrialResources | null;
-  /** Its planned work: updates (`total`) and samples per update (`steps`). */
-  work?: { total: number; unit: string; steps: number };
-}
-
-/** What a table's build gets. */
-export interface ReproduceContext {
-  quick: boolean;
-  trials: ReproduceTrial[];
-}
-
-/** A built table: markdown (what is printed) and the same numbers as JSON. */
-export interface ReproduceTableResult {
-  markdown: string;
-  json: Record<string, unknown>;
-}
-
-export interface ReproduceTableDef {
-  name: string;
-  title: string;
-  /** One line for `--list`. */
-  summary: string;
-  experiments: ReproduceExperimentRef[];
-  build(ctx: ReproduceContext): ReproduceTableResult;
-}
 
 /**
  * The `--quick` variant of an experiment: named `<name>-quick` (its own results folder) and
@@ -198,72 +163,14 @@ export function normalizeScores(
   return out;
 }
 
-// ---- formatting ------------------------------------------------------------------------------
-
-/** A number with fixed decimals ("-" for null); −0 prints as 0. */
-export function fixed(v: number | null | undefined, digits = 2): string {
-  if (v === null || v === undefined || !Number.isFinite(v)) return "-";
-  const s = v.toFixed(digits);
-  return /^-0\.?0*$/.test(s) ? s.slice(1) : s;
-}
-
-/** "mean ± std" ("mean" alone for one value, "-" for none). */
-export function meanStd(d: Described, digits = 2): string {
-  if (d.mean === null) return "-";
-  return d.std === null
-    ? fixed(d.mean, digits)
-    : `${fixed(d.mean, digits)} ± ${fixed(d.std, digits)}`;
-}
-
-/** A GitHub-flavoured markdown table; `right` marks right-aligned (numeric) columns. */
-export function markdownTable(headers: string[], rows: string[][], right: boolean[] = []): string {
-  const esc = (s: string) => s.replace(/\|/g, "\\|");
-  const line = (cells: string[]) => `| ${cells.map(esc).join(" | ")} |`;
-  return [
-    line(headers),
-    `|${headers.map((_, i) => (right[i] ? "---:" : ":---")).join("|")}|`,
-    ...rows.map(line),
-  ].join("\n");
-}
-
-export const cite = (c: Citation) => `${c.full}. ${c.where}. <${c.url}>`;
-
-/** JSON-safe Described (numbers kept at full precision). */
-export const stats = (d: Described) => ({ n: d.n, mean: d.mean, std: d.std });
-
-export function metricOf(t: ReproduceTrial, name: string): number | null {
-  const v = t.summary?.metrics?.[name];
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-
 function lastOf(t: ReproduceTrial, name: string): number | null {
   const v = t.summary?.last?.[name];
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
-/** describe() of a metric over trials, skipping trials without it. */
-export function over(trials: ReproduceTrial[], f: (t: ReproduceTrial) => number | null): Described {
-  return describe(trials.map(f).filter((v): v is number => v !== null));
-}
-
 /** Evaluation samples per sentiment trial (the first trial's config). */
 const evalSamples = (trials: ReproduceTrial[]) =>
   String((trials[0]?.config.eval as { samples?: number } | undefined)?.samples ?? "-");
-
-export const seedsOf = (trials: ReproduceTrial[]) =>
-  [...new Set(trials.map((t) => t.seed))].sort((a, b) => a - b);
-
-export function failedNote(trials: ReproduceTrial[]): string[] {
-  const failed = trials.filter((t) => !t.summary);
-  if (!failed.length) return [];
-  return [
-    "",
-    `**${failed.length} trial(s) did not finish** and are left out of the numbers above: ` +
-    failed.map((t) =>
-      `${t.task} ${Object.entries(t.point).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(" ")}`
-    ).join("; ") + ".",
-  ];
-}
 
 /** β of the sentiment trials' KL to the reference ("-" without sentiment trials). */
 function refKlBeta(trials: ReproduceTrial[]): string {
