@@ -1,5 +1,5 @@
 /**
- * Classic-control trial kinds (the task contract of lib/tasks/contract.ts, listed in
+ * Classic-control trial kinds (the task contract of lib/trial/contract.ts, listed in
  * lib/experiment/tasks.ts): `CartPole-v1` (alias `cartpole`) and `Acrobot-v1` (alias
  * `acrobot`). The config is {@link EnvRunSchema} without `env` (the task is the env): seed,
  * total_steps, envs, steps, hidden, checkpoint_every and every `ppo.*` key.
@@ -21,7 +21,7 @@ import {
 import { PPO_METRIC_COLUMNS, readEpisodes, readMetrics } from "../ppo/trainer.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { envSpec } from "./registry.ts";
-import type { TrialKind, TrialSummary } from "../tasks/contract.ts";
+import type { TrialKind, TrialSummary } from "../trial/contract.ts";
 
 const EnvTrialSchema = EnvRunSchema.omit({ env: true });
 export type EnvTrialConfig = Omit<EnvRunConfig, "env">;

@@ -1,6 +1,6 @@
 /**
  * Trial kinds: what an experiment's `task` names. The contract a kind fulfils (schema, run,
- * summarize, stages, ...) is lib/tasks/contract.ts; the built-in kinds are the one explicit
+ * summarize, stages, ...) is lib/trial/contract.ts; the built-in kinds are the one explicit
  * list {@link TASKS} (lib/experiment/tasks.ts), which every command resolves task names
  * against.
  *
@@ -8,7 +8,7 @@
  * registers it, and workers import the experiment file, so it is registered there too.
  * @module
  */
-import type { TrialKind } from "../tasks/contract.ts";
+import type { TrialKind } from "../trial/contract.ts";
 import { suggestion } from "./suggest.ts";
 import { TASKS } from "./tasks.ts";
 
@@ -21,7 +21,7 @@ export type {
   TrialProgress,
   TrialRunContext,
   TrialSummary,
-} from "../tasks/contract.ts";
+} from "../trial/contract.ts";
 
 const KINDS = new Map<string, TrialKind>();
 

@@ -22,7 +22,7 @@ export * from "./sweep.ts";
 export * from "./kinds.ts";
 export * from "./tasks.ts";
 export { ENV_METRIC_COLUMNS, type EnvTrialConfig } from "../envs/kind.ts";
-export * from "../tasks/stage_cache.ts";
+export * from "../trial/stage_cache.ts";
 export * from "./bundle.ts";
 export * from "./spec.ts";
 export * from "./trial.ts";

@@ -4,7 +4,7 @@
  * its folder under lib/tasks, built with `defineLmTask`); nothing registers itself on import.
  * @module
  */
-import type { TrialKind } from "../tasks/contract.ts";
+import type { TrialKind } from "../trial/contract.ts";
 import { ACROBOT_KIND, CARTPOLE_KIND } from "../envs/kind.ts";
 import { SENTIMENT_KIND } from "../tasks/sentiment/task.ts";
 import { JSX_KIND } from "../tasks/jsx/task.ts";

@@ -31,8 +31,8 @@ import {
 } from "./kinds.ts";
 import { lockWait } from "../lock.ts";
 import { trialId, type TrialIdentity } from "./spec.ts";
-import { ensureStage } from "../tasks/stage_cache.ts";
-import type { StageResult } from "../tasks/contract.ts";
+import { ensureStage } from "../trial/stage_cache.ts";
+import type { StageResult } from "../trial/contract.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
 import { RewardError } from "../tasks/rewards.ts";
 import { ConfigError } from "../ppo/config.ts";

@@ -29,7 +29,7 @@ import {
 } from "../nn/tokenizer.ts";
 import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
-import type { StageDef, StageFn } from "./contract.ts";
+import type { StageDef, StageFn } from "../trial/contract.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 
 /**

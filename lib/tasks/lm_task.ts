@@ -1,7 +1,7 @@
 /**
  * `defineLmTask`: a language-model task from its parts — a config schema, its stages, a
  * problem builder, an evaluation, a summary and the progress columns — as one trial function
- * and one trial kind (lib/tasks/contract.ts). Every LM task's trial is the same template:
+ * and one trial kind (lib/trial/contract.ts). Every LM task's trial is the same template:
  *
  * 1. parse the config (the schema, then the task's cross-key `check`), and refuse a trial whose
  *    peak-memory estimate (the task's `memory` hook, lib/tasks/memory.ts) exceeds this
@@ -42,8 +42,8 @@ import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
-import type { StageDef, StageFn, TrialKind, TrialRunContext } from "./contract.ts";
-import { localStageCache, type LocalStageOptions } from "./stage_cache.ts";
+import type { StageDef, StageFn, TrialKind, TrialRunContext } from "../trial/contract.ts";
+import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";

@@ -2,9 +2,8 @@
  * Tasks: language-model problems for the shared PPO core (prompts, rewards, the policy and
  * its frozen reference), the counterpart of `lib/envs` for classic control.
  *
- * - `contract.ts`: the task contract (trial kind, stage definitions, run context) that
- *   lib/experiment plans and runs against; `stage_cache.ts`: the one content-addressed stage
- *   cache;
+ * - the task contract (trial kind, stage definitions, run context) and the stage cache live one
+ *   layer down, in lib/trial (shared with lib/envs); re-exported here for task authors;
  * - `lm_ppo.ts`: PPO on a GPT policy (`createLmProblem`); `rewards.ts`: named, weighted reward
  *   components; `lm_task.ts`: `defineLmTask`, the one template of an LM task's trial (stages,
  *   problem, evaluate before and after PPO, eval.json, summary) as a trial function and kind;
@@ -27,8 +26,8 @@ export {
   type LmSequences,
   type LmTask,
 } from "./lm_ppo.ts";
-export * from "./contract.ts";
-export * from "./stage_cache.ts";
+export * from "../trial/contract.ts";
+export * from "../trial/stage_cache.ts";
 export * from "./lm_task.ts";
 export * from "./byte_lm.ts";
 export * from "./inputs.ts";

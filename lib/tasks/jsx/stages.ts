@@ -1,6 +1,6 @@
 /**
  * The `jsx` stage: `jsx-sft`, the SFT policy, one Hugging Face folder `<stage dir>/model`,
- * content-addressed by its config in the stage cache (lib/tasks/stage_cache.ts). The SFT
+ * content-addressed by its config in the stage cache (lib/trial/stage_cache.ts). The SFT
  * budget is deliberately short (300 steps of 16) so the starting policy is imperfect
  * (structure rate ≈ 0.3–0.6) and PPO has room to raise it.
  *
@@ -10,9 +10,9 @@
  * ```
  * @module
  */
-import type { StageDef } from "../contract.ts";
-import { isolatable } from "../stage_process.ts";
-import { localStageCache, type LocalStageOptions } from "../stage_cache.ts";
+import type { StageDef } from "../../trial/contract.ts";
+import { isolatable } from "../../trial/stage_process.ts";
+import { localStageCache, type LocalStageOptions } from "../../trial/stage_cache.ts";
 import { byteSftStage, loadSftStage, type SftStage } from "../byte_lm.ts";
 import { JSX_TASK, makeJsxCorpus } from "./corpus.ts";
 import { type JsxRunInput, JsxSftStageSchema } from "./schema.ts";
@@ -34,7 +34,7 @@ export const jsxSftStage = byteSftStage({
 
 /**
  * The task's stages by name (for the stage cache); in a child process while a trial measures
- * its resources (lib/tasks/stage_process.ts).
+ * its resources (lib/trial/stage_process.ts).
  */
 export const JSX_STAGES: Record<string, StageDef> = {
   [jsxSftStage.name]: isolatable(jsxSftStage, import.meta.url, "JSX_STAGES"),

@@ -16,7 +16,7 @@ import {
   saveRewardModel,
 } from "../../ppo/reward_model.ts";
 import { Rng } from "../../rng.ts";
-import type { StageDef } from "../contract.ts";
+import type { StageDef } from "../../trial/contract.ts";
 import { readPreferencePairs } from "./data.ts";
 import { loadLmPolicy } from "./inputs.ts";
 import { LmRewardTrainSchema } from "./schema.ts";

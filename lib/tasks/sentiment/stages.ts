@@ -1,7 +1,7 @@
 /**
  * The `sentiment` stages, each a {@link StageDef} whose output is one Hugging Face folder
  * `<stage dir>/model`, content-addressed by the stage's own config in the stage cache
- * (lib/tasks/stage_cache.ts), so trials that share an SFT or reward-model config reuse it:
+ * (lib/trial/stage_cache.ts), so trials that share an SFT or reward-model config reuse it:
  * 1. `sentiment-sft`: a tiny byte-level decoder (GPT-2 by default, or `model.family: "llama"`; d=64, L=2, H=4, V=257 by default) trained on the
  *    generated corpus with lib/nn/sft.ts (response-only cross entropy; 1000 steps of 16,
  *    ~10 s on 2 cores, held-out NLL ≈ 0.52 nats/token against a corpus entropy of ≈ 0.47).
@@ -41,9 +41,9 @@ import {
   scoreSequences,
 } from "../../ppo/reward_model.ts";
 import { canonicalJson as canonical } from "../../json.ts";
-import type { StageDef } from "../contract.ts";
-import { isolatable } from "../stage_process.ts";
-import { localStageCache, type LocalStageOptions } from "../stage_cache.ts";
+import type { StageDef } from "../../trial/contract.ts";
+import { isolatable } from "../../trial/stage_process.ts";
+import { localStageCache, type LocalStageOptions } from "../../trial/stage_cache.ts";
 import {
   type ByteModel,
   byteSftStage,
@@ -188,7 +188,7 @@ export const sentimentRewardModelStage: StageDef<SentimentRmStageConfig> = {
 
 /**
  * The task's stages by name (for the stage cache); in a child process while a trial measures
- * its resources (lib/tasks/stage_process.ts).
+ * its resources (lib/trial/stage_process.ts).
  */
 export const SENTIMENT_STAGES: Record<string, StageDef> = {
   [sentimentSftStage.name]: isolatable(sentimentSftStage, import.meta.url, "SENTIMENT_STAGES"),

@@ -51,7 +51,7 @@ import { scoreSequences } from "../../ppo/reward_model.ts";
 import { byteDecoderConfig, decodeByteText, sampleForEval, type SftStage } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { createDpoProblem, type DpoProblem } from "../dpo.ts";
-import { runStagesInChildProcess } from "../stage_process.ts";
+import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
 import type { LmMemoryInput } from "../memory.ts";
 import { isCriticFree } from "../../ppo/config.ts";

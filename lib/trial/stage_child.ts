@@ -1,5 +1,5 @@
 /**
- * The child process of an isolated stage (lib/tasks/stage_process.ts): reads one
+ * The child process of an isolated stage (lib/trial/stage_process.ts): reads one
  * {@link StageChildRequest} from stdin, imports the stage record and runs the stage into its
  * output folder. Not for direct use.
  * @module

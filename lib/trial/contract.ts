@@ -1,0 +1,127 @@
+/**
+ * The task contract: what a task (an RLHF task here, a classic-control environment in
+ * lib/envs) gives the experiment layer, and what the experiment layer gives it back. Tasks and
+ * environments build {@link TrialKind}s against these types; lib/experiment imports them (it
+ * plans, runs and summarises trials of any kind) and never the other way round.
+ *
+ * A kind has a zod config schema, a `run(config, outDir, ctx)` that trains and writes
+ * `metrics.jsonl` and its final state into outDir (resuming from outDir's checkpoints when
+ * `ctx.resume`), a `summarize` that turns outDir into summary.json, and optional named
+ * {@link StageDef}s: expensive outputs many trials share (SFT, reward model), which the run
+ * asks for through `ctx.stage(name, config)` and the stage cache (lib/trial/stage_cache.ts)
+ * computes once per config.
+ *
+ * @example
+ * ```ts
+ * const kind: TrialKind<{ seed: number }> = {
+ *   name: "dummy", description: "...", schema: z.object({ seed: z.number() }).strict(),
+ *   work: () => ({ total: 1, unit: "updates", steps: 1 }),
+ *   finalFiles: ["final.bin"],
+ *   async run(c, outDir, ctx) { ... },
+ *   async summarize(outDir) { return { metrics: {} }; },
+ *   metricNames: { named: {}, columns: [] },
+ * };
+ * ```
+ * @module
+ */
+import type { z } from "zod";
+
+/** Progress a kind reports while it runs. */
+export interface TrialProgress {
+  /** Units done (updates) and in total. */
+  done: number;
+  total: number;
+  /** Environment steps / samples so far (for steps/s). */
+  step?: number;
+  /** A few numbers for the progress line (e.g. `{ return: 57.3 }`). */
+  info?: Record<string, number | string | null>;
+}
+
+/** Session options of a stage run (the experiment runner passes both). */
+export interface StageContext {
+  threads?: number;
+  device?: "cpu" | "cuda";
+}
+
+/** A cacheable stage. run() writes its outputs into outDir (which holds only config.json). */
+export interface StageDef<C = unknown> {
+  name: string;
+  description?: string;
+  schema: z.ZodType<C>;
+  run(config: C, outDir: string, ctx: StageContext): Promise<void>;
+}
+
+/** A stage's output folder, as the stage cache hands it out. */
+export interface StageResult {
+  name: string;
+  /** The stage's content hash (what its folder is named). */
+  hash: string;
+  dir: string;
+  /** true when the folder already existed (nothing was computed). */
+  cached: boolean;
+}
+
+/** Where stage folders come from: `(name, config) -> its folder` (computed once per config). */
+export type StageFn = (name: string, config: unknown) => Promise<StageResult>;
+
+/** What the runner gives a kind's run(). */
+export interface TrialRunContext {
+  /** Continue from outDir's checkpoints if there are any. */
+  resume: boolean;
+  threads: number;
+  device: "cpu" | "cuda";
+  onProgress(p: TrialProgress): void;
+  /** Output folder of a named stage for `config`, computed once and cached across trials. */
+  stage: StageFn;
+}
+
+/** Summary of a finished run (summary.json). */
+export interface TrialSummary {
+  metrics: Record<string, number | string | null>;
+  last?: Record<string, number | string | null>;
+  mean?: Record<string, number | null>;
+  [k: string]: unknown;
+}
+
+/** One task or environment, as experiments name it. */
+// deno-lint-ignore no-explicit-any
+export interface TrialKind<C extends Record<string, any> = any> {
+  /** Canonical task name (what config.json records). */
+  name: string;
+  /** Other accepted names, matched case-insensitively. */
+  aliases?: string[];
+  description: string;
+  /** The trial config (strict object; defaults filled by parsing). */
+  schema: z.ZodObject;
+  /** Hints for keys that are not config keys of this kind but look like they could be. */
+  keyHints?: Record<string, string>;
+  /** Cross-key checks after parsing: returns problems as {key, cause, fix}. */
+  check?(config: C): { key: string; cause: string; fix: string }[];
+  /**
+   * Files or folders a trial reads besides its config (a starting policy, a reward model, a
+   * prompts file), by config key. Planning refuses a missing one, naming the key, and puts
+   * the sha256 of each one's content into the trial identity, so a changed model folder is a
+   * new trial rather than a stale "done".
+   */
+  inputs?(config: C): { key: string; path: string }[];
+  /**
+   * Reads and checks the inputs (files, folders) of a config before any trial starts: what a
+   * synchronous `check` cannot (a prompt longer than the context, a reward model with another
+   * tokenizer). Planning calls it once per distinct input set; problems as {key, cause, fix}.
+   */
+  validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
+  /** Work of one trial: `total` units (e.g. updates) of `steps` environment steps / samples each (progress bars, steps/s, ETA). */
+  work(config: C): { total: number; unit: string; steps: number };
+  /** Files (relative to outDir) holding the final state after run(); they end in checkpoints/. */
+  finalFiles: string[];
+  run(config: C, outDir: string, ctx: TrialRunContext): Promise<void>;
+  /**
+   * Summary of a finished run (deterministic: no times): `metrics` (named numbers), and
+   * optionally `last` (last metrics row) and `mean` (column means over the run).
+   */
+  summarize(outDir: string, config: C): Promise<TrialSummary>;
+  /** Metric names an experiment may list: named metrics and metrics.jsonl columns. */
+  metricNames: { named: Record<string, string>; columns: string[] };
+  /** The stages `run` may ask `ctx.stage` for, by name. */
+  stages?: Record<string, StageDef>;
+}
