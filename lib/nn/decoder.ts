@@ -42,6 +42,19 @@ export function modelType(cfg: DecoderConfig): string {
   return isLlama(cfg) ? cfg.modelType : "gpt2";
 }
 
+/**
+ * Whether two configs share a family's parameter layout (names, LoRA targets): GPT-2, or the
+ * Llama family (llama, mistral, qwen2, qwen3 share one layout).
+ */
+export function sameFamily(a: DecoderConfig, b: DecoderConfig): boolean {
+  return isLlama(a) === isLlama(b);
+}
+
+/** Width of the MLP's inner layer (`intermediate_size`; GPT-2: 4 × n_embd). */
+export function mlpSize(cfg: DecoderConfig): number {
+  return isLlama(cfg) ? cfg.intermediateSize : 4 * cfg.nEmbd;
+}
+
 /** Parameter shapes by (transformers) name. */
 export function decoderShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
   return isLlama(cfg) ? llamaShapes(cfg) : gptShapes(cfg);

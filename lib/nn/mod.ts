@@ -13,3 +13,5 @@ export * from "./hf_tokenizer.ts";
 export * from "./corpus.ts";
 export * from "./sft.ts";
 export * from "./export.ts";
+export * from "./decoder_folder.ts";
+export * from "./reward_folder.ts";

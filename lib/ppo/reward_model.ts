@@ -15,10 +15,8 @@
  * `prompt ++ response`, right-padded to the widest row. Position ids follow the attention mask
  * (gpt.ts), so the padding side does not change any score.
  *
- * Files: {@link saveRewardModel} writes a Hugging Face folder (`config.json`,
- * `model.safetensors` with the GPT-2 weights under their usual names and the head as the extra
- * tensors `r_head.weight` `[d, 1]` and `r_head.bias` `[1]`; `config.json` gains
- * `proxima_reward_head: "r_head"`), {@link loadRewardModel} reads it back.
+ * Files: `saveRewardModel` / `loadAnyRewardModel` (lib/nn/reward_folder.ts, re-exported here)
+ * write and read a reward model as a Hugging Face folder in its family's own layout.
  *
  * @example
  * ```ts
@@ -36,46 +34,25 @@ import { adamw, type Optimizer } from "../onnx/optim.ts";
 import { compile, type SessionOptions, tensor } from "../onnx/session.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { type FlatLayout, flattenSpec, packFlat, unpackFlat } from "../onnx/flat.ts";
-import type { NamedTensor } from "../onnx/safetensors.ts";
 import type { Rng } from "../rng.ts";
-import type { GptConfig } from "../nn/gpt.ts";
-import {
-  type DecoderConfig,
-  decoderHidden,
-  hiddenSize,
-  isLlama,
-  trunkShapes,
-} from "../nn/decoder.ts";
-import { loadModelFolder, saveModelFolder } from "../nn/checkpoint.ts";
-import {
-  headNames,
-  headShapes,
-  nonPadMask,
-  REWARD_HEAD,
-  rewardHead,
-  rewardHeadFromScore,
-} from "../nn/heads.ts";
-import { HF_TOKENIZER_FILES, saveHfFolder } from "../nn/hf.ts";
+import { type DecoderConfig, decoderHidden, hiddenSize, trunkShapes } from "../nn/decoder.ts";
+import { headNames, headShapes, nonPadMask, REWARD_HEAD, rewardHead } from "../nn/heads.ts";
 import type { FloatArray } from "../nn/sample.ts";
-import type { TokenizerFiles } from "../nn/tokenizer.ts";
+import type { RewardModel } from "../nn/reward_folder.ts";
+export {
+  loadAnyRewardModel,
+  type LoadedRewardModel,
+  loadRewardModel,
+  type RewardModel,
+  saveRewardModel,
+  type SaveRewardModelOptions,
+} from "../nn/reward_folder.ts";
 
 /** One preference: for `prompt`, `chosen` is preferred over `rejected` (token ids). */
 export interface PreferencePair {
   prompt: number[];
   chosen: number[];
   rejected: number[];
-}
-
-/** A reward model: GPT config and its parameters (trunk + `r_head.*`). */
-export interface RewardModel {
-  cfg: DecoderConfig;
-  params: Record<string, FloatArray | ort.Tensor>;
-  /**
-   * Read the score at the rightmost token whose id is not this pad id, as a Hub
-   * `*ForSequenceClassification` model does (see `nonPadMask`); default: at the last real
-   * token of the attention mask, as Proxima's reward models are trained.
-   */
-  readAtPadId?: number;
 }
 
 /** Shapes of a reward model's parameters: the GPT trunk's and the reward head's. */
@@ -455,174 +432,4 @@ export function normalizeRewardHead(
   const map = (a: FloatArray, f: (x: number) => number): FloatArray =>
     a instanceof Float64Array ? a.map(f) : Float32Array.from(a, f);
   return { [n.weight]: map(w, (x) => x / std), [n.bias]: map(b, (x) => (x - mean) / std) };
-}
-
-// ---- files ------------------------------------------------------------------------
-
-/** Options of {@link saveRewardModel}. */
-export interface SaveRewardModelOptions {
-  /** Tokenizer files to store with the model. */
-  tokenizer?: TokenizerFiles;
-  /** Extra config.json keys (e.g. training provenance). */
-  config?: Record<string, unknown>;
-  /** `pad_token_id` of a saved classifier (non-GPT families; default 0). */
-  padTokenId?: number;
-}
-
-/**
- * Write a reward model as a Hugging Face folder (atomic). GPT-2: the trunk plus `r_head.*`
- * tensors (`saveHfFolder`, as before). Other families: a transformers
- * `*ForSequenceClassification` folder (trunk + `score.weight`, num_labels 1) that transformers
- * and the Hub load as they are. The `score` Linear has no bias; the head's bias is a constant
- * offset the Bradley–Terry loss cannot see (it cancels in r_c − r_r), kept in config.json as
- * `proxima_reward_bias` and added back by {@link loadAnyRewardModel} (transformers' scores
- * differ from Proxima's by that constant). The config also records `proxima_reward_read:
- * "mask"` (Proxima reads the last real token of the mask, not the last non-pad id) and
- * `pad_token_id` as transformers requires.
- */
-export async function saveRewardModel(
-  dir: string,
-  rm: { cfg: DecoderConfig; params: Record<string, FloatArray> },
-  opts: SaveRewardModelOptions = {},
-): Promise<void> {
-  const d = hiddenSize(rm.cfg), head = headNames(REWARD_HEAD);
-  const w = rm.params[head.weight], b = rm.params[head.bias];
-  if (!w || !b) {
-    throw new Error(`saveRewardModel: ${dir}: missing parameter "${!w ? head.weight : head.bias}"`);
-  }
-  const f32 = (a: FloatArray) => (a instanceof Float32Array ? a : Float32Array.from(a));
-  if (!isLlama(rm.cfg)) {
-    const extraTensors: Record<string, NamedTensor> = {
-      [head.weight]: { dtype: "float32", shape: [d, 1], data: f32(w) },
-      [head.bias]: { dtype: "float32", shape: [1], data: f32(b) },
-    };
-    await saveHfFolder(dir, rm.cfg, rm.params, opts.tokenizer, {
-      config: { ...opts.config, proxima_reward_head: REWARD_HEAD },
-      extraTensors,
-    });
-    return;
-  }
-  const trunk = Object.fromEntries(
-    Object.keys(trunkShapes(rm.cfg)).map((n) => [n, rm.params[n]]),
-  ) as Record<string, FloatArray>;
-  const stem = { llama: "Llama", mistral: "Mistral", qwen2: "Qwen2", qwen3: "Qwen3" }[
-    rm.cfg.modelType
-  ];
-  await saveModelFolder(dir, rm.cfg, trunk, {
-    dtype: "float32",
-    architecture: `${stem}ForSequenceClassification`,
-    config: {
-      pad_token_id: opts.padTokenId ?? 0,
-      ...opts.config,
-      proxima_reward_read: "mask",
-      // The score Linear has no bias: Proxima keeps the head's (a constant offset, which
-      // Bradley–Terry cannot see) here and adds it back when loading.
-      proxima_reward_bias: b[0],
-    },
-    extraTensors: { "score.weight": { dtype: "float32", shape: [1, d], data: f32(w) } },
-    tokenizerFiles: opts.tokenizer,
-  });
-}
-
-/** A reward model read by {@link loadRewardModel}. */
-export interface LoadedRewardModel extends RewardModel {
-  /** Trunk and head parameters (float32). */
-  params: Record<string, Float32Array | Float64Array>;
-  /** The parsed config.json. */
-  config: Record<string, unknown>;
-  tokenizer?: TokenizerFiles;
-  /** "proxima": an `r_head` folder (saveRewardModel); "hub": a *ForSequenceClassification. */
-  kind: "proxima" | "hub";
-}
-
-/**
- * Read a reward model folder of any family (see {@link loadRewardModel} for GPT-2 only): one
- * written by {@link saveRewardModel}
- * (`r_head.*` tensors), or a Hub `*ForSequenceClassification` with `num_labels` 1, whose
- * `score` head becomes the reward head and which then reads its score at the last non-pad
- * token as transformers does. Errors name the folder and what is missing.
- */
-export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel> {
-  const f = await loadModelFolder(dir, { dtype: "float32", caller: "loadRewardModel" });
-  const params: Record<string, Float32Array | Float64Array> = {};
-  for (const n of Object.keys(trunkShapes(f.cfg))) params[n] = f.params[n];
-  const d = hiddenSize(f.cfg);
-  const tokenizer = await readTokenizerFiles(dir);
-  if (f.architecture.kind === "sequence-classification") {
-    const score = f.extra["score.weight"];
-    if (!score || f.architecture.numLabels !== 1) {
-      throw new Error(
-        `loadRewardModel: ${dir}: ${f.architecture.name} with ${f.architecture.numLabels} ` +
-          `labels: a reward model has one (num_labels 1, score.weight [1, ${d}])`,
-      );
-    }
-    Object.assign(params, rewardHeadFromScore(score));
-    const bias = f.config.proxima_reward_bias;
-    if (typeof bias === "number") params[headNames(REWARD_HEAD).bias][0] = bias;
-    const pad = f.config.pad_token_id;
-    if (!Number.isInteger(pad)) {
-      throw new Error(
-        `loadRewardModel: ${dir}/config.json: "pad_token_id" is ${JSON.stringify(pad)}; a ` +
-          `sequence classifier finds its last token by it. Fix: set it (as transformers needs)`,
-      );
-    }
-    return {
-      cfg: f.cfg,
-      params,
-      config: f.config,
-      tokenizer,
-      kind: "hub",
-      // Proxima's own classifiers were trained reading the mask's last real token.
-      readAtPadId: f.config.proxima_reward_read === "mask" ? undefined : pad as number,
-    };
-  }
-  for (const [name, { shape }] of Object.entries(headShapes(d, REWARD_HEAD))) {
-    const t = f.extra[name];
-    const size = shape.reduce((a, b) => a * b, 1);
-    if (!t) {
-      throw new Error(
-        `loadRewardModel: ${dir}: model.safetensors has no "${name}": not a reward model ` +
-          `folder (write it with saveRewardModel, or give a *ForSequenceClassification folder)`,
-      );
-    }
-    if (t.data.length !== size || (t.dtype !== "float32" && t.dtype !== "float64")) {
-      throw new Error(
-        `loadRewardModel: ${dir}: "${name}" is ${t.dtype} [${t.shape}], expected float32 [${shape}]`,
-      );
-    }
-    params[name] = Float32Array.from(t.data as FloatArray);
-  }
-  return { cfg: f.cfg, params, config: f.config, tokenizer, kind: "proxima" };
-}
-
-/**
- * {@link loadAnyRewardModel} for callers built on GPT-2 (the byte-level tasks): a folder of
- * another family is refused with the fix.
- */
-export async function loadRewardModel(
-  dir: string,
-): Promise<LoadedRewardModel & { cfg: GptConfig }> {
-  const rm = await loadAnyRewardModel(dir);
-  if (isLlama(rm.cfg)) {
-    throw new Error(
-      `loadRewardModel: ${dir}: a ${rm.cfg.modelType} reward model where a GPT-2 one is ` +
-        `needed (this task is byte-level GPT-2); use the lm task for other families`,
-    );
-  }
-  return rm as LoadedRewardModel & { cfg: GptConfig };
-}
-
-/** The tokenizer files of a folder that has a tokenizer.json (parsed), else undefined. */
-async function readTokenizerFiles(dir: string): Promise<TokenizerFiles | undefined> {
-  const out: TokenizerFiles = {};
-  for (const f of HF_TOKENIZER_FILES) {
-    try {
-      out[f] = JSON.parse(await Deno.readTextFile(`${dir}/${f}`));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`loadRewardModel: ${dir}/${f}: ${(e as Error).message}`);
-      }
-    }
-  }
-  return out["tokenizer.json"] ? out : undefined;
 }

@@ -14,9 +14,10 @@
  */
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
-import { contextLength, type DecoderConfig, initDecoder, isLlama } from "../nn/decoder.ts";
-import { loadModelFolder, readFolderJson, saveModelFolder } from "../nn/checkpoint.ts";
-import { HF_TOKENIZER_FILES, loadHfFolder, saveHfFolder } from "../nn/hf.ts";
+import { contextLength, type DecoderConfig, initDecoder } from "../nn/decoder.ts";
+import { saveDecoderFolder } from "../nn/decoder_folder.ts";
+import { loadModelFolder, readFolderJson } from "../nn/checkpoint.ts";
+import { HF_TOKENIZER_FILES, loadHfFolder } from "../nn/hf.ts";
 import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
@@ -197,7 +198,7 @@ export async function fitByteSft(
 /**
  * Save an SFT policy as a Hugging Face folder (byte tokenizer, EOS = pad) whose config.json
  * records the stage that made it (`proxima_stage`: name, version, config, held-out NLL):
- * GPT-2 with `saveHfFolder`, a Llama-family decoder with `saveModelFolder`.
+ * in its family's own writer (`saveDecoderFolder`).
  */
 export async function saveSftStage(
   dir: string,
@@ -210,9 +211,7 @@ export async function saveSftStage(
     pad_token_id: BYTE_EOS_ID,
     proxima_stage: { ...stage, held_out_nll: m.heldOutNll },
   };
-  if (isLlama(m.cfg)) {
-    await saveModelFolder(dir, m.cfg, m.params, { config, tokenizerFiles: tokenizer });
-  } else await saveHfFolder(dir, m.cfg, m.params, tokenizer, { config });
+  await saveDecoderFolder(dir, m.cfg, m.params, { config, tokenizer });
 }
 
 /** A byte-level model folder of either family (see {@link loadByteModel}). */

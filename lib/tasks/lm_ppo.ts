@@ -74,7 +74,7 @@ import {
   decoderShapes,
   hiddenSize,
   initDecoder,
-  isLlama,
+  sameFamily,
   trunkShapes,
 } from "../nn/decoder.ts";
 import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
@@ -430,7 +430,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     valueCfg: valueSource && { ...valueSource.cfg, prefix: VALUE_MODEL_PREFIX },
     lora: opts.lora && opts.lora.r > 0 ? opts.lora : undefined,
   };
-  if (layout.lora && layout.valueCfg && isLlama(layout.valueCfg) !== isLlama(model)) {
+  if (layout.lora && layout.valueCfg && !sameFamily(layout.valueCfg, model)) {
     throw new Error(
       "createLmProblem: LoRA needs the value model's trunk in the policy's family (one adapter " +
         "layout); use a value model of the same family, or no LoRA",

@@ -30,7 +30,7 @@
  * ```
  * @module
  */
-import { type DecoderConfig, decoderShapes, hiddenSize, isLlama, kvLayout } from "../nn/decoder.ts";
+import { type DecoderConfig, decoderShapes, hiddenSize, kvLayout, mlpSize } from "../nn/decoder.ts";
 import { type LoraConfig, loraShapes } from "../nn/lora.ts";
 
 /** What {@link estimateLmMemory} needs to know of a trial. */
@@ -72,9 +72,9 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const shapes = decoderShapes(t.model);
   const N = count(shapes), V = t.model.vocabSize, T = t.seqLen, B = t.batch;
   const d = hiddenSize(t.model);
-  const f = isLlama(t.model) ? t.model.intermediateSize : 4 * d;
+  const f = mlpSize(t.model);
   const { nLayer: L, kvHeads, headDim } = kvLayout(t.model);
-  const H = isLlama(t.model) ? t.model.nHead : kvHeads;
+  const H = t.model.nHead; // query heads (GPT-2: as many as the KV heads)
   const value = t.valueParams ?? 0;
   const P = t.lora && t.lora.r > 0 ? count(loraShapes(shapes, t.lora)) : N + value;
   const b = Math.ceil(B / t.minibatches);
