@@ -155,8 +155,16 @@ Deno.test("deno task dashboard: JSON API lists trials, serves chart specs, strea
 
     await t.step("evaluation view, page, vendor files, read-only methods", async () => {
       const ev = await get(`/api/eval?experiment=kl&trial=${done[0]}`);
-      assert.equal(ev.before, null);
-      assert.match(ev.note, /no evaluation samples/);
+      assert.deepEqual(ev.before.samples[0], {
+        prompt: "The movie was",
+        response: " fairly dull.",
+        scores: { rm: -1.07, gold: 0 },
+      });
+      assert.deepEqual(ev.after.metrics, { rm_score: 0.85, gold_score: 0.5 });
+      assert.equal(ev.after.samples[1].response, " superb.");
+      const none = await get(`/api/eval?experiment=kl&trial=${done[1]}`);
+      assert.equal(none.before, null);
+      assert.match(none.note, /no evaluation samples/);
       assert.deepEqual(await get("/api/tables"), []);
       const html = await (await fetch(d.url)).text();
       assert.match(html, /<script src="\/vendor\/vega\.js">/);

@@ -1,6 +1,7 @@
 /** Shared by the dashboard tests: a results folder with a running trial, the command, snapshots. */
 import { stableJson } from "../../lib/json.ts";
 import { trialId } from "../../lib/experiment/spec.ts";
+import { writeManifest } from "../../lib/experiment/bundle.ts";
 import type { MetricsRow } from "../../lib/report/bundles.ts";
 import { REPO_ROOT } from "../experiment/helpers.ts";
 import { sentimentTrials, writeFakeBundle } from "./helpers.ts";
@@ -19,6 +20,27 @@ export function liveRow(u: number): MetricsRow {
   };
 }
 
+/** A sentiment-like eval.json: two prompts, before and after training. */
+export const EVAL = {
+  task: "sentiment",
+  before: {
+    rm_score: -0.05,
+    gold_score: 0.06,
+    examples: [
+      { prompt: "The movie was", response: " fairly dull.", rm: -1.07, gold: 0 },
+      { prompt: "The food was", response: " cold and late.", rm: -0.9, gold: -0.5 },
+    ],
+  },
+  after: {
+    rm_score: 0.85,
+    gold_score: 0.5,
+    examples: [
+      { prompt: "The movie was", response: " wonderful, a delight.", rm: 1.31, gold: 1 },
+      { prompt: "The food was", response: " superb.", rm: 1.12, gold: 0.5 },
+    ],
+  },
+};
+
 /**
  * `root/kl/`: four finished sentiment-like bundles (β ∈ {0, 0.1} × seeds {1, 2}, 3 updates)
  * and one unfinished trial (β = 0.3, seed 1) in `.tmp-<id>/` with `rows` rows so far, the way
@@ -34,6 +56,10 @@ export async function resultsWithRunningTrial(
   for (const t of sentimentTrials([0, 0.1], [1, 2])) {
     done.push((await writeFakeBundle(exp, t)).split("/").at(-1)!);
   }
+  // The first bundle has evaluation samples, as LM tasks leave them (checkpoints/eval.json).
+  await Deno.mkdir(`${exp}/${done[0]}/checkpoints`);
+  await Deno.writeTextFile(`${exp}/${done[0]}/checkpoints/eval.json`, stableJson(EVAL));
+  await writeManifest(`${exp}/${done[0]}`);
   const identity = {
     task: "sentiment",
     config: { seed: 1, updates: 3, ppo: { kl: { beta: 0.3 }, lr: 1e-4 } },
