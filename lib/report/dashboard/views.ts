@@ -76,12 +76,12 @@ export function chartSet(
     ? req.metric
     : defaultMetric(picked);
   const curve = metric && picked.length
-    ? curveChart(input, metric, { band, width: 520, height: 280 })
+    ? curveChart(input, metric, { band, width: 460, height: 260 })
     : null;
   const kl = firstPresent(picked, FRONTIER_KL_CANDIDATES);
   const reward = firstPresent(picked, FRONTIER_REWARD_CANDIDATES);
   const frontier = kl && reward
-    ? frontierChart(input, kl, reward, { width: 420, height: 280 })
+    ? frontierChart(input, kl, reward, { width: 380, height: 260 })
     : null;
   const frontierNote = frontier
     ? `${kl} vs ${reward}`
