@@ -7,8 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { deno } from "../experiment/helpers.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, writeFakeBundle } from "./helpers.ts";
 import { MetricsTail } from "../../lib/report/dashboard/live.ts";
+import { startDashboard } from "../../lib/report/dashboard/server.ts";
 import {
   appendRow,
   liveRow,
@@ -201,4 +202,57 @@ Deno.test("deno task dashboard: bad flags and folders exit 2 naming the fix", as
   assert.equal(r.code, 2);
   assert.match(r.stderr, /\/nonexistent\/results: no such folder — pass a results folder/);
   assert.doesNotMatch(r.stderr, /at .*\.ts:\d+/); // no stack
+});
+
+Deno.test("paper tables from the bundles present; a work folder whose lock nobody holds is stopped", async () => {
+  const root = await tempDir("dash-tables");
+  try {
+    // Two CartPole bundles of cleanrl-classic-control's quick experiment: returns 40 and 42.
+    for (const [seed, ret] of [[1, 40], [2, 42]]) {
+      await writeFakeBundle(`${root}/reproduce-cleanrl-cartpole-quick`, {
+        task: "CartPole-v1",
+        config: { seed, total_steps: 8192 },
+        rows: [{ update: 1, episodic_return: ret }],
+        metrics: { return: ret },
+      });
+    }
+    // A running trial (its worker holds .lock-<id>) and a stopped one (the lock file is there,
+    // nobody holds it), in the same experiment folder.
+    const exp = `${root}/reproduce-cleanrl-cartpole-quick`;
+    for (const id of ["aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb"]) {
+      await Deno.mkdir(`${exp}/.tmp-${id}`);
+      await Deno.writeTextFile(
+        `${exp}/.tmp-${id}/config.json`,
+        JSON.stringify({ task: "CartPole-v1", config: { seed: 3, total_steps: 8192 } }),
+      );
+      await Deno.writeTextFile(`${exp}/.lock-${id}`, "");
+    }
+    using held = await Deno.open(`${exp}/.lock-aaaaaaaaaaaaaaaa`, { read: true, write: true });
+    await held.lock(true);
+
+    const d = await startDashboard({ root, hostname: "127.0.0.1", port: 0, pollMs: 100 });
+    try {
+      const { experiments } = await (await fetch(new URL("/api/experiments", d.url))).json();
+      const status = Object.fromEntries(
+        experiments[0].trials.map((t: { id: string; status: string }) => [t.id, t.status]),
+      );
+      assert.equal(status.aaaaaaaaaaaaaaaa, "running");
+      assert.equal(status.bbbbbbbbbbbbbbbb, "stopped");
+      const tables = await (await fetch(new URL("/api/tables", d.url))).json();
+      assert.equal(tables.length, 1);
+      assert.equal(tables[0].name, "cleanrl-classic-control");
+      assert.equal(tables[0].quick, true);
+      assert.deepEqual(tables[0].experiments, { "reproduce-cleanrl-cartpole-quick": 2 });
+      // Mean 41, std with divisor n (as the published ±) 1.
+      assert.match(
+        tables[0].markdown,
+        /\| CartPole-v1 \| 8192 \| 2 \| 41\.00 ± 1\.00 \| 1: 40\.00, 2: 42\.00 \| 490\.04 ± 6\.12 \|/,
+      );
+      assert.match(tables[0].markdown, /\| Acrobot-v1 \| - \| 0 \|/);
+    } finally {
+      await d.close();
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
