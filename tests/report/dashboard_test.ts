@@ -6,7 +6,8 @@
  * evaluation samples show before and after, a screenshot is kept, and no request leaves
  * localhost. The results folder the test does not write to stays byte-identical.
  *
- * Set PROXIMA_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the README's screenshot.
+ * The screenshot stays in a temp folder (its path is printed); PROXIMA_DASHBOARD_SCREENSHOT=FILE
+ * copies it there too.
  */
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -93,13 +94,13 @@ Deno.test({
         const sw = await deno(["run", "-A", "cli/sweep.ts", FIXTURE, "--results", root, "--quiet"]);
         assert.equal(sw.code, 0, sw.stdout + sw.stderr);
         const nav = page.locator("nav button[data-experiment='tiny-kl']");
-        await nav.waitFor({ timeout: 10_000 });
+        await nav.waitFor({ timeout: 20_000 });
         // (Predicates are strings: they run in the page, where `document` is.)
         await page.waitForFunction(
           `document.querySelector("nav button[data-experiment='tiny-kl'] small")?.textContent ` +
             `=== "4 trials"`,
           undefined,
-          { timeout: 10_000 },
+          { timeout: 20_000 },
         );
         await nav.click();
         await page.waitForFunction(
@@ -122,7 +123,7 @@ Deno.test({
           `document.querySelector("tr[data-trial='${liveId}'] td.update")?.textContent === ` +
             `"3 / 3" && Number(document.body.dataset.curvePoints) === ${points + 1}`,
           undefined,
-          { timeout: 10_000 },
+          { timeout: 20_000 },
         );
         // The new point is in the drawn chart's data: the live series (β = 0.3) now has 3 updates.
         const live03 = await page.evaluate(() => {
@@ -135,10 +136,12 @@ Deno.test({
       });
 
       await t.step("a screenshot is kept", async () => {
-        const path = `${root}/dashboard.png`;
+        // Outside the results folder, and left in place for a person (or CI artifact) to look at.
+        const path = `${await Deno.makeTempDir({ prefix: "proxima-dashboard-" })}/dashboard.png`;
         await page.screenshot({ path, fullPage: true });
         const { width, height } = pngHeader(await Deno.readFile(path));
         assert.ok(width >= 1400 && height >= 900, `${width}×${height}`);
+        console.log(`dashboard screenshot: ${path}`);
         const keep = Deno.env.get("PROXIMA_DASHBOARD_SCREENSHOT");
         if (keep) await Deno.copyFile(path, keep);
       });

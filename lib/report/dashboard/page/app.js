@@ -353,7 +353,10 @@ function connect() {
       $("live").textContent = `live — update ${fmt(ev.last?.update)} of ${ev.trial.slice(0, 10)}`;
     } else if (ev.type === "trials") {
       await loadExperiments();
-      if (ev.experiment === state.current) refreshChartsSoon();
+      if (ev.experiment === state.current) {
+        refreshChartsSoon();
+        refreshEval(); // a trial that just finished has its evaluation now
+      }
       clearTimeout(tablesPending);
       tablesPending = setTimeout(refreshTables, 1000);
     }
