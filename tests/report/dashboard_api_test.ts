@@ -227,6 +227,10 @@ Deno.test("paper tables from the bundles present; a work folder whose lock nobod
       );
       await Deno.writeTextFile(`${exp}/.lock-${id}`, "");
     }
+    // A bundle that cannot be read (summary.json is not JSON): a warning, not a crash.
+    await Deno.mkdir(`${exp}/cccccccccccccccc`);
+    await Deno.writeTextFile(`${exp}/cccccccccccccccc/manifest.json`, '{"bundle_hash":"x"}');
+    await Deno.writeTextFile(`${exp}/cccccccccccccccc/config.json`, "{");
     using held = await Deno.open(`${exp}/.lock-aaaaaaaaaaaaaaaa`, { read: true, write: true });
     await held.lock(true);
 
@@ -238,6 +242,11 @@ Deno.test("paper tables from the bundles present; a work folder whose lock nobod
       );
       assert.equal(status.aaaaaaaaaaaaaaaa, "running");
       assert.equal(status.bbbbbbbbbbbbbbbb, "stopped");
+      assert.equal(experiments[0].trials.length, 4);
+      assert.equal(experiments[0].warnings.length, 1);
+      assert.match(experiments[0].warnings[0], /cccccccccccccccc\/config\.json: not valid JSON/);
+      // Nothing changed on disk: a rescan reports nothing (the broken bundle is not reread).
+      assert.deepEqual(await d.watcher.refresh(), []);
       const tables = await (await fetch(new URL("/api/tables", d.url))).json();
       assert.equal(tables.length, 1);
       assert.equal(tables[0].name, "cleanrl-classic-control");

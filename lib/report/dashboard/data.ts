@@ -89,7 +89,8 @@ interface ExperimentState {
   dir: string;
   done: Map<string, { bundle: TrialBundle; mtime: number }>;
   live: Map<string, Live>;
-  broken: Map<string, string>;
+  /** Bundles that cannot be read: the error, and manifest.json's mtime when it was seen. */
+  broken: Map<string, { message: string; mtime: number }>;
   /** Every trial (finished and not), swept values filled, sorted; rebuilt on change. */
   trials: TrialBundle[];
   status: Map<string, TrialStatus>;
@@ -228,23 +229,35 @@ export class ResultsWatcher {
       const st = await Deno.stat(`${dir}/manifest.json`).catch(() => null);
       if (!st) continue; // not a bundle (yet)
       const mtime = st.mtime?.getTime() ?? 0;
-      if (e.done.get(id)?.mtime === mtime) continue;
+      if (e.done.get(id)?.mtime === mtime || e.broken.get(id)?.mtime === mtime) continue;
       try {
         e.done.set(id, { bundle: await loadTrialBundle(dir, e.name), mtime });
         e.broken.delete(id);
       } catch (err) {
         if (!(err instanceof ReportError)) throw err;
-        e.broken.set(id, err.message);
+        e.broken.set(id, { message: err.message, mtime });
         e.done.delete(id);
       }
       listChanged = true;
     }
+    for (const id of [...e.broken.keys()]) {
+      if (!doneIds.has(id)) {
+        e.broken.delete(id);
+        listChanged = true;
+      }
+    }
     for (const id of [...e.done.keys()]) {
-      if (!doneIds.has(id)) (e.done.delete(id), listChanged = true);
+      if (!doneIds.has(id)) {
+        e.done.delete(id);
+        listChanged = true;
+      }
     }
     // Unfinished trials: tail metrics.jsonl; a finished one has left its work folder.
     for (const id of [...e.live.keys()]) {
-      if (!liveIds.has(id) || e.done.has(id)) (e.live.delete(id), listChanged = true);
+      if (!liveIds.has(id) || e.done.has(id)) {
+        e.live.delete(id);
+        listChanged = true;
+      }
     }
     for (const id of liveIds) {
       if (e.done.has(id)) continue;
@@ -258,7 +271,10 @@ export class ResultsWatcher {
         listChanged = true;
       }
       const status = await liveStatus(e.dir, id, held);
-      if (status !== l.status) (l.status = status, listChanged = true);
+      if (status !== l.status) {
+        l.status = status;
+        listChanged = true;
+      }
       const got = await l.tail.poll().catch(() => null);
       if (got) {
         changes.push({
@@ -314,7 +330,7 @@ export class ResultsWatcher {
         finalMetrics.push(c);
       }
     }
-    const warnings = [...e.broken.values()];
+    const warnings = [...e.broken.values()].map((b) => b.message);
     const versions = new Set(e.trials.map((t) => t.codeVersion).filter(Boolean));
     if (versions.size > 1) {
       warnings.push(`${e.dir}: trials of ${versions.size} code versions are mixed`);
