@@ -50,6 +50,7 @@ Deno.test({
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        "--disable-dev-shm-usage", // containers often have a small /dev/shm
       ],
     });
     const requests: string[] = [];
