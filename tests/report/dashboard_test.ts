@@ -106,6 +106,9 @@ Deno.test({
         await nav.click();
         await page.waitForFunction(
           `document.querySelectorAll("#trials tr[data-status='done']").length === 4 && ` +
+            // 2048 steps of 4 envs × 128: 4 updates planned, 4 done.
+            `[...document.querySelectorAll("#trials td.update")].every((td) => ` +
+            `td.textContent === "4 / 4") && ` +
             `document.querySelector("#curve svg")?.textContent?.includes("episodic_return")`,
         );
         await page.click("nav button[data-experiment='kl']");

@@ -26,6 +26,7 @@ import {
 } from "../bundles.ts";
 import { compareSweptValues, finiteOrNull } from "../aggregate.ts";
 import { heldLockInodes, liveStatus, MetricsTail } from "./live.ts";
+import { findTrialKind } from "../../experiment/mod.ts";
 
 /** A trial's state: finished (a bundle), running (its worker holds its lock), or stopped. */
 export type TrialStatus = "done" | "running" | "stopped";
@@ -45,7 +46,7 @@ export interface TrialInfo {
   rows: number;
   /** The last row's `update` (null before the first). */
   update: number | null;
-  /** Updates planned (the config's `updates`, when it has one). */
+  /** Updates planned (the task's planned work for this config), null when unknown. */
   updates: number | null;
   /** Per-trial value of each of the experiment's {@link ExperimentInfo.finalMetrics}. */
   final: Record<string, number | null>;
@@ -345,7 +346,7 @@ export class ResultsWatcher {
       warnings,
       trials: e.trials.map((t) => {
         const last = t.rows.at(-1);
-        const updates = finiteOrNull(t.flat.updates);
+        const updates = plannedUpdates(t);
         return {
           id: t.id,
           experiment: e.name,
@@ -361,6 +362,16 @@ export class ResultsWatcher {
         };
       }),
     };
+  }
+}
+
+/** The updates a trial's task plans for its config (null for a task this code lacks). */
+function plannedUpdates(t: TrialBundle): number | null {
+  try {
+    const w = findTrialKind(t.task)?.work(t.config as never);
+    return w && w.unit === "updates" ? finiteOrNull(w.total) : null;
+  } catch {
+    return null; // a config this code no longer reads
   }
 }
 
