@@ -10,7 +10,7 @@
  * still recorded, for information, in each bundle's `env.json`.
  *
  * Code that only reads finished bundles ({@link READ_ONLY_SOURCES}: the report layer, the
- * report / reproduce / notebook / verify commands) is left out, so improving a plot does not
+ * report / reproduce / notebook / verify / dashboard commands) is left out, so improving a plot does not
  * make every finished trial and cached SFT / reward-model stage look new.
  *
  * `PROXIMA_CODE_VERSION` overrides the hash (tests pin it so that concurrent edits elsewhere
@@ -49,6 +49,7 @@ export const READ_ONLY_SOURCES: readonly string[] = [
   "cli/notebooks.ts",
   "cli/jupyter.ts",
   "cli/verify.ts",
+  "cli/dashboard.ts",
 ];
 
 /** Source files that make up the code version, relative to `root`, sorted. */
