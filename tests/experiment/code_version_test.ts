@@ -7,6 +7,10 @@ Deno.test("code version: trial code and the lockfile count, bundle readers do no
     assert.ok(files.includes(f), f);
   }
   assert.ok(!files.some((f) => f.startsWith("lib/report/") || f === "cli/verify.ts"), files.join());
+  // The TensorBoard writer and the exports write beside bundles, never into them.
+  for (const f of ["lib/tensorboard/writer.ts", "cli/export.ts", "cli/report_to.ts"]) {
+    assert.ok(!files.includes(f), f);
+  }
   assert.deepEqual(files, [...files].sort());
 });
 
