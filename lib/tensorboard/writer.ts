@@ -10,8 +10,10 @@
  *   (`results/kl/tensorboard/<trial-id>/` for the bundle `results/kl/<trial-id>/`), never in a
  *   bundle's hashed files, so `tensorboard --logdir results/kl/tensorboard` shows each trial
  *   as a run.
- * - A resumed run opens a new event file whose steps restart after the checkpoint; TensorBoard
- *   drops the older file's points from that step on (its "orphaned data" purge).
+ * - Every event file starts with the file version and a `SessionLog` START at the first row's
+ *   step. A resumed run opens a new event file whose steps restart after the checkpoint; on the
+ *   START, TensorBoard's reader drops the older files' points from that step on (its "orphaned
+ *   data" purge), so the curve shows each update once.
  *
  * @example
  * ```ts
@@ -63,14 +65,26 @@ export function eventRecord(e: TbEvent): Uint8Array {
   return frameRecord(encodeEvent(e));
 }
 
+/** The records that open an event file whose first row is `first`, at wall time `t`. */
+function headRecords(first: TbEvent, t: number): Uint8Array[] {
+  return [
+    eventRecord({ wallTime: t, step: 0, fileVersion: FILE_VERSION }),
+    eventRecord({ wallTime: t, step: first.step, sessionStart: true }),
+  ];
+}
+
 /**
- * A whole event file for `rows`, deterministic: the file-version event at `wallTimes[0]` and
- * row i at `wallTimes[i + 1]` (a single number: every event at that time).
+ * A whole event file for `rows` (the same records {@link MetricsEventLog} writes),
+ * deterministic: the file version and session start at `wallTimes[0]`, row i at
+ * `wallTimes[i + 1]` (a single number: every event at that time).
  */
 export function eventFileBytes(rows: readonly MetricsRowLike[], wallTimes: number | number[]) {
   const at = (i: number) => typeof wallTimes === "number" ? wallTimes : wallTimes[i];
-  const parts = [eventRecord({ wallTime: at(0), step: 0, fileVersion: FILE_VERSION })];
-  rows.forEach((r, i) => parts.push(eventRecord(rowEvent(r, i, at(i + 1)))));
+  const events = rows.map((r, i) => rowEvent(r, i, at(i + 1)));
+  const parts = events.length
+    ? headRecords(events[0], at(0))
+    : [eventRecord({ wallTime: at(0), step: 0, fileVersion: FILE_VERSION })];
+  for (const e of events) parts.push(eventRecord(e));
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
   for (const p of parts) out.set(p, off), off += p.length;
@@ -98,24 +112,40 @@ function hostName(): string {
 export class MetricsEventLog {
   #file: Deno.FsFile | null = null;
   #index = 0;
+  #failed = false;
   /** The event file, once the first row created it. */
   path: string | null = null;
 
-  constructor(readonly dir: string, readonly now: () => number = () => Date.now() / 1e3) {}
+  constructor(
+    readonly dir: string,
+    readonly now: () => number = () => Date.now() / 1e3,
+    readonly onError: (e: Error) => void = (e) =>
+      console.error(`warning: TensorBoard log ${dir}: ${e.message}; training goes on without it`),
+  ) {}
 
-  /** Append one row (its scalars at the current wall time). */
+  /**
+   * Append one row (its scalars at the current wall time). A failure to write (a full disk)
+   * is reported once through `onError` and ends the log, not the training.
+   */
   append(row: MetricsRowLike): void {
-    if (!this.#file) {
+    if (this.#failed) return;
+    try {
       const t = this.now();
-      Deno.mkdirSync(this.dir, { recursive: true });
-      let name = eventFileName(t);
-      // Two logs opened by one process in one second get distinct files.
-      for (let k = 1; exists(`${this.dir}/${name}`); k++) name = `${eventFileName(t)}.${k}`;
-      this.path = `${this.dir}/${name}`;
-      this.#file = Deno.openSync(this.path, { write: true, createNew: true });
-      writeAllSync(this.#file, eventRecord({ wallTime: t, step: 0, fileVersion: FILE_VERSION }));
+      const e = rowEvent(row, this.#index++, t);
+      if (!this.#file) {
+        Deno.mkdirSync(this.dir, { recursive: true });
+        let name = eventFileName(t);
+        // Two logs opened by one process in one second get distinct files.
+        for (let k = 1; exists(`${this.dir}/${name}`); k++) name = `${eventFileName(t)}.${k}`;
+        this.path = `${this.dir}/${name}`;
+        this.#file = Deno.openSync(this.path, { write: true, createNew: true });
+        for (const r of headRecords(e, t)) writeAllSync(this.#file, r);
+      }
+      writeAllSync(this.#file, eventRecord(e));
+    } catch (err) {
+      this.#failed = true;
+      this.onError(err as Error);
     }
-    writeAllSync(this.#file, eventRecord(rowEvent(row, this.#index++, this.now())));
   }
 
   /** Close the file (rows appended later open a new one). */
@@ -152,18 +182,20 @@ export interface ScalarPoint {
 }
 
 /**
- * Every scalar point of the event files in `dir` (files in name order, as TensorBoard reads
- * them), in file order.
+ * The scalar points of the event files in `dir` as TensorBoard shows them: files in name order
+ * (as TensorBoard reads them), points in file order, and at each session START the points
+ * read so far from that step on dropped (a resumed run's second file replaces them).
  */
 export async function readScalars(dir: string): Promise<ScalarPoint[]> {
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) {
     if (e.isFile && e.name.includes("tfevents")) names.push(e.name);
   }
-  const out: ScalarPoint[] = [];
+  let out: ScalarPoint[] = [];
   for (const n of names.sort()) {
     const path = `${dir}/${n}`;
     for (const e of decodeEventFile(await Deno.readFile(path), path)) {
+      if (e.sessionStart) out = out.filter((p) => p.step < e.step);
       for (const s of e.scalars ?? []) {
         out.push({ tag: s.tag, step: e.step, value: s.value, wallTime: e.wallTime });
       }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { deno, tempDir } from "../experiment/helpers.ts";
-import { readScalars, type ScalarPoint } from "../../lib/tensorboard/mod.ts";
+import { decodeEventFile, readScalars, type ScalarPoint } from "../../lib/tensorboard/mod.ts";
 
 const FIXTURE = "tests/report/fixtures/tiny_tb.ts";
 
@@ -65,6 +65,29 @@ Deno.test("train --report_to tensorboard: event files beside the run hold its me
     const t = points.map((p) => p.wallTime);
     assert.ok(t.every((x, i) => i === 0 || x >= t[i - 1]) && t[0] > 1.7e9);
     assert.deepEqual(await files(out), ["episodes.jsonl", "final.safetensors", "metrics.jsonl"]);
+
+    // Resumed from the checkpoint at update 2 (as after a kill): a second event file that
+    // starts at update 3, and TensorBoard's view (readScalars) shows each update once, with
+    // the values of the metrics.jsonl the resumed run leaves.
+    const resume = [...args, "--envs", "2", "--steps", "128", "--checkpoint-every", "2", "--quiet"];
+    const first = await deno([...resume, "--out", `${out}-r`, "--report_to", "tensorboard"]);
+    assert.equal(first.code, 0, first.stderr);
+    await Deno.remove(`${out}-r/final.safetensors`);
+    const again = await deno([
+      ...resume,
+      "--out",
+      `${out}-r`,
+      "--resume",
+      "--report_to",
+      "tensorboard",
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    const tbr = `${root}/train/tensorboard/cartpole-seed1-r`;
+    const logs = await files(tbr);
+    assert.equal(logs.length, 2, logs.join());
+    const second = decodeEventFile(await Deno.readFile(`${tbr}/${logs[1]}`));
+    assert.deepEqual([second[1].sessionStart, second[1].step, second.at(-1)!.step], [true, 3, 4]);
+    assert.deepEqual(strip(await readScalars(tbr)), await expectedPoints(`${out}-r/metrics.jsonl`));
 
     const bad = await deno([...args, "--out", out, "--report_to", "wandb"]);
     assert.equal(bad.code, 2);
