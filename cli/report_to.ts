@@ -13,10 +13,10 @@ import {
   tensorboardDir,
 } from "../lib/tensorboard/mod.ts";
 
-/** The flag's help line. */
-export const REPORT_TO_HELP =
-  "--report_to none|tensorboard  also log every metrics row while training as TensorBoard " +
-  "event files in <folder of the run>/tensorboard/<run>/ (default none)";
+/** The flag's help lines (indented as `deno task train --help`'s run flags). */
+export const REPORT_TO_HELP = `--report_to none|tensorboard
+                     also log every metrics row while training as TensorBoard event files
+                     in <parent of --out>/tensorboard/<run>/ (default none)`;
 
 /** The value of `--report_to` (absent: "none"); a bad one is a {@link ConfigError} (exit 2). */
 export function reportToFlag(value: unknown, command: string): ReportTo {
