@@ -142,3 +142,27 @@ Deno.test("deno task export: writes; a missing folder, an unknown --to or flag e
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("export of a results root: several experiments need --out; runs are <experiment>/<trial-id>", async () => {
+  const root = await tempDir("export-root");
+  try {
+    await klBundles(root);
+    for (const t of sentimentTrials([0.1], [1], 2)) await writeFakeBundle(`${root}/clip`, t);
+    await assert.rejects(
+      () => exportResults([root], { to: "csv" }),
+      /export: 2 experiment folders \(clip, kl\) — give --out DIR for their one export/,
+    );
+    await exportResults([root], { to: "tensorboard", out: `${root}/all` });
+    const runs = JSON.parse(await Deno.readTextFile(`${root}/all/tensorboard/runs.json`));
+    const names = Object.keys(runs).sort();
+    assert.equal(names.length, 5);
+    assert.deepEqual(names.map((n) => n.split("/")[0]), ["clip", "kl", "kl", "kl", "kl"]);
+    assert.equal((await readScalars(`${root}/all/tensorboard/${names[0]}`)).length, 2 * 7);
+    await exportResults([root], { to: "csv", out: `${root}/all` });
+    const csv = (await Deno.readTextFile(`${root}/all/metrics.csv`)).trimEnd().split("\n");
+    assert.equal(csv.length, 1 + 2 + 12);
+    assert.deepEqual([...new Set(csv.slice(1).map((l) => l.split(",")[0]))].sort(), ["clip", "kl"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
