@@ -19,6 +19,7 @@ import {
 } from "../lib/experiment/mod.ts";
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
 import { trialWorkerCommand } from "./trial.ts";
+import { reportToFlag } from "./report_to.ts";
 import { dryRun, makeProgress, printResults } from "./sweep_ui.ts";
 import {
   joinSbatchArgs as SLURM_ARGS,
@@ -43,6 +44,9 @@ Flags:
                     (repeatable; VALUE is read as JSON when it parses; changes the trial ids)
   --dry-run         list the trials and their state; run nothing
   --quiet           no progress bars or progress lines
+  --report_to none|tensorboard
+                    also log every trial's metrics rows while it trains as TensorBoard event
+                    files in <results>/<experiment>/tensorboard/<trial-id>/ (default none)
   --help            this text
 ${SLURM_HELP}
 
@@ -53,6 +57,7 @@ function parseFlags(args: string[]) {
   const { run, values, positionals } = parseRunFlags("sweep", args, {
     set: { type: "string", multiple: true },
     "dry-run": { type: "boolean" },
+    report_to: { type: "string" },
     ...SLURM_FLAGS,
   });
   const overrides: Record<string, unknown> = {};
@@ -78,6 +83,7 @@ function parseFlags(args: string[]) {
     ...run,
     overrides,
     dryRun: Boolean(values["dry-run"]),
+    reportTo: reportToFlag(values.report_to, "sweep"),
     slurm: slurmFlags(values),
   };
 }
@@ -135,6 +141,7 @@ async function main(): Promise<number> {
       git: await gitInfo(),
       signal: controller.signal,
       workerCommand: trialWorkerCommand(),
+      reportTo: flags.reportTo,
     }, {
       onTrialStart: (t, i) => ui.start(t, i),
       onTrialProgress: (t, p) => ui.progress(t, p),

@@ -5,6 +5,7 @@
  * @module
  */
 import type { ParseArgsOptionsConfig } from "node:util";
+import type { ReportTo } from "../lib/tensorboard/mod.ts";
 import {
   cancelSubmission,
   checkCluster,
@@ -170,6 +171,7 @@ interface MainFlags {
   quiet: boolean;
   experimentFile: string;
   slurm: SlurmFlags;
+  reportTo?: ReportTo;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -256,6 +258,7 @@ export async function slurmMain(plan: Plan, f: MainFlags): Promise<number> {
       git: await gitInfo(),
       workerCommand: slurmWorkerCommand(),
       log,
+      reportTo: f.reportTo,
     });
   } catch (e) {
     try {

@@ -20,6 +20,7 @@ import {
   runEnvTraining,
   solvedAt,
 } from "../lib/envs/run.ts";
+import { REPORT_TO_HELP, trainReport } from "./report_to.ts";
 import { envSpec } from "../lib/envs/registry.ts";
 import { DeviceError } from "../lib/onnx/session.ts";
 import { didYouMean, findTrialKind, TASKS } from "../lib/experiment/mod.ts";
@@ -38,6 +39,7 @@ Run flags:
   --device cpu|cuda  execution provider (default cpu)
   --threads N        ORT intra-op threads (default 2)
   --quiet            no progress bar
+  ${REPORT_TO_HELP}
 Config flags (key=default  meaning):
 ${
   Object.entries(EnvRunSchema.shape).filter(([k]) => k !== "ppo").map(([k, s]) => {
@@ -114,6 +116,7 @@ export function flagsToConfig(
   const config: Record<string, unknown> = {};
   const run: Record<string, string | boolean> = {};
   const runFlags = new Set(["out", "resume", "device", "threads", "quiet", "help", "task"]);
+  runFlags.add("report-to"); // --report_to none|tensorboard (cli/report_to.ts)
   const ppo = schema.shape.ppo as unknown as { unwrap(): z.ZodObject };
   const ppoKeys = new Set(Object.keys(ppo.unwrap().shape));
   const top = new Set(Object.keys(schema.shape));
@@ -191,6 +194,7 @@ if (import.meta.main) {
     }, cliProgress.Presets.shades_classic);
     const t0 = performance.now();
     let startStep = 0, lastReturn: number | null = null;
+    const tb = trainReport(run["report-to"], outDir);
     const { last, updates } = await runEnvTraining(cfg, {
       outDir,
       resume: Boolean(run.resume),
@@ -202,12 +206,14 @@ if (import.meta.main) {
         bar?.start(total, u, { step: startStep, sps: 0, ret: "-" });
       },
       onUpdate: (row, u) => {
+        tb?.append(row);
         if (row.episodic_return !== null) lastReturn = row.episodic_return;
         const sps = Math.round((Number(row.step) - startStep) / ((performance.now() - t0) / 1e3));
         bar?.update(u, { step: row.step, sps, ret: lastReturn?.toFixed(1) ?? "-" });
       },
     });
     bar?.stop();
+    tb?.close();
     const secs = (performance.now() - t0) / 1e3;
     const episodes = await readEpisodes(outDir);
     const recent = recentReturn(episodes, 100), threshold = envSpec(cfg.env).rewardThreshold;
@@ -258,6 +264,7 @@ async function trainTask(task: string): Promise<void> {
     const w = Math.max(...aliases.map(([k]) => k.length)) + 4;
     console.log(
       `Usage: deno task train --task ${task} [--out DIR] [--resume] [--quiet] [--seed N] ` +
+        "[--report_to none|tensorboard] " +
         "[--KEY VALUE ...]\n\nFlags:\n" +
         aliases.map(([k, a]) =>
           `  --${k.padEnd(w - 2)}${a.help} (${
@@ -282,6 +289,7 @@ async function trainTask(task: string): Promise<void> {
   const blank = Object.fromEntries(progress.map(([, col]) => [col, "-"]));
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
   let tokens = 0, tPpo = 0;
+  const tb = trainReport(run["report-to"], outDir);
   await t.trial(cfg, outDir, {
     resume: Boolean(run.resume),
     // --threads / --device reach every session of the trial (stages, PPO, sampling, scoring).
@@ -294,6 +302,7 @@ async function trainTask(task: string): Promise<void> {
       bar?.start(cfg.updates, u, { ...blank, tps: "-" });
     },
     onUpdate: (row, u) => {
+      tb?.append(row);
       tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? t.work(cfg).steps);
       const tps = Math.round(tokens / ((performance.now() - tPpo) / 1e3));
       bar?.update(u, {
@@ -303,6 +312,7 @@ async function trainTask(task: string): Promise<void> {
     },
   });
   bar?.stop();
+  tb?.close();
   // The scores before and after PPO: every named metric that has a `<name>_before`.
   const { metrics: m } = await t.summarize(outDir);
   const scores = Object.keys(m).filter((k) => `${k}_before` in m);

@@ -73,7 +73,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
         onStart: (u, total) => ctx.onProgress({ done: u, total, step: u * per }),
         onUpdate: (row, u, total) => {
           if (row.episodic_return !== null) ret = Number(row.episodic_return);
-          ctx.onProgress({ done: u, total, step: Number(row.step), info: { return: ret } });
+          ctx.onProgress({ done: u, total, step: Number(row.step), info: { return: ret }, row });
         },
       });
     },

@@ -9,9 +9,10 @@
  * the lockfile that pins every npm dependency, is exact in all three cases. The commit is
  * still recorded, for information, in each bundle's `env.json`.
  *
- * Code that only reads finished bundles ({@link READ_ONLY_SOURCES}: the report layer, the
- * report / reproduce / notebook / verify / dashboard commands) is left out, so improving a plot does not
- * make every finished trial and cached SFT / reward-model stage look new.
+ * Code that only reads finished bundles or writes beside them ({@link READ_ONLY_SOURCES}: the
+ * report layer, the report / reproduce / notebook / verify / dashboard / export commands, the TensorBoard
+ * writer) is left out, so improving a plot does not make every finished trial and cached SFT /
+ * reward-model stage look new.
  *
  * `PROXIMA_CODE_VERSION` overrides the hash (tests pin it so that concurrent edits elsewhere
  * in the tree cannot change trial ids between two runs they compare).
@@ -50,6 +51,10 @@ export const READ_ONLY_SOURCES: readonly string[] = [
   "cli/jupyter.ts",
   "cli/verify.ts",
   "cli/dashboard.ts",
+  // TensorBoard event files and exports are written beside the bundles, never into them.
+  "lib/tensorboard/",
+  "cli/report_to.ts",
+  "cli/export.ts",
 ];
 
 /** Source files that make up the code version, relative to `root`, sorted. */

@@ -14,6 +14,7 @@ import { exists, verifyBundle } from "./bundle.ts";
 import type { TrialProgress, TrialSummary } from "./kinds.ts";
 import { lockTry } from "../lock.ts";
 import type { Plan, PlannedTrial } from "./spec.ts";
+import type { ReportTo } from "../tensorboard/mod.ts";
 import { corruptBundle, type TrialEvent, type TrialRequest } from "./trial.ts";
 
 export interface RunOptions {
@@ -34,6 +35,8 @@ export interface RunOptions {
    * {@link TrialEvent}s as JSON lines on its stdout, and exits when its stdin closes.
    */
   workerCommand: string[];
+  /** Where trials also send their metrics rows while training (TrialRequest.report_to). */
+  reportTo?: ReportTo;
 }
 
 export type TrialStatus = "done" | "skipped" | "reused" | "failed" | "interrupted";
@@ -175,6 +178,7 @@ export async function runPlan(
         threads: opts.threads,
         device: opts.device,
         git: opts.git,
+        ...(opts.reportTo && opts.reportTo !== "none" ? { report_to: opts.reportTo } : {}),
       };
       const t0 = performance.now();
       const child = new Deno.Command(cmd[0], {

@@ -34,6 +34,7 @@ import { exists } from "./bundle.ts";
 import type { TrialProgress, TrialSummary } from "./kinds.ts";
 import { RunnerError } from "./runner.ts";
 import type { Plan, PlannedTrial } from "./spec.ts";
+import type { ReportTo } from "../tensorboard/mod.ts";
 import type { TrialEvent, TrialRequest } from "./trial.ts";
 import { didYouMean } from "./suggest.ts";
 
@@ -72,6 +73,8 @@ export interface SubmitOptions extends SlurmOptions {
   workerCommand: string[];
   /** Messages while submitting (probe waiting, chunking). */
   log?: (line: string) => void;
+  /** Where trials also send their metrics rows while training (TrialRequest.report_to). */
+  reportTo?: ReportTo;
 }
 
 /** A problem with the cluster or the submission (printed alone; exit 2). */
@@ -541,6 +544,7 @@ export async function submitSweep(
         threads: o.threads,
         device: o.device,
         git: o.git,
+        ...(o.reportTo && o.reportTo !== "none" ? { report_to: o.reportTo } : {}),
       };
     }
     const list: SubmissionTrials = { experiment: plan.name, trials };

@@ -36,6 +36,7 @@ import type { StageResult } from "../trial/contract.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
 import { RewardError } from "../tasks/rewards.ts";
 import { ConfigError } from "../ppo/config.ts";
+import { MetricsEventLog, type ReportTo, tensorboardDir } from "../tensorboard/mod.ts";
 
 /** What the sweep sends a worker (one JSON line on its stdin). */
 export interface TrialRequest {
@@ -50,6 +51,12 @@ export interface TrialRequest {
   threads: number;
   device: "cpu" | "cuda";
   git: { commit: string; dirty: boolean } | null;
+  /**
+   * Where metrics rows also go while the trial trains (absent: nowhere): "tensorboard" appends
+   * them to event files in `<expDir>/tensorboard/<id>/`, outside the bundle. Not part of the
+   * identity: it changes no result.
+   */
+  report_to?: ReportTo;
 }
 
 /** What a worker reports (JSON lines on its stdout). */
@@ -178,12 +185,16 @@ export async function executeTrial(
   if (!(await trained())) {
     const latest = await Deno.readTextFile(`${ck}/LATEST`).then((t) => t.trim(), () => null);
     let started = false;
+    const live = req.report_to === "tensorboard"
+      ? new MetricsEventLog(tensorboardDir(final))
+      : null;
     try {
       await kind.run(config, tmp, {
         resume: true,
         threads: req.threads,
         device: req.device,
-        onProgress: (p) => {
+        onProgress: ({ row, ...p }) => {
+          if (row) live?.append(row);
           if (!started) {
             started = true;
             emit({ type: "start", done: p.done, total: p.total, resumed: p.done > 0 });
@@ -216,6 +227,8 @@ export async function executeTrial(
         );
       }
       throw e;
+    } finally {
+      live?.close();
     }
   }
 

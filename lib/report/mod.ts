@@ -21,3 +21,4 @@ export * from "./render.ts";
 export * from "./tables.ts";
 export * from "./papers.ts";
 export * as reproduce from "./reproduce.ts";
+export * from "./export.ts";

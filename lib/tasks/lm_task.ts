@@ -306,7 +306,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       stage: ctx.stage,
       session: { threads: ctx.threads, device: ctx.device },
       onStart: (u) => ctx.onProgress({ done: u, total, step: u * per }),
-      onUpdate: (row, u) => ctx.onProgress({ done: u, total, step: u * per, info: info(row) }),
+      onUpdate: (row, u) => ctx.onProgress({ done: u, total, step: u * per, info: info(row), row }),
     });
   };
 

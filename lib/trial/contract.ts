@@ -35,6 +35,8 @@ export interface TrialProgress {
   step?: number;
   /** A few numbers for the progress line (e.g. `{ return: 57.3 }`). */
   info?: Record<string, number | string | null>;
+  /** The whole metrics.jsonl row of the update just done (for live logs: TensorBoard). */
+  row?: Readonly<Record<string, number | string | null>>;
 }
 
 /** Session options of a stage run (the experiment runner passes both). */

@@ -6,8 +6,17 @@ Deno.test("code version: trial code and the lockfile count, bundle readers do no
   for (const f of ["lib/experiment/runner.ts", "lib/ppo/trainer.ts", "cli/sweep.ts", "deno.lock"]) {
     assert.ok(files.includes(f), f);
   }
-  for (const f of files) {
-    assert.ok(!f.startsWith("lib/report/") && f !== "cli/verify.ts" && f !== "cli/dashboard.ts", f);
+  assert.ok(!files.some((f) => f.startsWith("lib/report/") || f === "cli/verify.ts"), files.join());
+  // The TensorBoard writer and the exports write beside bundles, never into them.
+  for (
+    const f of [
+      "lib/tensorboard/writer.ts",
+      "cli/export.ts",
+      "cli/report_to.ts",
+      "cli/dashboard.ts",
+    ]
+  ) {
+    assert.ok(!files.includes(f), f);
   }
   assert.deepEqual(files, [...files].sort());
 });
