@@ -58,6 +58,7 @@ import {
 import { HF_TOKENIZER_FILES, saveHfFolder } from "../nn/hf.ts";
 import type { FloatArray } from "../nn/sample.ts";
 import type { TokenizerFiles } from "../nn/tokenizer.ts";
+import { UserError } from "../errors.ts";
 
 /** One preference: for `prompt`, `chosen` is preferred over `rejected` (token ids). */
 export interface PreferencePair {
@@ -551,7 +552,7 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
   if (f.architecture.kind === "sequence-classification") {
     const score = f.extra["score.weight"];
     if (!score || f.architecture.numLabels !== 1) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}: ${f.architecture.name} with ${f.architecture.numLabels} ` +
           `labels: a reward model has one (num_labels 1, score.weight [1, ${d}])`,
       );
@@ -561,7 +562,7 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
     if (typeof bias === "number") params[headNames(REWARD_HEAD).bias][0] = bias;
     const pad = f.config.pad_token_id;
     if (!Number.isInteger(pad)) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}/config.json: "pad_token_id" is ${JSON.stringify(pad)}; a ` +
           `sequence classifier finds its last token by it. Fix: set it (as transformers needs)`,
       );
@@ -580,13 +581,13 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
     const t = f.extra[name];
     const size = shape.reduce((a, b) => a * b, 1);
     if (!t) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}: model.safetensors has no "${name}": not a reward model ` +
           `folder (write it with saveRewardModel, or give a *ForSequenceClassification folder)`,
       );
     }
     if (t.data.length !== size || (t.dtype !== "float32" && t.dtype !== "float64")) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}: "${name}" is ${t.dtype} [${t.shape}], expected float32 [${shape}]`,
       );
     }
