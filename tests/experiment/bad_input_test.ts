@@ -581,7 +581,7 @@ Deno.test("bad input at run time: unwritable results folder, a sweep already run
         await Deno.mkdir(`${root}/ro`, { mode: 0o555 });
         const r = await sweep([exp, "--results", `${root}/ro`]);
         assert.equal(r.code, 2);
-        assert.match(r.stderr, /--results .*\/ro: the folder is not writable[^\n]*\n  fix:/);
+        assert.match(r.stderr, /--results .*\/ro: the folder is not writable[^\n]*\n {2}fix:/);
       });
     }
     await t.step("another sweep on the same folder", async () => {
