@@ -10,7 +10,9 @@ import { UsageError } from "../lib/errors.ts";
 /** Why writing under `dir` failed, in words (the OS message stays in brackets). */
 function whyNotWritable(e: unknown): string {
   const msg = (e as Error).message;
-  if (/os error 30\b/.test(msg)) return `is on a read-only file system (${msg})`;
+  if (/os error 30\b/.test(msg)) {
+    return `is not writable: it is on a read-only file system (${msg})`;
+  }
   if (e instanceof Deno.errors.PermissionDenied) return `is not writable (${msg})`;
   return `cannot be written (${msg})`;
 }
