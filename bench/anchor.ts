@@ -11,8 +11,10 @@
  * @module
  */
 
+import { UserError } from "../lib/errors.ts";
+
 /** The anchor environment is missing or broken: a user's set-up problem, not a bench bug. */
-export class AnchorMissingError extends Error {
+export class AnchorMissingError extends UserError {
   override name = "AnchorMissingError";
 }
 

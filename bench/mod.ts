@@ -10,18 +10,18 @@
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
  */
-import { parseArgs } from "node:util";
-import { AnchorMissingError, anchorPython } from "./anchor.ts";
+import { anchorPython } from "./anchor.ts";
 import { benchEngine } from "./engine.ts";
 import { benchGpt } from "./gpt.ts";
 import { benchPpo } from "./ppo.ts";
 import { benchScale } from "./scale.ts";
 import { benchScalePpo } from "./scale_ppo.ts";
+import { UsageError } from "../lib/errors.ts";
+import { runCommand } from "../cli/boundary.ts";
+import { numberFlag, parseFlags } from "../cli/flags.ts";
 
-const { values, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: {
+async function main(): Promise<void> {
+  const { values, positionals } = parseFlags("bench", Deno.args, {
     threads: { type: "string", default: "2" },
     steps: { type: "string", default: "50" },
     warmup: { type: "string", default: "5" },
@@ -39,67 +39,85 @@ const { values, positionals } = parseArgs({
     "no-rollout": { type: "boolean", default: false },
     "no-train": { type: "boolean", default: false },
     "ppo-max-rss-gb": { type: "string", default: "20" },
-  },
-});
+  }, { allowPositionals: true });
+  // Every number is checked before any benchmark starts (they run for minutes).
+  for (
+    const k of [
+      "threads",
+      "steps",
+      "fuse",
+      "env-steps",
+      "rounds",
+      "scale-rounds",
+      "scale-steps",
+      "roll-rounds",
+    ] as const
+  ) {
+    numberFlag("bench", k, values[k], { integer: true, min: 1 });
+  }
+  for (const k of ["warmup", "scale-warmup"] as const) {
+    numberFlag("bench", k, values[k], { integer: true, min: 0 });
+  }
+  for (const k of ["max-rss-gb", "ppo-max-rss-gb"] as const) {
+    numberFlag("bench", k, values[k], { min: 0, minInclusive: false });
+  }
 
-const benches: Record<string, () => Promise<void>> = {
-  engine: () =>
-    benchEngine({
-      threads: Number(values.threads),
-      steps: Number(values.steps),
-      warmup: Number(values.warmup),
-      fuse: Number(values.fuse),
-    }),
-  gpt: () =>
-    benchGpt({
-      threads: Number(values.threads),
-      steps: Number(values.steps),
-      warmup: Number(values.warmup),
-    }),
-  ppo: () =>
-    benchPpo({
-      threads: Number(values.threads),
-      envSteps: Number(values["env-steps"]),
-      env: values.env,
-      rounds: Number(values.rounds),
-    }),
-  scale: () =>
-    benchScale({
-      threads: Number(values.threads),
-      rounds: Number(values["scale-rounds"]),
-      roundSteps: Number(values["scale-steps"]),
-      warmup: Number(values["scale-warmup"]),
-      rollRounds: Number(values["roll-rounds"]),
-      models: values.models.split(","),
-      maxRssGb: Number(values["max-rss-gb"]),
-      cache: values.cache,
-      noRollout: values["no-rollout"],
-      noTrain: values["no-train"],
-    }),
-  "scale-ppo": () =>
-    benchScalePpo({
-      threads: Number(values.threads),
-      cache: values.cache,
-      maxRssGb: Number(values["ppo-max-rss-gb"]),
-    }),
-};
+  const benches: Record<string, () => Promise<void>> = {
+    engine: () =>
+      benchEngine({
+        threads: Number(values.threads),
+        steps: Number(values.steps),
+        warmup: Number(values.warmup),
+        fuse: Number(values.fuse),
+      }),
+    gpt: () =>
+      benchGpt({
+        threads: Number(values.threads),
+        steps: Number(values.steps),
+        warmup: Number(values.warmup),
+      }),
+    ppo: () =>
+      benchPpo({
+        threads: Number(values.threads),
+        envSteps: Number(values["env-steps"]),
+        env: values.env,
+        rounds: Number(values.rounds),
+      }),
+    scale: () =>
+      benchScale({
+        threads: Number(values.threads),
+        rounds: Number(values["scale-rounds"]),
+        roundSteps: Number(values["scale-steps"]),
+        warmup: Number(values["scale-warmup"]),
+        rollRounds: Number(values["roll-rounds"]),
+        models: values.models.split(","),
+        maxRssGb: Number(values["max-rss-gb"]),
+        cache: values.cache,
+        noRollout: values["no-rollout"],
+        noTrain: values["no-train"],
+      }),
+    "scale-ppo": () =>
+      benchScalePpo({
+        threads: Number(values.threads),
+        cache: values.cache,
+        maxRssGb: Number(values["ppo-max-rss-gb"]),
+      }),
+  };
+
+  const names = positionals.length ? positionals : Object.keys(benches);
+  for (const n of names) {
+    if (!benches[n]) {
+      throw new UsageError(`bench: unknown benchmark "${n}"`, {
+        fix: `name one of ${Object.keys(benches).join(", ")}`,
+      });
+    }
+  }
+  // A missing anchor is found before any model is built, not minutes into a bench.
+  if (names.some((n) => NEEDS_ANCHOR.has(n))) anchorPython();
+  for (const n of names) await benches[n]();
+}
 
 /** The benches that compare with the anchor (PyTorch 2.13 + transformers in a venv). */
 const NEEDS_ANCHOR = new Set(["engine", "gpt", "scale"]);
 
-const names = positionals.length ? positionals : Object.keys(benches);
-for (const n of names) {
-  if (!benches[n]) {
-    console.error(`bench: unknown benchmark "${n}" (known: ${Object.keys(benches).join(", ")})`);
-    Deno.exit(2);
-  }
-}
-// A missing anchor is found before any model is built, not minutes into a bench.
-try {
-  if (names.some((n) => NEEDS_ANCHOR.has(n))) anchorPython();
-} catch (e) {
-  if (!(e instanceof AnchorMissingError)) throw e;
-  console.error(`bench: ${e.message}`);
-  Deno.exit(2);
-}
-for (const n of names) await benches[n]();
+if (import.meta.main) await runCommand(main);

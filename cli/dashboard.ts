@@ -8,10 +8,10 @@
  * path and the fix).
  * @module
  */
-import { parseArgs } from "node:util";
-import { didYouMean } from "../lib/experiment/suggest.ts";
-import { ReportError } from "../lib/report/bundles.ts";
-import { AssetError, startDashboard } from "../lib/report/dashboard/mod.ts";
+import { UsageError } from "../lib/errors.ts";
+import { runCommand } from "./boundary.ts";
+import { parseFlags } from "./flags.ts";
+import { startDashboard } from "../lib/report/dashboard/mod.ts";
 
 const HELP = `Usage: deno task dashboard [results/] [flags]
 
@@ -26,8 +26,6 @@ Flags:
   --host H     the address to listen on (default 127.0.0.1: this machine only)
   --help       this text`;
 
-class UsageError extends Error {}
-
 /** Parsed flags of the dashboard command. */
 export interface DashboardFlags {
   root: string;
@@ -38,21 +36,11 @@ export interface DashboardFlags {
 
 /** Parse the command line; a bad flag is a UsageError naming it. */
 export function parseDashboardFlags(args: string[]): DashboardFlags {
-  const names = ["port", "host", "help"];
-  for (const a of args) {
-    const m = /^--([^=]+)/.exec(a);
-    if (m && !names.includes(m[1])) {
-      const s = didYouMean(m[1], names);
-      throw new UsageError(
-        `dashboard: unknown flag --${m[1]}${s ? ` (did you mean --${s}?)` : ""}; see --help`,
-      );
-    }
-  }
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { port: { type: "string" }, host: { type: "string" }, help: { type: "boolean" } },
-  });
+  const { values, positionals } = parseFlags("dashboard", args, {
+    port: { type: "string" },
+    host: { type: "string" },
+    help: { type: "boolean" },
+  }, { allowPositionals: true });
   if (positionals.length > 1) {
     throw new UsageError(
       `dashboard: one results folder at a time (got ${positionals.join(", ")}); pass the ` +
@@ -113,14 +101,4 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ReportError || e instanceof AssetError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCommand(() => main(Deno.args));

@@ -9,10 +9,11 @@
  * flag and the fix).
  * @module
  */
-import { parseArgs } from "node:util";
+import { UsageError } from "../lib/errors.ts";
+import { runCommand } from "./boundary.ts";
+import { parseFlags } from "./flags.ts";
 import { didYouMean } from "../lib/experiment/suggest.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportResults } from "../lib/report/export.ts";
-import { ReportError } from "../lib/report/bundles.ts";
 
 const HELP = `Usage: deno task export <results/experiment> [<dir> ...] --to FORMAT [flags]
 
@@ -29,29 +30,13 @@ Flags:
   --no-verify    skip recomputing every bundle's hashes (faster; default: verify)
   --help`;
 
-class UsageError extends Error {}
-
 async function main(args: string[]): Promise<number> {
-  const names = ["to", "out", "no-verify", "help"];
-  for (const a of args) {
-    const m = /^--([^=]+)/.exec(a);
-    if (m && !names.includes(m[1])) {
-      const s = didYouMean(m[1], names);
-      throw new UsageError(
-        `export: unknown flag --${m[1]}${s ? ` (did you mean --${s}?)` : ""}; see --help`,
-      );
-    }
-  }
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      to: { type: "string" },
-      out: { type: "string" },
-      "no-verify": { type: "boolean" },
-      help: { type: "boolean" },
-    },
-  });
+  const { values, positionals } = parseFlags("export", args, {
+    to: { type: "string" },
+    out: { type: "string" },
+    "no-verify": { type: "boolean" },
+    help: { type: "boolean" },
+  }, { allowPositionals: true });
   if (values.help) {
     console.log(HELP);
     return 0;
@@ -81,14 +66,4 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ReportError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCommand(() => main(Deno.args));

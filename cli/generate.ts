@@ -5,13 +5,14 @@
  * temperature is 0 (the default unless generation_config.json asks for sampling).
  * @module
  */
-import { parseArgs } from "node:util";
-import { didYouMean } from "../lib/experiment/mod.ts";
 import { loadModelFolder } from "../lib/nn/checkpoint.ts";
+import { contextLength } from "../lib/nn/decoder.ts";
 import { type ChatMessage, type HfTokenizer, loadHfTokenizer } from "../lib/nn/hf_tokenizer.ts";
 import { generate } from "../lib/nn/sample.ts";
 import { Rng } from "../lib/rng.ts";
-import { runCommand, UsageError } from "./run_flags.ts";
+import { UsageError } from "../lib/errors.ts";
+import { runCommand } from "./boundary.ts";
+import { numberFlag as parseNumber, type NumberRange, parseFlags } from "./flags.ts";
 
 const HELP = `deno task generate --model DIR [--prompt TEXT | --prompts FILE] [options]
 
@@ -54,20 +55,16 @@ const OPTIONS = {
 /** A prompt as the user gave it: text, or a conversation. */
 type PromptInput = { text: string } | { messages: ChatMessage[] };
 
-/** Parse `--name` values into numbers with a range check that names the flag. */
+/** The longest response any supported model can hold (checked again against the model). */
+const MAX_NEW_TOKENS = 1_000_000;
+
+/** Number flag `--name` with its range check (the error names the flag and the range). */
 function numberFlag(
   values: Record<string, unknown>,
   name: string,
-  ok: (x: number) => boolean,
-  what: string,
+  range: NumberRange,
 ): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return undefined;
-  const x = Number(raw);
-  if (raw === "" || !Number.isFinite(x) || !ok(x)) {
-    throw new UsageError(`generate: --${name} ${JSON.stringify(raw)}: expected ${what}`);
-  }
-  return x;
+  return parseNumber("generate", name, values[name] as string | undefined, range);
 }
 
 /** The prompts of a .txt or .jsonl file, with errors naming the file, the line and the fix. */
@@ -127,22 +124,8 @@ function encodePrompt(tok: HfTokenizer, p: PromptInput, chat: boolean): number[]
 }
 
 async function main(): Promise<number> {
-  let parsed;
-  try {
-    // --max_new_tokens and --max-new-tokens are the same flag (HF scripts use underscores).
-    const args = Deno.args.map((a) =>
-      a.startsWith("--") ? a.replace(/^--[^=]*/, (f) => f.replaceAll("_", "-")) : a
-    );
-    parsed = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false });
-  } catch (e) {
-    const m = /'(--?[^']+)'/.exec((e as Error).message);
-    const flag = m?.[1]?.replace(/^-+/, "");
-    const hint = flag ? didYouMean(flag, Object.keys(OPTIONS)) : undefined;
-    throw new UsageError(
-      `generate: ${(e as Error).message}${hint ? ` (did you mean --${hint}?)` : ""}\n` +
-        `Fix: see deno task generate --help`,
-    );
-  }
+  // --max_new_tokens and --max-new-tokens are the same flag (HF scripts use underscores).
+  const parsed = parseFlags("generate", Deno.args, OPTIONS, { underscores: true });
   const v = parsed.values;
   if (v.help) {
     console.log(HELP);
@@ -152,14 +135,22 @@ async function main(): Promise<number> {
   if (v.prompt && v.prompts) {
     throw new UsageError("generate: give --prompt or --prompts, not both");
   }
-  const maxNew =
-    numberFlag(v, "max-new-tokens", (x) => Number.isInteger(x) && x >= 1, "an integer >= 1") ?? 64;
-  const seed = numberFlag(v, "seed", Number.isInteger, "an integer") ?? 0;
-  const threads = numberFlag(v, "threads", (x) => Number.isInteger(x) && x >= 1, "an integer >= 1");
+  const maxNew = numberFlag(v, "max-new-tokens", { integer: true, min: 1, max: MAX_NEW_TOKENS }) ??
+    64;
+  const seed = numberFlag(v, "seed", { integer: true }) ?? 0;
+  const threads = numberFlag(v, "threads", { integer: true, min: 1 });
+  // Every flag is checked before the model loads: the sampling ones now, their defaults later.
+  const temperatureFlag = numberFlag(v, "temperature", { min: 0 });
+  const topPFlag = numberFlag(v, "top-p", { min: 0, minInclusive: false, max: 1 });
+  const topKFlag = numberFlag(v, "top-k", { integer: true, min: 0 });
   if (v.device !== undefined && v.device !== "cpu" && v.device !== "cuda") {
     throw new UsageError(`generate: --device ${v.device}: expected cpu or cuda`);
   }
 
+  // The prompts file before the model: reading it is cheap, loading the model is not.
+  const inputs: PromptInput[] = v.prompts
+    ? await readPromptsFile(v.prompts)
+    : (v.prompt ?? [""]).map((text) => ({ text }));
   const model = await loadModelFolder(v.model, { dtype: "float32" });
   const tok = await loadHfTokenizer(v.model);
   if (tok.vocabSize > model.cfg.vocabSize) {
@@ -170,16 +161,10 @@ async function main(): Promise<number> {
   }
   const gen: Partial<NonNullable<typeof model.generation>> = model.generation ?? {};
   const sampling = gen.doSample === true;
-  const temperature = numberFlag(v, "temperature", (x) => x >= 0, "a number >= 0") ??
-    (sampling ? gen.temperature ?? 1 : 0);
-  const topP = numberFlag(v, "top-p", (x) => x > 0 && x <= 1, "a number in (0, 1]") ??
-    (sampling ? gen.topP ?? 1 : 1);
-  const topK = numberFlag(v, "top-k", (x) => Number.isInteger(x) && x >= 0, "an integer >= 0") ??
-    (sampling ? gen.topK ?? 0 : 0);
+  const temperature = temperatureFlag ?? (sampling ? gen.temperature ?? 1 : 0);
+  const topP = topPFlag ?? (sampling ? gen.topP ?? 1 : 1);
+  const topK = topKFlag ?? (sampling ? gen.topK ?? 0 : 0);
 
-  const inputs: PromptInput[] = v.prompts
-    ? await readPromptsFile(v.prompts)
-    : (v.prompt ?? [""]).map((text) => ({ text }));
   const prompts = inputs.map((p) => encodePrompt(tok, p, v.chat ?? false));
   prompts.forEach((p, i) => {
     if (p.length === 0) {
@@ -189,6 +174,14 @@ async function main(): Promise<number> {
       );
     }
   });
+  const longest = Math.max(...prompts.map((p) => p.length));
+  if (longest + maxNew > contextLength(model.cfg)) {
+    throw new UsageError(
+      `generate: --max-new-tokens ${maxNew}: the longest prompt (${longest} tokens) plus ` +
+        `${maxNew} new tokens exceeds ${v.model}'s context length ${contextLength(model.cfg)}`,
+      { fix: `give --max-new-tokens ${Math.max(1, contextLength(model.cfg) - longest)} or less` },
+    );
+  }
   const eos = [...new Set([...tok.eosIds, ...(gen.eosTokenIds ?? [])])];
   const out = await generate({ cfg: model.cfg, params: model.params }, prompts, {
     maxNewTokens: maxNew,

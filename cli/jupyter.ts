@@ -22,6 +22,8 @@ import {
   NOTEBOOKS_DIR,
   REPO_ROOT,
 } from "./notebooks.ts";
+import { UserError } from "../lib/errors.ts";
+import { runCommand } from "./boundary.ts";
 
 export const FRONTEND_APT_FIX = "sudo apt-get install -y jupyter-notebook python3-ipykernel " +
   "(bash .ci/setup installs it); or pip install jupyterlab";
@@ -63,6 +65,26 @@ export function jupyterArgs(frontend: Frontend, userArgs: readonly string[]): st
   return [...args, ...userArgs];
 }
 
+/** A notebook folder given to Jupyter must exist: refused before anything is installed. */
+async function checkNotebookDir(userArgs: readonly string[]): Promise<void> {
+  const flags = ["--notebook-dir", "--ServerApp.root_dir", "--NotebookApp.notebook_dir"];
+  for (let i = 0; i < userArgs.length; i++) {
+    const a = userArgs[i];
+    const flag = flags.find((f) => a === f || a.startsWith(`${f}=`));
+    if (!flag) continue;
+    const dir = a === flag ? userArgs[i + 1] : a.slice(flag.length + 1);
+    const st = dir === undefined ? null : await Deno.stat(dir).catch(() => null);
+    if (!st?.isDirectory) {
+      throw new UserError(
+        `jupyter: ${flag} ${dir ?? ""}: ${
+          dir === undefined ? "needs a folder" : st ? "is a file, not a folder" : "no such folder"
+        }`,
+        { fix: `give ${flag} an existing folder (default: notebooks/)` },
+      );
+    }
+  }
+}
+
 const HELP = `Usage: deno task jupyter [--print-command] [jupyter options]
 
 Installs the Deno kernel (kernelspec "deno" in results/.jupyter/, first on JUPYTER_PATH) and
@@ -77,6 +99,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const printOnly = argv.includes("--print-command");
   const userArgs = argv.filter((a) => a !== "--print-command");
+  await checkNotebookDir(userArgs);
   let frontend: Frontend;
   try {
     frontend = await findFrontend();
@@ -120,4 +143,4 @@ async function main(argv: string[]): Promise<number> {
   return status.code;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) await runCommand(() => main(Deno.args));

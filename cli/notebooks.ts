@@ -21,8 +21,11 @@
  * runner is missing (the message gives the apt command).
  * @module
  */
-import { parseArgs } from "node:util";
 import { REPO_ROOT } from "../lib/experiment/code_version.ts";
+import { UserError } from "../lib/errors.ts";
+import { runCommand } from "./boundary.ts";
+import { numberFlag, parseFlags } from "./flags.ts";
+import { checkOutputDir } from "./preflight.ts";
 
 export { REPO_ROOT };
 
@@ -40,7 +43,7 @@ export const APT_FIX =
   "jupyter-notebook (bash .ci/setup installs them)";
 
 /** Jupyter (or a part of it) is not installed; the message gives the apt command. */
-export class JupyterMissing extends Error {
+export class JupyterMissing extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "JupyterMissing";
@@ -189,11 +192,13 @@ export async function runNotebooks(opts: NotebookRunOptions = {}): Promise<Noteb
   const dataDir = await installKernelspec();
   const results = opts.results ?? "results";
   const notebooks = opts.notebooks?.length ? opts.notebooks.map(absolute) : await listNotebooks();
-  if (notebooks.length === 0) throw new Error(`no notebooks (*.ipynb) in ${NOTEBOOKS_DIR}`);
+  if (notebooks.length === 0) throw new UserError(`no notebooks (*.ipynb) in ${NOTEBOOKS_DIR}`);
   let out = absolute(opts.out ?? `${results}/notebooks`);
   if (opts.inPlace) {
     const dirs = new Set(notebooks.map((n) => n.replace(/\/[^/]+$/, "")));
-    if (dirs.size !== 1) throw new Error("--in-place: the notebooks must be in one folder");
+    if (dirs.size !== 1) {
+      throw new UserError("notebooks: --in-place: the notebooks must be in one folder");
+    }
     out = [...dirs][0];
   }
   const reportDir = await Deno.makeTempDir({ prefix: "proxima-notebooks-" });
@@ -252,29 +257,33 @@ image/png or Vega-Lite output. Exits non-zero naming the notebook, the cell and 
 Needs Debian's Jupyter runner: ${APT_FIX}.`;
 
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      results: { type: "string" },
-      out: { type: "string" },
-      "in-place": { type: "boolean" },
-      timeout: { type: "string" },
-      "quiet-ms": { type: "string" },
-      "no-idle-fix": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  const { values, positionals } = parseFlags("notebooks", argv, {
+    results: { type: "string" },
+    out: { type: "string" },
+    "in-place": { type: "boolean" },
+    timeout: { type: "string" },
+    "quiet-ms": { type: "string" },
+    "no-idle-fix": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, { allowPositionals: true });
   if (values.help) {
     console.log(HELP);
     return 0;
   }
-  const num = (name: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`--${name}: a number ≥ 0 (got "${v}")`);
-    return n;
-  };
+  const num = (name: string, v: string | undefined) => numberFlag("notebooks", name, v, { min: 0 });
+  // Before Python and the kernel start: the notebooks exist, the output folder is writable.
+  for (const nb of positionals) {
+    const st = await Deno.stat(nb).catch(() => null);
+    if (!st?.isFile || !nb.endsWith(".ipynb")) {
+      throw new UserError(
+        `notebooks: ${nb}: ${
+          !st ? "no such file" : !st.isFile ? "is a folder" : "not a .ipynb file"
+        }`,
+        { fix: "give notebook files, e.g. notebooks/kl.ipynb (or none: every notebooks/*.ipynb)" },
+      );
+    }
+  }
+  if (values.out !== undefined) await checkOutputDir("notebooks", "--out", values.out);
   try {
     const r = await runNotebooks({
       notebooks: positionals,
@@ -296,4 +305,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) await runCommand(() => main(Deno.args));

@@ -11,7 +11,6 @@
  * the fix).
  * @module
  */
-import { parseArgs } from "node:util";
 import { fsyncDir, publishDir } from "../lib/experiment/bundle.ts";
 import { didYouMean } from "../lib/experiment/suggest.ts";
 import { fmtValue } from "../lib/experiment/table.ts";
@@ -25,7 +24,6 @@ import {
   type ExperimentResults,
   finalChart,
   firstPresent,
-  FontError,
   FRONTIER_KL_CANDIDATES,
   FRONTIER_REWARD_CANDIDATES,
   frontierChart,
@@ -41,6 +39,10 @@ import {
   trialsTable,
 } from "../lib/report/mod.ts";
 import type { TopLevelSpec } from "vega-lite";
+import { UsageError } from "../lib/errors.ts";
+import { runCommand } from "./boundary.ts";
+import { parseFlags as parseCommandFlags } from "./flags.ts";
+import { checkOutputDir } from "./preflight.ts";
 
 const HELP = `Usage: deno task report <results/experiment> [<dir> ...] [flags]
 
@@ -62,8 +64,6 @@ Flags:
   --band <kind>  curve bands: ci95 (default), std, none
   --no-verify    skip recomputing every bundle's hashes (faster; default: verify)
   --help`;
-
-class UsageError extends Error {}
 
 /** What a report is made of. */
 export interface ReportOptions {
@@ -322,22 +322,13 @@ function baseName(path: string): string {
 }
 
 function parseFlags(args: string[]) {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        metric: { type: "string", multiple: true },
-        out: { type: "string" },
-        band: { type: "string" },
-        "no-verify": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    throw new UsageError(`report: ${(e as Error).message}\n\n${HELP}`);
-  }
+  const parsed = parseCommandFlags("report", args, {
+    metric: { type: "string", multiple: true },
+    out: { type: "string" },
+    band: { type: "string" },
+    "no-verify": { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  }, { allowPositionals: true });
   const { values, positionals } = parsed;
   const band = values.band ?? "ci95";
   if (!["ci95", "std", "none"].includes(band)) {
@@ -364,6 +355,7 @@ async function main(args: string[]): Promise<number> {
       `report: give an experiment folder, e.g. deno task report results/kl\n\n${HELP}`,
     );
   }
+  if (flags.out !== undefined) await checkOutputDir("report", "--out", flags.out);
   const written = await writeReports(flags.paths, {
     metrics: flags.metrics,
     out: flags.out,
@@ -378,14 +370,4 @@ async function main(args: string[]): Promise<number> {
   return 0;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError || e instanceof ReportError || e instanceof FontError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+if (import.meta.main) await runCommand(() => main(Deno.args));

@@ -21,6 +21,7 @@ import {
   type TrialOutcome,
 } from "../lib/experiment/mod.ts";
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
+import { checkOutputDir } from "./preflight.ts";
 import { readResources } from "../lib/tasks/resources.ts";
 import { trialWorkerCommand } from "./trial.ts";
 import {
@@ -113,6 +114,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const def = tableDef(flags.name);
+  await checkOutputDir("reproduce", "--results", flags.results); // before any planning
   // Every experiment is validated before any trial runs; each is planned again just before it
   // runs, so a long table picks up the code (and config schema) as it is at that point.
   const plans: Plan[] = [];

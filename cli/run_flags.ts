@@ -4,29 +4,13 @@
  * flag is named with a did-you-mean, a bad value with the flag and what was given.
  * @module
  */
-import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { didYouMean, RunnerError } from "../lib/experiment/mod.ts";
-import { ConfigError } from "../lib/ppo/config.ts";
+import type { ParseArgsOptionsConfig } from "node:util";
+import { UsageError } from "../lib/errors.ts";
+import { parseFlags } from "./flags.ts";
 
-/** Bad command-line use: printed as is, exit code 2. */
-export class UsageError extends Error {}
-
-/**
- * Run a command's `main` and exit with its code. Bad input the user can fix (a usage error, a
- * config or experiment-file error, a runner error) prints its message alone and exits 2;
- * anything else is a bug and keeps its stack.
- */
-export async function runCommand(main: () => Promise<number>): Promise<never> {
-  try {
-    Deno.exit(await main());
-  } catch (e) {
-    if (e instanceof ConfigError || e instanceof UsageError || e instanceof RunnerError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
-  }
-}
+// The boundary and the usage error live in their own modules; re-exported for the commands.
+export { runCommand } from "./boundary.ts";
+export { UsageError };
 
 /** Options of the shared run flags (for parseArgs). */
 const RUN_OPTIONS = {
@@ -65,17 +49,7 @@ export function parseRunFlags<E extends ParseArgsOptionsConfig>(
   extra: E,
 ) {
   const options = { ...RUN_OPTIONS, ...extra };
-  const names = Object.keys(options);
-  for (const a of args) {
-    const m = /^--([^=]+)/.exec(a);
-    if (m && !names.includes(m[1])) {
-      const s = didYouMean(m[1], names);
-      throw new UsageError(
-        `${command}: unknown flag --${m[1]}${s ? ` (did you mean --${s}?)` : ""}; see --help`,
-      );
-    }
-  }
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options });
+  const { values, positionals } = parseFlags(command, args, options, { allowPositionals: true });
   const v = values as Record<string, string | boolean | string[] | undefined>;
   const int = (name: string, dflt: number) => {
     const raw = v[name] as string | undefined;

@@ -20,6 +20,7 @@ import {
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
 import { trialWorkerCommand } from "./trial.ts";
 import { reportToFlag } from "./report_to.ts";
+import { checkOutputDir } from "./preflight.ts";
 import { dryRun, makeProgress, printResults } from "./sweep_ui.ts";
 import {
   joinSbatchArgs as SLURM_ARGS,
@@ -99,6 +100,8 @@ async function main(): Promise<number> {
       "sweep: give an experiment file, e.g. deno task sweep experiments/kl.ts (see --help)",
     );
   }
+  // The results root before anything is loaded: a file or a read-only folder is refused now.
+  if (!flags.dryRun && !flags.slurm) await checkOutputDir("sweep", "--results", flags.results);
   const file = flags.file;
   const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
   const exp: Experiment = await loadExperiment(file);

@@ -22,8 +22,10 @@ import {
 } from "../lib/envs/run.ts";
 import { REPORT_TO_HELP, trainReport } from "./report_to.ts";
 import { envSpec } from "../lib/envs/registry.ts";
-import { DeviceError } from "../lib/onnx/session.ts";
 import { didYouMean, findTrialKind, TASKS } from "../lib/experiment/mod.ts";
+import { exitWithError } from "./boundary.ts";
+import { joinNegativeValues } from "./flags.ts";
+import { checkRequiredFlags, checkRunFlags } from "./train_checks.ts";
 import {
   isLmTrialKind,
   type LmSetup,
@@ -112,7 +114,13 @@ export function flagsToConfig(
   config: Record<string, unknown>;
   run: Record<string, string | boolean>;
 } {
-  const { tokens } = parseArgs({ args, strict: false, tokens: true, allowPositionals: true });
+  // `--lr -1` is the value -1 (then refused by its range check), not a flag "-1".
+  const { tokens } = parseArgs({
+    args: joinNegativeValues(args),
+    strict: false,
+    tokens: true,
+    allowPositionals: true,
+  });
   const config: Record<string, unknown> = {};
   const run: Record<string, string | boolean> = {};
   const runFlags = new Set(["out", "resume", "device", "threads", "quiet", "help", "task"]);
@@ -186,6 +194,7 @@ if (import.meta.main) {
     }
     const cfg = parseEnvRunConfig(config, "train flags");
     const outDir = String(run.out ?? `results/train/${cfg.env.toLowerCase()}-seed${cfg.seed}`);
+    await checkRunFlags(run, outDir); // before the first update: --out, --threads, --device
     const bar = run.quiet ? null : new cliProgress.SingleBar({
       format: "{bar} {value}/{total} updates | step {step} | {sps} steps/s | " +
         "return {ret} | ETA {eta_formatted}",
@@ -225,11 +234,7 @@ if (import.meta.main) {
         `, wall time ${secs.toFixed(1)} s -> ${outDir}`,
     );
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof DeviceError) {
-      console.error(e.message);
-      Deno.exit(2);
-    }
-    throw e;
+    exitWithError("train", e); // one message and exit 2 for bad input; a bug keeps its stack
   }
 }
 
@@ -276,8 +281,18 @@ async function trainTask(task: string): Promise<void> {
     );
     return;
   }
+  checkRequiredFlags(task, t.schema, config, LM_FLAG_ALIASES);
   const cfg = t.parse(config);
   const outDir = String(run.out ?? `results/train/${task}-seed${cfg.seed}`);
+  await checkRunFlags(run, outDir); // before any model loads: --out, --threads, --device
+  // The task's inputs (model folders, prompts) are read and checked before --out is touched.
+  const problems = (await t.validate?.(cfg)) ?? [];
+  if (problems.length) {
+    throw new ConfigError(
+      `train --task ${task}: ` +
+        problems.map((p) => `${p.key}: ${p.cause}\n  fix: ${p.fix}`).join("\n"),
+    );
+  }
   const progress = Object.entries(t.progress);
   const bar = run.quiet ? null : new cliProgress.SingleBar({
     format: "{bar} {value}/{total} updates | {tps} tokens/s | " +

@@ -27,6 +27,7 @@ import {
 import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/slurm.ts";
 import { codeVersion } from "../lib/experiment/code_version.ts";
 import { requestStop, StopRequested } from "../lib/ppo/stop.ts";
+import { pathToFileURL } from "node:url";
 
 /**
  * The command that starts this worker, for the sweep runner (`runPlan`'s `workerCommand`):
@@ -112,7 +113,7 @@ async function slurmRequest(dir: string, index: string): Promise<TrialRequest> {
 }
 
 async function importExperiment(req: TrialRequest): Promise<void> {
-  if (req.experimentFile) await import(new URL(`file://${req.experimentFile}`).href);
+  if (req.experimentFile) await import(pathToFileURL(req.experimentFile).href);
 }
 
 if (import.meta.main) {

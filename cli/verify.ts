@@ -7,6 +7,7 @@
  * @module
  */
 import { findBundles, verifyBundle } from "../lib/experiment/bundle.ts";
+import { runCommand } from "./boundary.ts";
 
 const HELP = `Usage: deno task verify <path> [<path> ...]
 
@@ -56,4 +57,4 @@ async function main(args: string[]): Promise<number> {
   return bad ? 1 : missing ? 2 : 0;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) await runCommand(() => main(Deno.args));

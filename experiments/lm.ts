@@ -13,6 +13,11 @@ import { defineExperiment, grid } from "../lib/experiment/mod.ts";
 
 const env = (k: string, d: string) => Deno.env.get(k) ?? d;
 
+/** The fix printed when an input folder or file is missing: its variable, or the script. */
+const help = (variable: string, what: string) =>
+  `set ${variable} to ${what}, or run \`deno run -A scripts/tiny_models.ts\` to write the ` +
+  "tiny models/ this file uses without PROXIMA_MODEL, PROXIMA_RM and PROXIMA_PROMPTS";
+
 export default defineExperiment({
   name: "lm",
   task: "lm",
@@ -30,4 +35,9 @@ export default defineExperiment({
   },
   sweep: grid({ "ppo.kl.beta": [0.01, 0.05, 0.2], seed: [1, 2] }),
   metrics: ["reward", "kl", "rm_score"],
+  inputHelp: {
+    policy: help("PROXIMA_MODEL", "your policy's Hugging Face folder"),
+    reward_model: help("PROXIMA_RM", "your reward model's folder"),
+    prompts: help("PROXIMA_PROMPTS", "your prompts file (.txt, .jsonl or .parquet)"),
+  },
 });

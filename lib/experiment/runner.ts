@@ -12,10 +12,11 @@
  */
 import { exists, verifyBundle } from "./bundle.ts";
 import type { TrialProgress, TrialSummary } from "./kinds.ts";
-import { lockTry } from "../lock.ts";
+import { lockTry, unlockRemove } from "../lock.ts";
 import type { Plan, PlannedTrial } from "./spec.ts";
 import type { ReportTo } from "../tensorboard/mod.ts";
 import { corruptBundle, type TrialEvent, type TrialRequest } from "./trial.ts";
+import { UserError } from "../errors.ts";
 
 export interface RunOptions {
   /** Results root (default "results"); bundles go to `<root>/<experiment>/<trial-id>/`. */
@@ -61,7 +62,7 @@ export interface RunnerEvents {
 }
 
 /** Setup problems that stop a sweep before any trial (results folder, lock). */
-export class RunnerError extends Error {
+export class RunnerError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "RunnerError";
@@ -255,6 +256,7 @@ export async function runPlan(
     opts.signal?.removeEventListener("abort", onAbort);
     return plan.trials.map((t) => outcomes.get(t.index)!);
   } finally {
-    lock.close(); // (the file stays: unlinking a lock file others may wait on breaks it)
+    // Removed while held: a sweep that waits on it retries on the path (lib/lock.ts).
+    await unlockRemove(`${expDir}/.sweep.lock`, lock);
   }
 }

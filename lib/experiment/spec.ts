@@ -27,6 +27,7 @@ import { contentHash, shortHash } from "../hash.ts";
 import { findTrialKind, registerTrialKind, type TrialKind, unknownTaskMessage } from "./kinds.ts";
 import { expandSweep, isSweep, type Point, type Sweep, SweepError } from "./sweep.ts";
 import { didYouMean, suggestion } from "./suggest.ts";
+import { pathToFileURL } from "node:url";
 
 const EXPERIMENT = Symbol.for("proxima.experiment");
 
@@ -43,6 +44,11 @@ export interface ExperimentInput {
   /** Columns of the summary table (the task's named metrics or metrics.jsonl columns). */
   metrics?: string[];
   description?: string;
+  /**
+   * For config keys that name a file or folder: the fix to print when that path is missing
+   * (e.g. the environment variable that sets it, the script that writes it).
+   */
+  inputHelp?: Record<string, string>;
 }
 
 export interface Experiment extends ExperimentInput {
@@ -123,7 +129,8 @@ export async function loadExperiment(file: string): Promise<Experiment> {
   const abs = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
   let mod: Record<string, unknown>;
   try {
-    mod = await import(new URL(`file://${abs}`).href);
+    // pathToFileURL escapes `#`, `?`, `%` and spaces, which a `file://` + path string does not.
+    mod = await import(pathToFileURL(abs).href);
   } catch (e) {
     const msg = String((e as Error)?.message ?? e).split("\n").slice(0, 6).join("\n    ");
     return fail(
@@ -228,7 +235,7 @@ export interface PlanOptions {
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const TOP_KEYS = ["name", "task", "base", "sweep", "metrics", "description"];
+const TOP_KEYS = ["name", "task", "base", "sweep", "metrics", "description", "inputHelp"];
 
 const fmt = (v: unknown): string => {
   if (typeof v === "number") return String(v);
@@ -437,7 +444,12 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
             ? `${path}: no such file or folder`
             : `${path}: cannot read: ${(e as Error).message}`,
           missing
-            ? `check the path (relative paths start at ${Deno.cwd()}), or remove the key to use the task's default`
+            ? exp.inputHelp?.[key] ??
+              `check the path (relative paths start at ${Deno.cwd()})` +
+                // Only a key with a default can be left out.
+                ((k.schema.shape as Record<string, z.ZodType>)[key]?.safeParse(undefined).success
+                  ? ", or remove the key to use the task's default"
+                  : "")
             : "check the permissions",
         );
       }

@@ -24,6 +24,7 @@
  * @module
  */
 import { Rng } from "../rng.ts";
+import { UserError } from "../errors.ts";
 
 /** Dotted config key -> value. */
 export type Point = Record<string, unknown>;
@@ -50,8 +51,8 @@ export interface Dist {
 export type SweepPart = Sweep | Record<string, readonly unknown[]>;
 
 /** A malformed sweep: names the key (when there is one) and the fix. */
-export class SweepError extends Error {
-  constructor(message: string, readonly key: string | null, readonly fix: string) {
+export class SweepError extends UserError {
+  constructor(message: string, readonly key: string | null, override readonly fix: string) {
     super(message);
     this.name = "SweepError";
   }

@@ -178,7 +178,28 @@ export function parseModelConfig(
     );
   }
   const cfg = mt === "gpt2" ? parseGpt2(k) : parseLlama(k, mt as LlamaModelType);
+  checkSpecialIds(k, cfg.vocabSize);
   return { cfg, architecture: parseArchitecture(k, mt as ModelType), config };
+}
+
+/**
+ * config.json's special token ids (pad, bos, eos: an id or a list) must lie inside the
+ * vocabulary: an id past it passes loading and fails at the first Gather that reads it
+ * (a reward model reads its score at `pad_token_id`).
+ */
+function checkSpecialIds(k: Keys, vocabSize: number): void {
+  for (const key of ["pad_token_id", "bos_token_id", "eos_token_id"]) {
+    const v = k.c[key];
+    for (const id of Array.isArray(v) ? v : [v]) {
+      if (typeof id === "number" && Number.isInteger(id) && id >= vocabSize) {
+        throw k.bad(
+          key,
+          `${id} is outside the vocabulary (vocab_size ${vocabSize}: ids 0..${vocabSize - 1})`,
+          `set "${key}" to the id of that token in tokenizer.json (or fix "vocab_size")`,
+        );
+      }
+    }
+  }
 }
 
 /**

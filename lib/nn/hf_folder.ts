@@ -8,6 +8,7 @@
  */
 import { writeAll } from "../fs.ts";
 import { stableJson } from "../json.ts";
+import { InputError, UserError } from "../errors.ts";
 
 /** The model config file. */
 export const MODEL_CONFIG = "config.json";
@@ -25,8 +26,10 @@ export interface Where {
 }
 
 /** An error about `file` in the folder, with a fix. */
-export function folderError(w: Where, file: string, what: string, fix: string): Error {
-  return new Error(`${w.caller}: ${w.dir}/${file}: ${what}. Fix: ${fix}`);
+export function folderError(w: Where, file: string, what: string, fix: string): InputError {
+  return new InputError(w.caller, `${w.dir}/${file}`, what, fix, {
+    message: `${w.caller}: ${w.dir}/${file}: ${what}. Fix: ${fix}`,
+  });
 }
 
 export const trimSlashes = (p: string) => (p.length > 1 ? p.replace(/\/+$/, "") || "/" : p);
@@ -60,6 +63,9 @@ export async function readFolderJson(
         "missing",
         "point at a model folder written by saveModelFolder or transformers' save_pretrained",
       );
+    }
+    if (e instanceof Deno.errors.NotADirectory) {
+      throw folderError(w, file, `${w.dir} is a file, not a folder`, "point at the model's folder");
     }
     throw folderError(w, file, `cannot read: ${(e as Error).message}`, "check permissions");
   }
@@ -135,11 +141,11 @@ export async function writeModelFiles(
   let exists = false;
   try {
     const st = await Deno.stat(dir);
-    if (!st.isDirectory) throw new Error(`${where}: exists and is not a directory`);
+    if (!st.isDirectory) throw new UserError(`${where}: exists and is not a directory`);
     const entries: string[] = [];
     for await (const e of Deno.readDir(dir)) entries.push(e.name);
     if (entries.length > 0 && !entries.includes(MODEL_CONFIG)) {
-      throw new Error(
+      throw new UserError(
         `${where}: refusing to replace a non-empty folder without ${MODEL_CONFIG} (not a model ` +
           `folder); choose another path or remove it`,
       );
@@ -169,7 +175,7 @@ export async function writeModelFiles(
     await syncDir(parentOf(dir));
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
-    throw new Error(`${where}: cannot write: ${(e as Error).message}`, { cause: e });
+    throw new UserError(`${where}: cannot write: ${(e as Error).message}`, { cause: e });
   }
   if (exists) await Deno.remove(old, { recursive: true }).catch(() => {});
 }

@@ -44,6 +44,7 @@ import {
   byteEncode,
   type TokenizerFiles,
 } from "./tokenizer.ts";
+import { isLfsPointer, lfsPointerError, UserError } from "../errors.ts";
 
 /** Options of {@link TextTokenizer.encode}. */
 export interface EncodeOptions {
@@ -166,17 +167,20 @@ async function readJsonFile(dir: string, name: string): Promise<Json | undefined
     text = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new Error(
+    throw new UserError(
       `loadHfTokenizer: cannot read ${name} in ${dir} (${(e as Error).message}); ` +
         `fix the file's permissions or re-download the folder`,
       { cause: e },
     );
   }
+  if (isLfsPointer(new TextEncoder().encode(text.slice(0, 64)))) {
+    throw lfsPointerError("loadHfTokenizer", path);
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(
+    throw new UserError(
       `loadHfTokenizer: ${name} in ${dir} is not valid JSON (${(e as Error).message}); ` +
         `the file is corrupt or truncated: re-download it (or re-save the tokenizer with ` +
         "`tokenizer.save_pretrained(dir)` in Python)",
@@ -184,7 +188,7 @@ async function readJsonFile(dir: string, name: string): Promise<Json | undefined
     );
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new Error(
+    throw new UserError(
       `loadHfTokenizer: ${name} in ${dir} holds ${Array.isArray(parsed) ? "an array" : parsed}, ` +
         `not a JSON object; re-download it`,
     );
@@ -219,12 +223,14 @@ export async function loadHfTokenizer(dir: string): Promise<HfTokenizer> {
     info = await Deno.stat(dir);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`loadHfTokenizer: folder ${dir} does not exist; ${FIX_FOLDER}`, { cause: e });
+      throw new UserError(`loadHfTokenizer: folder ${dir} does not exist; ${FIX_FOLDER}`, {
+        cause: e,
+      });
     }
     throw e;
   }
   if (!info.isDirectory) {
-    throw new Error(`loadHfTokenizer: ${dir} is a file, not a folder; ${FIX_FOLDER}`);
+    throw new UserError(`loadHfTokenizer: ${dir} is a file, not a folder; ${FIX_FOLDER}`);
   }
   const files: TokenizerFiles = {};
   for (const name of FOLDER_FILES) {
@@ -232,14 +238,14 @@ export async function loadHfTokenizer(dir: string): Promise<HfTokenizer> {
     if (json !== undefined) files[name] = json;
   }
   if (files["tokenizer.json"] === undefined) {
-    throw new Error(`loadHfTokenizer: ${dir} has no tokenizer.json; ${FIX_FOLDER}`);
+    throw new UserError(`loadHfTokenizer: ${dir} has no tokenizer.json; ${FIX_FOLDER}`);
   }
   let jinja: string | undefined;
   try {
     jinja = await Deno.readTextFile(join(dir, "chat_template.jinja"));
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) {
-      throw new Error(
+      throw new UserError(
         `loadHfTokenizer: cannot read chat_template.jinja in ${dir} (${(e as Error).message}); ` +
           `fix the file's permissions or re-download the folder`,
         { cause: e },
@@ -275,7 +281,7 @@ export function hfTokenizerFromFiles(
 ): HfTokenizer {
   const source = opts.source ?? "<files>";
   const fail = (msg: string): never => {
-    throw new Error(`loadHfTokenizer: ${source}: ${msg}`);
+    throw new UserError(`loadHfTokenizer: ${source}: ${msg}`);
   };
   const tokenizerJson = files["tokenizer.json"] ?? fail(`no tokenizer.json; ${FIX_FOLDER}`);
   const config: Json = { ...(files["tokenizer_config.json"] ?? {}) };
@@ -320,7 +326,7 @@ export function hfTokenizerFromFiles(
   try {
     tok = new Cls(tokenizerJson, config);
   } catch (e) {
-    throw new Error(
+    throw new UserError(
       `loadHfTokenizer: ${source}: transformers.js cannot build a tokenizer from tokenizer.json ` +
         `(${(e as Error).message}); the file may be from a newer tokenizers version or not a ` +
         "tokenizer: re-save it with `tokenizer.save_pretrained(dir)` in Python",
@@ -346,7 +352,7 @@ function tokenId(
 ): number {
   const id = tok.convert_tokens_to_ids(token) as number | undefined;
   if (typeof id !== "number") {
-    throw new Error(
+    throw new UserError(
       `loadHfTokenizer: ${source}: ${where} is ${JSON.stringify(token)}, which is not in ` +
         `tokenizer.json's vocabulary or added_tokens; fix ${where.split("'")[0]}`,
     );
@@ -360,7 +366,7 @@ function idList(value: unknown, where: string, source: string): number[] {
   const list = Array.isArray(value) ? value : [value];
   for (const v of list) {
     if (!Number.isInteger(v) || v < 0) {
-      throw new Error(
+      throw new UserError(
         `loadHfTokenizer: ${source}: ${where} is ${JSON.stringify(value)}, not a token id ` +
           `or a list of them; fix ${where.split("'")[0]}`,
       );
@@ -407,7 +413,7 @@ class Hf implements HfTokenizer {
       const ids = idList(files[file]?.eos_token_id, `${file}'s eos_token_id`, source);
       for (const id of ids) {
         if (id >= this.vocabSize) {
-          throw new Error(
+          throw new UserError(
             `loadHfTokenizer: ${source}: ${file}'s eos_token_id ${id} is not below the ` +
               `tokenizer's vocabulary size ${this.vocabSize}; the folder mixes files of ` +
               `different models: fix ${file}`,
@@ -419,7 +425,7 @@ class Hf implements HfTokenizer {
     this.eosIds = eos;
     const pad = specialId("pad_token") ?? eos[0];
     if (pad === undefined) {
-      throw new Error(
+      throw new UserError(
         `loadHfTokenizer: ${source}: no pad_token and no EOS (eos_token in ` +
           `tokenizer_config.json or eos_token_id in generation_config.json); set eos_token in ` +
           `tokenizer_config.json`,
@@ -475,7 +481,7 @@ class Hf implements HfTokenizer {
     opts: ChatTemplateOptions = {},
   ): string | number[] {
     if (!this.hasChatTemplate) {
-      throw new Error(
+      throw new UserError(
         `applyChatTemplate: ${this.source} has no chat template (no chat_template in ` +
           `tokenizer_config.json, no chat_template.jinja); a base model: use the folder of its ` +
           `instruct variant, or add a chat_template.jinja`,

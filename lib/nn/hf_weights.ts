@@ -23,6 +23,7 @@ import {
   readFolderJson,
   type Where,
 } from "./hf_folder.ts";
+import { InputError } from "../errors.ts";
 
 /** One expected parameter: our name, the names a file may use for it, its shape. */
 export interface Expected {
@@ -101,6 +102,9 @@ async function openWeightFile(w: Where, file: string): Promise<SafetensorsFile> 
     return await openSafetensors(path);
   } catch (e) {
     const msg = (e as Error).message;
+    if (e instanceof InputError && e.fix?.includes("git lfs")) {
+      throw folderError(w, file, e.problem, e.fix!);
+    }
     if (msg.startsWith(`safetensors: file not found`)) {
       throw folderError(w, file, "missing", "re-download or re-save the folder");
     }

@@ -15,6 +15,7 @@ import { headNames, headShapes, REWARD_HEAD, rewardHeadFromScore } from "./heads
 import { HF_TOKENIZER_FILES, saveHfFolder } from "./hf.ts";
 import type { FloatArray } from "./sample.ts";
 import type { TokenizerFiles } from "./tokenizer.ts";
+import { UserError } from "../errors.ts";
 
 /** A reward model: GPT config and its parameters (trunk + `r_head.*`). */
 export interface RewardModel {
@@ -120,7 +121,7 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
   if (f.architecture.kind === "sequence-classification") {
     const score = f.extra["score.weight"];
     if (!score || f.architecture.numLabels !== 1) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}: ${f.architecture.name} with ${f.architecture.numLabels} ` +
           `labels: a reward model has one (num_labels 1, score.weight [1, ${d}])`,
       );
@@ -130,7 +131,7 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
     if (typeof bias === "number") params[headNames(REWARD_HEAD).bias][0] = bias;
     const pad = f.config.pad_token_id;
     if (!Number.isInteger(pad)) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}/config.json: "pad_token_id" is ${JSON.stringify(pad)}; a ` +
           `sequence classifier finds its last token by it. Fix: set it (as transformers needs)`,
       );
@@ -149,13 +150,13 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
     const t = f.extra[name];
     const size = shape.reduce((a, b) => a * b, 1);
     if (!t) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}: model.safetensors has no "${name}": not a reward model ` +
           `folder (write it with saveRewardModel, or give a *ForSequenceClassification folder)`,
       );
     }
     if (t.data.length !== size || (t.dtype !== "float32" && t.dtype !== "float64")) {
-      throw new Error(
+      throw new UserError(
         `loadRewardModel: ${dir}: "${name}" is ${t.dtype} [${t.shape}], expected float32 [${shape}]`,
       );
     }

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { InputError, isLfsPointer, lfsPointerError } from "../errors.ts";
 
 /** Element types supported by this reader/writer. */
 export type TensorDType =
@@ -622,7 +623,11 @@ export function parseSafetensorsHeader(
   source = "<bytes>",
 ): SafetensorsHeader {
   function fail(what: string): never {
-    throw new Error(`safetensors: ${source}: ${what}`);
+    throw new InputError("safetensors", source, what, READ_FIX);
+  }
+  // "version " read as a header length is far past the limit: say what the file is.
+  if (LFS_HEAD.test(head8(bytes)) || isLfsPointer(bytes.subarray(0, 64))) {
+    throw lfsPointerError("safetensors", source);
   }
   if (fileLength < 8 || bytes.byteLength < 8) {
     fail(`truncated file: ${fileLength} bytes, need at least 8 for the header length`);
@@ -652,6 +657,13 @@ export function parseSafetensorsHeader(
 }
 
 type Fail = (what: string) => never;
+
+/** The fix for a file that cannot be read as safetensors. */
+const READ_FIX =
+  "re-download or re-save the file (it is truncated, damaged or not a safetensors file)";
+/** A Git LFS pointer's first 8 bytes, which a reader would take for the header length. */
+const LFS_HEAD = /^version $/;
+const head8 = (b: Uint8Array) => new TextDecoder().decode(b.subarray(0, 8));
 
 function parseHeaderJson(raw: Uint8Array, fail: Fail): Record<string, unknown> {
   let headerText = "";
@@ -816,7 +828,7 @@ export function decodeSafetensors(
   source = "<bytes>",
 ): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
   const fail = (what: string): never => {
-    throw new Error(`safetensors: ${source}: ${what}`);
+    throw new InputError("safetensors", source, what, READ_FIX);
   };
   const header = parseSafetensorsHeader(bytes, bytes.byteLength, source);
   const bad = header.entries.find((e) => e.dtype === undefined);
@@ -877,16 +889,25 @@ async function readAt(file: Deno.FsFile, pos: number, buf: Uint8Array, fail: Fai
  */
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   const fail = (what: string): never => {
-    throw new Error(`safetensors: ${path}: ${what}`);
+    throw new InputError("safetensors", path, what, READ_FIX);
   };
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      throw new Error(`safetensors: file not found: ${path}`, { cause: err });
+      throw new InputError("safetensors", path, "file not found", "check the path", {
+        cause: err,
+        message: `safetensors: file not found: ${path}`,
+      });
     }
-    throw new Error(`safetensors: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError(
+      "safetensors",
+      path,
+      `cannot read: ${(err as Error).message}`,
+      "check the path and its permissions",
+      { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
+    );
   }
   try {
     const size = (await file.stat()).size;
@@ -977,9 +998,18 @@ export async function loadSafetensors(
     bytes = await Deno.readFile(path);
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) {
-      throw new Error(`safetensors: file not found: ${path}`, { cause: err });
+      throw new InputError("safetensors", path, "file not found", "check the path", {
+        cause: err,
+        message: `safetensors: file not found: ${path}`,
+      });
     }
-    throw new Error(`safetensors: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+    throw new InputError(
+      "safetensors",
+      path,
+      `cannot read: ${(err as Error).message}`,
+      "check the path and its permissions",
+      { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
+    );
   }
   return decodeSafetensors(bytes, path);
 }

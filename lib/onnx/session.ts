@@ -13,6 +13,7 @@ import * as ort from "onnxruntime-node";
 import { createHash } from "node:crypto";
 import { type DType, Graph } from "./graph.ts";
 import { FfiSession, ffiStatus } from "./ort_ffi.ts";
+import { UserError } from "../errors.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -53,7 +54,7 @@ export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Arra
 export type Tensor = ort.Tensor;
 
 /** Raised when the requested device cannot be used. */
-export class DeviceError extends Error {
+export class DeviceError extends UserError {
   override name = "DeviceError";
 }
 

@@ -13,6 +13,7 @@
  * @module
  */
 import { z } from "zod";
+import { UserError } from "../errors.ts";
 
 const prob = (d: string) => z.number().min(0).max(1).describe(d);
 const positive = (d: string) => z.number().positive().describe(d);
@@ -244,7 +245,7 @@ export function advantageProblems(
 }
 
 /** Thrown for an invalid config; the message lists every bad key with its allowed range. */
-export class ConfigError extends Error {
+export class ConfigError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";

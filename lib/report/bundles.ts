@@ -23,9 +23,10 @@ import { findBundles, MANIFEST, verifyBundle } from "../experiment/bundle.ts";
 import { canonicalJson } from "../json.ts";
 import { exists } from "../fs.ts";
 import { finiteOrNull, meanFinite } from "./aggregate.ts";
+import { UserError } from "../errors.ts";
 
 /** A report input that cannot be used; the message names the path and the fix. */
-export class ReportError extends Error {
+export class ReportError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "ReportError";

@@ -17,6 +17,7 @@ import * as vl from "vega-lite";
 import * as vega from "vega";
 import { Resvg } from "@resvg/resvg-js";
 import type { TopLevelSpec } from "vega-lite";
+import { UserError } from "../errors.ts";
 
 /** Where the font is looked for, first found wins (after `$PROXIMA_FONT`). */
 export const FONT_CANDIDATES: readonly string[] = [
@@ -40,7 +41,7 @@ export interface RenderOptions {
 }
 
 /** A font could not be found or loaded; the message says how to get one. */
-export class FontError extends Error {
+export class FontError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "FontError";

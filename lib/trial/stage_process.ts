@@ -14,6 +14,7 @@
  * @module
  */
 import type { StageDef } from "./contract.ts";
+import { fileURLToPath } from "node:url";
 
 let inChild = false;
 
@@ -59,8 +60,8 @@ export function isolatable<C>(def: StageDef<C>, module: string, record: string):
           "-A",
           "--quiet",
           "--config",
-          new URL("deno.json", ROOT).pathname,
-          new URL("lib/trial/stage_child.ts", ROOT).pathname,
+          fileURLToPath(new URL("deno.json", ROOT)),
+          fileURLToPath(new URL("lib/trial/stage_child.ts", ROOT)),
         ],
         stdin: "piped",
         stdout: "piped",

@@ -9,6 +9,7 @@
  * nearest folder above it with that package's package.json.
  * @module
  */
+import { UserError } from "../../errors.ts";
 import { dirname } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 
@@ -20,7 +21,7 @@ export const VENDOR_FILES: Readonly<Record<string, { pkg: string; file: string }
 };
 
 /** A browser build that cannot be found; the message says how to install it. */
-export class AssetError extends Error {
+export class AssetError extends UserError {
   constructor(message: string) {
     super(message);
     this.name = "AssetError";

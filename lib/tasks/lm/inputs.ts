@@ -129,6 +129,16 @@ export async function loadLmRewardModel(key: string, dir: string): Promise<LmRew
   const tokenizer = hasTokenizer
     ? await guarded(key, dir, () => loadHfTokenizer(dir), "fix or remove its tokenizer files")
     : undefined;
+  // Its pad id (the tokenizer's) is read by the model's embedding: it must be inside it.
+  if (tokenizer && tokenizer.padId >= model.cfg.vocabSize) {
+    throw err(
+      key,
+      dir,
+      `the tokenizer's pad id ${tokenizer.padId} is outside the model's vocabulary ` +
+        `(config.json vocab_size ${model.cfg.vocabSize})`,
+      "use the tokenizer files that belong to this reward model",
+    );
+  }
   return { dir, model, tokenizer };
 }
 
