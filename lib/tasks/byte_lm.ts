@@ -31,6 +31,7 @@ import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/c
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "./contract.ts";
 import type { LmProblem } from "./lm_ppo.ts";
+import { evalKl } from "./eval_kl.ts";
 
 /**
  * {@link PpoSchema} (every key, same ranges) with defaults for the tiny byte-level LMs: γ = 1
@@ -351,7 +352,7 @@ export interface EvalSamples {
   gen: Awaited<ReturnType<typeof generate>>;
   /** The decoded responses (EOS dropped). */
   texts: string[];
-  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref over its tokens, k1). */
+  /** Mean KL(π‖π_ref) per response: exact over the vocabulary, summed over its positions. */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   responseLength: number;
@@ -368,7 +369,7 @@ export interface EvalSamples {
 export async function sampleForEval(
   problem: LmProblem,
   prompts: number[][],
-  opts: { maxNewTokens: number; seed: number },
+  opts: { maxNewTokens: number; seed: number; session?: SessionOptions },
 ): Promise<EvalSamples> {
   const gen = await problem.sample(prompts, {
     maxNewTokens: opts.maxNewTokens,
@@ -376,16 +377,13 @@ export async function sampleForEval(
     padTokenId: BYTE_EOS_ID,
     rng: new Rng(opts.seed),
   });
-  const ref = await problem.rescore(problem.reference, gen);
-  let kl = 0, len = 0;
-  for (let i = 0; i < gen.rows * gen.cols; i++) {
-    if (gen.mask[i]) kl += gen.logp[i] - ref.logp[i], len++;
-  }
+  let len = 0;
+  for (let i = 0; i < gen.rows * gen.cols; i++) len += gen.mask[i];
   const n = gen.rows;
   return {
     gen,
     texts: gen.responses.map(decodeByteText),
-    kl: kl / n,
+    kl: await evalKl(problem, gen, opts.session),
     responseLength: len / n,
     eosRate: gen.ended.reduce((a, b) => a + b, 0) / n,
   };

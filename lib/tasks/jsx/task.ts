@@ -90,7 +90,7 @@ export interface JsxEval {
   exec_rate: number | null;
   /** Mean task reward ({@link jsxReward}). */
   reward: number;
-  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref, k1). */
+  /** Mean KL(π‖π_ref) per response (exact over the vocabulary, summed over its tokens). */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   response_length: number;

@@ -83,7 +83,7 @@ export interface SentimentEval {
   rm_score: number;
   /** Mean gold score of the samples. */
   gold_score: number;
-  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref over its tokens, k1). */
+  /** Mean KL(π‖π_ref) per response (exact over the vocabulary, summed over its tokens). */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   response_length: number;
