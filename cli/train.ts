@@ -92,7 +92,6 @@ export const LM_FLAG_ALIASES: Record<
   },
   "kl-target": { key: "ppo.kl.target", help: "KL target of the adaptive controller" },
   "target-kl": { key: "ppo.target_kl", help: "stop an update's epochs early above this KL" },
-  "save-steps": { key: "checkpoint_every", help: "checkpoint every k PPO updates" },
 };
 
 /** Run flags under other scripts' names (TRL's `--output_dir`). */

@@ -14,7 +14,13 @@
  */
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
-import { contextLength, type DecoderConfig, initDecoder, isLlama } from "../nn/decoder.ts";
+import {
+  contextLength,
+  type DecoderConfig,
+  decoderShapes,
+  initDecoder,
+  isLlama,
+} from "../nn/decoder.ts";
 import { loadModelFolder, readFolderJson, saveModelFolder } from "../nn/checkpoint.ts";
 import { HF_TOKENIZER_FILES, loadHfFolder, saveHfFolder } from "../nn/hf.ts";
 import { generate } from "../nn/sample.ts";
@@ -214,6 +220,27 @@ export async function saveSftStage(
   if (isLlama(m.cfg)) {
     await saveModelFolder(dir, m.cfg, m.params, { config, tokenizerFiles: tokenizer });
   } else await saveHfFolder(dir, m.cfg, m.params, tokenizer, { config });
+}
+
+/**
+ * The problem's current policy as a Hugging Face folder with the byte tokenizer (EOS = pad),
+ * as {@link saveSftStage} writes the SFT policy: `save_steps`' `checkpoint-N/` of the byte-level
+ * tasks (sentiment, jsx).
+ */
+export async function saveBytePolicy(dir: string, problem: LmProblem): Promise<void> {
+  const cfg = problem.model, current = problem.policyParams();
+  // The policy's own weights (the trainer also holds the value head or value trunk).
+  const params = Object.fromEntries(
+    Object.keys(decoderShapes(cfg)).map((n) => {
+      const p = current[n];
+      return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array | Float64Array)];
+    }),
+  );
+  const tokenizer = makeByteTokenizer({ modelMaxLength: contextLength(cfg) });
+  const config = { eos_token_id: BYTE_EOS_ID, pad_token_id: BYTE_EOS_ID };
+  if (isLlama(cfg)) {
+    await saveModelFolder(dir, cfg, params, { config, tokenizerFiles: tokenizer });
+  } else await saveHfFolder(dir, cfg, params, tokenizer, { config });
 }
 
 /** A byte-level model folder of either family (see {@link loadByteModel}). */

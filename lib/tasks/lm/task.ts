@@ -172,6 +172,42 @@ async function evaluateLm(
   };
 }
 
+/**
+ * The current policy as a Hugging Face folder at `modelDir` (the source dtype, LoRA merged,
+ * the tokenizer files copied) and, with LoRA, its PEFT adapter at `adapterDir`.
+ */
+async function savePolicy(
+  setup: LmTaskSetup,
+  c: LmRunConfig,
+  modelDir: string,
+  adapterDir: string,
+): Promise<void> {
+  const { problem, inputs, lora } = setup, policy = inputs.policy;
+  const current = problem.policyParams();
+  // The policy's own weights (the trainer also holds the value head or value trunk).
+  const params = Object.fromEntries(
+    Object.keys(decoderShapes(policy.cfg)).map((n) => {
+      const p = current[n];
+      return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array)];
+    }),
+  );
+  const src = policy.folder.sourceDtype;
+  await saveModelFolder(modelDir, policy.cfg, params, {
+    dtype: src === "float64" ? "float32" : src,
+    config: policy.folder.config,
+    generation: policy.folder.generation?.raw,
+    tokenizerFiles: policy.tokenizerFiles,
+  });
+  if (lora) {
+    await savePeftAdapter(
+      adapterDir,
+      lora,
+      problem.trainer.params() as Record<string, FloatArray>,
+      { baseModel: c.policy },
+    );
+  }
+}
+
 /** Inputs read once per distinct input set (planning validates every trial of a sweep). */
 const validated = new Map<string, Promise<LmInputs>>();
 
@@ -331,32 +367,11 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
   },
   evaluate: (setup, c, ctx) => evaluateLm(setup, c, ctx.session),
   async finish(setup, c, outDir) {
-    const { problem, inputs, lora } = setup, policy = inputs.policy;
     await Deno.mkdir(`${outDir}/hf`, { recursive: true });
-    const current = problem.policyParams();
-    // The policy's own weights (the trainer also holds the value head or value trunk).
-    const params = Object.fromEntries(
-      Object.keys(decoderShapes(policy.cfg)).map((n) => {
-        const p = current[n];
-        return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array)];
-      }),
-    );
-    const src = policy.folder.sourceDtype;
-    await saveModelFolder(`${outDir}/hf/policy`, policy.cfg, params, {
-      dtype: src === "float64" ? "float32" : src,
-      config: policy.folder.config,
-      generation: policy.folder.generation?.raw,
-      tokenizerFiles: policy.tokenizerFiles,
-    });
-    if (lora) {
-      await savePeftAdapter(
-        `${outDir}/hf/adapter`,
-        lora,
-        problem.trainer.params() as Record<string, FloatArray>,
-        { baseModel: c.policy },
-      );
-    }
+    await savePolicy(setup, c, `${outDir}/hf/policy`, `${outDir}/hf/adapter`);
   },
+  // save_steps' checkpoint-N/: the model folder itself, the PEFT adapter in adapter/.
+  savePretrained: (setup, c, dir) => savePolicy(setup, c, dir, `${dir}/adapter`),
   finalFiles: ["hf"],
   summary: (e) => ({
     reward: e.after.reward,
