@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import cliProgress from "cli-progress";
-import { barFormat, barPayload, logDue, logLine } from "../../cli/train_progress.ts";
+import { barFormat, barPayload, logDue, logLine, trainDisplay } from "../../cli/train_progress.ts";
 import { LM_KIND } from "../../lib/tasks/lm/mod.ts";
 import { SENTIMENT_KIND } from "../../lib/tasks/sentiment/mod.ts";
 import { tinyQwen3Folder, tinyQwen3RewardModel } from "../../scripts/tiny_models.ts";
@@ -98,4 +98,21 @@ Deno.test({
     }
     await Deno.remove(tmp, { recursive: true });
   },
+});
+
+Deno.test("train display off a terminal: a log line every logging_steps updates and at the last", () => {
+  const lines: string[] = [];
+  const d = trainDisplay({ reward: "reward/total" }, {
+    tty: false,
+    loggingSteps: 2,
+    write: (l) => lines.push(l),
+  });
+  d.start(5, 0);
+  for (let u = 1; u <= 5; u++) d.update(u, { "reward/total": u / 10 }, 100);
+  d.stop();
+  assert.deepEqual(lines, [
+    "{'update': 2, 'total': 5, 'reward': 0.2, 'tokens/s': 100}",
+    "{'update': 4, 'total': 5, 'reward': 0.4, 'tokens/s': 100}",
+    "{'update': 5, 'total': 5, 'reward': 0.5, 'tokens/s': 100}",
+  ]);
 });
