@@ -104,12 +104,12 @@ Deno.test("notebooks: every notebook executes headless against bundles made in t
     await t.step("deno task notebooks runs them all clean", async () => {
       assert.deepEqual(
         sources.map((p) => p.slice(NOTEBOOKS_DIR.length + 1)),
-        ["kl.ipynb", "overview.ipynb", "reproduce.ipynb"],
+        ["kl.ipynb", "lm.ipynb", "methods.ipynb", "overview.ipynb", "reproduce.ipynb"],
       );
       const r = await runNotebooks({ results: root, output: "piped" });
       assert.equal(r.code, 0, r.output);
-      assert.match(r.output, /notebooks: 3 ok, 0 failed/);
-      assert.equal(r.reports.length, 3);
+      assert.match(r.output, /notebooks: 5 ok, 0 failed/);
+      assert.equal(r.reports.length, 5);
       for (const rep of r.reports) assert.deepEqual(rep.problems, [], rep.notebook);
     });
 
