@@ -278,7 +278,7 @@ async function trainTask(task: string): Promise<void> {
   const outDir = String(run.out ?? `results/train/${task}-seed${cfg.seed}`);
   const display = trainDisplay(t.progress, {
     quiet: Boolean(run.quiet),
-    loggingSteps: (cfg as { logging_steps?: number }).logging_steps,
+    loggingSteps: cfg.logging_steps,
   });
   const t0 = performance.now();
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
