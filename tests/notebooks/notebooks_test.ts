@@ -406,9 +406,11 @@ Deno.test("notebooks: before any results exist, every notebook runs clean and sa
   try {
     const r = await runNotebooks({ results: root, output: "piped" });
     assert.equal(r.code, 0, r.output);
-    assert.match(r.output, /notebooks: 3 ok, 0 failed/);
+    assert.match(r.output, /notebooks: 5 ok, 0 failed/);
     const want: Record<string, RegExp> = {
       "kl.ipynb": /deno task sweep experiments\/kl\.ts/,
+      "lm.ipynb": /deno task sweep experiments\/lm\.ts/,
+      "methods.ipynb": /deno task sweep experiments\/methods\.ts/,
       "overview.ipynb": /deno task sweep experiments\/kl\.ts/,
       "reproduce.ipynb": /deno task reproduce cleanrl-classic-control --quick/,
     };
