@@ -5,7 +5,11 @@
  * a run without it).
  */
 import assert from "node:assert/strict";
-import { evalColumns } from "../../lib/tasks/train_hooks.ts";
+import { evalColumns, saveCheckpointFolder } from "../../lib/tasks/train_hooks.ts";
+import { createLmProblem } from "../../lib/tasks/lm_ppo.ts";
+import { loadByteModel, saveBytePolicy } from "../../lib/tasks/byte_lm.ts";
+import { BYTE_EOS_ID, BYTE_VOCAB_SIZE } from "../../lib/nn/tokenizer.ts";
+import { parsePpoConfig } from "../../lib/ppo/config.ts";
 import { LM_KIND } from "../../lib/tasks/lm/mod.ts";
 import { readMetrics } from "../../lib/ppo/trainer.ts";
 import { checkpointRunConfig, makeCheckpointInputs } from "../fixtures/hf/make_lm_checkpoints.ts";
@@ -62,5 +66,41 @@ Deno.test({
     assert.equal(last["eval/kl"], r.after.kl);
     assert.equal(last["eval/rm_score"], r.after.rm_score);
     await Deno.remove(root, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "saveBytePolicy (sentiment / jsx save_steps): the policy's weights and the byte tokenizer",
+  sanitizeResources: false,
+  async fn() {
+    const problem = await createLmProblem({
+      model: { vocabSize: BYTE_VOCAB_SIZE, nPositions: 16, nEmbd: 16, nLayer: 1, nHead: 2 },
+      task: {
+        prompts: (n) => Array.from({ length: n }, () => [65, 66]),
+        score: (_p, r) => r.map(() => 1),
+      },
+      cfg: parsePpoConfig({}),
+      seed: 3,
+      batch: 2,
+      maxNewTokens: 2,
+      eosTokenId: BYTE_EOS_ID,
+      padTokenId: BYTE_EOS_ID,
+    });
+    const dir = await Deno.makeTempDir({ prefix: "proxima_byte_save_" });
+    await saveCheckpointFolder(dir, 3, (d) => saveBytePolicy(d, problem), null);
+    const m = await loadByteModel(`${dir}/checkpoints/checkpoint-3`);
+    assert.ok(m.tokenizer?.["tokenizer.json"], "tokenizer.json written");
+    assert.equal(m.config.eos_token_id, BYTE_EOS_ID);
+    const live = problem.policyParams();
+    for (const [n, p] of Object.entries(m.params)) {
+      const want = live[n] as Float32Array;
+      assert.deepEqual(
+        p,
+        ArrayBuffer.isView(want) ? want : (want as { data: Float32Array }).data,
+        n,
+      );
+    }
+    problem.release();
+    await Deno.remove(dir, { recursive: true });
   },
 });
