@@ -6,10 +6,10 @@
  *
  * Both policies score the evaluation sequences once more with a plain decoder graph that
  * outputs log-softmax over the vocabulary (`compileLmScorer` with `full`), a few rows at a time
- * so that `[rows, cols, V]` stays under {@link KL_CHUNK_VALUES} values; the KL of a position is
- * summed in float64 in the form Σ_a p·(log p − log q) − p + q, whose every term is ≥ 0 (for
- * normalised p and q the extra terms sum to 0), and a position's sum is floored at 0 against
- * float rounding. Training is untouched: only evaluations call this.
+ * so that `[rows, prompt + response, V]` stays under {@link KL_CHUNK_VALUES} values; the KL of a
+ * position is summed in float64 in the form Σ_a p·(log p − log q) − p + q, whose every term is
+ * ≥ 0 (for normalised p and q the extra terms sum to 0), and a position's sum is floored at 0
+ * against float rounding. Training is untouched: only evaluations call this.
  *
  * @example
  * ```ts
@@ -57,12 +57,14 @@ function sliceRows(seqs: LmSequences, r0: number, r1: number): LmSequences {
 
 /**
  * Exact KL(π‖π_ref) at every response position of `gen` (`[rows, cols]`, 0 at padding), π the
- * problem's current policy (LoRA merged), π_ref its reference.
+ * problem's current policy (LoRA merged), π_ref its reference; `chunkValues` bounds the
+ * log-prob values one scoring pass holds.
  */
 export async function exactRefKl(
   problem: LmProblem,
   gen: LmSequences & { mask: ArrayLike<number> },
   session: SessionOptions = {},
+  chunkValues = KL_CHUNK_VALUES,
 ): Promise<Float64Array> {
   const model = problem.model, V = model.vocabSize;
   const first = Object.values(problem.reference)[0];
@@ -80,7 +82,8 @@ export async function exactRefKl(
   }
   const score = await scorers.get(problem)!;
   const { rows, cols } = gen, out = new Float64Array(rows * cols);
-  const per = Math.max(1, Math.floor(KL_CHUNK_VALUES / (cols * V)));
+  // The graph's logits span the prompt too: size the chunks by the whole sequence.
+  const per = Math.max(1, Math.floor(chunkValues / ((gen.promptWidth + cols) * V)));
   const policy = problem.policyParams();
   for (let r0 = 0; r0 < rows; r0 += per) {
     const r1 = Math.min(rows, r0 + per), part = sliceRows(gen, r0, r1);

@@ -103,6 +103,9 @@ Deno.test({
     const gen = await sample();
     const perPos = await exactRefKl(problem, gen);
     assert.ok(perPos.every((x) => x >= 0));
+    // Scored a row at a time (the chunking of large vocabularies): the same KL.
+    const oneByOne = await exactRefKl(problem, gen, {}, 1);
+    for (let i = 0; i < perPos.length; i++) assert.ok(Math.abs(oneByOne[i] - perPos[i]) < 1e-6);
     const kl = await evalKl(problem, gen);
     assert.ok(kl > 1e-4, `the policy moved: KL ${kl}`);
     const live = Object.fromEntries(
