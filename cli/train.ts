@@ -22,6 +22,7 @@ import {
 } from "../lib/envs/run.ts";
 import { REPORT_TO_HELP, trainReport } from "./report_to.ts";
 import { envSpec } from "../lib/envs/registry.ts";
+import { fmtField, logLine, trainDisplay } from "./train_progress.ts";
 import { didYouMean, findTrialKind, TASKS } from "../lib/experiment/mod.ts";
 import { exitWithError } from "./boundary.ts";
 import { joinNegativeValues } from "./flags.ts";
@@ -95,7 +96,6 @@ export const LM_FLAG_ALIASES: Record<
   },
   "kl-target": { key: "ppo.kl.target", help: "KL target of the adaptive controller" },
   "target-kl": { key: "ppo.target_kl", help: "stop an update's epochs early above this KL" },
-  "save-steps": { key: "checkpoint_every", help: "checkpoint every k PPO updates" },
 };
 
 /** Run flags under other scripts' names (TRL's `--output_dir`). */
@@ -195,7 +195,9 @@ if (import.meta.main) {
     const cfg = parseEnvRunConfig(config, "train flags");
     const outDir = String(run.out ?? `results/train/${cfg.env.toLowerCase()}-seed${cfg.seed}`);
     await checkRunFlags(run, outDir); // before the first update: --out, --threads, --device
-    const bar = run.quiet ? null : new cliProgress.SingleBar({
+    // Not a terminal: a log line per update instead of the bar (train_progress.ts).
+    const tty = Deno.stdout.isTerminal() && Deno.stderr.isTerminal();
+    const bar = run.quiet || !tty ? null : new cliProgress.SingleBar({
       format: "{bar} {value}/{total} updates | step {step} | {sps} steps/s | " +
         "return {ret} | ETA {eta_formatted}",
       hideCursor: true,
@@ -219,6 +221,9 @@ if (import.meta.main) {
         if (row.episodic_return !== null) lastReturn = row.episodic_return;
         const sps = Math.round((Number(row.step) - startStep) / ((performance.now() - t0) / 1e3));
         bar?.update(u, { step: row.step, sps, ret: lastReturn?.toFixed(1) ?? "-" });
+        if (!run.quiet && !tty) {
+          console.log(logLine({ update: u, step: row.step, "steps/s": sps, return: lastReturn }));
+        }
       },
     });
     bar?.stop();
@@ -293,15 +298,11 @@ async function trainTask(task: string): Promise<void> {
         problems.map((p) => `${p.key}: ${p.cause}\n  fix: ${p.fix}`).join("\n"),
     );
   }
-  const progress = Object.entries(t.progress);
-  const bar = run.quiet ? null : new cliProgress.SingleBar({
-    format: "{bar} {value}/{total} updates | {tps} tokens/s | " +
-      progress.map(([label, col]) => `${label} {${col}}`).join(" | ") + " | ETA {eta_formatted}",
-    hideCursor: true,
-  }, cliProgress.Presets.shades_classic);
+  const display = trainDisplay(t.progress, {
+    quiet: Boolean(run.quiet),
+    loggingSteps: cfg.logging_steps,
+  });
   const t0 = performance.now();
-  const fmt = (x: unknown) => typeof x === "number" ? x.toFixed(3) : "-";
-  const blank = Object.fromEntries(progress.map(([, col]) => [col, "-"]));
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
   let tokens = 0, tPpo = 0;
   const tb = trainReport(run["report-to"], outDir);
@@ -314,20 +315,17 @@ async function trainTask(task: string): Promise<void> {
     },
     onStart: (u) => {
       tPpo = performance.now();
-      bar?.start(cfg.updates, u, { ...blank, tps: "-" });
+      display.start(cfg.updates, u);
     },
     onUpdate: (row, u) => {
       tb?.append(row);
       tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? t.work(cfg).steps);
-      const tps = Math.round(tokens / ((performance.now() - tPpo) / 1e3));
-      bar?.update(u, {
-        ...Object.fromEntries(progress.map(([, col]) => [col, fmt(row[col])])),
-        tps,
-      });
+      display.update(u, row, Math.round(tokens / ((performance.now() - tPpo) / 1e3)));
     },
   });
-  bar?.stop();
+  display.stop();
   tb?.close();
+  const fmt = fmtField;
   // The scores before and after PPO: every named metric that has a `<name>_before`.
   const { metrics: m } = await t.summarize(outDir);
   const scores = Object.keys(m).filter((k) => `${k}_before` in m);

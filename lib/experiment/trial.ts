@@ -237,7 +237,8 @@ export async function executeTrial(
   await Deno.remove(`${ck}/LATEST`).catch(() => {});
   if (await exists(ck)) {
     for await (const e of Deno.readDir(ck)) {
-      if (!kind.finalFiles.includes(e.name)) {
+      // save_steps' checkpoint-N/ folders are results (lib/tasks/train_hooks.ts): they stay.
+      if (!kind.finalFiles.includes(e.name) && !/^checkpoint-\d+$/.test(e.name)) {
         await Deno.remove(`${ck}/${e.name}`, { recursive: true });
       }
     }

@@ -406,8 +406,11 @@ export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
           grad_norm: mean("grad_norm"),
           epochs: cfg.epochs,
         };
+        const extra = await opts.extraMetrics?.(update + 1);
+        if (extra) Object.assign(row, extra);
         await writeAll(file, JSON.stringify(row) + "\n");
         last = row;
+        await opts.afterUpdate?.(update + 1);
         opts.onUpdate?.(row, update + 1);
         const every = opts.checkpointEvery ?? 0;
         if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {

@@ -109,6 +109,13 @@ export interface PpoRunOptions {
   /** Called once before the first update, with the update it starts from. */
   onStart?: (startUpdate: number) => void;
   /**
+   * After update `update`'s optimisation, before its metrics row is written: more columns for
+   * that row (a mid-training evaluation's `eval/*`), or null. Must not touch the training state.
+   */
+  extraMetrics?: (update: number) => Promise<MetricsRow | null>;
+  /** After update `update`'s metrics row, before its run checkpoint (e.g. `checkpoint-N/`). */
+  afterUpdate?: (update: number) => Promise<void>;
+  /**
    * Write every finished episode to episodes.jsonl ({@link EpisodeRow}), for metrics over
    * exact episode windows (environments; LM tasks keep per-update means only).
    */
@@ -425,6 +432,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
 
       // 7. Metrics row (and the episodes that ended in this rollout), then the checkpoint that
       //    records how far both files got.
+      const extra = await opts.extraMetrics?.(update + 1);
+      if (extra) Object.assign(row, extra);
       await writeAll(metricsFile, JSON.stringify(row) + "\n");
       if (opts.episodeLog && eps.length) {
         episodesFile ??= await Deno.open(episodesPath, { append: true, create: true });
@@ -442,6 +451,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         await writeAll(episodesFile, lines.join(""));
       }
       last = row;
+      await opts.afterUpdate?.(update + 1);
       opts.onUpdate?.(row, update + 1);
       const every = opts.checkpointEvery ?? 0;
       // A requested stop (stop.ts: preemption, a time limit) checkpoints here and throws.

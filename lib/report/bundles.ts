@@ -461,6 +461,8 @@ export const FRONTIER_KL_CANDIDATES: readonly string[] = [
 /** Candidates (first present wins) for the reward axis of the KL–reward frontier. */
 export const FRONTIER_REWARD_CANDIDATES: readonly string[] = [
   "gold_score",
+  // lm and jsx: the evaluated total reward, the quantity PPO optimises.
+  "reward",
   "rm_score",
   "return",
   "episodic_return:last",
@@ -469,10 +471,16 @@ export const FRONTIER_REWARD_CANDIDATES: readonly string[] = [
 
 /** The curve metrics to plot: the first {@link DEFAULT_CURVE_METRICS} family the trials log. */
 export function defaultCurveMetrics(trials: readonly TrialBundle[]): string[] {
+  // LM tasks with a reward list: the optimised reward (`reward/total`) and each component
+  // (`reward/rm`, `reward/length`, ...) first.
+  const rewards = [...new Set(trials.flatMap((t) => t.columns))]
+    .filter((c) => c.startsWith("reward/"))
+    .sort((a, b) => (a === "reward/total" ? -1 : b === "reward/total" ? 1 : a < b ? -1 : 1));
   for (const family of DEFAULT_CURVE_METRICS) {
     const picked = family.filter((c) => hasColumn(trials, c));
-    if (picked.length) return picked;
+    if (picked.length) return [...rewards, ...picked];
   }
+  if (rewards.length) return rewards;
   // Unknown task: its first logged column that is not bookkeeping.
   const skip = new Set(["update", "step", "epochs", "episodes", "lr"]);
   const first = trials.flatMap((t) => t.columns).find((c) => !skip.has(c));

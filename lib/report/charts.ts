@@ -28,6 +28,7 @@ import {
   sweptLabel,
 } from "./aggregate.ts";
 import { DIAGNOSTIC_METRICS, type TrialBundle, trialMetric } from "./bundles.ts";
+import { clampInterval } from "./domains.ts";
 
 const SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json";
 
@@ -108,14 +109,14 @@ export function curvePoints(
   return seriesOf(input).flatMap((s) =>
     aggregateByUpdate(s.group.members.map((t) => t.rows), metric).map((p) => {
       const half = band === "std" ? (p.std ?? 0) : 0;
-      return {
-        series: s.label,
-        update: p.update,
-        mean: p.mean,
-        lo: band === "ci95" ? p.lo : p.mean - half,
-        hi: band === "ci95" ? p.hi : p.mean + half,
-        n: p.n,
-      };
+      // The band stays inside the metric's domain (domains.ts: a KL is never negative).
+      const [lo, hi] = clampInterval(
+        metric,
+        band === "ci95" ? p.lo : p.mean - half,
+        band === "ci95" ? p.hi : p.mean + half,
+        p.mean,
+      );
+      return { series: s.label, update: p.update, mean: p.mean, lo, hi, n: p.n };
     })
   );
 }
@@ -245,14 +246,15 @@ export function finalPoints(
     }
     if (vals.length === 0) continue;
     const d = describe(vals);
+    const ci = d.ci95 ? clampInterval(metric, d.ci95[0], d.ci95[1], d.mean!) : null;
     stats.push({
       series: s.label,
       rank: s.rank,
       n: d.n,
       mean: d.mean!,
       std: d.std,
-      lo: d.ci95?.[0] ?? null,
-      hi: d.ci95?.[1] ?? null,
+      lo: ci?.[0] ?? null,
+      hi: ci?.[1] ?? null,
     });
   }
   return { trials, stats };
@@ -371,16 +373,19 @@ export function frontierChart(
     }
     if (kls.length === 0) continue;
     const dk = describe(kls), dr = describe(rs);
+    // Whiskers inside each metric's domain (a KL CI over two seeds ran to −10).
+    const [klLo, klHi] = clampInterval(kl, ...(dk.ci95 ?? [dk.mean!, dk.mean!]), dk.mean!);
+    const [rLo, rHi] = clampInterval(reward, ...(dr.ci95 ?? [dr.mean!, dr.mean!]), dr.mean!);
     means.push({
       series: s.label,
       rank: s.rank,
       n: dk.n,
       kl: dk.mean,
       reward: dr.mean,
-      kl_lo: dk.ci95?.[0] ?? dk.mean,
-      kl_hi: dk.ci95?.[1] ?? dk.mean,
-      reward_lo: dr.ci95?.[0] ?? dr.mean,
-      reward_hi: dr.ci95?.[1] ?? dr.mean,
+      kl_lo: klLo,
+      kl_hi: klHi,
+      reward_lo: rLo,
+      reward_hi: rHi,
     });
   }
   const color = colorEncoding(series, input.sweptKeys);

@@ -17,6 +17,7 @@
 export * from "./aggregate.ts";
 export * from "./bundles.ts";
 export * from "./charts.ts";
+export * from "./domains.ts";
 export * from "./render.ts";
 export * from "./tables.ts";
 export * from "./papers.ts";

@@ -14,7 +14,7 @@
  */
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
-import { contextLength, type DecoderConfig, initDecoder } from "../nn/decoder.ts";
+import { contextLength, type DecoderConfig, decoderShapes, initDecoder } from "../nn/decoder.ts";
 import { saveDecoderFolder } from "../nn/decoder_folder.ts";
 import { loadModelFolder, readFolderJson } from "../nn/checkpoint.ts";
 import { HF_TOKENIZER_FILES, loadHfFolder } from "../nn/hf.ts";
@@ -32,6 +32,7 @@ import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/c
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "../trial/contract.ts";
 import type { LmProblem } from "./lm_ppo.ts";
+import { evalKl } from "./eval_kl.ts";
 
 /**
  * {@link PpoSchema} (every key, same ranges) with defaults for the tiny byte-level LMs: γ = 1
@@ -214,6 +215,25 @@ export async function saveSftStage(
   await saveDecoderFolder(dir, m.cfg, m.params, { config, tokenizer });
 }
 
+/**
+ * The problem's current policy as a Hugging Face folder with the byte tokenizer (EOS = pad),
+ * as {@link saveSftStage} writes the SFT policy: `save_steps`' `checkpoint-N/` of the byte-level
+ * tasks (sentiment, jsx).
+ */
+export async function saveBytePolicy(dir: string, problem: LmProblem): Promise<void> {
+  const cfg = problem.model, current = problem.policyParams();
+  // The policy's own weights (the trainer also holds the value head or value trunk).
+  const params = Object.fromEntries(
+    Object.keys(decoderShapes(cfg)).map((n) => {
+      const p = current[n];
+      return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array | Float64Array)];
+    }),
+  );
+  const tokenizer = makeByteTokenizer({ modelMaxLength: contextLength(cfg) });
+  const config = { eos_token_id: BYTE_EOS_ID, pad_token_id: BYTE_EOS_ID };
+  await saveDecoderFolder(dir, cfg, params, { config, tokenizer });
+}
+
 /** A byte-level model folder of either family (see {@link loadByteModel}). */
 export interface ByteModelFolder extends ByteModel {
   /** The parsed config.json, all keys. */
@@ -350,7 +370,7 @@ export interface EvalSamples {
   gen: Awaited<ReturnType<typeof generate>>;
   /** The decoded responses (EOS dropped). */
   texts: string[];
-  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref over its tokens, k1). */
+  /** Mean KL(π‖π_ref) per response: exact over the vocabulary, summed over its positions. */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   responseLength: number;
@@ -367,7 +387,7 @@ export interface EvalSamples {
 export async function sampleForEval(
   problem: LmProblem,
   prompts: number[][],
-  opts: { maxNewTokens: number; seed: number },
+  opts: { maxNewTokens: number; seed: number; session?: SessionOptions },
 ): Promise<EvalSamples> {
   const gen = await problem.sample(prompts, {
     maxNewTokens: opts.maxNewTokens,
@@ -375,16 +395,13 @@ export async function sampleForEval(
     padTokenId: BYTE_EOS_ID,
     rng: new Rng(opts.seed),
   });
-  const ref = await problem.rescore(problem.reference, gen);
-  let kl = 0, len = 0;
-  for (let i = 0; i < gen.rows * gen.cols; i++) {
-    if (gen.mask[i]) kl += gen.logp[i] - ref.logp[i], len++;
-  }
+  let len = 0;
+  for (let i = 0; i < gen.rows * gen.cols; i++) len += gen.mask[i];
   const n = gen.rows;
   return {
     gen,
     texts: gen.responses.map(decodeByteText),
-    kl: kl / n,
+    kl: await evalKl(problem, gen, opts.session),
     responseLength: len / n,
     eosRate: gen.ended.reduce((a, b) => a + b, 0) / n,
   };

@@ -784,20 +784,27 @@ function exactKlAt(logp: Float32Array, logq: Float32Array, i: number, V: number)
 /**
  * Log-probs of the response tokens under any params of a plain decoder `model`, for sequences
  * laid out as {@link generate} does (`[rows, cols]`, junk at padding): {@link LmProblem.rescore}
- * without a value head, for problems that build no PPO train step (DPO).
+ * without a value head, for problems that build no PPO train step (DPO). With `full`, also the
+ * log-probs over the whole vocabulary (`all`, `[rows, cols, V]`: the exact evaluation KL).
  */
 export async function compileLmScorer(
   model: DecoderConfig,
-  opts: { dtype?: "float32" | "float64"; device?: Device; threads?: number } = {},
-): Promise<LmProblem["rescore"]> {
+  opts: { dtype?: "float32" | "float64"; device?: Device; threads?: number; full?: boolean } = {},
+): Promise<
+  (
+    ...a: Parameters<LmProblem["rescore"]>
+  ) => Promise<{ logp: Float64Array; all?: FloatArray }>
+> {
   const dtype = opts.dtype ?? "float32";
   const shapes = decoderShapes(model);
-  const g = new Graph("lm_score");
+  const g = new Graph(opts.full ? "lm_score_all" : "lm_score");
   const params = Object.fromEntries(
     Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
   );
   const io = sequenceInputs(g);
-  g.output(responseOutputs(g, model, params, ...io, false).logp, "logp");
+  const out = responseOutputs(g, model, params, ...io, false);
+  g.output(out.logp, "logp");
+  if (opts.full) g.output(out.logpAll, "logp_all");
   const session = await compile(g, { device: opts.device, threads: opts.threads });
   return async (p, seqs) => {
     const feeds: Record<string, ort.Tensor> = {};
@@ -806,7 +813,11 @@ export async function compileLmScorer(
       if (!v) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
       feeds[n] = ArrayBuffer.isView(v) ? tensor(dtype, s.shape, v) : v;
     }
-    const out = await session.run({ ...feeds, ...sequenceFeeds(seqs) });
-    return { logp: Float64Array.from(out.logp.data as FloatArray) };
+    const r = await session.run({ ...feeds, ...sequenceFeeds(seqs) });
+    return {
+      logp: Float64Array.from(r.logp.data as FloatArray),
+      // A copy: a session may reuse its output buffers on the next run.
+      ...(opts.full ? { all: (r.logp_all.data as FloatArray).slice() } : {}),
+    };
   };
 }

@@ -48,6 +48,7 @@ import type { LmProblem } from "./lm_ppo.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
+import { trainFlagProblems, trainFlagsShape, trainHooks } from "./train_hooks.ts";
 
 /** Keys every LM task's config has (its schema adds the rest: {@link lmTrialShape}). */
 export interface LmTrialConfig {
@@ -57,6 +58,11 @@ export interface LmTrialConfig {
   updates: number;
   /** Checkpoint every k updates (0: only the final state). */
   checkpoint_every: number;
+  /** TRL's training flags: mid-training evaluation, log lines, transformers checkpoints. */
+  eval_steps: number;
+  logging_steps: number;
+  save_steps: number;
+  save_total_limit: number | null;
 }
 
 /** The schema fields of {@link LmTrialConfig}, with the task's number of updates by default. */
@@ -69,6 +75,7 @@ export function lmTrialShape(o: { updates: number }) {
     checkpoint_every: z.number().int().min(0).default(0).describe(
       "checkpoint every k updates (0: only the final state)",
     ),
+    ...trainFlagsShape(),
   };
 }
 
@@ -155,6 +162,12 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
   finish?(setup: S, config: C, outDir: string): Promise<void>;
   /** Top-level files or folders `finish` writes (they move to checkpoints/ with the rest). */
   finalFiles?: readonly string[];
+  /**
+   * Write the current policy as a folder transformers loads (`save_steps`' `checkpoint-N/`):
+   * config.json, weights, tokenizer files (and with LoRA a PEFT adapter in `adapter/`). A task
+   * without it refuses `save_steps`.
+   */
+  savePretrained?(setup: S, config: C, dir: string): Promise<void>;
 }
 
 /** Options of an LM task's trial function (none of them changes the results). */
@@ -229,7 +242,10 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     if (!r.success) {
       throw new ConfigError(formatIssues(r.error.issues, input, `${spec.name} config`));
     }
-    const problems = spec.check?.(r.data) ?? [];
+    const problems = [
+      ...(spec.check?.(r.data) ?? []),
+      ...trainFlagProblems(r.data, spec.name, Boolean(spec.savePretrained)),
+    ];
     if (problems.length) {
       throw new ConfigError(
         `${spec.name} config: ` + problems.map((p) => `${p.cause}; ${p.fix}`).join("\n  "),
@@ -276,7 +292,14 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     opts.onProblem?.(setup.problem, setup);
     let ran;
     try {
-      ran = await runLmPpo(setup.problem, c, outDir, opts, () => spec.evaluate(setup, c, ctx));
+      const evaluate = () => spec.evaluate(setup, c, ctx);
+      ran = await runLmPpo(setup.problem, c, outDir, {
+        ...opts,
+        ...trainHooks(c, outDir, {
+          evaluate,
+          save: spec.savePretrained && ((dir) => spec.savePretrained!(setup, c, dir)),
+        }),
+      }, evaluate);
     } finally {
       setup.problem.release(); // before `finish`, which writes (and allocates) the model
     }

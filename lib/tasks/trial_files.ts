@@ -65,7 +65,7 @@ export async function runLmPpo<E>(
   problem: LmProblem,
   c: { updates: number; seed: number; checkpoint_every: number; measure_resources?: boolean },
   outDir: string,
-  opts: Pick<PpoRunOptions, "resume" | "onUpdate" | "onStart">,
+  opts: Pick<PpoRunOptions, "resume" | "onUpdate" | "onStart" | "extraMetrics" | "afterUpdate">,
   evaluate: () => Promise<E>,
 ): Promise<{ before: E; after: E; last: MetricsRow }> {
   try {
@@ -78,6 +78,8 @@ export async function runLmPpo<E>(
       outDir,
       checkpointEvery: c.checkpoint_every,
       resume: opts.resume,
+      extraMetrics: opts.extraMetrics,
+      afterUpdate: opts.afterUpdate,
       onUpdate: (row, u) => {
         measure?.sample();
         opts.onUpdate?.(row, u);

@@ -52,7 +52,9 @@ Deno.test("train --task sentiment: the issue's flag names map onto config keys",
   assert.equal(c.ppo.kl.control, "adaptive");
   assert.equal(c.ppo.kl.target, 4);
   assert.equal(c.ppo.target_kl, 0.5);
-  assert.equal(c.checkpoint_every, 5);
+  // --save-steps is TRL's save_steps (checkpoint-N/ folders), not the resumable checkpoints.
+  assert.equal(c.save_steps, 5);
+  assert.equal(c.checkpoint_every, 0);
   assert.equal(c.seed, 7);
   assert.equal(c.model.n_embd, 32);
 });
@@ -85,6 +87,12 @@ Deno.test("train --task lm: TRL's flag names, dashes or underscores, map onto th
       "out/qwen",
       "--save_steps",
       "5",
+      "--save_total_limit",
+      "2",
+      "--eval_steps",
+      "4",
+      "--logging_steps",
+      "3",
       "--lora.r",
       "16",
     ],
@@ -100,7 +108,10 @@ Deno.test("train --task lm: TRL's flag names, dashes or underscores, map onto th
   assert.equal(c.batch, 16);
   assert.equal(c.ppo.epochs, 3);
   assert.equal(c.ppo.kl.beta, 0.1);
-  assert.equal(c.checkpoint_every, 5);
+  assert.equal(c.save_steps, 5);
+  assert.equal(c.save_total_limit, 2);
+  assert.equal(c.eval_steps, 4);
+  assert.equal(c.logging_steps, 3);
   assert.equal(c.lora.r, 16);
   // --ppo_epochs is the same key as --num_epochs.
   const { config: c2 } = flagsToConfig(["--ppo-epochs", "2"], LmRunSchema, LM_FLAG_ALIASES);

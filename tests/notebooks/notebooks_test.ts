@@ -104,12 +104,12 @@ Deno.test("notebooks: every notebook executes headless against bundles made in t
     await t.step("deno task notebooks runs them all clean", async () => {
       assert.deepEqual(
         sources.map((p) => p.slice(NOTEBOOKS_DIR.length + 1)),
-        ["kl.ipynb", "overview.ipynb", "reproduce.ipynb"],
+        ["kl.ipynb", "lm.ipynb", "methods.ipynb", "overview.ipynb", "reproduce.ipynb"],
       );
       const r = await runNotebooks({ results: root, output: "piped" });
       assert.equal(r.code, 0, r.output);
-      assert.match(r.output, /notebooks: 3 ok, 0 failed/);
-      assert.equal(r.reports.length, 3);
+      assert.match(r.output, /notebooks: 5 ok, 0 failed/);
+      assert.equal(r.reports.length, 5);
       for (const rep of r.reports) assert.deepEqual(rep.problems, [], rep.notebook);
     });
 
@@ -406,9 +406,11 @@ Deno.test("notebooks: before any results exist, every notebook runs clean and sa
   try {
     const r = await runNotebooks({ results: root, output: "piped" });
     assert.equal(r.code, 0, r.output);
-    assert.match(r.output, /notebooks: 3 ok, 0 failed/);
+    assert.match(r.output, /notebooks: 5 ok, 0 failed/);
     const want: Record<string, RegExp> = {
       "kl.ipynb": /deno task sweep experiments\/kl\.ts/,
+      "lm.ipynb": /deno task sweep experiments\/lm\.ts/,
+      "methods.ipynb": /deno task sweep experiments\/methods\.ts/,
       "overview.ipynb": /deno task sweep experiments\/kl\.ts/,
       "reproduce.ipynb": /deno task reproduce cleanrl-classic-control --quick/,
     };

@@ -62,7 +62,7 @@
  */
 import type { SessionOptions } from "../../onnx/session.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
-import { byteDecoderConfig, sampleForEval, type SftStage } from "../byte_lm.ts";
+import { byteDecoderConfig, sampleForEval, saveBytePolicy, type SftStage } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask } from "../lm_task.ts";
@@ -90,7 +90,7 @@ export interface JsxEval {
   exec_rate: number | null;
   /** Mean task reward ({@link jsxReward}). */
   reward: number;
-  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref, k1). */
+  /** Mean KL(π‖π_ref) per response (exact over the vocabulary, summed over its tokens). */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   response_length: number;
@@ -250,6 +250,8 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
       timeoutMs: c.eval.timeout_ms,
       session: ctx.session,
     }),
+  // save_steps' checkpoint-N/: the policy with the byte tokenizer.
+  savePretrained: (setup, _c, dir) => saveBytePolicy(dir, setup.problem),
   summary: (e) => ({
     structure_rate: e.after.structure_rate,
     structure_rate_before: e.before.structure_rate,

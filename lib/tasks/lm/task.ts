@@ -35,6 +35,7 @@ import { folderHash } from "../inputs.ts";
 import type { LmMemoryInput } from "../memory.ts";
 import { isCriticFree } from "../../ppo/config.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { evalKl } from "../eval_kl.ts";
 import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
 import {
   computeRewards,
@@ -61,7 +62,7 @@ export interface LmEval {
   reward: number;
   /** Mean reward-model score (null without a reward model). */
   rm_score: number | null;
-  /** Mean KL(π‖π_ref) per response (k1 summed over its tokens). */
+  /** Mean KL(π‖π_ref) per response (exact over the vocabulary, summed over its tokens). */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   response_length: number;
@@ -135,6 +136,7 @@ function lmRewards(
 async function evaluateLm(
   s: LmTaskSetup,
   c: LmRunConfig,
+  session?: SessionOptions,
 ): Promise<LmEval> {
   const { problem, inputs } = s, tok = inputs.policy.tokenizer;
   const prompts = Array.from(
@@ -150,11 +152,8 @@ async function evaluateLm(
     padTokenId: tok.padId,
     rng: new Rng(c.eval.seed),
   });
-  const ref = await problem.rescore(problem.reference, gen);
-  let kl = 0, len = 0;
-  for (let i = 0; i < gen.rows * gen.cols; i++) {
-    if (gen.mask[i]) kl += gen.logp[i] - ref.logp[i], len++;
-  }
+  let len = 0;
+  for (let i = 0; i < gen.rows * gen.cols; i++) len += gen.mask[i];
   const decode = (ids: number[]) => textOf(tok, ids);
   const samples = makeRewardSamples(gen.prompts, gen.responses, decode, inputs.eosIds[0]);
   const values = await computeRewards(LM_TASK, s.rewards, samples);
@@ -162,7 +161,7 @@ async function evaluateLm(
   return {
     reward: mean(values.total),
     rm_score: values.parts.rm ? mean(values.parts.rm) : null,
-    kl: kl / n,
+    kl: await evalKl(problem, gen, session),
     response_length: len / n,
     eos_rate: mean(gen.ended),
     examples: samples.slice(0, 4).map((x, i) => ({
@@ -171,6 +170,42 @@ async function evaluateLm(
       reward: values.total[i],
     })),
   };
+}
+
+/**
+ * The current policy as a Hugging Face folder at `modelDir` (the source dtype, LoRA merged,
+ * the tokenizer files copied) and, with LoRA, its PEFT adapter at `adapterDir`.
+ */
+async function savePolicy(
+  setup: LmTaskSetup,
+  c: LmRunConfig,
+  modelDir: string,
+  adapterDir: string,
+): Promise<void> {
+  const { problem, inputs, lora } = setup, policy = inputs.policy;
+  const current = problem.policyParams();
+  // The policy's own weights (the trainer also holds the value head or value trunk).
+  const params = Object.fromEntries(
+    Object.keys(decoderShapes(policy.cfg)).map((n) => {
+      const p = current[n];
+      return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array)];
+    }),
+  );
+  const src = policy.folder.sourceDtype;
+  await saveModelFolder(modelDir, policy.cfg, params, {
+    dtype: src === "float64" ? "float32" : src,
+    config: policy.folder.config,
+    generation: policy.folder.generation?.raw,
+    tokenizerFiles: policy.tokenizerFiles,
+  });
+  if (lora) {
+    await savePeftAdapter(
+      adapterDir,
+      lora,
+      problem.trainer.params() as Record<string, FloatArray>,
+      { baseModel: c.policy },
+    );
+  }
 }
 
 /** Inputs read once per distinct input set (planning validates every trial of a sweep). */
@@ -330,34 +365,13 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
     });
     return { problem, inputs, rewardModel: rm, rewards, lora, record: { reward_model: record } };
   },
-  evaluate: (setup, c) => evaluateLm(setup, c),
+  evaluate: (setup, c, ctx) => evaluateLm(setup, c, ctx.session),
   async finish(setup, c, outDir) {
-    const { problem, inputs, lora } = setup, policy = inputs.policy;
     await Deno.mkdir(`${outDir}/hf`, { recursive: true });
-    const current = problem.policyParams();
-    // The policy's own weights (the trainer also holds the value head or value trunk).
-    const params = Object.fromEntries(
-      Object.keys(decoderShapes(policy.cfg)).map((n) => {
-        const p = current[n];
-        return [n, ArrayBuffer.isView(p) ? p : (p.data as Float32Array)];
-      }),
-    );
-    const src = policy.folder.sourceDtype;
-    await saveModelFolder(`${outDir}/hf/policy`, policy.cfg, params, {
-      dtype: src === "float64" ? "float32" : src,
-      config: policy.folder.config,
-      generation: policy.folder.generation?.raw,
-      tokenizerFiles: policy.tokenizerFiles,
-    });
-    if (lora) {
-      await savePeftAdapter(
-        `${outDir}/hf/adapter`,
-        lora,
-        problem.trainer.params() as Record<string, FloatArray>,
-        { baseModel: c.policy },
-      );
-    }
+    await savePolicy(setup, c, `${outDir}/hf/policy`, `${outDir}/hf/adapter`);
   },
+  // save_steps' checkpoint-N/: the model folder itself, the PEFT adapter in adapter/.
+  savePretrained: (setup, c, dir) => savePolicy(setup, c, dir, `${dir}/adapter`),
   finalFiles: ["hf"],
   summary: (e) => ({
     reward: e.after.reward,

@@ -48,7 +48,13 @@ import type { LoraConfig } from "../../nn/lora.ts";
 import type { FloatArray } from "../../nn/sample.ts";
 import { BYTE_EOS_ID } from "../../nn/tokenizer.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
-import { byteDecoderConfig, decodeByteText, sampleForEval, type SftStage } from "../byte_lm.ts";
+import {
+  byteDecoderConfig,
+  decodeByteText,
+  sampleForEval,
+  saveBytePolicy,
+  type SftStage,
+} from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { createDpoProblem, type DpoProblem } from "../dpo.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
@@ -83,7 +89,7 @@ export interface SentimentEval {
   rm_score: number;
   /** Mean gold score of the samples. */
   gold_score: number;
-  /** Mean KL(π‖π_ref) per response (Σ_t log π − log π_ref over its tokens, k1). */
+  /** Mean KL(π‖π_ref) per response (exact over the vocabulary, summed over its tokens). */
   kl: number;
   /** Mean response length (tokens, EOS included). */
   response_length: number;
@@ -363,6 +369,8 @@ export const SENTIMENT_KIND = defineLmTask<
     const dpo = setup.problem as Partial<DpoProblem>;
     return dpo.preferenceAccuracy ? { ...e, preference: await dpo.preferenceAccuracy() } : e;
   },
+  // save_steps' checkpoint-N/: the policy with the byte tokenizer.
+  savePretrained: (setup, _c, dir) => saveBytePolicy(dir, setup.problem),
   summary: (e) => ({
     rm_score: e.after.rm_score,
     gold_score: e.after.gold_score,
