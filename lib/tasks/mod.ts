@@ -40,3 +40,4 @@ export * from "./sandbox.ts";
 export * from "./lm/mod.ts";
 export * from "./reward_modules.ts";
 export * from "./verifiable.ts";
+export * from "./rlvr/mod.ts";
