@@ -230,10 +230,11 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
       sft: c.sft,
       max_operand: c.max_operand,
     }, { log: ctx.log, label: "rlvr sft" });
-    let problem: LmProblem | undefined;
-    problem = await createLmProblem({
+    // The task evaluates the problem's policy (eval.every), so it reads it once it exists.
+    const built: { problem?: LmProblem } = {};
+    const problem = built.problem = await createLmProblem({
       model: sft.cfg,
-      task: rlvrTask(c, rewards, () => problem),
+      task: rlvrTask(c, rewards, () => built.problem),
       cfg: c.ppo,
       seed: c.seed,
       batch: c.prompts_per_update * c.samples_per_prompt,
