@@ -183,7 +183,7 @@ export function buildRlvr(ctx: ReproduceContext): ReproduceTableResult {
     "",
     `Held-out problems, ${k} samples each at temperature 1 (pass@1 = share of samples right; ` +
     `pass@${k} = share of problems with one right); sample budget ${budget}; reward = ` +
-    "exact_match + 0.1 · format; mean ± std over seeds (each seed its own SFT policy).",
+    "exact_match + 0.1 · format; mean ± std over RL seeds.",
     "",
     main,
     "",

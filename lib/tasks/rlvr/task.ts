@@ -35,7 +35,7 @@ import {
 import { createLmProblem, type LmProblem, type LmTask } from "../lm_ppo.ts";
 import { defineLmTask } from "../lm_task.ts";
 import { resolveRewards, type RewardComponent, rewardLmTask, type UserReward } from "../rewards.ts";
-import { loadUserRewards, smokeSample, smokeTestRewards } from "../reward_modules.ts";
+import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "../reward_modules.ts";
 import { exactMatch, verifiableRewards } from "../verifiable.ts";
 import { drawRlvrProblems, RLVR_FORMAT, RLVR_TASK, rlvrPrompt } from "./corpus.ts";
 import { checkRlvrConfig, type RlvrRunConfig, type RlvrRunInput, RlvrRunSchema } from "./schema.ts";
@@ -199,6 +199,7 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
   description: "RL with verifiable rewards: GRPO / Dr. GRPO / RLOO on seeded addition problems",
   schema: RlvrRunSchema,
   check: checkRlvrConfig,
+  inputs: (c) => rewardInputs(c.rewards), // the user's reward modules: hashed into the trial id
   stages: RLVR_STAGES,
   stageVersion: RLVR_STAGE_VERSION,
   samples: (c) => c.prompts_per_update * c.samples_per_prompt,
