@@ -174,8 +174,8 @@ export function buildRlvr(ctx: ReproduceContext): ReproduceTableResult {
           signed(d.wrongChange.mean, 2)
         } (difference ${signed(diff, 2)}, within the seeds' std ${fixed(noise, 2)}). ` +
         "In this task the worked format fixes a response's length (the column sums of two " +
-        "operands), so the length normalisation has little room to act; the paper's effect " +
-        "appears over long free-form reasoning (hundreds to thousands of tokens).";
+        "operands), so the length normalisation has little room to act; the paper measures " +
+        "it on free-form math reasoning, where a response's length is the model's choice.";
   }
 
   const markdown = [

@@ -120,3 +120,11 @@ Deno.test("code_tests: the response's function against the row's tests, in the s
   );
   await assert.rejects(async () => await ct(sample(code, {})), /code_tests needs a "tests" column/);
 });
+
+Deno.test("rewards/math.ts (the README's example module): exact and brevity", async () => {
+  const { exact, brevity } = await import("../../rewards/math.ts");
+  assert.equal(exact(sample("<think>2+2</think><answer>4</answer>", { answer: 4 })), 1);
+  assert.equal(exact(sample("it is 5", { answer: "4" })), 0);
+  assert.equal(exact(sample("no idea", { answer: 4 })), 0);
+  assert.equal(brevity(sample("x".repeat(50), {})), -0.5);
+});
