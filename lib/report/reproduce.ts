@@ -46,7 +46,7 @@ import {
   ZIEGLER_2019,
 } from "./papers.ts";
 import { buildMethods } from "./methods_table.ts";
-import { buildRlvr } from "./rlvr_table.ts";
+import { rlvrTable } from "./rlvr_table.ts";
 
 // ---- experiments and trials ----------------------------------------------------------------
 
@@ -707,21 +707,7 @@ export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
     ],
     build: buildMethods,
   },
-  rlvr: {
-    name: "rlvr",
-    title: "RLVR: GRPO, Dr. GRPO and RLOO on verifiable rewards, beside Liu et al. 2025",
-    summary: "3 critic-free methods × 3 seeds on rlvr (addition, exact_match + format)",
-    experiments: [
-      {
-        file: "experiments/rlvr.ts",
-        quick: {
-          set: { "sft.steps": 40, updates: 2, "eval.problems": 6, "eval.k": 2, "eval.every": 0 },
-          seeds: [1],
-        },
-      },
-    ],
-    build: buildRlvr,
-  },
+  rlvr: rlvrTable(), // lib/report/rlvr_table.ts
 };
 
 /** Names of the reproducible tables. */

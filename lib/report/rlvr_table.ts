@@ -23,6 +23,7 @@ import {
   metricOf,
   over,
   type ReproduceContext,
+  type ReproduceTableDef,
   type ReproduceTableResult,
   type ReproduceTrial,
   seedsOf,
@@ -239,5 +240,26 @@ export function buildRlvr(ctx: ReproduceContext): ReproduceTableResult {
       paper: { liu_2025: { aime2024_7b_percent: 43.3 } },
       verdict,
     },
+  };
+}
+
+/**
+ * The `rlvr` entry of the reproducible tables: experiments/rlvr.ts, and `--quick` (one seed, a
+ * 40-step SFT, 2 updates, a small evaluation) for CI. A function (hoisted) because
+ * lib/report/reproduce.ts lists it while this module may still be loading.
+ */
+export function rlvrTable(): ReproduceTableDef {
+  return {
+    name: "rlvr",
+    title: "RLVR: GRPO, Dr. GRPO and RLOO on verifiable rewards, beside Liu et al. 2025",
+    summary: "3 critic-free methods × 3 seeds on rlvr (addition, exact_match + format)",
+    experiments: [{
+      file: "experiments/rlvr.ts",
+      quick: {
+        set: { "sft.steps": 40, updates: 2, "eval.problems": 6, "eval.k": 2, "eval.every": 0 },
+        seeds: [1],
+      },
+    }],
+    build: buildRlvr,
   };
 }
