@@ -21,6 +21,7 @@ import {
   validateInputs,
 } from "../../lib/experiment/mod.ts";
 import "../../lib/experiment/tasks.ts";
+import { sweep } from "../experiment/helpers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const tmp = await Deno.makeTempDir({ prefix: "proxima_user_rewards_" });
@@ -175,6 +176,23 @@ Deno.test("a sweep with a bad reward is refused at planning; the module's bytes 
     /rewards\.0\.module \(base\): .*gone\.ts: no such file/,
   );
 
+  // The sweep command refuses it too, even for --dry-run, naming the reward (exit 2, no stack).
+  const file = `${tmp}/exp_bad.ts`;
+  await Deno.writeTextFile(
+    file,
+    `import { defineExperiment, grid } from "${ROOT}lib/experiment/mod.ts";
+export default defineExperiment({
+  name: "bad-reward", task: "lm", sweep: grid({ seed: [1, 2, 3] }),
+  base: { policy: "${POLICY}", prompts: "${PROMPTS}", rewards: [{ name: "has_digit", weight: 1 }] },
+});
+`,
+  );
+  const r = await sweep([file, "--dry-run", "--results", `${tmp}/results-bad`]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stderr, /no trial was started/);
+  assert.match(r.stderr, /rewards\.0\.name: unknown reward "has_digit"/);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+
   const ok = plan([{ module: MODULE, name: "answer_value", weight: 1 }]);
   await validateInputs(ok);
   assert.equal(ok.trials[0].identity.inputs?.["rewards.0.module"], contentHash(MODULE));
@@ -190,7 +208,10 @@ const local = (s) => 1;
 export default defineExperiment({
   name: "fn-rewards",
   task: "lm",
-  base: { policy: "${POLICY}", prompts: "${PROMPTS}", rewards: [{ fn: answer_value, weight: 1 }] },
+  base: {
+    policy: "${POLICY}", prompts: "${PROMPTS}", rewards: [{ fn: answer_value, weight: 1 }],
+    updates: 1, batch: 2, max_new_tokens: 3, eval: { samples: 2 },
+  },
   sweep: grid({ seed: [1] }),
 });
 export const unexported = defineExperiment({
@@ -198,6 +219,19 @@ export const unexported = defineExperiment({
 });
 `,
   );
+  // The sweep runs the trial in a worker process, which imports the module itself.
+  const results = `${tmp}/results`;
+  const r = await sweep([file, "--results", results, "--jobs", "1"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const [id] = (await Array.fromAsync(Deno.readDir(`${results}/fn-rewards`)))
+    .filter((e) => e.isDirectory && !e.name.startsWith(".")).map((e) => e.name);
+  const bundle = `${results}/fn-rewards/${id}`;
+  const cfg = JSON.parse(await Deno.readTextFile(`${bundle}/config.json`));
+  assert.deepEqual(cfg.config.rewards, [{ name: "answer_value", weight: 1, module: MODULE }]);
+  assert.equal(cfg.inputs["rewards.0.module"], contentHash(MODULE));
+  const row = JSON.parse((await Deno.readTextFile(`${bundle}/metrics.jsonl`)).split("\n")[0]);
+  assert.equal(row["reward/answer_value"], 3.5); // the rows' answers 2 and 5, in the worker
+
   const exp = await loadExperiment(file);
   assert.deepEqual((exp.base as { rewards: unknown[] }).rewards, [
     { weight: 1, module: MODULE, name: "answer_value" },
@@ -217,4 +251,10 @@ export default defineExperiment({
 `,
   );
   await assert.rejects(() => loadExperiment(bad), /reward function local .*is not exported/);
+});
+
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(tmp, { recursive: true });
+  } catch { /* already gone */ }
 });
