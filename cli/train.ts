@@ -243,6 +243,41 @@ if (import.meta.main) {
   }
 }
 
+/**
+ * `--reward_fn rewards/math.ts:exact[:weight]` (repeatable; also `--reward-fn`, `=value`): the
+ * user's reward functions as `rewards` entries `{ module, name, weight }` (weight 1 when not
+ * given), and the other arguments.
+ */
+export function rewardFnFlags(argv: readonly string[]): {
+  args: string[];
+  rewards: { module: string; name: string; weight: number }[];
+} {
+  const args: string[] = [], rewards: { module: string; name: string; weight: number }[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const m = argv[i].match(/^--reward[-_]fn(?:=(.*))?$/);
+    if (!m) {
+      args.push(argv[i]);
+      continue;
+    }
+    const spec = m[1] ?? argv[++i];
+    const parts = spec?.split(":") ?? [];
+    const weight = parts.length >= 3 ? Number(parts.at(-1)) : 1;
+    const [module, name] = parts.length >= 3 ? [parts.slice(0, -2).join(":"), parts.at(-2)!] : [
+      parts[0],
+      parts[1],
+    ];
+    if (!module || !name || !Number.isFinite(weight)) {
+      throw new ConfigError(
+        `train flags: --reward_fn ${spec === undefined ? "(no value)" : JSON.stringify(spec)}: ` +
+          `expected MODULE:NAME or MODULE:NAME:WEIGHT\n  fix: e.g. --reward_fn ` +
+          `rewards/math.ts:exact or --reward_fn rewards/math.ts:exact:0.5`,
+      );
+    }
+    rewards.push({ module, name, weight });
+  }
+  return { args, rewards };
+}
+
 /** The LM task `--task` names (from the task list every command uses), or a usage error. */
 function lmTrainTask(task: string): LmTrialKind<LmTrialConfig, LmSetup, unknown> {
   const kind = findTrialKind(task);
@@ -259,8 +294,9 @@ function lmTrainTask(task: string): LmTrialKind<LmTrialConfig, LmSetup, unknown>
  */
 async function trainTask(task: string): Promise<void> {
   const t = lmTrainTask(task);
+  const { args, rewards } = rewardFnFlags(Deno.args);
   const { config, run } = flagsToConfig(
-    Deno.args,
+    args,
     t.schema,
     Object.fromEntries(
       Object.entries(LM_FLAG_ALIASES).filter(([, a]) =>
@@ -276,6 +312,10 @@ async function trainTask(task: string): Promise<void> {
       `Usage: deno task train --task ${task} [--out DIR] [--resume] [--quiet] [--seed N] ` +
         "[--report_to none|tensorboard] " +
         "[--KEY VALUE ...]\n\nFlags:\n" +
+        (`rewards` in t.schema.shape
+          ? "  --reward_fn M:NAME[:W]  your reward function NAME exported by module M, weight W " +
+            "(default 1; repeatable)\n"
+          : "") +
         aliases.map(([k, a]) =>
           `  --${k.padEnd(w - 2)}${a.help} (${
             [a.key].flat().find((x) => x.split(".")[0] in t.schema.shape)
@@ -285,6 +325,13 @@ async function trainTask(task: string): Promise<void> {
         " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)",
     );
     return;
+  }
+  if (rewards.length) {
+    if (!("rewards" in t.schema.shape)) {
+      throw new ConfigError(`train flags: --reward_fn: task ${task} has no rewards list`);
+    }
+    // --reward_fn replaces the task's default reward, or adds to a --rewards list.
+    config.rewards = [...((config.rewards as unknown[] | undefined) ?? []), ...rewards];
   }
   checkRequiredFlags(task, t.schema, config, LM_FLAG_ALIASES);
   const cfg = t.parse(config);

@@ -28,6 +28,7 @@ import { findTrialKind, registerTrialKind, type TrialKind, unknownTaskMessage } 
 import { expandSweep, isSweep, type Point, type Sweep, SweepError } from "./sweep.ts";
 import { didYouMean, suggestion } from "./suggest.ts";
 import { pathToFileURL } from "node:url";
+import { functionRewardsToModules } from "./reward_fns.ts";
 
 const EXPERIMENT = Symbol.for("proxima.experiment");
 
@@ -154,6 +155,8 @@ export async function loadExperiment(file: string): Promise<Experiment> {
       "wrap it: `export default defineExperiment({ ... })`",
     );
   }
+  const fnProblems = await functionRewardsToModules(file, mod.default as Experiment);
+  if (fnProblems.length) throw new ExperimentError(file, fnProblems);
   return mod.default as Experiment;
 }
 
@@ -578,13 +581,8 @@ function explainIssue(
 /**
  * Read and check every trial's inputs (`TrialKind.validate`: model folders, prompt files)
  * before any trial starts; throws an {@link ExperimentError} listing each problem once.
- * A kind without `validate` has nothing to check.
- *
- * @example
- * ```ts
- * const plan = planExperiment(exp, { file, codeVersion });
- * await validateInputs(plan); // e.g. "prompts: data.jsonl row 3: is 900 tokens ..."
- * ```
+ * A kind without `validate` has nothing to check (e.g. "prompts: data.jsonl row 3: is 900
+ * tokens ...").
  */
 export async function validateInputs(plan: Plan): Promise<void> {
   const validate = plan.kind.validate;

@@ -9,8 +9,9 @@ import { ACROBOT_KIND, CARTPOLE_KIND } from "../envs/kind.ts";
 import { SENTIMENT_KIND } from "../tasks/sentiment/task.ts";
 import { JSX_KIND } from "../tasks/jsx/task.ts";
 import { LM_KIND } from "../tasks/lm/task.ts";
+import { RLVR_KIND } from "../tasks/rlvr/task.ts";
 
-export { ACROBOT_KIND, CARTPOLE_KIND, JSX_KIND, LM_KIND, SENTIMENT_KIND };
+export { ACROBOT_KIND, CARTPOLE_KIND, JSX_KIND, LM_KIND, RLVR_KIND, SENTIMENT_KIND };
 
 /** The built-in tasks: classic control, then the RLHF tasks. */
 export const TASKS: readonly TrialKind[] = [
@@ -19,4 +20,5 @@ export const TASKS: readonly TrialKind[] = [
   SENTIMENT_KIND,
   JSX_KIND,
   LM_KIND,
+  RLVR_KIND,
 ];

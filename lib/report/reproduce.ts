@@ -59,6 +59,7 @@ import {
   stats,
 } from "./reproduce_table.ts";
 export * from "./reproduce_table.ts";
+import { rlvrTable } from "./rlvr_table.ts";
 
 // ---- experiments and trials ----------------------------------------------------------------
 
@@ -613,6 +614,7 @@ export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
     ],
     build: buildMethods,
   },
+  rlvr: rlvrTable(), // lib/report/rlvr_table.ts
 };
 
 /** Names of the reproducible tables. */

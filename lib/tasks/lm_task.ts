@@ -144,6 +144,12 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
    */
   validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
   /**
+   * Quick checks before anything heavy loads (the user's reward modules imported and run on
+   * a smoke sample): at the trial's start before the memory check, and first thing in
+   * planning's `validate`; throws a ConfigError.
+   */
+  preflight?(config: C, ctx: { rewards?: Record<string, UserReward> }): Promise<void>;
+  /**
    * What the trial's peak-memory estimate needs (lib/tasks/memory.ts: the model, batch,
    * minibatches, longest sequence, LoRA, a separate value trunk). With it, planning
    * (`validate`) and the trial itself refuse a config whose estimate exceeds this machine's
@@ -261,8 +267,9 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       ? memoryProblem(estimateLmMemory(await spec.memory(c)), spec.memoryKeys ?? MEMORY_KEYS)
       : null;
   /** The task's own input checks, then (when they pass) the memory estimate. */
-  const validate = spec.validate || spec.memory
+  const validate = spec.validate || spec.memory || spec.preflight
     ? async (c: C) => {
+      await spec.preflight?.(c, {});
       const own = (await spec.validate?.(c)) ?? [];
       if (own.length) return own;
       const m = await memory(c);
@@ -276,6 +283,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     opts: LmTrialOptions<S> = {},
   ): Promise<LmTrialResult<S["record"], E>> => {
     const c = parse(input);
+    await spec.preflight?.(c, { rewards: opts.rewards });
     // Refuse a trial that cannot fit before anything trains (planning refused it already).
     const m = await memory(c);
     if (m) {

@@ -37,3 +37,6 @@ export * from "./sentiment/mod.ts";
 export * from "./jsx/mod.ts";
 export * from "./sandbox.ts";
 export * from "./lm/mod.ts";
+export * from "./reward_modules.ts";
+export * from "./verifiable.ts";
+export * from "./rlvr/mod.ts";

@@ -26,6 +26,8 @@
 import { z } from "zod";
 import type { LmScores, LmTask } from "./lm_ppo.ts";
 import type { Rng } from "../rng.ts";
+import { ConfigError } from "../ppo/config.ts";
+import { closestName } from "./reward_modules.ts";
 
 /** One response as the reward functions see it. */
 export interface RewardSample {
@@ -41,6 +43,11 @@ export interface RewardSample {
   text: string;
   /** Whether the response ended with EOS (false: cut at the token limit). */
   ended: boolean;
+  /**
+   * The dataset row the prompt came from: every column but `prompt` / `messages` (e.g.
+   * `row.answer`, `row.tests`); `{}` when the prompts have no other columns.
+   */
+  row: Readonly<Record<string, unknown>>;
 }
 
 /** A per-sample reward: one number for one response. */
@@ -83,21 +90,23 @@ const NAME = /^[A-Za-z0-9_.-]+$/;
 
 /** Validate components (unique names, finite weights, one of fn/batch); throws naming the task. */
 export function checkRewardComponents(task: string, components: readonly RewardComponent[]): void {
-  if (components.length === 0) throw new Error(`task "${task}": no reward components`);
+  if (components.length === 0) throw new ConfigError(`task "${task}": no reward components`);
   const seen = new Set<string>();
   for (const c of components) {
     if (typeof c.name !== "string" || !NAME.test(c.name)) {
-      throw new Error(
+      throw new ConfigError(
         `task "${task}": reward name ${JSON.stringify(c.name)} must be letters, digits, _ - .`,
       );
     }
-    if (seen.has(c.name)) throw new Error(`task "${task}": reward "${c.name}" given twice`);
+    if (seen.has(c.name)) throw new ConfigError(`task "${task}": reward "${c.name}" given twice`);
     seen.add(c.name);
     if (typeof c.weight !== "number" || !Number.isFinite(c.weight)) {
-      throw new Error(`task "${task}": reward "${c.name}" has weight ${c.weight}; need a number`);
+      throw new ConfigError(
+        `task "${task}": reward "${c.name}" has weight ${c.weight}; need a number`,
+      );
     }
     if ((typeof c.fn === "function") === (typeof c.batch === "function")) {
-      throw new Error(`task "${task}": reward "${c.name}" needs exactly one of fn and batch`);
+      throw new ConfigError(`task "${task}": reward "${c.name}" needs exactly one of fn and batch`);
     }
   }
 }
@@ -210,8 +219,11 @@ export function rewardMetrics(values: RewardValues): Record<string, number> {
 export interface RewardLmTaskOptions {
   /** The task's name (in every error). */
   name: string;
-  /** Prompts, as {@link LmTask.prompts}. */
-  prompts: (n: number, index: number, rng: Rng) => number[][];
+  /**
+   * Prompts, as {@link LmTask.prompts}; a prompt may come with its dataset row
+   * (`{ ids, row }`), which the reward functions then see as `sample.row`.
+   */
+  prompts: (n: number, index: number, rng: Rng) => (number[] | PromptWithRow)[];
   /** The reward: Σ weight · component. */
   rewards: readonly RewardComponent[];
   /** Token ids -> text (special tokens dropped), for the reward functions and error messages. */
@@ -233,10 +245,18 @@ export interface RewardLmTaskOptions {
  */
 export function rewardLmTask(opts: RewardLmTaskOptions): LmTask {
   checkRewardComponents(opts.name, opts.rewards);
+  // The rows of the prompts handed out last: the rollout scores exactly those prompts next
+  // (each repeated samples_per_prompt times in consecutive rows), so sample i's row is
+  // rows[⌊i · rows / samples⌋]; the prompt ids are compared to be sure.
+  let handed: PromptWithRow[] = [];
   return {
-    prompts: opts.prompts,
+    prompts(n, index, rng) {
+      handed = opts.prompts(n, index, rng).map((p) => Array.isArray(p) ? { ids: p, row: {} } : p);
+      return handed.map((p) => p.ids);
+    },
     async score(prompts: number[][], responses: number[][]): Promise<LmScores> {
-      const samples = makeRewardSamples(prompts, responses, opts.decode, opts.eosTokenId);
+      const rows = rowsOfBatch(opts.name, handed, prompts);
+      const samples = makeRewardSamples(prompts, responses, opts.decode, opts.eosTokenId, rows);
       const values = await computeRewards(opts.name, opts.rewards, samples);
       const mean = (a?: Float64Array) =>
         a ? a.reduce((s, x) => s + x, 0) / Math.max(1, a.length) : NaN;
@@ -255,12 +275,44 @@ export function rewardLmTask(opts: RewardLmTaskOptions): LmTask {
   };
 }
 
-/** The {@link RewardSample}s of a batch of prompts and responses. */
+/** A prompt with the dataset row it came from (the columns besides prompt / messages). */
+export interface PromptWithRow {
+  ids: number[];
+  row: Readonly<Record<string, unknown>>;
+}
+
+const sameIds = (a: readonly number[], b: readonly number[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * The dataset row of each of a batch's prompts, from the prompts handed out for it (each
+ * repeated batch / handed times in consecutive rows); `{}` for every sample when none were.
+ */
+function rowsOfBatch(
+  task: string,
+  handed: readonly PromptWithRow[],
+  prompts: readonly number[][],
+): Readonly<Record<string, unknown>>[] {
+  if (handed.length === 0 || prompts.length % handed.length !== 0) {
+    return prompts.map(() => ({}));
+  }
+  const k = prompts.length / handed.length;
+  return prompts.map((p, i) => {
+    const h = handed[Math.floor(i / k)];
+    if (!sameIds(h.ids, p)) {
+      throw new Error(`task "${task}": sample ${i}'s prompt is not the one handed out for it`);
+    }
+    return h.row;
+  });
+}
+
+/** The {@link RewardSample}s of a batch of prompts and responses (and their dataset rows). */
 export function makeRewardSamples(
   prompts: readonly number[][],
   responses: readonly number[][],
   decode: (ids: number[]) => string,
   eosTokenId?: number,
+  rows?: readonly Readonly<Record<string, unknown>>[],
 ): RewardSample[] {
   if (prompts.length !== responses.length) {
     throw new Error(`${prompts.length} prompts for ${responses.length} responses`);
@@ -272,14 +324,31 @@ export function makeRewardSamples(
     promptText: decode(prompts[index]),
     text: decode(response),
     ended: eosTokenId !== undefined && response.at(-1) === eosTokenId,
+    row: rows?.[index] ?? {},
   }));
 }
 
-/** One weighted reward term of a task config's `rewards` list, by name. */
+/**
+ * One weighted reward term of a task config's `rewards` list: a built-in by `name`, or the
+ * user's own function, `name` exported by `module` (a path from the working directory; its
+ * bytes are hashed into the trial id). `options` configure a built-in (e.g. `format`'s
+ * `pattern`); `as` renames the logged column (`reward/<as>`).
+ */
 export const RewardRefSchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9_.-]+$/).describe("reward component name"),
+  name: z.string().regex(/^[A-Za-z0-9_.$-]+$/).describe(
+    "reward component name: a built-in, or the export of `module`",
+  ),
   weight: z.number().describe("its weight in the sum (0 = logged only)"),
+  module: z.string().min(1).optional().describe(
+    "a .ts/.js module (path from the working directory) that exports `name`: your own reward",
+  ),
+  as: z.string().regex(NAME).optional().describe("logged as reward/<as> (default: name)"),
+  options: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional()
+    .describe("a built-in's options (format: pattern; code_tests: timeout_ms)"),
 }).strict();
+
+/** One parsed entry of a config's `rewards` list. */
+export type RewardRef = z.infer<typeof RewardRefSchema>;
 
 /** A user reward: a per-sample function, or `{ fn }` / `{ batch }`. */
 export type UserReward = RewardFn | { fn: RewardFn } | { batch: BatchRewardFn };
@@ -299,23 +368,41 @@ export type UserReward = RewardFn | { fn: RewardFn } | { batch: BatchRewardFn };
  */
 export function resolveRewards(
   task: string,
-  refs: readonly { name: string; weight: number }[],
+  refs: readonly { name: string; weight: number; module?: string; as?: string }[],
   builtins: Record<string, UserReward>,
   opts: { user?: Record<string, UserReward>; monitors?: readonly string[] } = {},
 ): RewardComponent[] {
   const user = opts.user ?? {};
-  const resolve = (name: string, weight: number): RewardComponent => {
-    const u = user[name] ?? builtins[name];
+  const resolve = (
+    r: { name: string; weight: number; module?: string; as?: string },
+    i: number,
+  ): RewardComponent => {
+    const name = r.as ?? r.name, weight = r.weight;
+    // A module's export is loaded under its logged name; a bare name is the user's or a built-in.
+    const u = r.module ? user[name] : user[r.name] ?? builtins[r.name];
     if (u) return typeof u === "function" ? { name, weight, fn: u } : { name, weight, ...u };
-    throw new Error(
-      `task "${task}": unknown reward "${name}" (known: ${
-        [...new Set([...Object.keys(builtins), ...Object.keys(user)])].join(", ")
-      })`,
-    );
+    const known = [...new Set([...Object.keys(builtins), ...Object.keys(user)])];
+    const m = closestName(r.name, known);
+    const key = i < 0 ? "rewards" : `rewards.${i}.name`;
+    const cause = r.module
+      ? `reward ${r.module}:${r.name} was not loaded`
+      : `unknown reward "${r.name}"${m ? ` (did you mean "${m}"?)` : ""}; known: ${
+        known.join(", ")
+      }`;
+    const fix = m && !r.module
+      ? `write "${m}", or give your own function: { module: "rewards/mine.ts", name: ` +
+        `"${r.name}", weight } (deno task train: --reward_fn rewards/mine.ts:${r.name})`
+      : `use a built-in, or your own function: { module: "rewards/mine.ts", name: ` +
+        `"${r.name}", weight } (deno task train: --reward_fn rewards/mine.ts:${r.name})`;
+    throw Object.assign(new ConfigError(`${task} config: ${key}: ${cause}\n  fix: ${fix}`), {
+      key,
+      cause,
+      fix,
+    });
   };
-  const out = refs.map((r) => resolve(r.name, r.weight));
+  const out = refs.map((r, i) => resolve(r, i));
   for (const name of opts.monitors ?? []) {
-    if (!refs.some((r) => r.name === name)) out.push(resolve(name, 0));
+    if (!refs.some((r) => (r.as ?? r.name) === name)) out.push(resolve({ name, weight: 0 }, -1));
   }
   return out;
 }

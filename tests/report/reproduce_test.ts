@@ -291,6 +291,7 @@ Deno.test({
       "cleanrl-classic-control",
       "ppo-table1",
       "rlhf-methods",
+      "rlvr",
       "ziegler-kl",
     ]);
   },

@@ -92,6 +92,7 @@ Deno.test("jsx: the reward matches hand-computed values (valid, invalid JSX, no 
     promptText,
     text,
     ended: true,
+    row: {},
   });
   const r = builtinJsxRewards();
   assert.equal(r.jsx(sample("A button labelled Save", SAVE)), 1.5);
@@ -284,7 +285,7 @@ Deno.test("jsx: a reward that returns NaN or throws stops the trial naming the t
     runJsxTrial({ rewards: [{ name: "helpful", weight: 1 }] }, `${OUT}/unknown`, {
       cacheDir: `${OUT}/empty-cache`,
     }),
-    /task "jsx": unknown reward "helpful" \(known: jsx, parse, structure, length\)/,
+    /jsx config: rewards\.0\.name: unknown reward "helpful"; known: jsx, parse, structure, length/,
   );
   assert.equal(await Deno.stat(`${OUT}/empty-cache`).then(() => true, () => false), false);
 });

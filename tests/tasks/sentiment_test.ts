@@ -345,7 +345,7 @@ Deno.test("sentiment: weighted reward components are combined and each is logged
     runSentimentTrial({ rewards: [{ name: "helpful", weight: 1 }] }, `${OUT}/unknown`, {
       cacheDir: empty,
     }),
-    /task "sentiment": unknown reward "helpful" \(known: rm, gold, length, eos\)/,
+    /sentiment config: rewards\.0\.name: unknown reward "helpful"; known: rm, gold, length, eos/,
   );
   assert.equal(await Deno.stat(empty).then(() => true, () => false), false);
 });

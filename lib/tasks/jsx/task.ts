@@ -67,6 +67,7 @@ import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask } from "../lm_task.ts";
 import { runComponentInSandbox } from "../sandbox.ts";
+import { loadUserRewards, rewardInputs } from "../reward_modules.ts";
 import { JSX_PROMPTS, JSX_TASK } from "./corpus.ts";
 import { checkJsxConfig, type JsxRunConfig, type JsxRunInput, JsxRunSchema } from "./schema.ts";
 import { JSX_STAGE_VERSION, JSX_STAGES, trainJsxSft } from "./stages.ts";
@@ -203,6 +204,7 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
   description: "RLHF-style PPO on React components: reward from a real JSX parser; structure rate",
   schema: JsxRunSchema,
   check: checkJsxConfig,
+  inputs: (c) => rewardInputs(c.rewards), // the user's reward modules: hashed into the trial id
   stages: JSX_STAGES,
   stageVersion: JSX_STAGE_VERSION,
   samples: (c) => c.samples_per_prompt * JSX_PROMPTS.length,
@@ -222,7 +224,10 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
   async problem(c, ctx) {
     // A trial that measures its own memory builds missing stages in a child process.
     runStagesInChildProcess(c.measure_resources);
-    const rewards = jsxRewards(c.rewards, ctx.rewards); // unknown names fail before any stage
+    const rewards = jsxRewards(c.rewards, { // unknown names fail before any stage
+      ...ctx.rewards,
+      ...await loadUserRewards(JSX_TASK, c.rewards, ["jsx", "parse", "structure", "length"]),
+    });
     const sft = await trainJsxSft(c, ctx);
     const problem = await createLmProblem({
       model: sft.cfg,

@@ -16,8 +16,13 @@ import { parquetReadObjects } from "hyparquet";
 import type { ChatMessage } from "../../nn/hf_tokenizer.ts";
 import { inputError } from "../inputs.ts";
 
-/** One prompt: plain text, or a conversation rendered with the chat template. */
-export type PromptRow = { text: string } | { messages: ChatMessage[] };
+/**
+ * One prompt: plain text, or a conversation rendered with the chat template; `row` holds the
+ * row's other columns (`answer`, `tests`, ...), which reward functions see as `sample.row`.
+ */
+export type PromptRow = ({ text: string } | { messages: ChatMessage[] }) & {
+  row?: Record<string, unknown>;
+};
 
 /** One preference pair (a shared prompt, the preferred and the other completion). */
 export interface PreferenceRow {
@@ -81,9 +86,12 @@ const isMessages = (m: unknown): m is ChatMessage[] =>
 function promptOf(row: unknown): PromptRow | undefined {
   if (row === null || typeof row !== "object") return undefined;
   const r = row as { prompt?: unknown; messages?: unknown };
-  if (typeof r.prompt === "string") return { text: r.prompt };
-  if (isMessages(r.prompt)) return { messages: r.prompt }; // TRL's conversational "prompt"
-  if (isMessages(r.messages)) return { messages: r.messages };
+  // Every other column goes with the prompt to the reward functions (as TRL passes them).
+  const { prompt: _p, messages: _m, ...rest } = row as Record<string, unknown>;
+  const extra = Object.keys(rest).length ? { row: rest } : {};
+  if (typeof r.prompt === "string") return { text: r.prompt, ...extra };
+  if (isMessages(r.prompt)) return { messages: r.prompt, ...extra }; // TRL's conversational "prompt"
+  if (isMessages(r.messages)) return { messages: r.messages, ...extra };
   return undefined;
 }
 
@@ -92,7 +100,8 @@ const ROW_FIX =
 
 /**
  * Read a prompt set: `.txt` (one prompt per non-empty line), `.jsonl` (one JSON object per
- * line with `prompt` or `messages`) or `.parquet` (a `prompt` or `messages` column). Empty
+ * line with `prompt` or `messages`) or `.parquet` (a `prompt` or `messages` column); a row's
+ * other columns come with it as `row`. Empty
  * prompts, an empty file, and rows without a prompt are errors.
  */
 export async function readPromptSet(

@@ -255,6 +255,10 @@ export interface LmInputs {
   prompts: number[][];
   /** Tokenized evaluation prompts. */
   evalPrompts: number[][];
+  /** Each training prompt's other columns (`answer`, ...; `{}` when none): `sample.row`. */
+  promptRows: Record<string, unknown>[];
+  /** The same for the evaluation prompts. */
+  evalRows: Record<string, unknown>[];
   /** Ids that end a response: the tokenizer's and generation config's EOS, then `stop`. */
   eosIds: number[];
 }
@@ -267,23 +271,26 @@ export async function loadLmInputs(c: LmRunConfig): Promise<LmInputs> {
     : await loadLmRewardModel("reward_model", c.reward_model);
   if (rewardModel) await checkRewardModelFits(policy, rewardModel, c.reward_input);
   const opts = { chat: c.chat_template, maxNewTokens: c.max_new_tokens };
-  const prompts = encodePrompts(
-    "prompts",
-    c.prompts,
-    await readPromptSet(LM_TASK, "prompts", c.prompts),
-    policy,
-    opts,
-  );
-  const evalPrompts = c.eval.prompts === null ? prompts : encodePrompts(
-    "eval.prompts",
-    c.eval.prompts,
-    await readPromptSet(LM_TASK, "eval.prompts", c.eval.prompts),
-    policy,
-    opts,
-  );
+  const trainRows = await readPromptSet(LM_TASK, "prompts", c.prompts);
+  const prompts = encodePrompts("prompts", c.prompts, trainRows, policy, opts);
+  const evalSet = c.eval.prompts === null
+    ? trainRows
+    : await readPromptSet(LM_TASK, "eval.prompts", c.eval.prompts);
+  const evalPrompts = c.eval.prompts === null
+    ? prompts
+    : encodePrompts("eval.prompts", c.eval.prompts, evalSet, policy, opts);
   const gen = policy.folder.generation?.eosTokenIds ?? [];
   const eosIds = [
     ...new Set([...policy.tokenizer.eosIds, ...gen, ...stopTokenIds(policy.tokenizer, c.stop)]),
   ];
-  return { policy, rewardModel, prompts, evalPrompts, eosIds };
+  const rowsOf = (rows: PromptRow[]) => rows.map((r) => r.row ?? {});
+  return {
+    policy,
+    rewardModel,
+    prompts,
+    evalPrompts,
+    promptRows: rowsOf(trainRows),
+    evalRows: rowsOf(evalSet),
+    eosIds,
+  };
 }

@@ -49,7 +49,9 @@ export const LmRunSchema = z.object({
   ),
   rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
     'the reward, Σ weight · component: "rm" (the reward model), "length" (response tokens), ' +
-      "or a reward function passed by name",
+      '"missing_eos", the verifiable "exact_match", "format", "code_tests" (on the prompt ' +
+      'row\'s answer / tests columns), or your own function: { module: "rewards/math.ts", ' +
+      'name: "exact", weight: 1 } (deno task train: --reward_fn rewards/math.ts:exact:1)',
   ),
   missing_eos_penalty: z.number().min(0).nullable().default(null).describe(
     "subtracted from the reward of a response that did not end with EOS (TRL's)",
@@ -104,7 +106,7 @@ export function checkLmConfig(c: LmRunConfig): { key: string; cause: string; fix
     batch: { key: "batch", value: c.batch },
     valueModel: { key: "value_model", value: c.value_model },
   });
-  const usesRm = c.rewards.some((r) => r.name === "rm");
+  const usesRm = c.rewards.some((r) => r.name === "rm" && !r.module);
   if (usesRm && c.reward_model === null && c.reward_model_data === null) {
     out.push({
       key: "rewards",

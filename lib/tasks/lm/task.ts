@@ -36,7 +36,7 @@ import type { LmMemoryInput } from "../memory.ts";
 import { isCriticFree } from "../../ppo/config.ts";
 import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
 import { evalKl } from "../eval_kl.ts";
-import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
+import { defineLmTask } from "../lm_task.ts";
 import {
   computeRewards,
   makeRewardSamples,
@@ -46,6 +46,9 @@ import {
   type RewardSample,
   type UserReward,
 } from "../rewards.ts";
+import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "../reward_modules.ts";
+import { VERIFIABLE_REWARDS, verifiableRewards } from "../verifiable.ts";
+import { readPromptSet } from "./data.ts";
 import { type LmInputs, type LmRewardModel, loadLmInputs, loadLmRewardModel } from "./inputs.ts";
 import {
   checkLmConfig,
@@ -112,24 +115,47 @@ function rmComponent(
   };
 }
 
-/** The trial's reward components: the config's list, "missing_eos" added when penalised. */
-function lmRewards(
+/** The built-in rewards' names (what a did-you-mean offers besides a module's exports). */
+const LM_BUILTIN_REWARDS = ["rm", "length", "missing_eos", ...VERIFIABLE_REWARDS];
+
+/**
+ * The trial's reward components: the config's list (built-ins, the verifiable rewards, the
+ * user's modules imported here: a sweep's worker loads them itself), "missing_eos" added when
+ * penalised.
+ */
+async function lmRewards(
   c: LmRunConfig,
-  inputs: LmInputs,
-  rm: LmRewardModel | null,
-  ctx: LmTaskContext,
-): RewardComponent[] {
-  const eos = new Set(inputs.eosIds);
+  eosIds: readonly number[],
+  rm: UserReward | null,
+  user: Record<string, UserReward> = {},
+): Promise<RewardComponent[]> {
+  const eos = new Set(eosIds);
   const builtins: Record<string, UserReward> = {
     length: (s) => s.response.length,
     missing_eos: (s) => (eos.has(s.response.at(-1)!) ? 0 : -1),
+    ...verifiableRewards(c.rewards),
   };
-  if (rm) builtins.rm = rmComponent(rm, inputs.policy.tokenizer, c.reward_input, ctx.session);
+  if (rm) builtins.rm = rm;
   const refs = [...c.rewards];
   if (c.missing_eos_penalty !== null && !refs.some((r) => r.name === "missing_eos")) {
     refs.push({ name: "missing_eos", weight: c.missing_eos_penalty });
   }
-  return resolveRewards(LM_TASK, refs, builtins, { user: ctx.rewards });
+  const modules = await loadUserRewards(LM_TASK, c.rewards, LM_BUILTIN_REWARDS);
+  return resolveRewards(LM_TASK, refs, builtins, { user: { ...user, ...modules } });
+}
+
+/**
+ * The rewards checked before any model loads: every module imported and every name resolved
+ * (did-you-mean), then each per-sample function run on the first prompt row with a dummy
+ * response. The reward model (a batch) is left for the rollout.
+ */
+async function preflightLm(c: LmRunConfig, user?: Record<string, UserReward>): Promise<void> {
+  const noRm: UserReward = { batch: (ss) => ss.map(() => 0) };
+  const components = await lmRewards(c, [], noRm, user);
+  const rows = await readPromptSet(LM_TASK, "prompts", c.prompts);
+  const first = rows[0];
+  const text = "text" in first ? first.text : first.messages.at(-1)!.content;
+  await smokeTestRewards(LM_TASK, c.rewards, components, smokeSample(text, first.row ?? {}));
 }
 
 /** Sample the evaluation prompts in turn from `new Rng(seed)`; rewards, KL, length. */
@@ -155,7 +181,8 @@ async function evaluateLm(
   let len = 0;
   for (let i = 0; i < gen.rows * gen.cols; i++) len += gen.mask[i];
   const decode = (ids: number[]) => textOf(tok, ids);
-  const samples = makeRewardSamples(gen.prompts, gen.responses, decode, inputs.eosIds[0]);
+  const rows = prompts.map((_, i) => inputs.evalRows[i % inputs.evalRows.length]);
+  const samples = makeRewardSamples(gen.prompts, gen.responses, decode, inputs.eosIds[0], rows);
   const values = await computeRewards(LM_TASK, s.rewards, samples);
   const n = gen.rows, mean = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0) / n;
   return {
@@ -277,7 +304,10 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       ["reward_model_data", c.reward_model_data],
       ["prompts", c.prompts],
       ["eval.prompts", c.eval.prompts],
-    ] as const).flatMap(([key, path]) => (path === null ? [] : [{ key, path }])),
+    ] as const).flatMap(([key, path]): { key: string; path: string }[] =>
+      path === null ? [] : [{ key, path }]
+    ).concat(rewardInputs(c.rewards)), // the user's reward modules: hashed into the trial id
+  preflight: (c, ctx) => preflightLm(c, ctx.rewards),
   async validate(c) {
     await lmInputs(c); // every input read and checked (a ConfigError names the key)
     return [];
@@ -314,7 +344,12 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
           `value_model "shared" or "from_policy"`,
       );
     }
-    const rewards = lmRewards(c, inputs, rm, ctx);
+    const rewards = await lmRewards(
+      c,
+      inputs.eosIds,
+      rm ? rmComponent(rm, inputs.policy.tokenizer, c.reward_input, ctx.session) : null,
+      ctx.rewards,
+    );
     const tok = inputs.policy.tokenizer, prompts = inputs.prompts;
     const lora: LoraConfig | undefined = c.lora.r > 0
       ? {
@@ -330,7 +365,10 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       task: rewardLmTask({
         name: LM_TASK,
         prompts: (n, index) =>
-          Array.from({ length: n }, (_, k) => prompts[(index + k) % prompts.length]),
+          Array.from({ length: n }, (_, k) => {
+            const j = (index + k) % prompts.length;
+            return { ids: prompts[j], row: inputs.promptRows[j] };
+          }),
         rewards,
         decode: (ids) => textOf(tok, ids),
         eosTokenId: inputs.eosIds[0],

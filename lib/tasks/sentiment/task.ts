@@ -62,6 +62,7 @@ import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
 import type { LmMemoryInput } from "../memory.ts";
 import { isCriticFree } from "../../ppo/config.ts";
 import type { RewardComponent, UserReward } from "../rewards.ts";
+import { loadUserRewards, rewardInputs } from "../reward_modules.ts";
 import {
   checkSentimentConfig,
   type SentimentRunConfig,
@@ -302,10 +303,12 @@ export const SENTIMENT_KIND = defineLmTask<
   schema: SentimentRunSchema,
   check: checkSentimentConfig,
   inputs: (c) =>
-    (["policy_path", "reward_model_path", "prompts_path"] as const).flatMap((key) => {
-      const path = c[key];
-      return path === null ? [] : [{ key, path }];
-    }),
+    (["policy_path", "reward_model_path", "prompts_path"] as const).flatMap(
+      (key): { key: string; path: string }[] => {
+        const path = c[key];
+        return path === null ? [] : [{ key, path }];
+      },
+    ).concat(rewardInputs(c.rewards)), // the user's reward modules: hashed into the trial id
   stages: SENTIMENT_STAGES,
   stageVersion: SENTIMENT_STAGE_VERSION,
   samples: (c) => c.batch,
@@ -314,12 +317,13 @@ export const SENTIMENT_KIND = defineLmTask<
   async problem(c, ctx) {
     // A trial that measures its own memory builds missing stages in a child process.
     runStagesInChildProcess(c.measure_resources);
-    // Fail on unknown reward names before any stage runs.
+    // Fail on unknown reward names (and modules) before any stage runs.
+    const user = {
+      ...ctx.rewards,
+      ...await loadUserRewards(SENTIMENT_TASK, c.rewards, ["rm", "gold", "length", "eos"]),
+    };
     const dummyRm = { cfg: byteDecoderConfig(c.model), params: {} };
-    sentimentRewards(c.rewards, dummyRm, {
-      maxNewTokens: c.max_new_tokens,
-      userRewards: ctx.rewards,
-    });
+    sentimentRewards(c.rewards, dummyRm, { maxNewTokens: c.max_new_tokens, userRewards: user });
     // Inputs given by path are read (and checked) before anything trains.
     const prompts = c.prompts_path === null
       ? SENTIMENT_OPENINGS
@@ -337,7 +341,7 @@ export const SENTIMENT_KIND = defineLmTask<
       problem = await createSentimentDpoProblem(c, sft, { session: ctx.session });
     } else {
       problem = await createSentimentProblem(c, sft, rm, {
-        userRewards: ctx.rewards,
+        userRewards: user,
         session: ctx.session,
         prompts,
       });
