@@ -81,7 +81,6 @@ const WAITING_FOR_SPLIT: readonly string[] = [
   "lib/tasks/lm_ppo.ts",
   "lib/report/reproduce.ts",
   // split by this branch, one commit each:
-  "lib/onnx/train.ts",
   "lib/nn/sample.ts",
 ];
 
