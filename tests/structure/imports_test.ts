@@ -80,8 +80,6 @@ const WAITING_FOR_SPLIT: readonly string[] = [
   "lib/experiment/slurm.ts",
   "lib/tasks/lm_ppo.ts",
   "lib/report/reproduce.ts",
-  // split by this branch, one commit each:
-  "lib/nn/sample.ts",
 ];
 
 /** Lines of a text as an editor numbers them (a last line without a newline counts too). */
