@@ -12,7 +12,7 @@
 import { UsageError } from "../lib/errors.ts";
 import { runCommand } from "./boundary.ts";
 import { parseFlags } from "./flags.ts";
-import { didYouMean } from "../lib/experiment/suggest.ts";
+import { didYouMean } from "../lib/suggest.ts";
 import { EXPORT_FORMATS, type ExportFormat, exportResults } from "../lib/report/export.ts";
 
 const HELP = `Usage: deno task export <results/experiment> [<dir> ...] --to FORMAT [flags]

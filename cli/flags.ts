@@ -7,7 +7,7 @@
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { UsageError } from "../lib/errors.ts";
-import { didYouMean } from "../lib/experiment/suggest.ts";
+import { didYouMean } from "../lib/suggest.ts";
 
 /** An argument that is a negative number (a value, never a flag): -1, -0.5, -.5, -1e-3. */
 const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$)/;

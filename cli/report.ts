@@ -12,7 +12,7 @@
  * @module
  */
 import { fsyncDir, publishDir } from "../lib/experiment/bundle.ts";
-import { didYouMean } from "../lib/experiment/suggest.ts";
+import { didYouMean } from "../lib/suggest.ts";
 import { fmtValue } from "../lib/experiment/table.ts";
 import { exists } from "../lib/fs.ts";
 import {

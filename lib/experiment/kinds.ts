@@ -9,7 +9,7 @@
  * @module
  */
 import type { TrialKind } from "../trial/contract.ts";
-import { suggestion } from "./suggest.ts";
+import { suggestion } from "../suggest.ts";
 import { TASKS } from "./tasks.ts";
 
 export type {

@@ -16,7 +16,7 @@
  * @module
  */
 export * from "./hash.ts";
-export * from "./suggest.ts";
+export * from "../suggest.ts";
 export * from "./code_version.ts";
 export * from "./sweep.ts";
 export * from "./kinds.ts";

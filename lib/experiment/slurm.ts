@@ -36,7 +36,7 @@ import { RunnerError } from "./runner.ts";
 import type { Plan, PlannedTrial } from "./spec.ts";
 import type { ReportTo } from "../tensorboard/mod.ts";
 import type { TrialEvent, TrialRequest } from "./trial.ts";
-import { didYouMean } from "./suggest.ts";
+import { didYouMean } from "../suggest.ts";
 
 /** Cluster resources and knobs of a Slurm submission. */
 export interface SlurmOptions {

@@ -28,7 +28,7 @@ import {
   type ReproduceTrial,
   seedsOf,
   stats,
-} from "./reproduce.ts";
+} from "./reproduce_table.ts";
 
 /** The methods of the table, in order: `ppo.advantage` -> label. */
 const METHODS: readonly [string, string][] = [

@@ -24,6 +24,7 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { ConfigError } from "../ppo/config.ts";
 import { inputError } from "./inputs.ts";
+import { didYouMean } from "../suggest.ts";
 import type { RewardComponent, RewardRef, RewardSample, UserReward } from "./rewards.ts";
 
 /** The name a reference is logged under (`reward/<name>`): `as`, else `name`. */
@@ -35,31 +36,6 @@ export const rewardLogName = (r: Pick<RewardRef, "name" | "as">): string => r.as
  */
 export function rewardInputs(refs: readonly RewardRef[]): { key: string; path: string }[] {
   return refs.flatMap((r, i) => r.module ? [{ key: `rewards.${i}.module`, path: r.module }] : []);
-}
-
-/** Levenshtein distance (did-you-mean). */
-function distance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const up = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = up;
-    }
-  }
-  return prev[b.length];
-}
-
-/** The closest of `names` to `name` when one is plausibly meant, else null. */
-export function closestName(name: string, names: Iterable<string>): string | null {
-  let best: string | null = null, score = Infinity;
-  for (const n of names) {
-    const d = distance(name.toLowerCase(), n.toLowerCase());
-    if (d < score) best = n, score = d;
-  }
-  return score <= Math.max(2, Math.floor(name.length / 3)) ? best : null;
 }
 
 /** Whether a module export can be a reward: a function, or `{ batch: function }`. */
@@ -121,7 +97,7 @@ export async function loadUserRewards(
     const v = mod[r.name];
     if (v === undefined) {
       const exports = Object.keys(mod).filter((k) => isReward(mod[k]));
-      const m = closestName(r.name, [...exports, ...builtins]);
+      const m = didYouMean(r.name, [...exports, ...builtins]);
       const isBuiltin = m !== null && builtins.includes(m) && !exports.includes(m);
       throw inputError(
         task,

@@ -27,7 +27,7 @@ import { z } from "zod";
 import type { LmScores, LmTask } from "./lm_ppo.ts";
 import type { Rng } from "../rng.ts";
 import { ConfigError } from "../ppo/config.ts";
-import { closestName } from "./reward_modules.ts";
+import { didYouMean } from "../suggest.ts";
 
 /** One response as the reward functions see it. */
 export interface RewardSample {
@@ -382,7 +382,7 @@ export function resolveRewards(
     const u = r.module ? user[name] : user[r.name] ?? builtins[r.name];
     if (u) return typeof u === "function" ? { name, weight, fn: u } : { name, weight, ...u };
     const known = [...new Set([...Object.keys(builtins), ...Object.keys(user)])];
-    const m = closestName(r.name, known);
+    const m = didYouMean(r.name, known);
     const key = i < 0 ? "rewards" : `rewards.${i}.name`;
     const cause = r.module
       ? `reward ${r.module}:${r.name} was not loaded`
