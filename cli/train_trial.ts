@@ -141,13 +141,18 @@ async function runLocked(
   const changed = (where: string, old: TrialIdentity) => {
     const diff = identityDiff(old, identity);
     if (!diff.length) return;
+    // Only the code changed (not a flag): another fix.
+    const codeOnly = diff.every((d) => d.startsWith("code_version: "));
+    const keep = where.startsWith("the finished") ? "keep that bundle" : "continue it";
     throw new ConfigError(
-      `train: ${o.outFlag} ${o.out}: ${where} was run with another config; ` +
+      `train: ${o.outFlag} ${o.out}: ${where} was run with another ` +
+        `${codeOnly ? "version of the code" : "config"}; ` +
         `${diff.length === 1 ? "this key differs" : "these keys differ"} ` +
         `(recorded → given):\n${diff.map((d) => `  ${d}`).join("\n")}\n` +
-        `  fix: rerun without the changed flags to ${
-          where.startsWith("the finished") ? "keep that bundle" : "continue it"
-        }, or give another --out for the new config`,
+        (codeOnly
+          ? `  fix: restore the code it ran with to ${keep}, or give another --out`
+          : `  fix: rerun without the changed flags to ${keep}, or give another --out for ` +
+            `the new config`),
     );
   };
   if (await exists(place.final)) {
@@ -188,7 +193,7 @@ async function runLocked(
         git: await gitInfo(),
         ...(o.reportTo !== "none" ? { report_to: o.reportTo } : {}),
       },
-      { final: place.final, tmp: place.tmp, lock: null, reuse: false },
+      { final: place.final, tmp: place.tmp, lock: null, reuse: false, rows: true },
       (e) => {
         if (e.type === "done") done = e;
         o.onEvent(e);

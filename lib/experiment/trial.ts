@@ -113,13 +113,19 @@ export async function executeTrial(
  * Where {@link runTrialAt} puts a trial: the bundle `final`, the hidden work folder `tmp` (a
  * sibling of `final`, so the publishing rename stays on one filesystem), the lock file (null:
  * the caller holds its own lock) and whether a finished copy of the trial in another
- * experiment under `req.root` may be copied instead of training (a sweep: yes).
+ * experiment under `req.root` may be copied instead of training (a sweep: yes), and whether
+ * progress events carry the metrics rows.
  */
 export interface TrialPlace {
   final: string;
   tmp: string;
   lock: string | null;
   reuse: boolean;
+  /**
+   * Progress events carry the update's whole metrics row (an in-process caller's display); a
+   * worker's events leave it out (they cross a pipe, and the runner needs none).
+   */
+  rows?: boolean;
 }
 
 /**
@@ -229,7 +235,7 @@ export async function runTrialAt(
           if (!started) {
             started = true;
             emit({ type: "start", done: p.done, total: p.total, resumed: p.done > 0 });
-          } else emit({ type: "progress", ...p });
+          } else emit({ type: "progress", ...p, ...(place.rows && row ? { row } : {}) });
         },
         stage: async (name, cfg): Promise<StageResult> => {
           const r = await stageFor(kind, req)(name, cfg);

@@ -4,7 +4,8 @@
  * summary.json, env.json, checkpoints/, manifest.json, verified by `deno task verify`); a
  * `--resume` whose config differs from the run's is refused naming each key (exit 2), before
  * and after the run finished; a run killed with SIGKILL after its first checkpoint resumes to
- * a bundle byte-identical to an uninterrupted run's.
+ * a bundle byte-identical to an uninterrupted run's. `--task lm` puts the trained policy at
+ * `checkpoints/hf/policy` of its bundle, as a sweep trial does.
  *
  * Kept small with the sweep tests' budget (KL_QUICK_SETS as flags); the train runs reuse the
  * sweep's stages (`--results`), so each one is PPO only (a few seconds).
@@ -13,6 +14,8 @@ import assert from "node:assert/strict";
 import { listFiles, MANIFEST } from "../../lib/experiment/bundle.ts";
 import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import { deno, REPO_ROOT, sweep, tempDir, verify } from "../experiment/helpers.ts";
+import { identityDiff, trainPlace } from "../../cli/train_trial.ts";
+import { tinyQwen3Folder, tinyQwen3RewardModel } from "../../scripts/tiny_models.ts";
 
 /** KL_QUICK_SETS ("sft.steps=30") as train flags ("--sft.steps", "30"). */
 const QUICK = KL_QUICK_SETS.flatMap((s) => {
@@ -189,4 +192,96 @@ Deno.test("train --task sentiment --seed 1: a sweep trial's bundle; --resume wit
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("train --task lm: the policy as a Hugging Face folder at checkpoints/hf/policy of the bundle", async () => {
+  const root = await tempDir("train-bundle-lm");
+  try {
+    await tinyQwen3Folder(`${root}/qwen3`, { dtype: "float32" });
+    await tinyQwen3RewardModel(`${root}/rm`);
+    await Deno.writeTextFile(`${root}/p.txt`, "Hello\nName a colour.\n");
+    const out = `${root}/train/qwen`;
+    const r = await deno([
+      "run",
+      "-A",
+      "cli/train.ts",
+      "--task",
+      "lm",
+      "--model",
+      `${root}/qwen3`,
+      "--reward-model",
+      `${root}/rm`,
+      "--prompts",
+      `${root}/p.txt`,
+      "--updates",
+      "1",
+      "--batch_size",
+      "2",
+      "--max_new_tokens",
+      "2",
+      "--eval.samples",
+      "2",
+      "--threads",
+      "1",
+      "--results",
+      root,
+      "--quiet",
+      "--output_dir",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const files = await listFiles(out);
+    for (
+      const f of [
+        "config.json",
+        "summary.json",
+        "checkpoints/eval.json",
+        "checkpoints/final.safetensors",
+        "checkpoints/hf/policy/config.json",
+        "checkpoints/hf/policy/model.safetensors",
+        "checkpoints/hf/policy/tokenizer.json",
+      ]
+    ) assert.ok(files.includes(f), `${f} missing: ${files.join(", ")}`);
+    assert.ok(!files.some((f) => f.startsWith("hf/")), files.join(", "));
+    const config = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+    assert.equal(config.task, "lm");
+    assert.deepEqual(Object.keys(config.inputs).sort(), ["policy", "prompts", "reward_model"]);
+    const v = await verify(out);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("identityDiff names each differing key dotted (config keys without config.); trainPlace puts the work folder beside --out", () => {
+  const a = {
+    task: "sentiment",
+    config: { seed: 1, ppo: { lr: 1e-3, kl: { beta: 0.1 } }, hidden: [64, 64] },
+    code_version: "aaaa",
+  };
+  const b = {
+    task: "sentiment",
+    config: { seed: 1, ppo: { lr: 5e-3, kl: { beta: 0.1 } }, hidden: [32, 64] },
+    code_version: "bbbb",
+    inputs: { policy: "ff" },
+  };
+  assert.deepEqual(identityDiff(a, b), [
+    'code_version: "aaaa" → "bbbb"',
+    "hidden: [64,64] → [32,64]",
+    "ppo.lr: 0.001 → 0.005",
+    'inputs.policy: (not set) → "ff"',
+  ]);
+  assert.deepEqual(identityDiff(a, structuredClone(a)), []);
+  assert.deepEqual(trainPlace("results/train/s2/"), {
+    parent: "results/train",
+    final: "results/train/s2",
+    tmp: "results/train/.tmp-s2",
+    lock: "results/train/.lock-s2",
+  });
+  assert.deepEqual(trainPlace("s2"), {
+    parent: ".",
+    final: "s2",
+    tmp: "./.tmp-s2",
+    lock: "./.lock-s2",
+  });
 });
