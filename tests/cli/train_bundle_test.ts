@@ -127,7 +127,7 @@ Deno.test("train --task sentiment --seed 1: a sweep trial's bundle; --resume wit
     });
 
     await t.step("SIGKILL after the first checkpoint, --resume: the same bundle", async () => {
-      const more = ["--updates", "6", "--checkpoint_every", "1"];
+      const more = ["--updates", "4", "--checkpoint_every", "1"];
       const ref = await train(root, `${root}/train/ref`, more);
       assert.equal(ref.code, 0, ref.stderr);
       const killed = `${root}/train/killed`, work = `${root}/train/.tmp-killed`;
