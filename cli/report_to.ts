@@ -5,13 +5,7 @@
  * @module
  */
 import { ConfigError } from "../lib/ppo/config.ts";
-import {
-  MetricsEventLog,
-  parseReportTo,
-  REPORT_TO,
-  type ReportTo,
-  tensorboardDir,
-} from "../lib/tensorboard/mod.ts";
+import { parseReportTo, REPORT_TO, type ReportTo } from "../lib/tensorboard/mod.ts";
 
 /** The flag's help lines (indented as `deno task train --help`'s run flags). */
 export const REPORT_TO_HELP = `--report_to none|tensorboard
@@ -28,14 +22,4 @@ export function reportToFlag(value: unknown, command: string): ReportTo {
       value === true ? "needs a value" : `"${value}" is not one of ${REPORT_TO.join(", ")}`
     }\n  fix: --report_to tensorboard (event files beside the results), or leave it out`,
   );
-}
-
-/**
- * The live log of a `deno task train` run folder: event files in `tensorboardDir(outDir)`
- * (`results/train/tensorboard/<run>/`), or null for "none".
- */
-export function trainReport(value: unknown, outDir: string): MetricsEventLog | null {
-  return reportToFlag(value, "train") === "tensorboard"
-    ? new MetricsEventLog(tensorboardDir(outDir))
-    : null;
 }

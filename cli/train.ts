@@ -3,26 +3,23 @@
  *
  * Every config key is a flag: top-level keys as `--total-steps` / `--total_steps`, PPO keys
  * as `--ppo.clip` or just `--clip`, nested ones as `--ppo.kl.beta` / `--kl.beta`. Values
- * are parsed as JSON where they can be (numbers, true/false, null, [64,64]). Writes
- * metrics.jsonl, checkpoints/ and final.safetensors to --out; `--resume` continues from the
- * newest checkpoint there.
+ * are parsed as JSON where they can be (numbers, true/false, null, [64,64]).
+ *
+ * A run is a one-trial experiment (cli/train_trial.ts): `--out` receives the same bundle a
+ * sweep trial with this config gets (config.json, metrics.jsonl, summary.json, env.json,
+ * checkpoints/, manifest.json), published whole when training ends; until then the run works
+ * in `<parent>/.tmp-<name>`, which `--resume` continues (refused when the config differs).
  * @module
  */
 import { parseArgs } from "node:util";
 import type { z } from "zod";
 import cliProgress from "cli-progress";
 import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
-import {
-  EnvRunSchema,
-  parseEnvRunConfig,
-  readEpisodes,
-  recentReturn,
-  runEnvTraining,
-  solvedAt,
-} from "../lib/envs/run.ts";
-import { REPORT_TO_HELP, trainReport } from "./report_to.ts";
-import { envSpec } from "../lib/envs/registry.ts";
+import { EnvRunSchema, parseEnvRunConfig } from "../lib/envs/run.ts";
+import { REPORT_TO_HELP, reportToFlag } from "./report_to.ts";
+import { envSpec, resolveEnvId } from "../lib/envs/registry.ts";
 import { fmtField, logLine, trainDisplay } from "./train_progress.ts";
+import { trainOneTrial, type TrainTrialOptions } from "./train_trial.ts";
 import { didYouMean, findTrialKind, TASKS } from "../lib/experiment/mod.ts";
 import { exitWithError } from "./boundary.ts";
 import { joinNegativeValues } from "./flags.ts";
@@ -37,8 +34,12 @@ import {
 const HELP = `Usage: deno task train --env cartpole [flags]
 
 Run flags:
-  --out DIR          results folder (default results/train/<env>-seed<seed>)
-  --resume           continue from the newest checkpoint in --out
+  --out DIR          the run's bundle (default results/train/<env>-seed<seed>): config.json,
+                     metrics.jsonl, summary.json, env.json, checkpoints/, manifest.json, as a
+                     sweep trial's; written whole at the end (until then <parent>/.tmp-<name>)
+  --resume           continue an interrupted run of --out from its last checkpoint (refused
+                     when a config key differs from the run's)
+  --results DIR      results root: stages are cached in DIR/.stages (default results)
   --device cpu|cuda  execution provider (default cpu)
   --threads N        ORT intra-op threads (default 2)
   --quiet            no progress bar
@@ -123,7 +124,16 @@ export function flagsToConfig(
   });
   const config: Record<string, unknown> = {};
   const run: Record<string, string | boolean> = {};
-  const runFlags = new Set(["out", "resume", "device", "threads", "quiet", "help", "task"]);
+  const runFlags = new Set([
+    "out",
+    "resume",
+    "device",
+    "threads",
+    "quiet",
+    "help",
+    "task",
+    "results",
+  ]);
   runFlags.add("report-to"); // --report_to none|tensorboard (cli/report_to.ts)
   const ppo = schema.shape.ppo as unknown as { unwrap(): z.ZodObject };
   const ppoKeys = new Set(Object.keys(ppo.unwrap().shape));
@@ -195,6 +205,9 @@ if (import.meta.main) {
     const cfg = parseEnvRunConfig(config, "train flags");
     const outDir = String(run.out ?? `results/train/${cfg.env.toLowerCase()}-seed${cfg.seed}`);
     await checkRunFlags(run, outDir); // before the first update: --out, --threads, --device
+    // The env is the trial kind (CartPole-v1, Acrobot-v1); the rest is its config.
+    const { env, ...trialConfig } = cfg;
+    const id = resolveEnvId(env);
     // Not a terminal: a log line per update instead of the bar (train_progress.ts).
     const tty = Deno.stdout.isTerminal() && Deno.stderr.isTerminal();
     const bar = run.quiet || !tty ? null : new cliProgress.SingleBar({
@@ -205,42 +218,63 @@ if (import.meta.main) {
     }, cliProgress.Presets.shades_classic);
     const t0 = performance.now();
     let startStep = 0, lastReturn: number | null = null;
-    const tb = trainReport(run["report-to"], outDir);
-    const { last, updates } = await runEnvTraining(cfg, {
-      outDir,
-      resume: Boolean(run.resume),
-      device: run.device as "cpu" | "cuda" | undefined,
-      threads: run.threads ? Number(run.threads) : undefined,
-      onStart: (u, total) => {
-        startStep = u * cfg.envs * cfg.steps;
-        if (u > 0) console.log(`resuming ${outDir} at update ${u}/${total}`);
-        bar?.start(total, u, { step: startStep, sps: 0, ret: "-" });
-      },
-      onUpdate: (row, u) => {
-        tb?.append(row);
-        if (row.episodic_return !== null) lastReturn = row.episodic_return;
-        const sps = Math.round((Number(row.step) - startStep) / ((performance.now() - t0) / 1e3));
-        bar?.update(u, { step: row.step, sps, ret: lastReturn?.toFixed(1) ?? "-" });
-        if (!run.quiet && !tty) {
-          console.log(logLine({ update: u, step: row.step, "steps/s": sps, return: lastReturn }));
+    const r = await trainOneTrial({
+      ...runOptions(run, outDir),
+      kind: findTrialKind(id)!,
+      config: trialConfig,
+      onEvent: (e) => {
+        if (e.type === "start") {
+          startStep = e.done * cfg.envs * cfg.steps;
+          if (e.done > 0) console.log(`resuming ${outDir} at update ${e.done}/${e.total}`);
+          bar?.start(e.total, e.done, { step: startStep, sps: 0, ret: "-" });
+        } else if (e.type === "progress" && e.row) {
+          const row = e.row, u = e.done;
+          if (row.episodic_return !== null) lastReturn = Number(row.episodic_return);
+          const sps = Math.round(
+            (Number(row.step) - startStep) / ((performance.now() - t0) / 1e3),
+          );
+          bar?.update(u, { step: row.step, sps, ret: lastReturn?.toFixed(1) ?? "-" });
+          if (!run.quiet && !tty) {
+            console.log(logLine({ update: u, step: row.step, "steps/s": sps, return: lastReturn }));
+          }
         }
       },
     });
     bar?.stop();
-    tb?.close();
     const secs = (performance.now() - t0) / 1e3;
-    const episodes = await readEpisodes(outDir);
-    const recent = recentReturn(episodes, 100), threshold = envSpec(cfg.env).rewardThreshold;
-    const solved = threshold === undefined ? null : solvedAt(episodes, threshold, 100);
+    const m = r.summary.metrics, threshold = envSpec(id).rewardThreshold;
+    const recent = typeof m.return === "number" ? m.return.toFixed(2) : "n/a";
     console.log(
-      `${cfg.env} seed ${cfg.seed}: ${updates} updates, ${last.step} steps, ` +
-        `mean return of the last 100 episodes ${recent?.toFixed(2) ?? "n/a"}` +
-        (threshold === undefined ? "" : `, solved (≥ ${threshold}) at step ${solved ?? "never"}`) +
-        `, wall time ${secs.toFixed(1)} s -> ${outDir}`,
+      `${env} seed ${cfg.seed}: ${m.updates} updates, ${m.steps} steps, ` +
+        `mean return of the last 100 episodes ${recent}` +
+        (threshold === undefined
+          ? ""
+          : `, solved (≥ ${threshold}) at step ${m.solved_at ?? "never"}`) +
+        `, wall time ${secs.toFixed(1)} s -> ${outDir}` +
+        (r.how === "existing" ? " (already finished: the bundle was there)" : ""),
     );
   } catch (e) {
     exitWithError("train", e); // one message and exit 2 for bad input; a bug keeps its stack
   }
+}
+
+/** The run flags as {@link trainOneTrial} takes them (all but the kind, config and events). */
+function runOptions(
+  run: Record<string, string | boolean>,
+  outDir: string,
+): Omit<TrainTrialOptions, "kind" | "config" | "onEvent"> {
+  return {
+    out: outDir,
+    // Named as typed: --out, --output_dir or --output-dir.
+    outFlag: Deno.args.find((a) => /^--(out|output[-_]dir)(=|$)/.test(a))?.replace(/=.*/, "") ??
+      "--out",
+    resume: Boolean(run.resume),
+    root: typeof run.results === "string" ? run.results.replace(/\/+$/, "") || "/" : "results",
+    // The ORT session default (2) when not given; recorded in env.json.
+    threads: run.threads ? Number(run.threads) : 2,
+    device: run.device === "cuda" ? "cuda" : "cpu",
+    reportTo: reportToFlag(run["report-to"], "train"),
+  };
 }
 
 /**
@@ -309,7 +343,8 @@ async function trainTask(task: string): Promise<void> {
       .filter(([, a]) => [a.key].flat().some((k) => k.split(".")[0] in t.schema.shape));
     const w = Math.max(...aliases.map(([k]) => k.length)) + 4;
     console.log(
-      `Usage: deno task train --task ${task} [--out DIR] [--resume] [--quiet] [--seed N] ` +
+      `Usage: deno task train --task ${task} [--out DIR] [--resume] [--results DIR] [--quiet] ` +
+        "[--seed N] " +
         "[--report_to none|tensorboard] " +
         "[--KEY VALUE ...]\n\nFlags:\n" +
         (`rewards` in t.schema.shape
@@ -352,33 +387,30 @@ async function trainTask(task: string): Promise<void> {
   const t0 = performance.now();
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
   let tokens = 0, tPpo = 0;
-  const tb = trainReport(run["report-to"], outDir);
-  await t.trial(cfg, outDir, {
-    resume: Boolean(run.resume),
-    // --threads / --device reach every session of the trial (stages, PPO, sampling, scoring).
-    session: {
-      device: run.device as "cpu" | "cuda" | undefined,
-      threads: run.threads ? Number(run.threads) : undefined,
-    },
-    onStart: (u) => {
-      tPpo = performance.now();
-      display.start(cfg.updates, u);
-    },
-    onUpdate: (row, u) => {
-      tb?.append(row);
-      tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? t.work(cfg).steps);
-      display.update(u, row, Math.round(tokens / ((performance.now() - tPpo) / 1e3)));
+  const r = await trainOneTrial({
+    ...runOptions(run, outDir),
+    kind: t,
+    config: cfg as unknown as Record<string, unknown>,
+    onEvent: (e) => {
+      if (e.type === "start") {
+        tPpo = performance.now();
+        display.start(e.total, e.done);
+      } else if (e.type === "progress" && e.row) {
+        const row = e.row;
+        tokens += Number(row.response_length ?? 0) * Number(row.episodes ?? t.work(cfg).steps);
+        display.update(e.done, row, Math.round(tokens / ((performance.now() - tPpo) / 1e3)));
+      }
     },
   });
   display.stop();
-  tb?.close();
   const fmt = fmtField;
   // The scores before and after PPO: every named metric that has a `<name>_before`.
-  const { metrics: m } = await t.summarize(outDir);
+  const m = r.summary.metrics;
   const scores = Object.keys(m).filter((k) => `${k}_before` in m);
   console.log(
     `${task} seed ${cfg.seed}: ` +
       scores.map((k) => `${k} ${fmt(m[`${k}_before`])} -> ${fmt(m[k])}`).join(", ") +
-      `, KL ${fmt(m.kl)}, wall time ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${outDir}`,
+      `, KL ${fmt(m.kl)}, wall time ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${outDir}` +
+      (r.how === "existing" ? " (already finished: the bundle was there)" : ""),
   );
 }

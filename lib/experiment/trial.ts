@@ -100,6 +100,43 @@ export async function executeTrial(
   req: TrialRequest,
   emit: (e: TrialEvent) => void,
 ): Promise<void> {
+  const { expDir, id } = req;
+  await runTrialAt(req, {
+    final: `${expDir}/${id}`,
+    tmp: `${expDir}/.tmp-${id}`,
+    lock: `${expDir}/.lock-${id}`,
+    reuse: true,
+  }, emit);
+}
+
+/**
+ * Where {@link runTrialAt} puts a trial: the bundle `final`, the hidden work folder `tmp` (a
+ * sibling of `final`, so the publishing rename stays on one filesystem), the lock file (null:
+ * the caller holds its own lock) and whether a finished copy of the trial in another
+ * experiment under `req.root` may be copied instead of training (a sweep: yes), and whether
+ * progress events carry the metrics rows.
+ */
+export interface TrialPlace {
+  final: string;
+  tmp: string;
+  lock: string | null;
+  reuse: boolean;
+  /**
+   * Progress events carry the update's whole metrics row (an in-process caller's display); a
+   * worker's events leave it out (they cross a pipe, and the runner needs none).
+   */
+  rows?: boolean;
+}
+
+/**
+ * {@link executeTrial} with the folders given: what `deno task train` runs for its one trial
+ * (the bundle at `--out`), so a trained folder and a sweep's trial are the same bundle.
+ */
+export async function runTrialAt(
+  req: TrialRequest,
+  place: TrialPlace,
+  emit: (e: TrialEvent) => void,
+): Promise<void> {
   const id = trialId(req.identity);
   if (id !== req.id) {
     throw new TrialError(`trial request: id ${req.id} does not match its config (${id})`);
@@ -112,10 +149,10 @@ export async function executeTrial(
   }
   const config = parsed.data as Record<string, unknown>;
   const { expDir } = req;
-  const final = `${expDir}/${id}`, tmp = `${expDir}/.tmp-${id}`;
+  const { final, tmp } = place;
   await Deno.mkdir(expDir, { recursive: true });
-  const lockPath = `${expDir}/.lock-${id}`;
-  using lock = await lockWait(lockPath);
+  const lockPath = place.lock;
+  using lock = lockPath === null ? null : await lockWait(lockPath);
 
   // Already finished (by an earlier or an orphaned worker)?
   if (await exists(final)) {
@@ -130,7 +167,7 @@ export async function executeTrial(
     return;
   }
   // The same trial finished in another experiment: copy its bundle (never run a trial twice).
-  if (!(await exists(tmp))) {
+  if (place.reuse && !(await exists(tmp))) {
     const other = await findElsewhere(req.root, expDir, id);
     if (other) {
       const copy = `${expDir}/.copy-${id}`;
@@ -198,7 +235,7 @@ export async function executeTrial(
           if (!started) {
             started = true;
             emit({ type: "start", done: p.done, total: p.total, resumed: p.done > 0 });
-          } else emit({ type: "progress", ...p });
+          } else emit({ type: "progress", ...p, ...(place.rows && row ? { row } : {}) });
         },
         stage: async (name, cfg): Promise<StageResult> => {
           const r = await stageFor(kind, req)(name, cfg);
@@ -217,7 +254,8 @@ export async function executeTrial(
         // function that throws or returns NaN, a bad config). The work folder goes.
         await Deno.remove(tmp, { recursive: true }).catch(() => {});
         await unlinkLock(lockPath, lock);
-        throw new TrialError(e.message, true);
+        // The cause stays attached: `deno task train` reports a bad config as bad input.
+        throw Object.assign(new TrialError(e.message, true), { cause: e });
       }
       if (latest && !started) {
         throw new TrialError(
@@ -325,8 +363,8 @@ async function removeStrays(dir: string): Promise<void> {
   }
 }
 
-async function unlinkLock(path: string, _lock: Deno.FsFile): Promise<void> {
-  await Deno.remove(path).catch(() => {});
+async function unlinkLock(path: string | null, _lock: Deno.FsFile | null): Promise<void> {
+  if (path !== null) await Deno.remove(path).catch(() => {});
 }
 
 async function readJson<T>(path: string): Promise<T | null> {

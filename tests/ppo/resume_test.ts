@@ -1,11 +1,15 @@
 /**
  * Crash/resume: `deno task train` killed with SIGKILL at random updates and resumed each time
- * ends with params, metrics and the episode log byte-identical to an uninterrupted run.
+ * ends with params, metrics and the episode log byte-identical to an uninterrupted run: the
+ * whole bundle (manifest.json) is the same. While it runs, the run lives in the hidden work
+ * folder beside `--out` (`.tmp-<name>`); `--out` appears only when the bundle is complete.
  */
 import assert from "node:assert/strict";
 import { Rng } from "../../lib/rng.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
+// Both runs record the same code version and commit (env.json, config.json), whatever changes.
+const env = { PROXIMA_CODE_VERSION: "test-code-version", PROXIMA_GIT_COMMIT: "none" };
 const UPDATES = 40;
 const trainArgs = (out: string) => [
   "run",
@@ -30,6 +34,7 @@ async function run(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
     args,
     cwd: root,
+    env,
     stdout: "piped",
     stderr: "piped",
   })
@@ -48,7 +53,7 @@ async function metricsLines(path: string): Promise<number> {
 Deno.test("kill -9 at random updates, resume: final params and metrics are byte-identical", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "proxima-resume-" });
   try {
-    const ref = `${tmp}/ref`, crashed = `${tmp}/crashed`;
+    const ref = `${tmp}/ref`, crashed = `${tmp}/crashed`, work = `${tmp}/.tmp-crashed`;
     await run(trainArgs(ref));
 
     // Kill points: three distinct random updates, each after the previous one.
@@ -59,6 +64,7 @@ Deno.test("kill -9 at random updates, resume: final params and metrics are byte-
       const child = new Deno.Command(Deno.execPath(), {
         args: [...trainArgs(crashed), "--resume"],
         cwd: root,
+        env,
         stdout: "null",
         stderr: "piped",
       }).spawn();
@@ -67,7 +73,7 @@ Deno.test("kill -9 at random updates, resume: final params and metrics are byte-
       const status = child.status.then((s) => (exited = true, s));
       // Wait until the run has written `target` metrics rows, then SIGKILL it mid-flight.
       const deadline = Date.now() + 120_000;
-      while (!exited && await metricsLines(`${crashed}/metrics.jsonl`) < target) {
+      while (!exited && await metricsLines(`${work}/metrics.jsonl`) < target) {
         if (Date.now() > deadline) throw new Error(`no progress to update ${target} in 120 s`);
         await new Promise((r) => setTimeout(r, 2));
       }
@@ -80,17 +86,19 @@ Deno.test("kill -9 at random updates, resume: final params and metrics are byte-
       if (!killed && !s.success) throw new Error(`train run failed: ${await stderr}`);
       await stderr;
       // Whatever LATEST names is a complete checkpoint.
-      const latest = await Deno.readTextFile(`${crashed}/checkpoints/LATEST`).catch(() => null);
+      const latest = await Deno.readTextFile(`${work}/checkpoints/LATEST`).catch(() => null);
       if (latest) {
         for (const f of ["state.safetensors", "run.json"]) {
-          await Deno.stat(`${crashed}/checkpoints/${latest.trim()}/${f}`);
+          await Deno.stat(`${work}/checkpoints/${latest.trim()}/${f}`);
         }
       }
     }
     assert.ok(kills >= 3, `only ${kills} kills landed mid-run`);
+    assert.ok(!(await Deno.stat(crashed).catch(() => null)), "--out visible before the end");
     await run([...trainArgs(crashed), "--resume"]);
 
-    for (const f of ["final.safetensors", "metrics.jsonl", "episodes.jsonl"]) {
+    const files = ["checkpoints/final.safetensors", "metrics.jsonl", "episodes.jsonl"];
+    for (const f of [...files, "manifest.json"]) {
       const a = await Deno.readFile(`${ref}/${f}`), b = await Deno.readFile(`${crashed}/${f}`);
       assert.ok(a.length > 0);
       // (Not deepEqual: its diff of two large byte arrays takes minutes to render.)

@@ -5,7 +5,7 @@
  * file) are the same with and without it. A bad value exits 2 with the fix.
  */
 import assert from "node:assert/strict";
-import { deno, tempDir } from "../experiment/helpers.ts";
+import { deno, PINNED_ENV, REPO_ROOT, tempDir } from "../experiment/helpers.ts";
 import { decodeEventFile, readScalars, type ScalarPoint } from "../../lib/tensorboard/mod.ts";
 
 const FIXTURE = "tests/report/fixtures/tiny_tb.ts";
@@ -64,29 +64,72 @@ Deno.test("train --report_to tensorboard: event files beside the run hold its me
     // Wall times are real (this run's), increasing.
     const t = points.map((p) => p.wallTime);
     assert.ok(t.every((x, i) => i === 0 || x >= t[i - 1]) && t[0] > 1.7e9);
-    assert.deepEqual(await files(out), ["episodes.jsonl", "final.safetensors", "metrics.jsonl"]);
+    // The event files are beside the bundle, never in it.
+    assert.deepEqual(await files(out), [
+      "checkpoints/final.safetensors",
+      "config.json",
+      "env.json",
+      "episodes.jsonl",
+      "manifest.json",
+      "metrics.jsonl",
+      "summary.json",
+    ]);
 
-    // Resumed from the checkpoint at update 2 (as after a kill): a second event file that
-    // starts at update 3, and TensorBoard's view (readScalars) shows each update once, with
-    // the values of the metrics.jsonl the resumed run leaves.
-    const resume = [...args, "--envs", "2", "--steps", "128", "--checkpoint-every", "2", "--quiet"];
-    const first = await deno([...resume, "--out", `${out}-r`, "--report_to", "tensorboard"]);
-    assert.equal(first.code, 0, first.stderr);
-    await Deno.remove(`${out}-r/final.safetensors`);
-    const again = await deno([
-      ...resume,
+    // Killed (SIGKILL) after a checkpoint and resumed: a second event file that starts at the
+    // update after the checkpoint, and TensorBoard's view (readScalars) shows each update once,
+    // with the values of the metrics.jsonl the resumed run leaves.
+    const resume = [
+      "run",
+      "-A",
+      "cli/train.ts",
+      "--env",
+      "cartpole",
+      "--total-steps",
+      String(40 * 256),
+      "--envs",
+      "2",
+      "--steps",
+      "128",
+      "--checkpoint-every",
+      "2",
+      "--quiet",
       "--out",
       `${out}-r`,
-      "--resume",
       "--report_to",
       "tensorboard",
-    ]);
+    ];
+    const work = `${root}/train/.tmp-cartpole-seed1-r`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: resume,
+      cwd: REPO_ROOT,
+      env: PINNED_ENV,
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    let exited = false;
+    const status = child.status.then((s) => (exited = true, s));
+    const deadline = Date.now() + 60_000;
+    while (!exited && !(await Deno.stat(`${work}/checkpoints/LATEST`).catch(() => null))) {
+      if (Date.now() > deadline) throw new Error("no checkpoint in 60 s");
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    assert.ok(!exited, "the run finished before the kill");
+    child.kill("SIGKILL");
+    await status;
+    const at = Number(
+      /update-(\d+)/.exec(await Deno.readTextFile(`${work}/checkpoints/LATEST`))![1],
+    );
+    const again = await deno([...resume, "--resume"]);
     assert.equal(again.code, 0, again.stderr);
     const tbr = `${root}/train/tensorboard/cartpole-seed1-r`;
     const logs = await files(tbr);
     assert.equal(logs.length, 2, logs.join());
     const second = decodeEventFile(await Deno.readFile(`${tbr}/${logs[1]}`));
-    assert.deepEqual([second[1].sessionStart, second[1].step, second.at(-1)!.step], [true, 3, 4]);
+    assert.deepEqual([second[1].sessionStart, second[1].step, second.at(-1)!.step], [
+      true,
+      at + 1,
+      40,
+    ]);
     assert.deepEqual(strip(await readScalars(tbr)), await expectedPoints(`${out}-r/metrics.jsonl`));
 
     const bad = await deno([...args, "--out", out, "--report_to", "wandb"]);

@@ -92,7 +92,7 @@ Deno.test("train --task lm --reward_fn: the reward sees each prompt's dataset ro
   assert.equal(rows[0]["reward/zero"], 0);
   assert.equal(rows[0]["reward/total"], 1.75); // 0.5 · 3.5 + 1 · 0
   // Evaluation prompts carry their rows too.
-  const ev = JSON.parse(await Deno.readTextFile(`${out}/eval.json`));
+  const ev = JSON.parse(await Deno.readTextFile(`${out}/checkpoints/eval.json`));
   assert.equal(ev.before.reward, 1.75);
   assert.equal(ev.after.reward, 1.75);
 });
