@@ -136,10 +136,95 @@ export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").descr
     "whiten_advantages false",
 );
 
+/**
+ * How a policy-gradient loss turns per-token ratios and advantages into one number: the loss
+ * types of TRL 1.13's GRPOTrainer (`GRPOConfig.loss_type`), plus `token` (PPO's masked mean
+ * over the minibatch's real tokens). With one process and no gradient accumulation, TRL's
+ * `bnpo`, `dapo`, `cispo` and `vespo` normalise by the same token count as `token`.
+ */
+export const LOSS_TYPES = [
+  "token",
+  "grpo",
+  "dr_grpo",
+  "dapo",
+  "bnpo",
+  "cispo",
+  "sapo",
+  "luspo",
+  "vespo",
+] as const;
+export type LossType = typeof LOSS_TYPES[number];
+
+/** `ppo.sapo`: SAPO's soft-gate temperatures (TRL's sapo_temperature_pos / _neg). */
+export const SapoSchema = z.object({
+  temperature_pos: positive("τ for positive advantages").default(1),
+  temperature_neg: positive("τ for negative advantages").default(1.05),
+}).strict();
+
+/** `ppo.vespo`: VESPO's gamma weighting φ(w) = e^λ·w^k·e^{−λw} (TRL's vespo_* keys). */
+export const VespoSchema = z.object({
+  k_pos: nonneg("k for advantages ≥ 0").default(2),
+  lambda_pos: nonneg("λ for advantages ≥ 0").default(3),
+  k_neg: nonneg("k for advantages < 0").default(3),
+  lambda_neg: nonneg("λ for advantages < 0").default(2),
+}).strict();
+
+/**
+ * The policy-gradient loss keys of language-model tasks (TRL 1.13 GRPOConfig's names and
+ * meanings), spread into an LM task's PPO schema. Their defaults leave PPO's loss as it was.
+ */
+export const LmLossShape = {
+  loss_type: z.enum(LOSS_TYPES).nullable().default(null).describe(
+    "loss aggregation / objective (TRL GRPOConfig.loss_type): token = masked mean over the " +
+      "minibatch's tokens (PPO); grpo = mean over responses of each response's token mean; " +
+      "dr_grpo = token sum / (responses × max_new_tokens); dapo, bnpo = token mean; cispo = " +
+      "−sg(min(ratio, epsilon_high))·A·log π; sapo = soft sigmoid gate, response-mean; luspo = " +
+      "token sum per response, mean over responses; vespo = −sg(φ(w_seq))·A·log π; null = the " +
+      "advantage estimator's own (grpo: grpo, dr_grpo: dr_grpo, others: token)",
+  ),
+  importance_sampling_level: z.enum(["token", "sequence"]).default("token").describe(
+    "token = one ratio per token (PPO, GRPO); sequence = exp(mean over the response's tokens " +
+      "of log π/π_old) for every token of it (GSPO, Zheng et al. 2025)",
+  ),
+  epsilon_high: z.number().positive().nullable().default(null).describe(
+    "upper clip: ratios are clipped to [1 − clip, 1 + epsilon_high] (DAPO's clip-higher); " +
+      "cispo caps its ratio weight at epsilon_high itself; null = clip",
+  ),
+  delta: z.number().gt(1).nullable().default(null).describe(
+    "two-sided clipping (INTELLECT-2): the unclipped ratio is also capped at delta; null = off",
+  ),
+  scale_rewards: z.enum(["group", "batch", "none"]).nullable().default(null).describe(
+    "GRPO's reward scaling (TRL): group = divide by the group's std, batch = by the batch's, " +
+      "none = not at all (Dr. GRPO); null = the estimator's own (grpo: group, dr_grpo: none)",
+  ),
+  sapo: SapoSchema.default(SapoSchema.parse({})),
+  vespo: VespoSchema.default(VespoSchema.parse({})),
+};
+
+/**
+ * {@link KlSchema} for language models: adds TRL's importance-sampling correction of the KL
+ * in the loss (`use_bias_correction_kl`).
+ */
+export const LmKlBaseSchema = KlSchema.extend({
+  bias_correction: z.boolean().default(false).describe(
+    "multiply the per-token KL in the loss by the importance ratio π/π_old (TRL's " +
+      "use_bias_correction_kl, its default)",
+  ),
+});
+
 export type KlConfig = z.infer<typeof KlSchema>;
 export type PenaltyConfig = z.infer<typeof PenaltySchema>;
-/** A parsed PPO config; `advantage` exists in LM tasks' schemas (absent = "gae"). */
-export type PpoConfig = z.infer<typeof PpoSchema> & { advantage?: AdvantageEstimator };
+/** The LM-only loss keys ({@link LmLossShape}) as parsed. */
+export type LmLossConfig = z.infer<z.ZodObject<typeof LmLossShape>>;
+
+/**
+ * A parsed PPO config; `advantage` and the {@link LmLossShape} keys exist in LM tasks'
+ * schemas (absent = "gae" and PPO's loss), `kl.bias_correction` in theirs too.
+ */
+export type PpoConfig =
+  & z.infer<typeof PpoSchema>
+  & { advantage?: AdvantageEstimator; kl: { bias_correction?: boolean } }
+  & Partial<LmLossConfig>;
 
 /** True for an estimator without a value model (every one but GAE). */
 export function isCriticFree(cfg: Pick<PpoConfig, "advantage">): boolean {

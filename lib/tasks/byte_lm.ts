@@ -27,7 +27,14 @@ import {
   makeByteTokenizer,
   type TokenizerFiles,
 } from "../nn/tokenizer.ts";
-import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
+import {
+  AdvantageSchema,
+  LmKlBaseSchema,
+  LmLossShape,
+  LmPenaltySchema,
+  PpoSchema,
+  redefault,
+} from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "./contract.ts";
 import type { LmProblem } from "./lm_ppo.ts";
@@ -55,7 +62,9 @@ export const LmPpoSchema = PpoSchema.extend({
   ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
   max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
   penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
+  kl: LmKlBaseSchema.default(LmKlBaseSchema.parse({})),
   advantage: AdvantageSchema,
+  ...LmLossShape,
 });
 
 /** A model section of a byte-level LM task's config. */

@@ -11,7 +11,12 @@
  * @module
  */
 import { z } from "zod";
-import { advantageProblems, type ConfigProblem, KlSchema, redefault } from "../../ppo/config.ts";
+import {
+  advantageProblems,
+  type ConfigProblem,
+  LmKlBaseSchema,
+  redefault,
+} from "../../ppo/config.ts";
 import { DpoSchema } from "../../ppo/dpo.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
@@ -56,8 +61,8 @@ export const SentimentRewardModelSchema = z.object({
 }).strict();
 
 /** {@link KlSchema} with this task's defaults (β = 0.1, fixed, in the reward). */
-export const SentimentKlSchema = KlSchema.extend({
-  beta: redefault(KlSchema.shape.beta, 0.1),
+export const SentimentKlSchema = LmKlBaseSchema.extend({
+  beta: redefault(LmKlBaseSchema.shape.beta, 0.1),
 });
 
 /** {@link LmPpoSchema} (the byte-level LM defaults) with this task's reference KL: β = 0.1. */
