@@ -45,6 +45,11 @@ export interface AdvantageInput {
   lambda: number;
   /** Consecutive rows per prompt (default 1). */
   groupSize?: number;
+  /**
+   * grpo / dr_grpo: what the group-centred rewards are divided by (TRL's scale_rewards):
+   * the group's std, the whole batch's, or nothing; default grpo "group", dr_grpo "none".
+   */
+  scaleRewards?: "group" | "batch" | "none" | null;
 }
 
 /** ε added to GRPO's group std (TRL's GRPOTrainer). */
@@ -78,6 +83,7 @@ export function groupAdvantages(
   estimator: "grpo" | "dr_grpo" | "rloo",
   seq: Num,
   groupSize: number,
+  scale?: "group" | "batch" | "none" | null,
 ): Float64Array {
   const k = groupSize, n = seq.length;
   if (!Number.isInteger(k) || k < 2) {
@@ -92,6 +98,16 @@ export function groupAdvantages(
     );
   }
   const out = new Float64Array(n);
+  const how = scale ?? (estimator === "grpo" ? "group" : "none");
+  // TRL's "batch" scale: the std (n − 1) of every reward in the batch.
+  let batchStd = 0;
+  if (estimator !== "rloo" && how === "batch") {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += seq[i];
+    let ss = 0;
+    for (let i = 0; i < n; i++) ss += (seq[i] - s / n) ** 2;
+    batchStd = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
+  }
   for (let g = 0; g < n; g += k) {
     let sum = 0;
     for (let i = g; i < g + k; i++) sum += seq[i];
@@ -100,9 +116,10 @@ export function groupAdvantages(
     for (let i = g; i < g + k; i++) ss += (seq[i] - mean) ** 2;
     const std = Math.sqrt(ss / (k - 1));
     for (let i = g; i < g + k; i++) {
-      if (estimator === "grpo") out[i] = (seq[i] - mean) / (std + GRPO_STD_EPS);
-      else if (estimator === "dr_grpo") out[i] = seq[i] - mean;
-      else out[i] = seq[i] - (sum - seq[i]) / (k - 1);
+      if (estimator === "rloo") out[i] = seq[i] - (sum - seq[i]) / (k - 1);
+      else if (how === "group") out[i] = (seq[i] - mean) / (std + GRPO_STD_EPS);
+      else if (how === "batch") out[i] = (seq[i] - mean) / (batchStd + GRPO_STD_EPS);
+      else out[i] = seq[i] - mean;
     }
   }
   return out;
@@ -149,7 +166,7 @@ export function computeAdvantages(
     return { advantages, returns };
   }
   const seq = sequenceRewards(rows, cols, rewards, mask);
-  const perRow = groupAdvantages(estimator, seq, x.groupSize ?? 1);
+  const perRow = groupAdvantages(estimator, seq, x.groupSize ?? 1, x.scaleRewards);
   for (let r = 0; r < rows; r++) {
     for (let t = 0; t < cols; t++) {
       const i = r * cols + t;

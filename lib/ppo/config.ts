@@ -269,7 +269,13 @@ export function lmPpoProblems(ppo: Pick<PpoConfig, "loss" | "penalty">): ConfigP
 export function advantageProblems(
   ppo:
     & Pick<PpoConfig, "advantage" | "whiten_advantages">
-    & Partial<Pick<PpoConfig, "loss" | "penalty">>,
+    & Partial<
+      Pick<
+        PpoConfig,
+        "loss" | "penalty" | "scale_rewards" | "loss_type" | "importance_sampling_level"
+      >
+    >
+    & Partial<Pick<PpoConfig, "epsilon_high" | "delta">>,
   o: {
     /** Responses per prompt (the group size). */
     samplesPerPrompt: number;
@@ -314,6 +320,26 @@ export function advantageProblems(
           : "not at all: that is the point of it"
       }); whitening them again per minibatch would change the estimator`,
       fix: "set ppo.whiten_advantages to false",
+    });
+  }
+  if (ppo.scale_rewards != null && adv !== "grpo" && adv !== "dr_grpo") {
+    out.push({
+      key: "ppo.scale_rewards",
+      cause: `ppo.scale_rewards "${ppo.scale_rewards}" scales group-centred rewards, and ` +
+        `ppo.advantage "${adv}" has none`,
+      fix: 'set ppo.scale_rewards to null, or ppo.advantage to "grpo" / "dr_grpo"',
+    });
+  }
+  const variant = (ppo.loss_type != null && !["token", "grpo", "dr_grpo", "dapo", "bnpo"]
+    .includes(ppo.loss_type)) ||
+    (ppo.importance_sampling_level ?? "token") !== "token" || ppo.epsilon_high != null ||
+    ppo.delta != null;
+  if (variant && ppo.loss !== undefined && ppo.loss !== "clip") {
+    out.push({
+      key: "ppo.loss",
+      cause: `ppo.loss "${ppo.loss}" is PPO's own surrogate; ppo.loss_type, ` +
+        "ppo.importance_sampling_level, ppo.epsilon_high and ppo.delta change the clipped one",
+      fix: 'set ppo.loss to "clip", or leave those keys at their defaults',
     });
   }
   if (adv !== "gae" && o.valueModel && o.valueModel.value !== "shared") {

@@ -340,6 +340,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         gamma: cfg.gamma,
         lambda: cfg.lambda,
         groupSize: roll.groupSize ?? 1,
+        scaleRewards: cfg.scale_rewards,
       });
 
       // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).

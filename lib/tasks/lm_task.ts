@@ -41,6 +41,7 @@
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
+import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import type { StageDef, StageFn, TrialKind, TrialRunContext } from "./contract.ts";
 import { localStageCache, type LocalStageOptions } from "./stage_cache.ts";
@@ -62,6 +63,7 @@ export interface LmTrialConfig {
 /** The schema fields of {@link LmTrialConfig}, with the task's number of updates by default. */
 export function lmTrialShape(o: { updates: number }) {
   return {
+    method: MethodSchema,
     seed: z.number().int().default(1).describe(
       "PPO trial seed (value head, sampling, minibatches)",
     ),
@@ -225,7 +227,15 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
 ): LmTrialKind<C, S, E, I> {
   const schema: z.ZodType<C, I> = spec.schema;
   const parse = (input: unknown): C => {
-    const r = schema.safeParse(input ?? {});
+    // The method's record first: its definition and paper defaults, under what the input sets.
+    const resolved = resolveMethod((input ?? {}) as Record<string, unknown>, schema);
+    if (resolved.problems.length) {
+      throw new ConfigError(
+        `${spec.name} config: ` +
+          resolved.problems.map((p) => `${p.key}: ${p.cause}; fix: ${p.fix}`).join("\n  "),
+      );
+    }
+    const r = schema.safeParse(resolved.config);
     if (!r.success) {
       throw new ConfigError(formatIssues(r.error.issues, input, `${spec.name} config`));
     }
@@ -315,6 +325,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     aliases: [],
     description: spec.description,
     schema: spec.schema,
+    resolve: (raw) => resolveMethod(raw, spec.schema),
     ...(spec.check ? { check: spec.check } : {}),
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
     ...(validate ? { validate } : {}),
