@@ -197,6 +197,13 @@ export const LmLossShape = {
     "GRPO's reward scaling (TRL): group = divide by the group's std, batch = by the batch's, " +
       "none = not at all (Dr. GRPO); null = the estimator's own (grpo: group, dr_grpo: none)",
   ),
+  reward_aggregation: z.enum(["sum_then_normalize", "normalize_then_sum"]).default(
+    "sum_then_normalize",
+  ).describe(
+    "several reward components (TRL's multi_objective_aggregation): sum_then_normalize = " +
+      "the weighted sum is the reward; normalize_then_sum = each component normalised in its " +
+      "group, then summed and normalised over the batch (GDPO); grpo / dr_grpo only",
+  ),
   sapo: SapoSchema.default(SapoSchema.parse({})),
   vespo: VespoSchema.default(VespoSchema.parse({})),
 };
@@ -272,7 +279,13 @@ export function advantageProblems(
     & Partial<
       Pick<
         PpoConfig,
-        "loss" | "penalty" | "scale_rewards" | "loss_type" | "importance_sampling_level"
+        | "loss"
+        | "penalty"
+        | "scale_rewards"
+        | "loss_type"
+        | "importance_sampling_level"
+        | "reward_aggregation"
+        | "kl"
       >
     >
     & Partial<Pick<PpoConfig, "epsilon_high" | "delta">>,
@@ -329,6 +342,25 @@ export function advantageProblems(
         `ppo.advantage "${adv}" has none`,
       fix: 'set ppo.scale_rewards to null, or ppo.advantage to "grpo" / "dr_grpo"',
     });
+  }
+  if (ppo.reward_aggregation === "normalize_then_sum") {
+    if (adv !== "grpo" && adv !== "dr_grpo") {
+      out.push({
+        key: "ppo.reward_aggregation",
+        cause: `ppo.reward_aggregation "normalize_then_sum" normalises each reward component ` +
+          `in its group, and ppo.advantage "${adv}" has no groups of that kind`,
+        fix: 'set ppo.advantage to "grpo" (or "dr_grpo"), or reward_aggregation to ' +
+          '"sum_then_normalize"',
+      });
+    } else if (ppo.kl && ppo.kl.placement === "reward" && ppo.kl.beta > 0) {
+      out.push({
+        key: "ppo.reward_aggregation",
+        cause: 'ppo.reward_aggregation "normalize_then_sum" replaces each response\'s reward by ' +
+          `its normalised components, so the KL placed in the reward (β ${ppo.kl.beta}) would ` +
+          "be dropped",
+        fix: 'set ppo.kl.placement to "loss" (as GRPO does), or ppo.kl.beta to 0',
+      });
+    }
   }
   const variant = (ppo.loss_type != null && !["token", "grpo", "dr_grpo", "dapo", "bnpo"]
     .includes(ppo.loss_type)) ||

@@ -57,6 +57,11 @@ export interface Rollout {
   refKl?: Float64Array;
   /** Consecutive rows that answer the same prompt (the critic-free estimators' groups; default 1). */
   groupSize?: number;
+  /**
+   * The reward's named components per row and their weights, when the task has them (for
+   * `ppo.reward_aggregation` "normalize_then_sum").
+   */
+  components?: { values: readonly ArrayLike<number>[]; weights: readonly number[] };
   /** Positions per training example: 1 (each step) or cols (each whole row). */
   exampleSize: number;
   /** Samples this rollout counts for the adaptive KL controller (episodes or responses). */
@@ -341,6 +346,9 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         lambda: cfg.lambda,
         groupSize: roll.groupSize ?? 1,
         scaleRewards: cfg.scale_rewards,
+        ...(cfg.reward_aggregation === "normalize_then_sum"
+          ? { aggregation: cfg.reward_aggregation, components: roll.components }
+          : {}),
       });
 
       // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).

@@ -126,6 +126,8 @@ export interface LmTask {
 export interface LmScores {
   scores: number[];
   metrics?: Record<string, number>;
+  /** The scores' weighted components (`scores` = Σ weight · value), by component. */
+  components?: { values: ArrayLike<number>[]; weights: number[] };
 }
 
 /** Options of {@link createLmProblem}. */
@@ -662,7 +664,9 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       // pass measures it; a critic-free run without the exact KL makes no policy pass.
       const polLogp = pol?.logp ?? full?.[0].logp ?? null;
       const scored = await task.score(gen.prompts, gen.responses);
-      const { scores, metrics: taskMetrics } = Array.isArray(scored) ? { scores: scored } : scored;
+      const { scores, metrics: taskMetrics, components } = Array.isArray(scored)
+        ? { scores: scored, components: undefined }
+        : scored;
       if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
         throw new Error(`LmTask.score: expected ${rows} finite scores, got [${scores}]`);
       }
@@ -680,6 +684,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         refLogp: new Float64Array(n),
         ...(exactKl ? { refKl: new Float64Array(n) } : {}),
         groupSize: k,
+        ...(components ? { components } : {}),
         exampleSize: cols,
         samples: rows,
         steps: 0,

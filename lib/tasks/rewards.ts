@@ -243,8 +243,14 @@ export function rewardLmTask(opts: RewardLmTaskOptions): LmTask {
       const aliases = Object.entries(opts.aliases ?? {}).map((
         [m, c],
       ) => [m, mean(values.parts[c])]);
+      // Weighted components (weight 0 = a monitor: not part of the reward).
+      const used = opts.rewards.filter((c) => c.weight !== 0);
       return {
         scores: Array.from(values.total),
+        components: {
+          values: used.map((c) => values.parts[c.name]),
+          weights: used.map((c) => c.weight),
+        },
         metrics: {
           ...rewardMetrics(values),
           ...Object.fromEntries(aliases),

@@ -1,0 +1,114 @@
+/**
+ * TRL 1.13's loss types and options on the LM policy-gradient problem (lib/tasks/lm_ppo.ts),
+ * at token- and sequence-level ratios: each learns the toy task (the share of response tokens
+ * equal to 3), and the train step carries exactly the hyperparameter inputs its objective
+ * reads. Named reward components with `reward_aggregation: "normalize_then_sum"` learn it too.
+ * (The losses themselves are checked against TRL's code in tests/ppo/trl_losses_test.ts.)
+ */
+import assert from "node:assert/strict";
+import { createLmProblem, type LmTask } from "../../lib/tasks/mod.ts";
+import { LOSS_TYPES, type PpoConfig } from "../../lib/ppo/config.ts";
+import { type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
+import type { GptConfig } from "../../lib/nn/gpt.ts";
+import { LmPpoSchema } from "../../lib/tasks/byte_lm.ts";
+import { rewardLmTask } from "../../lib/tasks/rewards.ts";
+
+const MODEL: GptConfig = { vocabSize: 16, nPositions: 16, nEmbd: 32, nLayer: 1, nHead: 2 };
+const PAD = 0, EOS = 1, TARGET = 3, MAX_NEW = 8;
+const prompts: LmTask["prompts"] = (n, _i, rng) =>
+  Array.from({ length: n }, () => Array.from({ length: 1 + rng.int(4) }, () => 2 + rng.int(14)));
+const share = (r: number[]) => r.filter((t) => t === TARGET).length / r.length;
+const toyTask: LmTask = { prompts, score: (_p, responses) => responses.map(share) };
+
+const cfgFor = (over: Record<string, unknown>): PpoConfig =>
+  LmPpoSchema.parse({
+    lr: 3e-3,
+    ent_coef: 0,
+    epochs: 2,
+    minibatches: 2,
+    advantage: "grpo",
+    whiten_advantages: false,
+    kl: { beta: 0.01, placement: "loss", estimator: "k3" },
+    ...over,
+  });
+
+async function learn(cfg: PpoConfig, task = toyTask, updates = 10) {
+  const problem = await createLmProblem({
+    model: MODEL,
+    task,
+    cfg,
+    seed: 1,
+    batch: 16,
+    samplesPerPrompt: 4,
+    maxNewTokens: MAX_NEW,
+    eosTokenId: EOS,
+    padTokenId: PAD,
+  });
+  const out = await Deno.makeTempDir({ prefix: "proxima-loss-types-" });
+  const rows: MetricsRow[] = [];
+  try {
+    await trainPpo(problem, {
+      updates,
+      seed: 1,
+      outDir: out,
+      rng: problem.rng,
+      onUpdate: (r) => rows.push(r),
+    });
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+  return { rows, hparams: Object.keys(problem.trainer.hparams) };
+}
+
+const OBJECTIVE_INPUTS: Record<string, string[]> = {
+  cispo: ["clip_high"],
+  sapo: ["sapo_temperature_pos", "sapo_temperature_neg"],
+  vespo: ["vespo_k_pos", "vespo_lambda_pos", "vespo_k_neg", "vespo_lambda_neg"],
+};
+
+for (const lossType of LOSS_TYPES) {
+  for (const level of ["token", "sequence"] as const) {
+    Deno.test(`loss_type ${lossType}, ${level}-level ratios: learns the toy task`, async () => {
+      const cfg = cfgFor({
+        loss_type: lossType,
+        importance_sampling_level: level,
+        ...(lossType === "cispo" ? { epsilon_high: 5 } : {}),
+        ...(lossType === "dapo" ? { epsilon_high: 0.28 } : {}),
+      });
+      const { rows, hparams } = await learn(cfg);
+      const extra = hparams.filter((h) =>
+        !["clip", "clip_value", "vf_coef", "ent_coef", "beta", "penalty_beta"].includes(h) &&
+        !["lr", "eps", "weight_decay", "max_grad_norm", "beta1", "beta2"].includes(h)
+      );
+      const want = [
+        ...(lossType === "dapo" || lossType === "cispo" ? ["clip_high"] : []),
+        ...(OBJECTIVE_INPUTS[lossType] ?? []).filter((h) => h !== "clip_high"),
+      ];
+      assert.deepEqual(extra.sort(), want.sort());
+      const first = rows[0].score_mean as number, end = rows.at(-1)!.score_mean as number;
+      assert.ok(rows.every((r) => Number.isFinite(r.loss as number)));
+      assert.ok(end > first + 0.15, `${lossType}/${level} did not learn: ${first} -> ${end}`);
+    });
+  }
+}
+
+Deno.test("two-sided delta and reward components normalised then summed: learns the toy task", async () => {
+  // Two named rewards (the target share, and a weight-0.5 bonus for ending early); GDPO's
+  // normalize_then_sum normalises each in its group before the sum.
+  const task = rewardLmTask({
+    name: "toy",
+    prompts,
+    decode: (ids) => ids.join(","),
+    eosTokenId: EOS,
+    rewards: [
+      { name: "target", weight: 1, fn: (s) => share(s.response) },
+      { name: "short", weight: 0.5, fn: (s) => (s.ended ? 1 : 0) },
+    ],
+  });
+  const { rows } = await learn(
+    cfgFor({ delta: 1.5, reward_aggregation: "normalize_then_sum" }),
+    task,
+  );
+  const first = rows[0]["reward/target"] as number, end = rows.at(-1)!["reward/target"] as number;
+  assert.ok(end > first + 0.15, `did not learn: ${first} -> ${end}`);
+});
