@@ -204,6 +204,10 @@ export const LmLossShape = {
       "the weighted sum is the reward; normalize_then_sum = each component normalised in its " +
       "group, then summed and normalised over the batch (GDPO); grpo / dr_grpo only",
   ),
+  mask_truncated_completions: z.boolean().default(false).describe(
+    "leave responses cut at max_new_tokens (no EOS) out of the loss; they are still scored " +
+      "and count in their group's baseline (TRL's; DAPO's overlong filtering)",
+  ),
   sapo: SapoSchema.default(SapoSchema.parse({})),
   vespo: VespoSchema.default(VespoSchema.parse({})),
 };

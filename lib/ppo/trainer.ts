@@ -45,6 +45,12 @@ export interface Rollout {
   dones: Uint8Array;
   /** 1 = real position, 0 = padding (omit when all are real). */
   mask?: Uint8Array;
+  /**
+   * The positions the loss sees, when fewer than `mask`'s (TRL's mask_truncated_completions:
+   * a response cut at the token limit is scored, and counts in its group's baseline, but is
+   * left out of the loss).
+   */
+  lossMask?: Uint8Array;
   /** Bootstrap value per row (0 where the row ends its episode). */
   lastValues: Float64Array;
   /** log π_ref(a) of the taken actions, when a frozen reference policy exists. */
@@ -558,7 +564,8 @@ export function gatherPpoBatch(
     });
     return out;
   };
-  const mask = roll.mask ? take(roll.mask) : new Float64Array(len).fill(1);
+  const real = roll.mask ? take(roll.mask) : new Float64Array(len).fill(1);
+  const mask = roll.lossMask ? take(roll.lossMask) : real;
   const adv = whitenAdv ? whiten(take(advantages), mask) : take(advantages);
   const shape = size === 1 ? [examples.length] : [examples.length, size];
   const t = (a: Float64Array) => tensor(dtype, shape, Arr.from(a));

@@ -685,6 +685,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         ...(exactKl ? { refKl: new Float64Array(n) } : {}),
         groupSize: k,
         ...(components ? { components } : {}),
+        ...(cfg.mask_truncated_completions ? { lossMask: Uint8Array.from(mask) } : {}),
         exampleSize: cols,
         samples: rows,
         steps: 0,
@@ -700,6 +701,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         roll.steps++;
       }
       for (let r = 0; r < rows; r++) {
+        // A response cut at the token limit: out of the loss (mask_truncated_completions).
+        if (roll.lossMask && !gen.ended[r]) roll.lossMask.fill(0, r * cols, (r + 1) * cols);
         const len = gen.responses[r].length, last = r * cols + len - 1;
         roll.rewards[last] = scores[r];
         roll.dones[last] = 1;

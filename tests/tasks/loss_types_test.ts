@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { createLmProblem, type LmTask } from "../../lib/tasks/mod.ts";
 import { LOSS_TYPES, type PpoConfig } from "../../lib/ppo/config.ts";
-import { type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
+import { gatherPpoBatch, type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
+import { Rng } from "../../lib/rng.ts";
 import type { GptConfig } from "../../lib/nn/gpt.ts";
 import { LmPpoSchema } from "../../lib/tasks/byte_lm.ts";
 import { rewardLmTask } from "../../lib/tasks/rewards.ts";
@@ -111,4 +112,39 @@ Deno.test("two-sided delta and reward components normalised then summed: learns 
   );
   const first = rows[0]["reward/target"] as number, end = rows.at(-1)!["reward/target"] as number;
   assert.ok(end > first + 0.15, `did not learn: ${first} -> ${end}`);
+});
+
+Deno.test("mask_truncated_completions: responses cut at the limit are scored but out of the loss", async () => {
+  const cfg = cfgFor({ mask_truncated_completions: true });
+  const problem = await createLmProblem({
+    model: MODEL,
+    task: toyTask,
+    cfg,
+    seed: 1,
+    batch: 16,
+    samplesPerPrompt: 4,
+    maxNewTokens: MAX_NEW,
+    eosTokenId: EOS,
+    padTokenId: PAD,
+  });
+  const roll = await problem.rollout(new Rng(5));
+  const T = roll.cols;
+  let ended = 0, cut = 0;
+  for (let r = 0; r < roll.rows; r++) {
+    const row = (a: Uint8Array) => a.slice(r * T, (r + 1) * T).reduce((s, x) => s + x, 0);
+    const real = row(roll.mask!), inLoss = row(roll.lossMask!);
+    // A response that ended with EOS keeps every real token; one cut at MAX_NEW keeps none.
+    const endedRow = roll.actions[r * T + real - 1] === EOS;
+    if (endedRow) ended++;
+    else cut++;
+    assert.equal(inLoss, endedRow ? real : 0, `row ${r}`);
+    // Its reward is still there (the group baseline counts it).
+    assert.equal(roll.rewards.slice(r * T, (r + 1) * T).some((x) => x !== 0), share(
+      Array.from(roll.actions.slice(r * T, r * T + real)),
+    ) !== 0);
+  }
+  assert.ok(ended > 0 && cut > 0, `ended ${ended}, cut ${cut}`);
+  const idx = [...Array(roll.rows).keys()];
+  const fed = gatherPpoBatch(roll, idx, new Float64Array(roll.rows * T), new Float64Array(0), false, "float64");
+  assert.deepEqual(Array.from(fed.mask.data as Float64Array), Array.from(roll.lossMask!));
 });
