@@ -204,6 +204,10 @@ export const LmLossShape = {
       "the weighted sum is the reward; normalize_then_sum = each component normalised in its " +
       "group, then summed and normalised over the batch (GDPO); grpo / dr_grpo only",
   ),
+  top_entropy_quantile: z.number().gt(0).max(1).default(1).describe(
+    "train only on the tokens whose entropy is in this top share of the minibatch's tokens " +
+      "(TRL's top_entropy_quantile, Wang et al. 2025 '80/20'); 1 = every token",
+  ),
   mask_truncated_completions: z.boolean().default(false).describe(
     "leave responses cut at max_new_tokens (no EOS) out of the loss; they are still scored " +
       "and count in their group's baseline (TRL's; DAPO's overlong filtering)",
@@ -289,6 +293,7 @@ export function advantageProblems(
         | "loss_type"
         | "importance_sampling_level"
         | "reward_aggregation"
+        | "top_entropy_quantile"
         | "kl"
       >
     >
@@ -369,6 +374,7 @@ export function advantageProblems(
   const variant = (ppo.loss_type != null && !["token", "grpo", "dr_grpo", "dapo", "bnpo"]
     .includes(ppo.loss_type)) ||
     (ppo.importance_sampling_level ?? "token") !== "token" || ppo.epsilon_high != null ||
+    (ppo.top_entropy_quantile ?? 1) < 1 ||
     ppo.delta != null;
   if (variant && ppo.loss !== undefined && ppo.loss !== "clip") {
     out.push({

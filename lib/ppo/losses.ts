@@ -23,6 +23,7 @@
 import type { Graph, Value } from "../onnx/graph.ts";
 import type { KlConfig, PenaltyConfig, PpoConfig } from "./config.ts";
 import {
+  highEntropyMask,
   type LossAggregation,
   type PolicyHparams,
   type PolicyObjective,
@@ -181,7 +182,10 @@ export function ppoLoss(
   const terms = policyTerms(g, objective, pi.logp, b.oldLogp, b.advantages, b.mask, hp);
   const { logratio } = terms;
   const ratio = objective.level === "sequence" ? g.exp(logratio) : terms.weight;
-  const policyLoss = agg(terms.perToken);
+  // TRL's top_entropy_quantile: the policy loss and the entropy bonus on high-entropy tokens.
+  const q = objective.topEntropyQuantile ?? 1;
+  const entMask = q < 1 ? highEntropyMask(g, pi.entropy, b.mask, q) : null;
+  const policyLoss = agg(entMask ? g.mul(terms.perToken, entMask) : terms.perToken);
 
   // Value loss: ½(V − R)², or with value clipping ½·max((V − R)², (V_old + clip(V − V_old, ±ε_v) − R)²).
   let valueLoss: Value | null = null;
@@ -200,7 +204,7 @@ export function ppoLoss(
     } else valueLoss = g.mul(mean(g.mul(err, err)), 0.5);
   }
 
-  const entropy = mean(pi.entropy);
+  const entropy = entMask ? maskedMean(g, pi.entropy, entMask) : mean(pi.entropy);
   let loss = g.sub(
     valueLoss ? g.add(policyLoss, g.mul(hp.vf_coef, valueLoss)) : policyLoss,
     g.mul(hp.ent_coef, entropy),

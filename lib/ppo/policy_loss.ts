@@ -45,6 +45,12 @@ export interface PolicyObjective {
   delta?: boolean;
   /** PPO's no-clip surrogate (−w·A). */
   noClip?: boolean;
+  /**
+   * Keep the policy loss (and the entropy bonus) only on the tokens whose entropy is in the
+   * top `topEntropyQuantile` share of the minibatch's real tokens (TRL's top_entropy_quantile;
+   * 1 = every token).
+   */
+  topEntropyQuantile?: number;
 }
 
 /** Scalar hyperparameters the objectives read (graph inputs); only those the options use. */
@@ -171,6 +177,42 @@ export function policyTerms(
     perToken = g.max(g.neg(g.mul(A, capped)), g.neg(g.mul(A, clipped)));
   }
   return { perToken, weight: w, logratio };
+}
+
+/**
+ * 1 on the real tokens whose entropy is at least the (1 − q) quantile of the real tokens'
+ * entropies (linear interpolation, as torch.quantile), 0 elsewhere: TRL's
+ * get_high_entropy_mask. No gradient flows through it.
+ */
+export function highEntropyMask(g: Graph, entropy: Value, mask: Value, q: number): Value {
+  const dtype = entropy.dtype;
+  const e = g.stopGradient(entropy);
+  const flatE = g.reshape(e, g.ints([-1]), ["N"]);
+  const flatM = g.reshape(mask, g.ints([-1]), ["N"]);
+  // Padding sorts last (ascending), so the first Σ mask sorted values are the real tokens'.
+  const keyed = g.where(g.greater(flatM, 0), flatE, 1e30);
+  const k = g.reshape(g.size(flatE), g.ints([1]), [1]);
+  const [sorted] = g.node(
+    "TopK",
+    [keyed, k],
+    {
+      axis: { kind: "int", value: 0 },
+      largest: { kind: "int", value: 0 },
+      sorted: { kind: "int", value: 1 },
+    },
+    undefined,
+    [
+      { dtype, shape: ["N"] },
+      { dtype: "int64", shape: ["N"] },
+    ],
+  );
+  const n = g.reduceSum(flatM);
+  const pos = g.mul(g.max(g.sub(n, 1), 0), 1 - q); // ≥ 0: Cast to int64 is its floor
+  const lo = g.cast(pos, "int64");
+  const hi = g.min(g.add(lo, 1), g.max(g.sub(g.cast(n, "int64"), 1), 0));
+  const vlo = g.gather(sorted, lo, 0), vhi = g.gather(sorted, hi, 0);
+  const threshold = g.add(vlo, g.mul(g.sub(pos, g.cast(lo, dtype)), g.sub(vhi, vlo)));
+  return g.mul(g.cast(g.greaterOrEqual(g.mul(e, mask), threshold), dtype), mask);
 }
 
 /** The reduction of per-token terms (see the module doc); `tokenMean` is the masked mean. */

@@ -111,14 +111,15 @@ export function policyObjective(cfg: PpoConfig): PolicyObjective | undefined {
   const clipHigh = (cfg.epsilon_high ?? null) !== null || lossType === "cispo";
   const delta = (cfg.delta ?? null) !== null;
   const plain = (["token", "grpo", "dr_grpo", "dapo", "bnpo"] as LossType[]).includes(lossType);
-  if (plain && level === "token" && !clipHigh && !delta) return undefined;
+  const q = cfg.top_entropy_quantile ?? 1;
+  if (plain && level === "token" && !clipHigh && !delta && q === 1) return undefined;
   if (cfg.loss !== "clip") {
     throw new Error(
       `ppo: loss "${cfg.loss}" has no loss_type "${lossType}" / ${level}-level / clip-high / ` +
         'delta variant; use loss "clip"',
     );
   }
-  return { lossType, level, clipHigh, delta };
+  return { lossType, level, clipHigh, delta, ...(q < 1 ? { topEntropyQuantile: q } : {}) };
 }
 
 /** The policy's outputs as the loss sees them: a critic-free estimator has no V. */

@@ -26,6 +26,8 @@ interface TrlCase {
     use_bias_correction_kl?: boolean;
     sapo_temperature_pos?: number;
     sapo_temperature_neg?: number;
+    top_entropy_quantile?: number;
+    entropy_coef?: number;
   };
   loss: number;
   grad: number[][];
@@ -57,7 +59,8 @@ function configOf(c: TrlCase["config"]): PpoConfig {
     clip: c.epsilon ?? 0.2,
     epsilon_high: c.epsilon_high ?? null,
     delta: c.delta ?? null,
-    ent_coef: 0,
+    ent_coef: c.entropy_coef ?? 0,
+    top_entropy_quantile: c.top_entropy_quantile ?? 1,
     kl: {
       placement: "loss",
       estimator: "k3",

@@ -114,6 +114,15 @@ Deno.test("two-sided delta and reward components normalised then summed: learns 
   assert.ok(end > first + 0.15, `did not learn: ${first} -> ${end}`);
 });
 
+Deno.test("top_entropy_quantile 0.5, token and sequence level: learns the toy task", async () => {
+  for (const level of ["token", "sequence"]) {
+    const cfg = cfgFor({ top_entropy_quantile: 0.5, importance_sampling_level: level });
+    const { rows } = await learn(cfg);
+    const first = rows[0].score_mean as number, end = rows.at(-1)!.score_mean as number;
+    assert.ok(end > first + 0.15, `${level}: did not learn: ${first} -> ${end}`);
+  }
+});
+
 Deno.test("mask_truncated_completions: responses cut at the limit are scored but out of the loss", async () => {
   const cfg = cfgFor({ mask_truncated_completions: true });
   const problem = await createLmProblem({
@@ -139,12 +148,22 @@ Deno.test("mask_truncated_completions: responses cut at the limit are scored but
     else cut++;
     assert.equal(inLoss, endedRow ? real : 0, `row ${r}`);
     // Its reward is still there (the group baseline counts it).
-    assert.equal(roll.rewards.slice(r * T, (r + 1) * T).some((x) => x !== 0), share(
-      Array.from(roll.actions.slice(r * T, r * T + real)),
-    ) !== 0);
+    assert.equal(
+      roll.rewards.slice(r * T, (r + 1) * T).some((x) => x !== 0),
+      share(
+        Array.from(roll.actions.slice(r * T, r * T + real)),
+      ) !== 0,
+    );
   }
   assert.ok(ended > 0 && cut > 0, `ended ${ended}, cut ${cut}`);
   const idx = [...Array(roll.rows).keys()];
-  const fed = gatherPpoBatch(roll, idx, new Float64Array(roll.rows * T), new Float64Array(0), false, "float64");
+  const fed = gatherPpoBatch(
+    roll,
+    idx,
+    new Float64Array(roll.rows * T),
+    new Float64Array(0),
+    false,
+    "float64",
+  );
   assert.deepEqual(Array.from(fed.mask.data as Float64Array), Array.from(roll.lossMask!));
 });
