@@ -208,6 +208,11 @@ export const LmLossShape = {
     "train only on the tokens whose entropy is in this top share of the minibatch's tokens " +
       "(TRL's top_entropy_quantile, Wang et al. 2025 '80/20'); 1 = every token",
   ),
+  overlong_cache: z.number().int().min(1).nullable().default(null).describe(
+    "DAPO's soft overlong punishment: a response longer than max_new_tokens − overlong_cache " +
+      "loses up to 1 from its score, linearly to −1 at max_new_tokens (TRL's " +
+      "get_soft_overlong_punishment); null = off",
+  ),
   mask_truncated_completions: z.boolean().default(false).describe(
     "leave responses cut at max_new_tokens (no EOS) out of the loss; they are still scored " +
       "and count in their group's baseline (TRL's; DAPO's overlong filtering)",

@@ -91,6 +91,7 @@ import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree, type PpoConfig } from "../ppo/config.ts";
 import { categoricalEntropy } from "../ppo/losses.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
+import { softOverlongPunishment } from "../ppo/shaping.ts";
 import type { MetricsRow, PpoProblem, PpoRunOptions, Rollout } from "../ppo/trainer.ts";
 
 /**
@@ -670,6 +671,13 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
         throw new Error(`LmTask.score: expected ${rows} finite scores, got [${scores}]`);
       }
+      // DAPO's soft overlong punishment, added to the task's score (ppo.overlong_cache).
+      const overlong = cfg.overlong_cache != null
+        ? gen.responses.map((r) =>
+          softOverlongPunishment(r.length, opts.maxNewTokens, cfg.overlong_cache!)
+        )
+        : null;
+      const shaped = overlong ? scores.map((s, r) => s + overlong[r]) : scores;
       const n = rows * cols;
       const roll: Rollout = {
         rows,
@@ -704,9 +712,9 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         // A response cut at the token limit: out of the loss (mask_truncated_completions).
         if (roll.lossMask && !gen.ended[r]) roll.lossMask.fill(0, r * cols, (r + 1) * cols);
         const len = gen.responses[r].length, last = r * cols + len - 1;
-        roll.rewards[last] = scores[r];
+        roll.rewards[last] = shaped[r];
         roll.dones[last] = 1;
-        roll.episodes.push({ return: scores[r], length: len });
+        roll.episodes.push({ return: shaped[r], length: len });
       }
       const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / rows;
       roll.metrics = {
@@ -716,6 +724,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         // Largest |log π| difference between the sampler's KV-cache decode and a full forward
         // with the same params: the two must agree for the first PPO ratio to be 1.
         ...(polLogp ? { logp_gap: gap } : {}),
+        ...(overlong ? { overlong_penalty: mean(overlong) } : {}),
         ...taskMetrics,
       };
       extras.set(roll, { seqs, ...(full && klInLoss ? { refAll: full[1].all } : {}) });

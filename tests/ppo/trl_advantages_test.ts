@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { computeAdvantages } from "../../lib/ppo/advantages.ts";
+import { softOverlongPunishment } from "../../lib/ppo/shaping.ts";
 
 const fx = JSON.parse(
   await Deno.readTextFile(new URL("../fixtures/trl/trl_grpo_advantages.json", import.meta.url)),
@@ -57,3 +58,19 @@ for (const c of fx.cases) {
     }
   });
 }
+
+Deno.test("DAPO's soft overlong punishment equals TRL's get_soft_overlong_punishment", () => {
+  const { overlong } = fx as unknown as {
+    overlong: { max_completion_len: number; soft_punish_cache: number; rewards: number[] }[];
+  };
+  assert.equal(overlong.length, 4);
+  for (const o of overlong) {
+    o.rewards.forEach((want, len) => {
+      const got = softOverlongPunishment(len, o.max_completion_len, o.soft_punish_cache);
+      assert.ok(
+        Math.abs(got - want) <= 1e-12,
+        `L ${len} of ${o.max_completion_len}: ${got} vs ${want}`,
+      );
+    });
+  }
+});

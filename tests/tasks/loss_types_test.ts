@@ -167,3 +167,30 @@ Deno.test("mask_truncated_completions: responses cut at the limit are scored but
   );
   assert.deepEqual(Array.from(fed.mask.data as Float64Array), Array.from(roll.lossMask!));
 });
+
+Deno.test("overlong_cache: DAPO's soft punishment is added to each response's score", async () => {
+  const cfg = cfgFor({ overlong_cache: 3 });
+  const problem = await createLmProblem({
+    model: MODEL,
+    task: toyTask,
+    cfg,
+    seed: 1,
+    batch: 16,
+    samplesPerPrompt: 4,
+    maxNewTokens: MAX_NEW,
+    eosTokenId: EOS,
+    padTokenId: PAD,
+  });
+  const roll = await problem.rollout(new Rng(5));
+  const T = roll.cols;
+  let punished = 0;
+  for (let r = 0; r < roll.rows; r++) {
+    const len = roll.mask!.slice(r * T, (r + 1) * T).reduce((s, x) => s + x, 0);
+    const response = Array.from(roll.actions.slice(r * T, r * T + len));
+    // Lengths 6, 7, 8 of MAX_NEW 8 with a cache of 3 lose 1/3, 2/3, 1.
+    const penalty = len <= 5 ? 0 : (5 - len) / 3;
+    if (penalty < 0) punished++;
+    assert.ok(Math.abs(roll.rewards[r * T + len - 1] - (share(response) + penalty)) < 1e-12);
+  }
+  assert.ok(punished > 0);
+});
