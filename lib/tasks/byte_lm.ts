@@ -37,7 +37,7 @@ import {
 } from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "./contract.ts";
-import type { LmProblem } from "./lm_ppo.ts";
+import type { LmProblem } from "../ppo/lm_problem.ts";
 
 /**
  * {@link PpoSchema} (every key, same ranges) with defaults for the tiny byte-level LMs: γ = 1

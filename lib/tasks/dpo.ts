@@ -31,7 +31,7 @@ import {
 } from "../ppo/dpo.ts";
 import type { PreferencePair } from "../ppo/reward_model.ts";
 import { Rng } from "../rng.ts";
-import { compileLmScorer, type LmProblem } from "./lm_ppo.ts";
+import { compileLmScorer, type LmProblem } from "../ppo/lm_problem.ts";
 
 /** Options of {@link createDpoProblem}. */
 export interface DpoProblemOptions {

@@ -45,7 +45,7 @@ import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import type { StageDef, StageFn, TrialKind, TrialRunContext } from "./contract.ts";
 import { localStageCache, type LocalStageOptions } from "./stage_cache.ts";
-import type { LmProblem } from "./lm_ppo.ts";
+import type { LmProblem } from "../ppo/lm_problem.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";

@@ -26,7 +26,7 @@ export {
   type LmScores,
   type LmSequences,
   type LmTask,
-} from "./lm_ppo.ts";
+} from "../ppo/lm_problem.ts";
 export * from "./contract.ts";
 export * from "./stage_cache.ts";
 export * from "./lm_task.ts";

@@ -24,7 +24,7 @@
  * @module
  */
 import { z } from "zod";
-import type { LmScores, LmTask } from "./lm_ppo.ts";
+import type { LmScores, LmTask } from "../ppo/lm_problem.ts";
 import type { Rng } from "../rng.ts";
 
 /** One response as the reward functions see it. */

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createLmProblem, type LmTask, VALUE_MODEL_PREFIX } from "../../lib/tasks/lm_ppo.ts";
+import { createLmProblem, type LmTask, VALUE_MODEL_PREFIX } from "../../lib/ppo/lm_problem.ts";
 import { parsePpoConfig } from "../../lib/ppo/config.ts";
 import { type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
 import { type GptConfig, gptShapes } from "../../lib/nn/gpt.ts";

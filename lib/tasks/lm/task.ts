@@ -34,7 +34,7 @@ import { Rng } from "../../rng.ts";
 import { folderHash } from "../inputs.ts";
 import type { LmMemoryInput } from "../memory.ts";
 import { isCriticFree } from "../../ppo/config.ts";
-import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { createLmProblem, type LmProblem } from "../../ppo/lm_problem.ts";
 import { defineLmTask, type LmTaskContext } from "../lm_task.ts";
 import {
   computeRewards,

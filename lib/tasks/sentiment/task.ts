@@ -49,7 +49,7 @@ import type { FloatArray } from "../../nn/sample.ts";
 import { BYTE_EOS_ID } from "../../nn/tokenizer.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
 import { byteDecoderConfig, decodeByteText, sampleForEval, type SftStage } from "../byte_lm.ts";
-import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { createLmProblem, type LmProblem } from "../../ppo/lm_problem.ts";
 import { createDpoProblem, type DpoProblem } from "../dpo.ts";
 import { runStagesInChildProcess } from "../stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
