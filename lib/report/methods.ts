@@ -41,6 +41,8 @@ export interface MethodDef {
 }
 
 const CRITIC_FREE = { "ppo.whiten_advantages": false } as const;
+/** Methods measured with `method: <name>` alone: their records' paper settings. */
+const PAPER_METHODS = ["dapo", "gspo", "cispo"] as const;
 const KL_IN_LOSS = { "ppo.kl.placement": "loss", "ppo.kl.estimator": "k3" } as const;
 
 /** The order methods are listed in: the records' order. */
@@ -97,11 +99,14 @@ export const SENTIMENT_METHODS: readonly MethodDef[] = [
   def("rloo", { algorithm: "ppo", "ppo.advantage": "rloo", samples_per_prompt: 4, ...CRITIC_FREE }),
   def("reinforce_pp", { algorithm: "ppo", "ppo.advantage": "reinforce_pp", ...CRITIC_FREE }),
   def("dpo", { algorithm: "dpo" }),
+  // The newer ones as their records set them (the papers' clipping, loss type and KL).
+  ...PAPER_METHODS.map((id) => def(id, { method: id, samples_per_prompt: 4 })),
 ];
 
 /**
  * The online methods on `jsx` (5 prompts × samples_per_prompt 4 per update, its default; jsx
- * has no preference pairs, so no DPO): as on sentiment.
+ * has no preference pairs, so no DPO): as on sentiment. DAPO, GSPO and CISPO run as their
+ * records set them (`method`).
  */
 export const JSX_METHODS: readonly MethodDef[] = [
   def("ppo", { "ppo.advantage": "gae" }),
@@ -109,6 +114,7 @@ export const JSX_METHODS: readonly MethodDef[] = [
   def("dr_grpo", { "ppo.advantage": "dr_grpo", ...CRITIC_FREE, ...KL_IN_LOSS }),
   def("rloo", { "ppo.advantage": "rloo", ...CRITIC_FREE }),
   def("reinforce_pp", { "ppo.advantage": "reinforce_pp", ...CRITIC_FREE }),
+  ...PAPER_METHODS.map((id) => def(id, { method: id })),
 ];
 
 /** One sweep point per method (combine with seeds: `grid(methodsSweep(m), { seed })`). */
