@@ -208,6 +208,11 @@ export const LmLossShape = {
     "train only on the tokens whose entropy is in this top share of the minibatch's tokens " +
       "(TRL's top_entropy_quantile, Wang et al. 2025 '80/20'); 1 = every token",
   ),
+  dynamic_sampling: z.number().int().min(1).nullable().default(null).describe(
+    "DAPO's dynamic sampling: sample up to this many batches of fresh prompts per update, " +
+      "keeping the groups whose scores differ until they fill the batch (all-equal groups fill " +
+      "what is left); null = off",
+  ),
   overlong_cache: z.number().int().min(1).nullable().default(null).describe(
     "DAPO's soft overlong punishment: a response longer than max_new_tokens − overlong_cache " +
       "loses up to 1 from its score, linearly to −1 at max_new_tokens (TRL's " +

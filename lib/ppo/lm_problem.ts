@@ -68,14 +68,21 @@ import { Graph } from "../onnx/graph.ts";
 import { compile, type Session, tensor } from "../onnx/session.ts";
 import { decoderShapes, hiddenSize, initDecoder, isLlama, trunkShapes } from "../nn/decoder.ts";
 import { headNames, headShapes, initHead, VALUE_HEAD } from "../nn/heads.ts";
-import { type FloatArray, generate, type GenerateOptions, GptDecoder } from "../nn/sample.ts";
+import {
+  type FloatArray,
+  generate,
+  type GenerateOptions,
+  type Generation,
+  GptDecoder,
+} from "../nn/sample.ts";
 import { applyLora, initLora, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree } from "../ppo/config.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
 import { softOverlongPunishment } from "../ppo/shaping.ts";
 import type { Rollout } from "../ppo/trainer.ts";
-import type { LmProblem, LmProblemOptions, LmSequences } from "./lm_types.ts";
+import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
+import { drawInformative } from "./lm_dynamic.ts";
 import {
   exactKlAt,
   type ModelLayout,
@@ -373,24 +380,44 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     models,
     async rollout(rng: Rng): Promise<Rollout> {
       const asked = opts.batch / k;
-      const distinct = task.prompts(asked, cursor, rng);
-      if (distinct.length !== asked) {
-        throw new Error(
-          `LmTask.prompts: ${distinct.length} prompts for a batch of ${opts.batch}` +
-            (k > 1 ? ` (${asked} prompts × ${k} samples each)` : ""),
-        );
-      }
-      cursor += distinct.length;
-      const prompts = k === 1
-        ? distinct
-        : distinct.flatMap((p) => Array.from({ length: k }, () => p));
-      const gen = await sample(prompts, {
-        ...opts.sampling,
-        maxNewTokens: opts.maxNewTokens,
-        eosTokenId: opts.eosTokenId,
-        padTokenId: opts.padTokenId,
-        rng,
-      });
+      const drawBatch = async () => {
+        const distinct = task.prompts(asked, cursor, rng);
+        if (distinct.length !== asked) {
+          throw new Error(
+            `LmTask.prompts: ${distinct.length} prompts for a batch of ${opts.batch}` +
+              (k > 1 ? ` (${asked} prompts × ${k} samples each)` : ""),
+          );
+        }
+        cursor += distinct.length;
+        const prompts = k === 1
+          ? distinct
+          : distinct.flatMap((p) => Array.from({ length: k }, () => p));
+        return await sample(prompts, {
+          ...opts.sampling,
+          maxNewTokens: opts.maxNewTokens,
+          eosTokenId: opts.eosTokenId,
+          padTokenId: opts.padTokenId,
+          rng,
+        });
+      };
+      const scoreOf = async (g: Generation): Promise<LmScores> => {
+        const s = await task.score(g.prompts, g.responses);
+        return Array.isArray(s) ? { scores: s } : s;
+      };
+      // DAPO's dynamic sampling: batches until the groups whose scores differ fill one.
+      const dynamic = cfg.dynamic_sampling != null
+        ? await drawInformative({
+          groups: asked,
+          k,
+          maxBatches: cfg.dynamic_sampling,
+          pad: opts.padTokenId,
+          draw: async () => {
+            const g = await drawBatch();
+            return { gen: g, scored: await scoreOf(g) };
+          },
+        })
+        : null;
+      const gen = dynamic ? dynamic.gen : await drawBatch();
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;
       // Values of the state before each response token (current params; GAE only), and the
@@ -407,7 +434,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       // The sampler's log-probs against a full forward: the values pass (GAE) or the exact-KL
       // pass measures it; a critic-free run without the exact KL makes no policy pass.
       const polLogp = pol?.logp ?? full?.[0].logp ?? null;
-      const scored = await task.score(gen.prompts, gen.responses);
+      const scored = dynamic ? dynamic.scored : await task.score(gen.prompts, gen.responses);
       const { scores, metrics: taskMetrics, components } = Array.isArray(scored)
         ? { scores: scored, components: undefined }
         : scored;
@@ -468,6 +495,9 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         // with the same params: the two must agree for the first PPO ratio to be 1.
         ...(polLogp ? { logp_gap: gap } : {}),
         ...(overlong ? { overlong_penalty: mean(overlong) } : {}),
+        ...(dynamic
+          ? { dynamic_batches: dynamic.batches, informative_groups: dynamic.informative / asked }
+          : {}),
         ...taskMetrics,
       };
       extras.set(roll, { seqs, ...(full && klInLoss ? { refAll: full[1].all } : {}) });

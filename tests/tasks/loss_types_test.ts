@@ -10,6 +10,7 @@ import { createLmProblem, type LmTask } from "../../lib/tasks/mod.ts";
 import { LOSS_TYPES, type PpoConfig } from "../../lib/ppo/config.ts";
 import { gatherPpoBatch, type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
 import { Rng } from "../../lib/rng.ts";
+import { informativeGroups, mergeGenerations } from "../../lib/ppo/lm_dynamic.ts";
 import type { GptConfig } from "../../lib/nn/gpt.ts";
 import { LmPpoSchema } from "../../lib/tasks/byte_lm.ts";
 import { rewardLmTask } from "../../lib/tasks/rewards.ts";
@@ -193,4 +194,73 @@ Deno.test("overlong_cache: DAPO's soft punishment is added to each response's sc
     assert.ok(Math.abs(roll.rewards[r * T + len - 1] - (share(response) + penalty)) < 1e-12);
   }
   assert.ok(punished > 0);
+});
+
+Deno.test("dynamic_sampling: groups with equal scores are replaced by fresh ones, re-padded right", async () => {
+  // A coarse score (1 if any token is 3) makes all-equal groups common.
+  const coarse: LmTask = {
+    prompts,
+    score: (_p, responses) => responses.map((r) => (r.includes(TARGET) ? 1 : 0)),
+  };
+  const cfg = cfgFor({ dynamic_sampling: 4, epochs: 1, minibatches: 1 });
+  const problem = await createLmProblem({
+    model: MODEL,
+    task: coarse,
+    cfg,
+    seed: 1,
+    batch: 16,
+    samplesPerPrompt: 4,
+    maxNewTokens: MAX_NEW,
+    eosTokenId: EOS,
+    padTokenId: PAD,
+  });
+  const roll = await problem.rollout(new Rng(7));
+  const T = roll.cols;
+  const scores = Array.from({ length: roll.rows }, (_, r) => {
+    const len = roll.mask!.slice(r * T, (r + 1) * T).reduce((s, x) => s + x, 0);
+    return roll.rewards[r * T + len - 1];
+  });
+  const batches = roll.metrics!.dynamic_batches, frac = roll.metrics!.informative_groups;
+  assert.ok(batches >= 2 && batches <= 4, `batches ${batches}`);
+  const groups = informativeGroups(scores, 4);
+  assert.equal(groups.filter(Boolean).length / 4, frac);
+  // The merged sequences hold each row's response tokens at the response columns.
+  const idx = [...Array(roll.rows).keys()];
+  const seq = problem.inputs(roll, idx);
+  const S = seq.tokens.dims[1] as number, W = S - T;
+  const tok = seq.tokens.data as BigInt64Array;
+  for (let r = 0; r < roll.rows; r++) {
+    for (let t = 0; t < T; t++) {
+      if (roll.mask![r * T + t]) assert.equal(Number(tok[r * S + W + t]), roll.actions[r * T + t]);
+    }
+  }
+  // The train step's log-probs of the merged batch match the sampler's: ratio 1 before the step.
+  const { rows } = await learn(cfg, coarse, 1);
+  assert.ok(Math.abs(rows[0].approx_kl_k1 as number) < 1e-4, `approx KL ${rows[0].approx_kl_k1}`);
+});
+
+Deno.test("informativeGroups and mergeGenerations by hand", () => {
+  assert.deepEqual(informativeGroups([1, 1, 0, 1, 2, 2], 2), [false, true, false]);
+  const gen = (w: number, c: number, tokens: number[], seqs: number[]) => ({
+    rows: 1,
+    cols: c,
+    prompts: [[9]],
+    responses: [tokens.filter((t) => t !== PAD)],
+    tokens: Int32Array.from(tokens),
+    logp: Float64Array.from(tokens.map((t) => (t ? -1 : 0))),
+    sampleLogp: new Float64Array(c),
+    mask: Uint8Array.from(tokens.map((t) => (t ? 1 : 0))),
+    ended: Uint8Array.of(1),
+    promptWidth: w,
+    sequences: Int32Array.from(seqs),
+    sequenceMask: Uint8Array.from(seqs.map((t) => (t ? 1 : 0))),
+  });
+  const a = gen(1, 2, [5, 1], [9, 5, 1]), b = gen(2, 1, [1], [8, 9, 1]);
+  const m = mergeGenerations([{ gen: a, rows: [0] }, { gen: b, rows: [0] }], PAD);
+  assert.equal(m.promptWidth, 2);
+  assert.equal(m.cols, 2);
+  assert.deepEqual(Array.from(m.sequences), [0, 9, 5, 1, 8, 9, 1, 0]);
+  assert.deepEqual(Array.from(m.sequenceMask), [0, 1, 1, 1, 1, 1, 1, 0]);
+  assert.deepEqual(Array.from(m.tokens), [5, 1, 1, 0]);
+  assert.deepEqual(Array.from(m.mask), [1, 1, 1, 0]);
 });
