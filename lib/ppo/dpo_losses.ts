@@ -178,3 +178,50 @@ export function dpoLoss(
     },
   };
 }
+
+/** TRL 1.13 KTOConfig loss types. */
+export const KTO_LOSS_TYPES = ["kto", "apo_zero_unpaired"] as const;
+export type KtoLossType = typeof KTO_LOSS_TYPES[number];
+
+/**
+ * KTO's reference point z = max(0, mean(log π(y'|x) − log π_ref(y'|x))) over the KL batch (each
+ * prompt with another example's completion), a constant of the loss (TRL detaches it).
+ */
+export function ktoReferencePoint(klLogps: ArrayLike<number>, refKlLogps: ArrayLike<number>) {
+  let s = 0;
+  for (let i = 0; i < klLogps.length; i++) s += klLogps[i] - refKlLogps[i];
+  return Math.max(0, s / Math.max(klLogps.length, 1));
+}
+
+/**
+ * KTO (Ethayarajh et al. 2024, Eq. 7) on unpaired examples, as TRL 1.13's KTOTrainer: with
+ * r = s − s_ref (summed response log-probs) and the reference point `z`,
+ *
+ *     desirable (label 1):   w_d · (1 − σ(β(r − z)))     apo_zero_unpaired: w_d · (1 − σ(βr))
+ *     undesirable (label 0): w_u · (1 − σ(β(z − r)))     apo_zero_unpaired: w_u · σ(βr)
+ *
+ * averaged over the examples. `labels` is 1 / 0 per example (same dtype as the log-probs).
+ */
+export function ktoLoss(
+  g: Graph,
+  lossType: KtoLossType,
+  logps: Value,
+  refLogps: Value,
+  labels: Value,
+  z: Value,
+  beta: Value,
+  o: { desirableWeight?: number; undesirableWeight?: number } = {},
+): { loss: Value; metrics: Record<string, Value> } {
+  const r = g.sub(logps, refLogps);
+  const [good, bad] = lossType === "kto"
+    ? [g.sub(1, g.sigmoid(g.mul(beta, g.sub(r, z)))), g.sub(1, g.sigmoid(g.mul(beta, g.sub(z, r))))]
+    : [g.sub(1, g.sigmoid(g.mul(beta, r))), g.sigmoid(g.mul(beta, r))];
+  const per = g.add(
+    g.mul(g.mul(good, labels), o.desirableWeight ?? 1),
+    g.mul(g.mul(bad, g.sub(1, labels)), o.undesirableWeight ?? 1),
+  );
+  return {
+    loss: g.reduceMean(per),
+    metrics: { reward: g.reduceMean(g.mul(beta, r)) },
+  };
+}

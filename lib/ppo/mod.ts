@@ -17,6 +17,14 @@ export * from "./dpo.ts";
 export * from "./train_step.ts";
 export * from "./policy_loss.ts";
 export * from "./shaping.ts";
-export { DPO_LOSS_TYPES, type DpoLossOptions, dpoLossTypes } from "./dpo_losses.ts";
+export {
+  DPO_LOSS_TYPES,
+  type DpoLossOptions,
+  dpoLossTypes,
+  KTO_LOSS_TYPES,
+  ktoLoss,
+  type KtoLossType,
+  ktoReferencePoint,
+} from "./dpo_losses.ts";
 export * from "./methods/mod.ts";
 export * from "./lm_problem.ts";
