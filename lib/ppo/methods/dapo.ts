@@ -1,7 +1,9 @@
 /**
  * DAPO (Yu et al. 2025): group-normalised advantages, clip-higher (ε 0.2 / ε_high 0.28), the
- * token-level loss, no KL term (so no reference model). Its dynamic sampling and overlong
- * reward shaping are not built yet.
+ * token-level loss, no KL term (so no reference model). Its dynamic sampling
+ * (`ppo.dynamic_sampling`, the most batches per update) and overlong reward shaping
+ * (`ppo.overlong_cache`) are options rather than defaults: their sizes depend on the task's
+ * budget and response length (the paper: L_max 20480, L_cache 4096).
  */
 import { onlineMethod } from "./record.ts";
 
