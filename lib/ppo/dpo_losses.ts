@@ -225,3 +225,30 @@ export function ktoLoss(
     metrics: { reward: g.reduceMean(g.mul(beta, r)) },
   };
 }
+
+/** What a `dpo` section cannot run, found at planning: {key, cause, fix}. */
+export function dpoProblems(
+  dpo: { loss: DpoLossType | readonly DpoLossType[]; loss_weights: readonly number[] | null } & {
+    label_smoothing: number;
+  },
+): { key: string; cause: string; fix: string }[] {
+  const types = dpoLossTypes(dpo.loss);
+  const out: { key: string; cause: string; fix: string }[] = [];
+  if (dpo.loss_weights && dpo.loss_weights.length !== types.length) {
+    out.push({
+      key: "dpo.loss_weights",
+      cause: `${dpo.loss_weights.length} weights for ${types.length} loss types (${
+        types.join(", ")
+      })`,
+      fix: `give one weight per entry of dpo.loss (${types.length}), or null`,
+    });
+  }
+  if (types.includes("exo_pair") && !(dpo.label_smoothing > 0)) {
+    out.push({
+      key: "dpo.label_smoothing",
+      cause: 'dpo.loss "exo_pair" needs label_smoothing > 0 (it takes log ε)',
+      fix: "set dpo.label_smoothing to e.g. 0.001",
+    });
+  }
+  return out;
+}

@@ -11,6 +11,7 @@ import { gradients } from "../../lib/onnx/autodiff.ts";
 import { compile, tensor } from "../../lib/onnx/session.ts";
 import { dpoAveraged, dpoLoss, DpoSchema } from "../../lib/ppo/dpo.ts";
 import { dpoLossTypes } from "../../lib/ppo/dpo_losses.ts";
+import { SENTIMENT_KIND } from "../../lib/tasks/sentiment/mod.ts";
 
 interface Case {
   config: {
@@ -109,3 +110,23 @@ for (const c of fx.cases) {
     }
   });
 }
+
+Deno.test("planning refuses loss_weights that do not match the loss types, and exo_pair without ε", () => {
+  assert.throws(
+    () =>
+      SENTIMENT_KIND.parse({
+        algorithm: "dpo",
+        dpo: { loss: ["sigmoid", "ipo"], loss_weights: [1] },
+      }),
+    /1 weights for 2 loss types \(sigmoid, ipo\)/,
+  );
+  assert.throws(
+    () => SENTIMENT_KIND.parse({ algorithm: "dpo", dpo: { loss: "exo_pair" } }),
+    /"exo_pair" needs label_smoothing > 0/,
+  );
+  const ok = SENTIMENT_KIND.parse({
+    algorithm: "dpo",
+    dpo: { loss: ["sigmoid", "hinge"], loss_weights: [0.5, 0.5] },
+  });
+  assert.deepEqual(ok.dpo.loss, ["sigmoid", "hinge"]);
+});

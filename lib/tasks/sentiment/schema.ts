@@ -19,6 +19,7 @@ import {
 } from "../../ppo/config.ts";
 import { DpoSchema } from "../../ppo/dpo.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
+import { dpoProblems } from "../../ppo/dpo_losses.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
 
@@ -141,7 +142,7 @@ export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
 /** Cross-key checks: the advantage estimator against the group size, batch and value model. */
 export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
   if (c.algorithm === "dpo") {
-    const out: ConfigProblem[] = [];
+    const out: ConfigProblem[] = dpoProblems(c.dpo);
     if (c.batch % 2) {
       out.push({
         key: "batch",
