@@ -12,7 +12,9 @@
  * - Dr. GRPO: as GRPO without the std normalisation and the per-response length average;
  * - RLOO: 8 prompts × 4 samples, leave-one-out baseline, KL in the reward;
  * - REINFORCE++: 32 prompts × 1, per-token KL in the reward, returns normalised over the batch;
- * - DPO: sigmoid loss, β = 0.1, the frozen SFT policy as reference.
+ * - DPO: sigmoid loss, β = 0.1, the frozen SFT policy as reference;
+ * - DAPO, GSPO, CISPO: 8 prompts × 4 samples, `method: <name>` alone: their papers' clipping,
+ *   loss type and no KL term (β = 0), as their records (lib/ppo/methods) set them.
  *
  * Each trial records its wall time, peak RSS and models in resources.json
  * (`measure_resources`), which `deno task reproduce rlhf-methods` puts in one table with the RM

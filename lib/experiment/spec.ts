@@ -373,7 +373,11 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
       }
       return "default";
     };
-    const r = k.schema.safeParse(raw);
+    // A kind's resolution (an LM task's `method` record) fills keys before its schema does.
+    const resolved = k.resolve?.(raw) ?? { config: raw, problems: [] };
+    for (const p of resolved.problems) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
+    if (resolved.problems.length) return;
+    const r = k.schema.safeParse(resolved.config);
     if (!r.success) {
       for (const issue of r.error.issues) {
         const key = issue.path.map(String).join(".");

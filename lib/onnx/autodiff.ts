@@ -418,6 +418,7 @@ export function gradients(g: Graph, loss: Value, wrt: Value[], seed?: Value): Va
   // Forward pass: which values depend on wrt. Backward pass: which values reach the loss.
   const varies = new Set<Value>(wrt);
   for (const n of forward) {
+    if (n.outputs.some((o) => g.stopped.has(o))) continue; // stopGradient: a constant
     if (n.inputs.some((v) => v && varies.has(v))) n.outputs.forEach((o) => varies.add(o));
   }
   const reaches = new Set<Value>([loss]);

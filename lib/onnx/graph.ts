@@ -166,6 +166,8 @@ export class Graph {
   readonly initializers = new Map<string, { value: Value; tensor: ConstTensor }>();
   /** The node that produced each value (undefined for inputs and initializers). */
   readonly producer = new Map<Value, Node>();
+  /** Values made by {@link stopGradient}: autodiff treats them as constants. */
+  readonly stopped = new Set<Value>();
   private names = new Set<string>();
   private counter = 0;
   private constCache = new Map<string, Value>();
@@ -379,6 +381,15 @@ export class Graph {
   }
   identity(x: Value): Value {
     return this.one("Identity", [x], x.dtype, x.shape);
+  }
+  /**
+   * x, as a constant for autodiff (PyTorch's `x.detach()`): an Identity whose output
+   * {@link gradients} treats as depending on nothing, so no gradient flows back through it.
+   */
+  stopGradient(x: Value): Value {
+    const y = this.identity(x);
+    this.stopped.add(y);
+    return y;
   }
   /** Clip to [lo, hi]; either bound may be omitted. */
   clip(x: Value, lo?: Value | number, hi?: Value | number): Value {

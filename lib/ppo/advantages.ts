@@ -45,6 +45,19 @@ export interface AdvantageInput {
   lambda: number;
   /** Consecutive rows per prompt (default 1). */
   groupSize?: number;
+  /**
+   * Per-response reward components and their weights (the task's named rewards), for
+   * `aggregation` "normalize_then_sum": the advantage is then {@link batchNormalized} of
+   * {@link normalizedRewardSum}, replacing the sequence reward.
+   */
+  components?: { values: readonly Num[]; weights: readonly number[] };
+  /** TRL's multi_objective_aggregation (default "sum_then_normalize": the rewards as given). */
+  aggregation?: "sum_then_normalize" | "normalize_then_sum";
+  /**
+   * grpo / dr_grpo: what the group-centred rewards are divided by (TRL's scale_rewards):
+   * the group's std, the whole batch's, or nothing; default grpo "group", dr_grpo "none".
+   */
+  scaleRewards?: "group" | "batch" | "none" | null;
 }
 
 /** ε added to GRPO's group std (TRL's GRPOTrainer). */
@@ -78,6 +91,7 @@ export function groupAdvantages(
   estimator: "grpo" | "dr_grpo" | "rloo",
   seq: Num,
   groupSize: number,
+  scale?: "group" | "batch" | "none" | null,
 ): Float64Array {
   const k = groupSize, n = seq.length;
   if (!Number.isInteger(k) || k < 2) {
@@ -92,6 +106,16 @@ export function groupAdvantages(
     );
   }
   const out = new Float64Array(n);
+  const how = scale ?? (estimator === "grpo" ? "group" : "none");
+  // TRL's "batch" scale: the std (n − 1) of every reward in the batch.
+  let batchStd = 0;
+  if (estimator !== "rloo" && how === "batch") {
+    let s = 0;
+    for (let i = 0; i < n; i++) s += seq[i];
+    let ss = 0;
+    for (let i = 0; i < n; i++) ss += (seq[i] - s / n) ** 2;
+    batchStd = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
+  }
   for (let g = 0; g < n; g += k) {
     let sum = 0;
     for (let i = g; i < g + k; i++) sum += seq[i];
@@ -100,11 +124,59 @@ export function groupAdvantages(
     for (let i = g; i < g + k; i++) ss += (seq[i] - mean) ** 2;
     const std = Math.sqrt(ss / (k - 1));
     for (let i = g; i < g + k; i++) {
-      if (estimator === "grpo") out[i] = (seq[i] - mean) / (std + GRPO_STD_EPS);
-      else if (estimator === "dr_grpo") out[i] = seq[i] - mean;
-      else out[i] = seq[i] - (sum - seq[i]) / (k - 1);
+      if (estimator === "rloo") out[i] = seq[i] - (sum - seq[i]) / (k - 1);
+      else if (how === "group") out[i] = (seq[i] - mean) / (std + GRPO_STD_EPS);
+      else if (how === "batch") out[i] = (seq[i] - mean) / (batchStd + GRPO_STD_EPS);
+      else out[i] = seq[i] - mean;
     }
   }
+  return out;
+}
+
+/**
+ * Per response: Σ_k w_k·(r_k − mean_g r_k) / (std_g r_k + 1e-4), each reward component
+ * normalised in its group first (TRL's multi_objective_aggregation "normalize_then_sum",
+ * GDPO). `components[k][i]` is component k of response i; groups are `groupSize` consecutive
+ * responses; std with divisor n − 1.
+ */
+export function normalizedRewardSum(
+  components: readonly Num[],
+  weights: readonly number[],
+  groupSize: number,
+): Float64Array {
+  if (components.length !== weights.length) {
+    throw new RangeError(`${components.length} reward components for ${weights.length} weights`);
+  }
+  const n = components[0]?.length ?? 0, k = groupSize;
+  if (!Number.isInteger(k) || k < 2 || n % k !== 0) {
+    throw new RangeError(`normalize_then_sum: ${n} responses do not split into groups of ${k} ≥ 2`);
+  }
+  const out = new Float64Array(n);
+  components.forEach((r, c) => {
+    for (let g = 0; g < n; g += k) {
+      let s = 0;
+      for (let i = g; i < g + k; i++) s += r[i];
+      const mean = s / k;
+      let ss = 0;
+      for (let i = g; i < g + k; i++) ss += (r[i] - mean) ** 2;
+      const std = Math.sqrt(ss / (k - 1));
+      for (let i = g; i < g + k; i++) out[i] += weights[c] * ((r[i] - mean) / (std + GRPO_STD_EPS));
+    }
+  });
+  return out;
+}
+
+/** (x − mean) / (std + 1e-4) over the whole batch (std with divisor n − 1): TRL's last step of normalize_then_sum. */
+export function batchNormalized(x: Num): Float64Array {
+  const n = x.length;
+  let s = 0;
+  for (let i = 0; i < n; i++) s += x[i];
+  const mean = s / n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (x[i] - mean) ** 2;
+  const std = n > 1 ? Math.sqrt(ss / (n - 1)) : 0;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = (x[i] - mean) / (std + GRPO_STD_EPS);
   return out;
 }
 
@@ -148,8 +220,21 @@ export function computeAdvantages(
     }
     return { advantages, returns };
   }
-  const seq = sequenceRewards(rows, cols, rewards, mask);
-  const perRow = groupAdvantages(estimator, seq, x.groupSize ?? 1);
+  let perRow: Float64Array;
+  if (x.aggregation === "normalize_then_sum") {
+    if (!x.components) {
+      throw new Error(
+        'ppo.reward_aggregation "normalize_then_sum" needs the reward components (a task ' +
+          "whose rewards are named components)",
+      );
+    }
+    perRow = batchNormalized(
+      normalizedRewardSum(x.components.values, x.components.weights, x.groupSize ?? 1),
+    );
+  } else {
+    const seq = sequenceRewards(rows, cols, rewards, mask);
+    perRow = groupAdvantages(estimator, seq, x.groupSize ?? 1, x.scaleRewards);
+  }
   for (let r = 0; r < rows; r++) {
     for (let t = 0; t < cols; t++) {
       const i = r * cols + t;

@@ -137,10 +137,120 @@ export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").descr
     "whiten_advantages false",
 );
 
+/**
+ * How a policy-gradient loss turns per-token ratios and advantages into one number: the loss
+ * types of TRL 1.13's GRPOTrainer (`GRPOConfig.loss_type`), plus `token` (PPO's masked mean
+ * over the minibatch's real tokens). With one process and no gradient accumulation, TRL's
+ * `bnpo`, `dapo`, `cispo` and `vespo` normalise by the same token count as `token`.
+ */
+export const LOSS_TYPES = [
+  "token",
+  "grpo",
+  "dr_grpo",
+  "dapo",
+  "bnpo",
+  "cispo",
+  "sapo",
+  "luspo",
+  "vespo",
+] as const;
+export type LossType = typeof LOSS_TYPES[number];
+
+/** `ppo.sapo`: SAPO's soft-gate temperatures (TRL's sapo_temperature_pos / _neg). */
+export const SapoSchema = z.object({
+  temperature_pos: positive("τ for positive advantages").default(1),
+  temperature_neg: positive("τ for negative advantages").default(1.05),
+}).strict();
+
+/** `ppo.vespo`: VESPO's gamma weighting φ(w) = e^λ·w^k·e^{−λw} (TRL's vespo_* keys). */
+export const VespoSchema = z.object({
+  k_pos: nonneg("k for advantages ≥ 0").default(2),
+  lambda_pos: nonneg("λ for advantages ≥ 0").default(3),
+  k_neg: nonneg("k for advantages < 0").default(3),
+  lambda_neg: nonneg("λ for advantages < 0").default(2),
+}).strict();
+
+/**
+ * The policy-gradient loss keys of language-model tasks (TRL 1.13 GRPOConfig's names and
+ * meanings), spread into an LM task's PPO schema. Their defaults leave PPO's loss as it was.
+ */
+export const LmLossShape = {
+  loss_type: z.enum(LOSS_TYPES).nullable().default(null).describe(
+    "loss aggregation / objective (TRL GRPOConfig.loss_type): token = masked mean over the " +
+      "minibatch's tokens (PPO); grpo = mean over responses of each response's token mean; " +
+      "dr_grpo = token sum / (responses × max_new_tokens); dapo, bnpo = token mean; cispo = " +
+      "−sg(min(ratio, epsilon_high))·A·log π; sapo = soft sigmoid gate, response-mean; luspo = " +
+      "token sum per response, mean over responses; vespo = −sg(φ(w_seq))·A·log π; null = the " +
+      "advantage estimator's own (grpo: grpo, dr_grpo: dr_grpo, others: token)",
+  ),
+  importance_sampling_level: z.enum(["token", "sequence"]).default("token").describe(
+    "token = one ratio per token (PPO, GRPO); sequence = exp(mean over the response's tokens " +
+      "of log π/π_old) for every token of it (GSPO, Zheng et al. 2025)",
+  ),
+  epsilon_high: z.number().positive().nullable().default(null).describe(
+    "upper clip: ratios are clipped to [1 − clip, 1 + epsilon_high] (DAPO's clip-higher); " +
+      "cispo caps its ratio weight at epsilon_high itself; null = clip",
+  ),
+  delta: z.number().gt(1).nullable().default(null).describe(
+    "two-sided clipping (INTELLECT-2): the unclipped ratio is also capped at delta; null = off",
+  ),
+  scale_rewards: z.enum(["group", "batch", "none"]).nullable().default(null).describe(
+    "GRPO's reward scaling (TRL): group = divide by the group's std, batch = by the batch's, " +
+      "none = not at all (Dr. GRPO); null = the estimator's own (grpo: group, dr_grpo: none)",
+  ),
+  reward_aggregation: z.enum(["sum_then_normalize", "normalize_then_sum"]).default(
+    "sum_then_normalize",
+  ).describe(
+    "several reward components (TRL's multi_objective_aggregation): sum_then_normalize = " +
+      "the weighted sum is the reward; normalize_then_sum = each component normalised in its " +
+      "group, then summed and normalised over the batch (GDPO); grpo / dr_grpo only",
+  ),
+  top_entropy_quantile: z.number().gt(0).max(1).default(1).describe(
+    "train only on the tokens whose entropy is in this top share of the minibatch's tokens " +
+      "(TRL's top_entropy_quantile, Wang et al. 2025 '80/20'); 1 = every token",
+  ),
+  dynamic_sampling: z.number().int().min(1).nullable().default(null).describe(
+    "DAPO's dynamic sampling: sample up to this many batches of fresh prompts per update, " +
+      "keeping the groups whose scores differ until they fill the batch (all-equal groups fill " +
+      "what is left); null = off",
+  ),
+  overlong_cache: z.number().int().min(1).nullable().default(null).describe(
+    "DAPO's soft overlong punishment: a response longer than max_new_tokens − overlong_cache " +
+      "loses up to 1 from its score, linearly to −1 at max_new_tokens (TRL's " +
+      "get_soft_overlong_punishment); null = off",
+  ),
+  mask_truncated_completions: z.boolean().default(false).describe(
+    "leave responses cut at max_new_tokens (no EOS) out of the loss; they are still scored " +
+      "and count in their group's baseline (TRL's; DAPO's overlong filtering)",
+  ),
+  sapo: SapoSchema.default(SapoSchema.parse({})),
+  vespo: VespoSchema.default(VespoSchema.parse({})),
+};
+
+/**
+ * {@link KlSchema} for language models: adds TRL's importance-sampling correction of the KL
+ * in the loss (`use_bias_correction_kl`).
+ */
+export const LmKlBaseSchema = KlSchema.extend({
+  bias_correction: z.boolean().default(false).describe(
+    "multiply the per-token KL in the loss by the importance ratio π/π_old (TRL's " +
+      "use_bias_correction_kl, its default)",
+  ),
+});
+
 export type KlConfig = z.infer<typeof KlSchema>;
 export type PenaltyConfig = z.infer<typeof PenaltySchema>;
-/** A parsed PPO config; `advantage` exists in LM tasks' schemas (absent = "gae"). */
-export type PpoConfig = z.infer<typeof PpoSchema> & { advantage?: AdvantageEstimator };
+/** The LM-only loss keys ({@link LmLossShape}) as parsed. */
+export type LmLossConfig = z.infer<z.ZodObject<typeof LmLossShape>>;
+
+/**
+ * A parsed PPO config; `advantage` and the {@link LmLossShape} keys exist in LM tasks'
+ * schemas (absent = "gae" and PPO's loss), `kl.bias_correction` in theirs too.
+ */
+export type PpoConfig =
+  & z.infer<typeof PpoSchema>
+  & { advantage?: AdvantageEstimator; kl: { bias_correction?: boolean } }
+  & Partial<LmLossConfig>;
 
 /** True for an estimator without a value model (every one but GAE). */
 export function isCriticFree(cfg: Pick<PpoConfig, "advantage">): boolean {
@@ -185,7 +295,20 @@ export function lmPpoProblems(ppo: Pick<PpoConfig, "loss" | "penalty">): ConfigP
 export function advantageProblems(
   ppo:
     & Pick<PpoConfig, "advantage" | "whiten_advantages">
-    & Partial<Pick<PpoConfig, "loss" | "penalty">>,
+    & Partial<
+      Pick<
+        PpoConfig,
+        | "loss"
+        | "penalty"
+        | "scale_rewards"
+        | "loss_type"
+        | "importance_sampling_level"
+        | "reward_aggregation"
+        | "top_entropy_quantile"
+        | "kl"
+      >
+    >
+    & Partial<Pick<PpoConfig, "epsilon_high" | "delta">>,
   o: {
     /** Responses per prompt (the group size). */
     samplesPerPrompt: number;
@@ -230,6 +353,46 @@ export function advantageProblems(
           : "not at all: that is the point of it"
       }); whitening them again per minibatch would change the estimator`,
       fix: "set ppo.whiten_advantages to false",
+    });
+  }
+  if (ppo.scale_rewards != null && adv !== "grpo" && adv !== "dr_grpo") {
+    out.push({
+      key: "ppo.scale_rewards",
+      cause: `ppo.scale_rewards "${ppo.scale_rewards}" scales group-centred rewards, and ` +
+        `ppo.advantage "${adv}" has none`,
+      fix: 'set ppo.scale_rewards to null, or ppo.advantage to "grpo" / "dr_grpo"',
+    });
+  }
+  if (ppo.reward_aggregation === "normalize_then_sum") {
+    if (adv !== "grpo" && adv !== "dr_grpo") {
+      out.push({
+        key: "ppo.reward_aggregation",
+        cause: `ppo.reward_aggregation "normalize_then_sum" normalises each reward component ` +
+          `in its group, and ppo.advantage "${adv}" has no groups of that kind`,
+        fix: 'set ppo.advantage to "grpo" (or "dr_grpo"), or reward_aggregation to ' +
+          '"sum_then_normalize"',
+      });
+    } else if (ppo.kl && ppo.kl.placement === "reward" && ppo.kl.beta > 0) {
+      out.push({
+        key: "ppo.reward_aggregation",
+        cause: 'ppo.reward_aggregation "normalize_then_sum" replaces each response\'s reward by ' +
+          `its normalised components, so the KL placed in the reward (β ${ppo.kl.beta}) would ` +
+          "be dropped",
+        fix: 'set ppo.kl.placement to "loss" (as GRPO does), or ppo.kl.beta to 0',
+      });
+    }
+  }
+  const variant = (ppo.loss_type != null && !["token", "grpo", "dr_grpo", "dapo", "bnpo"]
+    .includes(ppo.loss_type)) ||
+    (ppo.importance_sampling_level ?? "token") !== "token" || ppo.epsilon_high != null ||
+    (ppo.top_entropy_quantile ?? 1) < 1 ||
+    ppo.delta != null;
+  if (variant && ppo.loss !== undefined && ppo.loss !== "clip") {
+    out.push({
+      key: "ppo.loss",
+      cause: `ppo.loss "${ppo.loss}" is PPO's own surrogate; ppo.loss_type, ` +
+        "ppo.importance_sampling_level, ppo.epsilon_high and ppo.delta change the clipped one",
+      fix: 'set ppo.loss to "clip", or leave those keys at their defaults',
     });
   }
   if (adv !== "gae" && o.valueModel && o.valueModel.value !== "shared") {

@@ -37,7 +37,17 @@ import { tokenLogprobs } from "../nn/gpt.ts";
 import type { FloatArray } from "../nn/sample.ts";
 import { Rng } from "../rng.ts";
 import { exists, writeAll } from "../fs.ts";
-import { bradleyTerryLoss, type PreferencePair } from "./reward_model.ts";
+import type { PreferencePair } from "./reward_model.ts";
+import {
+  DPO_LOSS_TYPES,
+  dpoAveraged,
+  dpoLoss,
+  type DpoLossType,
+  dpoLossTypes,
+  type PairLogps,
+} from "./dpo_losses.ts";
+
+export { DPO_LOSS_TYPES, dpoAveraged, dpoLoss, type DpoLossType, type PairLogps };
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
 import { type MetricsRow, type PpoRunOptions, stepStats } from "./trainer.ts";
 
@@ -45,10 +55,21 @@ const positive = (d: string) => z.number().positive().describe(d);
 
 /** The `dpo` section of an LM task's config. */
 export const DpoSchema = z.object({
-  loss: z.enum(["sigmoid", "ipo"]).default("sigmoid").describe(
-    "sigmoid = DPO, −log σ(β·h) (Rafailov et al. 2023); ipo = IPO, (h − 1/(2β))² on " +
-      "per-token mean log-ratios (Azar et al. 2023)",
+  loss: z.union([z.enum(DPO_LOSS_TYPES), z.array(z.enum(DPO_LOSS_TYPES)).min(1)])
+    .default("sigmoid").describe(
+      "TRL 1.13 DPOConfig.loss_type, one or a list (summed with loss_weights): sigmoid = DPO, " +
+        "−log σ(β·h) (Rafailov et al. 2023); ipo = IPO, (h − 1/(2β))² on per-token mean " +
+        "log-ratios (Azar et al. 2023); hinge, robust, nca_pair, bco_pair, sppo_hard, " +
+        "apo_zero, apo_down, sigmoid_norm, exo_pair, discopop (lib/ppo/dpo_losses.ts)",
+    ),
+  loss_weights: z.array(z.number().min(0)).min(1).nullable().default(null).describe(
+    "weight of each loss type in `loss` (TRL's loss_weights); null = 1 each",
   ),
+  label_smoothing: z.number().min(0).lt(0.5).default(0).describe(
+    "ε of the robust and exo_pair losses (TRL's label_smoothing: the assumed share of " +
+      "flipped preference labels)",
+  ),
+  discopop_tau: positive("τ of the discopop loss's mixing σ(βh/τ)").default(0.05),
   beta: positive("β: the implicit reward's scale, β·log π/π_ref (KL strength)").default(0.1),
   lr: positive("AdamW learning rate").default(3e-4),
   lr_anneal: z.boolean().default(false).describe("anneal lr linearly to 0 over the run"),
@@ -58,40 +79,6 @@ export const DpoSchema = z.object({
   max_grad_norm: positive("global gradient-norm clip").default(1),
 }).strict();
 export type DpoConfig = z.infer<typeof DpoSchema>;
-
-/** Sequence log-probs of the chosen and rejected responses (each `[N]`). */
-export interface PairLogps {
-  chosen: Value;
-  rejected: Value;
-}
-
-/**
- * The DPO / IPO loss (mean over pairs) and its diagnostics: `accuracy` (share of pairs with
- * h > 0), `margin` (mean β·h), `chosen_reward` / `rejected_reward` (mean implicit rewards).
- */
-export function dpoLoss(
-  g: Graph,
-  kind: DpoConfig["loss"],
-  pi: PairLogps,
-  ref: PairLogps,
-  beta: Value,
-): { loss: Value; metrics: Record<string, Value> } {
-  const rc = g.sub(pi.chosen, ref.chosen), rr = g.sub(pi.rejected, ref.rejected);
-  const h = g.sub(rc, rr);
-  const per = kind === "sigmoid" ? bradleyTerryLoss(g, g.mul(beta, h)) : (() => {
-    const e = g.sub(h, g.div(0.5, beta));
-    return g.mul(e, e);
-  })();
-  return {
-    loss: g.reduceMean(per),
-    metrics: {
-      accuracy: g.reduceMean(g.cast(g.greater(h, 0), h.dtype)),
-      margin: g.reduceMean(g.mul(beta, h)),
-      chosen_reward: g.reduceMean(g.mul(beta, rc)),
-      rejected_reward: g.reduceMean(g.mul(beta, rr)),
-    },
-  };
-}
 
 /** A preference batch: `[2N, S]` rows (chosen then rejected), right-padded. */
 export interface PairBatch {
@@ -162,12 +149,23 @@ function halves(g: Graph, x: Value): PairLogps {
   return { chosen: pick(0), rejected: pick(1) };
 }
 
-/** The DPO train step for a decoder: params by name, batch as {@link makePairBatch} + `ref_logp`. */
+/**
+ * The DPO train step for a decoder: params by name, batch as {@link makePairBatch} +
+ * `ref_logp` (sums, or per-token means for a lone "ipo": {@link dpoAveraged}).
+ */
 export function dpoSpec(
   cfg: DecoderConfig,
-  kind: DpoConfig["loss"],
+  dpo:
+    | DpoConfig["loss"]
+    | Pick<DpoConfig, "loss" | "loss_weights" | "label_smoothing" | "discopop_tau">,
   dtype: "float32" | "float64" = "float32",
 ): TrainStepSpec {
+  const d = typeof dpo === "string" || Array.isArray(dpo)
+    ? { loss: dpo, loss_weights: null, label_smoothing: 0, discopop_tau: 0.05 }
+    : dpo;
+  const averaged = dpoAveraged(d.loss);
+  const needCounts = !averaged &&
+    dpoLossTypes(d.loss).some((t) => t === "ipo" || t === "sigmoid_norm");
   return {
     dtype,
     params: decoderShapes(cfg),
@@ -180,8 +178,13 @@ export function dpoSpec(
     },
     hparams: { beta: 0.1 },
     loss: (g, p, b, hp) => {
-      const pi = halves(g, sequenceLogps(g, cfg, p, b as never, kind === "ipo"));
-      return dpoLoss(g, kind, pi, halves(g, b.ref_logp), hp.beta);
+      const pi = halves(g, sequenceLogps(g, cfg, p, b as never, averaged));
+      return dpoLoss(g, d.loss, pi, halves(g, b.ref_logp), hp.beta, {
+        ...(d.loss_weights ? { weights: d.loss_weights } : {}),
+        ...(needCounts ? { counts: halves(g, g.reduceSum(b.resp_mask, [1])) } : {}),
+        labelSmoothing: d.label_smoothing,
+        discopopTau: d.discopop_tau,
+      });
     },
     optimizer: adamw,
   };
@@ -308,7 +311,7 @@ export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
     throw new RangeError(`DPO: pairsPerUpdate must be an integer ≥ 1 (${o.pairsPerUpdate})`);
   }
   if (o.pairs.length === 0) throw new RangeError("DPO: no preference pairs");
-  const spec = { ...dpoSpec(o.model, cfg.loss, dtype), clipGradNorm: true };
+  const spec = { ...dpoSpec(o.model, cfg, dtype), clipGradNorm: true };
   const trainer = await Trainer.create(spec, o.init, o.session ?? {});
   trainer.hparams = {
     ...trainer.hparams,
@@ -318,7 +321,7 @@ export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
   };
   const refScore = await compileSequenceScorer(o.model, {
     dtype,
-    average: cfg.loss === "ipo",
+    average: dpoAveraged(cfg.loss),
     session: o.session,
   });
   const ref = await refScore(o.init, o.pairs);

@@ -22,6 +22,16 @@
  */
 import type { Graph, Value } from "../onnx/graph.ts";
 import type { KlConfig, PenaltyConfig, PpoConfig } from "./config.ts";
+import {
+  highEntropyMask,
+  type LossAggregation,
+  type PolicyHparams,
+  type PolicyObjective,
+  policyTerms,
+  reduce,
+} from "./policy_loss.ts";
+
+export type { LossAggregation } from "./policy_loss.ts";
 
 /** What the model computes for the minibatch, per position ([B] or [B, T]). */
 export interface PolicyOutputs {
@@ -51,8 +61,8 @@ export interface PpoBatchValues {
   refLogpAll?: Value;
 }
 
-/** Scalar hyperparameter inputs. */
-export interface PpoHparams {
+/** Scalar hyperparameter inputs (and those the policy objective's options add). */
+export interface PpoHparams extends PolicyHparams {
   clip: Value;
   clip_value: Value;
   vf_coef: Value;
@@ -142,13 +152,18 @@ export interface PpoLossVariant {
   /**
    * How the per-token policy loss (and the reference KL in the loss) is reduced over a
    * `[B, T]` minibatch: "token" (default) = masked mean over all real tokens; "sequence" =
-   * mean over rows of each row's masked mean; `{ tokens: L }` = Σ over real tokens / (B · L).
+   * mean over rows of each row's masked mean; "sum" = mean over rows of each row's masked
+   * sum; `{ tokens: L }` = Σ over real tokens / (B · L).
    */
   aggregate?: LossAggregation;
+  /**
+   * The per-token objective (loss type, ratio level, clip-higher, two-sided clipping; see
+   * lib/ppo/policy_loss.ts); absent: PPO's, from `loss`.
+   */
+  objective?: PolicyObjective;
+  /** Multiply the reference KL in the loss by the importance weight (TRL's bias correction). */
+  klBiasCorrection?: boolean;
 }
-
-/** See {@link PpoLossVariant.aggregate}. */
-export type LossAggregation = "token" | "sequence" | { tokens: number };
 
 /** The PPO loss and its diagnostics (all scalars). */
 export function ppoLoss(
@@ -159,17 +174,18 @@ export function ppoLoss(
   hp: PpoHparams,
 ): { loss: Value; metrics: Record<string, Value> } {
   const mean = (x: Value) => maskedMean(g, x, b.mask);
-  const agg = aggregation(g, variant.aggregate ?? "token", b.mask, mean);
-  const logratio = g.sub(pi.logp, b.oldLogp);
-  const ratio = g.exp(logratio);
-
-  // Policy surrogate: −A·r, and for "clip" the pessimistic max with −A·clip(r, 1−ε, 1+ε).
-  const unclipped = g.neg(g.mul(b.advantages, ratio));
-  let policyLoss: Value;
-  if (variant.loss === "clip") {
-    const clipped = g.neg(g.mul(b.advantages, g.clip(ratio, g.sub(1, hp.clip), g.add(1, hp.clip))));
-    policyLoss = agg(g.max(unclipped, clipped));
-  } else policyLoss = agg(unclipped);
+  const agg = reduce(g, variant.aggregate ?? "token", b.mask, mean);
+  // Policy surrogate: −A·r, and for "clip" the pessimistic max with −A·clip(r, 1−ε, 1+ε)
+  // (or another loss type's objective: lib/ppo/policy_loss.ts).
+  const objective: PolicyObjective = variant.objective ??
+    { noClip: variant.loss !== "clip" };
+  const terms = policyTerms(g, objective, pi.logp, b.oldLogp, b.advantages, b.mask, hp);
+  const { logratio } = terms;
+  const ratio = objective.level === "sequence" ? g.exp(logratio) : terms.weight;
+  // TRL's top_entropy_quantile: the policy loss and the entropy bonus on high-entropy tokens.
+  const q = objective.topEntropyQuantile ?? 1;
+  const entMask = q < 1 ? highEntropyMask(g, pi.entropy, b.mask, q) : null;
+  const policyLoss = agg(entMask ? g.mul(terms.perToken, entMask) : terms.perToken);
 
   // Value loss: ½(V − R)², or with value clipping ½·max((V − R)², (V_old + clip(V − V_old, ±ε_v) − R)²).
   let valueLoss: Value | null = null;
@@ -188,7 +204,7 @@ export function ppoLoss(
     } else valueLoss = g.mul(mean(g.mul(err, err)), 0.5);
   }
 
-  const entropy = mean(pi.entropy);
+  const entropy = entMask ? maskedMean(g, pi.entropy, entMask) : mean(pi.entropy);
   let loss = g.sub(
     valueLoss ? g.add(policyLoss, g.mul(hp.vf_coef, valueLoss)) : policyLoss,
     g.mul(hp.ent_coef, entropy),
@@ -214,30 +230,12 @@ export function ppoLoss(
   // The reference KL placed in the loss (instead of the reward): + β·KL(π‖π_ref).
   if (variant.kl?.placement === "loss" && variant.hasReference) {
     if (!b.refLogp) throw new Error("ppo: KL in the loss needs reference log-probs (refLogp)");
-    const kl = klTerm(g, variant.kl.estimator, pi, { logp: b.refLogp, logpAll: b.refLogpAll });
+    let kl = klTerm(g, variant.kl.estimator, pi, { logp: b.refLogp, logpAll: b.refLogpAll });
+    if (variant.klBiasCorrection) kl = g.mul(kl, terms.weight);
     metrics.kl_ref_loss = mean(kl);
     loss = g.add(loss, g.mul(hp.beta, agg === mean ? metrics.kl_ref_loss : agg(kl)));
   }
   return { loss, metrics };
-}
-
-/** The reduction of per-token loss terms (see {@link PpoLossVariant.aggregate}). */
-function aggregation(
-  g: Graph,
-  how: LossAggregation,
-  mask: Value,
-  tokenMean: (x: Value) => Value,
-): (x: Value) => Value {
-  if (how === "token") return tokenMean;
-  if (mask.rank !== 2) {
-    throw new Error(`ppo: loss aggregation ${JSON.stringify(how)} needs [B, T] positions`);
-  }
-  const rowSum = (x: Value) => g.reduceSum(g.mul(x, mask), [1]); // [B]
-  if (how === "sequence") {
-    return (x) => g.reduceMean(g.div(rowSum(x), g.max(g.reduceSum(mask, [1]), 1)));
-  }
-  if (!(how.tokens > 0)) throw new Error(`ppo: loss aggregation needs tokens > 0 (${how.tokens})`);
-  return (x) => g.div(g.reduceMean(rowSum(x)), how.tokens);
 }
 
 /** Entropy −Σ p log p of categorical distributions given as log-probs over the last axis. */

@@ -1,6 +1,6 @@
 /**
  * The PPO train step, one function for every policy: classic-control actor-critics
- * (lib/envs/ppo.ts) and language models (lib/tasks/lm_ppo.ts) differ only in their parameters,
+ * (lib/envs/ppo.ts) and language models (lib/ppo/lm_problem.ts) differ only in their parameters,
  * their model inputs and how they compute log π(a), entropy and V per position; the batch
  * inputs PPO adds, the loss ({@link ppoLoss}) with the variant the config picks, its
  * hyperparameter inputs, AdamW and gradient clipping are assembled here, from the one
@@ -28,7 +28,8 @@ import type { Graph, Value } from "../onnx/graph.ts";
 import type { Device } from "../onnx/session.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { adamw } from "../onnx/optim.ts";
-import { isCriticFree, type PpoConfig } from "./config.ts";
+import { isCriticFree, type LossType, type PpoConfig } from "./config.ts";
+import { lossTypeAggregation, objectiveHparams, type PolicyObjective } from "./policy_loss.ts";
 import {
   type LossAggregation,
   type PolicyOutputs,
@@ -36,6 +37,7 @@ import {
   type PpoHparams,
   ppoHparams,
   ppoLoss,
+  type PpoLossVariant,
   ppoOptimizerHparams,
 } from "./losses.ts";
 
@@ -75,25 +77,49 @@ export interface PpoTrainStepOptions {
   threads?: number;
 }
 
-/** The loss hyperparameter inputs by name (see {@link ppoHparams}). */
+/** The loss hyperparameter inputs by name (see {@link ppoHparams}, {@link objectiveHparams}). */
 function hparamValues(hp: Record<string, Value>): PpoHparams {
-  const { clip, clip_value, vf_coef, ent_coef, beta, penalty_beta } = hp;
-  return { clip, clip_value, vf_coef, ent_coef, beta, penalty_beta };
+  return { ...hp } as unknown as PpoHparams;
 }
 
-/** The loss reduction an estimator uses (undefined: PPO's token mean). */
+/**
+ * The loss type a config resolves to: `ppo.loss_type`, else the advantage estimator's own
+ * (grpo: "grpo", dr_grpo: "dr_grpo"), else PPO's token mean.
+ */
+export function resolvedLossType(cfg: Pick<PpoConfig, "advantage" | "loss_type">): LossType {
+  if (cfg.loss_type != null) return cfg.loss_type;
+  if (cfg.advantage === "grpo" || cfg.advantage === "dr_grpo") return cfg.advantage;
+  return "token";
+}
+
+/** The loss reduction a config uses (undefined: PPO's token mean). */
 export function lossAggregation(
-  cfg: Pick<PpoConfig, "advantage">,
+  cfg: Pick<PpoConfig, "advantage" | "loss_type">,
   maxTokens?: number,
 ): LossAggregation | undefined {
-  if (cfg.advantage === "grpo") return "sequence";
-  if (cfg.advantage === "dr_grpo") {
-    if (!(maxTokens !== undefined && maxTokens > 0)) {
-      throw new Error('ppo: advantage "dr_grpo" needs the token budget (maxTokens)');
-    }
-    return { tokens: maxTokens };
+  const how = lossTypeAggregation(resolvedLossType(cfg), maxTokens);
+  return how === "token" ? undefined : how;
+}
+
+/**
+ * The per-token objective a config picks; undefined for PPO's own surrogate (`loss`), so that
+ * PPO's graph is built exactly as before.
+ */
+export function policyObjective(cfg: PpoConfig): PolicyObjective | undefined {
+  const lossType = resolvedLossType(cfg);
+  const level = cfg.importance_sampling_level ?? "token";
+  const clipHigh = (cfg.epsilon_high ?? null) !== null || lossType === "cispo";
+  const delta = (cfg.delta ?? null) !== null;
+  const plain = (["token", "grpo", "dr_grpo", "dapo", "bnpo"] as LossType[]).includes(lossType);
+  const q = cfg.top_entropy_quantile ?? 1;
+  if (plain && level === "token" && !clipHigh && !delta && q === 1) return undefined;
+  if (cfg.loss !== "clip") {
+    throw new Error(
+      `ppo: loss "${cfg.loss}" has no loss_type "${lossType}" / ${level}-level / clip-high / ` +
+        'delta variant; use loss "clip"',
+    );
   }
-  return undefined;
+  return { lossType, level, clipHigh, delta, ...(q < 1 ? { topEntropyQuantile: q } : {}) };
 }
 
 /** The policy's outputs as the loss sees them: a critic-free estimator has no V. */
@@ -104,6 +130,32 @@ function criticOutputs(out: PolicyOutputs, critic: boolean): PolicyOutputs {
   }
   const { value: _, ...rest } = out;
   return rest;
+}
+
+/**
+ * The loss variant and hyperparameter defaults a config compiles to: what {@link
+ * createPpoTrainer} builds its loss from (and what tests/ppo/trl_losses_test.ts checks against
+ * TRL's own loss code).
+ */
+export function ppoLossSetup(
+  cfg: PpoConfig,
+  o: { reference?: boolean; maxTokens?: number } = {},
+): { variant: PpoLossVariant; hparams: Record<string, number> } {
+  const aggregate = lossAggregation(cfg, o.maxTokens);
+  const objective = policyObjective(cfg);
+  return {
+    variant: {
+      loss: cfg.loss,
+      valueClip: cfg.clip_value !== null,
+      kl: cfg.kl,
+      penalty: cfg.penalty,
+      hasReference: o.reference,
+      ...(aggregate ? { aggregate } : {}),
+      ...(objective ? { objective } : {}),
+      ...(cfg.kl.bias_correction ? { klBiasCorrection: true } : {}),
+    },
+    hparams: { ...ppoHparams(cfg), ...(objective ? objectiveHparams(objective, cfg) : {}) },
+  };
 }
 
 /**
@@ -125,7 +177,7 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
     throw new Error('ppo: kl.estimator "full" in the loss needs the action count');
   }
   const critic = !isCriticFree(cfg);
-  const aggregate = lossAggregation(cfg, opts.maxTokens);
+  const { variant, hparams } = ppoLossSetup(cfg, opts);
   const spec: TrainStepSpec = {
     dtype,
     params: opts.params,
@@ -140,18 +192,11 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
       ...(refInLoss ? { ref_logp: f(positions) } : {}),
       ...(exactRef ? { ref_logp_all: f([...positions, opts.numActions!]) } : {}),
     },
-    hparams: ppoHparams(cfg),
+    hparams,
     loss: (g, p, b, hp) =>
       ppoLoss(
         g,
-        {
-          loss: cfg.loss,
-          valueClip: cfg.clip_value !== null,
-          kl: cfg.kl,
-          penalty: cfg.penalty,
-          hasReference: opts.reference,
-          ...(aggregate ? { aggregate } : {}),
-        },
+        variant,
         criticOutputs(opts.policy(g, p, b), critic),
         ppoBatchValues(b),
         hparamValues(hp),

@@ -28,6 +28,14 @@ import { ppoHparams } from "./losses.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
 import { StopRequested, stopRequested, trainingEnded, trainingStarted } from "./stop.ts";
 import { exists, writeAll } from "../fs.ts";
+import {
+  type EpisodeRow,
+  type MetricsRow,
+  PPO_METRIC_COLUMNS,
+  readEpisodes,
+  readMetrics,
+} from "./metrics_files.ts";
+export { type EpisodeRow, type MetricsRow, PPO_METRIC_COLUMNS, readEpisodes, readMetrics };
 
 /** One update's experience. Arrays are rows × cols, row-major. */
 export interface Rollout {
@@ -45,6 +53,12 @@ export interface Rollout {
   dones: Uint8Array;
   /** 1 = real position, 0 = padding (omit when all are real). */
   mask?: Uint8Array;
+  /**
+   * The positions the loss sees, when fewer than `mask`'s (TRL's mask_truncated_completions:
+   * a response cut at the token limit is scored, and counts in its group's baseline, but is
+   * left out of the loss).
+   */
+  lossMask?: Uint8Array;
   /** Bootstrap value per row (0 where the row ends its episode). */
   lastValues: Float64Array;
   /** log π_ref(a) of the taken actions, when a frozen reference policy exists. */
@@ -57,6 +71,11 @@ export interface Rollout {
   refKl?: Float64Array;
   /** Consecutive rows that answer the same prompt (the critic-free estimators' groups; default 1). */
   groupSize?: number;
+  /**
+   * The reward's named components per row and their weights, when the task has them (for
+   * `ppo.reward_aggregation` "normalize_then_sum").
+   */
+  components?: { values: readonly ArrayLike<number>[]; weights: readonly number[] };
   /** Positions per training example: 1 (each step) or cols (each whole row). */
   exampleSize: number;
   /** Samples this rollout counts for the adaptive KL controller (episodes or responses). */
@@ -122,8 +141,6 @@ export interface PpoRunOptions {
   episodeLog?: boolean;
 }
 
-export type MetricsRow = Record<string, number | null>;
-
 /**
  * Training produced a non-finite number (NaN or ±Infinity): a diverged loss or gradient, or a
  * task reward that is not a number. The message names the update, where it happened, and the
@@ -136,78 +153,8 @@ export class NonFiniteError extends Error {
   }
 }
 
-/** The columns of every metrics.jsonl row trainPpo writes (a rollout's own metrics follow). */
-export const PPO_METRIC_COLUMNS: readonly string[] = [
-  "update",
-  "step",
-  "lr",
-  "beta",
-  "penalty_beta",
-  "loss",
-  "policy_loss",
-  "value_loss",
-  "entropy",
-  "approx_kl_k1",
-  "approx_kl_k3",
-  "clipfrac",
-  "kl_penalty",
-  "penalty_kl",
-  "kl_ref_loss",
-  "kl_ref",
-  "grad_norm",
-  "explained_variance",
-  "advantage_mean",
-  "advantage_std",
-  "return_mean",
-  "reward_mean",
-  "epochs",
-  "episodes",
-  "episodic_return",
-  "episodic_length",
-];
-
-/** Read the metrics.jsonl that {@link trainPpo} wrote into `outDir`; errors name the line. */
-export async function readMetrics(outDir: string): Promise<MetricsRow[]> {
-  return parseJsonl(`${outDir}/metrics.jsonl`, await Deno.readTextFile(`${outDir}/metrics.jsonl`));
-}
-
-/** The finished episodes of a run (episodes.jsonl), in the order they ended; [] if it has none. */
-export async function readEpisodes(outDir: string): Promise<EpisodeRow[]> {
-  const path = `${outDir}/episodes.jsonl`;
-  const text = await Deno.readTextFile(path).catch((e) => {
-    if (e instanceof Deno.errors.NotFound) return "";
-    throw e;
-  });
-  return parseJsonl(path, text);
-}
-
-/** One JSON value per non-blank line; a bad line is named by file and line number. */
-function parseJsonl<T>(path: string, text: string): T[] {
-  return text.split("\n").filter((l) => l.trim()).map((l, i) => {
-    try {
-      return JSON.parse(l);
-    } catch {
-      throw new Error(`${path}: line ${i + 1} is not JSON`);
-    }
-  });
-}
-
 /** Batch input names every PPO train step has (plus the problem's model inputs). */
 export const PPO_BATCH = ["old_logp", "advantages", "returns", "old_values", "mask"] as const;
-
-/**
- * One finished episode, a line of episodes.jsonl (written only by problems that have
- * episodes): the update whose rollout it ended in, the global environment step at its end,
- * which environment, its return and its length. CleanRL logs the same per-episode record
- * (`charts/episodic_return` at `global_step`), and benchmarks average the last 100 of them.
- */
-export interface EpisodeRow {
-  update: number;
-  step: number;
-  env: number;
-  return: number;
-  length: number;
-}
 
 interface RunState {
   update: number;
@@ -347,6 +294,10 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         gamma: cfg.gamma,
         lambda: cfg.lambda,
         groupSize: roll.groupSize ?? 1,
+        scaleRewards: cfg.scale_rewards,
+        ...(cfg.reward_aggregation === "normalize_then_sum"
+          ? { aggregation: cfg.reward_aggregation, components: roll.components }
+          : {}),
       });
 
       // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).
@@ -559,7 +510,8 @@ export function gatherPpoBatch(
     });
     return out;
   };
-  const mask = roll.mask ? take(roll.mask) : new Float64Array(len).fill(1);
+  const real = roll.mask ? take(roll.mask) : new Float64Array(len).fill(1);
+  const mask = roll.lossMask ? take(roll.lossMask) : real;
   const adv = whitenAdv ? whiten(take(advantages), mask) : take(advantages);
   const shape = size === 1 ? [examples.length] : [examples.length, size];
   const t = (a: Float64Array) => tensor(dtype, shape, Arr.from(a));

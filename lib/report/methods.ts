@@ -15,17 +15,11 @@
  * @module
  */
 import { concat, points, type Sweep } from "../experiment/sweep.ts";
-import {
-  AHMADIAN_2024,
-  type Citation,
-  HU_2025,
-  LIU_2025,
-  OUYANG_2022,
-  RAFAILOV_2023,
-  SHAO_2024,
-} from "./papers.ts";
+import { methodOfConfig, methodRecord, METHODS } from "../ppo/methods/mod.ts";
+import type { Citation } from "./papers.ts";
 
-export type MethodId = "ppo" | "grpo" | "dr_grpo" | "rloo" | "reinforce_pp" | "dpo";
+/** A method's name (a record's `name`: lib/ppo/methods). */
+export type MethodId = string;
 
 /** A method: how it is configured and what is claimed of it. */
 export interface MethodDef {
@@ -47,94 +41,44 @@ export interface MethodDef {
 }
 
 const CRITIC_FREE = { "ppo.whiten_advantages": false } as const;
+/** Methods measured with `method: <name>` alone: their records' paper settings. */
+const PAPER_METHODS = ["dapo", "gspo", "cispo"] as const;
 const KL_IN_LOSS = { "ppo.kl.placement": "loss", "ppo.kl.estimator": "k3" } as const;
 
-const CLAIMS: Record<MethodId, MethodDef["claim"]> = {
-  ppo: {
-    models: 4,
-    which: "policy, value, reference, reward model",
-    online: true,
-    memory: "highest (a value model beside the policy)",
-    quality: "the strong baseline, costly to tune",
-  },
-  grpo: {
-    models: 3,
-    which: "policy, reference, reward model",
-    online: true,
-    memory: "below PPO (no value model)",
-    quality: "PPO-level with groups of samples per prompt",
-  },
-  dr_grpo: {
-    models: 3,
-    which: "policy, reference, reward model",
-    online: true,
-    memory: "as GRPO",
-    quality: "as GRPO, shorter wrong answers (no length bias)",
-  },
-  rloo: {
-    models: 3,
-    which: "policy, reference, reward model",
-    online: true,
-    memory: "below PPO (no value model)",
-    quality: "above PPO and DPO (Ahmadian et al. 2024)",
-  },
-  reinforce_pp: {
-    models: 3,
-    which: "policy, reference, reward model",
-    online: true,
-    memory: "below PPO (no value model)",
-    quality: "GRPO-level with one sample per prompt",
-  },
-  dpo: {
-    models: 2,
-    which: "policy, reference",
-    online: false,
-    memory: "lowest (no reward or value model, no sampling)",
-    quality: "below online RL at equal data",
-  },
+/** The order methods are listed in: the records' order. */
+export const METHOD_ORDER: readonly MethodId[] = METHODS.map((m) => m.name);
+
+/** A method's label, claims and paper, from its record. */
+const def = (id: MethodId, config: Record<string, unknown>): MethodDef => {
+  const m = methodRecord(id);
+  if (!m) throw new Error(`methods: no method record "${id}" (lib/ppo/methods)`);
+  const which = [
+    "policy",
+    ...(m.holds.critic ? ["value"] : []),
+    ...(m.holds.reference ? ["reference"] : []),
+    ...(m.holds.rewardModel ? ["reward model"] : []),
+  ];
+  return {
+    id,
+    label: m.label,
+    config,
+    claim: {
+      models: which.length,
+      which: which.join(", "),
+      online: m.online,
+      memory: m.claim.memory,
+      quality: m.claim.quality,
+    },
+    paper: m.citation,
+  };
 };
-
-const PAPERS: Record<MethodId, Citation> = {
-  ppo: OUYANG_2022,
-  grpo: SHAO_2024,
-  dr_grpo: LIU_2025,
-  rloo: AHMADIAN_2024,
-  reinforce_pp: HU_2025,
-  dpo: RAFAILOV_2023,
-};
-
-const LABELS: Record<MethodId, string> = {
-  ppo: "PPO",
-  grpo: "GRPO",
-  dr_grpo: "Dr. GRPO",
-  rloo: "RLOO",
-  reinforce_pp: "REINFORCE++",
-  dpo: "DPO",
-};
-
-/** The order methods are listed in. */
-export const METHOD_ORDER: readonly MethodId[] = [
-  "ppo",
-  "grpo",
-  "dr_grpo",
-  "rloo",
-  "reinforce_pp",
-  "dpo",
-];
-
-const def = (id: MethodId, config: Record<string, unknown>): MethodDef => ({
-  id,
-  label: LABELS[id],
-  config,
-  claim: CLAIMS[id],
-  paper: PAPERS[id],
-});
 
 /**
  * The methods on `sentiment` (batch 32): PPO as the task configures it (GAE, value head, KL in
  * the reward); GRPO and Dr. GRPO with 8 prompts × 4 samples and the KL (k3) in the loss; RLOO
  * with 8 × 4 and the KL in the reward; REINFORCE++ with 32 × 1 and the KL in the reward; DPO
- * offline on the reward model's pairs.
+ * offline on the reward model's pairs. (The measured configs of the methods table: they keep
+ * the task's β and loss aggregation so that the rows compare estimators, not β.)
  */
 export const SENTIMENT_METHODS: readonly MethodDef[] = [
   def("ppo", { algorithm: "ppo", "ppo.advantage": "gae" }),
@@ -155,11 +99,14 @@ export const SENTIMENT_METHODS: readonly MethodDef[] = [
   def("rloo", { algorithm: "ppo", "ppo.advantage": "rloo", samples_per_prompt: 4, ...CRITIC_FREE }),
   def("reinforce_pp", { algorithm: "ppo", "ppo.advantage": "reinforce_pp", ...CRITIC_FREE }),
   def("dpo", { algorithm: "dpo" }),
+  // The newer ones as their records set them (the papers' clipping, loss type and KL).
+  ...PAPER_METHODS.map((id) => def(id, { method: id, samples_per_prompt: 4 })),
 ];
 
 /**
  * The online methods on `jsx` (5 prompts × samples_per_prompt 4 per update, its default; jsx
- * has no preference pairs, so no DPO): as on sentiment.
+ * has no preference pairs, so no DPO): as on sentiment. DAPO, GSPO and CISPO run as their
+ * records set them (`method`).
  */
 export const JSX_METHODS: readonly MethodDef[] = [
   def("ppo", { "ppo.advantage": "gae" }),
@@ -167,6 +114,7 @@ export const JSX_METHODS: readonly MethodDef[] = [
   def("dr_grpo", { "ppo.advantage": "dr_grpo", ...CRITIC_FREE, ...KL_IN_LOSS }),
   def("rloo", { "ppo.advantage": "rloo", ...CRITIC_FREE }),
   def("reinforce_pp", { "ppo.advantage": "reinforce_pp", ...CRITIC_FREE }),
+  ...PAPER_METHODS.map((id) => def(id, { method: id })),
 ];
 
 /** One sweep point per method (combine with seeds: `grid(methodsSweep(m), { seed })`). */
@@ -174,11 +122,9 @@ export function methodsSweep(methods: readonly MethodDef[]): Sweep {
   return concat(...methods.map((m) => points([m.config])));
 }
 
-/** A trial's method from its resolved config. */
+/** A trial's method from its resolved config (its `method`, else the keys that define one). */
 export function methodOf(config: Record<string, unknown>): MethodId {
-  if (config.algorithm === "dpo") return "dpo";
-  const adv = (config.ppo as { advantage?: string } | undefined)?.advantage ?? "gae";
-  return adv === "gae" ? "ppo" : adv as MethodId;
+  return methodOfConfig(config);
 }
 
 /** The label, claims and paper of a method id. */

@@ -6,6 +6,7 @@
  * deviation over seeds).
  * @module
  */
+import { DPO, DR_GRPO, GRPO, PPO, REINFORCE_PP, RLOO } from "../ppo/methods/mod.ts";
 
 /** Where a published number comes from. */
 export interface Citation {
@@ -109,65 +110,19 @@ export const ZIEGLER_2019: Citation = {
 };
 
 // ---- RLHF methods (deno task reproduce rlhf-methods) ----------------------------------------
+// Each method's paper lives in its record (lib/ppo/methods); these names are kept for tables.
 
-export const OUYANG_2022: Citation = {
-  short: "Ouyang et al. 2022",
-  full: "L. Ouyang, J. Wu, X. Jiang, D. Almeida, C. L. Wainwright, P. Mishkin, C. Zhang, " +
-    "S. Agarwal, K. Slama, A. Ray, et al. Training language models to follow instructions " +
-    "with human feedback. NeurIPS 2022 (arXiv:2203.02155)",
-  where: "§3.5 (PPO with a value function initialised from the reward model, the SFT policy " +
-    "as the KL reference, the reward model scoring each sample)",
-  url: "https://arxiv.org/abs/2203.02155",
-};
+export const OUYANG_2022: Citation = PPO.citation;
 
-export const SHAO_2024: Citation = {
-  short: "Shao et al. 2024",
-  full: "Z. Shao, P. Wang, Q. Zhu, R. Xu, J. Song, X. Bi, H. Zhang, M. Zhang, Y. K. Li, Y. Wu, " +
-    "D. Guo. DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language " +
-    "Models. arXiv:2402.03300, 2024",
-  where: "§4.1 (GRPO: no value model, the baseline from the scores of a group of outputs to one " +
-    "question, KL to the reference in the loss; 64 outputs per question in their run)",
-  url: "https://arxiv.org/abs/2402.03300",
-};
+export const SHAO_2024: Citation = GRPO.citation;
 
-export const LIU_2025: Citation = {
-  short: "Liu et al. 2025",
-  full: "Z. Liu, C. Chen, W. Li, P. Qi, T. Pang, C. Du, W. S. Lee, M. Lin. Understanding " +
-    "R1-Zero-Like Training: A Critical Perspective. arXiv:2503.20783, 2025",
-  where: "§3 (Dr. GRPO: GRPO without the per-response length normalisation and the group std " +
-    "normalisation, which bias it toward long wrong answers)",
-  url: "https://arxiv.org/abs/2503.20783",
-};
+export const LIU_2025: Citation = DR_GRPO.citation;
 
-export const AHMADIAN_2024: Citation = {
-  short: "Ahmadian et al. 2024",
-  full: "A. Ahmadian, C. Cremer, M. Gallé, M. Fadaee, J. Kreutzer, O. Pietquin, A. Üstün, " +
-    "S. Hooker. Back to Basics: Revisiting REINFORCE Style Optimization for Learning from " +
-    "Human Feedback in LLMs. ACL 2024 (arXiv:2402.14740)",
-  where: "Table 1 (simulated GPT-4 win-rate, %, against reference completions: TL;DR " +
-    "summarisation with Pythia 6.9B, Anthropic-HH with Pythia 6.9B and with Llama 7B)",
-  url: "https://arxiv.org/abs/2402.14740",
-};
+export const AHMADIAN_2024: Citation = RLOO.citation;
 
-export const HU_2025: Citation = {
-  short: "Hu et al. 2025",
-  full: "J. Hu, J. K. Liu, H. Xu, W. Shen. REINFORCE++: Stabilizing Critic-Free Policy " +
-    "Optimization with Global Normalization. arXiv:2501.03262 (v9), 2025",
-  where: "Eq. 4–5 (per-token KL in the reward, advantages normalised over the global batch) " +
-    "and Table 1 (Chat-Arena-Hard score, Llama-3-8B-SFT: REINFORCE++ with k = 1 sample per " +
-    "prompt against GRPO and RLOO with k = 4)",
-  url: "https://arxiv.org/abs/2501.03262",
-};
+export const HU_2025: Citation = REINFORCE_PP.citation;
 
-export const RAFAILOV_2023: Citation = {
-  short: "Rafailov et al. 2023",
-  full: "R. Rafailov, A. Sharma, E. Mitchell, S. Ermon, C. D. Manning, C. Finn. Direct " +
-    "Preference Optimization: Your Language Model is Secretly a Reward Model. NeurIPS 2023 " +
-    "(arXiv:2305.18290)",
-  where: "§4 (the DPO loss: the policy and the frozen reference, no reward model, no sampling " +
-    "while training)",
-  url: "https://arxiv.org/abs/2305.18290",
-};
+export const RAFAILOV_2023: Citation = DPO.citation;
 
 /** Ahmadian et al. 2024, Table 1: win-rate (%) per setting (TL;DR, HH Pythia, HH Llama). */
 export const AHMADIAN_TABLE1: Readonly<Record<string, readonly [number, number, number]>> = {

@@ -600,8 +600,8 @@ export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
   },
   "rlhf-methods": {
     name: "rlhf-methods",
-    title: "PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++ and DPO measured side by side",
-    summary: "6 methods × 3 seeds on sentiment (+ 5 online ones on jsx), one sample budget",
+    title: "PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++, DPO, DAPO, GSPO and CISPO side by side",
+    summary: "9 methods × 3 seeds on sentiment (+ 8 online ones on jsx), one sample budget",
     experiments: [
       {
         file: "experiments/methods.ts",

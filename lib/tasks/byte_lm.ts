@@ -28,10 +28,17 @@ import {
   makeByteTokenizer,
   type TokenizerFiles,
 } from "../nn/tokenizer.ts";
-import { AdvantageSchema, LmPenaltySchema, PpoSchema, redefault } from "../ppo/config.ts";
+import {
+  AdvantageSchema,
+  LmKlBaseSchema,
+  LmLossShape,
+  LmPenaltySchema,
+  PpoSchema,
+  redefault,
+} from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "../trial/contract.ts";
-import type { LmProblem } from "./lm_ppo.ts";
+import type { LmProblem } from "../ppo/lm_problem.ts";
 import { evalKl } from "./eval_kl.ts";
 
 /**
@@ -57,7 +64,9 @@ export const LmPpoSchema = PpoSchema.extend({
   ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
   max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
   penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
+  kl: LmKlBaseSchema.default(LmKlBaseSchema.parse({})),
   advantage: AdvantageSchema,
+  ...LmLossShape,
 });
 
 /** A model section of a byte-level LM task's config. */

@@ -25,12 +25,13 @@ import type { PpoConfig } from "../ppo/config.ts";
 import {
   compileSequenceScorer,
   createDpoTrainer,
+  dpoAveraged,
   type DpoConfig,
   implicitRewardAccuracy,
 } from "../ppo/dpo.ts";
 import type { PreferencePair } from "../ppo/reward_model.ts";
 import { Rng } from "../rng.ts";
-import { compileLmScorer, type LmProblem } from "./lm_ppo.ts";
+import { compileLmScorer, type LmProblem } from "../ppo/lm_problem.ts";
 
 /** Options of {@link createDpoProblem}. */
 export interface DpoProblemOptions {
@@ -89,7 +90,7 @@ export async function createDpoProblem(o: DpoProblemOptions): Promise<DpoProblem
   const rescore = await compileLmScorer(o.model, { dtype, ...session });
   const scorer = await compileSequenceScorer(o.model, {
     dtype,
-    average: o.cfg.loss === "ipo",
+    average: dpoAveraged(o.cfg.loss),
     session,
   });
   const refHeld = await scorer(reference, o.heldOut);

@@ -19,7 +19,7 @@
  */
 import type { FloatArray } from "../nn/sample.ts";
 import type { SessionOptions } from "../onnx/session.ts";
-import { compileLmScorer, type LmProblem, type LmSequences } from "./lm_ppo.ts";
+import { compileLmScorer, type LmProblem, type LmSequences } from "../ppo/lm_problem.ts";
 
 /** Most log-prob values one scoring pass returns (rows are chunked to stay below it). */
 export const KL_CHUNK_VALUES = 1 << 24;

@@ -8,7 +8,7 @@
  *    machine's memory — planning (`validate`) refuses it before any trial starts;
  * 2. `problem(config, ctx)`: the stages it needs (`ctx.stage`: the runner's stage cache, or the
  *    same cache in `results/.stages` without a runner), inputs given by path, the rewards, and
- *    the PPO problem (lib/tasks/lm_ppo.ts) with the PPO config it carries;
+ *    the PPO problem (lib/ppo/lm_problem.ts) with the PPO config it carries;
  * 3. `evaluate` the starting policy, PPO (`trainPpo`: `metrics.jsonl`, `checkpoints/`,
  *    `final.safetensors` in outDir), `evaluate` again on the same samples' prompts and seed;
  * 4. `eval.json` = `{ task, ...setup.record, before, after }` (stage hashes, never cache paths);
@@ -41,10 +41,11 @@
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
+import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import type { StageDef, StageFn, TrialKind, TrialRunContext } from "../trial/contract.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
-import type { LmProblem } from "./lm_ppo.ts";
+import type { LmProblem } from "../ppo/lm_problem.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
@@ -68,6 +69,7 @@ export interface LmTrialConfig {
 /** The schema fields of {@link LmTrialConfig}, with the task's number of updates by default. */
 export function lmTrialShape(o: { updates: number }) {
   return {
+    method: MethodSchema,
     seed: z.number().int().default(1).describe(
       "PPO trial seed (value head, sampling, minibatches)",
     ),
@@ -244,7 +246,15 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
 ): LmTrialKind<C, S, E, I> {
   const schema: z.ZodType<C, I> = spec.schema;
   const parse = (input: unknown): C => {
-    const r = schema.safeParse(input ?? {});
+    // The method's record first: its definition and paper defaults, under what the input sets.
+    const resolved = resolveMethod((input ?? {}) as Record<string, unknown>, schema);
+    if (resolved.problems.length) {
+      throw new ConfigError(
+        `${spec.name} config: ` +
+          resolved.problems.map((p) => `${p.key}: ${p.cause}; fix: ${p.fix}`).join("\n  "),
+      );
+    }
+    const r = schema.safeParse(resolved.config);
     if (!r.success) {
       throw new ConfigError(formatIssues(r.error.issues, input, `${spec.name} config`));
     }
@@ -346,6 +356,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     aliases: [],
     description: spec.description,
     schema: spec.schema,
+    resolve: (raw) => resolveMethod(raw, spec.schema),
     ...(spec.check ? { check: spec.check } : {}),
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
     ...(validate ? { validate } : {}),

@@ -4,7 +4,7 @@
  *
  * - the task contract (trial kind, stage definitions, run context) and the stage cache live one
  *   layer down, in lib/trial (shared with lib/envs); re-exported here for task authors;
- * - `lm_ppo.ts`: PPO on a GPT policy (`createLmProblem`); `rewards.ts`: named, weighted reward
+ * - the LM policy-gradient problem (`createLmProblem`) lives in lib/ppo; `rewards.ts`: named, weighted reward
  *   components; `lm_task.ts`: `defineLmTask`, the one template of an LM task's trial (stages,
  *   problem, evaluate before and after PPO, eval.json, summary) as a trial function and kind;
  *   `byte_lm.ts`, `inputs.ts`, `trial_files.ts`: what the byte-level tasks share;
@@ -25,7 +25,7 @@ export {
   type LmScores,
   type LmSequences,
   type LmTask,
-} from "./lm_ppo.ts";
+} from "../ppo/lm_problem.ts";
 export * from "../trial/contract.ts";
 export * from "../trial/stage_cache.ts";
 export * from "./lm_task.ts";

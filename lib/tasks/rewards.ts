@@ -24,7 +24,7 @@
  * @module
  */
 import { z } from "zod";
-import type { LmScores, LmTask } from "./lm_ppo.ts";
+import type { LmScores, LmTask } from "../ppo/lm_problem.ts";
 import type { Rng } from "../rng.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { didYouMean } from "../suggest.ts";
@@ -263,8 +263,14 @@ export function rewardLmTask(opts: RewardLmTaskOptions): LmTask {
       const aliases = Object.entries(opts.aliases ?? {}).map((
         [m, c],
       ) => [m, mean(values.parts[c])]);
+      // Weighted components (weight 0 = a monitor: not part of the reward).
+      const used = opts.rewards.filter((c) => c.weight !== 0);
       return {
         scores: Array.from(values.total),
+        components: {
+          values: used.map((c) => values.parts[c.name]),
+          weights: used.map((c) => c.weight),
+        },
         metrics: {
           ...rewardMetrics(values),
           ...Object.fromEntries(aliases),

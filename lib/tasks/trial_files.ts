@@ -12,7 +12,7 @@
  * @module
  */
 import { type MetricsRow, type PpoRunOptions, readMetrics, trainPpo } from "../ppo/trainer.ts";
-import type { LmProblem } from "./lm_ppo.ts";
+import type { LmProblem } from "../ppo/lm_problem.ts";
 import { RewardError } from "./rewards.ts";
 import { startMeasure, writeResources } from "./resources.ts";
 

@@ -97,6 +97,14 @@ export interface TrialKind<C extends Record<string, any> = any> {
   schema: z.ZodObject;
   /** Hints for keys that are not config keys of this kind but look like they could be. */
   keyHints?: Record<string, string>;
+  /**
+   * Before parsing: fill what the raw config's named parts imply (an LM task's `method` record:
+   * lib/ppo/methods), returning the filled config and contradictions as {key, cause, fix}.
+   */
+  resolve?(raw: Record<string, unknown>): {
+    config: Record<string, unknown>;
+    problems: { key: string; cause: string; fix: string }[];
+  };
   /** Cross-key checks after parsing: returns problems as {key, cause, fix}. */
   check?(config: C): { key: string; cause: string; fix: string }[];
   /**

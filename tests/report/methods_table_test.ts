@@ -139,20 +139,28 @@ Deno.test({
   fn: async () => {
     const a = await reproduce();
     const rows = a.md.split("\n").filter((l) =>
-      /^\| (PPO|GRPO|Dr\. GRPO|RLOO|REINFORCE\+\+|DPO) \| (online|offline) \|/.test(l)
+      /^\| (PPO|GRPO|Dr\. GRPO|DAPO|GSPO|CISPO|RLOO|REINFORCE\+\+|DPO) \| (online|offline) \|/.test(
+        l,
+      )
     );
-    assert.equal(rows.length, 6 + 5, a.md); // sentiment: 6 methods, jsx: 5
+    assert.equal(rows.length, 9 + 8, a.md); // sentiment: 9 methods, jsx: 8 (no DPO)
     for (const r of rows) {
       const cells = r.slice(1, -1).split(" | ").map((c) => c.trim());
       assert.equal(cells.length, 10);
       for (const c of cells) assert.notEqual(c, "-", `empty cell in ${r}`);
     }
-    const sentiment = rows.slice(0, 6);
+    // In the records' order (lib/ppo/methods): PPO, GRPO, Dr. GRPO, DAPO, GSPO, CISPO, RLOO,
+    // REINFORCE++, DPO. Proxima holds (and measures) the reference even where β is 0.
+    const sentiment = rows.slice(0, 9);
+    assert.deepEqual(
+      sentiment.map((r) => r.split(" | ")[0].slice(2)),
+      ["PPO", "GRPO", "Dr. GRPO", "DAPO", "GSPO", "CISPO", "RLOO", "REINFORCE++", "DPO"],
+    );
     assert.match(sentiment[0], /^\| PPO \| online \| 4: policy, value, reference, reward model \|/);
-    for (const r of sentiment.slice(1, 5)) {
+    for (const r of sentiment.slice(1, 8)) {
       assert.match(r, /\| online \| 3: policy, reference, reward model \|/);
     }
-    assert.match(sentiment[5], /^\| DPO \| offline \| 2: policy, reference \|/);
+    assert.match(sentiment[8], /^\| DPO \| offline \| 2: policy, reference \|/);
     // Critic-free bundles hold no value parameters; PPO's do.
     for (const exp of ["methods-quick", "methods-jsx-quick"]) {
       for await (const e of Deno.readDir(`${ROOT}/${exp}`)) {

@@ -78,7 +78,6 @@ const WAITING_FOR_SPLIT: readonly string[] = [
   "lib/onnx/safetensors.ts",
   "lib/onnx/graph.ts",
   "lib/experiment/slurm.ts",
-  "lib/tasks/lm_ppo.ts",
   "lib/report/reproduce.ts",
 ];
 

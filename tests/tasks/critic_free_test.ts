@@ -1,5 +1,5 @@
 /**
- * The LM PPO problem (lib/tasks/lm_ppo.ts) with the critic-free estimators and group sampling:
+ * The LM PPO problem (lib/ppo/lm_problem.ts) with the critic-free estimators and group sampling:
  * `samplesPerPrompt` repeats each prompt in consecutive rows; GRPO, Dr. GRPO, RLOO and
  * REINFORCE++ hold no value model (no value parameter in the train step or its checkpoint)
  * and learn a toy task; the exact KL (`ppo.kl.estimator = "full"`) equals Σ p·log(p/q)

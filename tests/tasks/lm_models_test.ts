@@ -1,12 +1,12 @@
 /**
- * The value model and LoRA options of LM PPO (lib/tasks/lm_ppo.ts): a separate value model
+ * The value model and LoRA options of LM PPO (lib/ppo/lm_problem.ts): a separate value model
  * keeps the value loss out of the policy (one update's policy weights do not depend on
  * vf_coef, while a shared trunk's do), and LoRA trains only adapters and heads on a frozen base,
  * with the merged policy the sampler uses agreeing with the train step's adapted graph.
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { createLmProblem, type LmTask, VALUE_MODEL_PREFIX } from "../../lib/tasks/lm_ppo.ts";
+import { createLmProblem, type LmTask, VALUE_MODEL_PREFIX } from "../../lib/ppo/lm_problem.ts";
 import { parsePpoConfig } from "../../lib/ppo/config.ts";
 import { type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
 import { type GptConfig, gptShapes } from "../../lib/nn/gpt.ts";

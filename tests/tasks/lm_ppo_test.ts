@@ -1,5 +1,5 @@
 /**
- * The shared PPO core drives a GPT policy on token-level episodes (lib/tasks/lm_ppo.ts):
+ * The shared PPO core drives a GPT policy on token-level episodes (lib/ppo/lm_problem.ts):
  * the rollout's log-probs agree with the train step's (ratio 1 before the first update), a
  * toy task with a known optimum is learned, the KL to the frozen reference is reported and
  * held down by β (in the reward, or in the loss), the reference never changes, and a run

@@ -30,7 +30,7 @@ import {
   trainSentimentSft,
 } from "../../lib/tasks/sentiment/mod.ts";
 import { RewardError } from "../../lib/tasks/rewards.ts";
-import type { LmProblem } from "../../lib/tasks/lm_ppo.ts";
+import type { LmProblem } from "../../lib/ppo/lm_problem.ts";
 import { encodePreference } from "../../lib/tasks/sentiment/mod.ts";
 import { evaluatePreferences, loadRewardModel } from "../../lib/ppo/reward_model.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { evalColumns, saveCheckpointFolder } from "../../lib/tasks/train_hooks.ts";
-import { createLmProblem } from "../../lib/tasks/lm_ppo.ts";
+import { createLmProblem } from "../../lib/ppo/lm_problem.ts";
 import { loadByteModel, saveBytePolicy } from "../../lib/tasks/byte_lm.ts";
 import { BYTE_EOS_ID, BYTE_VOCAB_SIZE } from "../../lib/nn/tokenizer.ts";
 import { parsePpoConfig } from "../../lib/ppo/config.ts";

@@ -31,7 +31,7 @@ import * as acorn from "acorn";
 import acornJsx from "acorn-jsx";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
 import { decodeByteText } from "../byte_lm.ts";
-import type { LmTask } from "../lm_ppo.ts";
+import type { LmTask } from "../../ppo/lm_problem.ts";
 import {
   resolveRewards,
   type RewardComponent,

@@ -9,7 +9,7 @@ import { byteEncode } from "../../nn/tokenizer.ts";
 import {
   advantageProblems,
   type ConfigProblem,
-  KlSchema,
+  LmKlBaseSchema,
   PpoSchema,
   redefault,
 } from "../../ppo/config.ts";
@@ -37,7 +37,9 @@ export const JsxSftSchema = byteSftSchema({
 });
 
 /** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
-export const JsxKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.beta, 0.05) });
+export const JsxKlSchema = LmKlBaseSchema.extend({
+  beta: redefault(LmKlBaseSchema.shape.beta, 0.05),
+});
 
 /**
  * {@link LmPpoSchema} (the byte-level LM defaults) with this task's: λ = 1, lr 1e-4, 2

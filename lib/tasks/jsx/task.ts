@@ -63,7 +63,7 @@
 import type { SessionOptions } from "../../onnx/session.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
 import { byteDecoderConfig, sampleForEval, saveBytePolicy, type SftStage } from "../byte_lm.ts";
-import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { createLmProblem, type LmProblem } from "../../ppo/lm_problem.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask } from "../lm_task.ts";
 import { runComponentInSandbox } from "../sandbox.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { advantageProblems, KlSchema, redefault } from "../../ppo/config.ts";
+import { advantageProblems, LmKlBaseSchema, redefault } from "../../ppo/config.ts";
 import { LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -25,7 +25,9 @@ export const LmRewardTrainSchema = z.object({
   max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
 }).strict();
 
-export const LmKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.beta, 0.05) });
+export const LmKlSchema = LmKlBaseSchema.extend({
+  beta: redefault(LmKlBaseSchema.shape.beta, 0.05),
+});
 
 export const LmTaskPpoSchema = LmPpoSchema.extend({
   kl: LmKlSchema.default(LmKlSchema.parse({})),

@@ -4,7 +4,7 @@
  * chat template; the reward is a reward model (a Hub `*ForSequenceClassification`, one Proxima
  * saved, or one trained here from preference pairs as a cached stage) and/or named reward
  * functions; prompts come from a .txt, .jsonl or .parquet file. PPO is the shared core
- * (lib/tasks/lm_ppo.ts), with the value model as TRL offers it (a head on the policy, a copy
+ * (lib/ppo/lm_problem.ts), with the value model as TRL offers it (a head on the policy, a copy
  * of the policy, or the reward model's trunk and head) and optional LoRA.
  *
  * The trained policy is written into the bundle as a Hugging Face folder
@@ -34,7 +34,7 @@ import { Rng } from "../../rng.ts";
 import { folderHash } from "../inputs.ts";
 import type { LmMemoryInput } from "../memory.ts";
 import { isCriticFree } from "../../ppo/config.ts";
-import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { createLmProblem, type LmProblem } from "../../ppo/lm_problem.ts";
 import { evalKl } from "../eval_kl.ts";
 import { defineLmTask } from "../lm_task.ts";
 import {

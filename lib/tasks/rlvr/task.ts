@@ -32,7 +32,7 @@ import {
   sampleForEval,
   type SftStage,
 } from "../byte_lm.ts";
-import { createLmProblem, type LmProblem, type LmTask } from "../lm_ppo.ts";
+import { createLmProblem, type LmProblem, type LmTask } from "../../ppo/lm_problem.ts";
 import { defineLmTask } from "../lm_task.ts";
 import { resolveRewards, type RewardComponent, rewardLmTask, type UserReward } from "../rewards.ts";
 import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "../reward_modules.ts";

@@ -17,7 +17,7 @@ import type { FloatArray } from "../../nn/sample.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../nn/tokenizer.ts";
 import { scoreSequences } from "../../ppo/reward_model.ts";
 import { decodeByteText } from "../byte_lm.ts";
-import type { LmTask } from "../lm_ppo.ts";
+import type { LmTask } from "../../ppo/lm_problem.ts";
 import {
   type BatchRewardFn,
   resolveRewards,

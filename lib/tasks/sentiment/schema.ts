@@ -11,9 +11,15 @@
  * @module
  */
 import { z } from "zod";
-import { advantageProblems, type ConfigProblem, KlSchema, redefault } from "../../ppo/config.ts";
+import {
+  advantageProblems,
+  type ConfigProblem,
+  LmKlBaseSchema,
+  redefault,
+} from "../../ppo/config.ts";
 import { DpoSchema } from "../../ppo/dpo.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
+import { dpoProblems } from "../../ppo/dpo_losses.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
 
@@ -56,8 +62,8 @@ export const SentimentRewardModelSchema = z.object({
 }).strict();
 
 /** {@link KlSchema} with this task's defaults (β = 0.1, fixed, in the reward). */
-export const SentimentKlSchema = KlSchema.extend({
-  beta: redefault(KlSchema.shape.beta, 0.1),
+export const SentimentKlSchema = LmKlBaseSchema.extend({
+  beta: redefault(LmKlBaseSchema.shape.beta, 0.1),
 });
 
 /** {@link LmPpoSchema} (the byte-level LM defaults) with this task's reference KL: β = 0.1. */
@@ -136,7 +142,7 @@ export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
 /** Cross-key checks: the advantage estimator against the group size, batch and value model. */
 export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
   if (c.algorithm === "dpo") {
-    const out: ConfigProblem[] = [];
+    const out: ConfigProblem[] = dpoProblems(c.dpo);
     if (c.batch % 2) {
       out.push({
         key: "batch",

@@ -25,7 +25,7 @@
  *
  * Stages (stages.ts): `sentiment-sft` (a tiny byte-level GPT on the generated corpus) and
  * `sentiment-rm` (its trunk + a reward head, Bradley–Terry on gold-labelled pairs), then PPO
- * (lib/tasks/lm_ppo.ts) with reward = Σ weight · component over named reward components
+ * (lib/ppo/lm_problem.ts) with reward = Σ weight · component over named reward components
  * (rewards.ts; default: the reward model alone); the reward model and the gold score are
  * always computed and logged per update (`rm_score`, `gold_score`, `reward/<name>`), next to
  * the trainer's `kl_ref` and `response_length`.
@@ -55,7 +55,7 @@ import {
   saveBytePolicy,
   type SftStage,
 } from "../byte_lm.ts";
-import { createLmProblem, type LmProblem } from "../lm_ppo.ts";
+import { createLmProblem, type LmProblem } from "../../ppo/lm_problem.ts";
 import { createDpoProblem, type DpoProblem } from "../dpo.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";

@@ -64,291 +64,44 @@
  * @module
  */
 import type * as ort from "onnxruntime-node";
-import { Graph, type Value } from "../onnx/graph.ts";
-import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
-import { tokenLogprobs } from "../nn/gpt.ts";
-import {
-  type DecoderConfig,
-  decoderForward,
-  decoderHidden,
-  decoderShapes,
-  hiddenSize,
-  initDecoder,
-  sameFamily,
-  trunkShapes,
-} from "../nn/decoder.ts";
-import { headNames, headShapes, initHead, VALUE_HEAD, valueHead } from "../nn/heads.ts";
+import { Graph } from "../onnx/graph.ts";
+import { compile, type Session, tensor } from "../onnx/session.ts";
+import { decoderShapes, hiddenSize, initDecoder, sameFamily, trunkShapes } from "../nn/decoder.ts";
+import { headNames, headShapes, initHead, VALUE_HEAD } from "../nn/heads.ts";
 import {
   type FloatArray,
   generate,
   type GenerateOptions,
   type Generation,
   GptDecoder,
-  type SamplingOptions,
 } from "../nn/sample.ts";
-import { applyLora, initLora, type LoraConfig, loraShapes, mergeLora } from "../nn/lora.ts";
+import { applyLora, initLora, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
-import { ADVANTAGE_ESTIMATORS, isCriticFree, type PpoConfig } from "../ppo/config.ts";
-import { categoricalEntropy } from "../ppo/losses.ts";
+import { ADVANTAGE_ESTIMATORS, isCriticFree } from "../ppo/config.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
-import type { MetricsRow, PpoProblem, PpoRunOptions, Rollout } from "../ppo/trainer.ts";
+import { softOverlongPunishment } from "../ppo/shaping.ts";
+import type { Rollout } from "../ppo/trainer.ts";
+import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
+import { drawInformative } from "./lm_dynamic.ts";
+import {
+  exactKlAt,
+  type ModelLayout,
+  modelOutputs,
+  responseOutputs,
+  sequenceFeeds,
+  sequenceInputs,
+  VALUE_MODEL_PREFIX,
+  withoutAdapters,
+} from "./lm_scoring.ts";
 
-/**
- * Where prompts come from and how responses are judged.
- *
- * @example
- * ```ts
- * const task: LmTask = {
- *   prompts: (n, index) => Array.from({ length: n }, (_, k) => dataset[(index + k) % dataset.length]),
- *   score: (_prompts, responses) => responses.map((r) => (r.includes(3) ? 1 : 0)),
- * };
- * ```
- */
-export interface LmTask {
-  /**
-   * The next `n` prompts (token arrays, each ≥ 1 token). `index` counts the prompts handed
-   * out before this call (a cursor into a fixed dataset; it is checkpointed), `rng` is the
-   * trial's one generator (for synthetic prompts; its state is checkpointed too).
-   */
-  prompts(n: number, index: number, rng: Rng): number[][];
-  /**
-   * One scalar per response (a rule, a reward model, ...). `responses[i]` holds the sampled
-   * tokens of row i up to and including EOS (no padding). May also return per-update metrics
-   * (e.g. each reward component's mean), which go into the rollout's metrics row.
-   */
-  score(
-    prompts: number[][],
-    responses: number[][],
-  ): number[] | LmScores | Promise<number[] | LmScores>;
-}
-
-/** A score with per-update metrics (merged into `Rollout.metrics`, after the problem's own). */
-export interface LmScores {
-  scores: number[];
-  metrics?: Record<string, number>;
-}
-
-/** Options of {@link createLmProblem}. */
-export interface LmProblemOptions {
-  /** The policy's config, any decoder family (also the reference's). */
-  model: DecoderConfig;
-  /** Prompts and the scoring rule. */
-  task: LmTask;
-  /** PPO settings (kl.placement, estimator, β, epochs, ... ; see `PpoSchema`). */
-  cfg: PpoConfig;
-  /** Trial seed: the init (when `init` is absent), the value head, and every later draw. */
-  seed: number;
-  /** Responses (= rollout rows) per update: batch / samplesPerPrompt prompts. */
-  batch: number;
-  /**
-   * Responses sampled per prompt (default 1): the task is asked for batch / k prompts and each
-   * is sampled k times in consecutive rows — a group for the critic-free estimators. `batch`
-   * must be a multiple of it.
-   */
-  samplesPerPrompt?: number;
-  /** Most tokens per response (the rollout's cols are the longest response actually sampled). */
-  maxNewTokens: number;
-  /** Ends a response (kept, mask 1, where the score lands). Omitted: responses never end early. */
-  eosTokenId?: number | readonly number[];
-  /** Left padding of prompts and filler after a response ends (masked everywhere). */
-  padTokenId: number;
-  /**
-   * Sampling settings (default plain sampling, temperature 1). Anything but temperature 1
-   * without top-k/top-p makes the rollout off-policy: PPO's old log-probs are those of the
-   * unmodified policy (see {@link generate}).
-   */
-  sampling?: SamplingOptions;
-  /** Initial policy weights (e.g. an SFT model); default `initDecoder(model, rng)`. Copied. */
-  init?: Record<string, FloatArray>;
-  /**
-   * `init` is handed over (not copied when of the problem's dtype): the caller no longer
-   * changes it. For a 0.5B model that is 2 GB fewer (lm/task.ts: the loaded folder's weights).
-   */
-  adoptInit?: boolean;
-  /**
-   * Std of the value head's initial weight (default 0: V ≡ 0 at the start, so the first
-   * advantages are the raw returns and no random value signal enters the trunk).
-   */
-  valueHeadStd?: number;
-  /**
-   * The value model (GAE only; a critic-free `cfg.advantage` has none and refuses anything but
-   * "shared"): "shared" (default) = a value head on the policy's trunk; "separate" = its
-   * own trunk (`value_model.*`, a copy of the policy's initial weights) + value head; or a
-   * trunk of another model (`cfg` + `init` by that model's parameter names, e.g. a reward
-   * model's, as TRL builds its value model from the reward model) with an optional initial
-   * value head `head` (`v_head.weight` `[d, 1]`, `v_head.bias` `[1]`; default drawn).
-   */
-  valueModel?:
-    | "shared"
-    | "separate"
-    | {
-      cfg: DecoderConfig;
-      init: Record<string, FloatArray>;
-      head?: Record<string, FloatArray>;
-    };
-  /**
-   * LoRA adapters on the policy (and on a separate value model's trunk): the base GPT weights
-   * are frozen, the adapters (drawn after the value head) and the heads train. `r: 0` = off.
-   */
-  lora?: LoraConfig;
-  /** Parameter dtype (default float32). */
-  dtype?: "float32" | "float64";
-  /** Execution provider of every session (default cpu). */
-  device?: Device;
-  /** Intra-op threads per session (default 2, pinned for reproducibility). */
-  threads?: number;
-}
-
-/** The PPO problem for a GPT policy, plus what tests and reports want to look at. */
-export interface LmProblem extends PpoProblem {
-  /** The generator the init was drawn from: pass it to trainPpo so one stream serves all. */
-  rng: Rng;
-  /** The policy's (and reference's) config. */
-  model: DecoderConfig;
-  /** The frozen reference weights (a private copy of the initial GPT; never written). */
-  reference: Record<string, FloatArray>;
-  /**
-   * Parameters of each network the training holds in memory, by role: `policy` (trainable, or
-   * LoRA adapters + frozen base), `value` (a separate value trunk + head, or the head on the
-   * policy's trunk; absent when critic-free), `reference` (frozen). A task adds what it holds
-   * itself (e.g. `reward_model`).
-   */
-  models?: Record<string, number>;
-  /**
-   * An offline problem (DPO: lib/tasks/dpo.ts) trains with its own loop instead of `trainPpo`
-   * (same options, same files: metrics.jsonl, checkpoints/, final.safetensors); its `rollout`
-   * and `inputs` are never called.
-   */
-  train?(opts: PpoRunOptions): Promise<MetricsRow>;
-  /**
-   * The policy's current GPT weights under the reference's names, for sampling and scoring:
-   * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
-   * arrays, computed on each call).
-   */
-  policyParams(): Record<string, ort.Tensor | FloatArray>;
-  /**
-   * Sample from the current policy ({@link generate} on the problem's device and threads).
-   * With LoRA the sampler is one decoder for the whole run: the frozen base compiled in
-   * (ORT pre-packs it once), the live adapters fed at each call and applied as PEFT does; no
-   * merged copy of the model per rollout.
-   *
-   * @example
-   * ```ts
-   * const gen = await problem.sample(prompts, { maxNewTokens: 16, padTokenId: 0, rng });
-   * ```
-   */
-  sample(prompts: number[][], opts: Omit<GenerateOptions, "session">): Promise<Generation>;
-  /** Free what the problem holds outside the JS heap (the LoRA sampler's session). */
-  release(): void;
-  /**
-   * Log-probs of the response tokens (and values, when `params` holds a value head) under
-   * `params` for sequences laid out as {@link generate} does; `[rows, cols]` row-major, junk
-   * at padding. The same graph code as the train step's, run as inference.
-   *
-   * @example
-   * ```ts
-   * const gen = await generate({ cfg: problem.model, params }, prompts, opts);
-   * const { logp } = await problem.rescore(problem.reference, gen); // log π_ref(a_t)
-   * ```
-   */
-  rescore(
-    params: Record<string, ort.Tensor | FloatArray>,
-    seqs: LmSequences,
-  ): Promise<{ logp: Float64Array; value?: Float64Array }>;
-}
-
-/** Prompt + response sequences and where the responses are (the layout of {@link generate}). */
-export interface LmSequences {
-  /** Sequences (one per prompt). */
-  rows: number;
-  /** Response positions per row. */
-  cols: number;
-  /** Left-padded prompt width W. */
-  promptWidth: number;
-  /** `[rows, W + cols]` token ids. */
-  sequences: Int32Array;
-  /** `[rows, W + cols]` 1 = real token. */
-  sequenceMask: Uint8Array;
-  /** `[rows, cols]` the response tokens (what each position's log-prob is of). */
-  tokens: Int32Array;
-}
+export type { LmProblem, LmProblemOptions, LmScores, LmSequences, LmTask } from "./lm_types.ts";
+export { compileLmScorer, VALUE_MODEL_PREFIX } from "./lm_scoring.ts";
 
 /** Per-rollout data the PPO inputs need beyond the Rollout itself. */
 interface Extra {
   seqs: LmSequences;
   /** `[rows, cols, V]` log π_ref over the vocabulary (the exact KL in the loss). */
   refAll?: Float32Array;
-}
-
-/** Parameter-name prefix of a separate value model's trunk. */
-export const VALUE_MODEL_PREFIX = "value_model";
-
-/** How the train step and the policy's scoring pass read the models (see createLmProblem). */
-interface ModelLayout {
-  model: DecoderConfig;
-  /** The separate value model's config (prefix {@link VALUE_MODEL_PREFIX}), if any. */
-  valueCfg?: DecoderConfig;
-  lora?: LoraConfig;
-}
-
-/**
- * Policy log-probs, entropy and values per response position from the full parameter record
- * (trainable and frozen): LoRA applied where configured, the value from the policy's trunk or
- * from the separate value model.
- */
-function modelOutputs(
-  g: Graph,
-  m: ModelLayout,
-  p: Record<string, Value>,
-  tokens: Value,
-  mask: Value,
-  pos: Value,
-  actions: Value,
-): { logp: Value; entropy: Value; logpAll: Value; value: Value } {
-  // LoRA as PEFT computes it (x W + s·(x A) B): the frozen base is read as it is, and neither
-  // a merged copy of every adapted matrix nor its full-size gradient is formed (for a 0.5B
-  // model each is 2 GB per step).
-  const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p, { factored: true }) : p;
-  const pi = responseOutputs(g, m.model, adapted, tokens, mask, pos, actions, !m.valueCfg);
-  if (!m.valueCfg) return pi as typeof pi & { value: Value };
-  const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
-  return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
-}
-
-/** The record without LoRA adapters (what applyLora reads as the base). */
-function withoutAdapters<T>(p: Record<string, T>): Record<string, T> {
-  return Object.fromEntries(
-    Object.entries(p).filter(([n]) => !n.endsWith(".lora_A") && !n.endsWith(".lora_B")),
-  );
-}
-
-/**
- * Per response position: log π(a_t), entropy, and (with a value head) V, for int64
- * `tokens`/`mask` `[B, S]`, the response's columns `pos [T]` (those whose logits score each
- * response token) and the response tokens `actions [B, T]`. Shared by the train step and the
- * rollout's scoring passes, so both compute the same numbers.
- */
-function responseOutputs(
-  g: Graph,
-  cfg: DecoderConfig,
-  params: Record<string, Value>,
-  tokens: Value,
-  mask: Value,
-  pos: Value,
-  actions: Value,
-  withValue: boolean,
-): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
-  // The forward computes the LM head over all S columns (there is no hook to stop before it,
-  // and ORT runs dead nodes), so the logits are gathered rather than the hidden states.
-  const { logits, hidden } = decoderForward(g, cfg, params, tokens, mask);
-  const lt = g.gather(logits, pos, 1); // [B, T, V]
-  const logpAll = g.logSoftmax(lt, -1);
-  return {
-    logp: tokenLogprobs(g, lt, actions),
-    entropy: categoricalEntropy(g, logpAll),
-    logpAll,
-    value: withValue ? valueHead(g, g.gather(hidden, pos, 1), params) : undefined,
-  };
 }
 
 /**
@@ -627,24 +380,44 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     models,
     async rollout(rng: Rng): Promise<Rollout> {
       const asked = opts.batch / k;
-      const distinct = task.prompts(asked, cursor, rng);
-      if (distinct.length !== asked) {
-        throw new Error(
-          `LmTask.prompts: ${distinct.length} prompts for a batch of ${opts.batch}` +
-            (k > 1 ? ` (${asked} prompts × ${k} samples each)` : ""),
-        );
-      }
-      cursor += distinct.length;
-      const prompts = k === 1
-        ? distinct
-        : distinct.flatMap((p) => Array.from({ length: k }, () => p));
-      const gen = await sample(prompts, {
-        ...opts.sampling,
-        maxNewTokens: opts.maxNewTokens,
-        eosTokenId: opts.eosTokenId,
-        padTokenId: opts.padTokenId,
-        rng,
-      });
+      const drawBatch = async () => {
+        const distinct = task.prompts(asked, cursor, rng);
+        if (distinct.length !== asked) {
+          throw new Error(
+            `LmTask.prompts: ${distinct.length} prompts for a batch of ${opts.batch}` +
+              (k > 1 ? ` (${asked} prompts × ${k} samples each)` : ""),
+          );
+        }
+        cursor += distinct.length;
+        const prompts = k === 1
+          ? distinct
+          : distinct.flatMap((p) => Array.from({ length: k }, () => p));
+        return await sample(prompts, {
+          ...opts.sampling,
+          maxNewTokens: opts.maxNewTokens,
+          eosTokenId: opts.eosTokenId,
+          padTokenId: opts.padTokenId,
+          rng,
+        });
+      };
+      const scoreOf = async (g: Generation): Promise<LmScores> => {
+        const s = await task.score(g.prompts, g.responses);
+        return Array.isArray(s) ? { scores: s } : s;
+      };
+      // DAPO's dynamic sampling: batches until the groups whose scores differ fill one.
+      const dynamic = cfg.dynamic_sampling != null
+        ? await drawInformative({
+          groups: asked,
+          k,
+          maxBatches: cfg.dynamic_sampling,
+          pad: opts.padTokenId,
+          draw: async () => {
+            const g = await drawBatch();
+            return { gen: g, scored: await scoreOf(g) };
+          },
+        })
+        : null;
+      const gen = dynamic ? dynamic.gen : await drawBatch();
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;
       // Values of the state before each response token (current params; GAE only), and the
@@ -661,11 +434,20 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       // The sampler's log-probs against a full forward: the values pass (GAE) or the exact-KL
       // pass measures it; a critic-free run without the exact KL makes no policy pass.
       const polLogp = pol?.logp ?? full?.[0].logp ?? null;
-      const scored = await task.score(gen.prompts, gen.responses);
-      const { scores, metrics: taskMetrics } = Array.isArray(scored) ? { scores: scored } : scored;
+      const scored = dynamic ? dynamic.scored : await task.score(gen.prompts, gen.responses);
+      const { scores, metrics: taskMetrics, components } = Array.isArray(scored)
+        ? { scores: scored, components: undefined }
+        : scored;
       if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
         throw new Error(`LmTask.score: expected ${rows} finite scores, got [${scores}]`);
       }
+      // DAPO's soft overlong punishment, added to the task's score (ppo.overlong_cache).
+      const overlong = cfg.overlong_cache != null
+        ? gen.responses.map((r) =>
+          softOverlongPunishment(r.length, opts.maxNewTokens, cfg.overlong_cache!)
+        )
+        : null;
+      const shaped = overlong ? scores.map((s, r) => s + overlong[r]) : scores;
       const n = rows * cols;
       const roll: Rollout = {
         rows,
@@ -680,6 +462,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         refLogp: new Float64Array(n),
         ...(exactKl ? { refKl: new Float64Array(n) } : {}),
         groupSize: k,
+        ...(components ? { components } : {}),
+        ...(cfg.mask_truncated_completions ? { lossMask: Uint8Array.from(mask) } : {}),
         exampleSize: cols,
         samples: rows,
         steps: 0,
@@ -695,10 +479,12 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         roll.steps++;
       }
       for (let r = 0; r < rows; r++) {
+        // A response cut at the token limit: out of the loss (mask_truncated_completions).
+        if (roll.lossMask && !gen.ended[r]) roll.lossMask.fill(0, r * cols, (r + 1) * cols);
         const len = gen.responses[r].length, last = r * cols + len - 1;
-        roll.rewards[last] = scores[r];
+        roll.rewards[last] = shaped[r];
         roll.dones[last] = 1;
-        roll.episodes.push({ return: scores[r], length: len });
+        roll.episodes.push({ return: shaped[r], length: len });
       }
       const mean = (xs: ArrayLike<number>) => Array.from(xs).reduce((a, b) => a + b, 0) / rows;
       roll.metrics = {
@@ -708,6 +494,10 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         // Largest |log π| difference between the sampler's KV-cache decode and a full forward
         // with the same params: the two must agree for the first PPO ratio to be 1.
         ...(polLogp ? { logp_gap: gap } : {}),
+        ...(overlong ? { overlong_penalty: mean(overlong) } : {}),
+        ...(dynamic
+          ? { dynamic_batches: dynamic.batches, informative_groups: dynamic.informative / asked }
+          : {}),
         ...taskMetrics,
       };
       extras.set(roll, { seqs, ...(full && klInLoss ? { refAll: full[1].all } : {}) });
@@ -736,88 +526,4 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     },
   };
   return problem;
-}
-
-/** The scoring graphs' sequence inputs (the layout of {@link sequenceFeeds}). */
-function sequenceInputs(g: Graph): [tokens: Value, mask: Value, pos: Value, actions: Value] {
-  return [
-    g.input("tokens", "int64", ["B", "S"]),
-    g.input("attention_mask", "int64", ["B", "S"]),
-    g.input("response_pos", "int64", ["T"]),
-    g.input("actions", "int64", ["B", "T"]),
-  ];
-}
-
-/**
- * Feeds of {@link sequenceInputs} for rows `rows` (default all) of `seqs`: tokens and mask
- * `[B, W + T]`, the columns whose logits score each response token `[T]`, the response tokens
- * `[B, T]`.
- */
-function sequenceFeeds(seqs: LmSequences, rows?: number[]): Record<string, ort.Tensor> {
-  const W = seqs.promptWidth, T = seqs.cols, S = W + T;
-  const pick = rows ?? Array.from({ length: seqs.rows }, (_, r) => r), B = pick.length;
-  const tok = new BigInt64Array(B * S), msk = new BigInt64Array(B * S);
-  const act = new BigInt64Array(B * T);
-  pick.forEach((r, j) => {
-    for (let s = 0; s < S; s++) {
-      tok[j * S + s] = BigInt(seqs.sequences[r * S + s]);
-      msk[j * S + s] = BigInt(seqs.sequenceMask[r * S + s]);
-    }
-    for (let t = 0; t < T; t++) act[j * T + t] = BigInt(seqs.tokens[r * T + t]);
-  });
-  const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
-  return {
-    tokens: tensor("int64", [B, S], tok),
-    attention_mask: tensor("int64", [B, S], msk),
-    response_pos: tensor("int64", [T], pos),
-    actions: tensor("int64", [B, T], act),
-  };
-}
-
-/** Σ_a p(a)·(log p(a) − log q(a)) at position `i` of `[positions, V]` log-prob arrays. */
-function exactKlAt(logp: Float32Array, logq: Float32Array, i: number, V: number): number {
-  let kl = 0;
-  for (let a = i * V; a < (i + 1) * V; a++) kl += Math.exp(logp[a]) * (logp[a] - logq[a]);
-  return kl;
-}
-
-/**
- * Log-probs of the response tokens under any params of a plain decoder `model`, for sequences
- * laid out as {@link generate} does (`[rows, cols]`, junk at padding): {@link LmProblem.rescore}
- * without a value head, for problems that build no PPO train step (DPO). With `full`, also the
- * log-probs over the whole vocabulary (`all`, `[rows, cols, V]`: the exact evaluation KL).
- */
-export async function compileLmScorer(
-  model: DecoderConfig,
-  opts: { dtype?: "float32" | "float64"; device?: Device; threads?: number; full?: boolean } = {},
-): Promise<
-  (
-    ...a: Parameters<LmProblem["rescore"]>
-  ) => Promise<{ logp: Float64Array; all?: FloatArray }>
-> {
-  const dtype = opts.dtype ?? "float32";
-  const shapes = decoderShapes(model);
-  const g = new Graph(opts.full ? "lm_score_all" : "lm_score");
-  const params = Object.fromEntries(
-    Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
-  );
-  const io = sequenceInputs(g);
-  const out = responseOutputs(g, model, params, ...io, false);
-  g.output(out.logp, "logp");
-  if (opts.full) g.output(out.logpAll, "logp_all");
-  const session = await compile(g, { device: opts.device, threads: opts.threads });
-  return async (p, seqs) => {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [n, s] of Object.entries(shapes)) {
-      const v = p[n];
-      if (!v) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
-      feeds[n] = ArrayBuffer.isView(v) ? tensor(dtype, s.shape, v) : v;
-    }
-    const r = await session.run({ ...feeds, ...sequenceFeeds(seqs) });
-    return {
-      logp: Float64Array.from(r.logp.data as FloatArray),
-      // A copy: a session may reuse its output buffers on the next run.
-      ...(opts.full ? { all: (r.logp_all.data as FloatArray).slice() } : {}),
-    };
-  };
 }

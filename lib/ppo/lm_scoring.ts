@@ -1,0 +1,172 @@
+/**
+ * The LM policy-gradient problem's scoring (lib/ppo/lm_problem.ts): per response position,
+ * log π(a_t), entropy and V from the models' parameters (the train step and the rollout's
+ * scoring passes share these graph builders, so both compute the same numbers), the sequence
+ * inputs and feeds of every scoring graph, the exact KL at a position, and a plain scorer.
+ * @module
+ */
+import type * as ort from "onnxruntime-node";
+import { Graph, type Value } from "../onnx/graph.ts";
+import { compile, type Device, tensor } from "../onnx/session.ts";
+import { tokenLogprobs } from "../nn/gpt.ts";
+import { type DecoderConfig, decoderForward, decoderHidden, decoderShapes } from "../nn/decoder.ts";
+import { valueHead } from "../nn/heads.ts";
+import type { FloatArray } from "../nn/sample.ts";
+import { applyLora, type LoraConfig } from "../nn/lora.ts";
+import { categoricalEntropy } from "./losses.ts";
+import type { LmProblem, LmSequences } from "./lm_types.ts";
+
+/** Parameter-name prefix of a separate value model's trunk. */
+export const VALUE_MODEL_PREFIX = "value_model";
+
+/** How the train step and the policy's scoring pass read the models (see createLmProblem). */
+export interface ModelLayout {
+  model: DecoderConfig;
+  /** The separate value model's config (prefix {@link VALUE_MODEL_PREFIX}), if any. */
+  valueCfg?: DecoderConfig;
+  lora?: LoraConfig;
+}
+
+/**
+ * Policy log-probs, entropy and values per response position from the full parameter record
+ * (trainable and frozen): LoRA applied where configured, the value from the policy's trunk or
+ * from the separate value model.
+ */
+export function modelOutputs(
+  g: Graph,
+  m: ModelLayout,
+  p: Record<string, Value>,
+  tokens: Value,
+  mask: Value,
+  pos: Value,
+  actions: Value,
+): { logp: Value; entropy: Value; logpAll: Value; value: Value } {
+  // LoRA as PEFT computes it (x W + s·(x A) B): the frozen base is read as it is, and neither
+  // a merged copy of every adapted matrix nor its full-size gradient is formed (for a 0.5B
+  // model each is 2 GB per step).
+  const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p, { factored: true }) : p;
+  const pi = responseOutputs(g, m.model, adapted, tokens, mask, pos, actions, !m.valueCfg);
+  if (!m.valueCfg) return pi as typeof pi & { value: Value };
+  const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
+  return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
+}
+
+/** The record without LoRA adapters (what applyLora reads as the base). */
+export function withoutAdapters<T>(p: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(
+    Object.entries(p).filter(([n]) => !n.endsWith(".lora_A") && !n.endsWith(".lora_B")),
+  );
+}
+
+/**
+ * Per response position: log π(a_t), entropy, and (with a value head) V, for int64
+ * `tokens`/`mask` `[B, S]`, the response's columns `pos [T]` (those whose logits score each
+ * response token) and the response tokens `actions [B, T]`. Shared by the train step and the
+ * rollout's scoring passes, so both compute the same numbers.
+ */
+export function responseOutputs(
+  g: Graph,
+  cfg: DecoderConfig,
+  params: Record<string, Value>,
+  tokens: Value,
+  mask: Value,
+  pos: Value,
+  actions: Value,
+  withValue: boolean,
+): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
+  // The forward computes the LM head over all S columns (there is no hook to stop before it,
+  // and ORT runs dead nodes), so the logits are gathered rather than the hidden states.
+  const { logits, hidden } = decoderForward(g, cfg, params, tokens, mask);
+  const lt = g.gather(logits, pos, 1); // [B, T, V]
+  const logpAll = g.logSoftmax(lt, -1);
+  return {
+    logp: tokenLogprobs(g, lt, actions),
+    entropy: categoricalEntropy(g, logpAll),
+    logpAll,
+    value: withValue ? valueHead(g, g.gather(hidden, pos, 1), params) : undefined,
+  };
+}
+
+/** The scoring graphs' sequence inputs (the layout of {@link sequenceFeeds}). */
+export function sequenceInputs(g: Graph): [tokens: Value, mask: Value, pos: Value, actions: Value] {
+  return [
+    g.input("tokens", "int64", ["B", "S"]),
+    g.input("attention_mask", "int64", ["B", "S"]),
+    g.input("response_pos", "int64", ["T"]),
+    g.input("actions", "int64", ["B", "T"]),
+  ];
+}
+
+/**
+ * Feeds of {@link sequenceInputs} for rows `rows` (default all) of `seqs`: tokens and mask
+ * `[B, W + T]`, the columns whose logits score each response token `[T]`, the response tokens
+ * `[B, T]`.
+ */
+export function sequenceFeeds(seqs: LmSequences, rows?: number[]): Record<string, ort.Tensor> {
+  const W = seqs.promptWidth, T = seqs.cols, S = W + T;
+  const pick = rows ?? Array.from({ length: seqs.rows }, (_, r) => r), B = pick.length;
+  const tok = new BigInt64Array(B * S), msk = new BigInt64Array(B * S);
+  const act = new BigInt64Array(B * T);
+  pick.forEach((r, j) => {
+    for (let s = 0; s < S; s++) {
+      tok[j * S + s] = BigInt(seqs.sequences[r * S + s]);
+      msk[j * S + s] = BigInt(seqs.sequenceMask[r * S + s]);
+    }
+    for (let t = 0; t < T; t++) act[j * T + t] = BigInt(seqs.tokens[r * T + t]);
+  });
+  const pos = BigInt64Array.from({ length: T }, (_, t) => BigInt(W - 1 + t));
+  return {
+    tokens: tensor("int64", [B, S], tok),
+    attention_mask: tensor("int64", [B, S], msk),
+    response_pos: tensor("int64", [T], pos),
+    actions: tensor("int64", [B, T], act),
+  };
+}
+
+/** Σ_a p(a)·(log p(a) − log q(a)) at position `i` of `[positions, V]` log-prob arrays. */
+export function exactKlAt(logp: Float32Array, logq: Float32Array, i: number, V: number): number {
+  let kl = 0;
+  for (let a = i * V; a < (i + 1) * V; a++) kl += Math.exp(logp[a]) * (logp[a] - logq[a]);
+  return kl;
+}
+
+/**
+ * Log-probs of the response tokens under any params of a plain decoder `model`, for sequences
+ * laid out as {@link generate} does (`[rows, cols]`, junk at padding): {@link LmProblem.rescore}
+ * without a value head, for problems that build no PPO train step (DPO). With `full`, also the
+ * log-probs over the whole vocabulary (`all`, `[rows, cols, V]`: the exact evaluation KL).
+ */
+export async function compileLmScorer(
+  model: DecoderConfig,
+  opts: { dtype?: "float32" | "float64"; device?: Device; threads?: number; full?: boolean } = {},
+): Promise<
+  (
+    ...a: Parameters<LmProblem["rescore"]>
+  ) => Promise<{ logp: Float64Array; all?: FloatArray }>
+> {
+  const dtype = opts.dtype ?? "float32";
+  const shapes = decoderShapes(model);
+  const g = new Graph(opts.full ? "lm_score_all" : "lm_score");
+  const params = Object.fromEntries(
+    Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
+  );
+  const io = sequenceInputs(g);
+  const out = responseOutputs(g, model, params, ...io, false);
+  g.output(out.logp, "logp");
+  if (opts.full) g.output(out.logpAll, "logp_all");
+  const session = await compile(g, { device: opts.device, threads: opts.threads });
+  return async (p, seqs) => {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [n, s] of Object.entries(shapes)) {
+      const v = p[n];
+      if (!v) throw new Error(`LmProblem.rescore: missing parameter "${n}"`);
+      feeds[n] = ArrayBuffer.isView(v) ? tensor(dtype, s.shape, v) : v;
+    }
+    const r = await session.run({ ...feeds, ...sequenceFeeds(seqs) });
+    return {
+      logp: Float64Array.from(r.logp.data as FloatArray),
+      // A copy: a session may reuse its output buffers on the next run.
+      ...(opts.full ? { all: (r.logp_all.data as FloatArray).slice() } : {}),
+    };
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * `deno task train --task lm --method grpo --samples_per_prompt 4` runs with no other method
+ * flag (no --ppo.whiten_advantages false) and puts the k3 KL in the loss with GRPO's β = 0.04,
+ * as DeepSeekMath does: a real subprocess on a tiny Qwen3 folder.
+ */
+import assert from "node:assert/strict";
+import { tinyQwen3Folder, tinyQwen3RewardModel } from "../../scripts/tiny_models.ts";
+
+Deno.test("train --task lm --method grpo: runs as the paper sets it, k3 KL in the loss", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "proxima_train_method_" });
+  try {
+    await tinyQwen3Folder(`${tmp}/policy`, { dtype: "float32" });
+    await tinyQwen3RewardModel(`${tmp}/rm`);
+    await Deno.writeTextFile(`${tmp}/prompts.txt`, "Name a colour.\nSay hi.\n");
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "cli/train.ts",
+        "--task",
+        "lm",
+        "--method",
+        "grpo",
+        "--samples_per_prompt",
+        "4",
+        "--policy",
+        `${tmp}/policy`,
+        "--reward_model",
+        `${tmp}/rm`,
+        "--prompts",
+        `${tmp}/prompts.txt`,
+        "--updates",
+        "1",
+        "--max_new_tokens",
+        "4",
+        "--eval.samples",
+        "2",
+        "--quiet",
+        "--out",
+        `${tmp}/run`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    const rows = (await Deno.readTextFile(`${tmp}/run/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    assert.equal(rows.length, 1);
+    // KL in the loss (k3 on the sampled tokens, ≥ 0), β = 0.04, no value model.
+    assert.equal(rows[0].beta, 0.04);
+    assert.equal(typeof rows[0].kl_ref_loss, "number");
+    assert.ok(rows[0].kl_ref_loss >= 0);
+    assert.equal(rows[0].value_loss, null);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
