@@ -144,14 +144,54 @@ export async function loadLmPolicy(
   return { ...plan, cfg: folder.cfg, folder, params: folder.params as Record<string, FloatArray> };
 }
 
-/** A reward model folder without its weights (config.json, the headers) and its tokenizer. */
-export async function planLmRewardModel(key: string, dir: string): Promise<LmRewardModelPlan> {
+/** The files whose bytes decide what `loadHfTokenizer` builds, besides the configs' EOS ids. */
+const TOKENIZER_INPUTS = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "chat_template.jinja",
+];
+
+/**
+ * Whether `loadHfTokenizer` would build the same tokenizer from folders `a` and `b`: the same
+ * tokenizer files, byte for byte, and the same `eos_token_id` in config.json and
+ * generation_config.json.
+ */
+async function sameTokenizer(a: string, b: string): Promise<boolean> {
+  for (const f of TOKENIZER_INPUTS) {
+    const [x, y] = await Promise.all(
+      [a, b].map((d) => Deno.readFile(`${d}/${f}`).catch(() => null)),
+    );
+    if ((x === null) !== (y === null)) return false;
+    if (x && y && (x.length !== y.length || x.some((v, i) => v !== y[i]))) return false;
+  }
+  const eos = (d: string, f: string) =>
+    Deno.readTextFile(`${d}/${f}`).then((t) => JSON.stringify(JSON.parse(t).eos_token_id ?? null))
+      .catch(() => "absent");
+  for (const f of ["config.json", "generation_config.json"]) {
+    if (await eos(a, f) !== await eos(b, f)) return false;
+  }
+  return true;
+}
+
+/**
+ * A reward model folder without its weights (config.json, the headers) and its tokenizer.
+ * When `policy` (its plan) has the same tokenizer files, the reward model shares its tokenizer
+ * object: a 150K-vocabulary tokenizer takes ~130 MB, and planning holds both otherwise.
+ */
+export async function planLmRewardModel(
+  key: string,
+  dir: string,
+  policy?: LmPolicyPlan,
+): Promise<LmRewardModelPlan> {
   await checkFolder(key, dir);
   const model = await guarded(key, dir, () => describeRewardModel(dir), RM_FIX);
   const hasTokenizer = await Deno.stat(`${dir}/tokenizer.json`).then(() => true, () => false);
-  const tokenizer = hasTokenizer
-    ? await guarded(key, dir, () => loadHfTokenizer(dir), "fix or remove its tokenizer files")
-    : undefined;
+  const tokenizer = !hasTokenizer
+    ? undefined
+    : policy && await sameTokenizer(policy.dir, dir)
+    ? policy.tokenizer
+    : await guarded(key, dir, () => loadHfTokenizer(dir), "fix or remove its tokenizer files");
   // Its pad id (the tokenizer's) is read by the model's embedding: it must be inside it.
   if (tokenizer && tokenizer.padId >= model.cfg.vocabSize) {
     throw err(
@@ -310,7 +350,7 @@ export async function planLmInputs(c: LmRunConfig): Promise<LmInputPlan> {
   const policy = await planLmPolicy("policy", c.policy);
   const rewardModel = c.reward_model === null
     ? null
-    : await planLmRewardModel("reward_model", c.reward_model);
+    : await planLmRewardModel("reward_model", c.reward_model, policy);
   if (rewardModel) await checkRewardModelFits(policy, rewardModel, c.reward_input);
   const opts = { chat: c.chat_template, maxNewTokens: c.max_new_tokens };
   const trainRows = await readPromptSet(LM_TASK, "prompts", c.prompts);
