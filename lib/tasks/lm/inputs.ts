@@ -24,6 +24,7 @@ import { loadAnyRewardModel, type LoadedRewardModel } from "../../ppo/reward_mod
 import { describeRewardModel, type RewardModelInfo } from "../../nn/reward_folder.ts";
 import { ConfigError } from "../../ppo/config.ts";
 import { inputError } from "../inputs.ts";
+import { sha256File } from "../../hash.ts";
 import { type PromptRow, readPromptSet } from "./data.ts";
 import { LM_TASK, type LmRunConfig } from "./schema.ts";
 
@@ -34,13 +35,13 @@ export interface LmPolicyPlan {
   /** config.json, generation config, source dtype (`params` and `extra` empty). */
   folder: ModelFolder;
   tokenizer: HfTokenizer;
-  /** The folder's tokenizer files as bytes (copied into the exported policy folder). */
-  tokenizerFiles: Record<string, Uint8Array>;
 }
 
 /** The policy folder, loaded. */
 export interface LmPolicy extends LmPolicyPlan {
   params: Record<string, FloatArray>;
+  /** The folder's tokenizer files as bytes (copied into the exported policy folder). */
+  tokenizerFiles: Record<string, Uint8Array>;
 }
 
 /** A reward model folder read without its weights, with the tokenizer it reads. */
@@ -118,12 +119,7 @@ export async function planLmPolicy(key: string, dir: string): Promise<LmPolicyPl
       "use the tokenizer that belongs to these weights",
     );
   }
-  const tokenizerFiles: Record<string, Uint8Array> = {};
-  for (const f of TOKENIZER_FILES) {
-    const bytes = await Deno.readFile(`${dir}/${f}`).catch(() => undefined);
-    if (bytes) tokenizerFiles[f] = bytes;
-  }
-  return { dir, cfg: folder.cfg, folder, tokenizer, tokenizerFiles };
+  return { dir, cfg: folder.cfg, folder, tokenizer };
 }
 
 const POLICY_FIX = "point at a transformers causal LM folder (gpt2, llama, mistral, qwen2, qwen3)";
@@ -141,8 +137,21 @@ export async function loadLmPolicy(
     () => loadModelFolder(dir, { dtype: "float32" }),
     POLICY_FIX,
   );
-  return { ...plan, cfg: folder.cfg, folder, params: folder.params as Record<string, FloatArray> };
+  const tokenizerFiles: Record<string, Uint8Array> = {};
+  for (const f of TOKENIZER_FILES) {
+    const bytes = await Deno.readFile(`${dir}/${f}`).catch(() => undefined);
+    if (bytes) tokenizerFiles[f] = bytes;
+  }
+  const params = folder.params as Record<string, FloatArray>;
+  return { ...plan, cfg: folder.cfg, folder, params, tokenizerFiles };
 }
+
+/** sha256 of a file (streamed: tokenizer.json is megabytes), "absent" when there is none. */
+const fileHash = (path: string) =>
+  sha256File(path).then((h) => h.sha256, (e) => {
+    if (e instanceof Deno.errors.NotFound) return "absent";
+    throw e;
+  });
 
 /** The files whose bytes decide what `loadHfTokenizer` builds, besides the configs' EOS ids. */
 const TOKENIZER_INPUTS = [
@@ -159,11 +168,7 @@ const TOKENIZER_INPUTS = [
  */
 async function sameTokenizer(a: string, b: string): Promise<boolean> {
   for (const f of TOKENIZER_INPUTS) {
-    const [x, y] = await Promise.all(
-      [a, b].map((d) => Deno.readFile(`${d}/${f}`).catch(() => null)),
-    );
-    if ((x === null) !== (y === null)) return false;
-    if (x && y && (x.length !== y.length || x.some((v, i) => v !== y[i]))) return false;
+    if (await fileHash(`${a}/${f}`) !== await fileHash(`${b}/${f}`)) return false;
   }
   const eos = (d: string, f: string) =>
     Deno.readTextFile(`${d}/${f}`).then((t) => JSON.stringify(JSON.parse(t).eos_token_id ?? null))
@@ -245,11 +250,8 @@ export async function checkRewardModelFits(
     );
   }
   if (rm.tokenizer) {
-    const [a, b] = await Promise.all([
-      Deno.readFile(`${policy.dir}/tokenizer.json`),
-      Deno.readFile(`${rm.dir}/tokenizer.json`),
-    ]);
-    if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+    const [a, b] = [policy.dir, rm.dir].map((d) => `${d}/tokenizer.json`);
+    if (await fileHash(a) !== await fileHash(b)) {
       throw at(
         "its tokenizer.json differs from the policy's, so the policy's token ids would mean " +
           "other text to it",
