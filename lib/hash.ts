@@ -35,11 +35,12 @@ export async function sha256File(path: string): Promise<{ sha256: string; bytes:
 
 /**
  * sha256 over a file's bytes, or over a folder's files (relative path, size and bytes of each,
- * in sorted order; names starting with "." skipped). Synchronous: planning is, and the inputs
- * it hashes (tiny model folders, prompt files) are small.
+ * in sorted order; names starting with "." skipped). Synchronous (planning is), read 1 MiB at a
+ * time, so hashing a model folder holds none of its weights.
  */
 export function contentHash(path: string): string {
   const h = createHash("sha256");
+  const chunk = new Uint8Array(1 << 20);
   const visit = (p: string, rel: string) => {
     const st = Deno.statSync(p);
     if (st.isDirectory) {
@@ -47,9 +48,11 @@ export function contentHash(path: string): string {
         .sort();
       for (const n of names) visit(`${p}/${n}`, rel ? `${rel}/${n}` : n);
     } else {
-      const bytes = Deno.readFileSync(p);
-      h.update(`${rel}\0${bytes.length}\0`);
-      h.update(bytes);
+      // Streamed a chunk at a time: a model folder's weights are gigabytes, and planning (a
+      // sweep's parent, which runs no trial) must not hold them to hash them.
+      h.update(`${rel}\0${st.size}\0`);
+      using f = Deno.openSync(p, { read: true });
+      for (let n; (n = f.readSync(chunk)) !== null;) h.update(chunk.subarray(0, n));
     }
   };
   visit(path, "");

@@ -480,10 +480,11 @@ export async function validateInputs(plan: Plan): Promise<void> {
   const validate = plan.kind.validate;
   if (!validate) return;
   const problems: Problem[] = [];
+  const ctx = { memo: new Map<string, Promise<unknown>>() }; // this plan's reads, shared
   for (const t of plan.trials) {
     let found: Problem[];
     try {
-      found = await validate.call(plan.kind, t.identity.config);
+      found = await validate.call(plan.kind, t.identity.config, ctx);
     } catch (e) {
       if (!(e instanceof ConfigError)) throw e;
       // A ConfigError that carries its key, cause and fix (lib/tasks/inputs.ts) keeps them.

@@ -62,6 +62,7 @@ export interface DecodeState {
   kv: { key: [FloatArray, FloatArray]; value: [FloatArray, FloatArray] }[];
 }
 
+/** Shared decode steps (no weights: fed per call; immutable): a memo, see `compile`'s cache. */
 const decoders = new Map<string, Promise<GptDecoder>>();
 
 /**

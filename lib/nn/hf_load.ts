@@ -51,6 +51,12 @@ export interface LoadModelOptions {
   modelTypes?: readonly string[];
   /** Name that starts error messages (default "loadModelFolder"). */
   caller?: string;
+  /**
+   * false: read config.json and the safetensors headers only, every name, dtype and shape
+   * checked, no tensor data read (`params` and `extra` empty; a tied head's equality and a
+   * truncated data section are found only by a full load). Sweep planning reads folders so.
+   */
+  weights?: boolean;
 }
 
 /** What {@link loadModelFolder} returns. */
@@ -65,6 +71,8 @@ export interface ModelFolder extends ModelConfig {
   extra: Record<string, NamedTensor>;
   /** The weight files read, relative to the folder. */
   weightFiles: string[];
+  /** Dtype tag and shape of each tensor in `extra` (filled without `weights` too). */
+  extraShapes: Record<string, { tag: string; shape: number[] }>;
 }
 
 /** Which file tensor `expected` is in, checked for ambiguity, dtype and shape (no data read). */
@@ -190,8 +198,23 @@ export async function loadModelFolder(
     const embedAt = byOurs.get(embedName(cfg))!;
     const sourceDtype = embedAt.entry.dtype as FloatDType;
 
+    const extraShapes: ModelFolder["extraShapes"] = {};
+    for (const { name: file, st } of weights.files) {
+      for (const e of st.header.entries) {
+        if (wanted.has(e.name) || BUFFER.test(e.name)) continue;
+        if (e.name === "lm_head.weight" && tied(cfg) && !classifier) {
+          checkEntry(w, file, e, embedAt.entry.shape, impliedBy(cfg, e.name));
+          continue;
+        }
+        if (!e.dtype) checkEntry(w, file, e, e.shape, ""); // throws: unsupported dtype
+        extraShapes[e.name] = { tag: e.tag, shape: e.shape };
+      }
+    }
     const params: Record<string, Float32Array | Float64Array> = {};
     const extra: Record<string, NamedTensor> = {};
+    const head = { cfg, architecture, config, sourceDtype, ...(generation ? { generation } : {}) };
+    const weightFiles = weights.files.map((f) => f.name);
+    if (opts.weights === false) return { ...head, params, extra, weightFiles, extraShapes };
     let lmHead: { file: string; values: Float32Array | Float64Array } | undefined;
     // File by file, in data order: each tensor is read, converted and its raw bytes dropped.
     for (const { name: file, st } of weights.files) {
@@ -213,14 +236,11 @@ export async function loadModelFolder(
     }
     if (lmHead) checkTiedHead(w, cfg, lmHead, params[embedName(cfg)]);
     return {
-      cfg,
-      architecture,
-      config,
+      ...head,
       params: Object.fromEntries(expected.map((e) => [e.ours, params[e.ours]])), // shapes order
-      sourceDtype,
-      ...(generation ? { generation } : {}),
       extra,
-      weightFiles: weights.files.map((f) => f.name),
+      weightFiles,
+      extraShapes,
     };
   } finally {
     weights.close();

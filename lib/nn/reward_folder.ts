@@ -10,7 +10,7 @@ import type * as ort from "onnxruntime-node";
 import type { NamedTensor } from "../onnx/safetensors.ts";
 import type { GptConfig } from "./gpt.ts";
 import { type DecoderConfig, hiddenSize, isLlama, trunkShapes } from "./decoder.ts";
-import { loadModelFolder, saveModelFolder } from "./checkpoint.ts";
+import { loadModelFolder, type ModelFolder, saveModelFolder } from "./checkpoint.ts";
 import { headNames, headShapes, REWARD_HEAD, rewardHeadFromScore } from "./heads.ts";
 import { HF_TOKENIZER_FILES, saveHfFolder } from "./hf.ts";
 import type { FloatArray } from "./sample.ts";
@@ -105,30 +105,29 @@ export interface LoadedRewardModel extends RewardModel {
   kind: "proxima" | "hub";
 }
 
-/**
- * Read a reward model folder of any family (see {@link loadRewardModel} for GPT-2 only): one
- * written by {@link saveRewardModel}
- * (`r_head.*` tensors), or a Hub `*ForSequenceClassification` with `num_labels` 1, whose
- * `score` head becomes the reward head and which then reads its score at the last non-pad
- * token as transformers does. Errors name the folder and what is missing.
- */
-export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel> {
-  const f = await loadModelFolder(dir, { dtype: "float32", caller: "loadRewardModel" });
-  const params: Record<string, Float32Array | Float64Array> = {};
-  for (const n of Object.keys(trunkShapes(f.cfg))) params[n] = f.params[n];
+/** What a reward model folder is, read from config.json and the headers ({@link describeRewardModel}). */
+export interface RewardModelInfo {
+  cfg: DecoderConfig;
+  /** The parsed config.json. */
+  config: Record<string, unknown>;
+  /** "proxima": an `r_head` folder (saveRewardModel); "hub": a *ForSequenceClassification. */
+  kind: "proxima" | "hub";
+  /** See {@link RewardModel.readAtPadId}. */
+  readAtPadId?: number;
+}
+
+const FLOAT_TAGS = new Set(["F32", "F64", "F16", "BF16"]);
+
+/** The checks both readers share, on a folder read with or without its weights. */
+function rewardInfo(dir: string, f: ModelFolder): RewardModelInfo {
   const d = hiddenSize(f.cfg);
-  const tokenizer = await readTokenizerFiles(dir);
   if (f.architecture.kind === "sequence-classification") {
-    const score = f.extra["score.weight"];
-    if (!score || f.architecture.numLabels !== 1) {
+    if (!f.extraShapes["score.weight"] || f.architecture.numLabels !== 1) {
       throw new UserError(
         `loadRewardModel: ${dir}: ${f.architecture.name} with ${f.architecture.numLabels} ` +
           `labels: a reward model has one (num_labels 1, score.weight [1, ${d}])`,
       );
     }
-    Object.assign(params, rewardHeadFromScore(score));
-    const bias = f.config.proxima_reward_bias;
-    if (typeof bias === "number") params[headNames(REWARD_HEAD).bias][0] = bias;
     const pad = f.config.pad_token_id;
     if (!Number.isInteger(pad)) {
       throw new UserError(
@@ -138,16 +137,14 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
     }
     return {
       cfg: f.cfg,
-      params,
       config: f.config,
-      tokenizer,
       kind: "hub",
       // Proxima's own classifiers were trained reading the mask's last real token.
       readAtPadId: f.config.proxima_reward_read === "mask" ? undefined : pad as number,
     };
   }
   for (const [name, { shape }] of Object.entries(headShapes(d, REWARD_HEAD))) {
-    const t = f.extra[name];
+    const t = f.extraShapes[name];
     const size = shape.reduce((a, b) => a * b, 1);
     if (!t) {
       throw new UserError(
@@ -155,14 +152,48 @@ export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel
           `folder (write it with saveRewardModel, or give a *ForSequenceClassification folder)`,
       );
     }
-    if (t.data.length !== size || (t.dtype !== "float32" && t.dtype !== "float64")) {
+    if (t.shape.reduce((a, b) => a * b, 1) !== size || !FLOAT_TAGS.has(t.tag)) {
       throw new UserError(
-        `loadRewardModel: ${dir}: "${name}" is ${t.dtype} [${t.shape}], expected float32 [${shape}]`,
+        `loadRewardModel: ${dir}: "${name}" is ${t.tag} [${t.shape}], expected float32 [${shape}]`,
       );
     }
-    params[name] = Float32Array.from(t.data as FloatArray);
   }
-  return { cfg: f.cfg, params, config: f.config, tokenizer, kind: "proxima" };
+  return { cfg: f.cfg, config: f.config, kind: "proxima" };
+}
+
+/**
+ * A reward model folder checked as {@link loadAnyRewardModel} checks it, from config.json and
+ * the safetensors headers only: no tensor data is read (sweep planning).
+ */
+export async function describeRewardModel(dir: string): Promise<RewardModelInfo> {
+  const f = await loadModelFolder(dir, { weights: false, caller: "loadRewardModel" });
+  return rewardInfo(dir, f);
+}
+
+/**
+ * Read a reward model folder of any family (see {@link loadRewardModel} for GPT-2 only): one
+ * written by {@link saveRewardModel}
+ * (`r_head.*` tensors), or a Hub `*ForSequenceClassification` with `num_labels` 1, whose
+ * `score` head becomes the reward head and which then reads its score at the last non-pad
+ * token as transformers does. Errors name the folder and what is missing.
+ */
+export async function loadAnyRewardModel(dir: string): Promise<LoadedRewardModel> {
+  const f = await loadModelFolder(dir, { dtype: "float32", caller: "loadRewardModel" });
+  const info = rewardInfo(dir, f);
+  const params: Record<string, Float32Array | Float64Array> = {};
+  for (const n of Object.keys(trunkShapes(f.cfg))) params[n] = f.params[n];
+  const d = hiddenSize(f.cfg);
+  const tokenizer = await readTokenizerFiles(dir);
+  if (info.kind === "hub") {
+    Object.assign(params, rewardHeadFromScore(f.extra["score.weight"]));
+    const bias = f.config.proxima_reward_bias;
+    if (typeof bias === "number") params[headNames(REWARD_HEAD).bias][0] = bias;
+    return { ...info, params, tokenizer };
+  }
+  for (const name of Object.keys(headShapes(d, REWARD_HEAD))) {
+    params[name] = Float32Array.from(f.extra[name].data as FloatArray);
+  }
+  return { ...info, params, tokenizer };
 }
 
 /**

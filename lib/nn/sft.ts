@@ -317,6 +317,11 @@ export interface SftEvalOptions extends SftBatchOptions {
   session?: SessionOptions;
 }
 
+/**
+ * The SFT evaluation graph's session by config, dtype and options: a memo of an immutable
+ * compiled graph with no weights in it (they are inputs), so kept at module level (see
+ * `compile`'s cache); bounded by the configs a process evaluates.
+ */
 const evalSessions = new Map<string, ReturnType<typeof compile>>();
 
 /** Forward-only graph: params + batch -> Σ scored NLL (weights are 0/1 here). */

@@ -218,6 +218,14 @@ export class Session {
   }
 }
 
+/**
+ * Compiled sessions by graph hash and options: a process-wide memo, kept at module level on
+ * purpose. A cached session is a pure function of its key (the serialised graph and the
+ * options; parameters are graph inputs fed at each run, so it holds no weights — a session
+ * with weights compiled in, `compileWithConstants`, is never cached) and is never mutated, so
+ * sharing it cannot change a result. Bounded by the distinct graphs a process compiles: a
+ * trial's fixed set in a worker (one trial per process), none in a sweep's parent.
+ */
 const cache = new Map<string, Promise<Session>>();
 
 /** sha256 of the serialised model: the graph's identity. */

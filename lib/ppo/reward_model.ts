@@ -290,6 +290,11 @@ export interface RewardScoreOptions {
   session?: SessionOptions;
 }
 
+/**
+ * The scoring graph's session by config, dtype, options and pad id: a memo of an immutable
+ * compiled graph with no weights in it (they are inputs), so kept at module level (see
+ * `compile`'s cache); bounded by the reward models a process scores with.
+ */
 const scoreSessions = new Map<string, ReturnType<typeof compile>>();
 
 function scoreSession(

@@ -40,6 +40,7 @@ export function exactKlAt(
 }
 
 type FullScorer = Awaited<ReturnType<typeof compileLmScorer>>;
+/** Each problem's exact-KL scorer: keyed weakly by the problem, so it lives as long as the trial. */
 const scorers = new WeakMap<LmProblem, Promise<FullScorer>>();
 
 /** Rows [r0, r1) of `seqs` as sequences of their own. */

@@ -43,7 +43,13 @@ import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
-import type { StageDef, StageFn, TrialKind, TrialRunContext } from "../trial/contract.ts";
+import type {
+  PlanContext,
+  StageDef,
+  StageFn,
+  TrialKind,
+  TrialRunContext,
+} from "../trial/contract.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
 import type { UserReward } from "./rewards.ts";
@@ -91,6 +97,11 @@ export interface LmTaskContext {
   rewards?: Record<string, UserReward>;
   /** Progress lines (stages trained or reused). */
   log?: (line: string) => void;
+  /**
+   * This trial's reads that hooks share (the `memory` hook's inputs, which `problem` reuses);
+   * made per trial, dropped with it.
+   */
+  memo: PlanContext["memo"];
 }
 
 /** What a task's `problem` builds: the PPO problem and what the trial records about it. */
@@ -144,7 +155,7 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
    * Inputs read and checked before any trial starts (planning calls it once per distinct
    * config of inputs): problems as {key, cause, fix}, or a thrown ConfigError.
    */
-  validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
+  validate?(config: C, ctx: PlanContext): Promise<{ key: string; cause: string; fix: string }[]>;
   /**
    * Quick checks before anything heavy loads (the user's reward modules imported and run on
    * a smoke sample): at the trial's start before the memory check, and first thing in
@@ -157,7 +168,7 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
    * (`validate`) and the trial itself refuse a config whose estimate exceeds this machine's
    * memory, naming the key to lower, the estimate and the fix ({@link LmTaskSpec.memoryKeys}).
    */
-  memory?(config: C): LmMemoryInput | Promise<LmMemoryInput>;
+  memory?(config: C, ctx: PlanContext): LmMemoryInput | Promise<LmMemoryInput>;
   /**
    * The config keys a memory refusal names (default `batch`, `ppo.minibatches`,
    * `max_new_tokens`).
@@ -272,17 +283,17 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
   const stageFn = (opts: LocalStageOptions = {}) => localStageCache(spec, opts);
 
   /** The memory refusal of a config (null when it fits, or the task has no `memory` hook). */
-  const memory = async (c: C) =>
+  const memory = async (c: C, ctx: PlanContext) =>
     spec.memory
-      ? memoryProblem(estimateLmMemory(await spec.memory(c)), spec.memoryKeys ?? MEMORY_KEYS)
+      ? memoryProblem(estimateLmMemory(await spec.memory(c, ctx)), spec.memoryKeys ?? MEMORY_KEYS)
       : null;
   /** The task's own input checks, then (when they pass) the memory estimate. */
   const validate = spec.validate || spec.memory || spec.preflight
-    ? async (c: C) => {
+    ? async (c: C, ctx: PlanContext = { memo: new Map() }) => {
       await spec.preflight?.(c, {});
-      const own = (await spec.validate?.(c)) ?? [];
+      const own = (await spec.validate?.(c, ctx)) ?? [];
       if (own.length) return own;
-      const m = await memory(c);
+      const m = await memory(c, ctx);
       return m ? [m] : [];
     }
     : undefined;
@@ -295,7 +306,8 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     const c = parse(input);
     await spec.preflight?.(c, { rewards: opts.rewards });
     // Refuse a trial that cannot fit before anything trains (planning refused it already).
-    const m = await memory(c);
+    const memo: PlanContext["memo"] = new Map();
+    const m = await memory(c, { memo });
     if (m) {
       const e = new ConfigError(`${spec.name} config: ${m.key}: ${m.cause}\n  fix: ${m.fix}`);
       throw Object.assign(e, m);
@@ -305,6 +317,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       session: opts.session,
       rewards: opts.rewards,
       log: opts.log,
+      memo,
     };
     const setup = await spec.problem(c, ctx);
     opts.onProblem?.(setup.problem, setup);

@@ -45,7 +45,11 @@ const isReward = (v: unknown): v is UserReward =>
     (typeof (v as { batch?: unknown }).batch === "function" ||
       typeof (v as { fn?: unknown }).fn === "function"));
 
-/** Modules imported in this process, by absolute path (one import per module). */
+/**
+ * Modules imported in this process, by absolute path (one import per module). Process-wide
+ * on purpose: it mirrors the runtime's own module cache, which is process-wide anyway (a
+ * second `import()` of a path returns the same module object).
+ */
 const imported = new Map<string, Promise<Record<string, unknown>>>();
 
 /** Import a reward module by path (from the working directory); errors name `key`. */

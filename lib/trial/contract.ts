@@ -85,6 +85,16 @@ export interface TrialSummary {
   [k: string]: unknown;
 }
 
+/**
+ * What one planning pass shares between its `validate` calls: inputs a kind read for one
+ * trial (a tokenizer, tokenized prompts, a model's config and headers, never weights), by a
+ * key the kind chooses, for the next trial with the same inputs. Made per plan and dropped
+ * with it, so nothing read at planning outlives it.
+ */
+export interface PlanContext {
+  memo: Map<string, Promise<unknown>>;
+}
+
 /** One task or environment, as experiments name it. */
 // deno-lint-ignore no-explicit-any
 export interface TrialKind<C extends Record<string, any> = any> {
@@ -117,9 +127,13 @@ export interface TrialKind<C extends Record<string, any> = any> {
   /**
    * Reads and checks the inputs (files, folders) of a config before any trial starts: what a
    * synchronous `check` cannot (a prompt longer than the context, a reward model with another
-   * tokenizer). Planning calls it once per distinct input set; problems as {key, cause, fix}.
+   * tokenizer). Planning calls it for each trial with one {@link PlanContext}, so trials
+   * that share inputs read them once; problems as {key, cause, fix}.
    */
-  validate?(config: C): Promise<{ key: string; cause: string; fix: string }[]>;
+  validate?(
+    config: C,
+    ctx?: PlanContext,
+  ): Promise<{ key: string; cause: string; fix: string }[]>;
   /** Work of one trial: `total` units (e.g. updates) of `steps` environment steps / samples each (progress bars, steps/s, ETA). */
   work(config: C): { total: number; unit: string; steps: number };
   /** Files (relative to outDir) holding the final state after run(); they end in checkpoints/. */

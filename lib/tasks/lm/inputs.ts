@@ -1,12 +1,18 @@
 /**
- * Everything the `lm` task reads by path, loaded and checked before anything trains: the
- * policy folder (weights + tokenizer), the reward model folder, the prompt sets. Each problem
- * is a ConfigError naming the config key, the file and the fix (lib/tasks/inputs.ts), so a
- * sweep refuses it at planning (`validateLmInputs`) and a single run before its first stage.
+ * Everything the `lm` task reads by path, checked before anything trains: the policy folder
+ * (config, tokenizer, weights), the reward model folder, the prompt sets. Each problem is a
+ * ConfigError naming the config key, the file and the fix (lib/tasks/inputs.ts).
+ *
+ * Two steps, so that a process that never trains never holds weights:
+ * {@link planLmInputs} reads config.json, the tokenizers, the safetensors headers (every
+ * tensor's name, dtype and shape checked, no data read) and the prompts — sweep planning runs
+ * only this, and the memory estimate needs nothing more; {@link loadLmInputs} adds the
+ * weights, in the process that runs the trial.
  *
  * @example
  * ```ts
- * const inputs = await loadLmInputs(config); // policy, reward model, tokenized prompts
+ * const plan = await planLmInputs(config); // configs, tokenizers, tokenized prompts
+ * const inputs = await loadLmInputs(config, plan); // + the policy's and reward model's weights
  * ```
  * @module
  */
@@ -15,28 +21,40 @@ import { contextLength, type DecoderConfig } from "../../nn/decoder.ts";
 import { type HfTokenizer, loadHfTokenizer } from "../../nn/hf_tokenizer.ts";
 import type { FloatArray } from "../../nn/sample.ts";
 import { loadAnyRewardModel, type LoadedRewardModel } from "../../ppo/reward_model.ts";
+import { describeRewardModel, type RewardModelInfo } from "../../nn/reward_folder.ts";
 import { ConfigError } from "../../ppo/config.ts";
 import { inputError } from "../inputs.ts";
+import { sha256File } from "../../hash.ts";
 import { type PromptRow, readPromptSet } from "./data.ts";
 import { LM_TASK, type LmRunConfig } from "./schema.ts";
 
-/** The policy folder, loaded. */
-export interface LmPolicy {
+/** The policy folder read without its weights ({@link planLmPolicy}). */
+export interface LmPolicyPlan {
   dir: string;
   cfg: DecoderConfig;
-  params: Record<string, FloatArray>;
+  /** config.json, generation config, source dtype (`params` and `extra` empty). */
   folder: ModelFolder;
   tokenizer: HfTokenizer;
+}
+
+/** The policy folder, loaded. */
+export interface LmPolicy extends LmPolicyPlan {
+  params: Record<string, FloatArray>;
   /** The folder's tokenizer files as bytes (copied into the exported policy folder). */
   tokenizerFiles: Record<string, Uint8Array>;
 }
 
-/** A reward model folder, loaded, with the tokenizer it reads. */
-export interface LmRewardModel {
+/** A reward model folder read without its weights, with the tokenizer it reads. */
+export interface LmRewardModelPlan {
   dir: string;
-  model: LoadedRewardModel;
+  model: RewardModelInfo;
   /** Its own tokenizer (reward_input "text"), undefined when the folder has none. */
   tokenizer?: HfTokenizer;
+}
+
+/** A reward model folder, loaded, with the tokenizer it reads. */
+export interface LmRewardModel extends LmRewardModelPlan {
+  model: LoadedRewardModel;
 }
 
 /** Tokenizer files copied with an exported policy (those the folder has). */
@@ -69,14 +87,14 @@ async function guarded<T>(key: string, dir: string, fn: () => Promise<T>, fix: s
   }
 }
 
-/** The policy folder: causal LM weights (any supported family) and its tokenizer. */
-export async function loadLmPolicy(key: string, dir: string): Promise<LmPolicy> {
+/** The policy folder without its weights: config.json, the headers, the tokenizer. */
+export async function planLmPolicy(key: string, dir: string): Promise<LmPolicyPlan> {
   await checkFolder(key, dir);
   const folder = await guarded(
     key,
     dir,
-    () => loadModelFolder(dir, { dtype: "float32" }),
-    "point at a transformers causal LM folder (gpt2, llama, mistral, qwen2, qwen3)",
+    () => loadModelFolder(dir, { dtype: "float32", weights: false }),
+    POLICY_FIX,
   );
   if (folder.architecture.kind !== "causal-lm") {
     throw err(
@@ -101,34 +119,84 @@ export async function loadLmPolicy(key: string, dir: string): Promise<LmPolicy> 
       "use the tokenizer that belongs to these weights",
     );
   }
+  return { dir, cfg: folder.cfg, folder, tokenizer };
+}
+
+const POLICY_FIX = "point at a transformers causal LM folder (gpt2, llama, mistral, qwen2, qwen3)";
+
+/** The policy folder: causal LM weights (any supported family) and its tokenizer. */
+export async function loadLmPolicy(
+  key: string,
+  dir: string,
+  plan?: LmPolicyPlan,
+): Promise<LmPolicy> {
+  plan ??= await planLmPolicy(key, dir);
+  const folder = await guarded(
+    key,
+    dir,
+    () => loadModelFolder(dir, { dtype: "float32" }),
+    POLICY_FIX,
+  );
   const tokenizerFiles: Record<string, Uint8Array> = {};
   for (const f of TOKENIZER_FILES) {
     const bytes = await Deno.readFile(`${dir}/${f}`).catch(() => undefined);
     if (bytes) tokenizerFiles[f] = bytes;
   }
-  return {
-    dir,
-    cfg: folder.cfg,
-    params: folder.params as Record<string, FloatArray>,
-    folder,
-    tokenizer,
-    tokenizerFiles,
-  };
+  const params = folder.params as Record<string, FloatArray>;
+  return { ...plan, cfg: folder.cfg, folder, params, tokenizerFiles };
 }
 
-/** A reward model folder (Hub classifier or Proxima's) and its tokenizer, if it has one. */
-export async function loadLmRewardModel(key: string, dir: string): Promise<LmRewardModel> {
+/** sha256 of a file (streamed: tokenizer.json is megabytes), "absent" when there is none. */
+const fileHash = (path: string) =>
+  sha256File(path).then((h) => h.sha256, (e) => {
+    if (e instanceof Deno.errors.NotFound) return "absent";
+    throw e;
+  });
+
+/** The files whose bytes decide what `loadHfTokenizer` builds, besides the configs' EOS ids. */
+const TOKENIZER_INPUTS = [
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "chat_template.jinja",
+];
+
+/**
+ * Whether `loadHfTokenizer` would build the same tokenizer from folders `a` and `b`: the same
+ * tokenizer files, byte for byte, and the same `eos_token_id` in config.json and
+ * generation_config.json.
+ */
+async function sameTokenizer(a: string, b: string): Promise<boolean> {
+  for (const f of TOKENIZER_INPUTS) {
+    if (await fileHash(`${a}/${f}`) !== await fileHash(`${b}/${f}`)) return false;
+  }
+  const eos = (d: string, f: string) =>
+    Deno.readTextFile(`${d}/${f}`).then((t) => JSON.stringify(JSON.parse(t).eos_token_id ?? null))
+      .catch(() => "absent");
+  for (const f of ["config.json", "generation_config.json"]) {
+    if (await eos(a, f) !== await eos(b, f)) return false;
+  }
+  return true;
+}
+
+/**
+ * A reward model folder without its weights (config.json, the headers) and its tokenizer.
+ * When `policy` (its plan) has the same tokenizer files, the reward model shares its tokenizer
+ * object: a 150K-vocabulary tokenizer takes ~130 MB, and planning holds both otherwise.
+ */
+export async function planLmRewardModel(
+  key: string,
+  dir: string,
+  policy?: LmPolicyPlan,
+): Promise<LmRewardModelPlan> {
   await checkFolder(key, dir);
-  const model = await guarded(
-    key,
-    dir,
-    () => loadAnyRewardModel(dir),
-    "give a *ForSequenceClassification folder with num_labels 1, or one Proxima saved",
-  );
+  const model = await guarded(key, dir, () => describeRewardModel(dir), RM_FIX);
   const hasTokenizer = await Deno.stat(`${dir}/tokenizer.json`).then(() => true, () => false);
-  const tokenizer = hasTokenizer
-    ? await guarded(key, dir, () => loadHfTokenizer(dir), "fix or remove its tokenizer files")
-    : undefined;
+  const tokenizer = !hasTokenizer
+    ? undefined
+    : policy && await sameTokenizer(policy.dir, dir)
+    ? policy.tokenizer
+    : await guarded(key, dir, () => loadHfTokenizer(dir), "fix or remove its tokenizer files");
   // Its pad id (the tokenizer's) is read by the model's embedding: it must be inside it.
   if (tokenizer && tokenizer.padId >= model.cfg.vocabSize) {
     throw err(
@@ -142,13 +210,26 @@ export async function loadLmRewardModel(key: string, dir: string): Promise<LmRew
   return { dir, model, tokenizer };
 }
 
+const RM_FIX = "give a *ForSequenceClassification folder with num_labels 1, or one Proxima saved";
+
+/** A reward model folder (Hub classifier or Proxima's) and its tokenizer, if it has one. */
+export async function loadLmRewardModel(
+  key: string,
+  dir: string,
+  plan?: LmRewardModelPlan,
+): Promise<LmRewardModel> {
+  plan ??= await planLmRewardModel(key, dir);
+  const model = await guarded(key, dir, () => loadAnyRewardModel(dir), RM_FIX);
+  return { ...plan, model };
+}
+
 /**
  * The reward model can read the policy's token ids: same tokenizer (tokenizer.json bytes) and
  * vocabulary, unless the reward reads text. Problems name `reward_model` and the fix.
  */
 export async function checkRewardModelFits(
-  policy: LmPolicy,
-  rm: LmRewardModel,
+  policy: LmPolicyPlan,
+  rm: LmRewardModelPlan,
   input: "tokens" | "text",
 ): Promise<void> {
   const at = (cause: string, fix: string) => err("reward_model", rm.dir, cause, fix);
@@ -169,11 +250,8 @@ export async function checkRewardModelFits(
     );
   }
   if (rm.tokenizer) {
-    const [a, b] = await Promise.all([
-      Deno.readFile(`${policy.dir}/tokenizer.json`),
-      Deno.readFile(`${rm.dir}/tokenizer.json`),
-    ]);
-    if (a.length !== b.length || a.some((x, i) => x !== b[i])) {
+    const [a, b] = [policy.dir, rm.dir].map((d) => `${d}/tokenizer.json`);
+    if (await fileHash(a) !== await fileHash(b)) {
       throw at(
         "its tokenizer.json differs from the policy's, so the policy's token ids would mean " +
           "other text to it",
@@ -209,7 +287,7 @@ export function encodePrompts(
   key: string,
   path: string,
   rows: readonly PromptRow[],
-  policy: LmPolicy,
+  policy: LmPolicyPlan,
   o: { chat: boolean; maxNewTokens: number },
 ): number[][] {
   const tok = policy.tokenizer, ctx = contextLength(policy.cfg);
@@ -246,11 +324,11 @@ export function encodePrompts(
   });
 }
 
-/** What {@link loadLmInputs} returns. */
-export interface LmInputs {
-  policy: LmPolicy;
+/** What {@link planLmInputs} returns: every input but the weights. */
+export interface LmInputPlan {
+  policy: LmPolicyPlan;
   /** The given reward model folder (null when none is given). */
-  rewardModel: LmRewardModel | null;
+  rewardModel: LmRewardModelPlan | null;
   /** Tokenized training prompts. */
   prompts: number[][];
   /** Tokenized evaluation prompts. */
@@ -263,12 +341,18 @@ export interface LmInputs {
   eosIds: number[];
 }
 
-/** Load and check every input of a config (see the module doc). */
-export async function loadLmInputs(c: LmRunConfig): Promise<LmInputs> {
-  const policy = await loadLmPolicy("policy", c.policy);
+/** What {@link loadLmInputs} returns: the plan with the weights. */
+export interface LmInputs extends LmInputPlan {
+  policy: LmPolicy;
+  rewardModel: LmRewardModel | null;
+}
+
+/** Read and check every input of a config but the weights (see the module doc). */
+export async function planLmInputs(c: LmRunConfig): Promise<LmInputPlan> {
+  const policy = await planLmPolicy("policy", c.policy);
   const rewardModel = c.reward_model === null
     ? null
-    : await loadLmRewardModel("reward_model", c.reward_model);
+    : await planLmRewardModel("reward_model", c.reward_model, policy);
   if (rewardModel) await checkRewardModelFits(policy, rewardModel, c.reward_input);
   const opts = { chat: c.chat_template, maxNewTokens: c.max_new_tokens };
   const trainRows = await readPromptSet(LM_TASK, "prompts", c.prompts);
@@ -293,4 +377,17 @@ export async function loadLmInputs(c: LmRunConfig): Promise<LmInputs> {
     evalRows: rowsOf(evalSet),
     eosIds,
   };
+}
+
+/**
+ * Every input of a config with the weights: `plan` (the same config's {@link planLmInputs},
+ * read now when not given) plus the policy's and the reward model's tensors.
+ */
+export async function loadLmInputs(c: LmRunConfig, plan?: LmInputPlan): Promise<LmInputs> {
+  plan ??= await planLmInputs(c);
+  const policy = await loadLmPolicy("policy", c.policy, plan.policy);
+  const rewardModel = plan.rewardModel === null
+    ? null
+    : await loadLmRewardModel("reward_model", plan.rewardModel.dir, plan.rewardModel);
+  return { ...plan, policy, rewardModel };
 }

@@ -49,7 +49,15 @@ import {
 import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "../reward_modules.ts";
 import { VERIFIABLE_REWARDS, verifiableRewards } from "../verifiable.ts";
 import { readPromptSet } from "./data.ts";
-import { type LmInputs, type LmRewardModel, loadLmInputs, loadLmRewardModel } from "./inputs.ts";
+import {
+  type LmInputPlan,
+  type LmInputs,
+  type LmRewardModel,
+  loadLmInputs,
+  loadLmRewardModel,
+  planLmInputs,
+} from "./inputs.ts";
+import type { PlanContext } from "../../trial/contract.ts";
 import {
   checkLmConfig,
   LM_TASK,
@@ -235,12 +243,9 @@ async function savePolicy(
   }
 }
 
-/** Inputs read once per distinct input set (planning validates every trial of a sweep). */
-const validated = new Map<string, Promise<LmInputs>>();
-
-/** What the inputs {@link loadLmInputs} reads depend on. */
+/** What the inputs {@link planLmInputs} reads depend on. */
 const inputsKey = (c: LmRunConfig) =>
-  JSON.stringify([
+  "lm-inputs:" + JSON.stringify([
     c.policy,
     c.reward_model,
     c.reward_input,
@@ -251,19 +256,19 @@ const inputsKey = (c: LmRunConfig) =>
     c.stop,
   ]);
 
-/** The inputs of a config, read once per distinct input set and kept until a trial takes them. */
-function lmInputs(c: LmRunConfig): Promise<LmInputs> {
+/**
+ * The inputs of a config without the weights, read once per planning pass or trial (`ctx`:
+ * the plan's or the trial's memo, never module state: a sweep's parent plans every trial and
+ * must not keep what it read).
+ */
+function lmPlan(c: LmRunConfig, ctx: PlanContext): Promise<LmInputPlan> {
   const key = inputsKey(c);
-  if (!validated.has(key)) {
-    const p = loadLmInputs(c);
-    p.catch(() => validated.delete(key));
-    validated.set(key, p);
-  }
-  return validated.get(key)!;
+  if (!ctx.memo.has(key)) ctx.memo.set(key, planLmInputs(c));
+  return ctx.memo.get(key)! as Promise<LmInputPlan>;
 }
 
 /** The trial's peak-memory estimate's input (the model and value trunk from the inputs). */
-function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
+function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInput {
   const model = inputs.policy.cfg;
   const lora = c.lora.r > 0
     ? { r: c.lora.r, alpha: c.lora.alpha, ...loraDefaults(model) }
@@ -308,21 +313,21 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       path === null ? [] : [{ key, path }]
     ).concat(rewardInputs(c.rewards)), // the user's reward modules: hashed into the trial id
   preflight: (c, ctx) => preflightLm(c, ctx.rewards),
-  async validate(c) {
-    await lmInputs(c); // every input read and checked (a ConfigError names the key)
+  async validate(c, ctx) {
+    await lmPlan(c, ctx); // every input but the weights read and checked (ConfigErrors name keys)
     return [];
   },
-  // defineLmTask refuses a trial that cannot fit, at planning and at the trial's start.
-  memory: async (c) => lmMemoryInput(c, await lmInputs(c)),
+  // defineLmTask refuses a trial that cannot fit, at planning and at the trial's start: from
+  // config.json and the safetensors headers (the weights load in `problem`).
+  memory: async (c, ctx) => lmMemoryInput(c, await lmPlan(c, ctx)),
   memoryKeys: { batch: "batch", minibatches: "ppo.minibatches", seqLen: "max_new_tokens" },
   stages: LM_STAGES,
   stageVersion: LM_STAGE_VERSION,
   samples: (c) => c.batch,
   async problem(c, ctx) {
-    // Every input checked before any stage runs (read by the memory check at the trial's
-    // start); the trial takes them, so the next trial reads its own.
-    const inputs = await lmInputs(c);
-    validated.delete(inputsKey(c));
+    // Every input checked before any stage runs (the memory check at the trial's start read
+    // all but the weights, kept in the trial's memo); the weights load here.
+    const inputs = await loadLmInputs(c, await lmPlan(c, ctx));
     let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
     if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
     else if (c.reward_model_data !== null) {

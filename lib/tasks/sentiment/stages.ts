@@ -76,7 +76,13 @@ import {
  */
 export const SENTIMENT_STAGE_VERSION = 1;
 
-/** SFT models trained or loaded in this process, by canonical stage config (the RM stage's trunk). */
+/**
+ * SFT models trained or loaded in this process, by canonical stage config (the RM stage's
+ * trunk). Module state that holds weights, kept for now: the models are the byte-level task's
+ * tiny decoders (megabytes), a stage's result is a pure function of its config (the memo saves
+ * retraining, it cannot change a result), and only stage code fills it. A per-trial stage
+ * context would carry it (issue 23 item 6 left this one).
+ */
 const sftMemo = new Map<string, ByteModel>();
 
 /** The SFT stage: a tiny decoder trained on the generated corpus, saved to `<outDir>/model`. */
