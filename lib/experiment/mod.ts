@@ -28,5 +28,7 @@ export * from "./spec.ts";
 export * from "./trial.ts";
 export * from "./runner.ts";
 export * from "./slurm.ts";
+export * from "./executors/executor.ts";
+export * from "./executors/local.ts";
 export * from "./table.ts";
 export { lockTry, lockWait } from "../lock.ts";
