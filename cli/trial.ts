@@ -6,7 +6,7 @@
  *   deno run -A cli/trial.ts --request req.json  request from a file (by hand)
  *   deno run -A cli/trial.ts --slurm DIR --index I
  *                                                 trial I of a Slurm submission (DIR/trials.json,
- *                                                 lib/experiment/slurm.ts); SIGTERM / SIGUSR2
+ *                                                 lib/experiment/executors/slurm/); SIGTERM / SIGUSR2
  *                                                 stop it after the current update with a
  *                                                 checkpoint (exit 75) for a requeue to resume
  *   deno run -A cli/trial.ts --slurm-stages DIR  build the stages DIR's trials ask for
@@ -24,7 +24,7 @@ import {
   type TrialEvent,
   type TrialRequest,
 } from "../lib/experiment/trial.ts";
-import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/slurm.ts";
+import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/executors/slurm/mod.ts";
 import { codeVersion } from "../lib/experiment/code_version.ts";
 import { requestStop, StopRequested } from "../lib/ppo/stop.ts";
 import { pathToFileURL } from "node:url";

@@ -27,7 +27,7 @@ export * from "./bundle.ts";
 export * from "./spec.ts";
 export * from "./trial.ts";
 export * from "./runner.ts";
-export * from "./slurm.ts";
+export * from "./executors/slurm/mod.ts";
 export * from "./executors/executor.ts";
 export * from "./executors/local.ts";
 export * from "./table.ts";
