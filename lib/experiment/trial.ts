@@ -34,6 +34,7 @@ import { trialId, type TrialIdentity } from "./spec.ts";
 import { ensureStage } from "../trial/stage_cache.ts";
 import type { StageResult } from "../trial/contract.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
+import type { StopToken } from "../ppo/stop.ts";
 import { RewardError } from "../tasks/rewards.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { MetricsEventLog, type ReportTo, tensorboardDir } from "../tensorboard/mod.ts";
@@ -99,6 +100,13 @@ export class TrialError extends Error {
 export async function executeTrial(
   req: TrialRequest,
   emit: (e: TrialEvent) => void,
+  opts: {
+    /**
+     * A stop request the trial's training honours: it checkpoints after the current update
+     * and throws `StopRequested` (a requeue resumes there).
+     */
+    stop?: StopToken;
+  } = {},
 ): Promise<void> {
   const id = trialId(req.identity);
   if (id !== req.id) {
@@ -193,6 +201,7 @@ export async function executeTrial(
         resume: true,
         threads: req.threads,
         device: req.device,
+        stop: opts.stop,
         onProgress: ({ row, ...p }) => {
           if (row) live?.append(row);
           if (!started) {

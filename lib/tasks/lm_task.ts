@@ -42,6 +42,7 @@ import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
+import type { StopToken } from "../ppo/stop.ts";
 import type { StageDef, StageFn, TrialKind, TrialRunContext } from "../trial/contract.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "./lm_ppo.ts";
@@ -184,6 +185,8 @@ export interface LmTrialOptions<S extends LmSetup = LmSetup> {
   onUpdate?: (row: MetricsRow, update: number) => void;
   /** Once before the first PPO update, with the update it starts from. */
   onStart?: (startUpdate: number) => void;
+  /** A stop request (a requeue, a time limit): checkpoint after the current update and stop. */
+  stop?: StopToken;
   /** User reward functions the config's `rewards` may name. */
   rewards?: Record<string, UserReward>;
   /** Called once the PPO problem exists, before any update (tests, notebooks). */
@@ -334,6 +337,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       Object.fromEntries(Object.entries(spec.progress).map(([label, col]) => [label, row[col]]));
     await trial(config, outDir, {
       resume: ctx.resume,
+      stop: ctx.stop,
       stage: ctx.stage,
       session: { threads: ctx.threads, device: ctx.device },
       onStart: (u) => ctx.onProgress({ done: u, total, step: u * per }),

@@ -25,6 +25,7 @@
  * @module
  */
 import type { z } from "zod";
+import type { StopToken } from "../ppo/stop.ts";
 
 /** Progress a kind reports while it runs. */
 export interface TrialProgress {
@@ -75,6 +76,11 @@ export interface TrialRunContext {
   onProgress(p: TrialProgress): void;
   /** Output folder of a named stage for `config`, computed once and cached across trials. */
   stage: StageFn;
+  /**
+   * A stop request (a requeue, a time limit), passed on to the trainer: it checkpoints after
+   * the current update and throws `StopRequested` (lib/ppo/stop.ts). Absent: never asked.
+   */
+  stop?: StopToken;
 }
 
 /** Summary of a finished run (summary.json). */
