@@ -138,7 +138,7 @@ if (import.meta.main) {
       const reqs = Object.entries(list.trials);
       if (reqs[0]) await importExperiment(reqs[0][1]);
       for (const [index, req] of reqs) {
-        const r = await prepareStages(req, `${dir}/stages`, emit);
+        const r = await prepareStages(req, emit);
         console.error(
           `proxima: trial ${index}: ` +
             (r.skipped

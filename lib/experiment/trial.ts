@@ -266,47 +266,32 @@ export async function executeTrial(
   emit({ type: "done", how: "ran", bundle_hash: manifest.bundle_hash, summary });
 }
 
-/** Thrown out of a trial's run once it reports progress: its stages are all there. */
-class StagesReady extends Error {}
-
 /**
- * Build the stages a trial asks for, without training it: its kind's run starts in a scratch
- * folder under `scratch` with the stage cache the trial itself gets, and is stopped at its
- * first progress report (by then it has asked for its stages). What a cluster runs once
- * before the trials, so that trials which share a stage do not queue on its lock. Returns the
- * stages it saw; a trial that fails before its first report is returned as `error` (the trial
- * reports it itself when it runs). A trial whose bundle exists is skipped.
+ * Build the stages a trial will ask for, without running it: the ones its kind declares for
+ * its config (`TrialKind.stagesFor`), through the stage cache the trial itself gets. What a
+ * cluster runs once before the trials, so that trials which share a stage do not queue on
+ * its lock. Returns the stages it built or found; a stage that fails is returned as `error`
+ * (the trial reports it itself when it runs). A trial whose bundle exists, or whose kind
+ * declares no stages, is skipped.
  */
 export async function prepareStages(
   req: TrialRequest,
-  scratch: string,
   emit: (e: TrialEvent) => void,
 ): Promise<{ stages: string[]; skipped?: true; error?: string }> {
   const kind = findTrialKind(req.identity.task);
   if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
   const stages: string[] = [];
-  if (!kind.stages || await exists(`${req.expDir}/${req.id}`)) return { stages, skipped: true };
-  await Deno.mkdir(scratch, { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: scratch, prefix: `prep-${req.id}-` });
+  if (!kind.stagesFor || await exists(`${req.expDir}/${req.id}`)) {
+    return { stages, skipped: true };
+  }
   try {
-    await kind.run(req.identity.config, dir, {
-      resume: false,
-      threads: req.threads,
-      device: req.device,
-      onProgress: () => {
-        throw new StagesReady();
-      },
-      stage: async (name, cfg) => {
-        const r = await stageFor(kind, req)(name, cfg);
-        stages.push(`${name}/${r.hash}`);
-        emit({ type: "stage", name, hash: r.hash, cached: r.cached });
-        return r;
-      },
-    });
+    for (const { name, config } of kind.stagesFor(req.identity.config)) {
+      const r = await stageFor(kind, req)(name, config);
+      stages.push(`${name}/${r.hash}`);
+      emit({ type: "stage", name, hash: r.hash, cached: r.cached });
+    }
   } catch (e) {
-    if (!(e instanceof StagesReady)) return { stages, error: (e as Error)?.message ?? String(e) };
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    return { stages, error: (e as Error)?.message ?? String(e) };
   }
   return { stages };
 }

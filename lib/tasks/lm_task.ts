@@ -43,7 +43,13 @@ import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import type { StopToken } from "../ppo/stop.ts";
-import type { StageDef, StageFn, TrialKind, TrialRunContext } from "../trial/contract.ts";
+import type {
+  StageDef,
+  StageFn,
+  StageRequest,
+  TrialKind,
+  TrialRunContext,
+} from "../trial/contract.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "./lm_ppo.ts";
 import type { UserReward } from "./rewards.ts";
@@ -122,6 +128,8 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
   inputs?(config: C): { key: string; path: string }[];
   /** The stages `problem` may ask `ctx.stage` for, by name. */
   stages: Record<string, StageDef>;
+  /** The stages (names, configs) `problem` asks for with `config` (the kind's `stagesFor`). */
+  stagesFor?(config: C): StageRequest[];
   /**
    * Version of the stage code, part of a stage's hash when no runner supplies the code
    * version (bump it when the corpus or the stage training changes what a stage produces).
@@ -362,6 +370,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       columns: [...PPO_METRIC_COLUMNS, ...spec.metrics.columns],
     },
     stages: spec.stages,
+    ...(spec.stagesFor ? { stagesFor: spec.stagesFor } : {}),
     parse,
     trial,
     stageFn,

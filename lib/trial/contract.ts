@@ -64,6 +64,12 @@ export interface StageResult {
   cached: boolean;
 }
 
+/** One stage a trial will ask `ctx.stage` for: its name and config. */
+export interface StageRequest {
+  name: string;
+  config: unknown;
+}
+
 /** Where stage folders come from: `(name, config) -> its folder` (computed once per config). */
 export type StageFn = (name: string, config: unknown) => Promise<StageResult>;
 
@@ -132,4 +138,11 @@ export interface TrialKind<C extends Record<string, any> = any> {
   metricNames: { named: Record<string, string>; columns: string[] };
   /** The stages `run` may ask `ctx.stage` for, by name. */
   stages?: Record<string, StageDef>;
+  /**
+   * The stages a trial of `config` will ask `ctx.stage` for (names and configs, in order),
+   * declared rather than found by running it: what a cluster's stages job builds once before
+   * the trials (lib/experiment/trial.ts `prepareStages`). Absent: each trial builds its own,
+   * under the stage cache's locks.
+   */
+  stagesFor?(config: C): StageRequest[];
 }
