@@ -201,6 +201,7 @@ export async function slurmMain(plan: Plan, f: MainFlags): Promise<number> {
     git: await gitInfo(),
     workerCommand: slurmWorkerCommand(),
     log: (s: string) => f.quiet || console.error(s),
+    notice: (s: string) => console.error(s),
     reportTo: f.reportTo,
   });
   const { submitted } = await ex.submit(plan);

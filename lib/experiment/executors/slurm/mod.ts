@@ -45,6 +45,8 @@ export class SlurmExecutor implements Executor {
     private readonly opts: SubmitOptions & {
       /** Poll interval (default 2000 ms; PROXIMA_SLURM_POLL_MS). */
       pollMs?: number;
+      /** Lines always shown, even when `log` is quiet: what was submitted or followed. */
+      notice?: (line: string) => void;
     },
   ) {}
 
@@ -55,7 +57,7 @@ export class SlurmExecutor implements Executor {
 
   async submit(plan: Plan): Promise<SubmitResult> {
     this.#plan = plan;
-    const o = this.opts, log = o.log ?? (() => {});
+    const o = this.opts, notice = o.notice ?? o.log ?? (() => {});
     const expDir = `${o.root}/${plan.name}`;
     const cluster = await checkCluster(o.partition);
     const { lock } = await prepareExperimentDir(o.root, plan.name);
@@ -81,7 +83,7 @@ export class SlurmExecutor implements Executor {
             );
           }
         }
-        log(`submission ${prev.n} (jobs ${jobIds(prev)}) is on the cluster: following it`);
+        notice(`submission ${prev.n} (jobs ${jobIds(prev)}) is on the cluster: following it`);
         this.submission = prev;
         return { submitted: Object.keys(prev.trials).length, detachable: true };
       }
@@ -102,7 +104,7 @@ export class SlurmExecutor implements Executor {
       if (!pending.length) return { submitted: 0, detachable: true };
       const sub = await submitSweep(plan, pending, expDir, cluster, o);
       this.submission = sub;
-      log(
+      notice(
         `${plan.file}: submitted ${pending.length} of ${plan.trials.length} trials as array ` +
           `job ${sub.arrays.map((a) => a.job).join(", ")} (after stages job ${sub.stagesJob}) ` +
           `-> ${sub.dir}/\n  ${sub.commands.at(-1)!.join(" ")}`,
