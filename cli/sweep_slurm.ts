@@ -8,14 +8,11 @@
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { ReportTo } from "../lib/tensorboard/mod.ts";
 import {
-  cancelSubmission,
   formatTable,
   gitInfo,
   inspectTrial,
   jobIds,
-  latestSubmission,
   type Plan,
-  pollSubmission,
   SlurmExecutor,
   type SlurmOptions,
 } from "../lib/experiment/mod.ts";
@@ -174,22 +171,6 @@ interface MainFlags {
  */
 export async function slurmMain(plan: Plan, f: MainFlags): Promise<number> {
   const expDir = `${f.results}/${plan.name}`;
-  if (f.slurm.mode === "status") return await status(plan, expDir);
-  if (f.slurm.mode === "cancel") {
-    const sub = await latestSubmission(expDir);
-    if (!sub) {
-      console.log(`${expDir}: no Slurm submission to cancel`);
-      return 0;
-    }
-    const r = await cancelSubmission(sub);
-    console.log(
-      r.code === 0
-        ? `cancelled submission ${sub.n} (jobs ${jobIds(sub)}); run the sweep again to resume`
-        : `scancel failed: ${r.stderr.trim()}`,
-    );
-    return r.code === 0 ? 0 : 1;
-  }
-
   const o = f.slurm.options;
   const ex = new SlurmExecutor({
     ...o,
@@ -204,6 +185,24 @@ export async function slurmMain(plan: Plan, f: MainFlags): Promise<number> {
     notice: (s: string) => console.error(s),
     reportTo: f.reportTo,
   });
+  if (f.slurm.mode === "status") return await status(plan, expDir, ex);
+  if (f.slurm.mode === "cancel") {
+    const sub = await ex.attach(plan);
+    if (!sub) {
+      console.log(`${expDir}: no Slurm submission to cancel`);
+      return 0;
+    }
+    try {
+      await ex.cancel();
+    } catch (e) {
+      console.log((e as Error).message);
+      return 1;
+    }
+    console.log(
+      `cancelled submission ${sub.n} (jobs ${jobIds(sub)}); run the sweep again to resume`,
+    );
+    return 0;
+  }
   const { submitted } = await ex.submit(plan);
   const sub = ex.submission;
   if (!sub && !submitted) console.error(`${plan.file}: every trial is finished; nothing to submit`);
@@ -256,13 +255,13 @@ async function askCancel(
 }
 
 /** `--status`: one look at the latest submission (and the bundles on disk). */
-async function status(plan: Plan, expDir: string): Promise<number> {
-  const sub = await latestSubmission(expDir);
+async function status(plan: Plan, expDir: string, ex: SlurmExecutor): Promise<number> {
+  const sub = await ex.attach(plan);
   if (!sub) {
     console.log(`${expDir}: no Slurm submission (deno task sweep ${plan.file} --executor slurm)`);
     return 0;
   }
-  const { tasks, stages } = await pollSubmission(sub);
+  const { tasks, stages } = await ex.poll();
   const byIndex = new Map(tasks.map((t) => [t.index, t]));
   const rows: string[][] = [];
   const counts: Record<string, number> = {};

@@ -166,6 +166,22 @@ export class SlurmExecutor implements Executor {
     }
   }
 
+  /**
+   * The experiment's latest submission, to follow (`events()`), poll (`--status`) or cancel
+   * (`--cancel`) without submitting; null when it has none.
+   */
+  async attach(plan: Plan): Promise<Submission | null> {
+    this.#plan = plan;
+    this.submission = await latestSubmission(`${this.opts.root}/${plan.name}`);
+    return this.submission;
+  }
+
+  /** Where each trial of the followed submission stands (one squeue and sacct call at most). */
+  async poll(): Promise<{ tasks: TaskState[]; stages: StagesState | null }> {
+    if (!this.submission) throw new Error("SlurmExecutor: nothing submitted or attached");
+    return await pollSubmission(this.submission);
+  }
+
   /** scancel every job of the submission; events() then ends. */
   async cancel(): Promise<void> {
     const sub = this.submission;
