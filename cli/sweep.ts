@@ -2,8 +2,9 @@
  * `deno task sweep experiments/kl.ts [--jobs N] [--dry-run] [--set key=value] ...`
  *
  * Validates the experiment (every key and value of every trial) before anything runs, then
- * runs its trials in parallel worker processes with progress bars, and prints a summary
- * table. Run it again after a crash or Ctrl-C: finished trials are verified and skipped,
+ * runs its trials through an executor (lib/experiment/executors/: local worker processes, or
+ * a Slurm job array with `--executor slurm`), follows its events with progress bars
+ * (cli/sweep_follow.ts, the same loop for every executor), and prints a summary table. Run it again after a crash or Ctrl-C: finished trials are verified and skipped,
  * interrupted ones resume from their last checkpoint.
  * @module
  */

@@ -74,11 +74,6 @@ export interface Executor {
   cancel(): Promise<void>;
 }
 
-/** The outcome an event ends a trial with, or null for events that end none. */
-export function outcomeOf(e: ExecutorEvent): TrialOutcome | null {
-  return e.type === "done" || e.type === "failed" ? e.outcome : null;
-}
-
 /** `done` for a finished outcome, `failed` for a failed or interrupted one. */
 export function endEvent(o: TrialOutcome): ExecutorEvent {
   return o.status === "failed" || o.status === "interrupted"
