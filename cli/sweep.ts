@@ -2,8 +2,9 @@
  * `deno task sweep experiments/kl.ts [--jobs N] [--dry-run] [--set key=value] ...`
  *
  * Validates the experiment (every key and value of every trial) before anything runs, then
- * runs its trials in parallel worker processes with progress bars, and prints a summary
- * table. Run it again after a crash or Ctrl-C: finished trials are verified and skipped,
+ * runs its trials through an executor (lib/experiment/executors/: local worker processes, or
+ * a Slurm job array with `--executor slurm`), follows its events with progress bars
+ * (cli/sweep_follow.ts, the same loop for every executor), and prints a summary table. Run it again after a crash or Ctrl-C: finished trials are verified and skipped,
  * interrupted ones resume from their last checkpoint.
  * @module
  */
@@ -12,16 +13,16 @@ import {
   type Experiment,
   gitInfo,
   loadExperiment,
+  LocalExecutor,
   planExperiment,
-  runPlan,
-  type TrialOutcome,
   validateInputs,
 } from "../lib/experiment/mod.ts";
 import { parseRunFlags, runCommand, UsageError } from "./run_flags.ts";
 import { trialWorkerCommand } from "./trial.ts";
 import { reportToFlag } from "./report_to.ts";
 import { checkOutputDir } from "./preflight.ts";
-import { dryRun, makeProgress, printResults } from "./sweep_ui.ts";
+import { dryRun, printResults } from "./sweep_ui.ts";
+import { follow } from "./sweep_follow.ts";
 import {
   joinSbatchArgs as SLURM_ARGS,
   SLURM_FLAGS,
@@ -116,45 +117,25 @@ async function main(): Promise<number> {
     return await slurmMain(plan, { ...flags, slurm: flags.slurm, experimentFile: abs });
   }
 
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSignal = () => {
-    if (interrupts++ > 0) Deno.exit(130); // a second Ctrl-C: do not wait
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", onSignal);
-
-  const ui = makeProgress(plan, flags.quiet);
-  const t0 = performance.now();
+  const ex = new LocalExecutor({
+    root: flags.results,
+    jobs: flags.jobs,
+    threads: flags.threads,
+    device: flags.device,
+    experimentFile: abs,
+    git: await gitInfo(),
+    workerCommand: trialWorkerCommand(),
+    reportTo: flags.reportTo,
+  });
   if (!flags.quiet) {
     console.error(
       `${file}: ${plan.trials.length} trials of ${plan.kind.name}, ${flags.jobs} at a time -> ` +
         `${flags.results}/${plan.name}/`,
     );
   }
-  let outcomes: TrialOutcome[];
-  try {
-    outcomes = await runPlan(plan, {
-      root: flags.results,
-      jobs: flags.jobs,
-      threads: flags.threads,
-      device: flags.device,
-      experimentFile: abs,
-      git: await gitInfo(),
-      signal: controller.signal,
-      workerCommand: trialWorkerCommand(),
-      reportTo: flags.reportTo,
-    }, {
-      onTrialStart: (t, i) => ui.start(t, i),
-      onTrialProgress: (t, p) => ui.progress(t, p),
-      onTrialEnd: (o) => ui.end(o),
-    });
-  } finally {
-    ui.stop();
-  }
-  const secs = (performance.now() - t0) / 1e3;
-  return printResults(plan, outcomes, flags.results, secs, controller.signal.aborted);
+  await ex.submit(plan);
+  const r = await follow(plan, ex, { quiet: flags.quiet });
+  return printResults(plan, r.outcomes, flags.results, r.seconds, r.interrupted);
 }
 
 if (import.meta.main) await runCommand(main);

@@ -1,34 +1,25 @@
 /**
  * `deno task sweep FILE --executor slurm [...]`, `--status`, `--cancel`: a sweep as one Slurm
- * job array (lib/experiment/slurm.ts), with the same plan, the same worker, the same bundles,
+ * job array (the Slurm executor, lib/experiment/executors/slurm/), followed like a local
+ * sweep (cli/sweep_follow.ts), with the same plan, the same worker, the same bundles,
  * the same progress bars and the same summary table as a local sweep.
  * @module
  */
 import type { ParseArgsOptionsConfig } from "node:util";
 import type { ReportTo } from "../lib/tensorboard/mod.ts";
 import {
-  cancelSubmission,
-  checkCluster,
   formatTable,
   gitInfo,
   inspectTrial,
-  latestSubmission,
-  type LogCache,
+  jobIds,
   type Plan,
-  type PlannedTrial,
-  pollSubmission,
-  prepareExperimentDir,
+  SlurmExecutor,
   type SlurmOptions,
-  type StagesState,
-  type Submission,
-  submissionActive,
-  submitSweep,
-  type TaskState,
-  type TrialOutcome,
 } from "../lib/experiment/mod.ts";
 import { UsageError } from "./run_flags.ts";
 import { slurmWorkerCommand } from "./trial.ts";
-import { fmtSwept, makeProgress, pointLabel, printResults, short } from "./sweep_ui.ts";
+import { fmtSwept, pointLabel, printResults, short } from "./sweep_ui.ts";
+import { follow } from "./sweep_follow.ts";
 
 export const SLURM_HELP = `
 Slurm (the trials as one job array on a cluster; the results folder must be on a filesystem
@@ -174,106 +165,48 @@ interface MainFlags {
   reportTo?: ReportTo;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const POLL_MS = Number(Deno.env.get("PROXIMA_SLURM_POLL_MS") ?? 2000);
-
-/** `--executor slurm`, `--status`, `--cancel`. Returns the exit status. */
+/**
+ * `--executor slurm`, `--status`, `--cancel`. A submission is followed like any executor
+ * (cli/sweep_follow.ts); Ctrl-C asks whether to scancel. Returns the exit status.
+ */
 export async function slurmMain(plan: Plan, f: MainFlags): Promise<number> {
   const expDir = `${f.results}/${plan.name}`;
-  if (f.slurm.mode === "status") return await status(plan, expDir);
+  const o = f.slurm.options;
+  const ex = new SlurmExecutor({
+    ...o,
+    cpusPerTask: o.cpusPerTask ?? f.threads,
+    root: f.results,
+    threads: f.threads,
+    device: f.device,
+    experimentFile: f.experimentFile,
+    git: await gitInfo(),
+    workerCommand: slurmWorkerCommand(),
+    log: (s: string) => f.quiet || console.error(s),
+    notice: (s: string) => console.error(s),
+    reportTo: f.reportTo,
+  });
+  if (f.slurm.mode === "status") return await status(plan, expDir, ex);
   if (f.slurm.mode === "cancel") {
-    const sub = await latestSubmission(expDir);
+    const sub = await ex.attach(plan);
     if (!sub) {
       console.log(`${expDir}: no Slurm submission to cancel`);
       return 0;
     }
-    const r = await cancelSubmission(sub);
-    console.log(
-      r.code === 0
-        ? `cancelled submission ${sub.n} (jobs ${jobIds(sub)}); run the sweep again to resume`
-        : `scancel failed: ${r.stderr.trim()}`,
-    );
-    return r.code === 0 ? 0 : 1;
-  }
-
-  const o = f.slurm.options;
-  const cluster = await checkCluster(o.partition);
-  const { lock } = await prepareExperimentDir(f.results, plan.name);
-  let sub: Submission;
-  const outcomes = new Map<number, TrialOutcome>();
-  try {
-    const prev = await latestSubmission(expDir);
-    if (prev && await submissionActive(prev)) {
-      lock.close();
-      const mine = new Set(Object.values(prev.trials));
-      let covered = true;
-      for (const t of plan.trials) {
-        if (!mine.has(t.id) && (await inspectTrial(expDir, t.id)).state !== "done") covered = false;
-      }
-      if (covered) {
-        console.error(
-          `submission ${prev.n} (jobs ${jobIds(prev)}) is on the cluster: following it`,
-        );
-        return await follow(plan, prev, f, new Map(), performance.now());
-      }
-      throw new UsageError(
-        `sweep: submission ${prev.n} of ${expDir} (jobs ${jobIds(prev)}) is still queued or ` +
-          `running, with other trials\n  fix: wait for it (--status), or cancel it (--cancel), ` +
-          `then submit again`,
-      );
-    }
-    const pending: PlannedTrial[] = [];
-    for (const t of plan.trials) {
-      const st = await inspectTrial(expDir, t.id);
-      if (st.state === "done") {
-        outcomes.set(t.index, {
-          trial: t,
-          status: "skipped",
-          summary: st.summary,
-          bundleHash: st.bundleHash,
-        });
-      } else if (st.state === "corrupt") {
-        outcomes.set(t.index, { trial: t, status: "failed", error: st.error });
-      } else pending.push(t);
-    }
-    if (!pending.length) {
-      lock.close();
-      console.error(`${plan.file}: every trial is finished; nothing to submit`);
-      return printResults(
-        plan,
-        plan.trials.map((t) => outcomes.get(t.index)!),
-        f.results,
-        0,
-        false,
-      );
-    }
-    const log = (s: string) => f.quiet || console.error(s);
-    sub = await submitSweep(plan, pending, expDir, cluster, {
-      ...o,
-      cpusPerTask: o.cpusPerTask ?? f.threads,
-      root: f.results,
-      threads: f.threads,
-      device: f.device,
-      experimentFile: f.experimentFile,
-      git: await gitInfo(),
-      workerCommand: slurmWorkerCommand(),
-      log,
-      reportTo: f.reportTo,
-    });
-  } catch (e) {
     try {
-      lock.close();
-    } catch { /* closed above */ }
-    throw e;
+      await ex.cancel();
+    } catch (e) {
+      console.log((e as Error).message);
+      return 1;
+    }
+    console.log(
+      `cancelled submission ${sub.n} (jobs ${jobIds(sub)}); run the sweep again to resume`,
+    );
+    return 0;
   }
-  lock.close();
-  const arrays = sub.arrays.map((a) => a.job).join(", ");
-  console.error(
-    `${plan.file}: submitted ${Object.keys(sub.trials).length} of ${plan.trials.length} ` +
-      `trials as array job ${arrays} (after stages job ${sub.stagesJob}) -> ${sub.dir}/\n` +
-      `  ${sub.commands.at(-1)!.join(" ")}`,
-  );
-  if (f.slurm.detach) {
+  const { submitted } = await ex.submit(plan);
+  const sub = ex.submission;
+  if (!sub && !submitted) console.error(`${plan.file}: every trial is finished; nothing to submit`);
+  if (sub && f.slurm.detach) {
     console.log(
       `submission ${sub.n}: jobs ${jobIds(sub)}; logs in ${sub.dir}/logs/\n` +
         `follow it:  deno task sweep ${plan.file} --status${rootFlag(f.results)}\n` +
@@ -281,134 +214,12 @@ export async function slurmMain(plan: Plan, f: MainFlags): Promise<number> {
     );
     return 0;
   }
-  return await follow(plan, sub, f, outcomes, performance.now());
-}
-
-const rootFlag = (root: string) => (root === "results" ? "" : ` --results ${root}`);
-const jobIds = (s: Submission) =>
-  [s.stagesJob, ...s.arrays.map((a) => a.job)].filter(Boolean).join(",");
-
-/** A finished task as the summary table's outcome. */
-async function outcomeOf(t: PlannedTrial, task: TaskState, expDir: string): Promise<TrialOutcome> {
-  const resumedFrom = task.start?.resumed ? task.start.done : undefined;
-  if (task.state === "done") {
-    const st = await inspectTrial(expDir, t.id);
-    if (st.state === "done") {
-      return {
-        trial: t,
-        status: task.how === "existing" ? "skipped" : task.how === "reused" ? "reused" : "done",
-        summary: st.summary,
-        bundleHash: st.bundleHash,
-        resumedFrom,
-      };
-    }
-    return { trial: t, status: "failed", error: st.state === "corrupt" ? st.error : "no bundle" };
-  }
-  const cause = task.error ??
-    `array task ${task.job} ended (${task.reason ?? "failed"}) without a bundle`;
-  return {
-    trial: t,
-    status: "failed",
-    resumedFrom,
-    error: `${cause}\n    Slurm log: ${task.log}\n    fix: see the log; run the sweep again ` +
-      `to submit the unfinished trials (a failure that repeats is a bug in the task)`,
-  };
-}
-
-/** Wait for a submission, with the local sweep's progress display; then the summary table. */
-async function follow(
-  plan: Plan,
-  sub: Submission,
-  f: MainFlags,
-  outcomes: Map<number, TrialOutcome>,
-  t0: number,
-): Promise<number> {
-  const byIndex = new Map(plan.trials.map((t) => [t.index, t]));
-  const ui = makeProgress(plan, f.quiet);
-  for (const o of outcomes.values()) ui.end(o);
-  const cache: LogCache = new Map();
-  const seen = new Map<
-    number,
-    { starts: number; stops: number; state: string; since?: number }
-  >();
-  let stagesSeen = "";
-  let interrupt = 0;
-  const onSignal = () => {
-    if (interrupt++ > 0) Deno.exit(130);
-  };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
-  let left: "cancelled" | "detached" | null = null;
-  try {
-    for (;;) {
-      const { tasks, stages } = await pollSubmission(sub, cache);
-      showStages(stages, stagesSeen, ui.log);
-      stagesSeen = stages ? `${stages.state}:${stages.stages.length}` : "";
-      let pendingN = 0;
-      for (const task of tasks) {
-        const t = byIndex.get(task.index);
-        if (!t || outcomes.has(t.index)) continue;
-        const s = seen.get(t.index) ?? { starts: 0, stops: 0, state: "" };
-        seen.set(t.index, s);
-        const starts = cache.get(task.log)?.events.filter((e) => e.type === "start").length ?? 0;
-        if (task.stops.length > s.stops) {
-          const st = task.stops.at(-1)!;
-          ui.requeued(
-            t,
-            `stopped after update ${st.update} (${st.reason}), checkpointed; requeued`,
-          );
-          s.stops = task.stops.length;
-        }
-        if (starts > s.starts && task.start && task.state !== "pending") {
-          if (s.starts > 0 && task.stops.length === s.stops) {
-            ui.requeued(t, "restarted by Slurm (requeued)");
-          }
-          // Events the follower had not seen yet (it joined late, or a poll caught several):
-          // the bar starts where the trial is now.
-          ui.start(t, task.start, task.progress ?? task.start);
-          s.starts = starts;
-        }
-        if (task.progress && s.starts > 0 && task.state === "running") {
-          ui.progress(t, task.progress);
-        }
-        if (task.state === "pending") pendingN++;
-        if (task.state === "running") s.since ??= performance.now();
-        if (task.state === "done" || task.state === "failed") {
-          const o = await outcomeOf(t, task, sub.expDir);
-          // Wall time as seen from here: first seen running -> seen finished (poll resolution).
-          if (s.since !== undefined) o.seconds = (performance.now() - s.since) / 1e3;
-          outcomes.set(t.index, o);
-          ui.end(o);
-        }
-        s.state = task.state;
-      }
-      ui.queue(pendingN ? `${pendingN} pending` : "");
-      if (plan.trials.every((t) => outcomes.has(t.index) || !(String(t.index) in sub.trials))) {
-        break;
-      }
-      if (interrupt) {
-        left = await askCancel(sub, ui);
-        if (left) break;
-        interrupt = 0;
-      }
-      for (let w = 0; w < POLL_MS && !interrupt; w += 100) await sleep(100);
-    }
-  } finally {
-    ui.stop();
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
-  }
-  const secs = (performance.now() - t0) / 1e3;
-  if (left) {
-    for (const t of plan.trials) {
-      if (!outcomes.has(t.index)) outcomes.set(t.index, { trial: t, status: "interrupted" });
-    }
-  }
-  const all = plan.trials.map((t) =>
-    outcomes.get(t.index) ?? { trial: t, status: "interrupted" as const }
-  );
-  const code = printResults(plan, all, f.results, secs, left !== null);
-  if (left === "detached") {
+  const r = await follow(plan, ex, {
+    quiet: f.quiet,
+    onInterrupt: (ui) => askCancel(ex, ui),
+  });
+  const code = printResults(plan, r.outcomes, f.results, sub ? r.seconds : 0, r.interrupted);
+  if (sub && ex.stopped === "detached") {
     console.log(
       `the jobs keep running (${jobIds(sub)}): deno task sweep ${plan.file} --status${
         rootFlag(f.results)
@@ -418,57 +229,39 @@ async function follow(
   return code;
 }
 
+const rootFlag = (root: string) => (root === "results" ? "" : ` --results ${root}`);
+
 /** Ctrl-C while following: on a terminal ask whether to scancel; otherwise leave the jobs. */
 async function askCancel(
-  sub: Submission,
+  ex: SlurmExecutor,
   ui: { log(s: string): void; stop(): void },
-): Promise<"cancelled" | "detached" | null> {
+): Promise<void> {
+  const sub = ex.submission;
+  if (!sub) return await ex.cancel();
   if (Deno.stdin.isTerminal()) {
     ui.stop();
     const a = prompt(`\nCancel the submission's jobs (${jobIds(sub)}) with scancel? [y/N]`);
     if (a && /^y(es)?$/i.test(a.trim())) {
-      const r = await cancelSubmission(sub);
-      console.error(r.code === 0 ? "cancelled" : `scancel failed: ${r.stderr.trim()}`);
-      return "cancelled";
+      await ex.cancel();
+      console.error("cancelled");
+      return;
     }
-    return "detached";
+    return ex.detach();
   }
   ui.log(
     `interrupted: the jobs keep running; to stop them: scancel ${jobIds(sub).replaceAll(",", " ")}`,
   );
-  return "detached";
-}
-
-function showStages(s: StagesState | null, before: string, log: (l: string) => void): void {
-  if (!s) return;
-  const now = `${s.state}:${s.stages.length}`;
-  if (now === before) return;
-  const built = s.stages.filter((x) => !x.cached).map((x) => `${x.name} ${x.hash}`);
-  if (s.state === "running" && !before.startsWith("running")) {
-    log(`stages job ${s.job}: running`);
-  }
-  if (s.state === "done") {
-    log(
-      `stages job ${s.job}: done (${
-        built.length ? `built ${built.join(", ")}` : "every stage was cached"
-      })`,
-    );
-  } else if (s.state === "failed") {
-    log(
-      `stages job ${s.job}: FAILED (${s.reason ?? "?"}); the trials build their stages ` +
-        `themselves. Slurm log: ${s.log}`,
-    );
-  }
+  ex.detach();
 }
 
 /** `--status`: one look at the latest submission (and the bundles on disk). */
-async function status(plan: Plan, expDir: string): Promise<number> {
-  const sub = await latestSubmission(expDir);
+async function status(plan: Plan, expDir: string, ex: SlurmExecutor): Promise<number> {
+  const sub = await ex.attach(plan);
   if (!sub) {
     console.log(`${expDir}: no Slurm submission (deno task sweep ${plan.file} --executor slurm)`);
     return 0;
   }
-  const { tasks, stages } = await pollSubmission(sub);
+  const { tasks, stages } = await ex.poll();
   const byIndex = new Map(tasks.map((t) => [t.index, t]));
   const rows: string[][] = [];
   const counts: Record<string, number> = {};

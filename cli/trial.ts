@@ -6,7 +6,7 @@
  *   deno run -A cli/trial.ts --request req.json  request from a file (by hand)
  *   deno run -A cli/trial.ts --slurm DIR --index I
  *                                                 trial I of a Slurm submission (DIR/trials.json,
- *                                                 lib/experiment/slurm.ts); SIGTERM / SIGUSR2
+ *                                                 lib/experiment/executors/slurm/); SIGTERM / SIGUSR2
  *                                                 stop it after the current update with a
  *                                                 checkpoint (exit 75) for a requeue to resume
  *   deno run -A cli/trial.ts --slurm-stages DIR  build the stages DIR's trials ask for
@@ -24,9 +24,9 @@ import {
   type TrialEvent,
   type TrialRequest,
 } from "../lib/experiment/trial.ts";
-import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/slurm.ts";
+import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/executors/slurm/mod.ts";
 import { codeVersion } from "../lib/experiment/code_version.ts";
-import { requestStop, StopRequested } from "../lib/ppo/stop.ts";
+import { StopRequested, StopToken } from "../lib/ppo/stop.ts";
 import { pathToFileURL } from "node:url";
 
 /**
@@ -85,13 +85,13 @@ function fail(e: unknown): never {
  * SIGTERM too) and SIGUSR2: stop after the current update with a checkpoint. (Not SIGUSR1:
  * Deno opens V8's inspector on it.)
  */
-function stopOnSignals(): void {
+function stopOnSignals(stop: StopToken): void {
   for (const sig of ["SIGTERM", "SIGUSR2"] as const) {
     Deno.addSignalListener(sig, () => {
       console.error(`proxima: ${sig}: stopping after the current update with a checkpoint`);
       // Not training (stages, evaluation, finalising): nothing to save that a rerun would
       // not redo, so go now.
-      if (!requestStop(sig)) Deno.exit(STOPPED_EXIT);
+      if (!stop.request(sig)) Deno.exit(STOPPED_EXIT);
     });
   }
 }
@@ -138,7 +138,7 @@ if (import.meta.main) {
       const reqs = Object.entries(list.trials);
       if (reqs[0]) await importExperiment(reqs[0][1]);
       for (const [index, req] of reqs) {
-        const r = await prepareStages(req, `${dir}/stages`, emit);
+        const r = await prepareStages(req, emit);
         console.error(
           `proxima: trial ${index}: ` +
             (r.skipped
@@ -155,11 +155,13 @@ if (import.meta.main) {
     Deno.exit(0);
   }
   let req: TrialRequest;
+  // Passed down to the trainer (no process-wide flag): SIGTERM / SIGUSR2 request it.
+  const stop = new StopToken();
   try {
     if (values.slurm) {
       if (!values.index) throw new Error("--slurm needs --index");
       req = await slurmRequest(values.slurm, values.index);
-      stopOnSignals();
+      stopOnSignals(stop);
     } else {
       const text = values.stdin
         ? await requestFromStdin()
@@ -178,7 +180,7 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   try {
-    await executeTrial(req, emit);
+    await executeTrial(req, emit, { stop });
     Deno.exit(0);
   } catch (e) {
     if (e instanceof StopRequested) {

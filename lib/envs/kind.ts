@@ -68,6 +68,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
       await runEnvTraining({ ...config, env: id }, {
         outDir,
         resume: ctx.resume,
+        stop: ctx.stop,
         device: ctx.device,
         threads: ctx.threads,
         onStart: (u, total) => ctx.onProgress({ done: u, total, step: u * per }),

@@ -10,6 +10,7 @@
  * ```
  * @module
  */
+import type { StopToken } from "../ppo/stop.ts";
 import { z } from "zod";
 import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
 import {
@@ -76,6 +77,8 @@ export interface EnvRunOptions {
   threads?: number;
   onStart?: (startUpdate: number, updates: number) => void;
   onUpdate?: (row: MetricsRow, update: number, updates: number) => void;
+  /** A stop request: checkpoint after the current update and stop (lib/ppo/stop.ts). */
+  stop?: StopToken;
 }
 
 /**
@@ -126,6 +129,7 @@ export async function runEnvTraining(
     outDir: opts.outDir,
     checkpointEvery: cfg.checkpoint_every,
     resume: opts.resume,
+    stop: opts.stop,
     episodeLog: true,
     onStart: (u) => opts.onStart?.(u, updates),
     onUpdate: (row, u) => opts.onUpdate?.(row, u, updates),

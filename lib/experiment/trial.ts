@@ -34,6 +34,7 @@ import { trialId, type TrialIdentity } from "./spec.ts";
 import { ensureStage } from "../trial/stage_cache.ts";
 import type { StageResult } from "../trial/contract.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
+import type { StopToken } from "../ppo/stop.ts";
 import { RewardError } from "../tasks/rewards.ts";
 import { ConfigError } from "../ppo/config.ts";
 import { MetricsEventLog, type ReportTo, tensorboardDir } from "../tensorboard/mod.ts";
@@ -99,6 +100,13 @@ export class TrialError extends Error {
 export async function executeTrial(
   req: TrialRequest,
   emit: (e: TrialEvent) => void,
+  opts: {
+    /**
+     * A stop request the trial's training honours: it checkpoints after the current update
+     * and throws `StopRequested` (a requeue resumes there).
+     */
+    stop?: StopToken;
+  } = {},
 ): Promise<void> {
   const { expDir, id } = req;
   await runTrialAt(req, {
@@ -106,6 +114,7 @@ export async function executeTrial(
     tmp: `${expDir}/.tmp-${id}`,
     lock: `${expDir}/.lock-${id}`,
     reuse: true,
+    stop: opts.stop,
   }, emit);
 }
 
@@ -126,6 +135,11 @@ export interface TrialPlace {
    * worker's events leave it out (they cross a pipe, and the runner needs none).
    */
   rows?: boolean;
+  /**
+   * A stop request the trial's training honours: it checkpoints after the current update and
+   * throws `StopRequested` (a requeue resumes there).
+   */
+  stop?: StopToken;
 }
 
 /**
@@ -230,6 +244,7 @@ export async function runTrialAt(
         resume: true,
         threads: req.threads,
         device: req.device,
+        stop: place.stop,
         onProgress: ({ row, ...p }) => {
           if (row) live?.append(row);
           if (!started) {
@@ -295,47 +310,32 @@ export async function runTrialAt(
   emit({ type: "done", how: "ran", bundle_hash: manifest.bundle_hash, summary });
 }
 
-/** Thrown out of a trial's run once it reports progress: its stages are all there. */
-class StagesReady extends Error {}
-
 /**
- * Build the stages a trial asks for, without training it: its kind's run starts in a scratch
- * folder under `scratch` with the stage cache the trial itself gets, and is stopped at its
- * first progress report (by then it has asked for its stages). What a cluster runs once
- * before the trials, so that trials which share a stage do not queue on its lock. Returns the
- * stages it saw; a trial that fails before its first report is returned as `error` (the trial
- * reports it itself when it runs). A trial whose bundle exists is skipped.
+ * Build the stages a trial will ask for, without running it: the ones its kind declares for
+ * its config (`TrialKind.stagesFor`), through the stage cache the trial itself gets. What a
+ * cluster runs once before the trials, so that trials which share a stage do not queue on
+ * its lock. Returns the stages it built or found; a stage that fails is returned as `error`
+ * (the trial reports it itself when it runs). A trial whose bundle exists, or whose kind
+ * declares no stages, is skipped.
  */
 export async function prepareStages(
   req: TrialRequest,
-  scratch: string,
   emit: (e: TrialEvent) => void,
 ): Promise<{ stages: string[]; skipped?: true; error?: string }> {
   const kind = findTrialKind(req.identity.task);
   if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
   const stages: string[] = [];
-  if (!kind.stages || await exists(`${req.expDir}/${req.id}`)) return { stages, skipped: true };
-  await Deno.mkdir(scratch, { recursive: true });
-  const dir = await Deno.makeTempDir({ dir: scratch, prefix: `prep-${req.id}-` });
+  if (!kind.stagesFor || await exists(`${req.expDir}/${req.id}`)) {
+    return { stages, skipped: true };
+  }
   try {
-    await kind.run(req.identity.config, dir, {
-      resume: false,
-      threads: req.threads,
-      device: req.device,
-      onProgress: () => {
-        throw new StagesReady();
-      },
-      stage: async (name, cfg) => {
-        const r = await stageFor(kind, req)(name, cfg);
-        stages.push(`${name}/${r.hash}`);
-        emit({ type: "stage", name, hash: r.hash, cached: r.cached });
-        return r;
-      },
-    });
+    for (const { name, config } of kind.stagesFor(req.identity.config)) {
+      const r = await stageFor(kind, req)(name, config);
+      stages.push(`${name}/${r.hash}`);
+      emit({ type: "stage", name, hash: r.hash, cached: r.cached });
+    }
   } catch (e) {
-    if (!(e instanceof StagesReady)) return { stages, error: (e as Error)?.message ?? String(e) };
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    return { stages, error: (e as Error)?.message ?? String(e) };
   }
   return { stages };
 }

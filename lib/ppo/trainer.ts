@@ -26,7 +26,7 @@ import { explainedVariance, maskedMoments, whiten } from "./gae.ts";
 import { klEstimate, makeKlController } from "./kl.ts";
 import { ppoHparams } from "./losses.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
-import { StopRequested, stopRequested, trainingEnded, trainingStarted } from "./stop.ts";
+import { StopRequested, type StopToken } from "./stop.ts";
 import { exists, writeAll } from "../fs.ts";
 import {
   type EpisodeRow,
@@ -139,6 +139,11 @@ export interface PpoRunOptions {
    * exact episode windows (environments; LM tasks keep per-update means only).
    */
   episodeLog?: boolean;
+  /**
+   * A stop request (lib/ppo/stop.ts: preemption, a time limit): once it is made, the loop
+   * writes a run checkpoint after the current update and throws {@link StopRequested}.
+   */
+  stop?: StopToken;
 }
 
 /**
@@ -232,7 +237,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   const hp = ppoHparams(cfg);
   const klInReward = cfg.kl.placement === "reward";
   const isPenalty = cfg.loss === "kl-penalty";
-  trainingStarted();
+  const trainingEnded = opts.stop?.training();
   try {
     for (; update < opts.updates; update++) {
       // 1. Rollout with the current policy.
@@ -406,7 +411,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       opts.onUpdate?.(row, update + 1);
       const every = opts.checkpointEvery ?? 0;
       // A requested stop (stop.ts: preemption, a time limit) checkpoints here and throws.
-      const stop = update + 1 < opts.updates ? stopRequested() : null;
+      const stop = update + 1 < opts.updates ? opts.stop?.reason ?? null : null;
       if ((every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) || stop) {
         await metricsFile.sync();
         await episodesFile?.sync();
@@ -427,7 +432,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     await metricsFile.sync();
     await episodesFile?.sync();
   } finally {
-    trainingEnded();
+    trainingEnded?.();
     metricsFile.close();
     episodesFile?.close();
   }

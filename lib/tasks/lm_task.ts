@@ -43,10 +43,12 @@ import type { SessionOptions } from "../onnx/session.ts";
 import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
+import type { StopToken } from "../ppo/stop.ts";
 import type {
   PlanContext,
   StageDef,
   StageFn,
+  StageRequest,
   TrialKind,
   TrialRunContext,
 } from "../trial/contract.ts";
@@ -134,6 +136,8 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
   inputs?(config: C): { key: string; path: string }[];
   /** The stages `problem` may ask `ctx.stage` for, by name. */
   stages: Record<string, StageDef>;
+  /** The stages (names, configs) `problem` asks for with `config` (the kind's `stagesFor`). */
+  stagesFor?(config: C): StageRequest[];
   /**
    * Version of the stage code, part of a stage's hash when no runner supplies the code
    * version (bump it when the corpus or the stage training changes what a stage produces).
@@ -197,6 +201,8 @@ export interface LmTrialOptions<S extends LmSetup = LmSetup> {
   onUpdate?: (row: MetricsRow, update: number) => void;
   /** Once before the first PPO update, with the update it starts from. */
   onStart?: (startUpdate: number) => void;
+  /** A stop request (a requeue, a time limit): checkpoint after the current update and stop. */
+  stop?: StopToken;
   /** User reward functions the config's `rewards` may name. */
   rewards?: Record<string, UserReward>;
   /** Called once the PPO problem exists, before any update (tests, notebooks). */
@@ -357,6 +363,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       Object.fromEntries(Object.entries(spec.progress).map(([label, col]) => [label, row[col]]));
     await trial(config, outDir, {
       resume: ctx.resume,
+      stop: ctx.stop,
       stage: ctx.stage,
       session: { threads: ctx.threads, device: ctx.device },
       onStart: (u) => ctx.onProgress({ done: u, total, step: u * per }),
@@ -382,6 +389,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       columns: [...PPO_METRIC_COLUMNS, ...spec.metrics.columns],
     },
     stages: spec.stages,
+    ...(spec.stagesFor ? { stagesFor: spec.stagesFor } : {}),
     parse,
     trial,
     stageFn,

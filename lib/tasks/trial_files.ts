@@ -65,7 +65,10 @@ export async function runLmPpo<E>(
   problem: LmProblem,
   c: { updates: number; seed: number; checkpoint_every: number; measure_resources?: boolean },
   outDir: string,
-  opts: Pick<PpoRunOptions, "resume" | "onUpdate" | "onStart" | "extraMetrics" | "afterUpdate">,
+  opts: Pick<
+    PpoRunOptions,
+    "resume" | "onUpdate" | "onStart" | "extraMetrics" | "afterUpdate" | "stop"
+  >,
   evaluate: () => Promise<E>,
 ): Promise<{ before: E; after: E; last: MetricsRow }> {
   try {
@@ -78,6 +81,7 @@ export async function runLmPpo<E>(
       outDir,
       checkpointEvery: c.checkpoint_every,
       resume: opts.resume,
+      stop: opts.stop,
       extraMetrics: opts.extraMetrics,
       afterUpdate: opts.afterUpdate,
       onUpdate: (row, u) => {

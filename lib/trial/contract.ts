@@ -25,6 +25,7 @@
  * @module
  */
 import type { z } from "zod";
+import type { StopToken } from "../ppo/stop.ts";
 
 /** Progress a kind reports while it runs. */
 export interface TrialProgress {
@@ -63,6 +64,12 @@ export interface StageResult {
   cached: boolean;
 }
 
+/** One stage a trial will ask `ctx.stage` for: its name and config. */
+export interface StageRequest {
+  name: string;
+  config: unknown;
+}
+
 /** Where stage folders come from: `(name, config) -> its folder` (computed once per config). */
 export type StageFn = (name: string, config: unknown) => Promise<StageResult>;
 
@@ -75,6 +82,11 @@ export interface TrialRunContext {
   onProgress(p: TrialProgress): void;
   /** Output folder of a named stage for `config`, computed once and cached across trials. */
   stage: StageFn;
+  /**
+   * A stop request (a requeue, a time limit), passed on to the trainer: it checkpoints after
+   * the current update and throws `StopRequested` (lib/ppo/stop.ts). Absent: never asked.
+   */
+  stop?: StopToken;
 }
 
 /** Summary of a finished run (summary.json). */
@@ -148,4 +160,11 @@ export interface TrialKind<C extends Record<string, any> = any> {
   metricNames: { named: Record<string, string>; columns: string[] };
   /** The stages `run` may ask `ctx.stage` for, by name. */
   stages?: Record<string, StageDef>;
+  /**
+   * The stages a trial of `config` will ask `ctx.stage` for (names and configs, in order),
+   * declared rather than found by running it: what a cluster's stages job builds once before
+   * the trials (lib/experiment/trial.ts `prepareStages`). Absent: each trial builds its own,
+   * under the stage cache's locks.
+   */
+  stagesFor?(config: C): StageRequest[];
 }

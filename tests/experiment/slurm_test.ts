@@ -14,7 +14,7 @@
  *   nodes cannot write.
  */
 import assert from "node:assert/strict";
-import { arraySpec, chunkIndices } from "../../lib/experiment/slurm.ts";
+import { arraySpec, chunkIndices } from "../../lib/experiment/executors/slurm/scripts.ts";
 import { joinSbatchArgs, slurmFlags } from "../../cli/sweep_slurm.ts";
 import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import { failures, statuses, sweep, tempDir, visibleBundles } from "./helpers.ts";

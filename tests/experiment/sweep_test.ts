@@ -6,6 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { listFiles, MANIFEST } from "../../lib/experiment/bundle.ts";
+import { SENTIMENT_KIND } from "../../lib/experiment/tasks.ts";
+import { canonicalJson } from "../../lib/json.ts";
+import { shortHash } from "../../lib/hash.ts";
 import { Rng } from "../../lib/rng.ts";
 import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import {
@@ -72,6 +75,23 @@ Deno.test("deno task sweep experiments/kl.ts: summary table, deterministic bundl
         const v = await verify(`${a}/kl`);
         assert.equal(v.code, 0, v.stdout + v.stderr);
         assert.match(v.stdout, /12 bundles ok, 0 failed/);
+        // The stages the kind declares for a config (what a cluster's stages job builds) are
+        // the ones its trials asked for: the same names and folder hashes as stages.json.
+        for (const n of first.keys()) {
+          const id = JSON.parse(await Deno.readTextFile(`${a}/kl/${n}/config.json`));
+          const asked = JSON.parse(await Deno.readTextFile(`${a}/kl/${n}/stages.json`));
+          const declared = Object.fromEntries(
+            SENTIMENT_KIND.stagesFor!(id.config).map(({ name, config }) => [
+              name,
+              shortHash(canonicalJson({
+                stage: name,
+                config: SENTIMENT_KIND.stages![name].schema.parse(config),
+                code_version: id.code_version,
+              })),
+            ]),
+          );
+          assert.deepEqual(declared, asked, n);
+        }
       },
     );
 

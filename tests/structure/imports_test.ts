@@ -77,7 +77,6 @@ const MAX_LINES = 600;
 const WAITING_FOR_SPLIT: readonly string[] = [
   "lib/onnx/safetensors.ts",
   "lib/onnx/graph.ts",
-  "lib/experiment/slurm.ts",
   "lib/report/reproduce.ts",
 ];
 

@@ -10,12 +10,12 @@
  * ```
  * @module
  */
-import type { StageDef } from "../../trial/contract.ts";
+import type { StageDef, StageRequest } from "../../trial/contract.ts";
 import { isolatable } from "../../trial/stage_process.ts";
 import { localStageCache, type LocalStageOptions } from "../../trial/stage_cache.ts";
 import { byteSftStage, loadSftStage, type SftStage } from "../byte_lm.ts";
 import { JSX_TASK, makeJsxCorpus } from "./corpus.ts";
-import { type JsxRunInput, JsxSftStageSchema } from "./schema.ts";
+import { type JsxRunConfig, type JsxRunInput, JsxSftStageSchema } from "./schema.ts";
 
 /**
  * Bump when the corpus or the SFT code changes what the stage produces (part of its hash
@@ -56,4 +56,12 @@ export async function trainJsxSft(
     opts,
   );
   return await loadSftStage(stage, jsxSftStage.name, c, { log: opts.log, label: "jsx sft" });
+}
+
+/** The stages a `jsx` trial asks for ({@link trainJsxSft}'s): its SFT policy. */
+export function jsxStagesFor(c: JsxRunConfig): StageRequest[] {
+  return [{
+    name: jsxSftStage.name,
+    config: JsxSftStageSchema.parse({ model: c.model, sft: c.sft }),
+  }];
 }

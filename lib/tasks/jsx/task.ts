@@ -70,7 +70,7 @@ import { runComponentInSandbox } from "../sandbox.ts";
 import { loadUserRewards, rewardInputs } from "../reward_modules.ts";
 import { JSX_PROMPTS, JSX_TASK } from "./corpus.ts";
 import { checkJsxConfig, type JsxRunConfig, type JsxRunInput, JsxRunSchema } from "./schema.ts";
-import { JSX_STAGE_VERSION, JSX_STAGES, trainJsxSft } from "./stages.ts";
+import { JSX_STAGE_VERSION, JSX_STAGES, jsxStagesFor, trainJsxSft } from "./stages.ts";
 import {
   jsxBatchPrompts,
   jsxComponentName,
@@ -206,6 +206,7 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
   check: checkJsxConfig,
   inputs: (c) => rewardInputs(c.rewards), // the user's reward modules: hashed into the trial id
   stages: JSX_STAGES,
+  stagesFor: jsxStagesFor,
   stageVersion: JSX_STAGE_VERSION,
   samples: (c) => c.samples_per_prompt * JSX_PROMPTS.length,
   // Peak memory: samples_per_prompt × 5 responses of at most n_positions tokens (no LoRA, the

@@ -16,10 +16,11 @@ import {
   saveRewardModel,
 } from "../../ppo/reward_model.ts";
 import { Rng } from "../../rng.ts";
-import type { StageDef } from "../../trial/contract.ts";
+import type { StageDef, StageRequest } from "../../trial/contract.ts";
+import { folderHash } from "../inputs.ts";
 import { readPreferencePairs } from "./data.ts";
 import { loadLmPolicy } from "./inputs.ts";
-import { LmRewardTrainSchema } from "./schema.ts";
+import { LmRewardTrainSchema, type LmRunConfig } from "./schema.ts";
 
 /** The stage's name. */
 export const LM_RM_STAGE = "lm-reward-model";
@@ -96,3 +97,21 @@ export const LM_STAGES: Record<string, StageDef> = {
     },
   },
 };
+
+/** The reward-model stage's config for a trial config (policy and data by content hash). */
+export function lmRmStageConfig(c: LmRunConfig): LmRewardStageConfig {
+  return {
+    policy: c.policy,
+    policy_hash: folderHash(c.policy),
+    data: c.reward_model_data!,
+    data_hash: folderHash(c.reward_model_data!),
+    train: c.reward_model_train,
+  };
+}
+
+/** The stages an `lm` trial asks for: the reward model, when trained from preference pairs. */
+export function lmStagesFor(c: LmRunConfig): StageRequest[] {
+  return c.reward_model === null && c.reward_model_data !== null
+    ? [{ name: LM_RM_STAGE, config: lmRmStageConfig(c) }]
+    : [];
+}

@@ -65,7 +65,13 @@ import {
   type LmRunInput,
   LmRunSchema,
 } from "./schema.ts";
-import { LM_RM_STAGE, LM_STAGE_VERSION, LM_STAGES } from "./stages.ts";
+import {
+  LM_RM_STAGE,
+  LM_STAGE_VERSION,
+  LM_STAGES,
+  lmRmStageConfig,
+  lmStagesFor,
+} from "./stages.ts";
 
 /** What an evaluation of the `lm` task reports. */
 export interface LmEval {
@@ -322,6 +328,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
   memory: async (c, ctx) => lmMemoryInput(c, await lmPlan(c, ctx)),
   memoryKeys: { batch: "batch", minibatches: "ppo.minibatches", seqLen: "max_new_tokens" },
   stages: LM_STAGES,
+  stagesFor: lmStagesFor,
   stageVersion: LM_STAGE_VERSION,
   samples: (c) => c.batch,
   async problem(c, ctx) {
@@ -331,13 +338,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
     let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
     if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
     else if (c.reward_model_data !== null) {
-      const st = await ctx.stage(LM_RM_STAGE, {
-        policy: c.policy,
-        policy_hash: folderHash(c.policy),
-        data: c.reward_model_data,
-        data_hash: folderHash(c.reward_model_data),
-        train: c.reward_model_train,
-      });
+      const st = await ctx.stage(LM_RM_STAGE, lmRmStageConfig(c));
       ctx.log?.(`${LM_RM_STAGE}: ${st.cached ? "reused" : "trained"} ${st.hash}`);
       rm = await loadLmRewardModel("reward_model_data", `${st.dir}/model`);
       record = { hash: st.hash, source: "reward_model_data" };

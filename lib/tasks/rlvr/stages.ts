@@ -6,11 +6,11 @@
  * verifiable reward has room to improve it.
  * @module
  */
-import type { StageDef } from "../contract.ts";
+import type { StageDef, StageRequest } from "../contract.ts";
 import { isolatable } from "../stage_process.ts";
 import { byteSftStage } from "../byte_lm.ts";
 import { makeRlvrCorpus } from "./corpus.ts";
-import { RlvrSftStageSchema } from "./schema.ts";
+import { type RlvrRunConfig, RlvrSftStageSchema } from "./schema.ts";
 
 /** Bump when the corpus or the SFT code changes what the stage produces. */
 export const RLVR_STAGE_VERSION = 1;
@@ -28,3 +28,15 @@ export const rlvrSftStage = byteSftStage({
 export const RLVR_STAGES: Record<string, StageDef> = {
   [rlvrSftStage.name]: isolatable(rlvrSftStage, import.meta.url, "RLVR_STAGES"),
 };
+
+/** The SFT stage's config for a trial config. */
+export function rlvrSftConfig(
+  c: RlvrRunConfig,
+): { model: unknown; sft: unknown; max_operand: number } {
+  return { model: c.model, sft: c.sft, max_operand: c.max_operand };
+}
+
+/** The stages an `rlvr` trial asks for: its SFT policy. */
+export function rlvrStagesFor(c: RlvrRunConfig): StageRequest[] {
+  return [{ name: rlvrSftStage.name, config: rlvrSftConfig(c) }];
+}

@@ -39,7 +39,13 @@ import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "..
 import { exactMatch, verifiableRewards } from "../verifiable.ts";
 import { drawRlvrProblems, RLVR_FORMAT, RLVR_TASK, rlvrPrompt } from "./corpus.ts";
 import { checkRlvrConfig, type RlvrRunConfig, type RlvrRunInput, RlvrRunSchema } from "./schema.ts";
-import { RLVR_STAGE_VERSION, RLVR_STAGES, rlvrSftStage } from "./stages.ts";
+import {
+  RLVR_STAGE_VERSION,
+  RLVR_STAGES,
+  rlvrSftConfig,
+  rlvrSftStage,
+  rlvrStagesFor,
+} from "./stages.ts";
 
 /** What {@link evaluateRlvrPolicy} reports. */
 export interface RlvrEval {
@@ -201,6 +207,7 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
   check: checkRlvrConfig,
   inputs: (c) => rewardInputs(c.rewards), // the user's reward modules: hashed into the trial id
   stages: RLVR_STAGES,
+  stagesFor: rlvrStagesFor,
   stageVersion: RLVR_STAGE_VERSION,
   samples: (c) => c.prompts_per_update * c.samples_per_prompt,
   memory: (c) => ({
@@ -226,11 +233,10 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
   },
   async problem(c, ctx) {
     const rewards = await rlvrRewards(c, ctx.rewards);
-    const sft = await loadSftStage(ctx.stage, rlvrSftStage.name, {
-      model: c.model,
-      sft: c.sft,
-      max_operand: c.max_operand,
-    }, { log: ctx.log, label: "rlvr sft" });
+    const sft = await loadSftStage(ctx.stage, rlvrSftStage.name, rlvrSftConfig(c), {
+      log: ctx.log,
+      label: "rlvr sft",
+    });
     // The task evaluates the problem's policy (eval.every), so it reads it once it exists.
     const built: { problem?: LmProblem } = {};
     const problem = built.problem = await createLmProblem({

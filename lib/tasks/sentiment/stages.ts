@@ -41,7 +41,7 @@ import {
   scoreSequences,
 } from "../../ppo/reward_model.ts";
 import { canonicalJson as canonical } from "../../json.ts";
-import type { StageDef } from "../../trial/contract.ts";
+import type { StageDef, StageRequest } from "../../trial/contract.ts";
 import { isolatable } from "../../trial/stage_process.ts";
 import { localStageCache, type LocalStageOptions } from "../../trial/stage_cache.ts";
 import {
@@ -379,4 +379,30 @@ export function checkPromptLengths(
       );
     }
   });
+}
+
+/**
+ * The stages a `sentiment` trial asks for ({@link trainSentimentSft}'s and
+ * {@link trainSentimentRewardModel}'s): the SFT policy unless `policy_path` gives one, the
+ * reward model (which starts from the SFT trunk) unless `reward_model_path` does.
+ */
+export function sentimentStagesFor(c: SentimentRunConfig): StageRequest[] {
+  const out: StageRequest[] = [];
+  if (c.policy_path === null || c.reward_model_path === null) {
+    out.push({
+      name: sentimentSftStage.name,
+      config: SentimentSftStageSchema.parse({ model: c.model, sft: c.sft }),
+    });
+  }
+  if (c.reward_model_path === null) {
+    out.push({
+      name: sentimentRewardModelStage.name,
+      config: SentimentRmStageSchema.parse({
+        model: c.model,
+        sft: c.sft,
+        reward_model: c.reward_model,
+      }),
+    });
+  }
+  return out;
 }

@@ -78,6 +78,7 @@ import {
   SENTIMENT_STAGE_VERSION,
   SENTIMENT_STAGES,
   sentimentPreferencePairs,
+  sentimentStagesFor,
   trainSentimentRewardModel,
   trainSentimentSft,
 } from "./stages.ts";
@@ -310,6 +311,7 @@ export const SENTIMENT_KIND = defineLmTask<
       },
     ).concat(rewardInputs(c.rewards)), // the user's reward modules: hashed into the trial id
   stages: SENTIMENT_STAGES,
+  stagesFor: sentimentStagesFor,
   stageVersion: SENTIMENT_STAGE_VERSION,
   samples: (c) => c.batch,
   memory: (c) => sentimentMemory(c),
