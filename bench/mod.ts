@@ -1,12 +1,15 @@
 /**
  * `deno task bench [name] [--threads N] [--steps N]`: benchmarks that print ratios
- * against a reference measured in the same run. Names: engine, gpt, ppo, scale, scale-ppo
+ * against a reference measured in the same run. Names: engine, gpt, ppo, scale, scale-ppo, rl
  * (default: all).
  * `scale` (real-size models vs PyTorch 2.13): `--models gpt2,qwen`, `--scale-rounds N`,
  * `--scale-steps N` (per side per round), `--scale-warmup N`, `--roll-rounds N`, `--no-rollout`,
  * `--no-train` (rollouts only). `scale-ppo` (a 2-update LoRA PPO trial on the 0.5B shape, peak
  * RSS against 16 GB): `--cache DIR`, `--ppo-max-rss-gb N` (watchdog, default 20).
  * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
+ * `rl` (GRPO in Proxima's lm trial vs TRL's GRPOTrainer, bench/rl.ts): `--rl-shapes small,qwen`,
+ * `--rl-updates N` (measured, per side), `--rl-warmup N`, `--rl-max-rss-gb N` (watchdog),
+ * `--rl-sequential` (one side after the other, for machines that cannot hold both).
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
  */
@@ -17,6 +20,7 @@ import { benchGpt } from "./gpt.ts";
 import { benchPpo } from "./ppo.ts";
 import { benchScale } from "./scale.ts";
 import { benchScalePpo } from "./scale_ppo.ts";
+import { benchRl } from "./rl.ts";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -39,6 +43,11 @@ const { values, positionals } = parseArgs({
     "no-rollout": { type: "boolean", default: false },
     "no-train": { type: "boolean", default: false },
     "ppo-max-rss-gb": { type: "string", default: "20" },
+    "rl-shapes": { type: "string", default: "small,qwen" },
+    "rl-updates": { type: "string", default: "4" },
+    "rl-warmup": { type: "string", default: "1" },
+    "rl-max-rss-gb": { type: "string", default: "22" },
+    "rl-sequential": { type: "boolean", default: false },
   },
 });
 
@@ -82,10 +91,20 @@ const benches: Record<string, () => Promise<void>> = {
       cache: values.cache,
       maxRssGb: Number(values["ppo-max-rss-gb"]),
     }),
+  rl: () =>
+    benchRl({
+      threads: Number(values.threads),
+      shapes: values["rl-shapes"].split(","),
+      updates: Number(values["rl-updates"]),
+      warmup: Number(values["rl-warmup"]),
+      cache: values.cache,
+      maxRssGb: Number(values["rl-max-rss-gb"]),
+      sequential: values["rl-sequential"],
+    }),
 };
 
 /** The benches that compare with the anchor (PyTorch 2.13 + transformers in a venv). */
-const NEEDS_ANCHOR = new Set(["engine", "gpt", "scale"]);
+const NEEDS_ANCHOR = new Set(["engine", "gpt", "scale", "rl"]);
 
 const names = positionals.length ? positionals : Object.keys(benches);
 for (const n of names) {

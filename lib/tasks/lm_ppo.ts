@@ -91,6 +91,7 @@ import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree, type PpoConfig } from "../ppo/config.ts";
 import { categoricalEntropy } from "../ppo/losses.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
+import { phaseAdd, phaseClock } from "../ppo/phase_times.ts";
 import type { MetricsRow, PpoProblem, PpoRunOptions, Rollout } from "../ppo/trainer.ts";
 
 /**
@@ -146,6 +147,14 @@ export interface LmProblemOptions {
    * must be a multiple of it.
    */
   samplesPerPrompt?: number;
+  /**
+   * The LM head only at the response's columns (the scoring passes and the train step): the
+   * same maths without the `[B, S, V]` logits of the prompt positions and their gradient (for a
+   * 152K vocabulary the largest tensors of a pass). The weight gradient's sums then run over
+   * fewer rows, so the last bits differ from the default (the head over every column, then
+   * gathered), which existing tasks keep for byte-identical results.
+   */
+  logitsAtResponse?: boolean;
   /** Most tokens per response (the rollout's cols are the longest response actually sampled). */
   maxNewTokens: number;
   /** Ends a response (kept, mask 1, where the score lands). Omitted: responses never end early. */
@@ -289,6 +298,8 @@ interface ModelLayout {
   /** The separate value model's config (prefix {@link VALUE_MODEL_PREFIX}), if any. */
   valueCfg?: DecoderConfig;
   lora?: LoraConfig;
+  /** The LM head only at the response's columns ({@link LmProblemOptions.logitsAtResponse}). */
+  logitsAt?: boolean;
 }
 
 /**
@@ -309,7 +320,17 @@ function modelOutputs(
   // a merged copy of every adapted matrix nor its full-size gradient is formed (for a 0.5B
   // model each is 2 GB per step).
   const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p, { factored: true }) : p;
-  const pi = responseOutputs(g, m.model, adapted, tokens, mask, pos, actions, !m.valueCfg);
+  const pi = responseOutputs(
+    g,
+    m.model,
+    adapted,
+    tokens,
+    mask,
+    pos,
+    actions,
+    !m.valueCfg,
+    m.logitsAt,
+  );
   if (!m.valueCfg) return pi as typeof pi & { value: Value };
   const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
   return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
@@ -337,17 +358,21 @@ function responseOutputs(
   pos: Value,
   actions: Value,
   withValue: boolean,
+  at = false,
 ): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
-  // The forward computes the LM head over all S columns (there is no hook to stop before it,
-  // and ORT runs dead nodes), so the logits are gathered rather than the hidden states.
-  const { logits, hidden } = decoderForward(g, cfg, params, tokens, mask);
-  const lt = g.gather(logits, pos, 1); // [B, T, V]
+  // `at`: the LM head only at the response's columns (TRL's logits_to_keep), so the [B, S, V]
+  // logits of every prompt position, and their gradient, are never formed. Otherwise the head
+  // runs over all S columns and the logits are gathered (the results existing tasks keep).
+  const out = decoderForward(g, cfg, params, tokens, mask, at ? { at: pos } : {});
+  const lt = at ? out.logits : g.gather(out.logits, pos, 1); // [B, T, V]
   const logpAll = g.logSoftmax(lt, -1);
   return {
     logp: tokenLogprobs(g, lt, actions),
     entropy: categoricalEntropy(g, logpAll),
     logpAll,
-    value: withValue ? valueHead(g, g.gather(hidden, pos, 1), params) : undefined,
+    value: withValue
+      ? valueHead(g, at ? out.hidden : g.gather(out.hidden, pos, 1), params)
+      : undefined,
   };
 }
 
@@ -429,6 +454,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     model,
     valueCfg: valueSource && { ...valueSource.cfg, prefix: VALUE_MODEL_PREFIX },
     lora: opts.lora && opts.lora.r > 0 ? opts.lora : undefined,
+    logitsAt: opts.logitsAtResponse === true,
   };
   if (layout.lora && layout.valueCfg && !sameFamily(layout.valueCfg, model)) {
     throw new Error(
@@ -496,6 +522,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
           b.response_pos,
           b.actions,
           false,
+          layout.logitsAt,
         )
         : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
     ...sessionOpts,
@@ -526,11 +553,14 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     const io = sequenceInputs(g);
     const out = withValue
       ? modelOutputs(g, layout, params, ...io)
-      : responseOutputs(g, model, params, ...io, false);
+      : responseOutputs(g, model, params, ...io, false, layout.logitsAt);
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
     if (all) g.output(out.logpAll, "logp_all");
-    return compile(g, sessionOpts);
+    // No arena: a scoring pass runs once per rollout, and an arena would keep its [B, T, V]
+    // intermediates for the whole run, on top of the train step's (the peak was their sum);
+    // from malloc they go back to the system before the update. Allocation only.
+    return compile(g, { ...sessionOpts, memArena: false });
   };
   const [policySession, refSession, fullSession] = await Promise.all([
     critic ? scoreGraph(true) : null,
@@ -638,6 +668,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       const prompts = k === 1
         ? distinct
         : distinct.flatMap((p) => Array.from({ length: k }, () => p));
+      const genAt = phaseClock();
       const gen = await sample(prompts, {
         ...opts.sampling,
         maxNewTokens: opts.maxNewTokens,
@@ -645,6 +676,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         padTokenId: opts.padTokenId,
         rng,
       });
+      phaseAdd("generation", genAt);
+      const scoreAt = phaseClock();
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;
       // Values of the state before each response token (current params; GAE only), and the
@@ -666,6 +699,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       if (scores.length !== rows || scores.some((s) => !Number.isFinite(s))) {
         throw new Error(`LmTask.score: expected ${rows} finite scores, got [${scores}]`);
       }
+      phaseAdd("scoring", scoreAt);
       const n = rows * cols;
       const roll: Rollout = {
         rows,

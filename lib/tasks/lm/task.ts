@@ -201,7 +201,7 @@ function lmInputs(c: LmRunConfig): Promise<LmInputs> {
 }
 
 /** The trial's peak-memory estimate's input (the model and value trunk from the inputs). */
-function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
+export function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
   const model = inputs.policy.cfg;
   const lora = c.lora.r > 0
     ? { r: c.lora.r, alpha: c.lora.alpha, ...loraDefaults(model) }
@@ -311,6 +311,9 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       sampling: { temperature: c.temperature, topP: c.top_p, topK: c.top_k },
       init: inputs.policy.params,
       adoptInit: true, // the loaded weights are only read from here on
+      // A Hub vocabulary (150K rows) makes the [B, S, V] logits of the prompt positions the
+      // largest tensors of a pass: the head runs at the response's columns only.
+      logitsAtResponse: true,
       valueModel: c.value_model === "shared"
         ? "shared"
         : c.value_model === "from_policy"
