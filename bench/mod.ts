@@ -9,7 +9,10 @@
  * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
  * `rl` (GRPO in Proxima's lm trial vs TRL's GRPOTrainer, bench/rl.ts): `--rl-shapes small,qwen`,
  * `--rl-updates N` (measured, per side), `--rl-warmup N`, `--rl-max-rss-gb N` (watchdog),
- * `--rl-sequential` (one side after the other, for machines that cannot hold both).
+ * `--rl-sequential qwen` (those shapes one side after the other, for machines that cannot
+ * hold both at once),
+ * `--rollout-rows 8,32,128` (also Proxima's rollout tokens/s of the 0.5B shape at those rows,
+ * beside the weight-bandwidth and matmul bounds; `--rl-shapes none` runs only that).
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
  */
@@ -47,7 +50,8 @@ const { values, positionals } = parseArgs({
     "rl-updates": { type: "string", default: "4" },
     "rl-warmup": { type: "string", default: "1" },
     "rl-max-rss-gb": { type: "string", default: "22" },
-    "rl-sequential": { type: "boolean", default: false },
+    "rl-sequential": { type: "string", default: "" },
+    "rollout-rows": { type: "string", default: "" },
   },
 });
 
@@ -99,7 +103,8 @@ const benches: Record<string, () => Promise<void>> = {
       warmup: Number(values["rl-warmup"]),
       cache: values.cache,
       maxRssGb: Number(values["rl-max-rss-gb"]),
-      sequential: values["rl-sequential"],
+      sequential: values["rl-sequential"].split(",").filter((x) => x),
+      rolloutRows: values["rollout-rows"] ? values["rollout-rows"].split(",").map(Number) : [],
     }),
 };
 

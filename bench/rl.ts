@@ -33,6 +33,7 @@ import { saveModelFolder } from "../lib/nn/checkpoint.ts";
 import type { LlamaConfig } from "../lib/nn/llama_config.ts";
 import { Rng } from "../lib/rng.ts";
 import { QWEN25_05B } from "./scale_worker.ts";
+import { benchRolloutRows } from "./rollout_rows.ts";
 import { QWEN3_TOKENIZER, tokenizerFiles } from "../scripts/tiny_models.ts";
 
 /** A Qwen2 shape of 43M parameters (39M of them the 152K-row tied embedding). */
@@ -233,8 +234,10 @@ export interface RlBenchOptions {
   warmup: number;
   cache?: string;
   maxRssGb: number;
-  /** One side's updates, then the other's (not alternating): for machines short of memory. */
-  sequential?: boolean;
+  /** Shapes whose sides run one after the other (not alternating): machines short of memory. */
+  sequential?: string[];
+  /** Also the rollout throughput of the 0.5B shape at these rows (bench/rollout_rows.ts). */
+  rolloutRows?: number[];
 }
 
 /** Read a side's update line after sending "next". */
@@ -356,14 +359,15 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
       o.maxRssGb,
     );
   const sides: Side[] = [];
+  const sequential = o.sequential?.includes(shape.name) ?? false;
   try {
     // The set-ups run one after the other (each timed alone); then the updates alternate (the
     // order flips each round), or with `sequential` one side runs all of its updates and ends
     // before the other starts (both children at once may not fit a machine's memory).
     const proxSide = await startSide("Proxima", spawnProx, sides);
-    if (o.sequential) await runUpdates([proxSide], total, o.warmup);
+    if (sequential) await runUpdates([proxSide], total, o.warmup);
     const trlSide = await startSide("TRL", spawnTrl, sides);
-    await runUpdates(o.sequential ? [trlSide] : [proxSide, trlSide], total, o.warmup);
+    await runUpdates(sequential ? [trlSide] : [proxSide, trlSide], total, o.warmup);
     const result = (x: Side): SideResult => ({
       updates: x.updates,
       setupMs: x.setupMs,
@@ -380,12 +384,17 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
 
 /** Run the shapes (see the module doc). */
 export async function benchRl(o: RlBenchOptions): Promise<void> {
+  o = { ...o, shapes: o.shapes.filter((s) => s !== "none") };
   for (const s of o.shapes) {
     if (!RL_SHAPES[s]) throw new Error(`bench rl: unknown shape "${s}" (small, qwen)`);
   }
   const root = o.cache ?? await Deno.makeTempDir({ prefix: "proxima_bench_rl_cache_" });
   try {
     for (const s of o.shapes) await benchShape(RL_SHAPES[s], o, root);
+    if (o.rolloutRows?.length) {
+      const folder = await makeFolder(RL_SHAPES.qwen, `${root}/rl_qwen`, o.threads);
+      await benchRolloutRows(folder, o.rolloutRows, o.threads, o.maxRssGb);
+    }
     console.log(
       `  ${o.threads} threads on both sides; medians of ${o.updates} updates after ${o.warmup} ` +
         `warm-up; sides alternate (order flips each round); group ${GROUP}, at most ` +

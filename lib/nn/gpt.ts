@@ -462,13 +462,22 @@ export function tokenLogprobs(g: Graph, logits: Value, targets: Value): Value {
       throw new GraphError(`tokenLogprobs: ${targets} does not match ${logits} (dim ${i})`);
     }
   });
-  const axis = logits.rank - 1;
+  return gatherLogprobs(g, g.logSoftmax(logits, logits.rank - 1), targets);
+}
+
+/**
+ * `logp[..., targets]`: the log-probabilities of int64 `targets` `[...]` from log-softmax
+ * values `[..., V]` (what {@link tokenLogprobs} computes from logits), so a graph that also
+ * needs the whole distribution (an entropy) forms the `[..., V]` log-softmax once.
+ */
+export function gatherLogprobs(g: Graph, logp: Value, targets: Value): Value {
+  const axis = logp.rank - 1;
   const picked = g.node(
     "GatherElements",
-    [g.logSoftmax(logits, axis), g.unsqueeze(targets, [axis])],
+    [logp, g.unsqueeze(targets, [axis])],
     { axis: { kind: "int", value: axis } },
     undefined,
-    [{ dtype: logits.dtype, shape: [...targets.shape, 1] }],
+    [{ dtype: logp.dtype, shape: [...targets.shape, 1] }],
   )[0];
   return g.squeeze(picked, [axis]);
 }

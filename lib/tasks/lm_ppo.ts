@@ -66,7 +66,7 @@
 import type * as ort from "onnxruntime-node";
 import { Graph, type Value } from "../onnx/graph.ts";
 import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
-import { tokenLogprobs } from "../nn/gpt.ts";
+import { gatherLogprobs, tokenLogprobs } from "../nn/gpt.ts";
 import {
   type DecoderConfig,
   decoderForward,
@@ -364,7 +364,21 @@ function responseOutputs(
   // logits of every prompt position, and their gradient, are never formed. Otherwise the head
   // runs over all S columns and the logits are gathered (the results existing tasks keep).
   const out = decoderForward(g, cfg, params, tokens, mask, at ? { at: pos } : {});
-  const lt = at ? out.logits : g.gather(out.logits, pos, 1); // [B, T, V]
+  if (at) {
+    // One [B, T, V] log-softmax for the log-probs and the entropy, and the entropy (two more
+    // [B, T, V] tensors: ORT runs nodes nobody reads) only where it is read: the train step.
+    const logpAll = g.logSoftmax(out.logits, -1);
+    let entropy: Value | undefined;
+    return {
+      logp: gatherLogprobs(g, logpAll, actions),
+      get entropy() {
+        return entropy ??= categoricalEntropy(g, logpAll);
+      },
+      logpAll,
+      value: withValue ? valueHead(g, out.hidden, params) : undefined,
+    };
+  }
+  const lt = g.gather(out.logits, pos, 1); // [B, T, V]
   const logpAll = g.logSoftmax(lt, -1);
   return {
     logp: tokenLogprobs(g, lt, actions),
@@ -557,10 +571,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
     if (all) g.output(out.logpAll, "logp_all");
-    // No arena: a scoring pass runs once per rollout, and an arena would keep its [B, T, V]
-    // intermediates for the whole run, on top of the train step's (the peak was their sum);
-    // from malloc they go back to the system before the update. Allocation only.
-    return compile(g, { ...sessionOpts, memArena: false });
+    return compile(g, sessionOpts);
   };
   const [policySession, refSession, fullSession] = await Promise.all([
     critic ? scoreGraph(true) : null,

@@ -220,6 +220,7 @@ export function lmMemoryInput(c: LmRunConfig, inputs: LmInputs): LmMemoryInput {
     lora,
     criticFree: isCriticFree(c.ppo),
     exactKl: c.ppo.kl.estimator === "full",
+    responseLen: c.max_new_tokens, // the head runs at the response only (logitsAtResponse)
     valueParams: valueCfg
       ? Object.values(trunkShapes(valueCfg)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
