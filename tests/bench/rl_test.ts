@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { QWEN2_43M, RL_SHAPES, rlConfig, rlTable, summarize } from "../../bench/rl.ts";
+import { rolloutBounds, rowsTable } from "../../bench/rollout_rows.ts";
 import { decoderShapes } from "../../lib/nn/decoder.ts";
 import { LM_KIND } from "../../lib/tasks/lm/mod.ts";
 
@@ -67,4 +68,21 @@ Deno.test("bench rl: the small shape has 43M parameters and both configs parse a
     assert.deepEqual([c.ppo.kl.beta, c.ppo.kl.estimator, c.ppo.kl.placement], [0.04, "k3", "loss"]);
     assert.deepEqual([c.ppo.epochs, c.ppo.minibatches], [1, 1]); // one optimizer step per update
   }
+});
+
+Deno.test("bench rl: rollout bounds by hand and the rows table's ratios", () => {
+  // 1e9 parameters (4 GB per decode step), 20 GB/s, 100 GFLOP/s (2 GFLOP per token).
+  const b = rolloutBounds(8, 1e9, 20e9, 100);
+  assert.equal(b.bandwidthBound, 40); // 8 rows x 5 steps/s
+  assert.equal(b.matmulBound, 50);
+  const t = rowsTable(
+    [
+      { rows: 8, tokensPerS: 20, ...rolloutBounds(8, 1e9, 20e9, 100) },
+      { rows: 128, tokensPerS: 45, ...rolloutBounds(128, 1e9, 20e9, 100) },
+    ],
+    20e9,
+    100,
+  );
+  assert.match(t, /\| 128 rows \(16 groups of 8\) +\| 45\.0 +\| 2\.25 +\| 640\.0 +\| 50\.0 +\|/);
+  assert.match(t, /bandwidth 20\.0 GB\/s, matmul 100 GFLOP\/s/);
 });
