@@ -10,7 +10,9 @@
  * - optimizer: trainable parameters P (all of N, or the adapters + heads) held as params, AdamW
  *   m and v, each twice (the trainer's ping-pong buffers), plus one gradient: 7P;
  * - activations of one minibatch (b = batch / minibatches rows of length T, width d, MLP width
- *   f, L layers, H heads): ≈ b·T·L·(12·d + 4·f + 3·H·T) floats kept for the backward pass,
+ *   f, L layers, H heads): ≈ b·T·L·(30·d + 10·f + 8·H·T) floats kept for the backward pass
+ *   (calibrated on `deno task bench rl`'s 0.5B LoRA trial, b 16, T 43: 2.5× the count of one
+ *   tensor per block input, which had it 2.9 GB under its 12.4 GB peak),
  *   plus the logits and their log-softmax and gradient, 3·b·T·V;
  * - rollout: what the scoring passes' sessions keep at their peak (ORT's arena per session):
  *   logits, log-softmax, softmax and the terms read from them, 6·B·T·V for each pass (the
@@ -20,8 +22,9 @@
  * - the runtime (V8, ORT, a tokenizer of a 150K vocabulary): 1 GB.
  * With the head at the response only (`responseLen`: the `lm` task) the vocabulary terms count
  * max_new_tokens columns: 5 `[b, R, V]` buffers in the train step, 2 per scoring pass.
- * Measured against it: the 2-update LoRA trial of `deno task bench scale-ppo` (0.5B Qwen2,
- * batch 8, ≈ 62 positions) peaked at 9.6 GB, estimated 10.1.
+ * Measured against it (`deno task bench rl`, one run, critic-free GRPO, β in the loss): the 43M
+ * Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 7.15 GB, estimated 7.4; the 0.5B
+ * shape with LoRA r=16, 16 × 43 positions, peaked at 12.36 GB, estimated 12.7.
  * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
  * and above the truth, not exact.
  *
@@ -104,7 +107,7 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const floats = {
     weights: (lora ? 2 : 3) * N + value,
     optimizer: 7 * P,
-    activations: b * T * L * (12 * d + 4 * f + 3 * H * T) + vocab.train,
+    activations: b * T * L * (30 * d + 10 * f + 8 * H * T) + vocab.train,
     rollout: passes * vocab.score + (t.exactKl ? 2 * B * (R ?? T) * V : 0) +
       2 * 2 * L * B * kvHeads * T * headDim,
   };
