@@ -10,9 +10,9 @@
  * - optimizer: trainable parameters P (all of N, or the adapters + heads) held as params, AdamW
  *   m and v, each twice (the trainer's ping-pong buffers), plus one gradient: 7P;
  * - activations of one minibatch (b = batch / minibatches rows of length T, width d, MLP width
- *   f, L layers, H heads): ≈ b·T·L·(30·d + 10·f + 8·H·T) floats kept for the backward pass
+ *   f, L layers, H heads): ≈ b·T·L·(32·d + 10·f + 8·H·T) floats kept for the backward pass
  *   (calibrated on `deno task bench rl`'s 0.5B LoRA trial, b 16, T 43: 2.5× the count of one
- *   tensor per block input, which had it 2.9 GB under its 12.4 GB peak),
+ *   tensor per block input, which had it 3.1 GB under its 12.65 GB peak),
  *   plus the logits and their log-softmax and gradient, 3·b·T·V;
  * - rollout: what the scoring passes' sessions keep at their peak (ORT's arena per session):
  *   logits, log-softmax, softmax and the terms read from them, 6·B·T·V for each pass (the
@@ -24,7 +24,7 @@
  * max_new_tokens columns: 5 `[b, R, V]` buffers in the train step, 2 per scoring pass.
  * Measured against it (`deno task bench rl`, one run, critic-free GRPO, β in the loss): the 43M
  * Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 7.15 GB, estimated 7.4; the 0.5B
- * shape with LoRA r=16, 16 × 43 positions, peaked at 12.36 GB, estimated 12.7.
+ * shape with LoRA r=16, 16 × 43 positions, peaked at 12.65 GB, estimated 12.8.
  * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
  * and above the truth, not exact.
  *
@@ -107,7 +107,7 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const floats = {
     weights: (lora ? 2 : 3) * N + value,
     optimizer: 7 * P,
-    activations: b * T * L * (30 * d + 10 * f + 8 * H * T) + vocab.train,
+    activations: b * T * L * (32 * d + 10 * f + 8 * H * T) + vocab.train,
     rollout: passes * vocab.score + (t.exactKl ? 2 * B * (R ?? T) * V : 0) +
       2 * 2 * L * B * kvHeads * T * headDim,
   };

@@ -324,7 +324,7 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   assert.equal(e.parts.optimizer, 4 * 7 * N);
   assert.equal(
     e.parts.activations,
-    4 * (4 * 5 * 1 * (30 * 4 + 10 * 16 + 8 * 2 * 5) + 3 * 4 * 5 * 10),
+    4 * (4 * 5 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 5) + 3 * 4 * 5 * 10),
   );
   // two scoring passes (reference; policy with values) of 6·B·T·V each, and the KV cache
   const kv = 2 * 2 * 1 * 8 * 2 * 5 * 2;
@@ -356,7 +356,7 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   });
   assert.equal(
     at.parts.activations,
-    4 * (4 * 5 * 1 * (30 * 4 + 10 * 16 + 8 * 2 * 5) + 5 * 4 * 3 * 10),
+    4 * (4 * 5 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 5) + 5 * 4 * 3 * 10),
   );
   assert.equal(at.parts.rollout, 4 * (2 * 8 * 3 * 10 + kv));
   assert.equal(at.parts.weights, e.parts.weights);
