@@ -1,12 +1,18 @@
 /**
  * `deno task bench [name] [--threads N] [--steps N]`: benchmarks that print ratios
- * against a reference measured in the same run. Names: engine, gpt, ppo, scale, scale-ppo
+ * against a reference measured in the same run. Names: engine, gpt, ppo, scale, scale-ppo, rl
  * (default: all).
  * `scale` (real-size models vs PyTorch 2.13): `--models gpt2,qwen`, `--scale-rounds N`,
  * `--scale-steps N` (per side per round), `--scale-warmup N`, `--roll-rounds N`, `--no-rollout`,
  * `--no-train` (rollouts only). `scale-ppo` (a 2-update LoRA PPO trial on the 0.5B shape, peak
  * RSS against 16 GB): `--cache DIR`, `--ppo-max-rss-gb N` (watchdog, default 20).
  * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
+ * `rl` (GRPO in Proxima's lm trial vs TRL's GRPOTrainer, bench/rl.ts): `--rl-shapes small,qwen`,
+ * `--rl-updates N` (measured, per side), `--rl-warmup N`, `--rl-max-rss-gb N` (watchdog),
+ * `--rl-sequential qwen` (those shapes one side after the other, for machines that cannot
+ * hold both at once),
+ * `--rollout-rows 8,32,128` (also Proxima's rollout tokens/s of the 0.5B shape at those rows,
+ * beside the weight-bandwidth and matmul bounds; `--rl-shapes none` runs only that).
  * `--env-steps N` and `--env ID` size the ppo benchmark (default 102400 steps, CartPole-v1).
  * @module
  */
@@ -16,6 +22,7 @@ import { benchGpt } from "./gpt.ts";
 import { benchPpo } from "./ppo.ts";
 import { benchScale } from "./scale.ts";
 import { benchScalePpo } from "./scale_ppo.ts";
+import { benchRl } from "./rl.ts";
 import { UsageError } from "../lib/errors.ts";
 import { runCommand } from "../cli/boundary.ts";
 import { numberFlag, parseFlags } from "../cli/flags.ts";
@@ -39,6 +46,12 @@ async function main(): Promise<void> {
     "no-rollout": { type: "boolean", default: false },
     "no-train": { type: "boolean", default: false },
     "ppo-max-rss-gb": { type: "string", default: "20" },
+    "rl-shapes": { type: "string", default: "small,qwen" },
+    "rl-updates": { type: "string", default: "4" },
+    "rl-warmup": { type: "string", default: "1" },
+    "rl-max-rss-gb": { type: "string", default: "22" },
+    "rl-sequential": { type: "string", default: "" },
+    "rollout-rows": { type: "string", default: "" },
   }, { allowPositionals: true });
   // Every number is checked before any benchmark starts (they run for minutes).
   for (
@@ -51,14 +64,15 @@ async function main(): Promise<void> {
       "scale-rounds",
       "scale-steps",
       "roll-rounds",
+      "rl-updates",
     ] as const
   ) {
     numberFlag("bench", k, values[k], { integer: true, min: 1 });
   }
-  for (const k of ["warmup", "scale-warmup"] as const) {
+  for (const k of ["warmup", "scale-warmup", "rl-warmup"] as const) {
     numberFlag("bench", k, values[k], { integer: true, min: 0 });
   }
-  for (const k of ["max-rss-gb", "ppo-max-rss-gb"] as const) {
+  for (const k of ["max-rss-gb", "ppo-max-rss-gb", "rl-max-rss-gb"] as const) {
     numberFlag("bench", k, values[k], { min: 0, minInclusive: false });
   }
 
@@ -102,6 +116,17 @@ async function main(): Promise<void> {
         cache: values.cache,
         maxRssGb: Number(values["ppo-max-rss-gb"]),
       }),
+    rl: () =>
+      benchRl({
+        threads: Number(values.threads),
+        shapes: values["rl-shapes"].split(","),
+        updates: Number(values["rl-updates"]),
+        warmup: Number(values["rl-warmup"]),
+        cache: values.cache,
+        maxRssGb: Number(values["rl-max-rss-gb"]),
+        sequential: values["rl-sequential"].split(",").filter((x) => x),
+        rolloutRows: values["rollout-rows"] ? values["rollout-rows"].split(",").map(Number) : [],
+      }),
   };
 
   const names = positionals.length ? positionals : Object.keys(benches);
@@ -118,6 +143,6 @@ async function main(): Promise<void> {
 }
 
 /** The benches that compare with the anchor (PyTorch 2.13 + transformers in a venv). */
-const NEEDS_ANCHOR = new Set(["engine", "gpt", "scale"]);
+const NEEDS_ANCHOR = new Set(["engine", "gpt", "scale", "rl"]);
 
 if (import.meta.main) await runCommand(main);

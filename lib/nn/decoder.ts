@@ -116,7 +116,7 @@ export function decoderForward(
   params: Record<string, Value>,
   tokens: Value,
   attentionMask?: Value,
-  opts: { positionIds?: Value } = {},
+  opts: { positionIds?: Value; at?: Value } = {},
 ): DecoderOutput {
   return isLlama(cfg)
     ? llamaForward(g, cfg, params, tokens, attentionMask, opts)

@@ -221,6 +221,12 @@ export interface GptForwardOptions {
    * computed in the graph from the mask: `clip(cumsum(mask, 1) - 1, 0)`.
    */
   positionIds?: Value;
+  /**
+   * Only these columns (int64 `[T]`): `hidden` and `logits` are `[B, T, ...]`, gathered before
+   * ln_f and the LM head, so the `[B, S, V]` logits of the other columns (and their gradient)
+   * are never formed. A scorer of response tokens needs no more.
+   */
+  at?: Value;
 }
 
 /** Validates the config and that `params` holds every parameter with its shape. */
@@ -287,6 +293,7 @@ function transformer(
   past: KvCache[] | undefined,
   keyLen: Dim,
   lastOnly = false,
+  at?: Value,
 ): GptStepOutput {
   const nm = gptNames(cfg);
   const eps = cfg.layerNormEps ?? 1e-5;
@@ -307,7 +314,7 @@ function transformer(
   });
   // Sampling needs only the last position's logits: slicing before ln_f and the LM head saves
   // S·V·d multiply-adds of a prefill (the largest matmul for a real vocabulary).
-  const x = lastOnly ? g.slice(out, [-1], [TO_END], [1]) : out;
+  const x = lastOnly ? g.slice(out, [-1], [TO_END], [1]) : at ? g.gather(out, at, 1) : out;
   const hidden = g.layerNorm(x, p(nm.lnfWeight), p(nm.lnfBias), { epsilon: eps });
   const logits = g.matmul(hidden, g.transpose(p(nm.wte), [1, 0]));
   return { logits, hidden, presents };
@@ -352,7 +359,18 @@ export function gptForward(
   }
   checkParams("gptForward", cfg, params);
   const { positions, allowed } = forwardMasks(g, tokens, attentionMask, opts.positionIds);
-  return transformer(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
+  return transformer(
+    g,
+    cfg,
+    params,
+    tokens,
+    positions,
+    allowed,
+    undefined,
+    tokens.shape[1],
+    false,
+    opts.at,
+  );
 }
 
 /** Options of {@link gptDecodeStep}. */
@@ -444,13 +462,22 @@ export function tokenLogprobs(g: Graph, logits: Value, targets: Value): Value {
       throw new GraphError(`tokenLogprobs: ${targets} does not match ${logits} (dim ${i})`);
     }
   });
-  const axis = logits.rank - 1;
+  return gatherLogprobs(g, g.logSoftmax(logits, logits.rank - 1), targets);
+}
+
+/**
+ * `logp[..., targets]`: the log-probabilities of int64 `targets` `[...]` from log-softmax
+ * values `[..., V]` (what {@link tokenLogprobs} computes from logits), so a graph that also
+ * needs the whole distribution (an entropy) forms the `[..., V]` log-softmax once.
+ */
+export function gatherLogprobs(g: Graph, logp: Value, targets: Value): Value {
+  const axis = logp.rank - 1;
   const picked = g.node(
     "GatherElements",
-    [g.logSoftmax(logits, axis), g.unsqueeze(targets, [axis])],
+    [logp, g.unsqueeze(targets, [axis])],
     { axis: { kind: "int", value: axis } },
     undefined,
-    [{ dtype: logits.dtype, shape: [...targets.shape, 1] }],
+    [{ dtype: logp.dtype, shape: [...targets.shape, 1] }],
   )[0];
   return g.squeeze(picked, [axis]);
 }

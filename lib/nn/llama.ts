@@ -228,6 +228,7 @@ function decoder(
   keyLen: Dim,
   lastOnly = false,
   head = true,
+  at?: Value,
 ): LlamaStepOutput {
   const nm = llamaNames(cfg), eps = cfg.rmsNormEps;
   const p = (n: string) => params[n];
@@ -250,7 +251,7 @@ function decoder(
     },
   });
   // Sampling needs only the last position: slice before the norm and the (V x d) LM head.
-  const x = lastOnly ? g.slice(out, [-1], [TO_END], [1]) : out;
+  const x = lastOnly ? g.slice(out, [-1], [TO_END], [1]) : at ? g.gather(out, at, 1) : out;
   const hidden = rmsNorm(g, x, p(nm.norm), eps);
   if (!head) return { logits: hidden, hidden, presents }; // see llamaHidden
   const w = cfg.tieWordEmbeddings ? p(nm.embed) : p(nm.lmHead);
@@ -261,6 +262,12 @@ function decoder(
 export interface LlamaForwardOptions {
   /** Explicit int64 position ids `[B, T]`; by default `clip(cumsum(mask) - 1, 0)`. */
   positionIds?: Value;
+  /**
+   * Only these columns (int64 `[T]`): `hidden` and `logits` are `[B, T, ...]`, gathered before
+   * the final norm and the LM head, so the `[B, S, V]` logits of the other columns (and their
+   * gradient) are never formed. A scorer of response tokens needs no more.
+   */
+  at?: Value;
 }
 
 /**
@@ -296,7 +303,19 @@ export function llamaForward(
     opts.positionIds,
     cfg.slidingWindow,
   );
-  return decoder(g, cfg, params, tokens, positions, allowed, undefined, tokens.shape[1]);
+  return decoder(
+    g,
+    cfg,
+    params,
+    tokens,
+    positions,
+    allowed,
+    undefined,
+    tokens.shape[1],
+    false,
+    true,
+    opts.at,
+  );
 }
 
 /**

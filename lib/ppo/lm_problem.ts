@@ -80,6 +80,7 @@ import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree } from "../ppo/config.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
 import { softOverlongPunishment } from "../ppo/shaping.ts";
+import { phaseAdd, phaseClock } from "../ppo/phase_times.ts";
 import type { Rollout } from "../ppo/trainer.ts";
 import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
 import { drawInformative } from "./lm_dynamic.ts";
@@ -182,6 +183,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     model,
     valueCfg: valueSource && { ...valueSource.cfg, prefix: VALUE_MODEL_PREFIX },
     lora: opts.lora && opts.lora.r > 0 ? opts.lora : undefined,
+    logitsAt: opts.logitsAtResponse === true,
   };
   if (layout.lora && layout.valueCfg && !sameFamily(layout.valueCfg, model)) {
     throw new Error(
@@ -249,6 +251,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
           b.response_pos,
           b.actions,
           false,
+          layout.logitsAt,
         )
         : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
     ...sessionOpts,
@@ -279,7 +282,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     const io = sequenceInputs(g);
     const out = withValue
       ? modelOutputs(g, layout, params, ...io)
-      : responseOutputs(g, model, params, ...io, false);
+      : responseOutputs(g, model, params, ...io, false, layout.logitsAt);
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
     if (all) g.output(out.logpAll, "logp_all");
@@ -404,6 +407,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         const s = await task.score(g.prompts, g.responses);
         return Array.isArray(s) ? { scores: s } : s;
       };
+      const genAt = phaseClock();
       // DAPO's dynamic sampling: batches until the groups whose scores differ fill one.
       const dynamic = cfg.dynamic_sampling != null
         ? await drawInformative({
@@ -418,6 +422,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         })
         : null;
       const gen = dynamic ? dynamic.gen : await drawBatch();
+      phaseAdd("generation", genAt);
+      const scoreAt = phaseClock();
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;
       // Values of the state before each response token (current params; GAE only), and the
@@ -448,6 +454,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         )
         : null;
       const shaped = overlong ? scores.map((s, r) => s + overlong[r]) : scores;
+      phaseAdd("scoring", scoreAt);
       const n = rows * cols;
       const roll: Rollout = {
         rows,

@@ -8,7 +8,7 @@
 import type * as ort from "onnxruntime-node";
 import { Graph, type Value } from "../onnx/graph.ts";
 import { compile, type Device, tensor } from "../onnx/session.ts";
-import { tokenLogprobs } from "../nn/gpt.ts";
+import { gatherLogprobs, tokenLogprobs } from "../nn/gpt.ts";
 import { type DecoderConfig, decoderForward, decoderHidden, decoderShapes } from "../nn/decoder.ts";
 import { valueHead } from "../nn/heads.ts";
 import type { FloatArray } from "../nn/sample.ts";
@@ -25,6 +25,8 @@ export interface ModelLayout {
   /** The separate value model's config (prefix {@link VALUE_MODEL_PREFIX}), if any. */
   valueCfg?: DecoderConfig;
   lora?: LoraConfig;
+  /** The LM head only at the response's columns (`LmProblemOptions.logitsAtResponse`). */
+  logitsAt?: boolean;
 }
 
 /**
@@ -45,7 +47,17 @@ export function modelOutputs(
   // a merged copy of every adapted matrix nor its full-size gradient is formed (for a 0.5B
   // model each is 2 GB per step).
   const adapted = m.lora ? applyLora(g, m.lora, withoutAdapters(p), p, { factored: true }) : p;
-  const pi = responseOutputs(g, m.model, adapted, tokens, mask, pos, actions, !m.valueCfg);
+  const pi = responseOutputs(
+    g,
+    m.model,
+    adapted,
+    tokens,
+    mask,
+    pos,
+    actions,
+    !m.valueCfg,
+    m.logitsAt,
+  );
   if (!m.valueCfg) return pi as typeof pi & { value: Value };
   const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
   return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
@@ -73,17 +85,33 @@ export function responseOutputs(
   pos: Value,
   actions: Value,
   withValue: boolean,
+  at = false,
 ): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
-  // The forward computes the LM head over all S columns (there is no hook to stop before it,
-  // and ORT runs dead nodes), so the logits are gathered rather than the hidden states.
-  const { logits, hidden } = decoderForward(g, cfg, params, tokens, mask);
-  const lt = g.gather(logits, pos, 1); // [B, T, V]
+  // `at`: the LM head only at the response's columns (TRL's logits_to_keep), so the [B, S, V]
+  // logits of every prompt position, and their gradient, are never formed. Otherwise the head
+  // runs over all S columns and the logits are gathered (the results existing tasks keep).
+  const out = decoderForward(g, cfg, params, tokens, mask, at ? { at: pos } : {});
+  if (at) {
+    // One [B, T, V] log-softmax for the log-probs and the entropy, and the entropy (two more
+    // [B, T, V] tensors: ORT runs nodes nobody reads) only where it is read: the train step.
+    const logpAll = g.logSoftmax(out.logits, -1);
+    let entropy: Value | undefined;
+    return {
+      logp: gatherLogprobs(g, logpAll, actions),
+      get entropy() {
+        return entropy ??= categoricalEntropy(g, logpAll);
+      },
+      logpAll,
+      value: withValue ? valueHead(g, out.hidden, params) : undefined,
+    };
+  }
+  const lt = g.gather(out.logits, pos, 1); // [B, T, V]
   const logpAll = g.logSoftmax(lt, -1);
   return {
     logp: tokenLogprobs(g, lt, actions),
     entropy: categoricalEntropy(g, logpAll),
     logpAll,
-    value: withValue ? valueHead(g, g.gather(hidden, pos, 1), params) : undefined,
+    value: withValue ? valueHead(g, g.gather(out.hidden, pos, 1), params) : undefined,
   };
 }
 

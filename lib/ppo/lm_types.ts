@@ -67,6 +67,14 @@ export interface LmProblemOptions {
    * must be a multiple of it.
    */
   samplesPerPrompt?: number;
+  /**
+   * The LM head only at the response's columns (the scoring passes and the train step): the
+   * same maths without the `[B, S, V]` logits of the prompt positions and their gradient (for a
+   * 152K vocabulary the largest tensors of a pass). The weight gradient's sums then run over
+   * fewer rows, so the last bits differ from the default (the head over every column, then
+   * gathered), which existing tasks keep for byte-identical results.
+   */
+  logitsAtResponse?: boolean;
   /** Most tokens per response (the rollout's cols are the longest response actually sampled). */
   maxNewTokens: number;
   /** Ends a response (kept, mask 1, where the score lands). Omitted: responses never end early. */

@@ -36,6 +36,7 @@ import {
   readMetrics,
 } from "./metrics_files.ts";
 export { type EpisodeRow, type MetricsRow, PPO_METRIC_COLUMNS, readEpisodes, readMetrics };
+import { phaseAdd, phaseClock } from "./phase_times.ts";
 
 /** One update's experience. Arrays are rows × cols, row-major. */
 export interface Rollout {
@@ -307,6 +308,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
 
       // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).
       const lr = cfg.lr_anneal ? cfg.lr * (1 - update / opts.updates) : cfg.lr;
+      const trainAt = phaseClock();
       const examples = n / roll.exampleSize;
       const sums: Record<string, number> = {};
       let steps = 0, epochsRun = 0;
@@ -344,6 +346,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         // Early stop (CleanRL's target_kl): this epoch's mean approx KL (k3) went too far.
         if (cfg.target_kl !== null && epochKl.sum / epochKl.count > cfg.target_kl) break;
       }
+
+      phaseAdd("training", trainAt);
 
       // 5. Diagnostics (minibatch metrics are means over every minibatch of every epoch).
       const mean = (k: string) => k in sums ? sums[k] / steps : null;

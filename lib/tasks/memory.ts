@@ -10,7 +10,9 @@
  * - optimizer: trainable parameters P (all of N, or the adapters + heads) held as params, AdamW
  *   m and v, each twice (the trainer's ping-pong buffers), plus one gradient: 7P;
  * - activations of one minibatch (b = batch / minibatches rows of length T, width d, MLP width
- *   f, L layers, H heads): ≈ b·T·L·(12·d + 4·f + 3·H·T) floats kept for the backward pass,
+ *   f, L layers, H heads): ≈ b·T·L·(32·d + 10·f + 8·H·T) floats kept for the backward pass
+ *   (calibrated on `deno task bench rl`'s 0.5B LoRA trial, b 16, T 43: 2.5× the count of one
+ *   tensor per block input, which had it 3.1 GB under its 12.65 GB peak),
  *   plus the logits and their log-softmax and gradient, 3·b·T·V;
  * - rollout: what the scoring passes' sessions keep at their peak (ORT's arena per session):
  *   logits, log-softmax, softmax and the terms read from them, 6·B·T·V for each pass (the
@@ -18,8 +20,11 @@
  *   KL's full distributions (a third pass, and 2·B·T·V kept for the update), and the KV cache
  *   (2 buffers · 2 · L · B · kvHeads · T · headDim);
  * - the runtime (V8, ORT, a tokenizer of a 150K vocabulary): 1 GB.
- * Measured against it: the 2-update LoRA trial of `deno task bench scale-ppo` (0.5B Qwen2,
- * batch 8, ≈ 62 positions) peaked at 9.6 GB, estimated 10.1.
+ * With the head at the response only (`responseLen`: the `lm` task) the vocabulary terms count
+ * max_new_tokens columns: 5 `[b, R, V]` buffers in the train step, 2 per scoring pass.
+ * Measured against it (`deno task bench rl`, one run, critic-free GRPO, β in the loss): the 43M
+ * Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 7.15 GB, estimated 7.4; the 0.5B
+ * shape with LoRA r=16, 16 × 43 positions, peaked at 12.65 GB, estimated 12.8.
  * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
  * and above the truth, not exact.
  *
@@ -53,6 +58,12 @@ export interface LmMemoryInput {
    * update (2·B·T·V floats; 12 GB for 64 × 64 tokens of a 150K vocabulary).
    */
   exactKl?: boolean;
+  /**
+   * The LM head runs at the response's columns only (`createLmProblem`'s logitsAtResponse, the
+   * `lm` task): the vocabulary terms count this many columns (max_new_tokens) instead of
+   * seqLen, with the buffers that code holds (see {@link estimateLmMemory}).
+   */
+  responseLen?: number;
 }
 
 /** The estimate, in bytes, with its parts (for the message). */
@@ -60,6 +71,11 @@ export interface LmMemoryEstimate {
   bytes: number;
   parts: { weights: number; optimizer: number; activations: number; rollout: number };
 }
+
+/** `[rows, R, V]` buffers of the train step at its peak, with the head at the response only. */
+export const TRAIN_VOCAB_BUFFERS = 5;
+/** `[rows, R, V]` buffers a scoring pass keeps in its arena, with the head at the response only. */
+export const SCORE_VOCAB_BUFFERS = 2;
 
 /** What the runtime holds besides the model (V8, ORT, a tokenizer). */
 export const RUNTIME_BYTES = 1e9;
@@ -80,11 +96,19 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const b = Math.ceil(B / t.minibatches);
   const lora = t.lora !== undefined && t.lora.r > 0;
   const passes = (t.criticFree ? 1 : 2) + (t.exactKl ? 1 : 0);
+  // The [rows, columns, V] terms: with the head at the response only (R columns), the train
+  // step holds TRAIN_VOCAB_BUFFERS of them at its peak (logits, the one log-softmax, the
+  // entropy's softmax and product, their gradients), a scoring pass SCORE_VOCAB_BUFFERS (the
+  // logits and the log-softmax it gathers from); otherwise 3 and 6 over all T columns.
+  const R = t.responseLen;
+  const vocab = R === undefined
+    ? { train: 3 * b * T * V, score: 6 * B * T * V }
+    : { train: TRAIN_VOCAB_BUFFERS * b * R * V, score: SCORE_VOCAB_BUFFERS * B * R * V };
   const floats = {
     weights: (lora ? 2 : 3) * N + value,
     optimizer: 7 * P,
-    activations: b * T * L * (12 * d + 4 * f + 3 * H * T) + 3 * b * T * V,
-    rollout: passes * 6 * B * T * V + (t.exactKl ? 2 * B * T * V : 0) +
+    activations: b * T * L * (32 * d + 10 * f + 8 * H * T) + vocab.train,
+    rollout: passes * vocab.score + (t.exactKl ? 2 * B * (R ?? T) * V : 0) +
       2 * 2 * L * B * kvHeads * T * headDim,
   };
   const parts = Object.fromEntries(

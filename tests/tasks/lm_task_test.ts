@@ -324,7 +324,7 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   assert.equal(e.parts.optimizer, 4 * 7 * N);
   assert.equal(
     e.parts.activations,
-    4 * (4 * 5 * 1 * (12 * 4 + 4 * 16 + 3 * 2 * 5) + 3 * 4 * 5 * 10),
+    4 * (4 * 5 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 5) + 3 * 4 * 5 * 10),
   );
   // two scoring passes (reference; policy with values) of 6·B·T·V each, and the KV cache
   const kv = 2 * 2 * 1 * 8 * 2 * 5 * 2;
@@ -344,6 +344,22 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   // The exact KL: a third pass, and both full distributions kept for the update.
   const exact = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, exactKl: true });
   assert.equal(exact.parts.rollout, 4 * (3 * 6 * 8 * 5 * 10 + 2 * 8 * 5 * 10 + kv));
+  // The head at the response only (the lm task): the vocabulary terms over R = 3 columns, with
+  // 5 buffers in the train step and 2 per scoring pass; the rest as before.
+  const at = estimateLmMemory({
+    model,
+    batch: 8,
+    minibatches: 2,
+    seqLen: 5,
+    criticFree: true,
+    responseLen: 3,
+  });
+  assert.equal(
+    at.parts.activations,
+    4 * (4 * 5 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 5) + 5 * 4 * 3 * 10),
+  );
+  assert.equal(at.parts.rollout, 4 * (2 * 8 * 3 * 10 + kv));
+  assert.equal(at.parts.weights, e.parts.weights);
 });
 
 Deno.test({

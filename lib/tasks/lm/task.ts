@@ -274,7 +274,7 @@ function lmPlan(c: LmRunConfig, ctx: PlanContext): Promise<LmInputPlan> {
 }
 
 /** The trial's peak-memory estimate's input (the model and value trunk from the inputs). */
-function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInput {
+export function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInput {
   const model = inputs.policy.cfg;
   const lora = c.lora.r > 0
     ? { r: c.lora.r, alpha: c.lora.alpha, ...loraDefaults(model) }
@@ -293,6 +293,7 @@ function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInput {
     lora,
     criticFree: isCriticFree(c.ppo),
     exactKl: c.ppo.kl.estimator === "full",
+    responseLen: c.max_new_tokens, // the head runs at the response only (logitsAtResponse)
     valueParams: valueCfg
       ? Object.values(trunkShapes(valueCfg)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
@@ -390,6 +391,9 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       sampling: { temperature: c.temperature, topP: c.top_p, topK: c.top_k },
       init: inputs.policy.params,
       adoptInit: true, // the loaded weights are only read from here on
+      // A Hub vocabulary (150K rows) makes the [B, S, V] logits of the prompt positions the
+      // largest tensors of a pass: the head runs at the response's columns only.
+      logitsAtResponse: true,
       valueModel: c.value_model === "shared"
         ? "shared"
         : c.value_model === "from_policy"
