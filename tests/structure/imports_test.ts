@@ -78,7 +78,6 @@ const WAITING_FOR_SPLIT: readonly string[] = [
   "lib/onnx/safetensors.ts",
   "lib/onnx/graph.ts",
   "lib/experiment/slurm.ts",
-  "lib/report/reproduce.ts",
 ];
 
 /** Lines of a text as an editor numbers them (a last line without a newline counts too). */
