@@ -16,7 +16,10 @@ import {
 // deno-lint-ignore no-explicit-any
 const onnx = (protoPkg as any).onnx;
 
-/** A node attribute as serialised (graph.ts's `AttrValue`; a sub-graph is read only through its proto). */
+/**
+ * A node attribute as serialised (graph.ts's `AttrValue`; a sub-graph is read only through
+ * its proto).
+ */
 export type ProtoAttr =
   | { kind: "int"; value: number }
   | { kind: "float"; value: number }
