@@ -1,8 +1,9 @@
 /**
  * What every paper table of `deno task reproduce` shares: the shape of a table (its experiment
  * files, the trials it sees, what it builds) and the formatting that keeps its bytes fixed
- * (fixed decimals, mean ± std, markdown). The tables themselves live in reproduce.ts and
- * methods_table.ts, which both import this module (so neither imports the other).
+ * (fixed decimals, mean ± std, markdown). The tables themselves live in reproduce.ts,
+ * cleanrl_table.ts, methods_table.ts and rlvr_table.ts, which all import this module (so no
+ * table imports reproduce.ts back).
  * @module
  */
 import type { Point, TrialSummary } from "../experiment/mod.ts";

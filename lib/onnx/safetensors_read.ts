@@ -1,0 +1,182 @@
+/**
+ * Reading safetensors tensors: whole files in memory ({@link decodeSafetensors},
+ * {@link loadSafetensors}) or one tensor at a time from disk ({@link openSafetensors}), on top
+ * of the header parser of safetensors_header.ts.
+ * @module
+ */
+import { InputError } from "../errors.ts";
+import {
+  defineEntry,
+  MAX_HEADER_SIZE,
+  type NamedTensor,
+  type TensorDType,
+} from "./safetensors_dtypes.ts";
+import {
+  type Fail,
+  parseSafetensorsHeader,
+  READ_FIX,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  tensorFromBytes,
+  unsupportedDtype,
+} from "./safetensors_header.ts";
+
+/**
+ * Decode and validate safetensors bytes; returned arrays are aligned copies.
+ *
+ * @example
+ * ```ts
+ * const { tensors, metadata } = decodeSafetensors(bytes, "model.safetensors");
+ * ```
+ */
+export function decodeSafetensors(
+  bytes: Uint8Array,
+  source = "<bytes>",
+): { tensors: Record<string, NamedTensor>; metadata: Record<string, string> } {
+  const fail = (what: string): never => {
+    throw new InputError("safetensors", source, what, READ_FIX);
+  };
+  const header = parseSafetensorsHeader(bytes, bytes.byteLength, source);
+  const bad = header.entries.find((e) => e.dtype === undefined);
+  if (bad) fail(unsupportedDtype(bad));
+  const tensors: Record<string, NamedTensor> = {};
+  for (const e of header.entries) {
+    const raw = bytes.subarray(header.dataStart + e.begin, header.dataStart + e.end);
+    defineEntry(
+      tensors,
+      e.name,
+      tensorFromBytes(e as SafetensorsEntry & { dtype: TensorDType }, raw, false, fail),
+    );
+  }
+  return { tensors, metadata: header.metadata };
+}
+
+/** A safetensors file opened for reading tensors one at a time (see {@link openSafetensors}). */
+export interface SafetensorsFile {
+  /** The path it was opened from. */
+  readonly path: string;
+  /** The validated header. */
+  readonly header: SafetensorsHeader;
+  /** The entry named `name`, or undefined. */
+  entry(name: string): SafetensorsEntry | undefined;
+  /** Read one tensor (a fresh aligned array); throws for an unknown name or dtype. */
+  read(name: string): Promise<NamedTensor>;
+  /** Close the file. */
+  close(): void;
+}
+
+/** Read exactly `buf.length` bytes at `pos`, or fail naming how many came. */
+async function readAt(file: Deno.FsFile, pos: number, buf: Uint8Array, fail: Fail) {
+  await file.seek(pos, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < buf.length) {
+    const k = await file.read(buf.subarray(got));
+    if (k === null) {
+      fail(`truncated file: wanted ${buf.length} bytes at ${pos}, the file ended after ${got}`);
+    }
+    got += k!;
+  }
+}
+
+/**
+ * Open a safetensors file: reads and validates the header only; each {@link SafetensorsFile.read}
+ * reads one tensor's bytes. Memory stays at one tensor beyond what the caller keeps, however
+ * large the file. Errors name `path`; a file shorter than its header says is "truncated".
+ *
+ * @example
+ * ```ts
+ * const f = await openSafetensors("model.safetensors");
+ * try {
+ *   const w = await f.read("model.embed_tokens.weight");
+ * } finally {
+ *   f.close();
+ * }
+ * ```
+ */
+export async function openSafetensors(path: string): Promise<SafetensorsFile> {
+  const fail = (what: string): never => {
+    throw new InputError("safetensors", path, what, READ_FIX);
+  };
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new InputError("safetensors", path, "file not found", "check the path", {
+        cause: err,
+        message: `safetensors: file not found: ${path}`,
+      });
+    }
+    throw new InputError(
+      "safetensors",
+      path,
+      `cannot read: ${(err as Error).message}`,
+      "check the path and its permissions",
+      { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
+    );
+  }
+  try {
+    const size = (await file.stat()).size;
+    const lenBytes = new Uint8Array(Math.min(8, size));
+    await readAt(file, 0, lenBytes, fail);
+    let head = lenBytes;
+    if (size >= 8) {
+      const n = new DataView(lenBytes.buffer).getBigUint64(0, true);
+      if (n <= BigInt(MAX_HEADER_SIZE) && 8 + Number(n) <= size) {
+        head = new Uint8Array(8 + Number(n));
+        await readAt(file, 0, head, fail);
+      }
+    }
+    const header = parseSafetensorsHeader(head, size, path);
+    const byName = new Map(header.entries.map((e) => [e.name, e]));
+    return {
+      path,
+      header,
+      entry: (name) => byName.get(name),
+      read: async (name) => {
+        const e = byName.get(name);
+        if (!e) fail(`no tensor ${JSON.stringify(name)}`);
+        if (e!.dtype === undefined) fail(unsupportedDtype(e!));
+        const raw = new Uint8Array(e!.end - e!.begin);
+        await readAt(file, header.dataStart + e!.begin, raw, fail);
+        return tensorFromBytes(e as SafetensorsEntry & { dtype: TensorDType }, raw, true, fail);
+      },
+      close: () => file.close(),
+    };
+  } catch (err) {
+    file.close();
+    throw err;
+  }
+}
+
+/**
+ * Read and decode a safetensors file; errors name `path`.
+ *
+ * @example
+ * ```ts
+ * const { tensors } = await loadSafetensors("ckpt.safetensors");
+ * ```
+ */
+export async function loadSafetensors(
+  path: string,
+): Promise<{ tensors: Record<string, NamedTensor>; metadata: Record<string, string> }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) {
+      throw new InputError("safetensors", path, "file not found", "check the path", {
+        cause: err,
+        message: `safetensors: file not found: ${path}`,
+      });
+    }
+    throw new InputError(
+      "safetensors",
+      path,
+      `cannot read: ${(err as Error).message}`,
+      "check the path and its permissions",
+      { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
+    );
+  }
+  return decodeSafetensors(bytes, path);
+}
