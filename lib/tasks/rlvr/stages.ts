@@ -6,8 +6,8 @@
  * verifiable reward has room to improve it.
  * @module
  */
-import type { StageDef, StageRequest } from "../contract.ts";
-import { isolatable } from "../stage_process.ts";
+import type { StageDef, StageRequest } from "../../trial/contract.ts";
+import { isolatable } from "../../trial/stage_process.ts";
 import { byteSftStage } from "../byte_lm.ts";
 import { makeRlvrCorpus } from "./corpus.ts";
 import { type RlvrRunConfig, RlvrSftStageSchema } from "./schema.ts";

@@ -1,6 +1,0 @@
-/**
- * Moved to lib/trial/stage_cache.ts (the trial layer, below tasks and envs). Kept only while
- * branches written against this path merge.
- * @module
- */
-export * from "../trial/stage_cache.ts";
