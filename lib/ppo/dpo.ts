@@ -13,7 +13,7 @@
  * averaged over the minibatch's pairs. The implicit reward of a response is β·(s − s_ref); its
  * preference accuracy is the share of pairs whose chosen response gets the larger one.
  *
- * The training loop ({@link trainDpo}) has PPO's shape and budget: update u takes the next
+ * The training loop (lib/ppo/offline/loop.ts) has PPO's shape and budget: update u takes the next
  * `pairsPerUpdate` pairs (each a chosen and a rejected response: 2 × pairsPerUpdate responses,
  * what a PPO update of that batch samples), then `epochs` passes of `minibatches` shuffled
  * minibatches over them; metrics.jsonl gets one row per update, checkpoints and the final
@@ -35,8 +35,6 @@ import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { type DecoderConfig, decoderForward, decoderShapes } from "../nn/decoder.ts";
 import { tokenLogprobs } from "../nn/gpt.ts";
 import type { FloatArray } from "../nn/sample.ts";
-import { Rng } from "../rng.ts";
-import { exists, writeAll } from "../fs.ts";
 import type { PreferencePair } from "./reward_model.ts";
 import {
   DPO_LOSS_TYPES,
@@ -48,8 +46,8 @@ import {
 } from "./dpo_losses.ts";
 
 export { DPO_LOSS_TYPES, dpoAveraged, dpoLoss, type DpoLossType, type PairLogps };
-import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
-import { type MetricsRow, type PpoRunOptions, stepStats } from "./trainer.ts";
+import type { MetricsRow, PpoRunOptions } from "./trainer.ts";
+import { offlineLoop } from "./offline/loop.ts";
 
 const positive = (d: string) => z.number().positive().describe(d);
 
@@ -263,7 +261,7 @@ export function implicitRewardAccuracy(
   return pi.chosen.length ? hits / pi.chosen.length : NaN;
 }
 
-/** The columns of every metrics.jsonl row {@link trainDpo} writes. */
+/** The columns of every metrics.jsonl row the DPO loop writes (`columns: "proxima"`). */
 export const DPO_METRIC_COLUMNS: readonly string[] = [
   "update",
   "step",
@@ -274,6 +272,26 @@ export const DPO_METRIC_COLUMNS: readonly string[] = [
   "margin",
   "chosen_reward",
   "rejected_reward",
+  "grad_norm",
+  "epochs",
+];
+
+/**
+ * The same under TRL's DPOTrainer names (`columns: "trl"`), plus `kl`: the mean log-ratio
+ * log π/π_ref of the update's responses (chosen and rejected alike), KL(π‖π_ref)'s k1 estimate
+ * where the data was sampled from π (on other data, how far the policy has moved on it).
+ */
+export const DPO_TRL_METRIC_COLUMNS: readonly string[] = [
+  "update",
+  "step",
+  "lr",
+  "beta",
+  "loss",
+  "rewards/chosen",
+  "rewards/rejected",
+  "rewards/margins",
+  "rewards/accuracies",
+  "kl",
   "grad_norm",
   "epochs",
 ];
@@ -290,19 +308,23 @@ export interface DpoRun {
 export interface DpoTrainerOptions {
   model: DecoderConfig;
   cfg: DpoConfig;
-  /** The starting policy (also the frozen reference). Copied. */
+  /** The starting policy (also the frozen reference unless `reference` is given). Copied. */
   init: Record<string, FloatArray>;
+  /** The frozen reference (default `init`). */
+  reference?: Record<string, FloatArray>;
   /** The preference pairs, used in order: update u takes pairs u·P .. (u+1)·P − 1 (cycling). */
   pairs: readonly PreferencePair[];
   /** P: pairs per update. */
   pairsPerUpdate: number;
+  /** The metrics.jsonl names: Proxima's (default, {@link DPO_METRIC_COLUMNS}) or TRL's. */
+  columns?: "proxima" | "trl";
   dtype?: "float32" | "float64";
   session?: SessionOptions;
 }
 
 /**
  * Compile the DPO step and the reference's scorer, score every pair under the reference once,
- * and return the trainer with its training loop.
+ * and return the trainer with its training loop (lib/ppo/offline/loop.ts).
  */
 export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
   const dtype = o.dtype ?? "float32";
@@ -324,113 +346,50 @@ export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
     average: dpoAveraged(cfg.loss),
     session: o.session,
   });
-  const ref = await refScore(o.init, o.pairs);
-
-  const train = async (opts: PpoRunOptions): Promise<MetricsRow> => {
-    const { outDir } = opts;
-    await Deno.mkdir(outDir, { recursive: true });
-    const metricsPath = `${outDir}/metrics.jsonl`, finalPath = `${outDir}/final.safetensors`;
-    let rng = opts.rng ?? new Rng(opts.seed);
-    let update = 0;
-    if (opts.resume && await exists(finalPath)) {
-      await trainer.loadCheckpoint(finalPath);
-      const lines = (await Deno.readTextFile(metricsPath)).split("\n").filter(Boolean);
-      opts.onStart?.(opts.updates);
-      return lines.length ? JSON.parse(lines.at(-1)!) : {};
-    }
-    const resumed = opts.resume
-      ? await loadRunCheckpoint<{ update: number; rng: number[]; metricsBytes: number }>(
-        outDir,
-        trainer,
-      )
-      : null;
-    if (resumed) {
-      update = resumed.run.update;
-      rng = new Rng(resumed.run.rng);
-      const f = await Deno.open(metricsPath, { write: true, create: true });
-      await f.truncate(resumed.run.metricsBytes);
-      f.close();
-    } else await Deno.writeTextFile(metricsPath, "");
-    opts.onStart?.(update);
-    const file = await Deno.open(metricsPath, { append: true });
-    const P = o.pairsPerUpdate;
-    const pairsOf = (u: number) =>
-      Array.from({ length: P }, (_, j) => (u * P + j) % o.pairs.length);
+  const ref = await refScore(o.reference ?? o.init, o.pairs);
+  const trl = o.columns === "trl";
+  const train = offlineLoop({
+    trainer,
+    cfg,
+    name: "DPO",
+    section: "dpo",
+    count: o.pairs.length,
+    perUpdate: o.pairsPerUpdate,
     // `step` counts response tokens trained on (chosen + rejected), as PPO's counts sampled ones.
-    let tokens = 0;
-    for (let u = 0; u < update; u++) {
-      for (const i of pairsOf(u)) tokens += o.pairs[i].chosen.length + o.pairs[i].rejected.length;
-    }
-    let last: MetricsRow = {};
-    try {
-      for (; update < opts.updates; update++) {
-        const idx = pairsOf(update);
-        for (const i of idx) tokens += o.pairs[i].chosen.length + o.pairs[i].rejected.length;
-        const lr = cfg.lr_anneal ? cfg.lr * (1 - update / opts.updates) : cfg.lr;
-        const sums: Record<string, number> = {};
-        let steps = 0;
-        for (let e = 0; e < cfg.epochs; e++) {
-          const perm = rng.permutation(P);
-          for (let m = 0; m < cfg.minibatches; m++) {
-            const lo = Math.floor(m * P / cfg.minibatches);
-            const hi = Math.floor((m + 1) * P / cfg.minibatches);
-            if (hi === lo) continue;
-            const pick = perm.slice(lo, hi).map((k) => idx[k]);
-            const b = makePairBatch(pick.map((i) => o.pairs[i]));
-            const refLogp = [
-              ...pick.map((i) => ref.chosen[i]),
-              ...pick.map((i) => ref.rejected[i]),
-            ];
-            const r = await trainer.step({
-              ...batchFeeds(b, dtype),
-              ref_logp: tensor(dtype, [b.rows], refLogp),
-            }, { lr });
-            if (!Number.isFinite(r.loss[0]) || !Number.isFinite(r.gradNorm[0])) {
-              throw new Error(
-                `DPO update ${update + 1}/${opts.updates}: the loss or gradient is not finite ` +
-                  `(loss ${r.loss[0]}); lower dpo.lr (${cfg.lr}) or dpo.max_grad_norm`,
-              );
-            }
-            stepStats(r, sums);
-            steps++;
-          }
-        }
-        const mean = (k: string) => k in sums ? sums[k] / steps : null;
-        const row: MetricsRow = {
-          update: update + 1,
-          step: tokens,
-          lr,
-          beta: cfg.beta,
-          loss: mean("loss"),
+    tokensOf: (i) => o.pairs[i].chosen.length + o.pairs[i].rejected.length,
+    step: (pick, lr) => {
+      const b = makePairBatch(pick.map((i) => o.pairs[i]));
+      const refLogp = [...pick.map((i) => ref.chosen[i]), ...pick.map((i) => ref.rejected[i])];
+      return trainer.step({
+        ...batchFeeds(b, dtype),
+        ref_logp: tensor(dtype, [b.rows], refLogp),
+      }, { lr });
+    },
+    row: ({ update, step, lr }, mean) => {
+      const head = { update, step, lr, beta: cfg.beta, loss: mean("loss") };
+      const tail = { grad_norm: mean("grad_norm"), epochs: cfg.epochs };
+      if (!trl) {
+        return {
+          ...head,
           accuracy: mean("accuracy"),
           margin: mean("margin"),
           chosen_reward: mean("chosen_reward"),
           rejected_reward: mean("rejected_reward"),
-          grad_norm: mean("grad_norm"),
-          epochs: cfg.epochs,
+          ...tail,
         };
-        const extra = await opts.extraMetrics?.(update + 1);
-        if (extra) Object.assign(row, extra);
-        await writeAll(file, JSON.stringify(row) + "\n");
-        last = row;
-        await opts.afterUpdate?.(update + 1);
-        opts.onUpdate?.(row, update + 1);
-        const every = opts.checkpointEvery ?? 0;
-        if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {
-          await file.sync();
-          await saveRunCheckpoint(outDir, update + 1, trainer, {
-            update: update + 1,
-            rng: rng.state(),
-            metricsBytes: (await file.stat()).size,
-          });
-        }
       }
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await trainer.saveCheckpoint(finalPath);
-    return last;
-  };
+      const c = mean("chosen_reward"), r = mean("rejected_reward");
+      return {
+        ...head,
+        "rewards/chosen": c,
+        "rewards/rejected": r,
+        "rewards/margins": mean("margin"),
+        "rewards/accuracies": mean("accuracy"),
+        // Mean β·log-ratio of both responses over β: the data's mean log π/π_ref.
+        kl: c === null || r === null ? null : (c + r) / (2 * cfg.beta),
+        ...tail,
+      };
+    },
+  });
   return { trainer, train };
 }
