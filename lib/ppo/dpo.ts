@@ -93,10 +93,18 @@ export interface PairBatch {
 /** Chosen rows 0..N−1 (`prompt ++ chosen`), rejected rows N..2N−1, right-padded with `pad`. */
 export function makePairBatch(pairs: readonly PreferencePair[], pad = 0): PairBatch {
   if (pairs.length === 0) throw new RangeError("makePairBatch: no pairs");
-  const rows = [
+  return makeResponseBatch([
     ...pairs.map((p) => ({ prompt: p.prompt, response: p.chosen })),
     ...pairs.map((p) => ({ prompt: p.prompt, response: p.rejected })),
-  ];
+  ], pad);
+}
+
+/** One row per `prompt ++ response`, right-padded with `pad` (the layout of {@link PairBatch}). */
+export function makeResponseBatch(
+  rows: readonly { prompt: readonly number[]; response: readonly number[] }[],
+  pad = 0,
+): PairBatch {
+  if (rows.length === 0) throw new RangeError("makeResponseBatch: no rows");
   rows.forEach((r, i) => {
     if (!r.prompt.length || !r.response.length) {
       throw new RangeError(`makePairBatch: row ${i} has an empty prompt or response`);
@@ -188,8 +196,11 @@ export function dpoSpec(
   };
 }
 
-/** Batch tensors of {@link makePairBatch}'s rows `rows` (all when omitted). */
-function batchFeeds(b: PairBatch, dtype: "float32" | "float64"): Record<string, ort.Tensor> {
+/** Batch tensors of a {@link makePairBatch} or {@link makeResponseBatch} batch. */
+export function responseFeeds(
+  b: PairBatch,
+  dtype: "float32" | "float64",
+): Record<string, ort.Tensor> {
   const shape = [b.rows, b.width];
   const F = dtype === "float32" ? Float32Array : Float64Array;
   return {
@@ -237,7 +248,7 @@ export async function compileSequenceScorer(
     }
     for (let at = 0; at < pairs.length; at += 32) {
       const part = pairs.slice(at, at + 32);
-      const out = await session.run({ ...feeds, ...batchFeeds(makePairBatch(part), dtype) });
+      const out = await session.run({ ...feeds, ...responseFeeds(makePairBatch(part), dtype) });
       const d = out.seq_logp.data as FloatArray;
       part.forEach((_, i) => {
         chosen[at + i] = d[i];
@@ -361,7 +372,7 @@ export async function createDpoTrainer(o: DpoTrainerOptions): Promise<DpoRun> {
       const b = makePairBatch(pick.map((i) => o.pairs[i]));
       const refLogp = [...pick.map((i) => ref.chosen[i]), ...pick.map((i) => ref.rejected[i])];
       return trainer.step({
-        ...batchFeeds(b, dtype),
+        ...responseFeeds(b, dtype),
         ref_logp: tensor(dtype, [b.rows], refLogp),
       }, { lr });
     },

@@ -144,12 +144,6 @@ export interface LmProblem extends PpoProblem {
    */
   models?: Record<string, number>;
   /**
-   * An offline problem (DPO: lib/tasks/dpo.ts) trains with its own loop instead of `trainPpo`
-   * (same options, same files: metrics.jsonl, checkpoints/, final.safetensors); its `rollout`
-   * and `inputs` are never called.
-   */
-  train?(opts: PpoRunOptions): Promise<MetricsRow>;
-  /**
    * The policy's current GPT weights under the reference's names, for sampling and scoring:
    * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
    * arrays, computed on each call).

@@ -2,7 +2,7 @@
  * The PPO core: config, GAE and the critic-free advantage estimators, KL estimators and
  * controllers, losses (PPO's and TRL's policy-gradient loss types), the train step, trainer;
  * reward-model training, DPO and its loss types; the methods as records; the LM
- * policy-gradient problem.
+ * policy-gradient problem; the offline methods' problem (DPO, KTO: lib/ppo/offline).
  * @module
  */
 export * from "./config.ts";
@@ -28,3 +28,4 @@ export {
 } from "./dpo_losses.ts";
 export * from "./methods/mod.ts";
 export * from "./lm_problem.ts";
+export * from "./offline/mod.ts";

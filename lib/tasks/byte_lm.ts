@@ -38,7 +38,7 @@ import {
 } from "../ppo/config.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "../trial/contract.ts";
-import type { LmProblem } from "../ppo/lm_problem.ts";
+import type { LmPolicyView } from "../ppo/offline/problem.ts";
 import { evalKl } from "./eval_kl.ts";
 
 /**
@@ -229,7 +229,7 @@ export async function saveSftStage(
  * as {@link saveSftStage} writes the SFT policy: `save_steps`' `checkpoint-N/` of the byte-level
  * tasks (sentiment, jsx).
  */
-export async function saveBytePolicy(dir: string, problem: LmProblem): Promise<void> {
+export async function saveBytePolicy(dir: string, problem: LmPolicyView): Promise<void> {
   const cfg = problem.model, current = problem.policyParams();
   // The policy's own weights (the trainer also holds the value head or value trunk).
   const params = Object.fromEntries(
@@ -394,7 +394,7 @@ export interface EvalSamples {
  * after PPO.
  */
 export async function sampleForEval(
-  problem: LmProblem,
+  problem: LmPolicyView,
   prompts: number[][],
   opts: { maxNewTokens: number; seed: number; session?: SessionOptions },
 ): Promise<EvalSamples> {

@@ -19,7 +19,8 @@
  */
 import type { FloatArray } from "../nn/sample.ts";
 import type { SessionOptions } from "../onnx/session.ts";
-import { compileLmScorer, type LmProblem, type LmSequences } from "../ppo/lm_problem.ts";
+import { compileLmScorer, type LmSequences } from "../ppo/lm_problem.ts";
+import type { LmPolicyView } from "../ppo/offline/problem.ts";
 
 /** Most log-prob values one scoring pass returns (rows are chunked to stay below it). */
 export const KL_CHUNK_VALUES = 1 << 24;
@@ -41,7 +42,7 @@ export function exactKlAt(
 
 type FullScorer = Awaited<ReturnType<typeof compileLmScorer>>;
 /** Each problem's exact-KL scorer: keyed weakly by the problem, so it lives as long as the trial. */
-const scorers = new WeakMap<LmProblem, Promise<FullScorer>>();
+const scorers = new WeakMap<LmPolicyView, Promise<FullScorer>>();
 
 /** Rows [r0, r1) of `seqs` as sequences of their own. */
 function sliceRows(seqs: LmSequences, r0: number, r1: number): LmSequences {
@@ -62,7 +63,7 @@ function sliceRows(seqs: LmSequences, r0: number, r1: number): LmSequences {
  * log-prob values one scoring pass holds.
  */
 export async function exactRefKl(
-  problem: LmProblem,
+  problem: LmPolicyView,
   gen: LmSequences & { mask: ArrayLike<number> },
   session: SessionOptions = {},
   chunkValues = KL_CHUNK_VALUES,
@@ -100,7 +101,7 @@ export async function exactRefKl(
 
 /** Mean over the responses of the exact KL summed over each response's positions (nats). */
 export async function evalKl(
-  problem: LmProblem,
+  problem: LmPolicyView,
   gen: LmSequences & { mask: ArrayLike<number> },
   session?: SessionOptions,
 ): Promise<number> {

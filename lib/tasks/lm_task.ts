@@ -54,6 +54,7 @@ import type {
 } from "../trial/contract.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
+import type { OfflineLmProblem } from "../ppo/offline/problem.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
@@ -108,7 +109,8 @@ export interface LmTaskContext {
 
 /** What a task's `problem` builds: the PPO problem and what the trial records about it. */
 export interface LmSetup {
-  problem: LmProblem;
+  /** The online PPO problem, or an offline method's (lib/ppo/offline: its own loop, no rollout). */
+  problem: LmProblem | OfflineLmProblem;
   /**
    * What eval.json records besides the two evaluations, after `task`: the stages' content
    * hashes and held-out scores (nothing that depends on where the cache is or whether a stage
@@ -206,7 +208,7 @@ export interface LmTrialOptions<S extends LmSetup = LmSetup> {
   /** User reward functions the config's `rewards` may name. */
   rewards?: Record<string, UserReward>;
   /** Called once the PPO problem exists, before any update (tests, notebooks). */
-  onProblem?: (problem: LmProblem, setup: S) => void;
+  onProblem?: (problem: S["problem"], setup: S) => void;
   /** Stage folders from here (the runner's `ctx.stage`); default: the local stage cache. */
   stage?: StageFn;
   /** Folder of the default stage cache (default `results/.stages`). */

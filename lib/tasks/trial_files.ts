@@ -13,6 +13,7 @@
  */
 import { type MetricsRow, type PpoRunOptions, readMetrics, trainPpo } from "../ppo/trainer.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
+import { isOffline, type OfflineLmProblem } from "../ppo/offline/problem.ts";
 import { RewardError } from "./rewards.ts";
 import { startMeasure, writeResources } from "./resources.ts";
 
@@ -62,7 +63,7 @@ export const LM_TRIAL_OUTPUTS: readonly string[] = [
  * outputs from outDir before the error goes on, so nothing partial is left.
  */
 export async function runLmPpo<E>(
-  problem: LmProblem,
+  problem: LmProblem | OfflineLmProblem,
   c: { updates: number; seed: number; checkpoint_every: number; measure_resources?: boolean },
   outDir: string,
   opts: Pick<
@@ -93,9 +94,10 @@ export async function runLmPpo<E>(
         opts.onStart?.(u);
       },
     };
-    const last = problem.train ? await problem.train(runOpts) : await trainPpo(problem, runOpts);
+    const offline = isOffline(problem);
+    const last = offline ? await problem.train(runOpts) : await trainPpo(problem, runOpts);
     if (measure) {
-      const r = await measure.stop({ online: !problem.train, models: problem.models ?? {} });
+      const r = await measure.stop({ online: !offline, models: problem.models ?? {} });
       // A run found finished (killed before its evaluation) keeps the measurement it made.
       const kept = r.started_at_update === c.updates &&
         await Deno.stat(`${outDir}/resources.json`).then(() => true, () => false);

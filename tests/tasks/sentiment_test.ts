@@ -30,7 +30,7 @@ import {
   trainSentimentSft,
 } from "../../lib/tasks/sentiment/mod.ts";
 import { RewardError } from "../../lib/tasks/rewards.ts";
-import type { LmProblem } from "../../lib/ppo/lm_problem.ts";
+import type { LmPolicyView } from "../../lib/ppo/offline/problem.ts";
 import { encodePreference } from "../../lib/tasks/sentiment/mod.ts";
 import { evaluatePreferences, loadRewardModel } from "../../lib/ppo/reward_model.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
@@ -207,7 +207,7 @@ function trial(seed: number, beta: number): Promise<Trial> {
 }
 async function runTrial(seed: number, beta: number): Promise<Trial> {
   const rows: MetricsRow[] = [];
-  let problem: LmProblem | undefined;
+  let problem: LmPolicyView | undefined;
   let rm: { dir: string; params: Arrays } | undefined, sftDir = "";
   const before: Record<string, string> = {};
   const t0 = performance.now();

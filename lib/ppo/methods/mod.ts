@@ -24,9 +24,10 @@ import { CISPO } from "./cispo.ts";
 import { RLOO } from "./rloo.ts";
 import { REINFORCE_PP } from "./reinforce_pp.ts";
 import { DPO, IPO } from "./dpo.ts";
+import { KTO } from "./kto.ts";
 
 export type { MethodCitation, MethodRecord } from "./record.ts";
-export { CISPO, DAPO, DPO, DR_GRPO, GRPO, GSPO, IPO, PPO, REINFORCE_PP, RLOO };
+export { CISPO, DAPO, DPO, DR_GRPO, GRPO, GSPO, IPO, KTO, PPO, REINFORCE_PP, RLOO };
 
 /** Every method, in the order tables list them. */
 export const METHODS: readonly MethodRecord[] = [
@@ -40,6 +41,7 @@ export const METHODS: readonly MethodRecord[] = [
   REINFORCE_PP,
   DPO,
   IPO,
+  KTO,
 ];
 
 /** The names `method` accepts. */
@@ -61,10 +63,11 @@ export function methodRecord(name: string): MethodRecord | undefined {
 
 /**
  * The method a resolved config runs: its `method`, else read from the keys that define one
- * (`algorithm: "dpo"` with `dpo.loss`, else `ppo.advantage`).
+ * (`algorithm: "dpo"` with `dpo.loss`, `algorithm: "kto"`, else `ppo.advantage`).
  */
 export function methodOfConfig(config: Record<string, unknown>): string {
   if (typeof config.method === "string") return config.method;
+  if (config.algorithm === "kto") return "kto";
   if (config.algorithm === "dpo") {
     return (config.dpo as { loss?: string } | undefined)?.loss === "ipo" ? "ipo" : "dpo";
   }

@@ -56,7 +56,11 @@ import {
   type SftStage,
 } from "../byte_lm.ts";
 import { createLmProblem, type LmProblem } from "../../ppo/lm_problem.ts";
-import { createDpoProblem, type DpoProblem } from "../dpo.ts";
+import {
+  createOfflineProblem,
+  type LmPolicyView,
+  type OfflineLmProblem,
+} from "../../ppo/offline/problem.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
 import type { LmMemoryInput } from "../memory.ts";
@@ -112,7 +116,7 @@ export interface SentimentEval {
  * prompts and seed before and after PPO.
  */
 export async function evaluateSentimentPolicy(
-  problem: LmProblem,
+  problem: LmPolicyView,
   rm: { cfg: DecoderConfig; params: Record<string, FloatArray> },
   opts: {
     samples: number;
@@ -214,21 +218,23 @@ export async function createSentimentDpoProblem(
   c: SentimentRunConfig,
   sft: SftStage,
   opts: { session?: SessionOptions } = {},
-): Promise<DpoProblem> {
+): Promise<OfflineLmProblem> {
   const { train, heldOut } = await sentimentPreferencePairs(
     c.reward_model,
     sft,
     opts.session ?? {},
   );
-  return await createDpoProblem({
+  return await createOfflineProblem({
     model: sft.cfg,
     init: sft.params,
-    cfg: c.dpo,
-    ppo: c.ppo,
+    method: {
+      name: "dpo",
+      cfg: c.dpo,
+      pairs: train.map(encodePreference),
+      pairsPerUpdate: c.batch / 2,
+      heldOut: heldOut.map(encodePreference),
+    },
     seed: c.seed,
-    pairs: train.map(encodePreference),
-    pairsPerUpdate: c.batch / 2,
-    heldOut: heldOut.map(encodePreference),
     device: opts.session?.device,
     threads: opts.session?.threads,
   });
@@ -270,7 +276,7 @@ export interface SentimentRecord {
 
 /** A trial's PPO problem with the stages and prompts behind it. */
 export interface SentimentSetup {
-  problem: LmProblem;
+  problem: LmProblem | OfflineLmProblem;
   sft: SftStage;
   rm: RewardModelStage;
   prompts: readonly string[];
@@ -337,7 +343,7 @@ export const SENTIMENT_KIND = defineLmTask<
       ? await trainSentimentRewardModel(c, ctx)
       : await loadSentimentRewardModel(c.reward_model_path, c, { session: ctx.session });
     checkPromptLengths(prompts, c, contextLength(sft.cfg));
-    let problem: LmProblem;
+    let problem: LmProblem | OfflineLmProblem;
     if (c.algorithm === "dpo") {
       // Offline: policy and reference only (the reward model scores the evaluations).
       problem = await createSentimentDpoProblem(c, sft, { session: ctx.session });
@@ -372,8 +378,8 @@ export const SENTIMENT_KIND = defineLmTask<
       session: ctx.session,
       prompts: setup.prompts,
     });
-    const dpo = setup.problem as Partial<DpoProblem>;
-    return dpo.preferenceAccuracy ? { ...e, preference: await dpo.preferenceAccuracy() } : e;
+    const accuracy = "offline" in setup.problem ? setup.problem.preferenceAccuracy : undefined;
+    return accuracy ? { ...e, preference: await accuracy() } : e;
   },
   // save_steps' checkpoint-N/: the policy with the byte tokenizer.
   savePretrained: (setup, _c, dir) => saveBytePolicy(dir, setup.problem),
