@@ -10,7 +10,7 @@ import type { FloatArray, GenerateOptions, Generation, SamplingOptions } from ".
 import type { LoraConfig } from "../nn/lora.ts";
 import type { Rng } from "../rng.ts";
 import type { PpoConfig } from "./config.ts";
-import type { MetricsRow, PpoProblem, PpoRunOptions } from "./trainer.ts";
+import type { PpoProblem } from "./trainer.ts";
 
 /**
  * Where prompts come from and how responses are judged.
