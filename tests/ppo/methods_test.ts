@@ -63,6 +63,14 @@ const EXPECTED: Record<string, Record<string, unknown>> = {
   reinforce_pp: { "ppo.advantage": "reinforce_pp", "ppo.whiten_advantages": false },
   dpo: { algorithm: "dpo", "dpo.loss": "sigmoid", "dpo.beta": 0.1 },
   ipo: { algorithm: "dpo", "dpo.loss": "ipo" },
+  kto: { algorithm: "kto", "kto.loss": "kto", "kto.beta": 0.1 },
+};
+
+/** The data key an offline method reads on the lm task. */
+const OFFLINE_DATA: Record<string, Record<string, string>> = {
+  dpo: { preferences: "prefs.jsonl" },
+  ipo: { preferences: "prefs.jsonl" },
+  kto: { examples: "examples.jsonl" },
 };
 
 Deno.test("methods: every record is listed once and checked here", () => {
@@ -77,15 +85,19 @@ Deno.test("methods: every record is listed once and checked here", () => {
 for (const name of Object.keys(EXPECTED)) {
   Deno.test(`methods: "${name}" resolves to its paper's settings (resolved config)`, () => {
     const online = methodRecord(name)!.online;
-    // Online methods on the lm task; the offline ones on sentiment (the task with pairs).
-    const c = online
-      ? LM_KIND.parse({ ...LM, method: name }) as unknown as Record<string, unknown>
-      : SENTIMENT_KIND.parse({ method: name }) as unknown as Record<string, unknown>;
-    assert.equal(c.method, name);
-    for (const [k, v] of Object.entries(EXPECTED[name])) {
-      assert.deepEqual(get(c, k), v, `${name}: ${k}`);
+    // Every method on the lm task (the offline ones with their data file); DPO and IPO also
+    // on sentiment (its reward model's preference pairs).
+    const configs = [
+      LM_KIND.parse({ ...LM, method: name, ...OFFLINE_DATA[name] }),
+      ...(!online && name !== "kto" ? [SENTIMENT_KIND.parse({ method: name })] : []),
+    ] as unknown as Record<string, unknown>[];
+    for (const c of configs) {
+      assert.equal(c.method, name);
+      for (const [k, v] of Object.entries(EXPECTED[name])) {
+        assert.deepEqual(get(c, k), v, `${name}: ${k}`);
+      }
+      assert.equal(methodOfConfig(c), name);
     }
-    assert.equal(methodOfConfig(c), name);
   });
 }
 

@@ -56,7 +56,7 @@ async function readText(task: string, key: string, path: string): Promise<string
 }
 
 /** The JSON objects of a .jsonl file's non-blank lines, each with `file:line` for errors. */
-async function jsonlRows(
+export async function jsonlRows(
   task: string,
   key: string,
   path: string,
@@ -83,7 +83,7 @@ const isMessages = (m: unknown): m is ChatMessage[] =>
   );
 
 /** A row's prompt: a `prompt` string or a `messages` list; undefined when it has neither. */
-function promptOf(row: unknown): PromptRow | undefined {
+export function promptOf(row: unknown): PromptRow | undefined {
   if (row === null || typeof row !== "object") return undefined;
   const r = row as { prompt?: unknown; messages?: unknown };
   // Every other column goes with the prompt to the reward functions (as TRL passes them).

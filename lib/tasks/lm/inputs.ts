@@ -279,6 +279,39 @@ export function stopTokenIds(tok: HfTokenizer, stop: readonly string[]): number[
 }
 
 /**
+ * One prompt's token ids (`where` names it in errors): plain text with the tokenizer's added
+ * tokens, or (`chat` on and the tokenizer has a template, or a `messages` row) the rendered
+ * conversation with the assistant header.
+ */
+export function encodePrompt(
+  key: string,
+  where: string,
+  r: PromptRow,
+  policy: LmPolicyPlan,
+  chat: boolean,
+): number[] {
+  const tok = policy.tokenizer;
+  const messages = "messages" in r
+    ? r.messages
+    : chat && tok.hasChatTemplate
+    ? [{ role: "user", content: r.text }]
+    : undefined;
+  if (messages && !tok.hasChatTemplate) {
+    throw err(
+      key,
+      where,
+      `a "messages" prompt, but ${policy.dir} has no chat template`,
+      'use plain "prompt" rows, or an instruct model\'s folder',
+    );
+  }
+  const ids = messages
+    ? tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true })
+    : tok.encode((r as { text: string }).text);
+  if (ids.length === 0) throw err(key, where, "encodes to no tokens", "give the prompt some text");
+  return ids;
+}
+
+/**
  * Token ids of every prompt: plain text with the tokenizer's added tokens, or (chat template on,
  * or a `messages` row) the rendered conversation with the assistant header. A prompt that
  * leaves no room for `maxNewTokens` in the model's context is an error naming the row.
@@ -290,27 +323,9 @@ export function encodePrompts(
   policy: LmPolicyPlan,
   o: { chat: boolean; maxNewTokens: number },
 ): number[][] {
-  const tok = policy.tokenizer, ctx = contextLength(policy.cfg);
+  const ctx = contextLength(policy.cfg);
   return rows.map((r, i) => {
-    const messages = "messages" in r
-      ? r.messages
-      : o.chat && tok.hasChatTemplate
-      ? [{ role: "user", content: r.text }]
-      : undefined;
-    if (messages && !tok.hasChatTemplate) {
-      throw err(
-        key,
-        `${path} row ${i}`,
-        `a "messages" prompt, but ${policy.dir} has no chat template`,
-        'use plain "prompt" rows, or an instruct model\'s folder',
-      );
-    }
-    const ids = messages
-      ? tok.applyChatTemplate(messages, { addGenerationPrompt: true, tokenize: true })
-      : tok.encode((r as { text: string }).text);
-    if (ids.length === 0) {
-      throw err(key, `${path} row ${i}`, "encodes to no tokens", "give the prompt some text");
-    }
+    const ids = encodePrompt(key, `${path} row ${i}`, r, policy, o.chat);
     if (ids.length + o.maxNewTokens > ctx) {
       throw err(
         key,

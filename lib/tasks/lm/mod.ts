@@ -8,4 +8,5 @@ export * from "./schema.ts";
 export * from "./data.ts";
 export * from "./inputs.ts";
 export * from "./stages.ts";
+export * from "./offline.ts";
 export * from "./task.ts";

@@ -6,6 +6,9 @@
  */
 import { z } from "zod";
 import { advantageProblems, LmKlBaseSchema, redefault } from "../../ppo/config.ts";
+import { DpoSchema } from "../../ppo/dpo.ts";
+import { dpoProblems } from "../../ppo/dpo_losses.ts";
+import { KtoSchema } from "../../ppo/offline/kto.ts";
 import { LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -95,6 +98,22 @@ export const LmRunSchema = z.object({
     seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
   }).strict().default({ prompts: null, samples: 16, seed: 12345 }),
   ppo: LmTaskPpoSchema.default(LmTaskPpoSchema.parse({})),
+  // Offline methods (lib/ppo/offline): the user's data instead of rollouts.
+  algorithm: z.enum(["ppo", "dpo", "kto"]).default("ppo").describe(
+    "ppo: online RL from sampled responses (ppo.*, any advantage estimator); dpo: offline " +
+      "DPO and TRL's other DPO loss types (dpo.*) on `preferences`; kto: offline KTO (kto.*) " +
+      "on unpaired `examples`. The prompts are then the evaluation's only",
+  ),
+  preferences: z.string().min(1).nullable().default(null).describe(
+    'algorithm "dpo": preference pairs (.jsonl rows {prompt, chosen, rejected}; prompt a ' +
+      'string or a chat "messages" list, rendered as the prompts are), batch / 2 pairs per update',
+  ),
+  examples: z.string().min(1).nullable().default(null).describe(
+    'algorithm "kto": unpaired examples (.jsonl rows {prompt, completion, label: true|false}), ' +
+      "batch examples per update",
+  ),
+  dpo: DpoSchema.default(DpoSchema.parse({})),
+  kto: KtoSchema.default(KtoSchema.parse({})),
 }).strict();
 
 export type LmRunConfig = z.infer<typeof LmRunSchema>;
@@ -108,8 +127,11 @@ export function checkLmConfig(c: LmRunConfig): { key: string; cause: string; fix
     batch: { key: "batch", value: c.batch },
     valueModel: { key: "value_model", value: c.value_model },
   });
+  out.push(...offlineProblems(c));
   const usesRm = c.rewards.some((r) => r.name === "rm" && !r.module);
-  if (usesRm && c.reward_model === null && c.reward_model_data === null) {
+  // Offline methods need no reward: without a reward model their evaluation reports none.
+  const online = c.algorithm === "ppo";
+  if (online && usesRm && c.reward_model === null && c.reward_model_data === null) {
     out.push({
       key: "rewards",
       cause:
@@ -132,6 +154,52 @@ export function checkLmConfig(c: LmRunConfig): { key: string; cause: string; fix
       key: "reward_model_data",
       cause: "both reward_model and reward_model_data are set",
       fix: "keep one: a trained reward model folder, or the data to train one",
+    });
+  }
+  return out;
+}
+
+/** What an offline method's config cannot run: its data file, the batch, LoRA. */
+function offlineProblems(c: LmRunConfig): { key: string; cause: string; fix: string }[] {
+  const out: { key: string; cause: string; fix: string }[] = [];
+  const data = { dpo: "preferences", kto: "examples" } as const;
+  for (const [algorithm, key] of Object.entries(data)) {
+    const given = c[key as "preferences" | "examples"] !== null;
+    if (c.algorithm === algorithm && !given) {
+      out.push({
+        key,
+        cause: `algorithm "${algorithm}" trains on ${key}, and ${key} is null`,
+        fix: `give --${key} data.jsonl (${
+          key === "preferences"
+            ? "rows {prompt, chosen, rejected}"
+            : "rows {prompt, completion, label}"
+        })`,
+      });
+    } else if (c.algorithm !== algorithm && given) {
+      out.push({
+        key,
+        cause: `${key} is read by algorithm "${algorithm}" only, and algorithm is "${c.algorithm}"`,
+        fix: `set --method ${algorithm === "dpo" ? "dpo (or ipo)" : "kto"}, or remove ${key}`,
+      });
+    }
+  }
+  if (c.algorithm === "ppo") return out;
+  if (c.algorithm === "dpo") {
+    out.push(...dpoProblems(c.dpo));
+    if (c.batch % 2 !== 0) {
+      out.push({
+        key: "batch",
+        cause: `algorithm "dpo" trains on batch / 2 preference pairs per update, and batch is ` +
+          `${c.batch}`,
+        fix: `use an even batch, e.g. ${c.batch + 1}`,
+      });
+    }
+  }
+  if (c.lora.r > 0) {
+    out.push({
+      key: "lora.r",
+      cause: `algorithm "${c.algorithm}" trains every weight of the policy (no LoRA adapters)`,
+      fix: "set lora.r to 0",
     });
   }
   return out;

@@ -49,6 +49,8 @@ import {
 import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "../reward_modules.ts";
 import { VERIFIABLE_REWARDS, verifiableRewards } from "../verifiable.ts";
 import { readPromptSet } from "./data.ts";
+import { type LmOfflineData, lmOfflineMethod, planLmOffline } from "./offline.ts";
+import { createOfflineProblem, type OfflineLmProblem } from "../../ppo/offline/problem.ts";
 import {
   type LmInputPlan,
   type LmInputs,
@@ -75,8 +77,11 @@ import {
 
 /** What an evaluation of the `lm` task reports. */
 export interface LmEval {
-  /** Mean total reward (Σ weight · component) of the evaluation samples. */
-  reward: number;
+  /**
+   * Mean total reward (Σ weight · component) of the evaluation samples; null when no reward is
+   * configured (an offline method without a reward model).
+   */
+  reward: number | null;
   /** Mean reward-model score (null without a reward model). */
   rm_score: number | null;
   /** Mean KL(π‖π_ref) per response (exact over the vocabulary, summed over its tokens). */
@@ -86,12 +91,13 @@ export interface LmEval {
   /** Share of responses that ended with EOS or a stop token. */
   eos_rate: number;
   /** The first few samples, decoded. */
-  examples: { prompt: string; response: string; reward: number }[];
+  examples: { prompt: string; response: string; reward: number | null }[];
 }
 
 /** A trial's PPO problem and what evaluation and export need. */
 export interface LmTaskSetup {
-  problem: LmProblem;
+  /** The online PPO problem, or (algorithm "dpo" / "kto") the offline one. */
+  problem: LmProblem | OfflineLmProblem;
   inputs: LmInputs;
   rewardModel: LmRewardModel | null;
   rewards: RewardComponent[];
@@ -128,6 +134,9 @@ function rmComponent(
     },
   };
 }
+
+/** Not the built-in reward-model reward (what an offline method without one evaluates). */
+const isNotRm = (r: { name: string; module?: string }) => r.name !== "rm" || Boolean(r.module);
 
 /** The built-in rewards' names (what a did-you-mean offers besides a module's exports). */
 const LM_BUILTIN_REWARDS = ["rm", "length", "missing_eos", ...VERIFIABLE_REWARDS];
@@ -197,18 +206,18 @@ async function evaluateLm(
   const decode = (ids: number[]) => textOf(tok, ids);
   const rows = prompts.map((_, i) => inputs.evalRows[i % inputs.evalRows.length]);
   const samples = makeRewardSamples(gen.prompts, gen.responses, decode, inputs.eosIds[0], rows);
-  const values = await computeRewards(LM_TASK, s.rewards, samples);
+  const values = s.rewards.length ? await computeRewards(LM_TASK, s.rewards, samples) : null;
   const n = gen.rows, mean = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0) / n;
   return {
-    reward: mean(values.total),
-    rm_score: values.parts.rm ? mean(values.parts.rm) : null,
+    reward: values ? mean(values.total) : null,
+    rm_score: values?.parts.rm ? mean(values.parts.rm) : null,
     kl: await evalKl(problem, gen, session),
     response_length: len / n,
     eos_rate: mean(gen.ended),
     examples: samples.slice(0, 4).map((x, i) => ({
       prompt: x.promptText,
       response: x.text,
-      reward: values.total[i],
+      reward: values ? values.total[i] : null,
     })),
   };
 }
@@ -260,17 +269,31 @@ const inputsKey = (c: LmRunConfig) =>
     c.chat_template,
     c.max_new_tokens,
     c.stop,
+    c.algorithm,
+    c.preferences,
+    c.examples,
   ]);
+
+/** The plan of a config's inputs with its offline data (null for "ppo"). */
+type LmPlan = LmInputPlan & { offline: LmOfflineData | null };
 
 /**
  * The inputs of a config without the weights, read once per planning pass or trial (`ctx`:
  * the plan's or the trial's memo, never module state: a sweep's parent plans every trial and
  * must not keep what it read).
  */
-function lmPlan(c: LmRunConfig, ctx: PlanContext): Promise<LmInputPlan> {
+function lmPlan(c: LmRunConfig, ctx: PlanContext): Promise<LmPlan> {
   const key = inputsKey(c);
-  if (!ctx.memo.has(key)) ctx.memo.set(key, planLmInputs(c));
-  return ctx.memo.get(key)! as Promise<LmInputPlan>;
+  if (!ctx.memo.has(key)) {
+    ctx.memo.set(
+      key,
+      planLmInputs(c).then(async (p) => ({
+        ...p,
+        offline: await planLmOffline(c, p.policy, p.eosIds),
+      })),
+    );
+  }
+  return ctx.memo.get(key)! as Promise<LmPlan>;
 }
 
 /** The trial's peak-memory estimate's input (the model and value trunk from the inputs). */
@@ -291,7 +314,7 @@ export function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInpu
     minibatches: c.ppo.minibatches,
     seqLen: longest + c.max_new_tokens,
     lora,
-    criticFree: isCriticFree(c.ppo),
+    criticFree: c.algorithm !== "ppo" || isCriticFree(c.ppo),
     exactKl: c.ppo.kl.estimator === "full",
     responseLen: c.max_new_tokens, // the head runs at the response only (logitsAtResponse)
     valueParams: valueCfg
@@ -316,6 +339,8 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       ["reward_model_data", c.reward_model_data],
       ["prompts", c.prompts],
       ["eval.prompts", c.eval.prompts],
+      ["preferences", c.preferences],
+      ["examples", c.examples],
     ] as const).flatMap(([key, path]): { key: string; path: string }[] =>
       path === null ? [] : [{ key, path }]
     ).concat(rewardInputs(c.rewards)), // the user's reward modules: hashed into the trial id
@@ -335,7 +360,8 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
   async problem(c, ctx) {
     // Every input checked before any stage runs (the memory check at the trial's start read
     // all but the weights, kept in the trial's memo); the weights load here.
-    const inputs = await loadLmInputs(c, await lmPlan(c, ctx));
+    const plan = await lmPlan(c, ctx);
+    const inputs = await loadLmInputs(c, plan);
     let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
     if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
     else if (c.reward_model_data !== null) {
@@ -351,12 +377,24 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
           `value_model "shared" or "from_policy"`,
       );
     }
+    // An offline method without a reward model evaluates without the "rm" reward.
     const rewards = await lmRewards(
-      c,
+      rm || c.algorithm === "ppo" ? c : { ...c, rewards: c.rewards.filter(isNotRm) },
       inputs.eosIds,
       rm ? rmComponent(rm, inputs.policy.tokenizer, c.reward_input, ctx.session) : null,
       ctx.rewards,
     );
+    if (plan.offline) {
+      const problem = await createOfflineProblem({
+        model: inputs.policy.cfg,
+        init: inputs.policy.params,
+        method: lmOfflineMethod(c, plan.offline),
+        seed: c.seed,
+        device: ctx.session?.device,
+        threads: ctx.session?.threads,
+      });
+      return { problem, inputs, rewardModel: rm, rewards, record: { reward_model: record } };
+    }
     const tok = inputs.policy.tokenizer, prompts = inputs.prompts;
     const lora: LoraConfig | undefined = c.lora.r > 0
       ? {
