@@ -109,6 +109,14 @@ const SETUPS: Record<string, (t: string) => Promise<void>> = {
   lfs: (t) => Deno.writeTextFile(`${t}/m/model.safetensors`, LFS_POINTER),
   "lfs-tokenizer": (t) => Deno.writeTextFile(`${t}/m/tokenizer.json`, LFS_POINTER),
   "eos-out": (t) => editJson(`${t}/m/config.json`, (o) => o.eos_token_id = 999999),
+  // Offline data with a bad row (lm --method dpo / kto): line 2 lacks "rejected"; a text label.
+  "prefs-no-rejected": (t) =>
+    Deno.writeTextFile(
+      `${t}/prefs.jsonl`,
+      '{"prompt": "Hi", "chosen": "a", "rejected": "b"}\n{"prompt": "Hi", "chosen": "a"}\n',
+    ),
+  "kto-bad-label": (t) =>
+    Deno.writeTextFile(`${t}/ex.jsonl`, '{"prompt": "Hi", "completion": "a", "label": "yes"}\n'),
   // An experiment file in a folder whose name holds `#`, with a misspelt key (so it must load).
   "hash-dir": async (t) => {
     await Deno.mkdir(`${t}/a#b`);

@@ -57,3 +57,62 @@ Deno.test("train --task lm --method grpo: runs as the paper sets it, k3 KL in th
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("train --task lm --method dpo --preferences: the resolved config and TRL's columns", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "proxima_train_dpo_" });
+  try {
+    await tinyQwen3Folder(`${tmp}/policy`, { dtype: "float32" });
+    await Deno.writeTextFile(`${tmp}/prompts.txt`, "Name a colour.\n");
+    const prefs = new URL("../fixtures/lm/preferences.jsonl", import.meta.url).pathname;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "cli/train.ts",
+        "--task",
+        "lm",
+        "--method",
+        "dpo",
+        "--model",
+        `${tmp}/policy`,
+        "--preferences",
+        prefs,
+        "--prompts",
+        `${tmp}/prompts.txt`,
+        "--dpo.loss",
+        '["sigmoid","ipo"]',
+        "--dpo.loss_weights",
+        "[0.8,0.2]",
+        "--updates",
+        "1",
+        "--max_new_tokens",
+        "2",
+        "--eval.samples",
+        "1",
+        "--quiet",
+        "--out",
+        `${tmp}/run`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).output();
+    const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 0, text);
+    const saved = JSON.parse(await Deno.readTextFile(`${tmp}/run/config.json`));
+    const c = saved.config ?? saved;
+    assert.equal(c.method, "dpo");
+    assert.equal(c.algorithm, "dpo");
+    assert.deepEqual(c.dpo.loss, ["sigmoid", "ipo"]);
+    assert.deepEqual(c.dpo.loss_weights, [0.8, 0.2]);
+    assert.equal(c.dpo.beta, 0.1); // the paper's β from the record
+    const [row] = (await Deno.readTextFile(`${tmp}/run/metrics.jsonl`)).trim().split("\n")
+      .map((l) => JSON.parse(l));
+    for (const k of ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins"]) {
+      assert.equal(typeof row[k], "number", k);
+    }
+    assert.equal(row.value_loss, undefined, "no PPO columns: nothing was rolled out");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
