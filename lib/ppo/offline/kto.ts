@@ -3,8 +3,9 @@
  * unpaired examples — a prompt, one completion and a label (desirable or not) — as TRL 1.13's
  * KTOTrainer trains it: summed response log-probs s, r = s − s_ref, the reference point
  * z = max(0, mean(log π(y'|x) − log π_ref(y'|x))) over the minibatch's KL pairs (each prompt
- * with the previous example's completion, as TRL's `_get_kl_dataset` shifts them), detached,
- * and the loss of lib/ppo/dpo_losses.ts's {@link ktoLoss}. `apo_zero_unpaired` needs no z.
+ * with the previous example's completion: TRL's `_get_kl_dataset` shift, here within the
+ * shuffled minibatch rather than TRL's fixed chunks of the data), detached, and the loss of
+ * lib/ppo/dpo_losses.ts's {@link ktoLoss}. `apo_zero_unpaired` needs no z.
  *
  * The loop is the offline methods' one (./loop.ts): update u takes the next `perUpdate`
  * examples; metrics under TRL's names: `loss`, `rewards/chosen` and `rewards/rejected` (mean
