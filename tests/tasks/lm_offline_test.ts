@@ -30,8 +30,8 @@ const BASE: LmRunInput = {
   prompts: PROMPTS,
   updates: 2,
   batch: 8,
-  max_new_tokens: 4,
-  eval: { samples: 2 },
+  max_new_tokens: 2,
+  eval: { samples: 1 },
 };
 
 const near = (a: unknown, b: number, tol: number, what: string) =>
