@@ -2,8 +2,9 @@
  * The training loop of the offline methods (DPO and its loss types, KTO): no rollout, fixed
  * data used in order. Update u takes the next `perUpdate` examples (a preference pair or an
  * unpaired example, cycling through the data), then `epochs` passes of `minibatches` shuffled
- * minibatches over them; metrics.jsonl gets one row per update; checkpoints, resume and the
- * final state are written as {@link trainPpo} writes them, so an LM trial runs either.
+ * minibatches over them; metrics.jsonl gets one row per update; checkpoints, resume, a
+ * requested stop (lib/ppo/stop.ts) and the final state are handled as {@link trainPpo} handles
+ * them, so an LM trial runs either.
  *
  * The method gives the minibatch step (its batch, its reference scores, its graph) and the row
  * it reports from the per-step means; the loop owns the order, the files and the budget.
@@ -20,6 +21,7 @@ import type { Trainer } from "../../onnx/train.ts";
 import { Rng } from "../../rng.ts";
 import { exists, writeAll } from "../../fs.ts";
 import { loadRunCheckpoint, saveRunCheckpoint } from "../checkpoint.ts";
+import { StopRequested } from "../stop.ts";
 import { type MetricsRow, type PpoRunOptions, stepStats } from "../trainer.ts";
 
 /** The optimiser settings every offline method's config section has. */
@@ -102,6 +104,7 @@ export function offlineLoop(o: OfflineLoopOptions): (opts: PpoRunOptions) => Pro
     let tokens = 0;
     for (let u = 0; u < update; u++) for (const i of examplesOf(u)) tokens += o.tokensOf(i);
     let last: MetricsRow = {};
+    const trainingEnded = opts.stop?.training();
     try {
       for (; update < opts.updates; update++) {
         const idx = examplesOf(update);
@@ -136,17 +139,21 @@ export function offlineLoop(o: OfflineLoopOptions): (opts: PpoRunOptions) => Pro
         await opts.afterUpdate?.(update + 1);
         opts.onUpdate?.(row, update + 1);
         const every = opts.checkpointEvery ?? 0;
-        if (every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) {
+        // A requested stop (preemption, a time limit) checkpoints here and throws, as trainPpo.
+        const stop = update + 1 < opts.updates ? opts.stop?.reason ?? null : null;
+        if ((every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) || stop) {
           await file.sync();
-          await saveRunCheckpoint(outDir, update + 1, trainer, {
+          const at = await saveRunCheckpoint(outDir, update + 1, trainer, {
             update: update + 1,
             rng: rng.state(),
             metricsBytes: (await file.stat()).size,
           });
+          if (stop) throw new StopRequested(update + 1, stop, at);
         }
       }
       await file.sync();
     } finally {
+      trainingEnded?.();
       file.close();
     }
     await trainer.saveCheckpoint(finalPath);
