@@ -3,16 +3,17 @@
  * caller holding a {@link DecoderConfig} never asks which family it is.
  * @module
  */
-import type { DecoderConfig } from "./decoder.ts";
-import { isLlama } from "./decoder.ts";
+import { type DecoderConfig, familyFor } from "./decoder.ts";
 import { saveModelFolder } from "./checkpoint.ts";
 import { saveHfFolder } from "./hf.ts";
+import type { GptConfig } from "./gpt.ts";
 import type { TokenizerFiles } from "./tokenizer.ts";
 
 /**
- * Write `params` of `cfg` into `dir` (atomic): GPT-2 through `saveHfFolder` (the writer whose
- * folders the byte-level tasks' stage cache already holds), the Llama family through
- * `saveModelFolder`. `config` adds config.json keys; `tokenizer` is copied beside.
+ * Write `params` of `cfg` into `dir` (atomic) with the writer its family names
+ * (`ModelFamily.folders.writer`): GPT-2 through `saveHfFolder` (the writer whose folders the
+ * byte-level tasks' stage cache already holds), the Llama family through `saveModelFolder`.
+ * `config` adds config.json keys; `tokenizer` is copied beside.
  *
  * @example
  * ```ts
@@ -25,10 +26,13 @@ export async function saveDecoderFolder(
   params: Record<string, Float32Array | Float64Array>,
   opts: { config?: Record<string, unknown>; tokenizer?: TokenizerFiles } = {},
 ): Promise<void> {
-  if (isLlama(cfg)) {
+  const fam = familyFor(cfg);
+  if (fam.folders.writer === "gpt2") {
+    await saveHfFolder(dir, cfg as GptConfig, params, opts.tokenizer, { config: opts.config });
+  } else {
     await saveModelFolder(dir, cfg, params, {
       config: opts.config,
       tokenizerFiles: opts.tokenizer,
     });
-  } else await saveHfFolder(dir, cfg, params, opts.tokenizer, { config: opts.config });
+  }
 }
