@@ -15,10 +15,10 @@
 import type { Graph, Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 import type { KvCache } from "./attention.ts";
-import type { DecoderOutput, ForwardOptions } from "./family.ts";
+import type { DecoderDims, DecoderOutput, ForwardOptions } from "./family.ts";
 import { type DecoderConfig, familyFor } from "./families/mod.ts";
 
-export type { DecoderOutput, ModelFamily } from "./family.ts";
+export type { DecoderDims, DecoderOutput, ModelFamily } from "./family.ts";
 export { type DecoderConfig, familyFor, familyOf } from "./families/mod.ts";
 
 /** The family's name: "gpt2" or the Llama-family `modelType` (llama, mistral, qwen2, qwen3). */
@@ -74,6 +74,14 @@ export function hiddenSize(cfg: DecoderConfig): number {
 /** Most positions the model supports (`n_positions` / `max_position_embeddings`). */
 export function contextLength(cfg: DecoderConfig): number {
   return familyFor(cfg).dims(cfg).context;
+}
+
+/**
+ * The sizes the memory estimate and the KV cache read (`ModelFamily.dims`): hidden and MLP
+ * widths, layers, query and KV heads, head width, context length.
+ */
+export function decoderDims(cfg: DecoderConfig): DecoderDims {
+  return familyFor(cfg).dims(cfg);
 }
 
 /** The KV cache of one layer is `[B, kvHeads, P, headDim]`; there are `nLayer` of them. */

@@ -1,11 +1,13 @@
 /**
- * A decoder of either family written as a Hugging Face folder by its family's writer, so a
- * caller holding a {@link DecoderConfig} never asks which family it is.
+ * A decoder of any family written as a Hugging Face folder by its family's writer, and read
+ * back by its reader, so a caller holding a {@link DecoderConfig} or a folder never asks which
+ * family it is.
  * @module
  */
 import { type DecoderConfig, familyFor } from "./decoder.ts";
-import { saveModelFolder } from "./checkpoint.ts";
-import { saveHfFolder } from "./hf.ts";
+import { familyOf, isModelType } from "./families/mod.ts";
+import { loadModelFolder, readFolderJson, saveModelFolder } from "./checkpoint.ts";
+import { HF_TOKENIZER_FILES, loadHfFolder, saveHfFolder } from "./hf.ts";
 import type { GptConfig } from "./gpt.ts";
 import type { TokenizerFiles } from "./tokenizer.ts";
 
@@ -35,4 +37,53 @@ export async function saveDecoderFolder(
       tokenizerFiles: opts.tokenizer,
     });
   }
+}
+
+/** A causal-LM folder read by {@link loadDecoderFolder}. */
+export interface DecoderFolder {
+  cfg: DecoderConfig;
+  params: Record<string, Float32Array | Float64Array>;
+  /** The parsed config.json, all keys. */
+  config: Record<string, unknown>;
+  /** Tokenizer files present in the folder, parsed; undefined without a tokenizer.json. */
+  tokenizer?: TokenizerFiles;
+}
+
+/**
+ * Load a causal-LM folder of any family with its family's reader (`ModelFamily.folders`):
+ * GPT-2 with `loadHfFolder` (as always), the others with `loadModelFolder`, plus the tokenizer
+ * files. An unknown `model_type` is `loadModelFolder`'s error (folder, key, supported list).
+ *
+ * @example
+ * ```ts
+ * const { cfg, params, tokenizer } = await loadDecoderFolder("results/.stages/sft/model");
+ * ```
+ */
+export async function loadDecoderFolder(
+  dir: string,
+  caller = "loadDecoderFolder",
+): Promise<DecoderFolder> {
+  const json = await readFolderJson(dir, "config.json", true, caller);
+  const mt = json?.model_type;
+  if (isModelType(mt) && familyOf(mt).folders.writer === "gpt2") {
+    const f = await loadHfFolder(dir);
+    return { cfg: f.cfg, params: f.params, config: f.config, tokenizer: f.tokenizer };
+  }
+  const m = await loadModelFolder(dir, { caller });
+  if (m.architecture.kind !== "causal-lm") {
+    throw new Error(
+      `${caller}: ${dir}: ${m.architecture.name} is not a causal LM (a policy needs one)`,
+    );
+  }
+  const tok: TokenizerFiles = {};
+  for (const f of HF_TOKENIZER_FILES) {
+    const obj = await readFolderJson(dir, f, false, caller);
+    if (obj) tok[f] = obj;
+  }
+  return {
+    cfg: m.cfg,
+    params: m.params,
+    config: m.config,
+    tokenizer: tok["tokenizer.json"] ? tok : undefined,
+  };
 }

@@ -5,22 +5,6 @@
  * (`familyOf`, `familyFor`); `decoder.ts`, the config.json reader and writer, the weight loader
  * and saver and the folder writers dispatch through it and nowhere else.
  *
- * @example
- * ```ts
- * // Adding a family = one file + one registry line:
- * // lib/nn/families/phi.ts
- * export const phiFamily: ModelFamily<PhiConfig> = {
- *   name: "phi",
- *   modelTypes: ["phi"],
- *   owns: (cfg) => (cfg as PhiConfig).family === "phi",
- *   modelType: () => "phi",
- *   classes: () => ({ causal: "PhiForCausalLM", classifier: "PhiForSequenceClassification" }),
- *   readConfig: (keys) => ({ family: "phi", vocabSize: keys.int("vocab_size"), ... }),
- *   ...
- * };
- * // lib/nn/families/mod.ts
- * export const FAMILIES = [gpt2Family, llamaFamily, phiFamily] as const;
- * ```
  * @module
  */
 import type { Graph, Value } from "../onnx/graph.ts";
@@ -72,15 +56,29 @@ export interface DecoderDims {
  * One model family. `C` is its config type (GPT-2's `GptConfig`, the Llama family's
  * `LlamaConfig`); methods take a config the family {@link ModelFamily.owns}.
  *
- * @example
+ * @example Using a family: look it up, never ask which one it is
  * ```ts
  * const fam = familyFor(cfg); // or familyOf(config.model_type)
  * const shapes = fam.shapes(cfg);
  * const { logits } = fam.forward(g, cfg, params, tokens, mask);
  * const lora = { r: 16, alpha: 32, ...fam.lora };
  * ```
- * Adding a family is one file in `lib/nn/families/` holding such an object, and its line in
- * `FAMILIES` (`lib/nn/families/mod.ts`); `DecoderConfig` is derived from that table.
+ *
+ * @example Adding a family: one file and one registry line (`DecoderConfig` follows the table)
+ * ```ts
+ * // lib/nn/families/phi.ts
+ * export const phiFamily: ModelFamily<PhiConfig> = {
+ *   name: "phi",
+ *   modelTypes: ["phi"],
+ *   owns: (cfg) => (cfg as PhiConfig).family === "phi",
+ *   modelType: () => "phi",
+ *   classes: () => ({ causal: "PhiForCausalLM", classifier: "PhiForSequenceClassification" }),
+ *   readConfig: (keys) => ({ family: "phi", vocabSize: keys.int("vocab_size"), ... }),
+ *   shapes: phiShapes, init: initPhi, forward: phiForward, decodeStep: phiDecodeStep, ...
+ * };
+ * // lib/nn/families/mod.ts
+ * export const FAMILIES = [gpt2Family, llamaFamily, phiFamily] as const;
+ * ```
  */
 export interface ModelFamily<C = unknown> {
   /** The family's name (also its registry key for configs): "gpt2", "llama". */

@@ -15,9 +15,7 @@
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
 import { contextLength, type DecoderConfig, decoderShapes, initDecoder } from "../nn/decoder.ts";
-import { saveDecoderFolder } from "../nn/decoder_folder.ts";
-import { loadModelFolder, readFolderJson } from "../nn/checkpoint.ts";
-import { HF_TOKENIZER_FILES, loadHfFolder } from "../nn/hf.ts";
+import { loadDecoderFolder, saveDecoderFolder } from "../nn/decoder_folder.ts";
 import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
@@ -252,32 +250,11 @@ export interface ByteModelFolder extends ByteModel {
 }
 
 /**
- * Load a causal-LM folder of either family: a GPT-2 folder with `loadHfFolder` (as always),
- * any other `model_type` with `loadModelFolder`, plus its tokenizer files.
+ * Load a causal-LM folder of either family, each with its family's reader
+ * (`loadDecoderFolder`), plus its tokenizer files.
  */
-export async function loadByteModel(dir: string): Promise<ByteModelFolder> {
-  const json = await readFolderJson(dir, "config.json", true, "loadByteModel");
-  if (json?.model_type === "gpt2") {
-    const f = await loadHfFolder(dir);
-    return { cfg: f.cfg, params: f.params, config: f.config, tokenizer: f.tokenizer };
-  }
-  const m = await loadModelFolder(dir, { caller: "loadByteModel" });
-  if (m.architecture.kind !== "causal-lm") {
-    throw new Error(
-      `loadByteModel: ${dir}: ${m.architecture.name} is not a causal LM (a policy needs one)`,
-    );
-  }
-  const tok: TokenizerFiles = {};
-  for (const f of HF_TOKENIZER_FILES) {
-    const obj = await readFolderJson(dir, f, false, "loadByteModel");
-    if (obj) tok[f] = obj;
-  }
-  return {
-    cfg: m.cfg,
-    params: m.params,
-    config: m.config,
-    tokenizer: tok["tokenizer.json"] ? tok : undefined,
-  };
+export function loadByteModel(dir: string): Promise<ByteModelFolder> {
+  return loadDecoderFolder(dir, "loadByteModel");
 }
 
 /** The config of a byte-level SFT stage: the model section and an SFT section with a corpus. */
