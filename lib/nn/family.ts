@@ -52,6 +52,17 @@ export interface DecoderDims {
   context: number;
 }
 
+/** The sizes of a small model built from scratch ({@link ModelFamily.sized}). */
+export interface DecoderSizes {
+  vocabSize: number;
+  /** Context length. */
+  positions: number;
+  /** Width d of the hidden states. */
+  hidden: number;
+  layers: number;
+  heads: number;
+}
+
 /**
  * One model family. `C` is its config type (GPT-2's `GptConfig`, the Llama family's
  * `LlamaConfig`); methods take a config the family {@link ModelFamily.owns}.
@@ -106,6 +117,11 @@ export interface ModelFamily<C = unknown> {
   checkWritable(cfg: C): void;
   /** The architecture keys of config.json for `cfg` (`base`: the config it updates). */
   writeConfig(cfg: C, base: Record<string, unknown>): Record<string, unknown>;
+  /**
+   * A config of these sizes with the family's plain choices (a model trained from scratch, as
+   * the byte-level tasks' `model.family` builds): every other field at one fixed value.
+   */
+  sized(s: DecoderSizes): C;
   /** `cfg` with its optional fields at their defaults (two configs compare equal so). */
   normalize(cfg: C): C;
 

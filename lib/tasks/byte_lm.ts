@@ -14,7 +14,13 @@
  */
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
-import { contextLength, type DecoderConfig, decoderShapes, initDecoder } from "../nn/decoder.ts";
+import {
+  contextLength,
+  type DecoderConfig,
+  decoderShapes,
+  familyOf,
+  initDecoder,
+} from "../nn/decoder.ts";
 import { loadDecoderFolder, saveDecoderFolder } from "../nn/decoder_folder.ts";
 import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
@@ -114,45 +120,23 @@ export function byteSftSchema(o: { steps: number; stepsHelp: string; corpusHelp:
 }
 
 /**
- * The decoder config of a model section (byte vocabulary, V = 257). `family: "gpt2"`: GPT-2
- * (exactly the config it always was). `family: "llama"`: a Llama-family decoder of the same
- * width, depth and heads — full multi-head attention (nKvHead = n_head), headDim = d / H,
- * RMSNorm ε 1e-5, RoPE θ 10000, no biases, no q/k norm, tied embeddings (like GPT-2 and
+ * The decoder config of a model section (byte vocabulary, V = 257): the family's `sized`
+ * config (`ModelFamily.sized`). `family: "gpt2"`: GPT-2 (exactly the config it always was).
+ * `family: "llama"`: a Llama-family decoder of the same width, depth and heads — full
+ * multi-head attention (nKvHead = n_head), headDim = d / H, RMSNorm ε 1e-5, RoPE θ 10000, no biases, no q/k norm, tied embeddings (like GPT-2 and
  * SmolLM2). Its SwiGLU inner width is 4·d, GPT-2's MLP width, rather than Llama's ≈ 8/3·d:
  * the MLP then has 3 matrices of 4·d² instead of 2, but the hidden width — and so the
  * activation memory per token and the `n_embd` a config names — matches GPT-2's, and no
  * rounding rule (Llama's multiple of 256) has to be chosen for widths as small as 64.
  */
 export function byteDecoderConfig(m: ByteModelSection): DecoderConfig {
-  if (m.family === "llama") {
-    return {
-      family: "llama",
-      modelType: "llama",
-      vocabSize: BYTE_VOCAB_SIZE,
-      hiddenSize: m.n_embd,
-      intermediateSize: 4 * m.n_embd,
-      nLayer: m.n_layer,
-      nHead: m.n_head,
-      nKvHead: m.n_head,
-      headDim: m.n_embd / m.n_head,
-      maxPositions: m.n_positions,
-      rmsNormEps: 1e-5,
-      ropeTheta: 10000,
-      ropeScaling: { type: "default" },
-      qkvBias: false,
-      oBias: false,
-      mlpBias: false,
-      qkNorm: false,
-      tieWordEmbeddings: true,
-    };
-  }
-  return {
+  return familyOf(m.family).sized({
     vocabSize: BYTE_VOCAB_SIZE,
-    nPositions: m.n_positions,
-    nEmbd: m.n_embd,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-  };
+    positions: m.n_positions,
+    hidden: m.n_embd,
+    layers: m.n_layer,
+    heads: m.n_head,
+  });
 }
 
 /** Session options of a stage run (the experiment runner passes threads and device). */

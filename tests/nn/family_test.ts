@@ -165,3 +165,16 @@ Deno.test("nothing in lib/ or cli/ asks isLlama: the family is looked up", async
   await walk("cli");
   assert.deepEqual(offenders, []);
 });
+
+Deno.test("each family's sized config has those sizes and round-trips through config.json", () => {
+  for (const f of FAMILIES) {
+    const fam = familyOf(f.modelTypes[0]); // typed for any config of the registry
+    const cfg = fam.sized({ vocabSize: 40, positions: 32, hidden: 16, layers: 2, heads: 4 });
+    assert.equal(familyFor(cfg), fam, fam.name);
+    const d = fam.dims(cfg);
+    assert.deepEqual([d.hidden, d.layers, d.heads, d.headDim, d.context], [16, 2, 4, 4, 32]);
+    assert.deepEqual(fam.shapes(cfg)[fam.embedName(cfg)].shape, [40, 16], fam.name);
+    const back = parseModelConfig(modelConfigJson(cfg)).cfg;
+    assert.deepEqual(fam.normalize(back), fam.normalize(cfg), fam.name);
+  }
+});

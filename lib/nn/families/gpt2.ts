@@ -106,6 +106,13 @@ export const gpt2Family: ModelFamily<GptConfig> = {
   freshConfig: freshGpt2,
   checkWritable: (cfg) => void gptShapes(cfg),
   writeConfig: writeGpt2,
+  sized: (s) => ({
+    vocabSize: s.vocabSize,
+    nPositions: s.positions,
+    nEmbd: s.hidden,
+    nLayer: s.layers,
+    nHead: s.heads,
+  }),
   normalize: (cfg) => ({ ...cfg, layerNormEps: cfg.layerNormEps ?? 1e-5 }),
   shapes: gptShapes,
   hfPrefix: "transformer",

@@ -68,6 +68,30 @@ export const llamaFamily: ModelFamily<LlamaConfig> = {
     }
   },
   writeConfig: llamaArch,
+  // Full multi-head attention, headDim d / H, RMSNorm ε 1e-5, RoPE θ 10000, no biases, no q/k
+  // norm, tied embeddings (like GPT-2 and SmolLM2), and a SwiGLU inner width of 4·d, GPT-2's MLP
+  // width rather than Llama's ≈ 8/3·d: no rounding rule has to be chosen for widths as small
+  // as 64, and the activation memory per token matches GPT-2's.
+  sized: (s) => ({
+    family: "llama",
+    modelType: "llama",
+    vocabSize: s.vocabSize,
+    hiddenSize: s.hidden,
+    intermediateSize: 4 * s.hidden,
+    nLayer: s.layers,
+    nHead: s.heads,
+    nKvHead: s.heads,
+    headDim: s.hidden / s.heads,
+    maxPositions: s.positions,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    ropeScaling: { type: "default" },
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    qkNorm: false,
+    tieWordEmbeddings: true,
+  }),
   normalize: (cfg) => cfg,
   shapes: llamaShapes,
   hfPrefix: "model",
