@@ -86,7 +86,7 @@ export function parseModelConfig(
       `${JSON.stringify(mt)} is not supported${near} (supported: ${known.join(", ")})`,
       known.length === 1
         ? `only ${known[0]} folders load here (loadModelFolder reads ${MODEL_TYPES.join(", ")})`
-        : "use a model of a supported family, or add the family to lib/nn",
+        : "use a model of a supported family, or add the family (a file in lib/nn/families/)",
     );
   }
   const cfg = familyOf(mt).readConfig(k, mt);

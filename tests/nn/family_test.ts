@@ -133,6 +133,10 @@ Deno.test("an unknown model_type is a UserError naming config.json, the value an
     assert.match(err.message, new RegExp(`${dir}/config\\.json`));
     assert.match(
       err.message,
+      /Fix: use a model of a supported family, or add the family \(a file in lib\/nn\/families\/\)/,
+    );
+    assert.match(
+      err.message,
       /key "model_type": "qwen" is not supported \(did you mean "qwen2"\?\) \(supported: gpt2, llama, mistral, qwen2, qwen3\)/,
     );
   });

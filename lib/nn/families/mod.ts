@@ -50,7 +50,7 @@ export function familyOf(modelType: unknown, where = "config.json"): ModelFamily
     `${where}: key "model_type": ${shown} is not supported` +
       `${typeof modelType === "string" ? suggestion(modelType, MODEL_TYPES) : ""}` +
       ` (supported: ${MODEL_TYPES.join(", ")})`,
-    { fix: "use a model of a supported family, or add the family to lib/nn/families" },
+    { fix: "use a model of a supported family, or add the family (a file in lib/nn/families/)" },
   );
 }
 
