@@ -1,8 +1,9 @@
 /**
  * Every decoder family behind one surface, so sampling, SFT, heads, LoRA and the PPO tasks are
- * written once: {@link DecoderConfig} is a GPT-2 `GptConfig` or a Llama-family `LlamaConfig`
- * (told apart by `family: "llama"`), and each function here dispatches to `gpt.ts` or
- * `llama.ts`. A family is one file; this file only routes.
+ * written once: {@link DecoderConfig} is a config of any registered family (GPT-2's
+ * `GptConfig`, the Llama family's `LlamaConfig`), and each function here asks the config's
+ * {@link ModelFamily} (`families/mod.ts`, the one dispatch point). A family is one file; this
+ * file only routes.
  *
  * @example
  * ```ts
@@ -14,32 +15,15 @@
 import type { Graph, Value } from "../onnx/graph.ts";
 import type { Rng } from "../rng.ts";
 import type { KvCache } from "./attention.ts";
-import { type GptConfig, gptDecodeStep, gptForward, gptShapes, initGpt } from "./gpt.ts";
-import { initLlama, llamaDecodeStep, llamaForward, llamaHidden } from "./llama.ts";
-import { type LlamaConfig, llamaNames, llamaShapes } from "./llama_config.ts";
-import { DEFAULT_LORA_TARGETS, LLAMA_LORA_TARGETS } from "./lora.ts";
+import type { DecoderDims, DecoderOutput, ForwardOptions } from "./family.ts";
+import { type DecoderConfig, familyFor } from "./families/mod.ts";
 
-/** A decoder of any supported family. */
-export type DecoderConfig = GptConfig | LlamaConfig;
-
-/** What a forward pass or decode step returns, for every family. */
-export interface DecoderOutput {
-  /** Next-token logits `[B, S, V]`. */
-  logits: Value;
-  /** Final hidden states `[B, S, d]` (the input of value and reward heads). */
-  hidden: Value;
-  /** Per layer, keys and values of every position, `[B, kvHeads, P + S, headDim]`. */
-  presents: KvCache[];
-}
-
-/** True for a Llama-family config. */
-export function isLlama(cfg: DecoderConfig): cfg is LlamaConfig {
-  return (cfg as LlamaConfig).family === "llama";
-}
+export type { DecoderDims, DecoderOutput, ModelFamily } from "./family.ts";
+export { type DecoderConfig, familyFor, familyOf } from "./families/mod.ts";
 
 /** The family's name: "gpt2" or the Llama-family `modelType` (llama, mistral, qwen2, qwen3). */
 export function modelType(cfg: DecoderConfig): string {
-  return isLlama(cfg) ? cfg.modelType : "gpt2";
+  return familyFor(cfg).modelType(cfg);
 }
 
 /**
@@ -47,17 +31,17 @@ export function modelType(cfg: DecoderConfig): string {
  * Llama family (llama, mistral, qwen2, qwen3 share one layout).
  */
 export function sameFamily(a: DecoderConfig, b: DecoderConfig): boolean {
-  return isLlama(a) === isLlama(b);
+  return familyFor(a) === familyFor(b);
 }
 
 /** Width of the MLP's inner layer (`intermediate_size`; GPT-2: 4 × n_embd). */
 export function mlpSize(cfg: DecoderConfig): number {
-  return isLlama(cfg) ? cfg.intermediateSize : 4 * cfg.nEmbd;
+  return familyFor(cfg).dims(cfg).mlp;
 }
 
 /** Parameter shapes by (transformers) name. */
 export function decoderShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
-  return isLlama(cfg) ? llamaShapes(cfg) : gptShapes(cfg);
+  return familyFor(cfg).shapes(cfg);
 }
 
 /**
@@ -65,8 +49,9 @@ export function decoderShapes(cfg: DecoderConfig): Record<string, { shape: numbe
  * reward or value model built on the decoder holds; GPT-2's head is tied, so nothing differs).
  */
 export function trunkShapes(cfg: DecoderConfig): Record<string, { shape: number[] }> {
-  const shapes = decoderShapes(cfg);
-  if (isLlama(cfg)) delete shapes[llamaNames(cfg).lmHead];
+  const fam = familyFor(cfg);
+  const shapes = fam.shapes(cfg);
+  delete shapes[fam.lmHeadName(cfg)];
   return shapes;
 }
 
@@ -78,26 +63,31 @@ export function decoderHidden(
   tokens: Value,
   attentionMask?: Value,
 ): Value {
-  return isLlama(cfg)
-    ? llamaHidden(g, cfg, params, tokens, attentionMask)
-    : gptForward(g, cfg, params, tokens, attentionMask).hidden;
+  return familyFor(cfg).hidden(g, cfg, params, tokens, attentionMask);
 }
 
 /** Width of the hidden states (`n_embd` / `hidden_size`). */
 export function hiddenSize(cfg: DecoderConfig): number {
-  return isLlama(cfg) ? cfg.hiddenSize : cfg.nEmbd;
+  return familyFor(cfg).dims(cfg).hidden;
 }
 
 /** Most positions the model supports (`n_positions` / `max_position_embeddings`). */
 export function contextLength(cfg: DecoderConfig): number {
-  return isLlama(cfg) ? cfg.maxPositions : cfg.nPositions;
+  return familyFor(cfg).dims(cfg).context;
+}
+
+/**
+ * The sizes the memory estimate and the KV cache read (`ModelFamily.dims`): hidden and MLP
+ * widths, layers, query and KV heads, head width, context length.
+ */
+export function decoderDims(cfg: DecoderConfig): DecoderDims {
+  return familyFor(cfg).dims(cfg);
 }
 
 /** The KV cache of one layer is `[B, kvHeads, P, headDim]`; there are `nLayer` of them. */
 export function kvLayout(cfg: DecoderConfig): { nLayer: number; kvHeads: number; headDim: number } {
-  return isLlama(cfg)
-    ? { nLayer: cfg.nLayer, kvHeads: cfg.nKvHead, headDim: cfg.headDim }
-    : { nLayer: cfg.nLayer, kvHeads: cfg.nHead, headDim: cfg.nEmbd / cfg.nHead };
+  const d = familyFor(cfg).dims(cfg);
+  return { nLayer: d.layers, kvHeads: d.kvHeads, headDim: d.headDim };
 }
 
 /** A randomly initialised model (each family's transformers initialisation), seeded by `rng`. */
@@ -106,7 +96,7 @@ export function initDecoder(
   rng: Rng,
   dtype: "float32" | "float64",
 ): Record<string, Float32Array | Float64Array> {
-  return isLlama(cfg) ? initLlama(cfg, rng, dtype) : initGpt(cfg, rng, dtype);
+  return familyFor(cfg).init(cfg, rng, dtype);
 }
 
 /** Full forward pass (see `gptForward` / `llamaForward`). */
@@ -116,11 +106,9 @@ export function decoderForward(
   params: Record<string, Value>,
   tokens: Value,
   attentionMask?: Value,
-  opts: { positionIds?: Value; at?: Value } = {},
+  opts: ForwardOptions = {},
 ): DecoderOutput {
-  return isLlama(cfg)
-    ? llamaForward(g, cfg, params, tokens, attentionMask, opts)
-    : gptForward(g, cfg, params, tokens, attentionMask, opts);
+  return familyFor(cfg).forward(g, cfg, params, tokens, attentionMask, opts);
 }
 
 /** One KV-cache decode step (see `gptDecodeStep` / `llamaDecodeStep`). */
@@ -134,9 +122,7 @@ export function decoderDecodeStep(
   positionIds: Value,
   opts: { lastOnly?: boolean } = {},
 ): DecoderOutput {
-  return isLlama(cfg)
-    ? llamaDecodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts)
-    : gptDecodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts);
+  return familyFor(cfg).decodeStep(g, cfg, params, tokens, past, attentionMask, positionIds, opts);
 }
 
 /**
@@ -152,7 +138,6 @@ export function decoderDecodeStep(
 export function loraDefaults(
   cfg: DecoderConfig,
 ): { targets: string[]; fanInFanOut: boolean } {
-  return isLlama(cfg)
-    ? { targets: [...LLAMA_LORA_TARGETS], fanInFanOut: false }
-    : { targets: [...DEFAULT_LORA_TARGETS], fanInFanOut: true };
+  const { targets, fanInFanOut } = familyFor(cfg).lora;
+  return { targets: [...targets], fanInFanOut };
 }

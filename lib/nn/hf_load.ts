@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { DecoderConfig } from "./decoder.ts";
+import { type DecoderConfig, familyFor, hiddenSize } from "./decoder.ts";
 import {
   type FloatDType,
   floatValues,
@@ -17,7 +17,6 @@ import {
 } from "../onnx/safetensors.ts";
 import {
   type GenerationConfig,
-  isLlamaCfg,
   type ModelConfig,
   parseModelConfig,
   readGenerationConfig,
@@ -94,8 +93,8 @@ function locate(
       `missing tensor "${e.candidates[0]}"${alt}; searched ${searched}`,
       head
         ? `set "tie_word_embeddings": true in config.json if the LM head is the embedding, or add lm_head.weight`
-        : `check that config.json (${impliedBy(cfg, e.candidates[0])}${
-          isLlamaCfg(cfg) ? `, num_hidden_layers=${cfg.nLayer}` : ""
+        : `check that config.json (${
+          familyFor(cfg).missingHint(cfg, e.candidates[0])
         }) describes these weights`,
     );
   }
@@ -176,7 +175,7 @@ export async function loadModelFolder(
       wanted.set(at.name, e.ours);
       byOurs.set(e.ours, at);
     }
-    const hidden = isLlamaCfg(cfg) ? cfg.hiddenSize : cfg.nEmbd;
+    const hidden = hiddenSize(cfg);
     if (classifier) {
       const at = weights.byName.get("score.weight");
       if (!at) {
@@ -259,16 +258,14 @@ function checkTiedHead(
     d.length !== embed.length ||
     d.some((v, i) => v !== embed[i] && !(v !== v && embed[i] !== embed[i]))
   ) {
-    const key = isLlamaCfg(cfg) ? `"tie_word_embeddings": true` : "GPT-2's tied head";
+    const { says, fix } = familyFor(cfg).untiedHead();
     throw folderError(
       w,
       head.file,
       `"lm_head.weight" differs from the token embedding "${
         embedName(cfg)
-      }": an untied LM head, but config.json says ${key}`,
-      isLlamaCfg(cfg)
-        ? `set "tie_word_embeddings": false in config.json, or drop lm_head.weight`
-        : "gpt.ts ties the head to wte; tie the weights (or drop lm_head.weight) before saving",
+      }": an untied LM head, but config.json says ${says}`,
+      fix,
     );
   }
 }

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import type { DecoderConfig } from "./decoder.ts";
-import { llamaNames } from "./llama_config.ts";
+import { type DecoderConfig, familyFor, hiddenSize } from "./decoder.ts";
 import {
   castFloatTensor,
   type FloatDType,
@@ -16,7 +15,7 @@ import {
   type TensorSpec,
   writeSafetensors,
 } from "../onnx/safetensors.ts";
-import { type GenerationConfig, isLlamaCfg, parseModelConfig } from "./hf_config.ts";
+import { type GenerationConfig, parseModelConfig } from "./hf_config.ts";
 import { generationJson, modelConfigJson } from "./hf_config_write.ts";
 import {
   configBytes,
@@ -94,7 +93,7 @@ function storedTensors(
       data: a,
     };
   }
-  const head = isLlamaCfg(cfg) ? llamaNames(cfg).lmHead : "lm_head.weight";
+  const head = familyFor(cfg).lmHeadName(cfg);
   for (const name of Object.keys(params)) {
     if (!known.has(name) && !(name === head && (tied(cfg) || classifier))) {
       throw new Error(
@@ -165,7 +164,7 @@ export async function saveModelFolder(
   }
   const { architecture } = parseModelConfig(config, dir, "saveModelFolder");
   const classifier = architecture.kind === "sequence-classification";
-  const hidden = isLlamaCfg(cfg) ? cfg.hiddenSize : cfg.nEmbd;
+  const hidden = hiddenSize(cfg);
   if (classifier && (!score || score.shape.join() !== `${architecture.numLabels},${hidden}`)) {
     throw new Error(
       `${where}: ${architecture.name} needs extraTensors["score.weight"] of shape ` +

@@ -8,14 +8,12 @@
  */
 import { exists } from "../fs.ts";
 import type { DecoderConfig } from "./decoder.ts";
-import { gptNames, gptShapes } from "./gpt.ts";
-import { llamaNames, llamaShapes } from "./llama_config.ts";
+import { familyFor } from "./families/mod.ts";
 import {
   openSafetensors,
   type SafetensorsEntry,
   type SafetensorsFile,
 } from "../onnx/safetensors.ts";
-import { isLlamaCfg } from "./hf_config.ts";
 import {
   folderError,
   MODEL_WEIGHTS,
@@ -32,26 +30,22 @@ export interface Expected {
   shape: number[];
 }
 
-/** The model's parameters as files name them, for `cfg` and a classifier or LM. */
+/**
+ * The model's parameters as files name them, for `cfg` and a classifier or LM: each under the
+ * family's transformers prefix, or without it (the Hub's bare `gpt2` files); a classifier has
+ * no LM head.
+ */
 export function expectedParams(cfg: DecoderConfig, classifier: boolean): Expected[] {
-  if (isLlamaCfg(cfg)) {
-    const ours = Object.entries(llamaShapes(cfg));
-    const theirs = Object.keys(llamaShapes({ ...cfg, prefix: "model" }));
-    const lmHead = llamaNames(cfg).lmHead;
-    return ours.flatMap(([n, { shape }], i) => {
-      if (classifier && n === lmHead) return [];
-      const hf = theirs[i];
-      const bare = hf.startsWith("model.") ? hf.slice("model.".length) : hf;
-      return [{ ours: n, candidates: bare === hf ? [hf] : [hf, bare], shape }];
-    });
-  }
-  const ours = Object.entries(gptShapes(cfg));
-  const theirs = Object.keys(gptShapes({ ...cfg, prefix: "transformer" }));
-  return ours.map(([n, { shape }], i) => ({
-    ours: n,
-    candidates: [theirs[i], theirs[i].slice("transformer.".length)],
-    shape,
-  }));
+  const fam = familyFor(cfg);
+  const ours = Object.entries(fam.shapes(cfg));
+  const theirs = Object.keys(fam.shapes({ ...cfg, prefix: fam.hfPrefix }));
+  const lmHead = fam.lmHeadName(cfg), prefix = `${fam.hfPrefix}.`;
+  return ours.flatMap(([n, { shape }], i) => {
+    if (classifier && n === lmHead) return [];
+    const hf = theirs[i];
+    const bare = hf.startsWith(prefix) ? hf.slice(prefix.length) : hf;
+    return [{ ours: n, candidates: bare === hf ? [hf] : [hf, bare], shape }];
+  });
 }
 
 /** Buffers older transformers saved beside the weights: skipped on load. */
@@ -60,32 +54,17 @@ export const BUFFER =
 
 /** The embedding's parameter name (the tied head's matrix). */
 export function embedName(cfg: DecoderConfig): string {
-  return isLlamaCfg(cfg) ? llamaNames(cfg).embed : gptNames(cfg).wte;
+  return familyFor(cfg).embedName(cfg);
 }
 
 /** Whether the LM head is the embedding (GPT-2: always). */
 export function tied(cfg: DecoderConfig): boolean {
-  return isLlamaCfg(cfg) ? cfg.tieWordEmbeddings : true;
+  return familyFor(cfg).tied(cfg);
 }
 
 /** "key=value" of the config keys that determine the shape of tensor `name`. */
 export function impliedBy(cfg: DecoderConfig, name: string, numLabels?: number): string {
-  if (!isLlamaCfg(cfg)) {
-    return `n_embd=${cfg.nEmbd}, n_layer=${cfg.nLayer}, vocab_size=${cfg.vocabSize}, ` +
-      `n_positions=${cfg.nPositions}` + (numLabels ? `, num_labels=${numLabels}` : "");
-  }
-  const d = `hidden_size=${cfg.hiddenSize}`, hd = `head_dim=${cfg.headDim}`;
-  const f = `intermediate_size=${cfg.intermediateSize}`;
-  const rules: [RegExp, string][] = [
-    [/embed_tokens|lm_head/, `vocab_size=${cfg.vocabSize}, ${d}`],
-    [/^score\./, `num_labels=${numLabels}, ${d}`],
-    [/q_proj\./, `num_attention_heads=${cfg.nHead}, ${hd}, ${d}`],
-    [/[kv]_proj\./, `num_key_value_heads=${cfg.nKvHead}, ${hd}, ${d}`],
-    [/o_proj\./, `${d}, num_attention_heads=${cfg.nHead}, ${hd}`],
-    [/[qk]_norm/, hd],
-    [/mlp\./, `${f}, ${d}`],
-  ];
-  return rules.find(([re]) => re.test(name))?.[1] ?? d;
+  return familyFor(cfg).impliedBy(cfg, name, numLabels);
 }
 
 /** The open weight files of a folder and where each tensor lives. */

@@ -9,7 +9,7 @@
 import type * as ort from "onnxruntime-node";
 import type { NamedTensor } from "../onnx/safetensors.ts";
 import type { GptConfig } from "./gpt.ts";
-import { type DecoderConfig, hiddenSize, isLlama, trunkShapes } from "./decoder.ts";
+import { type DecoderConfig, familyFor, hiddenSize, modelType, trunkShapes } from "./decoder.ts";
 import { loadModelFolder, type ModelFolder, saveModelFolder } from "./checkpoint.ts";
 import { headNames, headShapes, REWARD_HEAD, rewardHeadFromScore } from "./heads.ts";
 import { HF_TOKENIZER_FILES, saveHfFolder } from "./hf.ts";
@@ -61,12 +61,13 @@ export async function saveRewardModel(
     throw new Error(`saveRewardModel: ${dir}: missing parameter "${!w ? head.weight : head.bias}"`);
   }
   const f32 = (a: FloatArray) => (a instanceof Float32Array ? a : Float32Array.from(a));
-  if (!isLlama(rm.cfg)) {
+  const fam = familyFor(rm.cfg);
+  if (fam.folders.reward === "r_head") {
     const extraTensors: Record<string, NamedTensor> = {
       [head.weight]: { dtype: "float32", shape: [d, 1], data: f32(w) },
       [head.bias]: { dtype: "float32", shape: [1], data: f32(b) },
     };
-    await saveHfFolder(dir, rm.cfg, rm.params, opts.tokenizer, {
+    await saveHfFolder(dir, rm.cfg as GptConfig, rm.params, opts.tokenizer, {
       config: { ...opts.config, proxima_reward_head: REWARD_HEAD },
       extraTensors,
     });
@@ -75,12 +76,9 @@ export async function saveRewardModel(
   const trunk = Object.fromEntries(
     Object.keys(trunkShapes(rm.cfg)).map((n) => [n, rm.params[n]]),
   ) as Record<string, FloatArray>;
-  const stem = { llama: "Llama", mistral: "Mistral", qwen2: "Qwen2", qwen3: "Qwen3" }[
-    rm.cfg.modelType
-  ];
   await saveModelFolder(dir, rm.cfg, trunk, {
     dtype: "float32",
-    architecture: `${stem}ForSequenceClassification`,
+    architecture: fam.classes(fam.modelType(rm.cfg)).classifier,
     config: {
       pad_token_id: opts.padTokenId ?? 0,
       ...opts.config,
@@ -204,9 +202,9 @@ export async function loadRewardModel(
   dir: string,
 ): Promise<LoadedRewardModel & { cfg: GptConfig }> {
   const rm = await loadAnyRewardModel(dir);
-  if (isLlama(rm.cfg)) {
+  if (familyFor(rm.cfg).name !== "gpt2") {
     throw new Error(
-      `loadRewardModel: ${dir}: a ${rm.cfg.modelType} reward model where a GPT-2 one is ` +
+      `loadRewardModel: ${dir}: a ${modelType(rm.cfg)} reward model where a GPT-2 one is ` +
         `needed (this task is byte-level GPT-2); use the lm task for other families`,
     );
   }

@@ -14,10 +14,14 @@
  */
 import { z } from "zod";
 import type { SessionOptions } from "../onnx/session.ts";
-import { contextLength, type DecoderConfig, decoderShapes, initDecoder } from "../nn/decoder.ts";
-import { saveDecoderFolder } from "../nn/decoder_folder.ts";
-import { loadModelFolder, readFolderJson } from "../nn/checkpoint.ts";
-import { HF_TOKENIZER_FILES, loadHfFolder } from "../nn/hf.ts";
+import {
+  contextLength,
+  type DecoderConfig,
+  decoderShapes,
+  familyOf,
+  initDecoder,
+} from "../nn/decoder.ts";
+import { loadDecoderFolder, saveDecoderFolder } from "../nn/decoder_folder.ts";
 import { generate } from "../nn/sample.ts";
 import { evaluateSft, SftTrainer } from "../nn/sft.ts";
 import { encodePairs, type TextPair } from "../nn/corpus.ts";
@@ -116,45 +120,23 @@ export function byteSftSchema(o: { steps: number; stepsHelp: string; corpusHelp:
 }
 
 /**
- * The decoder config of a model section (byte vocabulary, V = 257). `family: "gpt2"`: GPT-2
- * (exactly the config it always was). `family: "llama"`: a Llama-family decoder of the same
- * width, depth and heads — full multi-head attention (nKvHead = n_head), headDim = d / H,
- * RMSNorm ε 1e-5, RoPE θ 10000, no biases, no q/k norm, tied embeddings (like GPT-2 and
+ * The decoder config of a model section (byte vocabulary, V = 257): the family's `sized`
+ * config (`ModelFamily.sized`). `family: "gpt2"`: GPT-2 (exactly the config it always was).
+ * `family: "llama"`: a Llama-family decoder of the same width, depth and heads — full
+ * multi-head attention (nKvHead = n_head), headDim = d / H, RMSNorm ε 1e-5, RoPE θ 10000, no biases, no q/k norm, tied embeddings (like GPT-2 and
  * SmolLM2). Its SwiGLU inner width is 4·d, GPT-2's MLP width, rather than Llama's ≈ 8/3·d:
  * the MLP then has 3 matrices of 4·d² instead of 2, but the hidden width — and so the
  * activation memory per token and the `n_embd` a config names — matches GPT-2's, and no
  * rounding rule (Llama's multiple of 256) has to be chosen for widths as small as 64.
  */
 export function byteDecoderConfig(m: ByteModelSection): DecoderConfig {
-  if (m.family === "llama") {
-    return {
-      family: "llama",
-      modelType: "llama",
-      vocabSize: BYTE_VOCAB_SIZE,
-      hiddenSize: m.n_embd,
-      intermediateSize: 4 * m.n_embd,
-      nLayer: m.n_layer,
-      nHead: m.n_head,
-      nKvHead: m.n_head,
-      headDim: m.n_embd / m.n_head,
-      maxPositions: m.n_positions,
-      rmsNormEps: 1e-5,
-      ropeTheta: 10000,
-      ropeScaling: { type: "default" },
-      qkvBias: false,
-      oBias: false,
-      mlpBias: false,
-      qkNorm: false,
-      tieWordEmbeddings: true,
-    };
-  }
-  return {
+  return familyOf(m.family).sized({
     vocabSize: BYTE_VOCAB_SIZE,
-    nPositions: m.n_positions,
-    nEmbd: m.n_embd,
-    nLayer: m.n_layer,
-    nHead: m.n_head,
-  };
+    positions: m.n_positions,
+    hidden: m.n_embd,
+    layers: m.n_layer,
+    heads: m.n_head,
+  });
 }
 
 /** Session options of a stage run (the experiment runner passes threads and device). */
@@ -252,32 +234,11 @@ export interface ByteModelFolder extends ByteModel {
 }
 
 /**
- * Load a causal-LM folder of either family: a GPT-2 folder with `loadHfFolder` (as always),
- * any other `model_type` with `loadModelFolder`, plus its tokenizer files.
+ * Load a causal-LM folder of either family, each with its family's reader
+ * (`loadDecoderFolder`), plus its tokenizer files.
  */
-export async function loadByteModel(dir: string): Promise<ByteModelFolder> {
-  const json = await readFolderJson(dir, "config.json", true, "loadByteModel");
-  if (json?.model_type === "gpt2") {
-    const f = await loadHfFolder(dir);
-    return { cfg: f.cfg, params: f.params, config: f.config, tokenizer: f.tokenizer };
-  }
-  const m = await loadModelFolder(dir, { caller: "loadByteModel" });
-  if (m.architecture.kind !== "causal-lm") {
-    throw new Error(
-      `loadByteModel: ${dir}: ${m.architecture.name} is not a causal LM (a policy needs one)`,
-    );
-  }
-  const tok: TokenizerFiles = {};
-  for (const f of HF_TOKENIZER_FILES) {
-    const obj = await readFolderJson(dir, f, false, "loadByteModel");
-    if (obj) tok[f] = obj;
-  }
-  return {
-    cfg: m.cfg,
-    params: m.params,
-    config: m.config,
-    tokenizer: tok["tokenizer.json"] ? tok : undefined,
-  };
+export function loadByteModel(dir: string): Promise<ByteModelFolder> {
+  return loadDecoderFolder(dir, "loadByteModel");
 }
 
 /** The config of a byte-level SFT stage: the model section and an SFT section with a corpus. */

@@ -35,7 +35,7 @@
  * ```
  * @module
  */
-import { type DecoderConfig, decoderShapes, hiddenSize, kvLayout, mlpSize } from "../nn/decoder.ts";
+import { type DecoderConfig, decoderDims, decoderShapes } from "../nn/decoder.ts";
 import { type LoraConfig, loraShapes } from "../nn/lora.ts";
 
 /** What {@link estimateLmMemory} needs to know of a trial. */
@@ -87,10 +87,8 @@ const count = (shapes: Record<string, { shape: number[] }>) =>
 export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const shapes = decoderShapes(t.model);
   const N = count(shapes), V = t.model.vocabSize, T = t.seqLen, B = t.batch;
-  const d = hiddenSize(t.model);
-  const f = mlpSize(t.model);
-  const { nLayer: L, kvHeads, headDim } = kvLayout(t.model);
-  const H = t.model.nHead; // query heads (GPT-2: as many as the KV heads)
+  // The family's sizes: widths d and f, layers, query heads H (GPT-2: as many as the KV heads).
+  const { hidden: d, mlp: f, layers: L, heads: H, kvHeads, headDim } = decoderDims(t.model);
   const value = t.valueParams ?? 0;
   const P = t.lora && t.lora.r > 0 ? count(loraShapes(shapes, t.lora)) : N + value;
   const b = Math.ceil(B / t.minibatches);
