@@ -15,7 +15,8 @@ import { parseArgs } from "node:util";
 import type { z } from "zod";
 import cliProgress from "cli-progress";
 import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
-import { EnvRunSchema, parseEnvRunConfig } from "../lib/envs/run.ts";
+import { ENV_OVERRIDES, EnvRunSchema, parseEnvRunConfig } from "../lib/envs/run.ts";
+import { describeOverrides } from "../lib/trial/overrides.ts";
 import { REPORT_TO_HELP, reportToFlag } from "./report_to.ts";
 import { envSpec, resolveEnvId } from "../lib/envs/registry.ts";
 import { fmtField, logLine, trainDisplay } from "./train_progress.ts";
@@ -52,6 +53,10 @@ ${
   }).join("\n")
 }
 ${describePpoConfig().map((l) => "  --" + l).join("\n")}
+
+Defaults that differ from the base ones above for CartPole-v1 and Acrobot-v1 (already shown
+above; their override record, lib/envs/run.ts ENV_OVERRIDES):
+${describeOverrides(ENV_OVERRIDES).join("\n")}
 `;
 
 function parseValue(v: string): unknown {
@@ -357,7 +362,10 @@ async function trainTask(task: string): Promise<void> {
           }${a.value === undefined ? "" : ` = ${JSON.stringify(a.value)}`})`
         ).join("\n") +
         "\n\nEvery config key is a flag too: " + Object.keys(t.schema.shape).join(", ") +
-        " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)",
+        " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)" +
+        `\n\nDefaults ${task} sets differently from the base ones (its override record; every ` +
+        "other key has its schema's one default):\n" +
+        describeOverrides(t.overrides ?? {}).join("\n"),
     );
     return;
   }

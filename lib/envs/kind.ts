@@ -11,6 +11,7 @@
  * @module
  */
 import {
+  ENV_OVERRIDES,
   type EnvRunConfig,
   EnvRunSchema,
   parseEnvRunConfig,
@@ -36,6 +37,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
     aliases: [alias],
     description: `PPO (CleanRL ppo.py defaults) on Gymnasium's ${id}`,
     schema: EnvTrialSchema,
+    overrides: ENV_OVERRIDES,
     keyHints: {
       env: `the environment is the experiment's task: write task: "${id}" (or "${
         id === "CartPole-v1" ? "Acrobot-v1" : "CartPole-v1"

@@ -13,6 +13,7 @@
 import type { StopToken } from "../ppo/stop.ts";
 import { z } from "zod";
 import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
+import { type DefaultOverrides, withOverrides } from "../trial/overrides.ts";
 import {
   type EpisodeRow,
   type MetricsRow,
@@ -27,22 +28,32 @@ import type { Device } from "../onnx/session.ts";
 import { ENV_IDS, makeVecEnv, resolveEnvId } from "./registry.ts";
 import { createEnvProblem } from "./ppo.ts";
 
-export const EnvRunSchema = z.object({
-  env: z.string().describe(`environment: ${ENV_IDS.join(", ")} (or cartpole, acrobot)`),
-  seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe("trial seed"),
-  total_steps: z.number().int().positive().default(500_000).describe(
-    "environment steps in total (updates = total_steps / (envs·steps), rounded down)",
-  ),
-  envs: z.number().int().min(1).max(4096).default(4).describe("parallel environments"),
-  steps: z.number().int().min(1).default(128).describe("steps per environment per rollout"),
-  hidden: z.array(z.number().int().positive()).min(1).default([64, 64]).describe(
-    "hidden widths of actor and critic",
-  ),
-  checkpoint_every: z.number().int().min(0).default(10).describe(
-    "checkpoint every k updates (0 = never)",
-  ),
-  ppo: PpoSchema.default(PpoSchema.parse({})),
-}).strict();
+/**
+ * Where the classic-control runs' defaults differ from the base ones (`ppo.*` are PpoSchema's,
+ * CleanRL's, as they are): a checkpoint every 10 updates.
+ */
+export const ENV_OVERRIDES: DefaultOverrides = { checkpoint_every: 10 };
+
+/** A classic-control run's config: the env, the rollout shape, the networks and `ppo.*`. */
+export const EnvRunSchema = withOverrides(
+  z.object({
+    env: z.string().describe(`environment: ${ENV_IDS.join(", ")} (or cartpole, acrobot)`),
+    seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe("trial seed"),
+    total_steps: z.number().int().positive().default(500_000).describe(
+      "environment steps in total (updates = total_steps / (envs·steps), rounded down)",
+    ),
+    envs: z.number().int().min(1).max(4096).default(4).describe("parallel environments"),
+    steps: z.number().int().min(1).default(128).describe("steps per environment per rollout"),
+    hidden: z.array(z.number().int().positive()).min(1).default([64, 64]).describe(
+      "hidden widths of actor and critic",
+    ),
+    checkpoint_every: z.number().int().min(0).default(0).describe(
+      "checkpoint every k updates (0 = never)",
+    ),
+    ppo: PpoSchema.default(PpoSchema.parse({})),
+  }).strict(),
+  ENV_OVERRIDES,
+);
 
 export type EnvRunConfig = z.infer<typeof EnvRunSchema>;
 

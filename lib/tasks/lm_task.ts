@@ -52,9 +52,10 @@ import type {
   TrialKind,
   TrialRunContext,
 } from "../trial/contract.ts";
+import type { DefaultOverrides } from "../trial/overrides.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
-import type { UserReward } from "./rewards.ts";
+import { RewardRefSchema, type UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
 import { trainFlagProblems, trainFlagsShape, trainHooks } from "./train_hooks.ts";
@@ -74,19 +75,46 @@ export interface LmTrialConfig {
   save_total_limit: number | null;
 }
 
-/** The schema fields of {@link LmTrialConfig}, with the task's number of updates by default. */
-export function lmTrialShape(o: { updates: number }) {
+/**
+ * The schema fields of {@link LmTrialConfig}, each with its one default (10 updates; a task's
+ * own number is an override in its record, e.g. `updates: 20`).
+ */
+export function lmTrialShape() {
   return {
     method: MethodSchema,
     seed: z.number().int().default(1).describe(
       "PPO trial seed (value head, sampling, minibatches)",
     ),
-    updates: z.number().int().min(1).default(o.updates).describe("PPO updates"),
+    updates: z.number().int().min(1).default(10).describe("PPO updates"),
     checkpoint_every: z.number().int().min(0).default(0).describe(
       "checkpoint every k updates (0: only the final state)",
     ),
     ...trainFlagsShape(),
   };
+}
+
+/**
+ * Sampling keys several LM tasks have, each with its one default (a task's own value is an
+ * override in its record; a task may re-describe a field with `.describe`).
+ */
+export const LM_SAMPLING_FIELDS = {
+  batch: z.number().int().min(1).default(8).describe(
+    "responses per update (batch / samples_per_prompt prompts, each sampled samples_per_prompt times)",
+  ),
+  samples_per_prompt: z.number().int().min(1).default(1).describe(
+    "responses sampled per prompt: the group of the critic-free estimators (ppo.advantage " +
+      "grpo, dr_grpo, rloo need 2 or more)",
+  ),
+  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
+  /** Responses per evaluation (`eval.samples`). */
+  eval_samples: z.number().int().min(1).default(16).describe("responses per evaluation"),
+};
+
+/** `rewards`, the reward list (the reward model alone by default), described by the task. */
+export function rewardsField(description: string) {
+  return z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
+    description,
+  );
 }
 
 /** What a task's `problem` and `evaluate` get besides the config. */
@@ -130,6 +158,8 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
   description: string;
   /** The trial config (strict, defaults filled by parsing; `I` is what it accepts). */
   schema: z.ZodObject & z.ZodType<C, I>;
+  /** The defaults the schema gives differently from the base ones (`TrialKind.overrides`). */
+  overrides?: DefaultOverrides;
   /** Cross-key checks after parsing (problems as {key, cause, fix}; the trial refuses any). */
   check?(config: C): { key: string; cause: string; fix: string }[];
   /** Files or folders the trial reads by config key (planning hashes them into the trial id). */
@@ -376,6 +406,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     aliases: [],
     description: spec.description,
     schema: spec.schema,
+    ...(spec.overrides ? { overrides: spec.overrides } : {}),
     resolve: (raw) => resolveMethod(raw, spec.schema),
     ...(spec.check ? { check: spec.check } : {}),
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
