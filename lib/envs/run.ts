@@ -12,7 +12,7 @@
  */
 import type { StopToken } from "../ppo/stop.ts";
 import { z } from "zod";
-import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
+import { ConfigError, type ConfigProblem, formatIssues, PpoSchema } from "../ppo/config.ts";
 import { type DefaultOverrides, withOverrides } from "../trial/overrides.ts";
 import {
   type EpisodeRow,
@@ -66,19 +66,32 @@ export function parseEnvRunConfig(input: unknown, where = "config"): EnvRunConfi
   } catch (e) {
     throw new ConfigError(`${where}: env: ${(e as Error).message}`);
   }
-  if (r.data.total_steps < r.data.envs * r.data.steps) {
-    throw new ConfigError(
-      `${where}: total_steps (${r.data.total_steps}) is less than one rollout ` +
-        `(envs·steps = ${r.data.envs * r.data.steps}); raise total_steps or lower envs/steps`,
-    );
-  }
-  if (r.data.ppo.minibatches > r.data.envs * r.data.steps) {
-    throw new ConfigError(
-      `${where}: ppo.minibatches (${r.data.ppo.minibatches}) exceeds the rollout size ` +
-        `(${r.data.envs * r.data.steps}); lower it`,
-    );
-  }
+  const [p] = envRunProblems(r.data);
+  if (p) throw new ConfigError(`${where}: ${p.cause}; ${p.fix}`);
   return r.data;
+}
+
+/**
+ * The cross-key checks of a parsed run config (the rollout against total_steps and the
+ * minibatches), as {key, cause, fix}: what planning runs once per trial.
+ */
+export function envRunProblems(c: Omit<EnvRunConfig, "env">): ConfigProblem[] {
+  const rollout = c.envs * c.steps;
+  if (c.total_steps < rollout) {
+    return [{
+      key: "total_steps",
+      cause: `total_steps (${c.total_steps}) is less than one rollout (envs·steps = ${rollout})`,
+      fix: "raise total_steps or lower envs/steps",
+    }];
+  }
+  if (c.ppo.minibatches > rollout) {
+    return [{
+      key: "ppo.minibatches",
+      cause: `ppo.minibatches (${c.ppo.minibatches}) exceeds the rollout size (${rollout})`,
+      fix: "lower it",
+    }];
+  }
+  return [];
 }
 
 export interface EnvRunOptions {

@@ -53,6 +53,7 @@ import type {
   TrialRunContext,
 } from "../trial/contract.ts";
 import type { DefaultOverrides } from "../trial/overrides.ts";
+import { isResolved, resolveTrialConfig } from "../trial/resolve.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
 import { RewardRefSchema, type UserReward } from "./rewards.ts";
@@ -292,29 +293,34 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
   spec: LmTaskSpec<C, S, E, I>,
 ): LmTrialKind<C, S, E, I> {
   const schema: z.ZodType<C, I> = spec.schema;
-  const parse = (input: unknown): C => {
+  /** Every cross-key check of a parsed config: the task's own, then the training flags'. */
+  const check = (c: C) => [
+    ...(spec.check?.(c) ?? []),
+    ...trainFlagProblems(c, spec.name, Boolean(spec.savePretrained)),
+  ];
+  const resolver = {
+    schema,
     // The method's record first: its definition and paper defaults, under what the input sets.
-    const resolved = resolveMethod((input ?? {}) as Record<string, unknown>, schema);
-    if (resolved.problems.length) {
+    resolve: (raw: Record<string, unknown>) => resolveMethod(raw, schema),
+    check,
+  };
+  const parse = (input: unknown): C => {
+    const r = resolveTrialConfig(resolver, (input ?? {}) as Record<string, unknown>);
+    if (!r.ok && r.issues) {
+      throw new ConfigError(formatIssues(r.issues, input, `${spec.name} config`));
+    }
+    if (!r.ok) {
       throw new ConfigError(
         `${spec.name} config: ` +
-          resolved.problems.map((p) => `${p.key}: ${p.cause}; fix: ${p.fix}`).join("\n  "),
+          r.problems.map((p) => `${p.key}: ${p.cause}; fix: ${p.fix}`).join("\n  "),
       );
     }
-    const r = schema.safeParse(resolved.config);
-    if (!r.success) {
-      throw new ConfigError(formatIssues(r.error.issues, input, `${spec.name} config`));
-    }
-    const problems = [
-      ...(spec.check?.(r.data) ?? []),
-      ...trainFlagProblems(r.data, spec.name, Boolean(spec.savePretrained)),
-    ];
-    if (problems.length) {
+    if (r.problems.length) {
       throw new ConfigError(
-        `${spec.name} config: ` + problems.map((p) => `${p.cause}; ${p.fix}`).join("\n  "),
+        `${spec.name} config: ` + r.problems.map((p) => `${p.cause}; ${p.fix}`).join("\n  "),
       );
     }
-    return r.data;
+    return r.config;
   };
   const stageFn = (opts: LocalStageOptions = {}) => localStageCache(spec, opts);
 
@@ -334,12 +340,12 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     }
     : undefined;
 
-  const trial = async (
-    input: I | C,
+  /** A trial of a resolved config (parsed and checked already: planning did it, or `trial`). */
+  const runResolved = async (
+    c: C,
     outDir: string,
     opts: LmTrialOptions<S> = {},
   ): Promise<LmTrialResult<S["record"], E>> => {
-    const c = parse(input);
     await spec.preflight?.(c, { rewards: opts.rewards });
     // Refuse a trial that cannot fit before anything trains (planning refused it already).
     const memo: PlanContext["memo"] = new Map();
@@ -382,6 +388,14 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     return { ...evaluation, last };
   };
 
+  const trial = (
+    input: I | C,
+    outDir: string,
+    opts: LmTrialOptions<S> = {},
+  ): Promise<LmTrialResult<S["record"], E>> =>
+    // A config this process resolved (the runner's) is not parsed or checked again.
+    runResolved(isResolved(input) ? input as C : parse(input), outDir, opts);
+
   const summarize = async (outDir: string): Promise<LmTrialSummary> => {
     const { evaluation, last, mean } = await readLmTrial<LmEvaluation<S["record"], E>>(outDir);
     return { metrics: spec.summary(evaluation), ...(last ? { last } : {}), mean };
@@ -391,7 +405,8 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     const per = spec.samples(config), total = config.updates;
     const info = (row: MetricsRow) =>
       Object.fromEntries(Object.entries(spec.progress).map(([label, col]) => [label, row[col]]));
-    await trial(config, outDir, {
+    // Resolved at planning (and confirmed against the trial id by the runner): not parsed again.
+    await runResolved(config, outDir, {
       resume: ctx.resume,
       stop: ctx.stop,
       stage: ctx.stage,
@@ -407,8 +422,8 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     description: spec.description,
     schema: spec.schema,
     ...(spec.overrides ? { overrides: spec.overrides } : {}),
-    resolve: (raw) => resolveMethod(raw, spec.schema),
-    ...(spec.check ? { check: spec.check } : {}),
+    resolve: resolver.resolve,
+    check,
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
     ...(validate ? { validate } : {}),
     work: (c) => ({ total: c.updates, unit: "updates", steps: spec.samples(c) }),
