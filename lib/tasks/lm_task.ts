@@ -3,7 +3,9 @@
  * problem builder, an evaluation, a summary and the progress columns — as one trial function
  * and one trial kind (lib/trial/contract.ts). Every LM task's trial is the same template:
  *
- * 1. parse the config (the schema, then the task's cross-key `check`), and refuse a trial whose
+ * 1. the config: resolved once where the trial is planned (the method record, the schema, the
+ *    cross-key `check` and the training flags' checks: lib/trial/resolve.ts), so the kind's
+ *    `run` takes it as it is and only `trial(input)` resolves an input itself; refuse a trial whose
  *    peak-memory estimate (the task's `memory` hook, lib/tasks/memory.ts) exceeds this
  *    machine's memory — planning (`validate`) refuses it before any trial starts;
  * 2. `problem(config, ctx)`: the stages it needs (`ctx.stage`: the runner's stage cache, or the
@@ -53,7 +55,7 @@ import type {
   TrialRunContext,
 } from "../trial/contract.ts";
 import type { DefaultOverrides } from "../trial/overrides.ts";
-import { isResolved, resolveTrialConfig } from "../trial/resolve.ts";
+import { resolveTrialConfig } from "../trial/resolve.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
 import { RewardRefSchema, type UserReward } from "./rewards.ts";
@@ -392,9 +394,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     input: I | C,
     outDir: string,
     opts: LmTrialOptions<S> = {},
-  ): Promise<LmTrialResult<S["record"], E>> =>
-    // A config this process resolved (the runner's) is not parsed or checked again.
-    runResolved(isResolved(input) ? input as C : parse(input), outDir, opts);
+  ): Promise<LmTrialResult<S["record"], E>> => runResolved(parse(input), outDir, opts);
 
   const summarize = async (outDir: string): Promise<LmTrialSummary> => {
     const { evaluation, last, mean } = await readLmTrial<LmEvaluation<S["record"], E>>(outDir);
