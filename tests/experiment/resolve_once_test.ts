@@ -14,7 +14,13 @@ import {
   type TrialEvent,
   type TrialRequest,
 } from "../../lib/experiment/mod.ts";
-import { configCounts, resetConfigCounts, resolvedConfig } from "../../lib/trial/resolve.ts";
+import {
+  configCounts,
+  parseTrialConfig,
+  resetConfigCounts,
+  resolvedConfig,
+} from "../../lib/trial/resolve.ts";
+import { trainOneTrial } from "../../cli/train_trial.ts";
 import { CARTPOLE_KIND } from "../../lib/envs/kind.ts";
 import { defineLmTask, lmTrialShape } from "../../lib/tasks/lm_task.ts";
 import { CODE_VERSION } from "./helpers.ts";
@@ -139,4 +145,38 @@ Deno.test("an LM task's run takes its resolved config as it is: no second parse 
   await assert.rejects(kind.trial({ seed: 9 }, "/nonexistent"), (e) => e === sentinel);
   assert.deepEqual(seen.at(-1), { parses: 1, checks: 5 });
   assert.equal(configCounts.checks, 1);
+});
+
+Deno.test("deno task train's one trial: one parse and one check in its one process", async () => {
+  const root = await Deno.makeTempDir({ prefix: "resolve-once-train-" });
+  try {
+    resetConfigCounts();
+    const config = parseTrialConfig(CARTPOLE_KIND, { ...base, seed: 5 }, "train flags");
+    assert.deepEqual(configCounts, { parses: 1, checks: 1 });
+    const r = await trainOneTrial({
+      kind: CARTPOLE_KIND,
+      config,
+      out: `${root}/run`,
+      outFlag: "--out",
+      resume: false,
+      root,
+      threads: 1,
+      device: "cpu",
+      reportTo: "none",
+      onEvent() {},
+    });
+    assert.equal(r.how, "ran");
+    assert.deepEqual(configCounts, { parses: 1, checks: 1 }); // planned and ran without more
+    assert.equal(
+      JSON.parse(await Deno.readTextFile(`${root}/run/config.json`)).config.seed,
+      5,
+    );
+    // A bad cross-key combination is named by key, before anything runs.
+    assert.throws(
+      () => parseTrialConfig(CARTPOLE_KIND, { ...base, total_steps: 4 }, "train flags"),
+      /train flags: total_steps: total_steps \(4\) is less than one rollout .*fix: raise/,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });
