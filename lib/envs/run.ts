@@ -35,25 +35,25 @@ import { createEnvProblem } from "./ppo.ts";
 export const ENV_OVERRIDES: DefaultOverrides = { checkpoint_every: 10 };
 
 /** A classic-control run's config: the env, the rollout shape, the networks and `ppo.*`. */
-export const EnvRunSchema = withOverrides(
-  z.object({
-    env: z.string().describe(`environment: ${ENV_IDS.join(", ")} (or cartpole, acrobot)`),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe("trial seed"),
-    total_steps: z.number().int().positive().default(500_000).describe(
-      "environment steps in total (updates = total_steps / (envs·steps), rounded down)",
-    ),
-    envs: z.number().int().min(1).max(4096).default(4).describe("parallel environments"),
-    steps: z.number().int().min(1).default(128).describe("steps per environment per rollout"),
-    hidden: z.array(z.number().int().positive()).min(1).default([64, 64]).describe(
-      "hidden widths of actor and critic",
-    ),
-    checkpoint_every: z.number().int().min(0).default(0).describe(
-      "checkpoint every k updates (0 = never)",
-    ),
-    ppo: PpoSchema.default(PpoSchema.parse({})),
-  }).strict(),
-  ENV_OVERRIDES,
-);
+const EnvRunBase = z.object({
+  env: z.string().describe(`environment: ${ENV_IDS.join(", ")} (or cartpole, acrobot)`),
+  seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe("trial seed"),
+  total_steps: z.number().int().positive().default(500_000).describe(
+    "environment steps in total (updates = total_steps / (envs·steps), rounded down)",
+  ),
+  envs: z.number().int().min(1).max(4096).default(4).describe("parallel environments"),
+  steps: z.number().int().min(1).default(128).describe("steps per environment per rollout"),
+  hidden: z.array(z.number().int().positive()).min(1).default([64, 64]).describe(
+    "hidden widths of actor and critic",
+  ),
+  checkpoint_every: z.number().int().min(0).default(0).describe(
+    "checkpoint every k updates (0 = never)",
+  ),
+  ppo: PpoSchema.default(PpoSchema.parse({})),
+}).strict();
+
+/** {@link EnvRunBase} with the classic-control runs' defaults ({@link ENV_OVERRIDES}). */
+export const EnvRunSchema = withOverrides(EnvRunBase, ENV_OVERRIDES);
 
 export type EnvRunConfig = z.infer<typeof EnvRunSchema>;
 

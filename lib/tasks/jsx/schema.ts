@@ -49,41 +49,41 @@ export const JSX_OVERRIDES: DefaultOverrides = {
 };
 
 /** A whole `jsx` trial: SFT stage, PPO, rewards, evaluation. */
-export const JsxRunSchema = withOverrides(
-  z.object({
-    ...lmTrialShape(),
-    model: JsxModelBase.default(JsxModelBase.parse({})),
-    sft: JsxSftBase.default(JsxSftBase.parse({})),
-    ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
-    samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
-      "responses per prompt per update (5 prompts: batch = 5 × this): the group that " +
-        "ppo.advantage grpo, dr_grpo and rloo take their baseline from",
+const JsxRunBase = z.object({
+  ...lmTrialShape(),
+  model: JsxModelBase.default(JsxModelBase.parse({})),
+  sft: JsxSftBase.default(JsxSftBase.parse({})),
+  ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
+    "responses per prompt per update (5 prompts: batch = 5 × this): the group that " +
+      "ppo.advantage grpo, dr_grpo and rloo take their baseline from",
+  ),
+  max_new_tokens: z.number().int().min(1).max(96)
+    .default(LM_SAMPLING_FIELDS.max_new_tokens.parse(undefined))
+    .describe("most tokens per response"),
+  rewards: rewardsField(
+    "the reward: Σ weight · component (built-ins: jsx, parse, structure, length)",
+  ),
+  eval: z.object({
+    samples_per_prompt: z.number().int().min(1).default(20).describe(
+      "responses per prompt per evaluation",
     ),
-    max_new_tokens: z.number().int().min(1).max(96)
-      .default(LM_SAMPLING_FIELDS.max_new_tokens.parse(undefined))
-      .describe("most tokens per response"),
-    rewards: rewardsField(
-      "the reward: Σ weight · component (built-ins: jsx, parse, structure, length)",
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+    execute: z.boolean().default(true).describe(
+      "run valid components in the sandbox (exec_rate)",
     ),
-    eval: z.object({
-      samples_per_prompt: z.number().int().min(1).default(20).describe(
-        "responses per prompt per evaluation",
-      ),
-      seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
-      execute: z.boolean().default(true).describe(
-        "run valid components in the sandbox (exec_rate)",
-      ),
-      timeout_ms: z.number().int().min(10).default(2000).describe(
-        "sandbox time limit per component",
-      ),
-    }).strict().default({ samples_per_prompt: 20, seed: 12345, execute: true, timeout_ms: 2000 }),
-    measure_resources: z.boolean().default(false).describe(
-      "write resources.json: the training's wall time, peak RSS and the models it held (a " +
-        "measurement: the bundle hash then differs between runs; results stay identical)",
+    timeout_ms: z.number().int().min(10).default(2000).describe(
+      "sandbox time limit per component",
     ),
-  }).strict(),
-  JSX_OVERRIDES,
-);
+  }).strict().default({ samples_per_prompt: 20, seed: 12345, execute: true, timeout_ms: 2000 }),
+  measure_resources: z.boolean().default(false).describe(
+    "write resources.json: the training's wall time, peak RSS and the models it held (a " +
+      "measurement: the bundle hash then differs between runs; results stay identical)",
+  ),
+}).strict();
+
+/** {@link JsxRunBase} with this task's defaults ({@link JSX_OVERRIDES}). */
+export const JsxRunSchema = withOverrides(JsxRunBase, JSX_OVERRIDES);
 
 /** The model section, with this task's defaults. */
 export const JsxModelSchema = JsxRunSchema.shape.model.unwrap();

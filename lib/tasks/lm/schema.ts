@@ -34,67 +34,67 @@ export const LM_OVERRIDES: DefaultOverrides = {
   "ppo.kl.beta": 0.05,
 };
 
-export const LmRunSchema = withOverrides(
-  z.object({
-    ...lmTrialShape(),
-    policy: path("Hugging Face folder of the policy (config.json, weights, tokenizer.json)"),
-    reward_model: z.string().min(1).nullable().default(null).describe(
-      "reward model folder: a Hub *ForSequenceClassification (num_labels 1) or one Proxima saved; " +
-        "null: reward_model_data trains one, or only named reward functions are used",
+const LmRunBase = z.object({
+  ...lmTrialShape(),
+  policy: path("Hugging Face folder of the policy (config.json, weights, tokenizer.json)"),
+  reward_model: z.string().min(1).nullable().default(null).describe(
+    "reward model folder: a Hub *ForSequenceClassification (num_labels 1) or one Proxima saved; " +
+      "null: reward_model_data trains one, or only named reward functions are used",
+  ),
+  reward_model_data: z.string().min(1).nullable().default(null).describe(
+    "preference pairs (.jsonl: prompt, chosen, rejected) that train a reward model on the " +
+      "policy's trunk as a cached stage (when reward_model is null)",
+  ),
+  reward_model_train: LmRewardTrainSchema.default(LmRewardTrainSchema.parse({})),
+  reward_input: z.enum(["tokens", "text"]).default("tokens").describe(
+    "what the reward model reads: the policy's token ids (same tokenizer required) or the " +
+      "decoded text re-encoded with its own tokenizer",
+  ),
+  rewards: rewardsField(
+    'the reward, Σ weight · component: "rm" (the reward model), "length" (response tokens), ' +
+      '"missing_eos", the verifiable "exact_match", "format", "code_tests" (on the prompt ' +
+      'row\'s answer / tests columns), or your own function: { module: "rewards/math.ts", ' +
+      'name: "exact", weight: 1 } (deno task train: --reward_fn rewards/math.ts:exact:1)',
+  ),
+  missing_eos_penalty: z.number().min(0).nullable().default(null).describe(
+    "subtracted from the reward of a response that did not end with EOS (TRL's)",
+  ),
+  value_model: z.enum(["shared", "from_policy", "from_reward_model"]).default("shared").describe(
+    "value model: a head on the policy's trunk, its own copy of the policy, or the reward " +
+      "model's trunk with its score head (as TRL)",
+  ),
+  lora: z.object({
+    r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
+    alpha: z.number().positive().default(16).describe("LoRA scale numerator (alpha/r)"),
+    targets: z.array(z.string().min(1)).min(1).nullable().default(null).describe(
+      "weights that get adapters (suffixes such as q_proj); null: the family's projections",
     ),
-    reward_model_data: z.string().min(1).nullable().default(null).describe(
-      "preference pairs (.jsonl: prompt, chosen, rejected) that train a reward model on the " +
-        "policy's trunk as a cached stage (when reward_model is null)",
+  }).strict().default({ r: 0, alpha: 16, targets: null }),
+  prompts: path("prompt set: .txt (one per line), .jsonl (prompt or messages), .parquet"),
+  chat_template: z.boolean().default(true).describe(
+    "render plain prompts as a user turn with the tokenizer's chat template (when it has one)",
+  ),
+  batch: LM_SAMPLING_FIELDS.batch,
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt,
+  max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
+  temperature: z.number().positive().default(1).describe("sampling temperature"),
+  top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling (1: off)"),
+  top_k: z.number().int().min(0).default(0).describe("top-k sampling (0: off)"),
+  stop: z.array(z.string().min(1)).default([]).describe(
+    "strings that end a response (each must be one token of the policy's tokenizer)",
+  ),
+  eval: z.object({
+    prompts: z.string().min(1).nullable().default(null).describe(
+      "evaluation prompt set (null: the training prompts)",
     ),
-    reward_model_train: LmRewardTrainSchema.default(LmRewardTrainSchema.parse({})),
-    reward_input: z.enum(["tokens", "text"]).default("tokens").describe(
-      "what the reward model reads: the policy's token ids (same tokenizer required) or the " +
-        "decoded text re-encoded with its own tokenizer",
-    ),
-    rewards: rewardsField(
-      'the reward, Σ weight · component: "rm" (the reward model), "length" (response tokens), ' +
-        '"missing_eos", the verifiable "exact_match", "format", "code_tests" (on the prompt ' +
-        'row\'s answer / tests columns), or your own function: { module: "rewards/math.ts", ' +
-        'name: "exact", weight: 1 } (deno task train: --reward_fn rewards/math.ts:exact:1)',
-    ),
-    missing_eos_penalty: z.number().min(0).nullable().default(null).describe(
-      "subtracted from the reward of a response that did not end with EOS (TRL's)",
-    ),
-    value_model: z.enum(["shared", "from_policy", "from_reward_model"]).default("shared").describe(
-      "value model: a head on the policy's trunk, its own copy of the policy, or the reward " +
-        "model's trunk with its score head (as TRL)",
-    ),
-    lora: z.object({
-      r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
-      alpha: z.number().positive().default(16).describe("LoRA scale numerator (alpha/r)"),
-      targets: z.array(z.string().min(1)).min(1).nullable().default(null).describe(
-        "weights that get adapters (suffixes such as q_proj); null: the family's projections",
-      ),
-    }).strict().default({ r: 0, alpha: 16, targets: null }),
-    prompts: path("prompt set: .txt (one per line), .jsonl (prompt or messages), .parquet"),
-    chat_template: z.boolean().default(true).describe(
-      "render plain prompts as a user turn with the tokenizer's chat template (when it has one)",
-    ),
-    batch: LM_SAMPLING_FIELDS.batch,
-    samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt,
-    max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
-    temperature: z.number().positive().default(1).describe("sampling temperature"),
-    top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling (1: off)"),
-    top_k: z.number().int().min(0).default(0).describe("top-k sampling (0: off)"),
-    stop: z.array(z.string().min(1)).default([]).describe(
-      "strings that end a response (each must be one token of the policy's tokenizer)",
-    ),
-    eval: z.object({
-      prompts: z.string().min(1).nullable().default(null).describe(
-        "evaluation prompt set (null: the training prompts)",
-      ),
-      samples: LM_SAMPLING_FIELDS.eval_samples,
-      seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
-    }).strict().default({ prompts: null, samples: 16, seed: 12345 }),
-    ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
-  }).strict(),
-  LM_OVERRIDES,
-);
+    samples: LM_SAMPLING_FIELDS.eval_samples,
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+  }).strict().default({ prompts: null, samples: 16, seed: 12345 }),
+  ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
+}).strict();
+
+/** {@link LmRunBase} with this task's defaults ({@link LM_OVERRIDES}). */
+export const LmRunSchema = withOverrides(LmRunBase, LM_OVERRIDES);
 
 export type LmRunConfig = z.infer<typeof LmRunSchema>;
 export type LmRunInput = z.input<typeof LmRunSchema>;

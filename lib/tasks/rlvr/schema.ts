@@ -66,30 +66,30 @@ export const RlvrEvalSchema = z.object({
 }).strict();
 
 /** A whole `rlvr` trial: SFT stage, critic-free RL on verifiable rewards, evaluation. */
-export const RlvrRunSchema = withOverrides(
-  z.object({
-    ...lmTrialShape(),
-    model: RlvrModelBase.default(RlvrModelBase.parse({})),
-    sft: RlvrSftBase.default(RlvrSftBase.parse({})),
-    ppo: RlvrPpoBaseSchema.default(RlvrPpoBaseSchema.parse({})),
-    max_operand: z.number().int().min(1).max(999).default(99).describe(
-      "operands are drawn uniformly from [0, max_operand]",
-    ),
-    prompts_per_update: z.number().int().min(1).default(8).describe(
-      "problems per update (batch = prompts_per_update × samples_per_prompt)",
-    ),
-    samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
-      "responses per problem: the group of grpo, dr_grpo and rloo (≥ 2)",
-    ),
-    max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
-    rewards: rewardsField(
-      "the reward: Σ weight · component (built-ins: exact_match, format — the task's pattern " +
-        "unless options.pattern — length; or { module, name } of your own)",
-    ),
-    eval: RlvrEvalSchema.default(RlvrEvalSchema.parse({})),
-  }).strict(),
-  RLVR_OVERRIDES,
-);
+const RlvrRunBase = z.object({
+  ...lmTrialShape(),
+  model: RlvrModelBase.default(RlvrModelBase.parse({})),
+  sft: RlvrSftBase.default(RlvrSftBase.parse({})),
+  ppo: RlvrPpoBaseSchema.default(RlvrPpoBaseSchema.parse({})),
+  max_operand: z.number().int().min(1).max(999).default(99).describe(
+    "operands are drawn uniformly from [0, max_operand]",
+  ),
+  prompts_per_update: z.number().int().min(1).default(8).describe(
+    "problems per update (batch = prompts_per_update × samples_per_prompt)",
+  ),
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
+    "responses per problem: the group of grpo, dr_grpo and rloo (≥ 2)",
+  ),
+  max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
+  rewards: rewardsField(
+    "the reward: Σ weight · component (built-ins: exact_match, format — the task's pattern " +
+      "unless options.pattern — length; or { module, name } of your own)",
+  ),
+  eval: RlvrEvalSchema.default(RlvrEvalSchema.parse({})),
+}).strict();
+
+/** {@link RlvrRunBase} with this task's defaults ({@link RLVR_OVERRIDES}). */
+export const RlvrRunSchema = withOverrides(RlvrRunBase, RLVR_OVERRIDES);
 
 /** The model section, with this task's defaults. */
 export const RlvrModelSchema = RlvrRunSchema.shape.model.unwrap();

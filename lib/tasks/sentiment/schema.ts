@@ -65,69 +65,69 @@ export const SENTIMENT_OVERRIDES: DefaultOverrides = {
 };
 
 /** A whole `sentiment` trial: stages, PPO, rewards, evaluation. */
-export const SentimentRunSchema = withOverrides(
-  z.object({
-    ...lmTrialShape(),
-    model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
-    sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
-    reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
-    algorithm: z.enum(["ppo", "dpo"]).default("ppo").describe(
-      "ppo: online RL with the reward model (ppo.*; ppo.advantage picks PPO's GAE or a " +
-        "critic-free estimator); dpo: offline DPO/IPO (dpo.*) on the reward model's preference " +
-        "pairs with the frozen SFT policy as reference, batch / 2 pairs per update (the same " +
-        "responses per update as PPO's batch)",
+const SentimentRunBase = z.object({
+  ...lmTrialShape(),
+  model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
+  sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
+  reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+  algorithm: z.enum(["ppo", "dpo"]).default("ppo").describe(
+    "ppo: online RL with the reward model (ppo.*; ppo.advantage picks PPO's GAE or a " +
+      "critic-free estimator); dpo: offline DPO/IPO (dpo.*) on the reward model's preference " +
+      "pairs with the frozen SFT policy as reference, batch / 2 pairs per update (the same " +
+      "responses per update as PPO's batch)",
+  ),
+  ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
+  dpo: DpoSchema.default(DpoSchema.parse({})),
+  value_model: z.enum(["shared", "separate"]).default("shared").describe(
+    "value model: a head on the policy's trunk (shared) or its own trunk, a copy of the " +
+      "SFT policy (separate)",
+  ),
+  lora: z.object({
+    r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
+    alpha: z.number().positive().default(16).describe(
+      "LoRA scale numerator (update = alpha/r·A@B)",
     ),
-    ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
-    dpo: DpoSchema.default(DpoSchema.parse({})),
-    value_model: z.enum(["shared", "separate"]).default("shared").describe(
-      "value model: a head on the policy's trunk (shared) or its own trunk, a copy of the " +
-        "SFT policy (separate)",
+    targets: z.array(z.string().min(1)).min(1).nullable().default(null).describe(
+      "weights that get adapters (suffixes of weight names); null: the policy family's " +
+        "(GPT-2: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj; Llama: self_attn.q/k/v/o_proj, " +
+        "mlp.gate/up/down_proj)",
     ),
-    lora: z.object({
-      r: z.number().int().min(0).default(0).describe("LoRA rank (0: off, full fine-tuning)"),
-      alpha: z.number().positive().default(16).describe(
-        "LoRA scale numerator (update = alpha/r·A@B)",
-      ),
-      targets: z.array(z.string().min(1)).min(1).nullable().default(null).describe(
-        "weights that get adapters (suffixes of weight names); null: the policy family's " +
-          "(GPT-2: attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj; Llama: self_attn.q/k/v/o_proj, " +
-          "mlp.gate/up/down_proj)",
-      ),
-    }).strict().default({ r: 0, alpha: 16, targets: null }).describe(
-      "LoRA on the policy and a separate value model (base weights frozen)",
-    ),
-    batch: LM_SAMPLING_FIELDS.batch,
-    samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
-      "responses sampled per prompt in a rollout: the group that ppo.advantage grpo, dr_grpo and " +
-        "rloo take their baseline from (≥ 2 for those)",
-    ),
-    max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
-    rewards: rewardsField("the reward: Σ weight · component"),
-    eval: z.object({
-      samples: LM_SAMPLING_FIELDS.eval_samples,
-      seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
-    }).strict().default({ samples: 16, seed: 12345 }),
-    policy_path: z.string().min(1).nullable().default(null).describe(
-      "Hugging Face folder of the starting policy (GPT-2 or Llama family, Proxima's byte " +
-        "tokenizer); " +
-        "null: train the SFT stage (sft.* keys)",
-    ),
-    reward_model_path: z.string().min(1).nullable().default(null).describe(
-      "reward-model folder (as saveRewardModel writes: a GPT-2 folder + r_head.* tensors, or a " +
-        "Llama-family *ForSequenceClassification folder); " +
-        "null: train the reward-model stage (reward_model.* keys)",
-    ),
-    prompts_path: z.string().min(1).nullable().default(null).describe(
-      "text file of prompts, one per line, used in turn by PPO and the evaluations; " +
-        "null: the built-in review openings",
-    ),
-    measure_resources: z.boolean().default(false).describe(
-      "write resources.json: the training's wall time, peak RSS and the models it held (a " +
-        "measurement: the bundle hash then differs between runs; results stay identical)",
-    ),
-  }).strict(),
-  SENTIMENT_OVERRIDES,
-);
+  }).strict().default({ r: 0, alpha: 16, targets: null }).describe(
+    "LoRA on the policy and a separate value model (base weights frozen)",
+  ),
+  batch: LM_SAMPLING_FIELDS.batch,
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
+    "responses sampled per prompt in a rollout: the group that ppo.advantage grpo, dr_grpo and " +
+      "rloo take their baseline from (≥ 2 for those)",
+  ),
+  max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
+  rewards: rewardsField("the reward: Σ weight · component"),
+  eval: z.object({
+    samples: LM_SAMPLING_FIELDS.eval_samples,
+    seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
+  }).strict().default({ samples: 16, seed: 12345 }),
+  policy_path: z.string().min(1).nullable().default(null).describe(
+    "Hugging Face folder of the starting policy (GPT-2 or Llama family, Proxima's byte " +
+      "tokenizer); " +
+      "null: train the SFT stage (sft.* keys)",
+  ),
+  reward_model_path: z.string().min(1).nullable().default(null).describe(
+    "reward-model folder (as saveRewardModel writes: a GPT-2 folder + r_head.* tensors, or a " +
+      "Llama-family *ForSequenceClassification folder); " +
+      "null: train the reward-model stage (reward_model.* keys)",
+  ),
+  prompts_path: z.string().min(1).nullable().default(null).describe(
+    "text file of prompts, one per line, used in turn by PPO and the evaluations; " +
+      "null: the built-in review openings",
+  ),
+  measure_resources: z.boolean().default(false).describe(
+    "write resources.json: the training's wall time, peak RSS and the models it held (a " +
+      "measurement: the bundle hash then differs between runs; results stay identical)",
+  ),
+}).strict();
+
+/** {@link SentimentRunBase} with this task's defaults ({@link SENTIMENT_OVERRIDES}). */
+export const SentimentRunSchema = withOverrides(SentimentRunBase, SENTIMENT_OVERRIDES);
 
 export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
 
