@@ -14,6 +14,7 @@ import {
 } from "../../lib/trial/overrides.ts";
 import { PpoSchema } from "../../lib/ppo/config.ts";
 import { LM_PPO_OVERRIDES, LmPpoSchema } from "../../lib/tasks/byte_lm.ts";
+import { SENTIMENT_OVERRIDES } from "../../lib/tasks/sentiment/schema.ts";
 
 Deno.test("every built-in task: one default per key, others only as declared overrides", () => {
   assert.deepEqual(defaultConflicts(TASKS), []);
@@ -98,4 +99,22 @@ Deno.test("LmPpoSchema is PpoSchema with LM_PPO_OVERRIDES; --help lines list a r
     "  ppo.gamma = 1",
     "  ppo.lr = 0.0003",
   ]);
+});
+
+Deno.test("deno task train --help lists the task's override record", async () => {
+  const help = async (args: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli/train.ts", ...args, "--help"],
+      cwd: new URL("../..", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout);
+  };
+  const sentiment = await help(["--task", "sentiment"]);
+  const lines = sentiment.slice(sentiment.indexOf("Defaults sentiment sets")).split("\n").slice(1);
+  assert.deepEqual(lines.filter((l) => l.startsWith("  ")), describeOverrides(SENTIMENT_OVERRIDES));
+  assert.match(sentiment, /\n {2}ppo\.kl\.beta = 0\.1\n/);
+  assert.match(await help(["--env", "cartpole"]), /\n {2}checkpoint_every = 10\n/);
 });
