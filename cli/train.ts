@@ -15,7 +15,14 @@ import { parseArgs } from "node:util";
 import type { z } from "zod";
 import cliProgress from "cli-progress";
 import { ConfigError, describePpoConfig } from "../lib/ppo/config.ts";
-import { EnvRunSchema, parseEnvRunConfig } from "../lib/envs/run.ts";
+import {
+  ENV_OVERRIDES,
+  type EnvRunConfig,
+  EnvRunSchema,
+  parseEnvRunConfig,
+} from "../lib/envs/run.ts";
+import { parseTrialConfig } from "../lib/trial/resolve.ts";
+import { describeOverrides } from "../lib/trial/overrides.ts";
 import { REPORT_TO_HELP, reportToFlag } from "./report_to.ts";
 import { envSpec, resolveEnvId } from "../lib/envs/registry.ts";
 import { fmtField, logLine, trainDisplay } from "./train_progress.ts";
@@ -52,6 +59,10 @@ ${
   }).join("\n")
 }
 ${describePpoConfig().map((l) => "  --" + l).join("\n")}
+
+Defaults that differ from the base ones above for CartPole-v1 and Acrobot-v1 (already shown
+above; their override record, lib/envs/run.ts ENV_OVERRIDES):
+${describeOverrides(ENV_OVERRIDES).join("\n")}
 `;
 
 function parseValue(v: string): unknown {
@@ -202,12 +213,22 @@ if (import.meta.main) {
       console.log(HELP);
       Deno.exit(0);
     }
-    const cfg = parseEnvRunConfig(config, "train flags");
-    const outDir = String(run.out ?? `results/train/${cfg.env.toLowerCase()}-seed${cfg.seed}`);
+    // The env is the trial kind (CartPole-v1, Acrobot-v1); the rest is its config, resolved
+    // (parsed, checked) once here. Without a valid --env, the whole run config names the error.
+    const { env: envFlag, ...rawConfig } = config;
+    let id: ReturnType<typeof resolveEnvId>;
+    try {
+      id = resolveEnvId(String(envFlag));
+    } catch {
+      parseEnvRunConfig(config, "train flags"); // throws naming --env (or another key)
+      throw new ConfigError(`train flags: env: ${JSON.stringify(envFlag)} is not an env`);
+    }
+    const kind = findTrialKind(id)!;
+    const cfg = parseTrialConfig(kind, rawConfig, "train flags") as Omit<EnvRunConfig, "env">;
+    const env = String(envFlag); // as typed (the default --out and the last line name it so)
+    const outDir = String(run.out ?? `results/train/${env.toLowerCase()}-seed${cfg.seed}`);
     await checkRunFlags(run, outDir); // before the first update: --out, --threads, --device
-    // The env is the trial kind (CartPole-v1, Acrobot-v1); the rest is its config.
-    const { env, ...trialConfig } = cfg;
-    const id = resolveEnvId(env);
+    const trialConfig = cfg;
     // Not a terminal: a log line per update instead of the bar (train_progress.ts).
     const tty = Deno.stdout.isTerminal() && Deno.stderr.isTerminal();
     const bar = run.quiet || !tty ? null : new cliProgress.SingleBar({
@@ -220,7 +241,7 @@ if (import.meta.main) {
     let startStep = 0, lastReturn: number | null = null;
     const r = await trainOneTrial({
       ...runOptions(run, outDir),
-      kind: findTrialKind(id)!,
+      kind,
       config: trialConfig,
       onEvent: (e) => {
         if (e.type === "start") {
@@ -357,7 +378,10 @@ async function trainTask(task: string): Promise<void> {
           }${a.value === undefined ? "" : ` = ${JSON.stringify(a.value)}`})`
         ).join("\n") +
         "\n\nEvery config key is a flag too: " + Object.keys(t.schema.shape).join(", ") +
-        " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)",
+        " (ppo.* as --ppo.clip or --clip, e.g. --lr 1e-4 --kl.horizon 10000)" +
+        `\n\nDefaults ${task} sets differently from the base ones (its override record; every ` +
+        "other key has its schema's one default):\n" +
+        describeOverrides(t.overrides ?? {}).join("\n"),
     );
     return;
   }

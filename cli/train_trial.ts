@@ -21,6 +21,7 @@ import {
   gitInfo,
   lockTry,
   planExperiment,
+  planResolvedTrial,
   points,
   runTrialAt,
   TrialError,
@@ -33,6 +34,7 @@ import { ConfigError } from "../lib/ppo/config.ts";
 import { UsageError, UserError } from "../lib/errors.ts";
 import type { ReportTo } from "../lib/tensorboard/mod.ts";
 import { unlockRemove } from "../lib/lock.ts";
+import { isResolved } from "../lib/trial/resolve.ts";
 
 /** Where train's one trial works and publishes, for `--out DIR`. */
 export function trainPlace(
@@ -79,7 +81,10 @@ async function readIdentity(path: string): Promise<TrialIdentity | null> {
 
 /** Options of {@link trainOneTrial}. */
 export interface TrainTrialOptions {
-  /** The trial kind and its config, parsed (defaults filled). */
+  /**
+   * The trial kind and its config: raw (resolved here, as an experiment's base), or resolved
+   * by this process already (`resolveTrialConfig`), which is then used as it is.
+   */
   kind: TrialKind;
   config: Record<string, unknown>;
   /** `--out`: the bundle goes exactly there. */
@@ -110,11 +115,14 @@ export interface TrainTrialResult {
  * that is not this run's, a changed config on `--resume`) is a {@link UserError}, exit 2.
  */
 export async function trainOneTrial(o: TrainTrialOptions): Promise<TrainTrialResult> {
-  const plan = planExperiment(
-    defineExperiment({ name: "train", task: o.kind.name, base: o.config, sweep: points([{}]) }),
-    { file: "train flags", codeVersion: await codeVersion() },
-  );
-  const { id, identity } = plan.trials[0];
+  const at = { file: "train flags", codeVersion: await codeVersion() };
+  // A config train resolved already (its one parse and check) is not resolved again.
+  const { id, identity } = isResolved(o.config)
+    ? planResolvedTrial(o.kind, o.config, at)
+    : planExperiment(
+      defineExperiment({ name: "train", task: o.kind.name, base: o.config, sweep: points([{}]) }),
+      at,
+    ).trials[0];
   const place = trainPlace(o.out);
   await Deno.mkdir(place.parent, { recursive: true });
   // One train per --out at a time (the kernel drops the lock with the process, even on

@@ -11,15 +11,15 @@
  * @module
  */
 import {
+  ENV_OVERRIDES,
   type EnvRunConfig,
+  envRunProblems,
   EnvRunSchema,
-  parseEnvRunConfig,
   recentReturn,
   runEnvTraining,
   solvedAt,
 } from "./run.ts";
 import { PPO_METRIC_COLUMNS, readEpisodes, readMetrics } from "../ppo/trainer.ts";
-import { ConfigError } from "../ppo/config.ts";
 import { envSpec } from "./registry.ts";
 import type { TrialKind, TrialSummary } from "../trial/contract.ts";
 
@@ -36,27 +36,14 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
     aliases: [alias],
     description: `PPO (CleanRL ppo.py defaults) on Gymnasium's ${id}`,
     schema: EnvTrialSchema,
+    overrides: ENV_OVERRIDES,
     keyHints: {
       env: `the environment is the experiment's task: write task: "${id}" (or "${
         id === "CartPole-v1" ? "Acrobot-v1" : "CartPole-v1"
       }") instead of an env key`,
     },
-    check(config) {
-      try {
-        parseEnvRunConfig({ ...config, env: id }, "config");
-        return [];
-      } catch (e) {
-        if (!(e instanceof ConfigError)) throw e;
-        const msg = e.message.replace(/^config: /, "");
-        const key = /^(\w+(?:\.\w+)*) \(/.exec(msg)?.[1] ?? "config";
-        const fix = msg.includes("; ") ? msg.slice(msg.lastIndexOf("; ") + 2) : "see the message";
-        return [{
-          key,
-          cause: msg.includes("; ") ? msg.slice(0, msg.lastIndexOf("; ")) : msg,
-          fix,
-        }];
-      }
-    },
+    // Cross-key checks on the parsed config (planning's one schema parse), not a second parse.
+    check: (config) => envRunProblems(config),
     work(config) {
       const per = config.envs * config.steps;
       return { total: Math.floor(config.total_steps / per), unit: "updates", steps: per };

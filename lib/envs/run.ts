@@ -12,7 +12,8 @@
  */
 import type { StopToken } from "../ppo/stop.ts";
 import { z } from "zod";
-import { ConfigError, formatIssues, PpoSchema } from "../ppo/config.ts";
+import { ConfigError, type ConfigProblem, formatIssues, PpoSchema } from "../ppo/config.ts";
+import { type DefaultOverrides, withOverrides } from "../trial/overrides.ts";
 import {
   type EpisodeRow,
   type MetricsRow,
@@ -27,7 +28,14 @@ import type { Device } from "../onnx/session.ts";
 import { ENV_IDS, makeVecEnv, resolveEnvId } from "./registry.ts";
 import { createEnvProblem } from "./ppo.ts";
 
-export const EnvRunSchema = z.object({
+/**
+ * Where the classic-control runs' defaults differ from the base ones (`ppo.*` are PpoSchema's,
+ * CleanRL's, as they are): a checkpoint every 10 updates.
+ */
+export const ENV_OVERRIDES: DefaultOverrides = { checkpoint_every: 10 };
+
+/** A classic-control run's config: the env, the rollout shape, the networks and `ppo.*`. */
+const EnvRunBase = z.object({
   env: z.string().describe(`environment: ${ENV_IDS.join(", ")} (or cartpole, acrobot)`),
   seed: z.number().int().min(0).max(2 ** 31 - 1).default(1).describe("trial seed"),
   total_steps: z.number().int().positive().default(500_000).describe(
@@ -38,11 +46,14 @@ export const EnvRunSchema = z.object({
   hidden: z.array(z.number().int().positive()).min(1).default([64, 64]).describe(
     "hidden widths of actor and critic",
   ),
-  checkpoint_every: z.number().int().min(0).default(10).describe(
+  checkpoint_every: z.number().int().min(0).default(0).describe(
     "checkpoint every k updates (0 = never)",
   ),
   ppo: PpoSchema.default(PpoSchema.parse({})),
 }).strict();
+
+/** {@link EnvRunBase} with the classic-control runs' defaults ({@link ENV_OVERRIDES}). */
+export const EnvRunSchema = withOverrides(EnvRunBase, ENV_OVERRIDES);
 
 export type EnvRunConfig = z.infer<typeof EnvRunSchema>;
 
@@ -55,19 +66,32 @@ export function parseEnvRunConfig(input: unknown, where = "config"): EnvRunConfi
   } catch (e) {
     throw new ConfigError(`${where}: env: ${(e as Error).message}`);
   }
-  if (r.data.total_steps < r.data.envs * r.data.steps) {
-    throw new ConfigError(
-      `${where}: total_steps (${r.data.total_steps}) is less than one rollout ` +
-        `(envs·steps = ${r.data.envs * r.data.steps}); raise total_steps or lower envs/steps`,
-    );
-  }
-  if (r.data.ppo.minibatches > r.data.envs * r.data.steps) {
-    throw new ConfigError(
-      `${where}: ppo.minibatches (${r.data.ppo.minibatches}) exceeds the rollout size ` +
-        `(${r.data.envs * r.data.steps}); lower it`,
-    );
-  }
+  const [p] = envRunProblems(r.data);
+  if (p) throw new ConfigError(`${where}: ${p.cause}; ${p.fix}`);
   return r.data;
+}
+
+/**
+ * The cross-key checks of a parsed run config (the rollout against total_steps and the
+ * minibatches), as {key, cause, fix}: what planning runs once per trial.
+ */
+export function envRunProblems(c: Omit<EnvRunConfig, "env">): ConfigProblem[] {
+  const rollout = c.envs * c.steps;
+  if (c.total_steps < rollout) {
+    return [{
+      key: "total_steps",
+      cause: `total_steps (${c.total_steps}) is less than one rollout (envs·steps = ${rollout})`,
+      fix: "raise total_steps or lower envs/steps",
+    }];
+  }
+  if (c.ppo.minibatches > rollout) {
+    return [{
+      key: "ppo.minibatches",
+      cause: `ppo.minibatches (${c.ppo.minibatches}) exceeds the rollout size (${rollout})`,
+      fix: "lower it",
+    }];
+  }
+  return [];
 }
 
 export interface EnvRunOptions {

@@ -28,6 +28,7 @@ import { findTrialKind, registerTrialKind, type TrialKind, unknownTaskMessage } 
 import { expandSweep, isSweep, type Point, type Sweep, SweepError } from "./sweep.ts";
 import { didYouMean, suggestion } from "../suggest.ts";
 import { describe, explainIssue, fmt, schemaPaths } from "./config_issues.ts";
+import { resolveTrialConfig } from "../trial/resolve.ts";
 export { schemaPaths };
 import { pathToFileURL } from "node:url";
 import { functionRewardsToModules } from "./reward_fns.ts";
@@ -373,13 +374,15 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
       }
       return "default";
     };
-    // A kind's resolution (an LM task's `method` record) fills keys before its schema does.
-    const resolved = k.resolve?.(raw) ?? { config: raw, problems: [] };
-    for (const p of resolved.problems) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
-    if (resolved.problems.length) return;
-    const r = k.schema.safeParse(resolved.config);
-    if (!r.success) {
-      for (const issue of r.error.issues) {
+    // Resolved once, here: the kind's `resolve` (an LM task's `method` record), its schema,
+    // its cross-key checks (lib/trial/resolve.ts). Workers get the result and only confirm it.
+    const r = resolveTrialConfig(k, raw);
+    if (!r.ok && r.problems) {
+      for (const p of r.problems) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
+      return;
+    }
+    if (!r.ok) {
+      for (const issue of r.issues) {
         const key = issue.path.map(String).join(".");
         const given = issue.path.reduce<unknown>(
           (
@@ -395,33 +398,15 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
       }
       return;
     }
-    const config = r.data as Record<string, unknown>;
-    for (const p of k.check?.(config) ?? []) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
+    const config = r.config as Record<string, unknown>;
+    for (const p of r.problems) add(`${p.key} (${origin(p.key)})`, p.cause, p.fix);
     const identity: TrialIdentity = { task: k.name, config, code_version: opts.codeVersion };
-    const inputs: Record<string, string> = {};
-    for (const { key, path } of k.inputs?.(config) ?? []) {
-      try {
-        // Trials of a sweep usually share their input folders: hash each one once.
-        if (!inputHashes.has(path)) inputHashes.set(path, contentHash(path));
-        inputs[key] = inputHashes.get(path)!;
-      } catch (e) {
-        const missing = e instanceof Deno.errors.NotFound;
-        add(
-          `${key} (${origin(key)})`,
-          missing
-            ? `${path}: no such file or folder`
-            : `${path}: cannot read: ${(e as Error).message}`,
-          missing
-            ? exp.inputHelp?.[key] ??
-              `check the path (relative paths start at ${Deno.cwd()})` +
-                // Only a key with a default can be left out.
-                ((k.schema.shape as Record<string, z.ZodType>)[key]?.safeParse(undefined).success
-                  ? ", or remove the key to use the task's default"
-                  : "")
-            : "check the permissions",
-        );
-      }
-    }
+    const inputs = hashInputs(
+      k,
+      config,
+      inputHashes,
+      (key, cause, fix) => add(`${key} (${origin(key)})`, cause, exp.inputHelp?.[key] ?? fix),
+    );
     if (Object.keys(inputs).length) identity.inputs = inputs;
     const id = trialId(identity);
     const prev = seen.get(id);
@@ -468,6 +453,63 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
     metrics,
     codeVersion: opts.codeVersion,
   };
+}
+
+/**
+ * The content hash of each input (file or folder) a config names (`TrialKind.inputs`), each
+ * path hashed once per `cache`; an unreadable one is reported to `problem` (key, cause, fix).
+ */
+function hashInputs(
+  k: TrialKind,
+  config: Record<string, unknown>,
+  cache: Map<string, string>,
+  problem: (key: string, cause: string, fix: string, missing: boolean) => void,
+): Record<string, string> {
+  const inputs: Record<string, string> = {};
+  for (const { key, path } of k.inputs?.(config) ?? []) {
+    try {
+      // Trials of a sweep usually share their input folders: hash each one once.
+      if (!cache.has(path)) cache.set(path, contentHash(path));
+      inputs[key] = cache.get(path)!;
+    } catch (e) {
+      const missing = e instanceof Deno.errors.NotFound;
+      problem(
+        key,
+        missing
+          ? `${path}: no such file or folder`
+          : `${path}: cannot read: ${(e as Error).message}`,
+        missing
+          ? `check the path (relative paths start at ${Deno.cwd()})` +
+            // Only a key with a default can be left out.
+            ((k.schema.shape as Record<string, z.ZodType>)[key]?.safeParse(undefined).success
+              ? ", or remove the key to use the task's default"
+              : "")
+          : "check the permissions",
+        missing,
+      );
+    }
+  }
+  return inputs;
+}
+
+/**
+ * A config this process resolved already (`resolveTrialConfig`, lib/trial/resolve.ts) as the
+ * one trial of a plan — its inputs hashed, its id — without resolving it again: what
+ * `deno task train` runs. Throws {@link ExperimentError} for an unreadable input.
+ */
+export function planResolvedTrial(
+  kind: TrialKind,
+  config: Record<string, unknown>,
+  opts: { file: string; codeVersion: string },
+): PlannedTrial {
+  const problems: Problem[] = [];
+  const identity: TrialIdentity = { task: kind.name, config, code_version: opts.codeVersion };
+  const inputs = hashInputs(kind, config, new Map(), (key, cause, fix) => {
+    problems.push({ key, cause, fix });
+  });
+  if (problems.length) throw new ExperimentError(opts.file, problems);
+  if (Object.keys(inputs).length) identity.inputs = inputs;
+  return { index: 1, id: trialId(identity), identity, point: {}, work: kind.work(config) };
 }
 
 /**

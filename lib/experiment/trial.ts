@@ -21,7 +21,8 @@ import {
   writeFileSynced,
   writeManifest,
 } from "./bundle.ts";
-import { canonicalJson, stableJson } from "./hash.ts";
+import { stableJson } from "./hash.ts";
+import { resolvedConfig } from "../trial/resolve.ts";
 import {
   findTrialKind,
   type TrialKind,
@@ -157,11 +158,10 @@ export async function runTrialAt(
   }
   const kind = findTrialKind(req.identity.task);
   if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
-  const parsed = kind.schema.safeParse(req.identity.config);
-  if (!parsed.success || canonicalJson(parsed.data) !== canonicalJson(req.identity.config)) {
-    throw new TrialError(`trial ${id}: config is not a resolved ${kind.name} config`);
-  }
-  const config = parsed.data as Record<string, unknown>;
+  // Resolved and checked at planning; the id above is its hash. Only typed here (one parse,
+  // no cross-key checks; none at all when this process planned it: lib/trial/resolve.ts).
+  const config = resolvedConfig(kind, req.identity.config) as Record<string, unknown> | null;
+  if (!config) throw new TrialError(`trial ${id}: config is not a resolved ${kind.name} config`);
   const { expDir } = req;
   const { final, tmp } = place;
   await Deno.mkdir(expDir, { recursive: true });

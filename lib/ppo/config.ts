@@ -20,8 +20,9 @@ const positive = (d: string) => z.number().positive().describe(d);
 const nonneg = (d: string) => z.number().min(0).describe(d);
 
 /**
- * The same schema field with another default, its range and description kept: how a task
- * states its own defaults for PpoSchema keys (e.g. γ = 1 for one score at EOS).
+ * The same schema field with another default, its range kept. A task's schema does not use it:
+ * a task's different default is an override in its record (lib/trial/overrides.ts), and
+ * tests/experiment/defaults_test.ts refuses any other second default of a config key.
  *
  * @example
  * ```ts
@@ -76,14 +77,6 @@ export const PenaltySchema = z.object({
   target: positive("target KL(π_old‖π) per update, d_targ (nats)").default(0.01),
   horizon: positive("adaptive controller horizon (samples)").default(10000),
 }).strict();
-
-/**
- * {@link PenaltySchema} for language models: the k3 estimator on the sampled tokens (the exact
- * KL would need every position's full-vocabulary log-probs under π_old).
- */
-export const LmPenaltySchema = PenaltySchema.extend({
-  estimator: redefault(PenaltySchema.shape.estimator, "k3"),
-});
 
 export const PpoSchema = z.object({
   loss: z.enum(["clip", "no-clip", "kl-penalty"]).default("clip").describe(

@@ -32,25 +32,31 @@ import {
   makeByteTokenizer,
   type TokenizerFiles,
 } from "../nn/tokenizer.ts";
-import {
-  AdvantageSchema,
-  LmKlBaseSchema,
-  LmLossShape,
-  LmPenaltySchema,
-  PpoSchema,
-  redefault,
-} from "../ppo/config.ts";
+import { AdvantageSchema, LmKlBaseSchema, LmLossShape, PpoSchema } from "../ppo/config.ts";
+import { type DefaultOverrides, withOverrides } from "../trial/overrides.ts";
 import { Rng } from "../rng.ts";
 import type { StageDef, StageFn } from "../trial/contract.ts";
 import type { LmPolicyView } from "../ppo/offline/problem.ts";
 import { evalKl } from "./eval_kl.ts";
 
 /**
- * {@link PpoSchema} (every key, same ranges) with defaults for the tiny byte-level LMs: γ = 1
- * (one score at EOS, no discount), lr 3e-4 without annealing, 2 PPO epochs, vf_coef 0.1, no
- * entropy bonus, grad clip 1, the k3 estimator for a kl-penalty surrogate; and `advantage`, the
- * advantage estimator (GAE, or the critic-free GRPO, Dr. GRPO, RLOO, REINFORCE++). Each task
- * extends it with its own reference-KL defaults (and anything else it tuned).
+ * {@link PpoSchema} (every key, same ranges, the same base defaults) with what LM tasks add:
+ * `advantage`, the advantage estimator (GAE, or the critic-free GRPO, Dr. GRPO, RLOO,
+ * REINFORCE++), the loss keys ({@link LmLossShape}) and `kl.bias_correction`. Its defaults are
+ * PpoSchema's; the LM tasks' own are {@link LM_PPO_OVERRIDES}.
+ */
+export const LmPpoBaseSchema = PpoSchema.extend({
+  kl: LmKlBaseSchema.default(LmKlBaseSchema.parse({})),
+  advantage: AdvantageSchema,
+  ...LmLossShape,
+});
+
+/**
+ * The LM tasks' PPO defaults where they differ from {@link PpoSchema}'s (CleanRL's), keys
+ * under `ppo`: γ = 1 (one score at EOS, no discount), lr 3e-4 without annealing, 2 PPO epochs,
+ * vf_coef 0.1, no entropy bonus, grad clip 1, the k3 estimator for a kl-penalty surrogate
+ * (the exact KL would need every position's full-vocabulary log-probs under π_old). Every LM
+ * task's override record starts with these (`overridesUnder("ppo", LM_PPO_OVERRIDES)`).
  *
  * Why vf_coef 0.1 and 2 epochs: the value head shares the policy's trunk, so the value loss
  * moves the policy whatever the reward says; with CleanRL's 0.5 and 4 epochs that drift alone
@@ -58,20 +64,19 @@ import { evalKl } from "./eval_kl.ts";
  * β -> KL relation. With these defaults (3 PPO seeds × 2 SFT seeds) final KL fell
  * monotonically over β = 0, 0.1, 0.5 (e.g. 13.4 / 4.6 / 1.2 nats) on `sentiment`.
  */
-export const LmPpoSchema = PpoSchema.extend({
-  gamma: redefault(PpoSchema.shape.gamma, 1),
-  lambda: redefault(PpoSchema.shape.lambda, 0.95),
-  lr: redefault(PpoSchema.shape.lr, 3e-4),
-  lr_anneal: redefault(PpoSchema.shape.lr_anneal, false),
-  epochs: redefault(PpoSchema.shape.epochs, 2),
-  vf_coef: redefault(PpoSchema.shape.vf_coef, 0.1),
-  ent_coef: redefault(PpoSchema.shape.ent_coef, 0),
-  max_grad_norm: redefault(PpoSchema.shape.max_grad_norm, 1),
-  penalty: LmPenaltySchema.default(LmPenaltySchema.parse({})),
-  kl: LmKlBaseSchema.default(LmKlBaseSchema.parse({})),
-  advantage: AdvantageSchema,
-  ...LmLossShape,
-});
+export const LM_PPO_OVERRIDES: DefaultOverrides = {
+  gamma: 1,
+  lr: 3e-4,
+  lr_anneal: false,
+  epochs: 2,
+  vf_coef: 0.1,
+  ent_coef: 0,
+  max_grad_norm: 1,
+  "penalty.estimator": "k3",
+};
+
+/** {@link LmPpoBaseSchema} with {@link LM_PPO_OVERRIDES}: an LM task's `ppo` section as is. */
+export const LmPpoSchema = withOverrides(LmPpoBaseSchema, LM_PPO_OVERRIDES);
 
 /** A model section of a byte-level LM task's config. */
 export interface ByteModelSection {
@@ -85,9 +90,10 @@ export interface ByteModelSection {
 
 /**
  * The model section's schema (GPT-2, d = 64, L = 2, H = 4 by default; V = 257, the byte
- * tokenizer), with the task's context length: at least `min`, `default` by default.
+ * tokenizer), with the task's context length: at least `min`, 64 by default (a task that needs
+ * more says so in its override record, e.g. jsx's `"model.n_positions": 128`).
  */
-export function byteModelSchema(nPositions: { min: number; default: number; help: string }) {
+export function byteModelSchema(nPositions: { min: number; help: string }) {
   return z.object({
     family: z.enum(["gpt2", "llama"]).default("gpt2").describe(
       "decoder family: gpt2 (GPT-2), or llama (a Llama-family decoder of the same size: " +
@@ -96,7 +102,7 @@ export function byteModelSchema(nPositions: { min: number; default: number; help
     n_embd: z.number().int().min(8).default(64).describe("model width d"),
     n_layer: z.number().int().min(1).default(2).describe("transformer blocks"),
     n_head: z.number().int().min(1).default(4).describe("attention heads (must divide d)"),
-    n_positions: z.number().int().min(nPositions.min).default(nPositions.default).describe(
+    n_positions: z.number().int().min(nPositions.min).default(64).describe(
       nPositions.help,
     ),
   }).strict();
@@ -104,14 +110,15 @@ export function byteModelSchema(nPositions: { min: number; default: number; help
 
 /**
  * The SFT section's schema: the generated corpus (seed, size) and the optimisation (init and
- * batch-order seed, AdamW), with the task's number of steps by default.
+ * batch-order seed, AdamW), 1000 steps by default (a task's own number of steps is an override in
+ * its record, e.g. `"sft.steps": 300`).
  */
-export function byteSftSchema(o: { steps: number; stepsHelp: string; corpusHelp: string }) {
+export function byteSftSchema(o: { stepsHelp: string; corpusHelp: string }) {
   return z.object({
     seed: z.number().int().default(1).describe("init and batch order"),
     corpus_seed: z.number().int().default(1).describe("seed of the generated corpus"),
     corpus_size: z.number().int().min(16).default(4000).describe(o.corpusHelp),
-    steps: z.number().int().min(0).default(o.steps).describe(o.stepsHelp),
+    steps: z.number().int().min(0).default(1000).describe(o.stepsHelp),
     batch_size: z.number().int().min(1).default(16).describe("examples per step"),
     lr: z.number().positive().default(3e-3).describe("AdamW learning rate"),
     weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),

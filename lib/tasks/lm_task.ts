@@ -3,7 +3,9 @@
  * problem builder, an evaluation, a summary and the progress columns — as one trial function
  * and one trial kind (lib/trial/contract.ts). Every LM task's trial is the same template:
  *
- * 1. parse the config (the schema, then the task's cross-key `check`), and refuse a trial whose
+ * 1. the config: resolved once where the trial is planned (the method record, the schema, the
+ *    cross-key `check` and the training flags' checks: lib/trial/resolve.ts), so the kind's
+ *    `run` takes it as it is and only `trial(input)` resolves an input itself; refuse a trial whose
  *    peak-memory estimate (the task's `memory` hook, lib/tasks/memory.ts) exceeds this
  *    machine's memory — planning (`validate`) refuses it before any trial starts;
  * 2. `problem(config, ctx)`: the stages it needs (`ctx.stage`: the runner's stage cache, or the
@@ -52,10 +54,12 @@ import type {
   TrialKind,
   TrialRunContext,
 } from "../trial/contract.ts";
+import type { DefaultOverrides } from "../trial/overrides.ts";
+import { resolveTrialConfig } from "../trial/resolve.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
 import type { OfflineLmProblem } from "../ppo/offline/problem.ts";
-import type { UserReward } from "./rewards.ts";
+import { RewardRefSchema, type UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
 import { trainFlagProblems, trainFlagsShape, trainHooks } from "./train_hooks.ts";
@@ -75,19 +79,46 @@ export interface LmTrialConfig {
   save_total_limit: number | null;
 }
 
-/** The schema fields of {@link LmTrialConfig}, with the task's number of updates by default. */
-export function lmTrialShape(o: { updates: number }) {
+/**
+ * The schema fields of {@link LmTrialConfig}, each with its one default (10 updates; a task's
+ * own number is an override in its record, e.g. `updates: 20`).
+ */
+export function lmTrialShape() {
   return {
     method: MethodSchema,
     seed: z.number().int().default(1).describe(
       "PPO trial seed (value head, sampling, minibatches)",
     ),
-    updates: z.number().int().min(1).default(o.updates).describe("PPO updates"),
+    updates: z.number().int().min(1).default(10).describe("PPO updates"),
     checkpoint_every: z.number().int().min(0).default(0).describe(
       "checkpoint every k updates (0: only the final state)",
     ),
     ...trainFlagsShape(),
   };
+}
+
+/**
+ * Sampling keys several LM tasks have, each with its one default (a task's own value is an
+ * override in its record; a task may re-describe a field with `.describe`).
+ */
+export const LM_SAMPLING_FIELDS = {
+  batch: z.number().int().min(1).default(8).describe(
+    "responses per update (batch / samples_per_prompt prompts, each sampled samples_per_prompt times)",
+  ),
+  samples_per_prompt: z.number().int().min(1).default(1).describe(
+    "responses sampled per prompt: the group of the critic-free estimators (ppo.advantage " +
+      "grpo, dr_grpo, rloo need 2 or more)",
+  ),
+  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
+  /** Responses per evaluation (`eval.samples`). */
+  eval_samples: z.number().int().min(1).default(16).describe("responses per evaluation"),
+};
+
+/** `rewards`, the reward list (the reward model alone by default), described by the task. */
+export function rewardsField(description: string) {
+  return z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
+    description,
+  );
 }
 
 /** What a task's `problem` and `evaluate` get besides the config. */
@@ -132,6 +163,8 @@ export interface LmTaskSpec<C extends LmTrialConfig, S extends LmSetup, E, I = u
   description: string;
   /** The trial config (strict, defaults filled by parsing; `I` is what it accepts). */
   schema: z.ZodObject & z.ZodType<C, I>;
+  /** The defaults the schema gives differently from the base ones (`TrialKind.overrides`). */
+  overrides?: DefaultOverrides;
   /** Cross-key checks after parsing (problems as {key, cause, fix}; the trial refuses any). */
   check?(config: C): { key: string; cause: string; fix: string }[];
   /** Files or folders the trial reads by config key (planning hashes them into the trial id). */
@@ -264,29 +297,34 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
   spec: LmTaskSpec<C, S, E, I>,
 ): LmTrialKind<C, S, E, I> {
   const schema: z.ZodType<C, I> = spec.schema;
-  const parse = (input: unknown): C => {
+  /** Every cross-key check of a parsed config: the task's own, then the training flags'. */
+  const check = (c: C) => [
+    ...(spec.check?.(c) ?? []),
+    ...trainFlagProblems(c, spec.name, Boolean(spec.savePretrained)),
+  ];
+  const resolver = {
+    schema,
     // The method's record first: its definition and paper defaults, under what the input sets.
-    const resolved = resolveMethod((input ?? {}) as Record<string, unknown>, schema);
-    if (resolved.problems.length) {
+    resolve: (raw: Record<string, unknown>) => resolveMethod(raw, schema),
+    check,
+  };
+  const parse = (input: unknown): C => {
+    const r = resolveTrialConfig(resolver, (input ?? {}) as Record<string, unknown>);
+    if (!r.ok && r.issues) {
+      throw new ConfigError(formatIssues(r.issues, input, `${spec.name} config`));
+    }
+    if (!r.ok) {
       throw new ConfigError(
         `${spec.name} config: ` +
-          resolved.problems.map((p) => `${p.key}: ${p.cause}; fix: ${p.fix}`).join("\n  "),
+          r.problems.map((p) => `${p.key}: ${p.cause}; fix: ${p.fix}`).join("\n  "),
       );
     }
-    const r = schema.safeParse(resolved.config);
-    if (!r.success) {
-      throw new ConfigError(formatIssues(r.error.issues, input, `${spec.name} config`));
-    }
-    const problems = [
-      ...(spec.check?.(r.data) ?? []),
-      ...trainFlagProblems(r.data, spec.name, Boolean(spec.savePretrained)),
-    ];
-    if (problems.length) {
+    if (r.problems.length) {
       throw new ConfigError(
-        `${spec.name} config: ` + problems.map((p) => `${p.cause}; ${p.fix}`).join("\n  "),
+        `${spec.name} config: ` + r.problems.map((p) => `${p.cause}; ${p.fix}`).join("\n  "),
       );
     }
-    return r.data;
+    return r.config;
   };
   const stageFn = (opts: LocalStageOptions = {}) => localStageCache(spec, opts);
 
@@ -306,12 +344,12 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     }
     : undefined;
 
-  const trial = async (
-    input: I | C,
+  /** A trial of a resolved config (parsed and checked already: planning did it, or `trial`). */
+  const runResolved = async (
+    c: C,
     outDir: string,
     opts: LmTrialOptions<S> = {},
   ): Promise<LmTrialResult<S["record"], E>> => {
-    const c = parse(input);
     await spec.preflight?.(c, { rewards: opts.rewards });
     // Refuse a trial that cannot fit before anything trains (planning refused it already).
     const memo: PlanContext["memo"] = new Map();
@@ -354,6 +392,12 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     return { ...evaluation, last };
   };
 
+  const trial = (
+    input: I | C,
+    outDir: string,
+    opts: LmTrialOptions<S> = {},
+  ): Promise<LmTrialResult<S["record"], E>> => runResolved(parse(input), outDir, opts);
+
   const summarize = async (outDir: string): Promise<LmTrialSummary> => {
     const { evaluation, last, mean } = await readLmTrial<LmEvaluation<S["record"], E>>(outDir);
     return { metrics: spec.summary(evaluation), ...(last ? { last } : {}), mean };
@@ -363,7 +407,8 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     const per = spec.samples(config), total = config.updates;
     const info = (row: MetricsRow) =>
       Object.fromEntries(Object.entries(spec.progress).map(([label, col]) => [label, row[col]]));
-    await trial(config, outDir, {
+    // Resolved at planning (and confirmed against the trial id by the runner): not parsed again.
+    await runResolved(config, outDir, {
       resume: ctx.resume,
       stop: ctx.stop,
       stage: ctx.stage,
@@ -378,8 +423,9 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     aliases: [],
     description: spec.description,
     schema: spec.schema,
-    resolve: (raw) => resolveMethod(raw, spec.schema),
-    ...(spec.check ? { check: spec.check } : {}),
+    ...(spec.overrides ? { overrides: spec.overrides } : {}),
+    resolve: resolver.resolve,
+    check,
     ...(spec.inputs ? { inputs: spec.inputs } : {}),
     ...(validate ? { validate } : {}),
     work: (c) => ({ total: c.updates, unit: "updates", steps: spec.samples(c) }),

@@ -26,6 +26,7 @@
  */
 import type { z } from "zod";
 import type { StopToken } from "../ppo/stop.ts";
+import type { DefaultOverrides } from "./overrides.ts";
 
 /** Progress a kind reports while it runs. */
 export interface TrialProgress {
@@ -117,6 +118,12 @@ export interface TrialKind<C extends Record<string, any> = any> {
   description: string;
   /** The trial config (strict object; defaults filled by parsing). */
   schema: z.ZodObject;
+  /**
+   * The defaults this kind's schema gives differently from the base ones (dotted key ->
+   * value), declared beside its schema and applied with `withOverrides`
+   * (lib/trial/overrides.ts); listed by `deno task train --help`. Absent: none.
+   */
+  overrides?: DefaultOverrides;
   /** Hints for keys that are not config keys of this kind but look like they could be. */
   keyHints?: Record<string, string>;
   /**

@@ -5,7 +5,9 @@
  *
  * - `contract.ts`: {@link TrialKind} (schema, run, summarize, stages), the run context, progress;
  * - `stage_cache.ts`: the one content-addressed cache of shared stages (SFT, reward model);
- * - `stage_process.ts` / `stage_child.ts`: a stage run in a child process of its own.
+ * - `stage_process.ts` / `stage_child.ts`: a stage run in a child process of its own;
+ * - `overrides.ts`: one default per config key, a task's different ones as a declared record;
+ * - `resolve.ts`: a trial's config resolved once (planning), confirmed where it runs.
  *
  * @example
  * ```ts
@@ -16,3 +18,5 @@
 export * from "./contract.ts";
 export * from "./stage_cache.ts";
 export * from "./stage_process.ts";
+export * from "./overrides.ts";
+export * from "./resolve.ts";

@@ -6,28 +6,20 @@
  */
 import { z } from "zod";
 import { byteEncode } from "../../nn/tokenizer.ts";
-import {
-  advantageProblems,
-  type ConfigProblem,
-  LmKlBaseSchema,
-  PpoSchema,
-  redefault,
-} from "../../ppo/config.ts";
-import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
-import { lmTrialShape } from "../lm_task.ts";
-import { RewardRefSchema } from "../rewards.ts";
+import { advantageProblems, type ConfigProblem } from "../../ppo/config.ts";
+import { byteModelSchema, byteSftSchema, LM_PPO_OVERRIDES, LmPpoBaseSchema } from "../byte_lm.ts";
+import { LM_SAMPLING_FIELDS, lmTrialShape, rewardsField } from "../lm_task.ts";
+import { type DefaultOverrides, overridesUnder, withOverrides } from "../../trial/overrides.ts";
 import { JSX_PROMPTS } from "./corpus.ts";
 
 /** The policy's architecture; V = 257 (byte tokenizer). */
-export const JsxModelSchema = byteModelSchema({
+const JsxModelBase = byteModelSchema({
   min: 112,
-  default: 128,
   help: "context length (prompt ≤ 30 + max_new_tokens)",
 });
 
 /** SFT stage: the corpus and the (deliberately short) optimisation. */
-export const JsxSftSchema = byteSftSchema({
-  steps: 300,
+const JsxSftBase = byteSftSchema({
   stepsHelp: "optimizer steps (short on purpose: an imperfect starting policy)",
   corpusHelp: "pairs in the corpus",
 }).extend({
@@ -36,36 +28,40 @@ export const JsxSftSchema = byteSftSchema({
   ),
 });
 
-/** {@link KlSchema} with this task's defaults (β = 0.05, fixed, in the reward). */
-export const JsxKlSchema = LmKlBaseSchema.extend({
-  beta: redefault(LmKlBaseSchema.shape.beta, 0.05),
-});
-
 /**
- * {@link LmPpoSchema} (the byte-level LM defaults) with this task's: λ = 1, lr 1e-4, 2
- * minibatches, β = 0.05 (with λ = 0.95 and lr 3e-4 the policy collapsed to junk).
+ * Where `jsx`'s defaults differ from the base ones: the LM tasks' PPO defaults, then λ = 1, lr
+ * 1e-4, 2 minibatches, β = 0.05 (with λ = 0.95 and lr 3e-4 the policy collapsed to junk); a
+ * context of 128, a short SFT (300 steps: an imperfect starting policy), 40 updates, 4
+ * responses per prompt of up to 72 tokens, the jsx reward.
  */
-export const JsxPpoSchema = LmPpoSchema.extend({
-  lambda: redefault(PpoSchema.shape.lambda, 1),
-  lr: redefault(PpoSchema.shape.lr, 1e-4),
-  minibatches: redefault(PpoSchema.shape.minibatches, 2),
-  kl: JsxKlSchema.default(JsxKlSchema.parse({})),
-});
+export const JSX_OVERRIDES: DefaultOverrides = {
+  ...overridesUnder("ppo", LM_PPO_OVERRIDES),
+  "ppo.lambda": 1,
+  "ppo.lr": 1e-4,
+  "ppo.minibatches": 2,
+  "ppo.kl.beta": 0.05,
+  "model.n_positions": 128,
+  "sft.steps": 300,
+  updates: 40,
+  samples_per_prompt: 4,
+  max_new_tokens: 72,
+  rewards: [{ name: "jsx", weight: 1 }],
+};
 
 /** A whole `jsx` trial: SFT stage, PPO, rewards, evaluation. */
-export const JsxRunSchema = z.object({
-  ...lmTrialShape({ updates: 40 }),
-  model: JsxModelSchema.default(JsxModelSchema.parse({})),
-  sft: JsxSftSchema.default(JsxSftSchema.parse({})),
-  ppo: JsxPpoSchema.default(JsxPpoSchema.parse({})),
-  samples_per_prompt: z.number().int().min(1).default(4).describe(
+const JsxRunBase = z.object({
+  ...lmTrialShape(),
+  model: JsxModelBase.default(JsxModelBase.parse({})),
+  sft: JsxSftBase.default(JsxSftBase.parse({})),
+  ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
     "responses per prompt per update (5 prompts: batch = 5 × this): the group that " +
       "ppo.advantage grpo, dr_grpo and rloo take their baseline from",
   ),
-  max_new_tokens: z.number().int().min(1).max(96).default(72).describe(
-    "most tokens per response",
-  ),
-  rewards: z.array(RewardRefSchema).min(1).default([{ name: "jsx", weight: 1 }]).describe(
+  max_new_tokens: z.number().int().min(1).max(96)
+    .default(LM_SAMPLING_FIELDS.max_new_tokens.parse(undefined))
+    .describe("most tokens per response"),
+  rewards: rewardsField(
     "the reward: Σ weight · component (built-ins: jsx, parse, structure, length)",
   ),
   eval: z.object({
@@ -86,13 +82,21 @@ export const JsxRunSchema = z.object({
   ),
 }).strict();
 
+/** {@link JsxRunBase} with this task's defaults ({@link JSX_OVERRIDES}). */
+export const JsxRunSchema = withOverrides(JsxRunBase, JSX_OVERRIDES);
+
+/** The model section, with this task's defaults. */
+export const JsxModelSchema = JsxRunSchema.shape.model.unwrap();
+/** The SFT section, with this task's defaults. */
+export const JsxSftSchema = JsxRunSchema.shape.sft.unwrap();
+
 export type JsxRunConfig = z.infer<typeof JsxRunSchema>;
 export type JsxRunInput = z.input<typeof JsxRunSchema>;
 
 /** Config of the SFT stage: the model and the sft sections. */
 export const JsxSftStageSchema = z.object({
-  model: JsxModelSchema.default(JsxModelSchema.parse({})),
-  sft: JsxSftSchema.default(JsxSftSchema.parse({})),
+  model: JsxRunSchema.shape.model,
+  sft: JsxRunSchema.shape.sft,
 }).strict();
 export type JsxSftStageConfig = z.infer<typeof JsxSftStageSchema>;
 

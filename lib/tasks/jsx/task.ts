@@ -69,7 +69,13 @@ import { defineLmTask } from "../lm_task.ts";
 import { runComponentInSandbox } from "../sandbox.ts";
 import { loadUserRewards, rewardInputs } from "../reward_modules.ts";
 import { JSX_PROMPTS, JSX_TASK } from "./corpus.ts";
-import { checkJsxConfig, type JsxRunConfig, type JsxRunInput, JsxRunSchema } from "./schema.ts";
+import {
+  checkJsxConfig,
+  JSX_OVERRIDES,
+  type JsxRunConfig,
+  type JsxRunInput,
+  JsxRunSchema,
+} from "./schema.ts";
 import { JSX_STAGE_VERSION, JSX_STAGES, jsxStagesFor, trainJsxSft } from "./stages.ts";
 import {
   jsxBatchPrompts,
@@ -203,6 +209,7 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
   name: JSX_TASK,
   description: "RLHF-style PPO on React components: reward from a real JSX parser; structure rate",
   schema: JsxRunSchema,
+  overrides: JSX_OVERRIDES,
   check: checkJsxConfig,
   inputs: (c) => rewardInputs(c.rewards), // the user's reward modules: hashed into the trial id
   stages: JSX_STAGES,

@@ -5,13 +5,13 @@
  * @module
  */
 import { z } from "zod";
-import { advantageProblems, LmKlBaseSchema, redefault } from "../../ppo/config.ts";
+import { advantageProblems } from "../../ppo/config.ts";
 import { DpoSchema } from "../../ppo/dpo.ts";
 import { dpoProblems } from "../../ppo/dpo_losses.ts";
 import { KtoSchema } from "../../ppo/offline/kto.ts";
-import { LmPpoSchema } from "../byte_lm.ts";
-import { lmTrialShape } from "../lm_task.ts";
-import { RewardRefSchema } from "../rewards.ts";
+import { LM_PPO_OVERRIDES, LmPpoBaseSchema } from "../byte_lm.ts";
+import { LM_SAMPLING_FIELDS, lmTrialShape, rewardsField } from "../lm_task.ts";
+import { type DefaultOverrides, overridesUnder, withOverrides } from "../../trial/overrides.ts";
 
 /** The task's name. */
 export const LM_TASK = "lm";
@@ -28,16 +28,17 @@ export const LmRewardTrainSchema = z.object({
   max_grad_norm: z.number().positive().default(1).describe("gradient-norm clip"),
 }).strict();
 
-export const LmKlSchema = LmKlBaseSchema.extend({
-  beta: redefault(LmKlBaseSchema.shape.beta, 0.05),
-});
+/**
+ * Where `lm`'s defaults differ from the base ones: the LM tasks' PPO defaults and β = 0.05
+ * (fixed, in the reward).
+ */
+export const LM_OVERRIDES: DefaultOverrides = {
+  ...overridesUnder("ppo", LM_PPO_OVERRIDES),
+  "ppo.kl.beta": 0.05,
+};
 
-export const LmTaskPpoSchema = LmPpoSchema.extend({
-  kl: LmKlSchema.default(LmKlSchema.parse({})),
-});
-
-export const LmRunSchema = z.object({
-  ...lmTrialShape({ updates: 10 }),
+const LmRunBase = z.object({
+  ...lmTrialShape(),
   policy: path("Hugging Face folder of the policy (config.json, weights, tokenizer.json)"),
   reward_model: z.string().min(1).nullable().default(null).describe(
     "reward model folder: a Hub *ForSequenceClassification (num_labels 1) or one Proxima saved; " +
@@ -52,7 +53,7 @@ export const LmRunSchema = z.object({
     "what the reward model reads: the policy's token ids (same tokenizer required) or the " +
       "decoded text re-encoded with its own tokenizer",
   ),
-  rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
+  rewards: rewardsField(
     'the reward, Σ weight · component: "rm" (the reward model), "length" (response tokens), ' +
       '"missing_eos", the verifiable "exact_match", "format", "code_tests" (on the prompt ' +
       'row\'s answer / tests columns), or your own function: { module: "rewards/math.ts", ' +
@@ -76,14 +77,9 @@ export const LmRunSchema = z.object({
   chat_template: z.boolean().default(true).describe(
     "render plain prompts as a user turn with the tokenizer's chat template (when it has one)",
   ),
-  batch: z.number().int().min(1).default(8).describe(
-    "responses per update (batch / samples_per_prompt prompts, each sampled that many times)",
-  ),
-  samples_per_prompt: z.number().int().min(1).default(1).describe(
-    "responses sampled per prompt: the group of the critic-free estimators (ppo.advantage " +
-      "grpo, dr_grpo, rloo need 2 or more)",
-  ),
-  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
+  batch: LM_SAMPLING_FIELDS.batch,
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt,
+  max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
   temperature: z.number().positive().default(1).describe("sampling temperature"),
   top_p: z.number().gt(0).max(1).default(1).describe("nucleus sampling (1: off)"),
   top_k: z.number().int().min(0).default(0).describe("top-k sampling (0: off)"),
@@ -94,10 +90,10 @@ export const LmRunSchema = z.object({
     prompts: z.string().min(1).nullable().default(null).describe(
       "evaluation prompt set (null: the training prompts)",
     ),
-    samples: z.number().int().min(1).default(16).describe("responses per evaluation"),
+    samples: LM_SAMPLING_FIELDS.eval_samples,
     seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
   }).strict().default({ prompts: null, samples: 16, seed: 12345 }),
-  ppo: LmTaskPpoSchema.default(LmTaskPpoSchema.parse({})),
+  ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
   // Offline methods (lib/ppo/offline): the user's data instead of rollouts.
   algorithm: z.enum(["ppo", "dpo", "kto"]).default("ppo").describe(
     "ppo: online RL from sampled responses (ppo.*, any advantage estimator); dpo: offline " +
@@ -115,6 +111,9 @@ export const LmRunSchema = z.object({
   dpo: DpoSchema.default(DpoSchema.parse({})),
   kto: KtoSchema.default(KtoSchema.parse({})),
 }).strict();
+
+/** {@link LmRunBase} with this task's defaults ({@link LM_OVERRIDES}). */
+export const LmRunSchema = withOverrides(LmRunBase, LM_OVERRIDES);
 
 export type LmRunConfig = z.infer<typeof LmRunSchema>;
 export type LmRunInput = z.input<typeof LmRunSchema>;

@@ -62,6 +62,7 @@ import {
 import type { PlanContext } from "../../trial/contract.ts";
 import {
   checkLmConfig,
+  LM_OVERRIDES,
   LM_TASK,
   type LmRunConfig,
   type LmRunInput,
@@ -331,6 +332,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
   name: LM_TASK,
   description: "RLHF on your own Hugging Face model, reward model and prompts",
   schema: LmRunSchema,
+  overrides: LM_OVERRIDES,
   check: checkLmConfig,
   inputs: (c) =>
     ([

@@ -7,49 +7,51 @@
  * @module
  */
 import { z } from "zod";
-import {
-  advantageProblems,
-  AdvantageSchema,
-  type ConfigProblem,
-  KlSchema,
-  PpoSchema,
-  redefault,
-} from "../../ppo/config.ts";
-import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
-import { lmTrialShape } from "../lm_task.ts";
-import { RewardRefSchema } from "../rewards.ts";
+import { advantageProblems, type ConfigProblem, KlSchema } from "../../ppo/config.ts";
+import { byteModelSchema, byteSftSchema, LM_PPO_OVERRIDES, LmPpoBaseSchema } from "../byte_lm.ts";
+import { LM_SAMPLING_FIELDS, lmTrialShape, rewardsField } from "../lm_task.ts";
+import { type DefaultOverrides, overridesUnder, withOverrides } from "../../trial/overrides.ts";
 import { rlvrSolution } from "./corpus.ts";
 
 /** The policy's architecture; V = 257 (byte tokenizer). */
-export const RlvrModelSchema = byteModelSchema({
+const RlvrModelBase = byteModelSchema({
   min: 40,
-  default: 64,
   help: "context length (prompt ≤ 8 + max_new_tokens)",
 });
 
 /** SFT stage: the worked-solution corpus and the (deliberately short) optimisation. */
-export const RlvrSftSchema = byteSftSchema({
-  steps: 600,
+const RlvrSftBase = byteSftSchema({
   stepsHelp: "optimizer steps (short on purpose: an imperfect starting policy RL can improve)",
   corpusHelp: "worked problems in the corpus",
 });
 
-/** {@link KlSchema} with this task's default: β = 0 (no KL penalty, as Dr. GRPO). */
-export const RlvrKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.beta, 0) });
+/**
+ * `rlvr`'s PPO section: {@link LmPpoBaseSchema} with the plain {@link KlSchema} (no
+ * `kl.bias_correction`; β = 0, no KL penalty, as Dr. GRPO).
+ */
+const RlvrPpoBaseSchema = LmPpoBaseSchema.extend({
+  kl: KlSchema.default(KlSchema.parse({})),
+});
 
 /**
- * {@link LmPpoSchema} with this task's defaults: the critic-free GRPO estimator (advantages
- * normalised per group, so whiten_advantages off), lr 3e-4, 1 epoch of 2 minibatches, β = 0
- * (with lr 1e-3 held-out accuracy rose for 6 updates, then fell below the SFT policy's).
+ * Where `rlvr`'s defaults differ from the base ones: the LM tasks' PPO defaults, then the
+ * critic-free GRPO estimator (advantages normalised per group, so whiten_advantages off), lr
+ * 3e-4, 1 epoch of 2 minibatches (with lr 1e-3 held-out accuracy rose for 6 updates, then fell
+ * below the SFT policy's); a short SFT (600 steps), 30 updates, groups of 8 responses of up to
+ * 56 tokens, exact_match + 0.1 format as the reward.
  */
-export const RlvrPpoSchema = LmPpoSchema.extend({
-  advantage: redefault(AdvantageSchema, "grpo"),
-  whiten_advantages: redefault(PpoSchema.shape.whiten_advantages, false),
-  lr: redefault(PpoSchema.shape.lr, 3e-4),
-  epochs: redefault(PpoSchema.shape.epochs, 1),
-  minibatches: redefault(PpoSchema.shape.minibatches, 2),
-  kl: RlvrKlSchema.default(RlvrKlSchema.parse({})),
-});
+export const RLVR_OVERRIDES: DefaultOverrides = {
+  ...overridesUnder("ppo", LM_PPO_OVERRIDES),
+  "ppo.advantage": "grpo",
+  "ppo.whiten_advantages": false,
+  "ppo.epochs": 1,
+  "ppo.minibatches": 2,
+  "sft.steps": 600,
+  updates: 30,
+  samples_per_prompt: 8,
+  max_new_tokens: 56,
+  rewards: [{ name: "exact_match", weight: 1 }, { name: "format", weight: 0.1 }],
+};
 
 /** The held-out evaluation. */
 export const RlvrEvalSchema = z.object({
@@ -64,39 +66,44 @@ export const RlvrEvalSchema = z.object({
 }).strict();
 
 /** A whole `rlvr` trial: SFT stage, critic-free RL on verifiable rewards, evaluation. */
-export const RlvrRunSchema = z.object({
-  ...lmTrialShape({ updates: 30 }),
-  model: RlvrModelSchema.default(RlvrModelSchema.parse({})),
-  sft: RlvrSftSchema.default(RlvrSftSchema.parse({})),
-  ppo: RlvrPpoSchema.default(RlvrPpoSchema.parse({})),
+const RlvrRunBase = z.object({
+  ...lmTrialShape(),
+  model: RlvrModelBase.default(RlvrModelBase.parse({})),
+  sft: RlvrSftBase.default(RlvrSftBase.parse({})),
+  ppo: RlvrPpoBaseSchema.default(RlvrPpoBaseSchema.parse({})),
   max_operand: z.number().int().min(1).max(999).default(99).describe(
     "operands are drawn uniformly from [0, max_operand]",
   ),
   prompts_per_update: z.number().int().min(1).default(8).describe(
     "problems per update (batch = prompts_per_update × samples_per_prompt)",
   ),
-  samples_per_prompt: z.number().int().min(1).default(8).describe(
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
     "responses per problem: the group of grpo, dr_grpo and rloo (≥ 2)",
   ),
-  max_new_tokens: z.number().int().min(1).default(56).describe("most tokens per response"),
-  rewards: z.array(RewardRefSchema).min(1).default([
-    { name: "exact_match", weight: 1 },
-    { name: "format", weight: 0.1 },
-  ]).describe(
+  max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
+  rewards: rewardsField(
     "the reward: Σ weight · component (built-ins: exact_match, format — the task's pattern " +
       "unless options.pattern — length; or { module, name } of your own)",
   ),
   eval: RlvrEvalSchema.default(RlvrEvalSchema.parse({})),
 }).strict();
 
+/** {@link RlvrRunBase} with this task's defaults ({@link RLVR_OVERRIDES}). */
+export const RlvrRunSchema = withOverrides(RlvrRunBase, RLVR_OVERRIDES);
+
+/** The model section, with this task's defaults. */
+export const RlvrModelSchema = RlvrRunSchema.shape.model.unwrap();
+/** The SFT section, with this task's defaults. */
+export const RlvrSftSchema = RlvrRunSchema.shape.sft.unwrap();
+
 export type RlvrRunConfig = z.infer<typeof RlvrRunSchema>;
 export type RlvrRunInput = z.input<typeof RlvrRunSchema>;
 
 /** Config of the SFT stage: the model, the sft section and the operand range. */
 export const RlvrSftStageSchema = z.object({
-  model: RlvrModelSchema.default(RlvrModelSchema.parse({})),
-  sft: RlvrSftSchema.default(RlvrSftSchema.parse({})),
-  max_operand: z.number().int().min(1).max(999).default(99),
+  model: RlvrRunSchema.shape.model,
+  sft: RlvrRunSchema.shape.sft,
+  max_operand: RlvrRunSchema.shape.max_operand,
 }).strict();
 export type RlvrSftStageConfig = z.infer<typeof RlvrSftStageSchema>;
 

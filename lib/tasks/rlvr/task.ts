@@ -38,7 +38,13 @@ import { resolveRewards, type RewardComponent, rewardLmTask, type UserReward } f
 import { loadUserRewards, rewardInputs, smokeSample, smokeTestRewards } from "../reward_modules.ts";
 import { exactMatch, verifiableRewards } from "../verifiable.ts";
 import { drawRlvrProblems, RLVR_FORMAT, RLVR_TASK, rlvrPrompt } from "./corpus.ts";
-import { checkRlvrConfig, type RlvrRunConfig, type RlvrRunInput, RlvrRunSchema } from "./schema.ts";
+import {
+  checkRlvrConfig,
+  RLVR_OVERRIDES,
+  type RlvrRunConfig,
+  type RlvrRunInput,
+  RlvrRunSchema,
+} from "./schema.ts";
 import {
   RLVR_STAGE_VERSION,
   RLVR_STAGES,
@@ -204,6 +210,7 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
   name: RLVR_TASK,
   description: "RL with verifiable rewards: GRPO / Dr. GRPO / RLOO on seeded addition problems",
   schema: RlvrRunSchema,
+  overrides: RLVR_OVERRIDES,
   check: checkRlvrConfig,
   inputs: (c) => rewardInputs(c.rewards), // the user's reward modules: hashed into the trial id
   stages: RLVR_STAGES,

@@ -11,28 +11,18 @@
  * @module
  */
 import { z } from "zod";
-import {
-  advantageProblems,
-  type ConfigProblem,
-  LmKlBaseSchema,
-  redefault,
-} from "../../ppo/config.ts";
+import { advantageProblems, type ConfigProblem } from "../../ppo/config.ts";
 import { DpoSchema } from "../../ppo/dpo.ts";
-import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
+import { byteModelSchema, byteSftSchema, LM_PPO_OVERRIDES, LmPpoBaseSchema } from "../byte_lm.ts";
 import { dpoProblems } from "../../ppo/dpo_losses.ts";
-import { lmTrialShape } from "../lm_task.ts";
-import { RewardRefSchema } from "../rewards.ts";
+import { LM_SAMPLING_FIELDS, lmTrialShape, rewardsField } from "../lm_task.ts";
+import { type DefaultOverrides, overridesUnder, withOverrides } from "../../trial/overrides.ts";
 
 /** The policy's (and reward model's) architecture; V = 257 (byte tokenizer). */
-export const SentimentModelSchema = byteModelSchema({
-  min: 48,
-  default: 64,
-  help: "context length",
-});
+export const SentimentModelSchema = byteModelSchema({ min: 48, help: "context length" });
 
 /** SFT stage: the corpus and the optimisation. */
 export const SentimentSftSchema = byteSftSchema({
-  steps: 1000,
   stepsHelp: "optimizer steps",
   corpusHelp: "reviews in the corpus",
 });
@@ -61,19 +51,22 @@ export const SentimentRewardModelSchema = z.object({
   ),
 }).strict();
 
-/** {@link KlSchema} with this task's defaults (β = 0.1, fixed, in the reward). */
-export const SentimentKlSchema = LmKlBaseSchema.extend({
-  beta: redefault(LmKlBaseSchema.shape.beta, 0.1),
-});
-
-/** {@link LmPpoSchema} (the byte-level LM defaults) with this task's reference KL: β = 0.1. */
-export const SentimentPpoSchema = LmPpoSchema.extend({
-  kl: SentimentKlSchema.default(SentimentKlSchema.parse({})),
-});
+/**
+ * Where `sentiment`'s defaults differ from the base ones (every other key has its schema's
+ * default): the LM tasks' PPO defaults, β = 0.1 (fixed, in the reward), 20 updates, 32
+ * responses per update, 128 responses per evaluation.
+ */
+export const SENTIMENT_OVERRIDES: DefaultOverrides = {
+  ...overridesUnder("ppo", LM_PPO_OVERRIDES),
+  "ppo.kl.beta": 0.1,
+  updates: 20,
+  batch: 32,
+  "eval.samples": 128,
+};
 
 /** A whole `sentiment` trial: stages, PPO, rewards, evaluation. */
-export const SentimentRunSchema = z.object({
-  ...lmTrialShape({ updates: 20 }),
+const SentimentRunBase = z.object({
+  ...lmTrialShape(),
   model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
   sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
   reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
@@ -83,7 +76,7 @@ export const SentimentRunSchema = z.object({
       "pairs with the frozen SFT policy as reference, batch / 2 pairs per update (the same " +
       "responses per update as PPO's batch)",
   ),
-  ppo: SentimentPpoSchema.default(SentimentPpoSchema.parse({})),
+  ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
   dpo: DpoSchema.default(DpoSchema.parse({})),
   value_model: z.enum(["shared", "separate"]).default("shared").describe(
     "value model: a head on the policy's trunk (shared) or its own trunk, a copy of the " +
@@ -102,21 +95,17 @@ export const SentimentRunSchema = z.object({
   }).strict().default({ r: 0, alpha: 16, targets: null }).describe(
     "LoRA on the policy and a separate value model (base weights frozen)",
   ),
-  batch: z.number().int().min(1).default(32).describe(
-    "responses per update (batch / samples_per_prompt prompts, each sampled samples_per_prompt times)",
-  ),
-  samples_per_prompt: z.number().int().min(1).default(1).describe(
+  batch: LM_SAMPLING_FIELDS.batch,
+  samples_per_prompt: LM_SAMPLING_FIELDS.samples_per_prompt.describe(
     "responses sampled per prompt in a rollout: the group that ppo.advantage grpo, dr_grpo and " +
       "rloo take their baseline from (≥ 2 for those)",
   ),
-  max_new_tokens: z.number().int().min(1).default(32).describe("most tokens per response"),
-  rewards: z.array(RewardRefSchema).min(1).default([{ name: "rm", weight: 1 }]).describe(
-    "the reward: Σ weight · component",
-  ),
+  max_new_tokens: LM_SAMPLING_FIELDS.max_new_tokens,
+  rewards: rewardsField("the reward: Σ weight · component"),
   eval: z.object({
-    samples: z.number().int().min(1).default(128).describe("responses per evaluation"),
+    samples: LM_SAMPLING_FIELDS.eval_samples,
     seed: z.number().int().default(12345).describe("sampling seed of every evaluation"),
-  }).strict().default({ samples: 128, seed: 12345 }),
+  }).strict().default({ samples: 16, seed: 12345 }),
   policy_path: z.string().min(1).nullable().default(null).describe(
     "Hugging Face folder of the starting policy (GPT-2 or Llama family, Proxima's byte " +
       "tokenizer); " +
@@ -136,6 +125,9 @@ export const SentimentRunSchema = z.object({
       "measurement: the bundle hash then differs between runs; results stay identical)",
   ),
 }).strict();
+
+/** {@link SentimentRunBase} with this task's defaults ({@link SENTIMENT_OVERRIDES}). */
+export const SentimentRunSchema = withOverrides(SentimentRunBase, SENTIMENT_OVERRIDES);
 
 export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
 
@@ -170,12 +162,12 @@ export type SentimentRunInput = z.input<typeof SentimentRunSchema>;
 
 /** Config of the SFT stage: the model and the sft sections. */
 export const SentimentSftStageSchema = z.object({
-  model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
-  sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
+  model: SentimentRunSchema.shape.model,
+  sft: SentimentRunSchema.shape.sft,
 }).strict();
 /** Config of the reward-model stage: what its SFT trunk is, and the reward_model section. */
 export const SentimentRmStageSchema = SentimentSftStageSchema.extend({
-  reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
+  reward_model: SentimentRunSchema.shape.reward_model,
 }).strict();
 export type SentimentSftStageConfig = z.infer<typeof SentimentSftStageSchema>;
 export type SentimentRmStageConfig = z.infer<typeof SentimentRmStageSchema>;

@@ -69,6 +69,7 @@ import type { RewardComponent, UserReward } from "../rewards.ts";
 import { loadUserRewards, rewardInputs } from "../reward_modules.ts";
 import {
   checkSentimentConfig,
+  SENTIMENT_OVERRIDES,
   type SentimentRunConfig,
   type SentimentRunInput,
   SentimentRunSchema,
@@ -308,6 +309,7 @@ export const SENTIMENT_KIND = defineLmTask<
   name: SENTIMENT_TASK,
   description: "RLHF on synthetic reviews: SFT -> reward model -> PPO; RM score vs hidden gold",
   schema: SentimentRunSchema,
+  overrides: SENTIMENT_OVERRIDES,
   check: checkSentimentConfig,
   inputs: (c) =>
     (["policy_path", "reward_model_path", "prompts_path"] as const).flatMap(
