@@ -15,7 +15,9 @@ export default defineExperiment({
   name: "rlvr",
   task: "rlvr",
   description: "GRPO, Dr. GRPO and RLOO on verifiable rewards (exact_match + format), 3 seeds",
-  base: { updates: 40, eval: { every: 10 } },
+  // method null: the swept estimators alone, with rlvr's own KL (none) and loss aggregation
+  // (a set ppo.advantage would otherwise imply its method's paper defaults).
+  base: { method: null, updates: 40, eval: { every: 10 } },
   sweep: grid({ "ppo.advantage": ["grpo", "dr_grpo", "rloo"], seed: [1, 2, 3] }),
   metrics: ["pass1_before", "pass1", "passk", "format_rate", "length_incorrect"],
 });
