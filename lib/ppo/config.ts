@@ -171,6 +171,24 @@ export const VespoSchema = z.object({
 }).strict();
 
 /**
+ * `ppo.entropy`: how the entropy coefficient (`ppo.ent_coef`) moves. `adaptive` is Skywork-OR1's
+ * adaptive entropy control (He et al. 2025, "Skywork Open Reasoner 1 Technical Report",
+ * arXiv:2505.22312, "Adaptive Entropy Control"): after each update with mean entropy e, the coefficient c moves by
+ * Δ toward holding e at the target (c ← max(0, c + Δ) when e < target, max(0, c − Δ) when e >
+ * target), and the entropy bonus acts only while e ≤ target (the next update's loss uses c when
+ * e ≤ target, 0 otherwise). `ppo.ent_coef` is c's start.
+ */
+export const EntropyControlSchema = z.object({
+  control: z.enum(["fixed", "adaptive"]).default("fixed").describe(
+    "fixed = ppo.ent_coef throughout; adaptive = Skywork-OR1's adaptive entropy control " +
+      "(He et al. 2025): the coefficient rises by delta while the entropy is below " +
+      "target, falls by delta above it (never below 0), and acts only at or below the target",
+  ),
+  target: positive("target entropy per token (nats; Skywork-OR1's tgt-ent)").default(0.2),
+  delta: positive("the coefficient's step per update (Skywork-OR1's Δ)").default(0.005),
+}).strict();
+
+/**
  * The policy-gradient loss keys of language-model tasks (TRL 1.13 GRPOConfig's names and
  * meanings), spread into an LM task's PPO schema. Their defaults leave PPO's loss as it was.
  */
@@ -225,6 +243,21 @@ export const LmLossShape = {
   ),
   sapo: SapoSchema.default(SapoSchema.parse({})),
   vespo: VespoSchema.default(VespoSchema.parse({})),
+  // TR-DPO's reference-model sync (Gorbatovski et al. 2024), as TRL 1.13 GRPOConfig names it.
+  sync_ref_model: z.boolean().default(false).describe(
+    "move the reference toward the policy every ref_model_sync_steps optimizer steps: " +
+      "ref ← α·policy + (1 − α)·ref with α = ref_model_mixup_alpha (TR-DPO, Gorbatovski et " +
+      "al. 2024; TRL's SyncRefModelCallback). Needs a reference (β > 0) and full fine-tuning " +
+      "(with LoRA the reference is the frozen base: refused, as TRL does)",
+  ),
+  ref_model_mixup_alpha: prob("α of the reference sync (TRL's ref_model_mixup_alpha)").default(
+    0.6,
+  ),
+  ref_model_sync_steps: z.number().int().min(1).default(512).describe(
+    "optimizer steps between reference syncs (TRL's ref_model_sync_steps); the sync is made " +
+      "after the update in which such a step falls",
+  ),
+  entropy: EntropyControlSchema.default(EntropyControlSchema.parse({})),
 };
 
 /**
@@ -306,6 +339,7 @@ export function advantageProblems(
         | "reward_aggregation"
         | "top_entropy_quantile"
         | "kl"
+        | "sync_ref_model"
       >
     >
     & Partial<Pick<PpoConfig, "epsilon_high" | "delta">>,
@@ -316,6 +350,8 @@ export function advantageProblems(
     batch?: { key: string; value: number };
     /** The task's value-model key and value, when it has one ("shared" is the default head). */
     valueModel?: { key: string; value: string };
+    /** The task's LoRA key when adapters are on (the reference is then the frozen base). */
+    lora?: string | null;
   },
 ): ConfigProblem[] {
   const adv = ppo.advantage ?? "gae";
@@ -395,6 +431,7 @@ export function advantageProblems(
       fix: 'set ppo.loss to "clip", or leave those keys at their defaults',
     });
   }
+  out.push(...refSyncProblems(ppo, o.lora ?? null));
   if (adv !== "gae" && o.valueModel && o.valueModel.value !== "shared") {
     out.push({
       key: o.valueModel.key,
@@ -402,6 +439,37 @@ export function advantageProblems(
         `${o.valueModel.key} "${o.valueModel.value}" has nothing to build`,
       fix:
         `leave ${o.valueModel.key} at "shared" (ignored without a critic) or use ppo.advantage "gae"`,
+    });
+  }
+  return out;
+}
+
+/**
+ * What `ppo.sync_ref_model` cannot run, as TRL 1.13's GRPOTrainer refuses it: with LoRA (the
+ * reference is the adapters' frozen base, which the policy shares: TRL raises for a PEFT
+ * model) and without a KL term (β 0 with control fixed: the reference is never used).
+ */
+export function refSyncProblems(
+  ppo: Partial<Pick<PpoConfig, "sync_ref_model" | "kl">>,
+  loraKey: string | null,
+): ConfigProblem[] {
+  if (!ppo.sync_ref_model) return [];
+  const out: ConfigProblem[] = [];
+  if (loraKey !== null) {
+    out.push({
+      key: "ppo.sync_ref_model",
+      cause: `ppo.sync_ref_model mixes the policy into the reference, and with ${loraKey} set ` +
+        "the reference is the adapters' frozen base, shared with the policy (TRL refuses " +
+        "sync_ref_model for PEFT models too)",
+      fix: `set ppo.sync_ref_model to false, or turn ${loraKey} off (full fine-tuning)`,
+    });
+  }
+  if (ppo.kl && ppo.kl.beta === 0 && ppo.kl.control === "fixed") {
+    out.push({
+      key: "ppo.sync_ref_model",
+      cause: "ppo.sync_ref_model syncs the reference, and ppo.kl.beta is 0 (control fixed): " +
+        "the reference is never used, so there is nothing to sync (TRL refuses this too)",
+      fix: "set ppo.kl.beta above 0, or ppo.sync_ref_model to false",
     });
   }
   return out;
