@@ -14,6 +14,13 @@
  */
 import { z } from "zod";
 import { UserError } from "../errors.ts";
+import {
+  ADVANTAGE_ESTIMATORS as ESTIMATOR_NAMES,
+  type EstimatorFacts,
+  ESTIMATORS,
+  LOSS_TYPE_FACTS,
+  LOSS_TYPE_NAMES,
+} from "./estimators.ts";
 
 const prob = (d: string) => z.number().min(0).max(1).describe(d);
 const positive = (d: string) => z.number().positive().describe(d);
@@ -122,8 +129,11 @@ export const PpoSchema = z.object({
  * same for all: the clipped surrogate, epochs of minibatches, the KL to the reference where
  * `ppo.kl` puts it. See lib/ppo/advantages.ts for the formulas.
  */
-export const ADVANTAGE_ESTIMATORS = ["gae", "grpo", "dr_grpo", "rloo", "reinforce_pp"] as const;
-export type AdvantageEstimator = typeof ADVANTAGE_ESTIMATORS[number];
+export const ADVANTAGE_ESTIMATORS = ESTIMATOR_NAMES as [
+  AdvantageEstimator,
+  ...AdvantageEstimator[],
+];
+export type AdvantageEstimator = keyof typeof ESTIMATORS;
 
 /** `ppo.advantage` (LM tasks): the advantage estimator; every one but gae is critic-free. */
 export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").describe(
@@ -143,18 +153,8 @@ export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").descr
  * over the minibatch's real tokens). With one process and no gradient accumulation, TRL's
  * `bnpo`, `dapo`, `cispo` and `vespo` normalise by the same token count as `token`.
  */
-export const LOSS_TYPES = [
-  "token",
-  "grpo",
-  "dr_grpo",
-  "dapo",
-  "bnpo",
-  "cispo",
-  "sapo",
-  "luspo",
-  "vespo",
-] as const;
-export type LossType = typeof LOSS_TYPES[number];
+export const LOSS_TYPES = LOSS_TYPE_NAMES as [LossType, ...LossType[]];
+export type LossType = keyof typeof LOSS_TYPE_FACTS;
 
 /** `ppo.sapo`: SAPO's soft-gate temperatures (TRL's sapo_temperature_pos / _neg). */
 export const SapoSchema = z.object({
@@ -287,11 +287,17 @@ export type PpoConfig =
 
 /** True for an estimator without a value model (every one but GAE). */
 export function isCriticFree(cfg: Pick<PpoConfig, "advantage">): boolean {
-  return (cfg.advantage ?? "gae") !== "gae";
+  return cfg.advantage !== undefined && !ESTIMATORS[cfg.advantage].critic;
 }
 
 /** Estimators whose baseline is the other responses to the same prompt (groups of ≥ 2). */
-export const GROUP_ESTIMATORS: readonly AdvantageEstimator[] = ["grpo", "dr_grpo", "rloo"];
+export const GROUP_ESTIMATORS: readonly AdvantageEstimator[] = ADVANTAGE_ESTIMATORS.filter((e) =>
+  ESTIMATORS[e].grouped
+);
+
+/** Estimators that centre rewards in their group and scale them (scale_rewards, GDPO). */
+const SCALING = ADVANTAGE_ESTIMATORS.filter((e) => ESTIMATORS[e].scalesRewards);
+const scalingNames = SCALING.map((e) => JSON.stringify(e));
 
 /** A config problem found after parsing: the key, what is wrong, and the fix. */
 export interface ConfigProblem {
@@ -354,7 +360,8 @@ export function advantageProblems(
     lora?: string | null;
   },
 ): ConfigProblem[] {
-  const adv = ppo.advantage ?? "gae";
+  const adv: AdvantageEstimator = ppo.advantage ?? "gae";
+  const facts: EstimatorFacts = ESTIMATORS[adv];
   const out: ConfigProblem[] = ppo.loss && ppo.penalty
     ? lmPpoProblems({ loss: ppo.loss, penalty: ppo.penalty })
     : [];
@@ -378,35 +385,31 @@ export function advantageProblems(
       })`,
     });
   }
-  if (adv !== "gae" && ppo.whiten_advantages) {
+  if (facts.normalises !== null && ppo.whiten_advantages) {
     out.push({
       key: "ppo.whiten_advantages",
-      cause: `ppo.advantage "${adv}" normalises its advantages itself (${
-        adv === "grpo"
-          ? "per group"
-          : adv === "reinforce_pp"
-          ? "over the batch"
-          : "not at all: that is the point of it"
-      }); whitening them again per minibatch would change the estimator`,
+      cause: `ppo.advantage "${adv}" normalises its advantages itself (${facts.normalises}); ` +
+        "whitening them again per minibatch would change the estimator",
       fix: "set ppo.whiten_advantages to false",
     });
   }
-  if (ppo.scale_rewards != null && adv !== "grpo" && adv !== "dr_grpo") {
+  if (ppo.scale_rewards != null && !facts.scalesRewards) {
     out.push({
       key: "ppo.scale_rewards",
       cause: `ppo.scale_rewards "${ppo.scale_rewards}" scales group-centred rewards, and ` +
         `ppo.advantage "${adv}" has none`,
-      fix: 'set ppo.scale_rewards to null, or ppo.advantage to "grpo" / "dr_grpo"',
+      fix: `set ppo.scale_rewards to null, or ppo.advantage to ${scalingNames.join(" / ")}`,
     });
   }
   if (ppo.reward_aggregation === "normalize_then_sum") {
-    if (adv !== "grpo" && adv !== "dr_grpo") {
+    if (!facts.scalesRewards) {
       out.push({
         key: "ppo.reward_aggregation",
         cause: `ppo.reward_aggregation "normalize_then_sum" normalises each reward component ` +
           `in its group, and ppo.advantage "${adv}" has no groups of that kind`,
-        fix: 'set ppo.advantage to "grpo" (or "dr_grpo"), or reward_aggregation to ' +
-          '"sum_then_normalize"',
+        fix: `set ppo.advantage to ${scalingNames.join(" (or ")}${
+          SCALING.length > 1 ? ")" : ""
+        }, or reward_aggregation to "sum_then_normalize"`,
       });
     } else if (ppo.kl && ppo.kl.placement === "reward" && ppo.kl.beta > 0) {
       out.push({
@@ -418,8 +421,7 @@ export function advantageProblems(
       });
     }
   }
-  const variant = (ppo.loss_type != null && !["token", "grpo", "dr_grpo", "dapo", "bnpo"]
-    .includes(ppo.loss_type)) ||
+  const variant = (ppo.loss_type != null && !LOSS_TYPE_FACTS[ppo.loss_type].plain) ||
     (ppo.importance_sampling_level ?? "token") !== "token" || ppo.epsilon_high != null ||
     (ppo.top_entropy_quantile ?? 1) < 1 ||
     ppo.delta != null;
@@ -432,13 +434,15 @@ export function advantageProblems(
     });
   }
   out.push(...refSyncProblems(ppo, o.lora ?? null));
-  if (adv !== "gae" && o.valueModel && o.valueModel.value !== "shared") {
+  if (!facts.critic && o.valueModel && o.valueModel.value !== "shared") {
     out.push({
       key: o.valueModel.key,
       cause: `ppo.advantage "${adv}" is critic-free and holds no value model, so ` +
         `${o.valueModel.key} "${o.valueModel.value}" has nothing to build`,
       fix:
-        `leave ${o.valueModel.key} at "shared" (ignored without a critic) or use ppo.advantage "gae"`,
+        `leave ${o.valueModel.key} at "shared" (ignored without a critic) or use ppo.advantage "${
+          ADVANTAGE_ESTIMATORS.find((e) => ESTIMATORS[e].critic)
+        }"`,
     });
   }
   return out;

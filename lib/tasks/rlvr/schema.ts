@@ -15,6 +15,7 @@ import {
   PpoSchema,
   redefault,
 } from "../../ppo/config.ts";
+import { GRPO } from "../../ppo/methods/mod.ts";
 import { byteModelSchema, byteSftSchema, LmPpoSchema } from "../byte_lm.ts";
 import { lmTrialShape } from "../lm_task.ts";
 import { RewardRefSchema } from "../rewards.ts";
@@ -43,7 +44,7 @@ export const RlvrKlSchema = KlSchema.extend({ beta: redefault(KlSchema.shape.bet
  * (with lr 1e-3 held-out accuracy rose for 6 updates, then fell below the SFT policy's).
  */
 export const RlvrPpoSchema = LmPpoSchema.extend({
-  advantage: redefault(AdvantageSchema, "grpo"),
+  advantage: redefault(AdvantageSchema, GRPO.advantage!),
   whiten_advantages: redefault(PpoSchema.shape.whiten_advantages, false),
   lr: redefault(PpoSchema.shape.lr, 3e-4),
   epochs: redefault(PpoSchema.shape.epochs, 1),
