@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { createLmProblem, type LmTask } from "../../lib/ppo/lm_problem.ts";
 import type { PpoConfig } from "../../lib/ppo/config.ts";
 import { ConfigError } from "../../lib/ppo/config.ts";
+import { UserError } from "../../lib/errors.ts";
 import { makeEntropyController } from "../../lib/ppo/entropy_control.ts";
 import { mixReference, syncsDue } from "../../lib/ppo/ref_sync.ts";
 import { type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
@@ -103,6 +104,26 @@ Deno.test("sync_ref_model: after each sync step the reference is α·policy + (1
   // Without the sync the reference never moves.
   const off = await run(cfgFor({ kl: { beta: 0.04, placement: "loss", estimator: "k3" } }), 2);
   assert.ok(!differs(off.refs[2], off.refs[0]));
+});
+
+Deno.test("sync_ref_model: a checkpoint taken after a sync is not resumed (the reference is not in it)", async () => {
+  const problem = await createLmProblem({
+    model: MODEL,
+    task: toyTask,
+    cfg: cfgFor({ kl: { beta: 0.04 }, sync_ref_model: true, ref_model_sync_steps: 2 }),
+    seed: 1,
+    batch: 8,
+    samplesPerPrompt: 4,
+    maxNewTokens: 4,
+    eosTokenId: 1,
+    padTokenId: 0,
+  });
+  problem.load({ cursor: 4, optimizer_steps: 1 }); // before the first sync: fine
+  assert.deepEqual(problem.state(), { cursor: 4, optimizer_steps: 1 });
+  assert.throws(
+    () => problem.load({ cursor: 8, optimizer_steps: 2 }),
+    (e) => e instanceof UserError && /synced 1 time\(s\) before its checkpoint/.test(e.message),
+  );
 });
 
 Deno.test("sync_ref_model: the steps that sync and the mix, by hand", () => {
