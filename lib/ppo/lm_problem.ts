@@ -21,7 +21,8 @@
  * - reference = a frozen copy of the initial GPT weights, run in its own inference session
  *   once per rollout (log π_ref of the sampled tokens, `Rollout.refLogp`). It never enters the
  *   train step: with `kl.placement = "loss"` its log-probs come in as the batch input
- *   `ref_logp`, so no update can touch it.
+ *   `ref_logp`, so no update can touch it. Only `ppo.sync_ref_model` (TR-DPO, ref_sync.ts)
+ *   moves it toward the policy, between updates.
  *
  * Positions: prompts are left-padded to the batch's widest (width W), so response token t of
  * every row sits at column W + t of the sequence, and the logits that score it (and the value
