@@ -32,6 +32,7 @@ import { initDecoder } from "../lib/nn/decoder.ts";
 import { saveModelFolder } from "../lib/nn/checkpoint.ts";
 import type { LlamaConfig } from "../lib/nn/llama_config.ts";
 import { Rng } from "../lib/rng.ts";
+import { GRPO } from "../lib/ppo/methods/mod.ts";
 import { QWEN25_05B } from "./scale_worker.ts";
 import { benchRolloutRows } from "./rollout_rows.ts";
 import { QWEN3_TOKENIZER, tokenizerFiles } from "../scripts/tiny_models.ts";
@@ -106,7 +107,7 @@ export function rlConfig(shape: RlShape, folder: string, prompts: string, update
     temperature: 1,
     eval: { samples: 1 },
     ppo: {
-      advantage: "grpo" as const,
+      advantage: GRPO.advantage!,
       epochs: 1,
       minibatches: 1,
       lr: 1e-6,

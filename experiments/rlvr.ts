@@ -10,12 +10,18 @@
  *   deno task sweep experiments/rlvr.ts
  */
 import { defineExperiment, grid } from "../lib/experiment/mod.ts";
+import { DR_GRPO, GRPO, RLOO } from "../lib/ppo/methods/mod.ts";
 
 export default defineExperiment({
   name: "rlvr",
   task: "rlvr",
   description: "GRPO, Dr. GRPO and RLOO on verifiable rewards (exact_match + format), 3 seeds",
-  base: { updates: 40, eval: { every: 10 } },
-  sweep: grid({ "ppo.advantage": ["grpo", "dr_grpo", "rloo"], seed: [1, 2, 3] }),
+  // method null: the swept estimators alone, with rlvr's own KL (none) and loss aggregation
+  // (a set ppo.advantage would otherwise imply its method's paper defaults).
+  base: { method: null, updates: 40, eval: { every: 10 } },
+  sweep: grid({
+    "ppo.advantage": [GRPO, DR_GRPO, RLOO].map((m) => m.advantage!),
+    seed: [1, 2, 3],
+  }),
   metrics: ["pass1_before", "pass1", "passk", "format_rate", "length_incorrect"],
 });

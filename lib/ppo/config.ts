@@ -14,6 +14,13 @@
  */
 import { z } from "zod";
 import { UserError } from "../errors.ts";
+import {
+  ADVANTAGE_ESTIMATORS as ESTIMATOR_NAMES,
+  type EstimatorFacts,
+  ESTIMATORS,
+  LOSS_TYPE_FACTS,
+  LOSS_TYPE_NAMES,
+} from "./estimators.ts";
 
 const prob = (d: string) => z.number().min(0).max(1).describe(d);
 const positive = (d: string) => z.number().positive().describe(d);
@@ -115,8 +122,11 @@ export const PpoSchema = z.object({
  * same for all: the clipped surrogate, epochs of minibatches, the KL to the reference where
  * `ppo.kl` puts it. See lib/ppo/advantages.ts for the formulas.
  */
-export const ADVANTAGE_ESTIMATORS = ["gae", "grpo", "dr_grpo", "rloo", "reinforce_pp"] as const;
-export type AdvantageEstimator = typeof ADVANTAGE_ESTIMATORS[number];
+export const ADVANTAGE_ESTIMATORS = ESTIMATOR_NAMES as [
+  AdvantageEstimator,
+  ...AdvantageEstimator[],
+];
+export type AdvantageEstimator = keyof typeof ESTIMATORS;
 
 /** `ppo.advantage` (LM tasks): the advantage estimator; every one but gae is critic-free. */
 export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").describe(
@@ -136,18 +146,8 @@ export const AdvantageSchema = z.enum(ADVANTAGE_ESTIMATORS).default("gae").descr
  * over the minibatch's real tokens). With one process and no gradient accumulation, TRL's
  * `bnpo`, `dapo`, `cispo` and `vespo` normalise by the same token count as `token`.
  */
-export const LOSS_TYPES = [
-  "token",
-  "grpo",
-  "dr_grpo",
-  "dapo",
-  "bnpo",
-  "cispo",
-  "sapo",
-  "luspo",
-  "vespo",
-] as const;
-export type LossType = typeof LOSS_TYPES[number];
+export const LOSS_TYPES = LOSS_TYPE_NAMES as [LossType, ...LossType[]];
+export type LossType = keyof typeof LOSS_TYPE_FACTS;
 
 /** `ppo.sapo`: SAPO's soft-gate temperatures (TRL's sapo_temperature_pos / _neg). */
 export const SapoSchema = z.object({
@@ -161,6 +161,24 @@ export const VespoSchema = z.object({
   lambda_pos: nonneg("λ for advantages ≥ 0").default(3),
   k_neg: nonneg("k for advantages < 0").default(3),
   lambda_neg: nonneg("λ for advantages < 0").default(2),
+}).strict();
+
+/**
+ * `ppo.entropy`: how the entropy coefficient (`ppo.ent_coef`) moves. `adaptive` is Skywork-OR1's
+ * adaptive entropy control (He et al. 2025, "Skywork Open Reasoner 1 Technical Report",
+ * arXiv:2505.22312, "Adaptive Entropy Control"): after each update with mean entropy e, the coefficient c moves by
+ * Δ toward holding e at the target (c ← max(0, c + Δ) when e < target, max(0, c − Δ) when e >
+ * target), and the entropy bonus acts only while e ≤ target (the next update's loss uses c when
+ * e ≤ target, 0 otherwise). `ppo.ent_coef` is c's start.
+ */
+export const EntropyControlSchema = z.object({
+  control: z.enum(["fixed", "adaptive"]).default("fixed").describe(
+    "fixed = ppo.ent_coef throughout; adaptive = Skywork-OR1's adaptive entropy control " +
+      "(He et al. 2025): the coefficient rises by delta while the entropy is below " +
+      "target, falls by delta above it (never below 0), and acts only at or below the target",
+  ),
+  target: positive("target entropy per token (nats; Skywork-OR1's tgt-ent)").default(0.2),
+  delta: positive("the coefficient's step per update (Skywork-OR1's Δ)").default(0.005),
 }).strict();
 
 /**
@@ -218,6 +236,21 @@ export const LmLossShape = {
   ),
   sapo: SapoSchema.default(SapoSchema.parse({})),
   vespo: VespoSchema.default(VespoSchema.parse({})),
+  // TR-DPO's reference-model sync (Gorbatovski et al. 2024), as TRL 1.13 GRPOConfig names it.
+  sync_ref_model: z.boolean().default(false).describe(
+    "move the reference toward the policy every ref_model_sync_steps optimizer steps: " +
+      "ref ← α·policy + (1 − α)·ref with α = ref_model_mixup_alpha (TR-DPO, Gorbatovski et " +
+      "al. 2024; TRL's SyncRefModelCallback). Needs a reference (β > 0) and full fine-tuning " +
+      "(with LoRA the reference is the frozen base: refused, as TRL does)",
+  ),
+  ref_model_mixup_alpha: prob("α of the reference sync (TRL's ref_model_mixup_alpha)").default(
+    0.6,
+  ),
+  ref_model_sync_steps: z.number().int().min(1).default(512).describe(
+    "optimizer steps between reference syncs (TRL's ref_model_sync_steps); the sync is made " +
+      "after the update in which such a step falls",
+  ),
+  entropy: EntropyControlSchema.default(EntropyControlSchema.parse({})),
 };
 
 /**
@@ -247,11 +280,17 @@ export type PpoConfig =
 
 /** True for an estimator without a value model (every one but GAE). */
 export function isCriticFree(cfg: Pick<PpoConfig, "advantage">): boolean {
-  return (cfg.advantage ?? "gae") !== "gae";
+  return cfg.advantage !== undefined && !ESTIMATORS[cfg.advantage].critic;
 }
 
 /** Estimators whose baseline is the other responses to the same prompt (groups of ≥ 2). */
-export const GROUP_ESTIMATORS: readonly AdvantageEstimator[] = ["grpo", "dr_grpo", "rloo"];
+export const GROUP_ESTIMATORS: readonly AdvantageEstimator[] = ADVANTAGE_ESTIMATORS.filter((e) =>
+  ESTIMATORS[e].grouped
+);
+
+/** Estimators that centre rewards in their group and scale them (scale_rewards, GDPO). */
+const SCALING = ADVANTAGE_ESTIMATORS.filter((e) => ESTIMATORS[e].scalesRewards);
+const scalingNames = SCALING.map((e) => JSON.stringify(e));
 
 /** A config problem found after parsing: the key, what is wrong, and the fix. */
 export interface ConfigProblem {
@@ -299,6 +338,7 @@ export function advantageProblems(
         | "reward_aggregation"
         | "top_entropy_quantile"
         | "kl"
+        | "sync_ref_model"
       >
     >
     & Partial<Pick<PpoConfig, "epsilon_high" | "delta">>,
@@ -309,9 +349,12 @@ export function advantageProblems(
     batch?: { key: string; value: number };
     /** The task's value-model key and value, when it has one ("shared" is the default head). */
     valueModel?: { key: string; value: string };
+    /** The task's LoRA key when adapters are on (the reference is then the frozen base). */
+    lora?: string | null;
   },
 ): ConfigProblem[] {
-  const adv = ppo.advantage ?? "gae";
+  const adv: AdvantageEstimator = ppo.advantage ?? "gae";
+  const facts: EstimatorFacts = ESTIMATORS[adv];
   const out: ConfigProblem[] = ppo.loss && ppo.penalty
     ? lmPpoProblems({ loss: ppo.loss, penalty: ppo.penalty })
     : [];
@@ -335,35 +378,31 @@ export function advantageProblems(
       })`,
     });
   }
-  if (adv !== "gae" && ppo.whiten_advantages) {
+  if (facts.normalises !== null && ppo.whiten_advantages) {
     out.push({
       key: "ppo.whiten_advantages",
-      cause: `ppo.advantage "${adv}" normalises its advantages itself (${
-        adv === "grpo"
-          ? "per group"
-          : adv === "reinforce_pp"
-          ? "over the batch"
-          : "not at all: that is the point of it"
-      }); whitening them again per minibatch would change the estimator`,
+      cause: `ppo.advantage "${adv}" normalises its advantages itself (${facts.normalises}); ` +
+        "whitening them again per minibatch would change the estimator",
       fix: "set ppo.whiten_advantages to false",
     });
   }
-  if (ppo.scale_rewards != null && adv !== "grpo" && adv !== "dr_grpo") {
+  if (ppo.scale_rewards != null && !facts.scalesRewards) {
     out.push({
       key: "ppo.scale_rewards",
       cause: `ppo.scale_rewards "${ppo.scale_rewards}" scales group-centred rewards, and ` +
         `ppo.advantage "${adv}" has none`,
-      fix: 'set ppo.scale_rewards to null, or ppo.advantage to "grpo" / "dr_grpo"',
+      fix: `set ppo.scale_rewards to null, or ppo.advantage to ${scalingNames.join(" / ")}`,
     });
   }
   if (ppo.reward_aggregation === "normalize_then_sum") {
-    if (adv !== "grpo" && adv !== "dr_grpo") {
+    if (!facts.scalesRewards) {
       out.push({
         key: "ppo.reward_aggregation",
         cause: `ppo.reward_aggregation "normalize_then_sum" normalises each reward component ` +
           `in its group, and ppo.advantage "${adv}" has no groups of that kind`,
-        fix: 'set ppo.advantage to "grpo" (or "dr_grpo"), or reward_aggregation to ' +
-          '"sum_then_normalize"',
+        fix: `set ppo.advantage to ${scalingNames.join(" (or ")}${
+          SCALING.length > 1 ? ")" : ""
+        }, or reward_aggregation to "sum_then_normalize"`,
       });
     } else if (ppo.kl && ppo.kl.placement === "reward" && ppo.kl.beta > 0) {
       out.push({
@@ -375,8 +414,7 @@ export function advantageProblems(
       });
     }
   }
-  const variant = (ppo.loss_type != null && !["token", "grpo", "dr_grpo", "dapo", "bnpo"]
-    .includes(ppo.loss_type)) ||
+  const variant = (ppo.loss_type != null && !LOSS_TYPE_FACTS[ppo.loss_type].plain) ||
     (ppo.importance_sampling_level ?? "token") !== "token" || ppo.epsilon_high != null ||
     (ppo.top_entropy_quantile ?? 1) < 1 ||
     ppo.delta != null;
@@ -388,13 +426,47 @@ export function advantageProblems(
       fix: 'set ppo.loss to "clip", or leave those keys at their defaults',
     });
   }
-  if (adv !== "gae" && o.valueModel && o.valueModel.value !== "shared") {
+  out.push(...refSyncProblems(ppo, o.lora ?? null));
+  if (!facts.critic && o.valueModel && o.valueModel.value !== "shared") {
     out.push({
       key: o.valueModel.key,
       cause: `ppo.advantage "${adv}" is critic-free and holds no value model, so ` +
         `${o.valueModel.key} "${o.valueModel.value}" has nothing to build`,
       fix:
-        `leave ${o.valueModel.key} at "shared" (ignored without a critic) or use ppo.advantage "gae"`,
+        `leave ${o.valueModel.key} at "shared" (ignored without a critic) or use ppo.advantage "${
+          ADVANTAGE_ESTIMATORS.find((e) => ESTIMATORS[e].critic)
+        }"`,
+    });
+  }
+  return out;
+}
+
+/**
+ * What `ppo.sync_ref_model` cannot run, as TRL 1.13's GRPOTrainer refuses it: with LoRA (the
+ * reference is the adapters' frozen base, which the policy shares: TRL raises for a PEFT
+ * model) and without a KL term (β 0 with control fixed: the reference is never used).
+ */
+export function refSyncProblems(
+  ppo: Partial<Pick<PpoConfig, "sync_ref_model" | "kl">>,
+  loraKey: string | null,
+): ConfigProblem[] {
+  if (!ppo.sync_ref_model) return [];
+  const out: ConfigProblem[] = [];
+  if (loraKey !== null) {
+    out.push({
+      key: "ppo.sync_ref_model",
+      cause: `ppo.sync_ref_model mixes the policy into the reference, and with ${loraKey} set ` +
+        "the reference is the adapters' frozen base, shared with the policy (TRL refuses " +
+        "sync_ref_model for PEFT models too)",
+      fix: `set ppo.sync_ref_model to false, or turn ${loraKey} off (full fine-tuning)`,
+    });
+  }
+  if (ppo.kl && ppo.kl.beta === 0 && ppo.kl.control === "fixed") {
+    out.push({
+      key: "ppo.sync_ref_model",
+      cause: "ppo.sync_ref_model syncs the reference, and ppo.kl.beta is 0 (control fixed): " +
+        "the reference is never used, so there is nothing to sync (TRL refuses this too)",
+      fix: "set ppo.kl.beta above 0, or ppo.sync_ref_model to false",
     });
   }
   return out;

@@ -21,7 +21,8 @@
  * - reference = a frozen copy of the initial GPT weights, run in its own inference session
  *   once per rollout (log π_ref of the sampled tokens, `Rollout.refLogp`). It never enters the
  *   train step: with `kl.placement = "loss"` its log-probs come in as the batch input
- *   `ref_logp`, so no update can touch it.
+ *   `ref_logp`, so no update can touch it. Only `ppo.sync_ref_model` (TR-DPO, ref_sync.ts)
+ *   moves it toward the policy, between updates.
  *
  * Positions: prompts are left-padded to the batch's widest (width W), so response token t of
  * every row sits at column W + t of the sequence, and the logits that score it (and the value
@@ -63,6 +64,8 @@
  * ```
  * @module
  */
+import { UserError } from "../errors.ts";
+import { mixReference, syncsDue } from "./ref_sync.ts";
 import type * as ort from "onnxruntime-node";
 import { Graph } from "../onnx/graph.ts";
 import { compile, type Session, tensor } from "../onnx/session.ts";
@@ -213,7 +216,14 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   const adapterShape = layout.lora ? loraShapes(trunkShape, layout.lora) : {};
   if (layout.lora) Object.assign(init, initLora(trunkShape, layout.lora, rng, dtype));
   // The reference: its own copy, so nothing that owns the policy's buffers can reach it. With
-  // LoRA the base is frozen (only ever fed to sessions, never written): it is the reference.
+  // LoRA the base is frozen (only ever fed to sessions, never written): it is the reference,
+  // which is why the reference sync is refused with LoRA (config.ts refSyncProblems).
+  if (layout.lora && cfg.sync_ref_model) {
+    throw new UserError(
+      "ppo.sync_ref_model: with lora the reference is the adapters' frozen base; fix: set " +
+        "ppo.sync_ref_model to false, or turn lora off",
+    );
+  }
   const reference: Record<string, FloatArray> = Object.fromEntries(
     Object.keys(modelShape).map((n) => [n, layout.lora ? init[n] : Arr.from(init[n])]),
   );
@@ -366,6 +376,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
 
   const extras = new WeakMap<Rollout, Extra>();
   let cursor = 0; // prompts handed out so far
+  let optimizerSteps = 0; // for the reference sync (sync_ref_model)
 
   const problem: LmProblem = {
     cfg,
@@ -526,11 +537,36 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       }
       return out;
     },
-    // Sampling state lives in trainPpo's rng; only the dataset cursor is ours.
-    state: () => ({ cursor }),
+    // Sampling state lives in trainPpo's rng; only the dataset cursor is ours (and, with the
+    // reference sync, the optimizer steps it counts).
+    state: () => (cfg.sync_ref_model ? { cursor, optimizer_steps: optimizerSteps } : { cursor }),
     load(s: unknown) {
       cursor = (s as { cursor: number }).cursor;
+      const steps = (s as { optimizer_steps?: number }).optimizer_steps ?? 0;
+      if (cfg.sync_ref_model && syncsDue(0, steps, cfg.ref_model_sync_steps!) > 0) {
+        // The synced reference mixes past policies that no checkpoint holds.
+        throw new UserError(
+          `ppo.sync_ref_model: this run's reference was synced ${
+            syncsDue(0, steps, cfg.ref_model_sync_steps!)
+          } time(s) before its checkpoint, and the synced reference is not checkpointed, so ` +
+            "the run cannot resume from it; fix: start the run again (delete its folder)",
+        );
+      }
+      optimizerSteps = steps;
     },
+    // TR-DPO: every ref_model_sync_steps optimizer steps, ref ← α·policy + (1 − α)·ref.
+    ...(cfg.sync_ref_model
+      ? {
+        afterOptimize(steps: number) {
+          const due = syncsDue(optimizerSteps, optimizerSteps + steps, cfg.ref_model_sync_steps!);
+          optimizerSteps += steps;
+          for (let i = 0; i < due; i++) {
+            mixReference(reference, trainer.params(), cfg.ref_model_mixup_alpha!);
+          }
+          return Promise.resolve();
+        },
+      }
+      : {}),
   };
   return problem;
 }

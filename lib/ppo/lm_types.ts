@@ -134,7 +134,7 @@ export interface LmProblem extends PpoProblem {
   rng: Rng;
   /** The policy's (and reference's) config. */
   model: DecoderConfig;
-  /** The frozen reference weights (a private copy of the initial GPT; never written). */
+  /** The reference weights (a private copy of the initial GPT; written only by ppo.sync_ref_model). */
   reference: Record<string, FloatArray>;
   /**
    * Parameters of each network the training holds in memory, by role: `policy` (trainable, or

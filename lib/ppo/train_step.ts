@@ -24,6 +24,7 @@
  * ```
  * @module
  */
+import { ESTIMATORS, LOSS_TYPE_FACTS } from "./estimators.ts";
 import type { Graph, Value } from "../onnx/graph.ts";
 import type { Device } from "../onnx/session.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
@@ -84,12 +85,11 @@ function hparamValues(hp: Record<string, Value>): PpoHparams {
 
 /**
  * The loss type a config resolves to: `ppo.loss_type`, else the advantage estimator's own
- * (grpo: "grpo", dr_grpo: "dr_grpo"), else PPO's token mean.
+ * (estimators.ts: grpo's "grpo", dr_grpo's "dr_grpo"), else PPO's token mean.
  */
 export function resolvedLossType(cfg: Pick<PpoConfig, "advantage" | "loss_type">): LossType {
   if (cfg.loss_type != null) return cfg.loss_type;
-  if (cfg.advantage === "grpo" || cfg.advantage === "dr_grpo") return cfg.advantage;
-  return "token";
+  return cfg.advantage ? ESTIMATORS[cfg.advantage].lossType : "token";
 }
 
 /** The loss reduction a config uses (undefined: PPO's token mean). */
@@ -108,9 +108,9 @@ export function lossAggregation(
 export function policyObjective(cfg: PpoConfig): PolicyObjective | undefined {
   const lossType = resolvedLossType(cfg);
   const level = cfg.importance_sampling_level ?? "token";
-  const clipHigh = (cfg.epsilon_high ?? null) !== null || lossType === "cispo";
+  const clipHigh = (cfg.epsilon_high ?? null) !== null || LOSS_TYPE_FACTS[lossType].clipHigh;
   const delta = (cfg.delta ?? null) !== null;
-  const plain = (["token", "grpo", "dr_grpo", "dapo", "bnpo"] as LossType[]).includes(lossType);
+  const plain = LOSS_TYPE_FACTS[lossType].plain;
   const q = cfg.top_entropy_quantile ?? 1;
   if (plain && level === "token" && !clipHigh && !delta && q === 1) return undefined;
   if (cfg.loss !== "clip") {

@@ -16,6 +16,7 @@
  * ```
  * @module
  */
+import { makeEntropyController } from "./entropy_control.ts";
 import type * as ort from "onnxruntime-node";
 import { tensor } from "../onnx/session.ts";
 import type { Trainer } from "../onnx/train.ts";
@@ -109,6 +110,11 @@ export interface PpoProblem {
   /** State that persists across updates (environments, current observations), as JSON. */
   state(): unknown;
   load(state: unknown): void;
+  /**
+   * After an update's optimisation, with the optimizer steps it ran (before its diagnostics):
+   * e.g. the LM problem's reference sync (ref_sync.ts), which the next rollout reads.
+   */
+  afterOptimize?(steps: number): Promise<void>;
 }
 
 export interface PpoRunOptions {
@@ -169,6 +175,8 @@ interface RunState {
   kl: { beta: number };
   /** The kl-penalty surrogate's controller (absent in checkpoints of older runs). */
   penalty?: { beta: number };
+  /** The adaptive entropy controller (only with ppo.entropy.control "adaptive"). */
+  entropy?: { coef: number; active: boolean };
   problem: unknown;
   metricsBytes: number;
   /** Size of episodes.jsonl at the checkpoint (absent in checkpoints of older runs: 0). */
@@ -189,6 +197,8 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   // KL(π_old‖π). Each follows its own KL.
   const kl = makeKlController(cfg.kl);
   const penalty = makeKlController(cfg.penalty);
+  // The entropy coefficient: fixed (the hparams' ent_coef, untouched) or adaptive (Skywork-OR1).
+  const ent = makeEntropyController(cfg);
   let update = 0, globalStep = 0;
   let last: MetricsRow = {};
 
@@ -211,6 +221,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
     rng = new Rng(s.rng);
     kl.load(s.kl);
     if (s.penalty) penalty.load(s.penalty);
+    if (s.entropy) ent.load(s.entropy);
     problem.load(s.problem);
     const have = await Deno.stat(metricsPath).then((st) => st.size, () => -1);
     if (have < s.metricsBytes) {
@@ -330,6 +341,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
             beta: kl.beta,
             penalty_beta: penalty.beta,
             lr,
+            ...(ent.adaptive ? { ent_coef: ent.coef } : {}),
           });
           if (!Number.isFinite(r.loss[0]) || !Number.isFinite(r.gradNorm[0])) {
             throw divergedError(r, cfg, update + 1, opts.updates, epoch + 1, m + 1, lr);
@@ -348,6 +360,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       }
 
       phaseAdd("training", trainAt);
+      await problem.afterOptimize?.(steps);
 
       // 5. Diagnostics (minibatch metrics are means over every minibatch of every epoch).
       const mean = (k: string) => k in sums ? sums[k] / steps : null;
@@ -383,12 +396,17 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         episodic_return: eps.length ? eps.reduce((s, e) => s + e.return, 0) / eps.length : null,
         episodic_length: eps.length ? eps.reduce((s, e) => s + e.length, 0) / eps.length : null,
         ...(roll.metrics ?? {}),
+        // The coefficient this update's loss used (adaptive entropy control only).
+        ...(ent.adaptive ? { ent_coef: ent.coef } : {}),
       };
 
       // 6. KL controllers: the reference β follows KL(π_old‖π_ref) per sample; the penalty β
       //    follows this update's KL(π_old‖π) (Schulman et al. 2017 §4, d = penalty_kl).
       if (klRef !== null) kl.update(klRef, roll.samples);
       if (penaltyKl !== null) penalty.update(penaltyKl, roll.samples);
+      //    The entropy coefficient follows this update's mean entropy (adaptive control).
+      const entropy = mean("entropy");
+      if (entropy !== null) ent.update(entropy);
 
       // 7. Metrics row (and the episodes that ended in this rollout), then the checkpoint that
       //    records how far both files got.
@@ -425,6 +443,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           rng: rng.state(),
           kl: kl.state(),
           penalty: penalty.state(),
+          ...(ent.adaptive ? { entropy: ent.state() } : {}),
           problem: problem.state(),
           metricsBytes: (await metricsFile.stat()).size,
           episodesBytes: episodesFile ? (await episodesFile.stat()).size : 0,

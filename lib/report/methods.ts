@@ -10,12 +10,12 @@
  * @example
  * ```ts
  * const sweep = grid(methodsSweep(SENTIMENT_METHODS), { seed: [1, 2, 3] });
- * methodOf({ algorithm: "ppo", ppo: { advantage: "rloo" } }); // "rloo"
+ * methodOf({ algorithm: "ppo", ppo: { advantage: "rloo" } }); // RLOO's record's name
  * ```
  * @module
  */
 import { concat, points, type Sweep } from "../experiment/sweep.ts";
-import { methodOfConfig, methodRecord, METHODS } from "../ppo/methods/mod.ts";
+import { methodOfConfig, type MethodRecord, methodRecord, METHODS } from "../ppo/methods/mod.ts";
 import type { Citation } from "./papers.ts";
 
 /** A method's name (a record's `name`: lib/ppo/methods). */
@@ -39,11 +39,6 @@ export interface MethodDef {
   /** The paper that defines it. */
   paper: Citation;
 }
-
-const CRITIC_FREE = { "ppo.whiten_advantages": false } as const;
-/** Methods measured with `method: <name>` alone: their records' paper settings. */
-const PAPER_METHODS = ["dapo", "gspo", "cispo"] as const;
-const KL_IN_LOSS = { "ppo.kl.placement": "loss", "ppo.kl.estimator": "k3" } as const;
 
 /** The order methods are listed in: the records' order. */
 export const METHOD_ORDER: readonly MethodId[] = METHODS.map((m) => m.name);
@@ -73,49 +68,83 @@ const def = (id: MethodId, config: Record<string, unknown>): MethodDef => {
   };
 };
 
+/** How a task's methods table measures the records: which keys it has, its group size. */
+export interface MethodsTask {
+  /** Whether the task has the `algorithm` key (preference pairs: the offline methods run). */
+  offline: boolean;
+  /**
+   * The offline `algorithm` values the task accepts (sentiment: "dpo"; KTO's unpaired data is
+   * the lm task's only): an offline record defining another is not measured there.
+   */
+  algorithms?: readonly string[];
+  /** `samples_per_prompt` for the grouped methods (null: the task's own). */
+  samplesPerPrompt: number | null;
+}
+
+/** Whether two records are made by the same config keys (`defines`). */
+const sameDefines = (a: MethodRecord, b: MethodRecord) => {
+  const ka = Object.keys(a.defines), kb = Object.keys(b.defines);
+  return ka.length === kb.length &&
+    ka.every((k) => k in b.defines && b.defines[k] === a.defines[k]);
+};
+
 /**
- * The methods on `sentiment` (batch 32): PPO as the task configures it (GAE, value head, KL in
- * the reward); GRPO and Dr. GRPO with 8 prompts × 4 samples and the KL (k3) in the loss; RLOO
- * with 8 × 4 and the KL in the reward; REINFORCE++ with 32 × 1 and the KL in the reward; DPO
- * offline on the reward model's pairs. (The measured configs of the methods table: they keep
- * the task's β and loss aggregation so that the rows compare estimators, not β.)
+ * The config a methods table measures a record with. A record that its `defines` alone make
+ * (the first with those keys: PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++, DPO, IPO) runs on those
+ * keys with the task's β and loss aggregation, critic-free ⇒ no whitening, the KL placed where
+ * the record places it (`method: null`: nothing implied), so the rows compare estimators, not
+ * β. A record that refines another's keys (DAPO, GSPO, CISPO: GRPO's estimator with their own
+ * clipping, loss type and KL) runs as its record sets it (`method`). Grouped methods get the
+ * task's `samplesPerPrompt`.
  */
-export const SENTIMENT_METHODS: readonly MethodDef[] = [
-  def("ppo", { algorithm: "ppo", "ppo.advantage": "gae" }),
-  def("grpo", {
-    algorithm: "ppo",
-    "ppo.advantage": "grpo",
-    samples_per_prompt: 4,
-    ...CRITIC_FREE,
-    ...KL_IN_LOSS,
-  }),
-  def("dr_grpo", {
-    algorithm: "ppo",
-    "ppo.advantage": "dr_grpo",
-    samples_per_prompt: 4,
-    ...CRITIC_FREE,
-    ...KL_IN_LOSS,
-  }),
-  def("rloo", { algorithm: "ppo", "ppo.advantage": "rloo", samples_per_prompt: 4, ...CRITIC_FREE }),
-  def("reinforce_pp", { algorithm: "ppo", "ppo.advantage": "reinforce_pp", ...CRITIC_FREE }),
-  def("dpo", { algorithm: "dpo" }),
-  // The newer ones as their records set them (the papers' clipping, loss type and KL).
-  ...PAPER_METHODS.map((id) => def(id, { method: id, samples_per_prompt: 4 })),
-];
+export function measuredConfig(m: MethodRecord, task: MethodsTask): Record<string, unknown> {
+  const group = m.grouping === "prompt" && task.samplesPerPrompt !== null
+    ? { samples_per_prompt: task.samplesPerPrompt }
+    : {};
+  if (METHODS.find((x) => sameDefines(x, m)) !== m) return { method: m.name, ...group };
+  const keys = Object.fromEntries(
+    Object.entries(m.defines).filter(([k]) => task.offline || k !== "algorithm"),
+  );
+  return {
+    method: null,
+    ...keys,
+    ...group,
+    ...(m.online && !m.holds.critic ? { "ppo.whiten_advantages": false } : {}),
+    ...(m.online && m.kl.placement === "loss"
+      ? { "ppo.kl.placement": m.kl.placement, "ppo.kl.estimator": m.kl.estimator }
+      : {}),
+  };
+}
+
+/** One row per record that runs on the task (online ones only without preference pairs). */
+export function methodsFor(task: MethodsTask): MethodDef[] {
+  const runs = (m: MethodRecord) =>
+    m.online || (task.offline && (typeof m.defines.algorithm !== "string" ||
+      (task.algorithms ?? []).includes(m.defines.algorithm)));
+  return METHODS.filter(runs).map((m) => def(m.name, measuredConfig(m, task)));
+}
+
+/**
+ * The methods on `sentiment` (batch 32), one per record: PPO as the task configures it (GAE,
+ * value head, KL in the reward); GRPO and Dr. GRPO with 8 prompts × 4 samples and the KL (k3)
+ * in the loss; RLOO with 8 × 4 and the KL in the reward; REINFORCE++ with 32 × 1 and the KL in
+ * the reward; DAPO, GSPO and CISPO as their records set them; DPO and IPO offline on the reward
+ * model's pairs ({@link measuredConfig}).
+ */
+export const SENTIMENT_METHODS: readonly MethodDef[] = methodsFor({
+  offline: true,
+  algorithms: ["dpo"],
+  samplesPerPrompt: 4,
+});
 
 /**
  * The online methods on `jsx` (5 prompts × samples_per_prompt 4 per update, its default; jsx
- * has no preference pairs, so no DPO): as on sentiment. DAPO, GSPO and CISPO run as their
- * records set them (`method`).
+ * has no preference pairs, so no offline method), configured as on sentiment.
  */
-export const JSX_METHODS: readonly MethodDef[] = [
-  def("ppo", { "ppo.advantage": "gae" }),
-  def("grpo", { "ppo.advantage": "grpo", ...CRITIC_FREE, ...KL_IN_LOSS }),
-  def("dr_grpo", { "ppo.advantage": "dr_grpo", ...CRITIC_FREE, ...KL_IN_LOSS }),
-  def("rloo", { "ppo.advantage": "rloo", ...CRITIC_FREE }),
-  def("reinforce_pp", { "ppo.advantage": "reinforce_pp", ...CRITIC_FREE }),
-  ...PAPER_METHODS.map((id) => def(id, { method: id })),
-];
+export const JSX_METHODS: readonly MethodDef[] = methodsFor({
+  offline: false,
+  samplesPerPrompt: null,
+});
 
 /** One sweep point per method (combine with seeds: `grid(methodsSweep(m), { seed })`). */
 export function methodsSweep(methods: readonly MethodDef[]): Sweep {

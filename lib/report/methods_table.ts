@@ -12,16 +12,8 @@
  * @module
  */
 import type { Described } from "./aggregate.ts";
-import {
-  AHMADIAN_2024,
-  AHMADIAN_TABLE1,
-  HU_2025,
-  HU_TABLE1,
-  LIU_2025,
-  OUYANG_2022,
-  RAFAILOV_2023,
-  SHAO_2024,
-} from "./papers.ts";
+import { AHMADIAN_TABLE1, HU_TABLE1 } from "./papers.ts";
+import { DPO, GRPO, PPO, REINFORCE_PP, RLOO } from "../ppo/methods/mod.ts";
 import { METHOD_ORDER, methodDef, type MethodId, methodOf } from "./methods.ts";
 import {
   cite,
@@ -171,7 +163,7 @@ function taskSection(task: string, trials: ReproduceTrial[]) {
     ],
     [false, false, false, true, true, true, true, true, true, true],
   );
-  const ppo = methods.find((m) => m.id === "ppo");
+  const ppo = methods.find((m) => m.id === PPO.name);
   const claims = markdownTable(
     [
       "Method",
@@ -196,9 +188,9 @@ function taskSection(task: string, trials: ReproduceTrial[]) {
         c.online ? "online" : "offline",
         onlineText(m.online),
         c.memory,
-        m.id === "ppo" ? "0" : delta(m.rss.mean, ppo?.rss.mean ?? null, 0),
+        m.id === PPO.name ? "0" : delta(m.rss.mean, ppo?.rss.mean ?? null, 0),
         c.quality,
-        m.id === "ppo" ? "0" : delta(m.scores[1].mean, ppo?.scores[1].mean ?? null),
+        m.id === PPO.name ? "0" : delta(m.scores[1].mean, ppo?.scores[1].mean ?? null),
       ];
     }),
     [false, false, true, false, false, false, true, false, true],
@@ -224,7 +216,10 @@ export function buildMethods(ctx: ReproduceContext): ReproduceTableResult {
       "Ours: RM score",
     ],
     (
-      [["PPO", "ppo"], ["RLOO (k=4)", "rloo"], ["RLOO (k=2)", null], ["DPO", "dpo"]] as const
+      [["PPO", PPO.name], ["RLOO (k=4)", RLOO.name], ["RLOO (k=2)", null], [
+        "DPO",
+        DPO.name,
+      ]] as const
     ).map(([label, id]) => [
       label,
       ...AHMADIAN_TABLE1[label].map((v) => fixed(v, 1)),
@@ -236,9 +231,9 @@ export function buildMethods(ctx: ReproduceContext): ReproduceTableResult {
   const pubHu = markdownTable(
     ["Method", "Chat-Arena-Hard", "Ours: sentiment gold score", "Ours: RM score"],
     (
-      [["REINFORCE++ (k=1)", "reinforce_pp"], ["GRPO (k=4)", "grpo"], [
+      [["REINFORCE++ (k=1)", REINFORCE_PP.name], ["GRPO (k=4)", GRPO.name], [
         "RLOO (k=4)",
-        "rloo",
+        RLOO.name,
       ]] as const
     ).map(([label, id]) => [
       label,
@@ -248,11 +243,15 @@ export function buildMethods(ctx: ReproduceContext): ReproduceTableResult {
     ]),
     [false, true, true, true],
   );
-  const rloo = sentiment?.methods.find((m) => m.id === "rloo");
-  const ppoS = sentiment?.methods.find((m) => m.id === "ppo");
-  const dpoS = sentiment?.methods.find((m) => m.id === "dpo");
+  const rloo = sentiment?.methods.find((m) => m.id === RLOO.name);
+  const ppoS = sentiment?.methods.find((m) => m.id === PPO.name);
+  const dpoS = sentiment?.methods.find((m) => m.id === DPO.name);
+  // The methods any task measured, in the records' order (a new record is a new row).
+  const measured = METHOD_ORDER.filter((id) =>
+    sections.some((sec) => sec.methods.some((m) => m.id === id))
+  );
   const lines: string[] = [
-    `## RLHF methods side by side: PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++, DPO${
+    `## RLHF methods side by side: ${measured.map((id) => methodDef(id).label).join(", ")}${
       ctx.quick ? " (quick mode)" : ""
     }`,
     "",
@@ -316,12 +315,7 @@ export function buildMethods(ctx: ReproduceContext): ReproduceTableResult {
       : []),
     ...failedNote(ctx.trials),
     "",
-    `PPO: ${cite(OUYANG_2022)}`,
-    `GRPO: ${cite(SHAO_2024)}`,
-    `Dr. GRPO: ${cite(LIU_2025)}`,
-    `RLOO: ${cite(AHMADIAN_2024)}`,
-    `REINFORCE++: ${cite(HU_2025)}`,
-    `DPO: ${cite(RAFAILOV_2023)}`,
+    ...measured.map((id) => `${methodDef(id).label}: ${cite(methodDef(id).paper)}`),
     "",
   );
   const methodJson = (m: MethodStats) => ({

@@ -10,7 +10,7 @@
  *   ({@link normalizeScores}), beside the paper's column.
  * - `ziegler-kl`: reward vs KL on `sentiment` with the KL coefficient adapted toward several
  *   targets (Ziegler et al. 2019), reward-model and hidden gold scores.
- * - `rlhf-methods`: PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++ and DPO on `sentiment` (and the
+ * - `rlhf-methods`: every method record (lib/ppo/methods) on `sentiment` (and the
  *   online ones on `jsx`) at one sample budget: models held, peak RSS, online or offline, wall
  *   time (from each bundle's resources.json), RM and gold score, KL to the reference, beside the
  *   seed table's claims and the published numbers (Ahmadian et al. 2024, Hu et al. 2025).
@@ -21,6 +21,8 @@
  * trial ids or code versions).
  * @module
  */
+import { METHODS } from "../ppo/methods/mod.ts";
+import { JSX_METHODS, SENTIMENT_METHODS } from "./methods.ts";
 import {
   concat,
   defineExperiment,
@@ -505,8 +507,11 @@ export const REPRODUCE_TABLES: Record<string, ReproduceTableDef> = {
   },
   "rlhf-methods": {
     name: "rlhf-methods",
-    title: "PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++, DPO, DAPO, GSPO and CISPO side by side",
-    summary: "9 methods × 3 seeds on sentiment (+ 8 online ones on jsx), one sample budget",
+    // One row per method record (lib/report/methods.ts derives the sweeps from the records).
+    title: `${METHODS.map((m) => m.label).join(", ")} side by side`,
+    summary:
+      `${SENTIMENT_METHODS.length} methods × 3 seeds on sentiment (+ ${JSX_METHODS.length} ` +
+      "online ones on jsx), one sample budget",
     experiments: [
       {
         file: "experiments/methods.ts",

@@ -12,6 +12,7 @@
  * the same bytes.
  * @module
  */
+import { DR_GRPO, GRPO, RLOO } from "../ppo/methods/mod.ts";
 import type { Described } from "./aggregate.ts";
 import { LIU_2025, SHAO_2024 } from "./papers.ts";
 import {
@@ -30,12 +31,11 @@ import {
   stats,
 } from "./reproduce_table.ts";
 
-/** The methods of the table, in order: `ppo.advantage` -> label. */
-const METHODS: readonly [string, string][] = [
-  ["grpo", "GRPO"],
-  ["dr_grpo", "Dr. GRPO"],
-  ["rloo", "RLOO"],
-];
+/** The methods of the table, in order (their records): `ppo.advantage` -> label. */
+const METHODS: readonly [string, string][] = [GRPO, DR_GRPO, RLOO].map((m) => [
+  m.advantage!,
+  m.label,
+]);
 
 const advantageOf = (t: ReproduceTrial) =>
   String((t.config.ppo as { advantage?: string } | undefined)?.advantage ?? "gae");
@@ -159,8 +159,8 @@ export function buildRlvr(ctx: ReproduceContext): ReproduceTableResult {
     [false, true, true, true, true],
   );
 
-  const g = methods.find((m) => m.id === "grpo")?.s;
-  const d = methods.find((m) => m.id === "dr_grpo")?.s;
+  const g = methods.find((m) => m.id === GRPO.advantage)?.s;
+  const d = methods.find((m) => m.id === DR_GRPO.advantage)?.s;
   let verdict = "Not measured: the sweep needs both GRPO and Dr. GRPO trials.";
   if (g && d && g.wrongChange.mean !== null && d.wrongChange.mean !== null) {
     const diff = g.wrongChange.mean - d.wrongChange.mean;

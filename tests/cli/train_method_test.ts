@@ -1,12 +1,14 @@
 /**
  * `deno task train --task lm --method grpo --samples_per_prompt 4` runs with no other method
  * flag (no --ppo.whiten_advantages false) and puts the k3 KL in the loss with GRPO's β = 0.04,
- * as DeepSeekMath does: a real subprocess on a tiny Qwen3 folder.
+ * as DeepSeekMath does, and so does `--ppo.advantage grpo --samples_per_prompt 2` alone (the
+ * method its advantage implies): real subprocesses on a tiny Qwen3 folder.
  */
 import assert from "node:assert/strict";
 import { tinyQwen3Folder, tinyQwen3RewardModel } from "../../scripts/tiny_models.ts";
 
-Deno.test("train --task lm --method grpo: runs as the paper sets it, k3 KL in the loss", async () => {
+/** Train one update on tiny models with these method flags; the metrics rows and config. */
+async function train(flags: string[]) {
   const tmp = await Deno.makeTempDir({ prefix: "proxima_train_method_" });
   try {
     await tinyQwen3Folder(`${tmp}/policy`, { dtype: "float32" });
@@ -19,10 +21,7 @@ Deno.test("train --task lm --method grpo: runs as the paper sets it, k3 KL in th
         "cli/train.ts",
         "--task",
         "lm",
-        "--method",
-        "grpo",
-        "--samples_per_prompt",
-        "4",
+        ...flags,
         "--policy",
         `${tmp}/policy`,
         "--reward_model",
@@ -47,15 +46,34 @@ Deno.test("train --task lm --method grpo: runs as the paper sets it, k3 KL in th
     assert.equal(out.code, 0, text);
     const rows = (await Deno.readTextFile(`${tmp}/run/metrics.jsonl`)).trim().split("\n")
       .map((l) => JSON.parse(l));
-    assert.equal(rows.length, 1);
-    // KL in the loss (k3 on the sampled tokens, ≥ 0), β = 0.04, no value model.
-    assert.equal(rows[0].beta, 0.04);
-    assert.equal(typeof rows[0].kl_ref_loss, "number");
-    assert.ok(rows[0].kl_ref_loss >= 0);
-    assert.equal(rows[0].value_loss, null);
+    const config = JSON.parse(await Deno.readTextFile(`${tmp}/run/config.json`));
+    return { rows, config: config.config ?? config };
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+}
+
+/** KL in the loss (k3 on the sampled tokens, ≥ 0), β = 0.04, no value model. */
+function assertGrpo(rows: Record<string, unknown>[]) {
+  assert.equal(rows.length, 1);
+  assert.equal(rows[0].beta, 0.04);
+  assert.equal(typeof rows[0].kl_ref_loss, "number");
+  assert.ok((rows[0].kl_ref_loss as number) >= 0);
+  assert.equal(rows[0].value_loss, null);
+}
+
+Deno.test("train --task lm --method grpo: runs as the paper sets it, k3 KL in the loss", async () => {
+  const { rows } = await train(["--method", "grpo", "--samples_per_prompt", "4"]);
+  assertGrpo(rows);
+});
+
+Deno.test("train --task lm --ppo.advantage grpo (no --method): GRPO implied, k3 KL in the loss", async () => {
+  const { rows, config } = await train(["--ppo.advantage", "grpo", "--samples_per_prompt", "2"]);
+  assertGrpo(rows);
+  assert.equal(config.method, "grpo");
+  assert.equal(config.ppo.whiten_advantages, false);
+  assert.equal(config.ppo.kl.estimator, "k3");
+  assert.equal(config.ppo.kl.placement, "loss");
 });
 
 Deno.test("train --task lm --method dpo --preferences: the resolved config and TRL's columns", async () => {

@@ -134,9 +134,49 @@ Deno.test("methods: every default can be overridden; without method nothing chan
   assert.equal(plain.ppo.kl.placement, "reward");
   assert.equal(plain.ppo.kl.beta, 0.05);
   assert.equal(plain.ppo.loss_type, null);
-  // resolveMethod leaves a config without `method` as it is.
-  const raw = { ppo: { advantage: "grpo" } };
+  // resolveMethod leaves a config without `method` (and no critic-free advantage) as it is,
+  // and so a config with `method: null`.
+  const raw = { ppo: { advantage: "gae" } };
   assert.equal(resolveMethod(raw, LmRunSchema).config, raw);
+  const optOut = { method: null, ppo: { advantage: "grpo" } };
+  assert.equal(resolveMethod(optOut, LmRunSchema).config, optOut);
+});
+
+Deno.test("methods: a critic-free ppo.advantage without method implies the first record defining it", () => {
+  // `--ppo.advantage grpo --samples_per_prompt 2` on lm: GRPO's paper settings, no other flag.
+  const c = LM_KIND.parse({ ...LM, samples_per_prompt: 2, ppo: { advantage: "grpo" } });
+  assert.equal(c.method, "grpo");
+  assert.equal(c.ppo.whiten_advantages, false);
+  assert.equal(c.ppo.kl.placement, "loss");
+  assert.equal(c.ppo.kl.estimator, "k3");
+  assert.equal(c.ppo.kl.beta, 0.04);
+  assert.equal(c.ppo.loss_type, "grpo");
+  // Each critic-free estimator implies the first record (in METHODS order) that defines it.
+  for (const m of METHODS.filter((x) => x.online && !x.holds.critic)) {
+    const first = METHODS.find((x) => x.online && x.advantage === m.advantage)!;
+    const cfg = LM_KIND.parse({ ...LM, ppo: { advantage: m.advantage } });
+    assert.equal(cfg.method, first.name, m.name);
+    assert.equal(methodOfConfig(cfg as unknown as Record<string, unknown>), first.name);
+  }
+  // GAE (a critic) and the task's own default imply nothing.
+  assert.equal(LM_KIND.parse({ ...LM, ppo: { advantage: "gae" } }).method, null);
+  // An explicit method: null keeps the config's keys alone (whitening then refused).
+  assert.throws(
+    () => LM_KIND.parse({ ...LM, method: null, ppo: { advantage: "grpo" } }),
+    /ppo\.advantage "grpo" normalises its advantages itself.*ppo\.whiten_advantages to false/s,
+  );
+  // A contradiction the user typed is still refused, naming both keys.
+  assert.throws(
+    () => LM_KIND.parse({ ...LM, ppo: { advantage: "grpo", whiten_advantages: true } }),
+    (e) =>
+      e instanceof ConfigError && /ppo\.advantage "grpo"/.test(e.message) &&
+      /ppo\.whiten_advantages/.test(e.message),
+  );
+  // The offline algorithm with a critic-free advantage: no record fits, nothing is implied.
+  assert.equal(
+    resolveMethod({ algorithm: "dpo", ppo: { advantage: "grpo" } }, LmRunSchema).config.method,
+    undefined,
+  );
 });
 
 Deno.test("methods: a contradiction is refused naming both keys", () => {

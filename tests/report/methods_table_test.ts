@@ -6,7 +6,10 @@
  * and the same table bytes when the command runs again.
  */
 import assert from "node:assert/strict";
-import { expandSweep } from "../../lib/experiment/mod.ts";
+import { expandSweep, planExperiment } from "../../lib/experiment/mod.ts";
+import { METHODS } from "../../lib/ppo/methods/mod.ts";
+import methodsExperiment from "../../experiments/methods.ts";
+import jsxExperiment from "../../experiments/methods-jsx.ts";
 import { type ReproduceContext, type ReproduceTrial } from "../../lib/report/reproduce.ts";
 import { buildMethods } from "../../lib/report/methods_table.ts";
 import {
@@ -43,6 +46,26 @@ Deno.test("methods: every sweep point is a valid config whose method reads back"
       assert.deepEqual(kind.check?.(c as never) ?? [], [], `${methods[i].id}`);
       assert.equal(methodOf(c), methods[i].id);
     });
+  }
+});
+
+Deno.test("rlhf-methods: the experiments' trials are the method records, one row each", () => {
+  // Planned (not run) from the experiment files: each trial's resolved config reads back as its
+  // record, every record once on sentiment and every online one once on jsx.
+  for (
+    const [exp, file, want] of [
+      // Every record sentiment can run: all but KTO, whose unpaired examples only lm reads.
+      [methodsExperiment, "experiments/methods.ts", SENTIMENT_METHODS.map((m) => m.id)],
+      [
+        jsxExperiment,
+        "experiments/methods-jsx.ts",
+        METHODS.filter((m) => m.online).map((m) => m.name),
+      ],
+    ] as const
+  ) {
+    const plan = planExperiment(exp, { file, codeVersion: "test" });
+    const seed1 = plan.trials.filter((t) => t.identity.config.seed === 1);
+    assert.deepEqual(seed1.map((t) => methodOf(t.identity.config)).sort(), [...want].sort(), file);
   }
 });
 
@@ -138,29 +161,43 @@ Deno.test({
   sanitizeResources: false,
   fn: async () => {
     const a = await reproduce();
+    // One row per record on sentiment, one per online record on jsx, in the records' order.
+    const onSentiment = METHODS.filter((m) => SENTIMENT_METHODS.some((x) => x.id === m.name));
+    assert.deepEqual(
+      METHODS.filter((m) => !onSentiment.includes(m)).map((m) => m.name),
+      ["kto"],
+    );
+    const labels = onSentiment.map((m) => m.label);
     const rows = a.md.split("\n").filter((l) =>
-      /^\| (PPO|GRPO|Dr\. GRPO|DAPO|GSPO|CISPO|RLOO|REINFORCE\+\+|DPO) \| (online|offline) \|/.test(
-        l,
+      labels.some((label) =>
+        l.startsWith(`| ${label} | online |`) || l.startsWith(`| ${label} | offline |`)
       )
     );
-    assert.equal(rows.length, 9 + 8, a.md); // sentiment: 9 methods, jsx: 8 (no DPO)
+    const online = METHODS.filter((m) => m.online);
+    assert.equal(rows.length, onSentiment.length + online.length, a.md);
     for (const r of rows) {
       const cells = r.slice(1, -1).split(" | ").map((c) => c.trim());
       assert.equal(cells.length, 10);
       for (const c of cells) assert.notEqual(c, "-", `empty cell in ${r}`);
     }
-    // In the records' order (lib/ppo/methods): PPO, GRPO, Dr. GRPO, DAPO, GSPO, CISPO, RLOO,
-    // REINFORCE++, DPO. Proxima holds (and measures) the reference even where β is 0.
-    const sentiment = rows.slice(0, 9);
+    // Proxima holds (and measures) the reference even where β is 0.
+    const sentiment = rows.slice(0, onSentiment.length);
+    assert.deepEqual(sentiment.map((r) => r.split(" | ")[0].slice(2)), labels);
     assert.deepEqual(
-      sentiment.map((r) => r.split(" | ")[0].slice(2)),
-      ["PPO", "GRPO", "Dr. GRPO", "DAPO", "GSPO", "CISPO", "RLOO", "REINFORCE++", "DPO"],
+      rows.slice(onSentiment.length).map((r) => r.split(" | ")[0].slice(2)),
+      online.map((m) => m.label),
     );
-    assert.match(sentiment[0], /^\| PPO \| online \| 4: policy, value, reference, reward model \|/);
-    for (const r of sentiment.slice(1, 8)) {
-      assert.match(r, /\| online \| 3: policy, reference, reward model \|/);
-    }
-    assert.match(sentiment[8], /^\| DPO \| offline \| 2: policy, reference \|/);
+    onSentiment.forEach((m, i) => {
+      const held = m.holds.critic
+        ? "4: policy, value, reference, reward model"
+        : m.online
+        ? "3: policy, reference, reward model"
+        : "2: policy, reference";
+      assert.ok(
+        sentiment[i].startsWith(`| ${m.label} | ${m.online ? "online" : "offline"} | ${held} |`),
+        sentiment[i],
+      );
+    });
     // Critic-free bundles hold no value parameters; PPO's do.
     for (const exp of ["methods-quick", "methods-jsx-quick"]) {
       for await (const e of Deno.readDir(`${ROOT}/${exp}`)) {

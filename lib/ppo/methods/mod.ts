@@ -53,7 +53,8 @@ export const MethodSchema = z.enum(METHOD_NAMES).nullable().default(null).descri
     "its paper's defaults (KL placement / estimator / β, loss_type, clipping, ratio level) " +
     `where the config sets nothing; every default can be overridden. One of ${
       METHOD_NAMES.join(", ")
-    }; null: the config's keys alone`,
+    }; null: the config's keys alone. Absent, a critic-free ppo.advantage the config sets ` +
+    "implies the first record defining it (grpo ⇒ grpo)",
 );
 
 /** A method's record by name (undefined for an unknown name). */
@@ -62,17 +63,20 @@ export function methodRecord(name: string): MethodRecord | undefined {
 }
 
 /**
- * The method a resolved config runs: its `method`, else read from the keys that define one
- * (`algorithm: "dpo"` with `dpo.loss`, `algorithm: "kto"`, else `ppo.advantage`).
+ * The method a resolved config runs: its `method`, else the record whose `defines` the config
+ * agrees with (keys the task lacks skipped), the one with most such keys winning and the first
+ * listed on a tie: `algorithm: "dpo"` with `dpo.loss: "ipo"` is IPO, `ppo.advantage: "grpo"`
+ * GRPO (not DAPO, which must be named). A config no record fits reads as its advantage.
  */
 export function methodOfConfig(config: Record<string, unknown>): string {
   if (typeof config.method === "string") return config.method;
-  if (config.algorithm === "kto") return "kto";
-  if (config.algorithm === "dpo") {
-    return (config.dpo as { loss?: string } | undefined)?.loss === "ipo" ? "ipo" : "dpo";
+  let best: MethodRecord | undefined, most = -1;
+  for (const m of METHODS) {
+    const keys = Object.keys(m.defines).filter((k) => getPath(config, k) !== undefined);
+    if (!keys.length || !keys.every((k) => getPath(config, k) === m.defines[k])) continue;
+    if (keys.length > most) best = m, most = keys.length;
   }
-  const adv = (config.ppo as { advantage?: string } | undefined)?.advantage ?? "gae";
-  return adv === "gae" ? "ppo" : adv;
+  return best?.name ?? String(getPath(config, "ppo.advantage") ?? config.algorithm);
 }
 
 type Raw = Record<string, unknown>;
@@ -112,20 +116,52 @@ export function schemaHasKey(schema: z.ZodType, key: string): boolean {
 }
 
 /**
+ * The method a raw config implies without naming one (`method` absent; an explicit
+ * `method: null` opts out): the config sets a critic-free `ppo.advantage` itself, and the
+ * first record in {@link METHODS} order that holds no critic and whose `defines` the config
+ * agrees with (every key it `requires` set, none set otherwise) is the method, e.g.
+ * `ppo.advantage: "grpo"` ⇒ GRPO, as a user choosing GRPO's estimator expects GRPO (no
+ * whitening, the k3 KL in the loss). A record listed later with the same `defines` (DAPO,
+ * GSPO, CISPO refine GRPO's estimator) must be named. A task's own default advantage implies
+ * nothing, so configs that set no advantage resolve as before.
+ *
+ * @example
+ * ```ts
+ * impliedMethod({ ppo: { advantage: "grpo" } }, LmRunSchema)?.name; // "grpo"
+ * impliedMethod({ method: null, ppo: { advantage: "grpo" } }, LmRunSchema); // undefined
+ * ```
+ */
+export function impliedMethod(raw: Raw, schema: z.ZodType): MethodRecord | undefined {
+  if (raw.method !== undefined) return undefined;
+  return METHODS.find((m) =>
+    m.online && !m.holds.critic &&
+    m.requires.every((k) => schemaHasKey(schema, k) && getPath(raw, k) !== undefined) &&
+    Object.entries(m.defines).every(([k, want]) => {
+      const given = getPath(raw, k);
+      return given === undefined || given === want;
+    })
+  );
+}
+
+/**
  * A raw (unparsed) config with its method's record applied: the keys the record defines set,
  * its defaults filled where `raw` has no value, keys the task's schema lacks skipped (a
  * required one is a problem). A key `raw` sets against the record's definition is a problem
- * naming both keys. `raw` without `method` comes back unchanged.
+ * naming both keys. `raw` without `method` resolves as the method it implies
+ * ({@link impliedMethod}), else comes back unchanged.
  */
 export function resolveMethod(
   raw: Raw,
   schema: z.ZodType,
 ): { config: Raw; problems: ConfigProblem[] } {
-  const name = raw.method;
+  const implied = raw.method === undefined ? impliedMethod(raw, schema) : undefined;
+  const name = implied?.name ?? raw.method;
   if (typeof name !== "string") return { config: raw, problems: [] };
   const m = methodRecord(name);
   if (!m) return { config: raw, problems: [] }; // the schema names the allowed values
   const config = structuredClone(raw);
+  // An implied method is recorded as if it had been named (the bundle says what ran).
+  if (implied) config.method = implied.name;
   const problems: ConfigProblem[] = [];
   for (const [key, want] of Object.entries(m.defines)) {
     if (!schemaHasKey(schema, key)) {

@@ -125,6 +125,7 @@ export function checkLmConfig(c: LmRunConfig): { key: string; cause: string; fix
     samplesPerPrompt: c.samples_per_prompt,
     batch: { key: "batch", value: c.batch },
     valueModel: { key: "value_model", value: c.value_model },
+    lora: c.lora.r > 0 ? "lora.r" : null,
   });
   out.push(...offlineProblems(c));
   const usesRm = c.rewards.some((r) => r.name === "rm" && !r.module);

@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { advantageProblems, type ConfigProblem, KlSchema } from "../../ppo/config.ts";
+import { GRPO } from "../../ppo/methods/mod.ts";
 import { byteModelSchema, byteSftSchema, LM_PPO_OVERRIDES, LmPpoBaseSchema } from "../byte_lm.ts";
 import { LM_SAMPLING_FIELDS, lmTrialShape, rewardsField } from "../lm_task.ts";
 import { type DefaultOverrides, overridesUnder, withOverrides } from "../../trial/overrides.ts";
@@ -42,7 +43,7 @@ const RlvrPpoBaseSchema = LmPpoBaseSchema.extend({
  */
 export const RLVR_OVERRIDES: DefaultOverrides = {
   ...overridesUnder("ppo", LM_PPO_OVERRIDES),
-  "ppo.advantage": "grpo",
+  "ppo.advantage": GRPO.advantage!,
   "ppo.whiten_advantages": false,
   "ppo.epochs": 1,
   "ppo.minibatches": 2,

@@ -156,6 +156,7 @@ export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
     samplesPerPrompt: c.samples_per_prompt,
     batch: { key: "batch", value: c.batch },
     valueModel: { key: "value_model", value: c.value_model },
+    lora: c.lora.r > 0 ? "lora.r" : null,
   });
 }
 export type SentimentRunInput = z.input<typeof SentimentRunSchema>;
