@@ -223,7 +223,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     ? { ...adapterShape, ...valueHeadShape }
     : { ...trunkShape, ...valueHeadShape };
   const frozen = layout.lora ? trunkShape : undefined;
-  const sessionOpts = { device: opts.device, threads: opts.threads };
+  const sessionOpts = { device: opts.device, threads: opts.threads, sessions: opts.sessions };
   const trainer = await createPpoTrainer({
     cfg,
     dtype,

@@ -78,6 +78,7 @@ export async function exactRefKl(
         full: true,
         device: session.device,
         threads: session.threads,
+        sessions: session.sessions,
       }),
     );
   }

@@ -53,6 +53,7 @@ import type {
   TrialRunContext,
 } from "../trial/contract.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
+import { TrialContext } from "../trial/context.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
 import type { UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
@@ -99,6 +100,11 @@ export interface LmTaskContext {
   rewards?: Record<string, UserReward>;
   /** Progress lines (stages trained or reused). */
   log?: (line: string) => void;
+  /**
+   * The trial's memo of stage outputs held in memory (`TrialContext.memo`: an SFT trunk the
+   * reward-model stage reuses), shared with the stage runs.
+   */
+  stageMemo: Map<string, unknown>;
   /**
    * This trial's reads that hooks share (the `memory` hook's inputs, which `problem` reuses);
    * made per trial, dropped with it.
@@ -215,6 +221,12 @@ export interface LmTrialOptions<S extends LmSetup = LmSetup> {
   session?: SessionOptions;
   /** Progress lines. */
   log?: (line: string) => void;
+  /**
+   * The trial's context (the runner's): its sessions cache every session the trial compiles,
+   * its memo the stage outputs it holds. Absent: the trial makes its own and disposes it when
+   * it returns.
+   */
+  trial?: TrialContext;
 }
 
 /** Summary of a finished trial folder (what summary.json holds). */
@@ -318,11 +330,17 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       const e = new ConfigError(`${spec.name} config: ${m.key}: ${m.cause}\n  fix: ${m.fix}`);
       throw Object.assign(e, m);
     }
+    // The trial's own sessions and stage memo: the caller's context, or one made here and
+    // disposed when the trial returns (nothing it compiled outlives it).
+    await using own = opts.trial ? null : new TrialContext({ label: `${spec.name} trial` });
+    const tc = opts.trial ?? own!;
+    const session: SessionOptions = { ...opts.session, sessions: tc.sessions };
     const ctx: LmTaskContext = {
-      stage: stageFn(opts),
-      session: opts.session,
+      stage: stageFn({ ...opts, session, memo: tc.memo }),
+      session,
       rewards: opts.rewards,
       log: opts.log,
+      stageMemo: tc.memo,
       memo,
     };
     const setup = await spec.problem(c, ctx);
@@ -366,6 +384,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       stop: ctx.stop,
       stage: ctx.stage,
       session: { threads: ctx.threads, device: ctx.device },
+      ...(ctx.trial ? { trial: ctx.trial } : {}),
       onStart: (u) => ctx.onProgress({ done: u, total, step: u * per }),
       onUpdate: (row, u) => ctx.onProgress({ done: u, total, step: u * per, info: info(row), row }),
     });

@@ -410,6 +410,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       lora,
       device: ctx.session?.device,
       threads: ctx.session?.threads,
+      sessions: ctx.session?.sessions,
     });
     return { problem, inputs, rewardModel: rm, rewards, lora, record: { reward_model: record } };
   },

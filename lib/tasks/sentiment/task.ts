@@ -202,6 +202,7 @@ export async function createSentimentProblem(
     lora: sentimentLora(c.lora, sft.cfg),
     device: opts.session?.device,
     threads: opts.session?.threads,
+    sessions: opts.session?.sessions,
   });
 }
 
@@ -231,6 +232,7 @@ export async function createSentimentDpoProblem(
     heldOut: heldOut.map(encodePreference),
     device: opts.session?.device,
     threads: opts.session?.threads,
+    sessions: opts.session?.sessions,
   });
 }
 
