@@ -6,6 +6,7 @@
 import type * as ort from "onnxruntime-node";
 import type { Device } from "../onnx/session.ts";
 import type { SessionCache } from "../onnx/session_cache.ts";
+import type { PhaseTimer } from "./phase_times.ts";
 import type { DecoderConfig } from "../nn/decoder.ts";
 import type { FloatArray, GenerateOptions, Generation, SamplingOptions } from "../nn/sample.ts";
 import type { LoraConfig } from "../nn/lora.ts";
@@ -129,6 +130,8 @@ export interface LmProblemOptions {
   threads?: number;
   /** The session cache compiled sessions go to (a trial's own; absent: the process's). */
   sessions?: SessionCache;
+  /** Wall time of generation and scoring, for benchmarks (phase_times.ts); absent: not timed. */
+  phases?: PhaseTimer;
 }
 
 /** The PPO problem for a GPT policy, plus what tests and reports want to look at. */

@@ -44,6 +44,7 @@ import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import type { StopToken } from "../ppo/stop.ts";
+import type { PhaseTimer } from "../ppo/phase_times.ts";
 import type {
   PlanContext,
   StageDef,
@@ -105,6 +106,8 @@ export interface LmTaskContext {
    * reward-model stage reuses), shared with the stage runs.
    */
   stageMemo: Map<string, unknown>;
+  /** Wall time per phase, for benchmarks (the trial context's); absent: not timed. */
+  phases?: PhaseTimer;
   /**
    * This trial's reads that hooks share (the `memory` hook's inputs, which `problem` reuses);
    * made per trial, dropped with it.
@@ -341,6 +344,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       rewards: opts.rewards,
       log: opts.log,
       stageMemo: tc.memo,
+      phases: tc.phases,
       memo,
     };
     const setup = await spec.problem(c, ctx);
@@ -350,6 +354,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       const evaluate = () => spec.evaluate(setup, c, ctx);
       ran = await runLmPpo(setup.problem, c, outDir, {
         ...opts,
+        phases: tc.phases,
         ...trainHooks(c, outDir, {
           evaluate,
           save: spec.savePretrained && ((dir) => spec.savePretrained!(setup, c, dir)),

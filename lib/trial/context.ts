@@ -1,6 +1,6 @@
 /**
  * What one trial owns while it runs, in place of module state: its compiled sessions, the
- * stage outputs it keeps in memory, its stop token. The trial runner (lib/experiment/trial.ts)
+ * stage outputs it keeps in memory, its stop token, its phase timer (a benchmark's). The trial runner (lib/experiment/trial.ts)
  * makes one per trial, hands it to the kind's `run` (`TrialRunContext.trial`) and disposes it
  * when the trial ends, however it ends: the sessions are freed (ORT arenas and thread pools),
  * the memo is emptied, and any later use of them fails loudly. So two trials in one process
@@ -20,6 +20,7 @@
  */
 import { SessionCache } from "../onnx/session_cache.ts";
 import { StopToken } from "../ppo/stop.ts";
+import type { PhaseTimer } from "../ppo/phase_times.ts";
 
 /** Options of a {@link TrialContext}. */
 export interface TrialContextOptions {
@@ -27,6 +28,8 @@ export interface TrialContextOptions {
   label?: string;
   /** The trial's stop token (a worker's signal handler requests it); default: a new one. */
   stop?: StopToken;
+  /** Wall time per phase of each update, for a benchmark; absent: nothing is timed. */
+  phases?: PhaseTimer;
 }
 
 /** One trial's resources: made by the runner, passed down, disposed at the trial's end. */
@@ -41,6 +44,8 @@ export class TrialContext {
   readonly memo: Map<string, unknown> = new Map();
   /** A stop request for the trial's training (lib/ppo/stop.ts). */
   readonly stop: StopToken;
+  /** Wall time per phase (lib/ppo/phase_times.ts), when a benchmark asked for it. */
+  readonly phases?: PhaseTimer;
   readonly label: string;
   #disposed = false;
 
@@ -48,6 +53,7 @@ export class TrialContext {
     this.label = opts.label ?? "trial";
     this.sessions = new SessionCache(this.label);
     this.stop = opts.stop ?? new StopToken();
+    if (opts.phases) this.phases = opts.phases;
   }
 
   /** Whether the trial ended ({@link dispose} was called). */

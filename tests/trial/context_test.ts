@@ -12,6 +12,11 @@ import { TrialContext } from "../../lib/trial/context.ts";
 import type { TrialKind } from "../../lib/trial/contract.ts";
 import { defineExperiment, findTrialKind, grid, planExperiment } from "../../lib/experiment/mod.ts";
 import { executeTrial, type TrialEvent, type TrialRequest } from "../../lib/experiment/trial.ts";
+import { createEnvProblem } from "../../lib/envs/ppo.ts";
+import { makeVecEnv } from "../../lib/envs/registry.ts";
+import { parsePpoConfig } from "../../lib/ppo/config.ts";
+import { PhaseTimer } from "../../lib/ppo/phase_times.ts";
+import { trainPpo } from "../../lib/ppo/trainer.ts";
 
 /** y = x · scale: a graph whose bytes differ per `scale` (a constant folded in). */
 function scaleGraph(scale: number): Graph {
@@ -162,4 +167,48 @@ Deno.test("a CartPole trial compiles every session in its own context (none in t
   } finally {
     await Deno.remove(root, { recursive: true });
   }
+});
+
+Deno.test("phase times: the timer handed to trainPpo sums its training time; another timer sees none of it", async () => {
+  const out = await Deno.makeTempDir({ prefix: "proxima-ctx-" });
+  try {
+    await using sessions = new SessionCache("phases");
+    const problem = await createEnvProblem({
+      env: makeVecEnv("CartPole-v1", 2),
+      steps: 8,
+      cfg: parsePpoConfig({ epochs: 1, minibatches: 1 }),
+      seed: 1,
+      threads: 1,
+      sessions,
+    });
+    const mine = new PhaseTimer(), other = new PhaseTimer();
+    const t = other.clock();
+    await trainPpo(problem, { updates: 2, seed: 1, rng: problem.rng, outDir: out, phases: mine });
+    const p = mine.take();
+    assert.deepEqual(Object.keys(p), ["training"]);
+    assert.ok(p.training! > 0);
+    assert.deepEqual(mine.take(), {}, "take() starts the sums again");
+    assert.deepEqual(other.take(), {}, "a timer nobody handed down records nothing");
+    other.add("scoring", t);
+    assert.ok(other.take().scoring! > 0);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("defineExperiment registers nothing; an experiment's own kind may not take a built-in task's name", () => {
+  const kind = probeKind([]);
+  const own = defineExperiment({ name: "own", task: kind, sweep: grid({ seed: [1] }) });
+  assert.equal(findTrialKind("context-probe"), null);
+  assert.equal(planExperiment(own, { file: "own.ts", codeVersion: "t" }).kind, kind);
+  const clash = defineExperiment({
+    name: "clash",
+    task: { ...kind, name: "Sentiment" },
+    sweep: grid({ seed: [1] }),
+  });
+  assert.throws(
+    () => planExperiment(clash, { file: "clash.ts", codeVersion: "t" }),
+    /task: the trial kind "Sentiment" takes a name of the built-in task "sentiment"[^]*fix: rename/,
+  );
+  assert.equal(findTrialKind("sentiment")?.name, "sentiment", "the built-in one is unchanged");
 });

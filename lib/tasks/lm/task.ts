@@ -411,6 +411,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       device: ctx.session?.device,
       threads: ctx.session?.threads,
       sessions: ctx.session?.sessions,
+      phases: ctx.phases,
     });
     return { problem, inputs, rewardModel: rm, rewards, lora, record: { reward_model: record } };
   },
