@@ -38,7 +38,7 @@ const EXPERIMENT = Symbol.for("proxima.experiment");
 export interface ExperimentInput {
   /** Folder name under results/: letters, digits, `-`, `_`, `.`. */
   name: string;
-  /** A registered task (`"CartPole-v1"`, `"sentiment"`, ...) or a trial kind object. */
+  /** A built-in task (`"CartPole-v1"`, `"sentiment"`, ...) or a trial kind object. */
   task: string | TrialKind;
   /** Config shared by every trial: nested objects and/or dotted keys. */
   base?: Record<string, unknown>;

@@ -339,7 +339,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     const tc = opts.trial ?? own!;
     const session: SessionOptions = { ...opts.session, sessions: tc.sessions };
     const ctx: LmTaskContext = {
-      stage: stageFn({ ...opts, session, memo: tc.memo }),
+      stage: stageFn({ ...opts, session, stageMemo: tc.memo }),
       session,
       rewards: opts.rewards,
       log: opts.log,

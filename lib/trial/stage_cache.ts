@@ -124,7 +124,7 @@ export interface LocalStageOptions {
    * Stage outputs held in memory for later stages (the trial's `TrialContext.memo`); without
    * the runner's `stage`, passed to the stage runs.
    */
-  memo?: Map<string, unknown>;
+  stageMemo?: Map<string, unknown>;
 }
 
 /**
@@ -141,6 +141,6 @@ export function localStageCache(
     codeVersion: `${task.name}-stages-v${task.stageVersion}`,
     threads: opts.session?.threads,
     device: opts.session?.device,
-    memo: opts.memo,
+    memo: opts.stageMemo,
   });
 }

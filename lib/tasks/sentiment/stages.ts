@@ -233,7 +233,7 @@ export async function trainSentimentSft(
 ): Promise<SftStage> {
   const c = SentimentSftStageSchema.parse({ model: input.model, sft: input.sft });
   const sft = await loadSftStage(stageFn(opts), sentimentSftStage.name, c, { log: opts.log });
-  opts.memo?.set(sftMemoKey(c), { cfg: sft.cfg, params: sft.params });
+  opts.stageMemo?.set(sftMemoKey(c), { cfg: sft.cfg, params: sft.params });
   return sft;
 }
 
@@ -268,7 +268,7 @@ export async function trainSentimentRewardModel(
   // The SFT stage first (cached after its first run): it also puts the trunk in the memo, so
   // the reward-model stage does not train it again (a call without the trial's memo gets one of
   // its own for the two stages).
-  opts = { ...opts, memo: opts.memo ?? new Map() };
+  opts = { ...opts, stageMemo: opts.stageMemo ?? new Map() };
   await trainSentimentSft(c, { ...opts, log: undefined });
   const t0 = performance.now();
   const r = await stageFn(opts)(sentimentRewardModelStage.name, c);
