@@ -9,7 +9,7 @@ import { Graph } from "../../lib/onnx/graph.ts";
 import { compile, type Session, tensor } from "../../lib/onnx/session.ts";
 import { processSessions, SessionCache } from "../../lib/onnx/session_cache.ts";
 import { TrialContext } from "../../lib/trial/context.ts";
-import type { TrialKind } from "../../lib/trial/contract.ts";
+import type { StageContext, StageDef, TrialKind } from "../../lib/trial/contract.ts";
 import { defineExperiment, findTrialKind, grid, planExperiment } from "../../lib/experiment/mod.ts";
 import { executeTrial, type TrialEvent, type TrialRequest } from "../../lib/experiment/trial.ts";
 import { createEnvProblem } from "../../lib/envs/ppo.ts";
@@ -51,7 +51,22 @@ Deno.test("SessionCache: one session per graph and cache; none shared between ca
   assert.deepEqual(processSessions.size, before, "nothing went to the process-wide cache");
 });
 
-/** A kind that compiles one session in its trial's cache and keeps a memo entry. */
+/** What the probe stage saw: its context, and whether its memo held the trial's entry. */
+const stageSeen: { ctx: StageContext; sawTrialEntry: boolean }[] = [];
+const probeStage: StageDef<{ n: number }> = {
+  name: "probe",
+  schema: z.object({ n: z.number() }).strict(),
+  async run(c, outDir, ctx) {
+    await compile(scaleGraph(c.n + 100), { threads: 1, sessions: ctx.sessions });
+    stageSeen.push({ ctx, sawTrialEntry: ctx.memo?.get("y") !== undefined });
+    await Deno.writeTextFile(`${outDir}/n.txt`, String(c.n));
+  },
+};
+
+/**
+ * A kind that compiles one session in its trial's cache, keeps a memo entry, then asks for a
+ * stage (which sees the trial's memo).
+ */
 function probeKind(seen: { ctx: TrialContext; session: Session; size: number; memo: number }[]) {
   const schema = z.object({ seed: z.number().int().default(1), scale: z.number().default(2) })
     .strict();
@@ -66,6 +81,7 @@ function probeKind(seen: { ctx: TrialContext; session: Session; size: number; me
       const session = await compile(scaleGraph(c.scale), { threads: 1, sessions: trial.sessions });
       trial.memo.set("y", await runY(session));
       seen.push({ ctx: trial, session, size: trial.sessions.size, memo: trial.memo.size });
+      await ctx.stage("probe", { n: c.scale });
       ctx.onProgress({ done: 1, total: 1 });
       await Deno.writeTextFile(
         `${outDir}/metrics.jsonl`,
@@ -75,6 +91,7 @@ function probeKind(seen: { ctx: TrialContext; session: Session; size: number; me
     },
     summarize: () => Promise.resolve({ metrics: {} }),
     metricNames: { named: {}, columns: ["y"] },
+    stages: { probe: probeStage as StageDef },
   };
   return kind;
 }
@@ -124,6 +141,13 @@ Deno.test("two trials in one process: each gets its own context, sessions and me
       await assert.rejects(runY(s.session), /released/);
     }
     assert.deepEqual(processSessions.size, before, "trials left the process-wide cache untouched");
+    // Stage runs get the trial's memo and a session cache of their own, freed when they end.
+    assert.equal(stageSeen.length, 2);
+    for (const [i, st] of stageSeen.entries()) {
+      assert.ok(st.sawTrialEntry, "the stage saw the trial's memo entry");
+      assert.ok(st.ctx.memo === seen[i].ctx.memo);
+      assert.ok(st.ctx.sessions !== seen[i].ctx.sessions && st.ctx.sessions!.disposed);
+    }
     const ys = await Promise.all(
       plan.trials.map((t) => Deno.readTextFile(`${root}/ctx/${t.id}/metrics.jsonl`)),
     );
