@@ -430,6 +430,7 @@ export function corruptBundle(
   );
 }
 
+/** The machine's CPU model, read once: a fact about the process's machine, not a trial's. */
 let cpuModel: string | null | undefined;
 /** env.json: versions, device, threads, code version, git commit. No times (it is hashed). */
 export async function envInfo(req: TrialRequest): Promise<Record<string, unknown>> {

@@ -40,7 +40,10 @@ export function exactKlAt(
 }
 
 type FullScorer = Awaited<ReturnType<typeof compileLmScorer>>;
-/** Each problem's exact-KL scorer: keyed weakly by the problem, so it lives as long as the trial. */
+/**
+ * Each problem's exact-KL scorer: keyed weakly by the problem, so it lives as long as the trial
+ * (its session is in the trial's session cache, freed when the trial ends).
+ */
 const scorers = new WeakMap<LmProblem, Promise<FullScorer>>();
 
 /** Rows [r0, r1) of `seqs` as sequences of their own. */
