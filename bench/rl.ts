@@ -16,8 +16,8 @@
  * tokens/s, set-up (from spawning the child to its first update's readiness: imports, load,
  * sessions; Proxima's includes its 1-sample evaluation before training) and peak RSS (each child's VmHWM), each
  * with Proxima / TRL, and Proxima's planning memory estimate against its measured peak.
- * Proxima's phase times come from lib/ppo/phase_times.ts (switched on in the child only; never
- * in metrics.jsonl).
+ * Proxima's phase times come from a lib/ppo/phase_times.ts timer the child hands its trial
+ * (in its TrialContext; never in metrics.jsonl).
  *
  *     deno task bench rl [--rl-shapes small,qwen] [--rl-updates 4] [--rl-warmup 1]
  *       [--threads 2] [--cache DIR] [--max-rss-gb 20]
@@ -437,8 +437,9 @@ async function worker(): Promise<void> {
   const t0 = performance.now();
   const { LM_KIND, lmMemoryInput, loadLmInputs } = await import("../lib/tasks/lm/mod.ts");
   const { estimateLmMemory } = await import("../lib/tasks/memory.ts");
-  const { takePhaseTimes, timePhases } = await import("../lib/ppo/phase_times.ts");
-  timePhases(true);
+  const { PhaseTimer } = await import("../lib/ppo/phase_times.ts");
+  const { TrialContext } = await import("../lib/trial/context.ts");
+  const phases = new PhaseTimer();
   const write = (o: unknown) =>
     Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(o) + "\n"));
   const input = rlConfig(
@@ -452,11 +453,12 @@ async function worker(): Promise<void> {
   let last = 0;
   const wait = () => {
     if (readLineSync() !== "next") Deno.exit(0);
-    takePhaseTimes();
+    phases.take();
     last = performance.now();
   };
   await LM_KIND.trial(input, values.out!, {
     session: { threads: Number(values.threads) },
+    trial: new TrialContext({ label: "bench rl", phases }),
     log: (l) => console.error(l),
     onStart: () => {
       write({ phase: "setup", setup_ms: performance.now() - t0, estimate });
@@ -464,7 +466,7 @@ async function worker(): Promise<void> {
     },
     onUpdate: (row, update) => {
       const ms = performance.now() - last;
-      const p = takePhaseTimes();
+      const p = phases.take();
       const tokens = Number(row.response_length) * Number(input.batch);
       write({ update, ms, ...p, tokens });
       wait();

@@ -27,7 +27,6 @@ import {
 import { readSubmissionTrials, STOPPED_EXIT } from "../lib/experiment/executors/slurm/mod.ts";
 import { codeVersion } from "../lib/experiment/code_version.ts";
 import { StopRequested, StopToken } from "../lib/ppo/stop.ts";
-import { pathToFileURL } from "node:url";
 
 /**
  * The command that starts this worker, for the sweep runner (`runPlan`'s `workerCommand`):
@@ -112,10 +111,6 @@ async function slurmRequest(dir: string, index: string): Promise<TrialRequest> {
   return req;
 }
 
-async function importExperiment(req: TrialRequest): Promise<void> {
-  if (req.experimentFile) await import(pathToFileURL(req.experimentFile).href);
-}
-
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -136,7 +131,6 @@ if (import.meta.main) {
     try {
       const list = await readSubmissionTrials(dir);
       const reqs = Object.entries(list.trials);
-      if (reqs[0]) await importExperiment(reqs[0][1]);
       for (const [index, req] of reqs) {
         const r = await prepareStages(req, emit);
         console.error(
@@ -168,7 +162,6 @@ if (import.meta.main) {
         : await Deno.readTextFile(values.request ?? "/dev/stdin");
       req = JSON.parse(text);
     }
-    await importExperiment(req);
   } catch (e) {
     if (e instanceof TrialError) fail(e);
     emit({

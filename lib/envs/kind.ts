@@ -58,6 +58,7 @@ function envKind(id: "CartPole-v1" | "Acrobot-v1", alias: string): TrialKind<Env
         stop: ctx.stop,
         device: ctx.device,
         threads: ctx.threads,
+        sessions: ctx.trial?.sessions,
         onStart: (u, total) => ctx.onProgress({ done: u, total, step: u * per }),
         onUpdate: (row, u, total) => {
           if (row.episodic_return !== null) ret = Number(row.episodic_return);

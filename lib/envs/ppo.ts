@@ -18,6 +18,7 @@
 import type * as ort from "onnxruntime-node";
 import { Graph } from "../onnx/graph.ts";
 import { compile, type Device, type Session, tensor } from "../onnx/session.ts";
+import type { SessionCache } from "../onnx/session_cache.ts";
 import {
   type ActorCriticConfig,
   actorCriticForward,
@@ -42,6 +43,8 @@ export interface EnvProblemOptions {
   hidden?: number[];
   device?: Device;
   threads?: number;
+  /** The session cache compiled sessions go to (a trial's own; absent: the process's). */
+  sessions?: SessionCache;
 }
 
 export interface EnvProblem extends PpoProblem {
@@ -84,8 +87,9 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
     },
     device: opts.device,
     threads: opts.threads,
+    sessions: opts.sessions,
   });
-  const sessionOpts = { device: opts.device, threads: opts.threads };
+  const sessionOpts = { device: opts.device, threads: opts.threads, sessions: opts.sessions };
 
   // Rollout policy: obs -> log π(·|s), V(s), sharing the trainer's live parameter buffers.
   const g = new Graph("policy");

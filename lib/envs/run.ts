@@ -25,6 +25,7 @@ import {
 export { readEpisodes, readMetrics };
 export type { EpisodeRow };
 import type { Device } from "../onnx/session.ts";
+import type { SessionCache } from "../onnx/session_cache.ts";
 import { ENV_IDS, makeVecEnv, resolveEnvId } from "./registry.ts";
 import { createEnvProblem } from "./ppo.ts";
 
@@ -99,6 +100,8 @@ export interface EnvRunOptions {
   resume?: boolean;
   device?: Device;
   threads?: number;
+  /** The session cache compiled sessions go to (a trial's own; absent: the process's). */
+  sessions?: SessionCache;
   onStart?: (startUpdate: number, updates: number) => void;
   onUpdate?: (row: MetricsRow, update: number, updates: number) => void;
   /** A stop request: checkpoint after the current update and stop (lib/ppo/stop.ts). */
@@ -145,6 +148,7 @@ export async function runEnvTraining(
     hidden: cfg.hidden,
     device: opts.device,
     threads: opts.threads,
+    sessions: opts.sessions,
   });
   const last = await trainPpo(problem, {
     updates,

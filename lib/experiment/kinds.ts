@@ -4,8 +4,9 @@
  * list {@link TASKS} (lib/experiment/tasks.ts), which every command resolves task names
  * against.
  *
- * An experiment file may also pass a kind object as `task` (tests do): `defineExperiment`
- * registers it, and workers import the experiment file, so it is registered there too.
+ * An experiment file may also pass a kind object as `task` (tests do). Nothing is registered:
+ * planning takes the kind from the experiment, and a worker from the experiment file's default
+ * export ({@link kindOfExperiment}), which it imports itself.
  * @module
  */
 import type { TrialKind } from "../trial/contract.ts";
@@ -23,37 +24,44 @@ export type {
   TrialSummary,
 } from "../trial/contract.ts";
 
-const KINDS = new Map<string, TrialKind>();
+/**
+ * The built-in kinds by lower-cased name and alias: a table computed once from the constant
+ * {@link TASKS} list and never changed afterwards.
+ */
+const BUILT_IN: ReadonlyMap<string, TrialKind> = new Map(
+  TASKS.flatMap((k) => [k.name, ...(k.aliases ?? [])].map((n) => [n.toLowerCase(), k] as const)),
+);
 
-/** Register a kind (re-registering the same object is a no-op; another one by the same name is refused). */
-export function registerTrialKind<C extends Record<string, unknown>>(
-  kind: TrialKind<C>,
-): TrialKind<C> {
-  for (const n of [kind.name, ...(kind.aliases ?? [])]) {
-    const prev = KINDS.get(n.toLowerCase());
-    if (prev && prev !== kind) {
-      throw new Error(`trial kind "${n}" is already registered (by ${prev.name})`);
-    }
+/**
+ * The kind for a task name or alias (case-insensitive): a built-in one, or `own` (a kind an
+ * experiment file defines) when the name is its name or alias; null when none.
+ */
+export function findTrialKind(name: string, own?: TrialKind | null): TrialKind | null {
+  const n = String(name).toLowerCase();
+  if (own && [own.name, ...(own.aliases ?? [])].some((a) => a.toLowerCase() === n)) return own;
+  return BUILT_IN.get(n) ?? null;
+}
+
+/**
+ * The built-in kind that an experiment's own kind `own` clashes with (one of its names is a
+ * built-in task's name or alias), or null.
+ */
+export function builtInClash(own: TrialKind): TrialKind | null {
+  for (const n of [own.name, ...(own.aliases ?? [])]) {
+    const k = BUILT_IN.get(n.toLowerCase());
+    if (k && k !== own) return k;
   }
-  for (const n of [kind.name, ...(kind.aliases ?? [])]) KINDS.set(n.toLowerCase(), kind);
-  return kind;
+  return null;
 }
 
-for (const kind of TASKS) registerTrialKind(kind);
-
-/** The kind for a task name or alias (case-insensitive), or null. */
-export function findTrialKind(name: string): TrialKind | null {
-  return KINDS.get(String(name).toLowerCase()) ?? null;
-}
-
-/** Canonical names of all registered kinds. */
+/** Canonical names of the built-in kinds. */
 export function trialKindNames(): string[] {
-  return [...new Set([...KINDS.values()].map((k) => k.name))].sort();
+  return [...new Set([...BUILT_IN.values()].map((k) => k.name))].sort();
 }
 
 /** Error text for an unknown task. */
 export function unknownTaskMessage(name: string): { cause: string; fix: string } {
-  const all = [...KINDS.keys()];
+  const all = [...BUILT_IN.keys()];
   const names = trialKindNames();
   const s = suggestion(String(name), [...names, ...all]);
   return {

@@ -1,6 +1,7 @@
 /**
- * Experiments: declarative sweeps over any registered task, content-addressed trials,
- * hash-stamped result bundles, a resumable parallel runner and a stage cache.
+ * Experiments: declarative sweeps over any built-in task (or a kind the file defines),
+ * content-addressed trials, hash-stamped result bundles, a resumable parallel runner and a
+ * stage cache.
  *
  * @example
  * ```ts

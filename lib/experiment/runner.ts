@@ -25,7 +25,7 @@ export interface RunOptions {
   /** ORT intra-op threads per trial. */
   threads: number;
   device: "cpu" | "cuda";
-  /** The experiment file (workers import it: kinds defined there get registered). */
+  /** The experiment file (workers take a trial kind it defines from its default export). */
   experimentFile?: string;
   git: { commit: string; dirty: boolean } | null;
   /** Abort = Ctrl-C: workers are killed, unfinished trials are reported as interrupted. */

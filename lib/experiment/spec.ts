@@ -24,7 +24,7 @@ import { z } from "zod";
 import { ConfigError } from "../ppo/config.ts";
 import { canonicalJson } from "./hash.ts";
 import { contentHash, shortHash } from "../hash.ts";
-import { findTrialKind, registerTrialKind, type TrialKind, unknownTaskMessage } from "./kinds.ts";
+import { builtInClash, findTrialKind, type TrialKind, unknownTaskMessage } from "./kinds.ts";
 import { expandSweep, isSweep, type Point, type Sweep, SweepError } from "./sweep.ts";
 import { didYouMean, suggestion } from "../suggest.ts";
 import { describe, explainIssue, fmt, schemaPaths } from "./config_issues.ts";
@@ -39,7 +39,7 @@ const EXPERIMENT = Symbol.for("proxima.experiment");
 export interface ExperimentInput {
   /** Folder name under results/: letters, digits, `-`, `_`, `.`. */
   name: string;
-  /** A registered task (`"CartPole-v1"`, `"sentiment"`, ...) or a trial kind object. */
+  /** A built-in task (`"CartPole-v1"`, `"sentiment"`, ...) or a trial kind object. */
   task: string | TrialKind;
   /** Config shared by every trial: nested objects and/or dotted keys. */
   base?: Record<string, unknown>;
@@ -59,15 +59,26 @@ export interface Experiment extends ExperimentInput {
   readonly [EXPERIMENT]: true;
 }
 
-/** Mark an experiment (validation happens in {@link planExperiment}, naming the file). */
+/**
+ * Mark an experiment (validation happens in {@link planExperiment}, naming the file). Returns
+ * a value and registers nothing: the sweep command and its workers import the file's default
+ * export, and a kind object given as `task` is found there ({@link kindOfExperiment}).
+ */
 export function defineExperiment(input: ExperimentInput): Experiment {
-  const t = input?.task as unknown;
-  if (typeof t === "object" && t !== null && typeof (t as TrialKind).name === "string") {
-    try {
-      registerTrialKind(t as TrialKind);
-    } catch { /* reported by planExperiment */ }
-  }
   return Object.freeze({ ...input, [EXPERIMENT]: true as const });
+}
+
+/**
+ * The trial kind an experiment defines itself (a kind object as `task`), or null when its
+ * `task` names a built-in one.
+ */
+export function kindOfExperiment(exp: unknown): TrialKind | null {
+  if (!isExperiment(exp)) return null;
+  const t = exp.task as unknown;
+  return typeof t === "object" && t !== null && typeof (t as TrialKind).name === "string" &&
+      "schema" in t
+    ? t as TrialKind
+    : null;
 }
 
 export function isExperiment(x: unknown): x is Experiment {
@@ -245,11 +256,12 @@ export function planExperiment(exp: Experiment, opts: PlanOptions): Plan {
       add("task", m.cause, m.fix);
     }
   } else if (typeof exp.task === "object" && exp.task !== null && "schema" in exp.task) {
-    kind = findTrialKind((exp.task as TrialKind).name);
-    if (kind !== exp.task) {
+    kind = exp.task as TrialKind;
+    const clash = builtInClash(kind);
+    if (clash) {
       add(
         "task",
-        `a different task is already registered as "${(exp.task as TrialKind).name}"`,
+        `the trial kind "${kind.name}" takes a name of the built-in task "${clash.name}"`,
         "rename the trial kind",
       );
       kind = null;

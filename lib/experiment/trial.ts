@@ -31,9 +31,11 @@ import {
   unknownTaskMessage,
 } from "./kinds.ts";
 import { lockWait } from "../lock.ts";
-import { trialId, type TrialIdentity } from "./spec.ts";
+import { kindOfExperiment, trialId, type TrialIdentity } from "./spec.ts";
+import { pathToFileURL } from "node:url";
 import { ensureStage } from "../trial/stage_cache.ts";
 import type { StageResult } from "../trial/contract.ts";
+import { TrialContext } from "../trial/context.ts";
 import { NonFiniteError } from "../ppo/trainer.ts";
 import type { StopToken } from "../ppo/stop.ts";
 import { RewardError } from "../tasks/rewards.ts";
@@ -48,7 +50,7 @@ export interface TrialRequest {
   expDir: string;
   /** The results root: the stage cache is `<root>/.stages/`, other experiments its folders. */
   root: string;
-  /** Imported first, so kinds it defines are registered here too. */
+  /** The experiment file: a trial kind it defines itself is taken from its default export. */
   experimentFile?: string;
   threads: number;
   device: "cpu" | "cuda";
@@ -97,17 +99,28 @@ export class TrialError extends Error {
   }
 }
 
+/**
+ * The kind of a request's trial: `own` when given (an in-process caller's kind object), else a
+ * built-in task by name, else the kind the experiment file defines itself (its default export's
+ * `task`, imported here: nothing is registered anywhere).
+ */
+export async function resolveTrialKind(req: TrialRequest, own?: TrialKind): Promise<TrialKind> {
+  const name = req.identity.task;
+  let kind = findTrialKind(name, own);
+  if (!kind && req.experimentFile) {
+    const mod = await import(pathToFileURL(req.experimentFile).href);
+    kind = findTrialKind(name, kindOfExperiment(mod.default));
+  }
+  if (!kind) throw new TrialError(unknownTaskMessage(name).cause);
+  return kind;
+}
+
 /** Run (or resume, or find) one trial and publish its bundle; progress goes to `emit`. */
 export async function executeTrial(
   req: TrialRequest,
   emit: (e: TrialEvent) => void,
-  opts: {
-    /**
-     * A stop request the trial's training honours: it checkpoints after the current update
-     * and throws `StopRequested` (a requeue resumes there).
-     */
-    stop?: StopToken;
-  } = {},
+  /** The stop token, the kind and the context hook of {@link TrialPlace}. */
+  opts: Pick<TrialPlace, "stop" | "kind" | "onContext"> = {},
 ): Promise<void> {
   const { expDir, id } = req;
   await runTrialAt(req, {
@@ -115,7 +128,7 @@ export async function executeTrial(
     tmp: `${expDir}/.tmp-${id}`,
     lock: `${expDir}/.lock-${id}`,
     reuse: true,
-    stop: opts.stop,
+    ...opts,
   }, emit);
 }
 
@@ -141,6 +154,10 @@ export interface TrialPlace {
    * throws `StopRequested` (a requeue resumes there).
    */
   stop?: StopToken;
+  /** The trial's kind, when the caller holds it (default: {@link resolveTrialKind}). */
+  kind?: TrialKind;
+  /** Called with the trial's context before its run starts (tests look at it afterwards). */
+  onContext?: (trial: TrialContext) => void;
 }
 
 /**
@@ -156,8 +173,7 @@ export async function runTrialAt(
   if (id !== req.id) {
     throw new TrialError(`trial request: id ${req.id} does not match its config (${id})`);
   }
-  const kind = findTrialKind(req.identity.task);
-  if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
+  const kind = await resolveTrialKind(req, place.kind);
   // Resolved and checked at planning; the id above is its hash. Only typed here (one parse,
   // no cross-key checks; none at all when this process planned it: lib/trial/resolve.ts).
   const config = resolvedConfig(kind, req.identity.config) as Record<string, unknown> | null;
@@ -239,12 +255,17 @@ export async function runTrialAt(
     const live = req.report_to === "tensorboard"
       ? new MetricsEventLog(tensorboardDir(final))
       : null;
+    // What this trial owns (compiled sessions, stage outputs in memory): disposed when the
+    // run ends, however it ends, so nothing of it outlives the trial in this process.
+    await using trial = new TrialContext({ label: `trial ${id}`, stop: place.stop });
+    place.onContext?.(trial);
     try {
       await kind.run(config, tmp, {
         resume: true,
         threads: req.threads,
         device: req.device,
         stop: place.stop,
+        trial,
         onProgress: ({ row, ...p }) => {
           if (row) live?.append(row);
           if (!started) {
@@ -253,7 +274,7 @@ export async function runTrialAt(
           } else emit({ type: "progress", ...p, ...(place.rows && row ? { row } : {}) });
         },
         stage: async (name, cfg): Promise<StageResult> => {
-          const r = await stageFor(kind, req)(name, cfg);
+          const r = await stageFor(kind, req, trial.memo)(name, cfg);
           // Recorded in the bundle (stages.json) as it is used, so a trial finalised after a
           // restart (which runs no stage) records the same.
           const rec = await readJson<Record<string, string>>(`${tmp}/stages.json`) ?? {};
@@ -322,8 +343,7 @@ export async function prepareStages(
   req: TrialRequest,
   emit: (e: TrialEvent) => void,
 ): Promise<{ stages: string[]; skipped?: true; error?: string }> {
-  const kind = findTrialKind(req.identity.task);
-  if (!kind) throw new TrialError(unknownTaskMessage(req.identity.task).cause);
+  const kind = await resolveTrialKind(req);
   const stages: string[] = [];
   if (!kind.stagesFor || await exists(`${req.expDir}/${req.id}`)) {
     return { stages, skipped: true };
@@ -340,8 +360,11 @@ export async function prepareStages(
   return { stages };
 }
 
-/** The stage cache a trial's run gets: `<root>/.stages/`, keyed with the trial's code version. */
-function stageFor(kind: TrialKind, req: TrialRequest) {
+/**
+ * The stage cache a trial's run gets: `<root>/.stages/`, keyed with the trial's code version;
+ * stage runs get the trial's memo (`TrialContext.memo`), when there is one.
+ */
+function stageFor(kind: TrialKind, req: TrialRequest, memo?: Map<string, unknown>) {
   return async (name: string, cfg: unknown): Promise<StageResult> => {
     const def = kind.stages?.[name];
     if (!def) throw new TrialError(`task ${kind.name} has no stage "${name}"`);
@@ -350,6 +373,7 @@ function stageFor(kind: TrialKind, req: TrialRequest) {
       codeVersion: req.identity.code_version,
       threads: req.threads,
       device: req.device,
+      memo,
     });
   };
 }
@@ -406,6 +430,7 @@ export function corruptBundle(
   );
 }
 
+/** The machine's CPU model, read once: a fact about the process's machine, not a trial's. */
 let cpuModel: string | null | undefined;
 /** env.json: versions, device, threads, code version, git commit. No times (it is hashed). */
 export async function envInfo(req: TrialRequest): Promise<Record<string, unknown>> {

@@ -18,6 +18,7 @@ import {
   type Tensor,
   tensor,
 } from "../onnx/session.ts";
+import { processSessions } from "../onnx/session_cache.ts";
 import { type LoraConfig, loraShapes } from "./lora.ts";
 import { type DecoderConfig, decoderShapes, kvLayout } from "./decoder.ts";
 import {
@@ -62,12 +63,9 @@ export interface DecodeState {
   kv: { key: [FloatArray, FloatArray]; value: [FloatArray, FloatArray] }[];
 }
 
-/** Shared decode steps (no weights: fed per call; immutable): a memo, see `compile`'s cache. */
-const decoders = new Map<string, Promise<GptDecoder>>();
-
 /**
- * One compiled KV-cache decode step for a config and dtype, compiled once per process (cached
- * by config, dtype and session options). Parameters are graph inputs, so the same session
+ * One compiled KV-cache decode step for a config and dtype, compiled once per session cache
+ * (by config, dtype and session options). Parameters are graph inputs, so the same session
  * serves any weights: a trainer's current params are passed at every call.
  *
  * The cache lives in two preallocated buffers per block tensor, sized for the batch's
@@ -138,15 +136,15 @@ export class GptDecoder {
     dtype: "float32" | "float64",
     opts: SessionOptions = {},
   ): Promise<GptDecoder> {
-    const key = JSON.stringify([cfg, dtype, opts]);
-    let d = decoders.get(key);
-    if (!d) {
-      const { graph, presents } = buildDecodeGraph(cfg, dtype);
-      d = compile(graph, opts).then((s) => new GptDecoder(cfg, dtype, s, presents));
-      d.catch(() => decoders.delete(key));
-      decoders.set(key, d);
-    }
-    return d;
+    // Shared decode steps (no weights: fed per call; immutable), memoised in the options'
+    // session cache (the trial's own, or the process's outside a trial).
+    return (opts.sessions ?? processSessions).memo(
+      `decoder|${JSON.stringify([cfg, dtype, opts])}`,
+      () => {
+        const { graph, presents } = buildDecodeGraph(cfg, dtype);
+        return compile(graph, opts).then((s) => new GptDecoder(cfg, dtype, s, presents));
+      },
+    );
   }
 
   /**

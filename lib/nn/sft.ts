@@ -27,6 +27,7 @@
 import { type DType, Graph, type Shape } from "../onnx/graph.ts";
 import { adamw, type Optimizer } from "../onnx/optim.ts";
 import { compile, type SessionOptions, type Tensor, tensor } from "../onnx/session.ts";
+import { processSessions } from "../onnx/session_cache.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { type FlatLayout, flattenSpec, packFlat, unpackFlat } from "../onnx/flat.ts";
 import type { Rng } from "../rng.ts";
@@ -318,31 +319,26 @@ export interface SftEvalOptions extends SftBatchOptions {
 }
 
 /**
- * The SFT evaluation graph's session by config, dtype and options: a memo of an immutable
- * compiled graph with no weights in it (they are inputs), so kept at module level (see
- * `compile`'s cache); bounded by the configs a process evaluates.
+ * The SFT evaluation graph's session by config, dtype and options, memoised in the options'
+ * session cache (the trial's own, or the process's outside a trial): an immutable compiled
+ * graph with no weights in it (they are inputs).
  */
-const evalSessions = new Map<string, ReturnType<typeof compile>>();
-
-/** Forward-only graph: params + batch -> Σ scored NLL (weights are 0/1 here). */
 function evalSession(cfg: DecoderConfig, dtype: "float32" | "float64", opts: SessionOptions) {
-  const key = JSON.stringify([cfg, dtype, opts]);
-  let s = evalSessions.get(key);
-  if (!s) {
-    const g = new Graph("sft_eval");
-    const params = Object.fromEntries(
-      Object.entries(decoderShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
-    );
-    const b = Object.fromEntries(
-      Object.entries(batchInputs(dtype)).map(([n, v]) => [n, g.input(n, v.dtype, v.shape)]),
-    );
-    const { logits } = decoderForward(g, cfg, params, b.tokens, b.mask);
-    g.output(g.neg(g.reduceSum(g.mul(tokenLogprobs(g, logits, b.targets), b.weights))), "nll");
-    s = compile(g, opts);
-    s.catch(() => evalSessions.delete(key));
-    evalSessions.set(key, s);
-  }
-  return s;
+  return (opts.sessions ?? processSessions).memo(
+    `sft_eval|${JSON.stringify([cfg, dtype, opts])}`,
+    () => {
+      const g = new Graph("sft_eval");
+      const params = Object.fromEntries(
+        Object.entries(decoderShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
+      );
+      const b = Object.fromEntries(
+        Object.entries(batchInputs(dtype)).map(([n, v]) => [n, g.input(n, v.dtype, v.shape)]),
+      );
+      const { logits } = decoderForward(g, cfg, params, b.tokens, b.mask);
+      g.output(g.neg(g.reduceSum(g.mul(tokenLogprobs(g, logits, b.targets), b.weights))), "nll");
+      return compile(g, opts);
+    },
+  );
 }
 
 /**

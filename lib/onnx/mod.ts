@@ -8,6 +8,7 @@ export * from "./graph.ts";
 export { gradientRules, gradients, type GradRule, unbroadcast } from "./autodiff.ts";
 export * from "./optim.ts";
 export * from "./session.ts";
+export * from "./session_cache.ts";
 export { FfiSession, ffiStatus } from "./ort_ffi.ts";
 export * from "./train.ts";
 export * from "./safetensors.ts";

@@ -134,6 +134,10 @@ export interface Runtime {
   version: string;
 }
 
+/**
+ * The ORT library handle, environment and allocator, loaded once: process-wide on purpose (one
+ * native library per process; it holds no model, no session and no trial's state).
+ */
 let runtime: Runtime | null | undefined;
 let unavailable = "";
 

@@ -10,7 +10,10 @@ import { type FloatDType, type NamedTensor, type TensorDType } from "./safetenso
 const F32_SCRATCH = new Float32Array(1);
 const U32_SCRATCH = new Uint32Array(F32_SCRATCH.buffer);
 
-/** float32 bits of each binary16 pattern (exact, NaN payloads kept); built on first use. */
+/**
+ * float32 bits of each binary16 pattern (exact, NaN payloads kept); built on first use.
+ * Process-wide on purpose: a constant table (256 KB), the same for every caller.
+ */
 let f16Bits: Uint32Array | undefined;
 
 function f16BitsTable(): Uint32Array {

@@ -14,6 +14,7 @@ import { createHash } from "node:crypto";
 import { type DType, Graph } from "./graph.ts";
 import { FfiSession, ffiStatus } from "./ort_ffi.ts";
 import { UserError } from "../errors.ts";
+import { processSessions, type SessionCache } from "./session_cache.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -48,7 +49,16 @@ export interface SessionOptions {
    * {@link Session.endProfiling} ends it and gives the path. "ffi" backend only.
    */
   profile?: string;
+  /**
+   * The cache compiled sessions are kept in: a trial's own (lib/trial/context.ts), disposed
+   * when the trial ends; absent, the process-wide {@link processSessions}. Not part of any
+   * session's identity.
+   */
+  sessions?: SessionCache;
 }
+
+/** Session options with every default filled (what a {@link Session} records). */
+export type ResolvedSessionOptions = Required<Omit<SessionOptions, "sessions">>;
 
 export type TypedArray = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array;
 export type Tensor = ort.Tensor;
@@ -156,7 +166,7 @@ export class Session {
   constructor(
     private readonly inner: Backend,
     readonly hash: string,
-    readonly options: Required<SessionOptions>,
+    readonly options: ResolvedSessionOptions,
     /** Feeds added to every run (see {@link compileWithConstants} on the "node" backend). */
     private readonly constantFeeds?: Record<string, ort.Tensor>,
     /** Made by {@link compileWithConstants} for one caller (not shared through the cache). */
@@ -195,10 +205,19 @@ export class Session {
   }
   /**
    * Free a session made by {@link compileWithConstants} (its packed weights and arena); the
-   * shared sessions of {@link compile} live as long as the process, and this leaves them be.
+   * shared sessions of {@link compile} live as long as their {@link SessionCache}, and this
+   * leaves them be.
    */
   release(): void {
     if (this.owned && this.inner instanceof FfiSession) this.inner.release();
+  }
+  /**
+   * Free the session whatever its owner: what its {@link SessionCache} does when the trial
+   * that owns it ends. A run after this throws.
+   */
+  async dispose(): Promise<void> {
+    if (this.inner instanceof FfiSession) this.inner.release();
+    else if (!this.owned) await (this.inner as unknown as ort.InferenceSession).release();
   }
   /**
    * Run; `fetches` may give preallocated output tensors that ORT writes into. With the "ffi"
@@ -219,14 +238,14 @@ export class Session {
 }
 
 /**
- * Compiled sessions by graph hash and options: a process-wide memo, kept at module level on
- * purpose. A cached session is a pure function of its key (the serialised graph and the
- * options; parameters are graph inputs fed at each run, so it holds no weights — a session
- * with weights compiled in, `compileWithConstants`, is never cached) and is never mutated, so
- * sharing it cannot change a result. Bounded by the distinct graphs a process compiles: a
- * trial's fixed set in a worker (one trial per process), none in a sweep's parent.
+ * Compiled sessions live in a {@link SessionCache} by graph hash and options: the trial's own
+ * (`opts.sessions`), released when the trial ends, or the process-wide one for code outside a
+ * trial. A cached session is a pure function of its key (the serialised graph and the options;
+ * parameters are graph inputs fed at each run, so it holds no weights — a session with weights
+ * compiled in, `compileWithConstants`, is never cached) and is never mutated, so sharing it
+ * within its cache cannot change a result.
  */
-const cache = new Map<string, Promise<Session>>();
+const cacheOf = (opts: SessionOptions): SessionCache => opts.sessions ?? processSessions;
 
 /** sha256 of the serialised model: the graph's identity. */
 export function graphHash(bytes: Uint8Array): string {
@@ -238,7 +257,7 @@ export function graphHash(bytes: Uint8Array): string {
  * device, threads) to the file: how a test checks that a command's `--threads` reaches every
  * session it builds, in this process and in the workers it spawns.
  */
-function logSession(hash: string, o: Required<SessionOptions>): void {
+function logSession(hash: string, o: ResolvedSessionOptions): void {
   const path = Deno.env.get("PROXIMA_SESSION_LOG");
   if (!path) return;
   const line = JSON.stringify({ graph: hash.slice(0, 16), device: o.device, threads: o.threads });
@@ -250,7 +269,7 @@ export async function compile(
   graph: Graph | Uint8Array,
   opts: SessionOptions = {},
 ): Promise<Session> {
-  const options: Required<SessionOptions> = {
+  const options: ResolvedSessionOptions = {
     device: opts.device ?? "cpu",
     threads: opts.threads ?? 2,
     optimization: opts.optimization ?? "all",
@@ -268,32 +287,25 @@ export async function compile(
   const key = `${hash}|${options.device}|${options.threads}|${options.optimization}|` +
     `${options.spinning}|${options.backend}|${options.memPattern}|${options.memArena}|` +
     `${options.profile}`;
-  let s = cache.get(key);
-  if (!s && options.backend === "ffi") {
-    s = FfiSession.create(bytes, options).then((inner) => new Session(inner, hash, options));
-    s.catch(() => cache.delete(key));
-    cache.set(key, s);
-  }
-  if (!s) {
-    s = ort.InferenceSession.create(bytes, {
-      executionProviders: [options.device],
-      intraOpNumThreads: options.threads,
-      interOpNumThreads: 1,
-      executionMode: "sequential",
-      graphOptimizationLevel: options.optimization,
-      enableMemPattern: options.memPattern,
-      enableCpuMemArena: options.memArena,
-      logSeverityLevel: 3,
-      // Idle intra-op threads sleep instead of spin-waiting (as torch under
-      // OMP_WAIT_POLICY=PASSIVE). On a shared 2-core machine spinning threads fight every other
-      // process: measured on the GPT bench under load, 1.9-2.1x torch's step time with
-      // spinning vs 0.66-0.94x without; on an idle machine it made no measurable difference.
-      extra: { session: { intra_op: { allow_spinning: options.spinning ? "1" : "0" } } },
-    }).then((inner) => new Session(inner, hash, options));
-    s.catch(() => cache.delete(key));
-    cache.set(key, s);
-  }
-  return s;
+  const make = (): Promise<Session> =>
+    options.backend === "ffi"
+      ? FfiSession.create(bytes, options).then((inner) => new Session(inner, hash, options))
+      : ort.InferenceSession.create(bytes, {
+        executionProviders: [options.device],
+        intraOpNumThreads: options.threads,
+        interOpNumThreads: 1,
+        executionMode: "sequential",
+        graphOptimizationLevel: options.optimization,
+        enableMemPattern: options.memPattern,
+        enableCpuMemArena: options.memArena,
+        logSeverityLevel: 3,
+        // Idle intra-op threads sleep instead of spin-waiting (as torch under
+        // OMP_WAIT_POLICY=PASSIVE). On a shared 2-core machine spinning threads fight every other
+        // process: measured on the GPT bench under load, 1.9-2.1x torch's step time with
+        // spinning vs 0.66-0.94x without; on an idle machine it made no measurable difference.
+        extra: { session: { intra_op: { allow_spinning: options.spinning ? "1" : "0" } } },
+      }).then((inner) => new Session(inner, hash, options));
+  return await cacheOf(opts).memo(`session|${key}`, make, (s) => s.dispose());
 }
 
 /**
@@ -328,7 +340,7 @@ export async function compileWithConstants(
     const shared = await compile(graph, { ...opts, backend });
     return new Session(shared["inner"], shared.hash, shared.options, constants);
   }
-  const options: Required<SessionOptions> = {
+  const options: ResolvedSessionOptions = {
     device: "cpu",
     threads: opts.threads ?? 2,
     optimization: opts.optimization ?? "all",

@@ -83,7 +83,6 @@ import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree } from "../ppo/config.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
 import { softOverlongPunishment } from "../ppo/shaping.ts";
-import { phaseAdd, phaseClock } from "../ppo/phase_times.ts";
 import type { Rollout } from "../ppo/trainer.ts";
 import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
 import { drawInformative } from "./lm_dynamic.ts";
@@ -233,7 +232,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     ? { ...adapterShape, ...valueHeadShape }
     : { ...trunkShape, ...valueHeadShape };
   const frozen = layout.lora ? trunkShape : undefined;
-  const sessionOpts = { device: opts.device, threads: opts.threads };
+  const sessionOpts = { device: opts.device, threads: opts.threads, sessions: opts.sessions };
   const trainer = await createPpoTrainer({
     cfg,
     dtype,
@@ -418,7 +417,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         const s = await task.score(g.prompts, g.responses);
         return Array.isArray(s) ? { scores: s } : s;
       };
-      const genAt = phaseClock();
+      const genAt = opts.phases?.clock() ?? 0;
       // DAPO's dynamic sampling: batches until the groups whose scores differ fill one.
       const dynamic = cfg.dynamic_sampling != null
         ? await drawInformative({
@@ -433,8 +432,8 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         })
         : null;
       const gen = dynamic ? dynamic.gen : await drawBatch();
-      phaseAdd("generation", genAt);
-      const scoreAt = phaseClock();
+      opts.phases?.add("generation", genAt);
+      const scoreAt = opts.phases?.clock() ?? 0;
       const { rows, cols, mask } = gen;
       const seqs: LmSequences = gen;
       // Values of the state before each response token (current params; GAE only), and the
@@ -465,7 +464,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         )
         : null;
       const shaped = overlong ? scores.map((s, r) => s + overlong[r]) : scores;
-      phaseAdd("scoring", scoreAt);
+      opts.phases?.add("scoring", scoreAt);
       const n = rows * cols;
       const roll: Rollout = {
         rows,

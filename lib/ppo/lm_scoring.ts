@@ -8,6 +8,7 @@
 import type * as ort from "onnxruntime-node";
 import { Graph, type Value } from "../onnx/graph.ts";
 import { compile, type Device, tensor } from "../onnx/session.ts";
+import type { SessionCache } from "../onnx/session_cache.ts";
 import { gatherLogprobs, tokenLogprobs } from "../nn/gpt.ts";
 import { type DecoderConfig, decoderForward, decoderHidden, decoderShapes } from "../nn/decoder.ts";
 import { valueHead } from "../nn/heads.ts";
@@ -166,7 +167,13 @@ export function exactKlAt(logp: Float32Array, logq: Float32Array, i: number, V: 
  */
 export async function compileLmScorer(
   model: DecoderConfig,
-  opts: { dtype?: "float32" | "float64"; device?: Device; threads?: number; full?: boolean } = {},
+  opts: {
+    dtype?: "float32" | "float64";
+    device?: Device;
+    threads?: number;
+    full?: boolean;
+    sessions?: SessionCache;
+  } = {},
 ): Promise<
   (
     ...a: Parameters<LmProblem["rescore"]>
@@ -182,7 +189,11 @@ export async function compileLmScorer(
   const out = responseOutputs(g, model, params, ...io, false);
   g.output(out.logp, "logp");
   if (opts.full) g.output(out.logpAll, "logp_all");
-  const session = await compile(g, { device: opts.device, threads: opts.threads });
+  const session = await compile(g, {
+    device: opts.device,
+    threads: opts.threads,
+    sessions: opts.sessions,
+  });
   return async (p, seqs) => {
     const feeds: Record<string, ort.Tensor> = {};
     for (const [n, s] of Object.entries(shapes)) {

@@ -5,6 +5,8 @@
  */
 import type * as ort from "onnxruntime-node";
 import type { Device } from "../onnx/session.ts";
+import type { SessionCache } from "../onnx/session_cache.ts";
+import type { PhaseTimer } from "./phase_times.ts";
 import type { DecoderConfig } from "../nn/decoder.ts";
 import type { FloatArray, GenerateOptions, Generation, SamplingOptions } from "../nn/sample.ts";
 import type { LoraConfig } from "../nn/lora.ts";
@@ -126,6 +128,10 @@ export interface LmProblemOptions {
   device?: Device;
   /** Intra-op threads per session (default 2, pinned for reproducibility). */
   threads?: number;
+  /** The session cache compiled sessions go to (a trial's own; absent: the process's). */
+  sessions?: SessionCache;
+  /** Wall time of generation and scoring, for benchmarks (phase_times.ts); absent: not timed. */
+  phases?: PhaseTimer;
 }
 
 /** The PPO problem for a GPT policy, plus what tests and reports want to look at. */

@@ -32,6 +32,7 @@ import type * as ort from "onnxruntime-node";
 import { Graph, type Value } from "../onnx/graph.ts";
 import { adamw, type Optimizer } from "../onnx/optim.ts";
 import { compile, type SessionOptions, tensor } from "../onnx/session.ts";
+import { processSessions } from "../onnx/session_cache.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { type FlatLayout, flattenSpec, packFlat, unpackFlat } from "../onnx/flat.ts";
 import type { Rng } from "../rng.ts";
@@ -291,12 +292,10 @@ export interface RewardScoreOptions {
 }
 
 /**
- * The scoring graph's session by config, dtype, options and pad id: a memo of an immutable
- * compiled graph with no weights in it (they are inputs), so kept at module level (see
- * `compile`'s cache); bounded by the reward models a process scores with.
+ * The scoring graph's session by config, dtype, options and pad id, memoised in the options'
+ * session cache (the trial's own, or the process's outside a trial): an immutable compiled
+ * graph with no weights in it (they are inputs).
  */
-const scoreSessions = new Map<string, ReturnType<typeof compile>>();
-
 function scoreSession(
   cfg: DecoderConfig,
   dtype: "float32" | "float64",
@@ -304,8 +303,7 @@ function scoreSession(
   readAtPadId?: number,
 ) {
   const key = JSON.stringify([cfg, dtype, opts, readAtPadId ?? null]);
-  let s = scoreSessions.get(key);
-  if (!s) {
+  return (opts.sessions ?? processSessions).memo(`reward_score|${key}`, () => {
     const g = new Graph("reward_model");
     const params = Object.fromEntries(
       Object.entries(rewardModelShapes(cfg)).map(([n, { shape }]) => [n, g.input(n, dtype, shape)]),
@@ -317,11 +315,8 @@ function scoreSession(
     // nonPadMask); Proxima's reward models at the last real token of the mask.
     const at = readAtPadId === undefined ? mask : nonPadMask(g, tokens, readAtPadId);
     g.output(rewardHead(g, hidden, at, params), "reward");
-    s = compile(g, opts);
-    s.catch(() => scoreSessions.delete(key));
-    scoreSessions.set(key, s);
-  }
-  return s;
+    return compile(g, opts);
+  });
 }
 
 /** Feeds of a reward model's parameters (typed arrays wrapped, tensors passed as they are). */

@@ -27,6 +27,7 @@
 import { ESTIMATORS, LOSS_TYPE_FACTS } from "./estimators.ts";
 import type { Graph, Value } from "../onnx/graph.ts";
 import type { Device } from "../onnx/session.ts";
+import type { SessionCache } from "../onnx/session_cache.ts";
 import { Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { adamw } from "../onnx/optim.ts";
 import { isCriticFree, type LossType, type PpoConfig } from "./config.ts";
@@ -76,6 +77,8 @@ export interface PpoTrainStepOptions {
   policy(g: Graph, params: Record<string, Value>, batch: Record<string, Value>): PolicyOutputs;
   device?: Device;
   threads?: number;
+  /** The session cache compiled sessions go to (a trial's own; absent: the process's). */
+  sessions?: SessionCache;
 }
 
 /** The loss hyperparameter inputs by name (see {@link ppoHparams}, {@link objectiveHparams}). */
@@ -207,6 +210,7 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
   const trainer = await Trainer.create(spec, opts.init, {
     device: opts.device,
     threads: opts.threads,
+    sessions: opts.sessions,
   });
   trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
   return trainer;

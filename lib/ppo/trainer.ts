@@ -37,7 +37,7 @@ import {
   readMetrics,
 } from "./metrics_files.ts";
 export { type EpisodeRow, type MetricsRow, PPO_METRIC_COLUMNS, readEpisodes, readMetrics };
-import { phaseAdd, phaseClock } from "./phase_times.ts";
+import type { PhaseTimer } from "./phase_times.ts";
 
 /** One update's experience. Arrays are rows × cols, row-major. */
 export interface Rollout {
@@ -120,6 +120,8 @@ export interface PpoProblem {
 export interface PpoRunOptions {
   /** Number of updates (the lr anneals linearly to 0 across them). */
   updates: number;
+  /** Wall time per phase, for benchmarks (lib/ppo/phase_times.ts); absent: not timed. */
+  phases?: PhaseTimer;
   /** Trial seed: the one generator for action sampling and minibatch shuffles. */
   seed: number;
   /** That generator, when the caller already drew from it (e.g. for the init). */
@@ -319,7 +321,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
 
       // 4. Epochs of shuffled minibatches. Learning rate annealed linearly (CleanRL).
       const lr = cfg.lr_anneal ? cfg.lr * (1 - update / opts.updates) : cfg.lr;
-      const trainAt = phaseClock();
+      const trainAt = opts.phases?.clock() ?? 0;
       const examples = n / roll.exampleSize;
       const sums: Record<string, number> = {};
       let steps = 0, epochsRun = 0;
@@ -359,7 +361,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
         if (cfg.target_kl !== null && epochKl.sum / epochKl.count > cfg.target_kl) break;
       }
 
-      phaseAdd("training", trainAt);
+      opts.phases?.add("training", trainAt);
       await problem.afterOptimize?.(steps);
 
       // 5. Diagnostics (minibatch metrics are means over every minibatch of every epoch).

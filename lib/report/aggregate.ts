@@ -62,6 +62,10 @@ export function describe(values: readonly number[]): Described {
   return { n, mean, std, sem, ci95: [mean - half, mean + half] };
 }
 
+/**
+ * Student-t critical values by degrees of freedom: process-wide on purpose, a table of a pure
+ * function's values (no trial's state), bounded by the sample sizes a report aggregates.
+ */
 const T95_CACHE = new Map<number, number>();
 
 /**

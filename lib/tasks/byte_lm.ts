@@ -35,7 +35,7 @@ import {
 import { AdvantageSchema, LmKlBaseSchema, LmLossShape, PpoSchema } from "../ppo/config.ts";
 import { type DefaultOverrides, withOverrides } from "../trial/overrides.ts";
 import { Rng } from "../rng.ts";
-import type { StageDef, StageFn } from "../trial/contract.ts";
+import type { StageContext, StageDef, StageFn } from "../trial/contract.ts";
 import type { LmPolicyView } from "../ppo/offline/problem.ts";
 import { evalKl } from "./eval_kl.ts";
 
@@ -146,11 +146,17 @@ export function byteDecoderConfig(m: ByteModelSection): DecoderConfig {
   });
 }
 
-/** Session options of a stage run (the experiment runner passes threads and device). */
-export function stageSession(ctx: { threads?: number; device?: SessionOptions["device"] }) {
+/**
+ * Session options of a stage run (the experiment runner passes threads and device; the stage
+ * cache the run's own session cache).
+ */
+export function stageSession(
+  ctx: Pick<SessionOptions, "threads" | "device" | "sessions">,
+): SessionOptions {
   const s: SessionOptions = {};
   if (ctx.threads !== undefined) s.threads = ctx.threads;
   if (ctx.device !== undefined) s.device = ctx.device;
+  if (ctx.sessions !== undefined) s.sessions = ctx.sessions;
   return s;
 }
 
@@ -267,8 +273,11 @@ export function byteSftStage<C extends ByteSftStageConfig>(o: {
   /** Part of the saved folder's `proxima_stage` record. */
   version: number;
   corpus(config: C, seed: number, size: number): TextPair[];
-  /** Called with each policy the stage fits (e.g. to keep it in memory for a later stage). */
-  onFit?(config: C, m: ByteModel & { heldOutNll: number }): void;
+  /**
+   * Called with each policy the stage fits and the stage run's context (e.g. to keep it in the
+   * trial's memo for a later stage).
+   */
+  onFit?(config: C, m: ByteModel & { heldOutNll: number }, ctx: StageContext): void;
 }): StageDef<C> & {
   fit(config: C, session: SessionOptions): Promise<ByteModel & { heldOutNll: number }>;
 } {
@@ -288,7 +297,7 @@ export function byteSftStage<C extends ByteSftStageConfig>(o: {
     async run(config, outDir, ctx) {
       const c = o.schema.parse(config);
       const m = await fit(c, stageSession(ctx));
-      o.onFit?.(c, m);
+      o.onFit?.(c, m, ctx);
       await saveSftStage(`${outDir}/model`, m, { stage: o.name, version: o.version, config: c });
     },
   };

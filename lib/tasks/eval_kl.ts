@@ -41,7 +41,10 @@ export function exactKlAt(
 }
 
 type FullScorer = Awaited<ReturnType<typeof compileLmScorer>>;
-/** Each problem's exact-KL scorer: keyed weakly by the problem, so it lives as long as the trial. */
+/**
+ * Each problem's exact-KL scorer: keyed weakly by the problem, so it lives as long as the trial
+ * (its session is in the trial's session cache, freed when the trial ends).
+ */
 const scorers = new WeakMap<LmPolicyView, Promise<FullScorer>>();
 
 /** Rows [r0, r1) of `seqs` as sequences of their own. */
@@ -79,6 +82,7 @@ export async function exactRefKl(
         full: true,
         device: session.device,
         threads: session.threads,
+        sessions: session.sessions,
       }),
     );
   }

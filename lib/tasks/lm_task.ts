@@ -46,6 +46,7 @@ import { ConfigError, formatIssues } from "../ppo/config.ts";
 import { MethodSchema, resolveMethod } from "../ppo/methods/mod.ts";
 import { type MetricsRow, PPO_METRIC_COLUMNS } from "../ppo/trainer.ts";
 import type { StopToken } from "../ppo/stop.ts";
+import type { PhaseTimer } from "../ppo/phase_times.ts";
 import type {
   PlanContext,
   StageDef,
@@ -57,6 +58,7 @@ import type {
 import type { DefaultOverrides } from "../trial/overrides.ts";
 import { resolveTrialConfig } from "../trial/resolve.ts";
 import { localStageCache, type LocalStageOptions } from "../trial/stage_cache.ts";
+import { TrialContext } from "../trial/context.ts";
 import type { LmProblem } from "../ppo/lm_problem.ts";
 import type { OfflineLmProblem } from "../ppo/offline/problem.ts";
 import { RewardRefSchema, type UserReward } from "./rewards.ts";
@@ -131,6 +133,13 @@ export interface LmTaskContext {
   rewards?: Record<string, UserReward>;
   /** Progress lines (stages trained or reused). */
   log?: (line: string) => void;
+  /**
+   * The trial's memo of stage outputs held in memory (`TrialContext.memo`: an SFT trunk the
+   * reward-model stage reuses), shared with the stage runs.
+   */
+  stageMemo: Map<string, unknown>;
+  /** Wall time per phase, for benchmarks (the trial context's); absent: not timed. */
+  phases?: PhaseTimer;
   /**
    * This trial's reads that hooks share (the `memory` hook's inputs, which `problem` reuses);
    * made per trial, dropped with it.
@@ -250,6 +259,12 @@ export interface LmTrialOptions<S extends LmSetup = LmSetup> {
   session?: SessionOptions;
   /** Progress lines. */
   log?: (line: string) => void;
+  /**
+   * The trial's context (the runner's): its sessions cache every session the trial compiles,
+   * its memo the stage outputs it holds. Absent: the trial makes its own and disposes it when
+   * it returns.
+   */
+  trial?: TrialContext;
 }
 
 /** Summary of a finished trial folder (what summary.json holds). */
@@ -358,11 +373,18 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       const e = new ConfigError(`${spec.name} config: ${m.key}: ${m.cause}\n  fix: ${m.fix}`);
       throw Object.assign(e, m);
     }
+    // The trial's own sessions and stage memo: the caller's context, or one made here and
+    // disposed when the trial returns (nothing it compiled outlives it).
+    await using own = opts.trial ? null : new TrialContext({ label: `${spec.name} trial` });
+    const tc = opts.trial ?? own!;
+    const session: SessionOptions = { ...opts.session, sessions: tc.sessions };
     const ctx: LmTaskContext = {
-      stage: stageFn(opts),
-      session: opts.session,
+      stage: stageFn({ ...opts, session, stageMemo: tc.memo }),
+      session,
       rewards: opts.rewards,
       log: opts.log,
+      stageMemo: tc.memo,
+      phases: tc.phases,
       memo,
     };
     const setup = await spec.problem(c, ctx);
@@ -372,6 +394,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       const evaluate = () => spec.evaluate(setup, c, ctx);
       ran = await runLmPpo(setup.problem, c, outDir, {
         ...opts,
+        phases: tc.phases,
         ...trainHooks(c, outDir, {
           evaluate,
           save: spec.savePretrained && ((dir) => spec.savePretrained!(setup, c, dir)),
@@ -413,6 +436,7 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       stop: ctx.stop,
       stage: ctx.stage,
       session: { threads: ctx.threads, device: ctx.device },
+      ...(ctx.trial ? { trial: ctx.trial } : {}),
       onStart: (u) => ctx.onProgress({ done: u, total, step: u * per }),
       onUpdate: (row, u) => ctx.onProgress({ done: u, total, step: u * per, info: info(row), row }),
     });

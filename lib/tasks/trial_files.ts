@@ -68,7 +68,7 @@ export async function runLmPpo<E>(
   outDir: string,
   opts: Pick<
     PpoRunOptions,
-    "resume" | "onUpdate" | "onStart" | "extraMetrics" | "afterUpdate" | "stop"
+    "resume" | "onUpdate" | "onStart" | "extraMetrics" | "afterUpdate" | "stop" | "phases"
   >,
   evaluate: () => Promise<E>,
 ): Promise<{ before: E; after: E; last: MetricsRow }> {
@@ -83,6 +83,7 @@ export async function runLmPpo<E>(
       checkpointEvery: c.checkpoint_every,
       resume: opts.resume,
       stop: opts.stop,
+      phases: opts.phases,
       extraMetrics: opts.extraMetrics,
       afterUpdate: opts.afterUpdate,
       onUpdate: (row, u) => {

@@ -27,6 +27,8 @@
 import type { z } from "zod";
 import type { StopToken } from "../ppo/stop.ts";
 import type { DefaultOverrides } from "./overrides.ts";
+import type { SessionCache } from "../onnx/session_cache.ts";
+import type { TrialContext } from "./context.ts";
 
 /** Progress a kind reports while it runs. */
 export interface TrialProgress {
@@ -41,10 +43,20 @@ export interface TrialProgress {
   row?: Readonly<Record<string, number | string | null>>;
 }
 
-/** Session options of a stage run (the experiment runner passes both). */
+/** Session options of a stage run (the experiment runner passes both), and its owner's memo. */
 export interface StageContext {
   threads?: number;
   device?: "cpu" | "cuda";
+  /**
+   * Where the stage's sessions are cached: one made for the stage run and disposed when it
+   * ends (lib/trial/stage_cache.ts). Absent: the process-wide cache.
+   */
+  sessions?: SessionCache;
+  /**
+   * The calling trial's memo ({@link TrialContext.memo}): outputs of earlier stages the trial
+   * holds in memory (absent in a stage's child process, which then recomputes them).
+   */
+  memo?: Map<string, unknown>;
 }
 
 /** A cacheable stage. run() writes its outputs into outDir (which holds only config.json). */
@@ -88,6 +100,12 @@ export interface TrialRunContext {
    * the current update and throws `StopRequested` (lib/ppo/stop.ts). Absent: never asked.
    */
   stop?: StopToken;
+  /**
+   * The trial's own resources (compiled sessions, in-memory stage outputs), made by the runner
+   * for this trial and disposed when it ends: pass `trial.sessions` down in session options.
+   * Absent (a test calling run directly): process-wide defaults.
+   */
+  trial?: TrialContext;
 }
 
 /** Summary of a finished run (summary.json). */

@@ -4,6 +4,8 @@
  * so that tasks and environments sit side by side.
  *
  * - `contract.ts`: {@link TrialKind} (schema, run, summarize, stages), the run context, progress;
+ * - `context.ts`: {@link TrialContext}, what one trial owns (sessions, memo, stop), disposed at
+ *   its end;
  * - `stage_cache.ts`: the one content-addressed cache of shared stages (SFT, reward model);
  * - `stage_process.ts` / `stage_child.ts`: a stage run in a child process of its own;
  * - `overrides.ts`: one default per config key, a task's different ones as a declared record;
@@ -16,6 +18,7 @@
  * @module
  */
 export * from "./contract.ts";
+export * from "./context.ts";
 export * from "./stage_cache.ts";
 export * from "./stage_process.ts";
 export * from "./overrides.ts";

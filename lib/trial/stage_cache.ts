@@ -31,8 +31,9 @@ import { shortHash } from "../hash.ts";
 import { lockWait } from "../lock.ts";
 import type { StageContext, StageDef, StageFn, StageResult } from "./contract.ts";
 import type { SessionOptions } from "../onnx/session.ts";
+import { SessionCache } from "../onnx/session_cache.ts";
 
-export interface StageCacheOptions extends StageContext {
+export interface StageCacheOptions extends Omit<StageContext, "sessions"> {
   /** The cache folder: stage `name` with hash h lives in `<dir>/<name>/<h>/`. */
   dir: string;
   /**
@@ -79,9 +80,13 @@ export async function ensureStage<C>(
   await Deno.remove(tmp, { recursive: true }).catch(() => {});
   await Deno.mkdir(tmp);
   await writeFileSynced(`${tmp}/config.json`, stableJson(identity));
-  const ctx: StageContext = {};
+  // The stage run's sessions are its own: freed when it ends (the trial that asked goes on
+  // without them, and a stage's training sessions are of no use to it).
+  await using sessions = new SessionCache(`stage ${stage.name} ${hash}`);
+  const ctx: StageContext = { sessions };
   if (opts.threads !== undefined) ctx.threads = opts.threads;
   if (opts.device !== undefined) ctx.device = opts.device;
+  if (opts.memo !== undefined) ctx.memo = opts.memo;
   await stage.run(config, tmp, ctx);
   await writeManifest(tmp);
   await publishDir(tmp, dir);
@@ -115,6 +120,11 @@ export interface LocalStageOptions {
   cacheDir?: string;
   /** Session options of the stage runs. */
   session?: SessionOptions;
+  /**
+   * Stage outputs held in memory for later stages (the trial's `TrialContext.memo`); without
+   * the runner's `stage`, passed to the stage runs.
+   */
+  stageMemo?: Map<string, unknown>;
 }
 
 /**
@@ -131,5 +141,6 @@ export function localStageCache(
     codeVersion: `${task.name}-stages-v${task.stageVersion}`,
     threads: opts.session?.threads,
     device: opts.session?.device,
+    memo: opts.stageMemo,
   });
 }

@@ -18,6 +18,7 @@
  * @module
  */
 import type { Device } from "../../onnx/session.ts";
+import type { SessionCache } from "../../onnx/session_cache.ts";
 import type { DecoderConfig } from "../../nn/decoder.ts";
 import { decoderShapes } from "../../nn/decoder.ts";
 import { type FloatArray, generate } from "../../nn/sample.ts";
@@ -103,13 +104,15 @@ export interface OfflineProblemOptions {
   dtype?: "float32" | "float64";
   device?: Device;
   threads?: number;
+  /** The session cache compiled sessions go to (a trial's own; absent: the process's). */
+  sessions?: SessionCache;
 }
 
 /** The method's trainer, the reference and the scorers (see the module doc). */
 export async function createOfflineProblem(o: OfflineProblemOptions): Promise<OfflineLmProblem> {
   const dtype = o.dtype ?? "float32";
   const Arr = dtype === "float32" ? Float32Array : Float64Array;
-  const session = { device: o.device, threads: o.threads };
+  const session = { device: o.device, threads: o.threads, sessions: o.sessions };
   const init: Record<string, FloatArray> = {};
   for (const n of Object.keys(decoderShapes(o.model))) {
     if (!o.init[n]) throw new Error(`createOfflineProblem: init lacks parameter "${n}"`);

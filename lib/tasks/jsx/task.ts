@@ -251,6 +251,7 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
       init: sft.params,
       device: ctx.session?.device,
       threads: ctx.session?.threads,
+      sessions: ctx.session?.sessions,
     });
     return { problem, sft, record: { sft: { hash: sft.hash, held_out_nll: sft.heldOutNll } } };
   },

@@ -70,7 +70,7 @@ export const LM_STAGES: Record<string, StageDef> = {
       );
       const trainer = await RewardModelTrainer.create(policy.cfg, init, {
         padTokenId: policy.tokenizer.padId,
-        session: { threads: ctx.threads, device: ctx.device },
+        session: { threads: ctx.threads, device: ctx.device, sessions: ctx.sessions },
         flatParams: false,
       });
       await trainer.fit(pairs, {

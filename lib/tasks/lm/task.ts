@@ -394,6 +394,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
         seed: c.seed,
         device: ctx.session?.device,
         threads: ctx.session?.threads,
+        sessions: ctx.session?.sessions,
       });
       return { problem, inputs, rewardModel: rm, rewards, record: { reward_model: record } };
     }
@@ -450,6 +451,8 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
       lora,
       device: ctx.session?.device,
       threads: ctx.session?.threads,
+      sessions: ctx.session?.sessions,
+      phases: ctx.phases,
     });
     return { problem, inputs, rewardModel: rm, rewards, lora, record: { reward_model: record } };
   },

@@ -259,6 +259,7 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
       init: sft.params,
       device: ctx.session?.device,
       threads: ctx.session?.threads,
+      sessions: ctx.session?.sessions,
     });
     return { problem, sft, record: { sft: { hash: sft.hash, held_out_nll: sft.heldOutNll } } };
   },

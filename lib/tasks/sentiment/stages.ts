@@ -77,13 +77,11 @@ import {
 export const SENTIMENT_STAGE_VERSION = 1;
 
 /**
- * SFT models trained or loaded in this process, by canonical stage config (the RM stage's
- * trunk). Module state that holds weights, kept for now: the models are the byte-level task's
- * tiny decoders (megabytes), a stage's result is a pure function of its config (the memo saves
- * retraining, it cannot change a result), and only stage code fills it. A per-trial stage
- * context would carry it (issue 23 item 6 left this one).
+ * The memo key of an SFT trunk (`TrialContext.memo`, handed to stage runs as
+ * `StageContext.memo`): the SFT stage's canonical config. A trained trunk is a pure function of
+ * it, so the reward-model stage reuses the trial's trunk rather than training it again.
  */
-const sftMemo = new Map<string, ByteModel>();
+const sftMemoKey = (c: unknown) => `sentiment-sft|${canonical(c)}`;
 
 /** The SFT stage: a tiny decoder trained on the generated corpus, saved to `<outDir>/model`. */
 export const sentimentSftStage = byteSftStage({
@@ -92,7 +90,7 @@ export const sentimentSftStage = byteSftStage({
   schema: SentimentSftStageSchema,
   version: SENTIMENT_STAGE_VERSION,
   corpus: (_c, seed, size) => makeSentimentCorpus({ seed, size }),
-  onFit: (c, m) => sftMemo.set(canonical(c), m),
+  onFit: (c, m, ctx) => ctx.memo?.set(sftMemoKey(c), m),
 });
 
 /**
@@ -118,13 +116,20 @@ export async function sentimentPreferencePairs(
   return { train, heldOut };
 }
 
-/** Train a reward model for a stage config (its SFT trunk from memory, or trained again). */
-async function fitRewardModel(c: SentimentRmStageConfig, session: SessionOptions) {
-  const sftKey = canonical({ model: c.model, sft: c.sft });
-  let sft = sftMemo.get(sftKey);
+/**
+ * Train a reward model for a stage config (its SFT trunk from the trial's memo, or trained
+ * again).
+ */
+async function fitRewardModel(
+  c: SentimentRmStageConfig,
+  session: SessionOptions,
+  memo?: Map<string, unknown>,
+) {
+  const sftKey = sftMemoKey({ model: c.model, sft: c.sft });
+  let sft = memo?.get(sftKey) as ByteModel | undefined;
   if (!sft) {
     sft = await sentimentSftStage.fit({ model: c.model, sft: c.sft }, session);
-    sftMemo.set(sftKey, sft);
+    memo?.set(sftKey, sft);
   }
   const { cfg } = sft;
   const r = c.reward_model;
@@ -174,7 +179,7 @@ export const sentimentRewardModelStage: StageDef<SentimentRmStageConfig> = {
   schema: SentimentRmStageSchema,
   async run(config, outDir, ctx) {
     const c = SentimentRmStageSchema.parse(config);
-    const m = await fitRewardModel(c, stageSession(ctx));
+    const m = await fitRewardModel(c, stageSession(ctx), ctx.memo);
     await saveRewardModel(`${outDir}/model`, m, {
       tokenizer: makeByteTokenizer({ modelMaxLength: contextLength(m.cfg) }),
       config: {
@@ -228,7 +233,7 @@ export async function trainSentimentSft(
 ): Promise<SftStage> {
   const c = SentimentSftStageSchema.parse({ model: input.model, sft: input.sft });
   const sft = await loadSftStage(stageFn(opts), sentimentSftStage.name, c, { log: opts.log });
-  sftMemo.set(canonical(c), { cfg: sft.cfg, params: sft.params });
+  opts.stageMemo?.set(sftMemoKey(c), { cfg: sft.cfg, params: sft.params });
   return sft;
 }
 
@@ -260,8 +265,10 @@ export async function trainSentimentRewardModel(
     sft: input.sft,
     reward_model: input.reward_model,
   });
-  // The SFT stage first (cached after its first run): it also puts the trunk in memory, so
-  // the reward-model stage does not train it again.
+  // The SFT stage first (cached after its first run): it also puts the trunk in the memo, so
+  // the reward-model stage does not train it again (a call without the trial's memo gets one of
+  // its own for the two stages).
+  opts = { ...opts, stageMemo: opts.stageMemo ?? new Map() };
   await trainSentimentSft(c, { ...opts, log: undefined });
   const t0 = performance.now();
   const r = await stageFn(opts)(sentimentRewardModelStage.name, c);

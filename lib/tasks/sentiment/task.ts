@@ -207,6 +207,7 @@ export async function createSentimentProblem(
     lora: sentimentLora(c.lora, sft.cfg),
     device: opts.session?.device,
     threads: opts.session?.threads,
+    sessions: opts.session?.sessions,
   });
 }
 
@@ -238,6 +239,7 @@ export async function createSentimentDpoProblem(
     seed: c.seed,
     device: opts.session?.device,
     threads: opts.session?.threads,
+    sessions: opts.session?.sessions,
   });
 }
 
