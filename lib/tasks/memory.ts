@@ -27,10 +27,12 @@
  * `[b, c, V]` (the chunk's logits, the entropy's product, the gradient); a scoring pass holds 2
  * of one chunk `[B, c, V]` (logits, log-softmax).
  * Measured against it (`deno task bench rl`'s Proxima side alone, 2 updates, critic-free GRPO,
- * β in the loss): the 43M Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 4.86 GB
- * with the chunks (7.09 GB before), estimated 5.13 GB. The per-layer activation term was
- * calibrated before the chunks on the 0.5B shape (LoRA r=16, 16 × 43 positions; the run before
- * the chunks peaked at 12.65 GB, estimated 12.8); the terms above are counted, not fitted.
+ * β in the loss): the 43M Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 4.52 GB
+ * with the chunks and one shared ORT arena (7.09 GB before; 4.49 in the side-by-side run),
+ * estimated 5.10 GB (1.13×); the 0.5B shape, LoRA r=16,
+ * 16 × 43 positions, 11.51 GB (12.65 before), estimated 11.67 GB (1.01×). The per-layer
+ * activation term was calibrated before the chunks on that 0.5B run (estimated 12.8 GB then);
+ * the vocabulary terms above are counted, not fitted.
  * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
  * and above the truth, not exact.
  *
