@@ -81,6 +81,11 @@ export function table(head: string[], rows: string[][]): string {
     .join("\n");
 }
 
+/** A child killed from outside the bench (the OOM killer): a message naming the fix, no stack. */
+export class ChildKilledError extends UserError {
+  override name = "ChildKilledError";
+}
+
 /** A child process answering one JSON line per command line, with an RSS watchdog. */
 export class LineChild {
   private lines: AsyncIterator<string>;
@@ -161,6 +166,16 @@ export class LineChild {
     const r = await this.lines.next();
     if (r.done) {
       const st = await this.child.status;
+      if (st.signal === "SIGKILL" && !this.killedFor) {
+        // Not our watchdog: on Linux that is the kernel's OOM killer (the machine, not this
+        // child's limit, ran out of memory), which is no bug of the child's.
+        throw new ChildKilledError(
+          `${this.label} was killed (SIGKILL) by something other than the bench's RSS watchdog: ` +
+            "most likely the machine ran out of memory (the kernel's OOM killer: see dmesg); " +
+            "rerun when other jobs hold less memory, or run that shape's sides one after the " +
+            `other (--rl-sequential NAME); command: ${this.cmd}`,
+        );
+      }
       throw new Error(
         `${this.label} ended (exit ${st.code}${
           this.killedFor ? `, killed: ${this.killedFor}` : ""

@@ -45,6 +45,7 @@ const FN = {
   ReleaseSessionOptions: 100,
   SessionEndProfiling: 110,
   AddSessionConfigEntry: 130,
+  CreateAndRegisterAllocator: 144,
   AddExternalInitializers: 210,
 } as const;
 
@@ -95,6 +96,7 @@ const SIGS = {
   SessionEndProfiling: { parameters: [P, P, "buffer"], result: P },
   AddSessionConfigEntry: { parameters: [P, "buffer", "buffer"], result: P },
   AddExternalInitializers: { parameters: [P, "buffer", "buffer", U], result: P },
+  CreateAndRegisterAllocator: { parameters: [P, P, P], result: P },
 } as const satisfies Record<keyof typeof FN, Deno.ForeignFunction>;
 
 /** The bound `OrtApi` functions, by name. */
@@ -132,6 +134,13 @@ export interface Runtime {
   cpuInfo: Ptr;
   allocator: Ptr;
   version: string;
+  /**
+   * A CPU arena allocator is registered with the environment: sessions made with
+   * `session.use_env_allocators` draw from this one arena (ort_ffi_session.ts), so the memory
+   * one phase's session freed serves the next phase's instead of each session keeping its own
+   * peak. False when $PROXIMA_ORT_SHARED_ARENA=0 or the registration failed.
+   */
+  sharedArena: boolean;
 }
 
 /**
@@ -214,7 +223,17 @@ export function loadRuntime(): Runtime | null {
       a.GetAllocatorWithDefaultOptions(alloc) as Ptr,
       "GetAllocatorWithDefaultOptions",
     );
-    runtime = { api: a, env: ptrOf(env), cpuInfo: ptrOf(info), allocator: ptrOf(alloc), version };
+    // One arena for every session of the process (ORT's defaults for its configuration).
+    const shared = Deno.env.get("PROXIMA_ORT_SHARED_ARENA") !== "0" &&
+      a.CreateAndRegisterAllocator(ptrOf(env), ptrOf(info), null) === null;
+    runtime = {
+      api: a,
+      env: ptrOf(env),
+      cpuInfo: ptrOf(info),
+      allocator: ptrOf(alloc),
+      version,
+      sharedArena: shared,
+    };
   } catch (e) {
     unavailable = (e as Error).message;
     runtime = null;

@@ -113,6 +113,13 @@ export class FfiSession {
       }
       if (opts.memArena === false) {
         check(api, api.DisableCpuMemArena(options) as Ptr, "DisableCpuMemArena");
+      } else if (rt.sharedArena) {
+        // The environment's one arena (ort_ffi_api.ts) instead of a session-owned one.
+        check(
+          api,
+          api.AddSessionConfigEntry(options, cstr("session.use_env_allocators"), cstr("1")) as Ptr,
+          "AddSessionConfigEntry",
+        );
       }
       if (opts.memPattern === false) {
         check(api, api.DisableMemPattern(options) as Ptr, "DisableMemPattern");

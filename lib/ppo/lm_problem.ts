@@ -186,6 +186,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     valueCfg: valueSource && { ...valueSource.cfg, prefix: VALUE_MODEL_PREFIX },
     lora: opts.lora && opts.lora.r > 0 ? opts.lora : undefined,
     logitsAt: opts.logitsAtResponse === true,
+    ...(opts.logitsAtResponse ? { maxT: opts.maxNewTokens } : {}),
   };
   if (layout.lora && layout.valueCfg && !sameFamily(layout.valueCfg, model)) {
     throw new Error(
@@ -261,6 +262,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
           b.actions,
           false,
           layout.logitsAt,
+          layout.maxT,
         )
         : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
     ...sessionOpts,
@@ -291,7 +293,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     const io = sequenceInputs(g);
     const out = withValue
       ? modelOutputs(g, layout, params, ...io)
-      : responseOutputs(g, model, params, ...io, false, layout.logitsAt);
+      : responseOutputs(g, model, params, ...io, false, layout.logitsAt, layout.maxT);
     g.output(out.logp, "logp");
     if (out.value) g.output(out.value, "value");
     if (all) g.output(out.logpAll, "logp_all");

@@ -15,6 +15,7 @@ import { valueHead } from "../nn/heads.ts";
 import type { FloatArray } from "../nn/sample.ts";
 import { applyLora, type LoraConfig } from "../nn/lora.ts";
 import { categoricalEntropy } from "./losses.ts";
+import { chunkedHeadOutputs } from "./lm_head_chunks.ts";
 import type { LmProblem, LmSequences } from "./lm_types.ts";
 
 /** Parameter-name prefix of a separate value model's trunk. */
@@ -28,6 +29,11 @@ export interface ModelLayout {
   lora?: LoraConfig;
   /** The LM head only at the response's columns (`LmProblemOptions.logitsAtResponse`). */
   logitsAt?: boolean;
+  /**
+   * With `logitsAt`: the most response positions a feed has (max_new_tokens), over which the
+   * head's vocabulary passes run in chunks (lib/ppo/lm_head_chunks.ts).
+   */
+  maxT?: number;
 }
 
 /**
@@ -58,6 +64,7 @@ export function modelOutputs(
     actions,
     !m.valueCfg,
     m.logitsAt,
+    m.maxT,
   );
   if (!m.valueCfg) return pi as typeof pi & { value: Value };
   const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
@@ -87,11 +94,26 @@ export function responseOutputs(
   actions: Value,
   withValue: boolean,
   at = false,
+  maxT?: number,
 ): { logp: Value; entropy: Value; logpAll: Value; value?: Value } {
   // `at`: the LM head only at the response's columns (TRL's logits_to_keep), so the [B, S, V]
   // logits of every prompt position, and their gradient, are never formed. Otherwise the head
   // runs over all S columns and the logits are gathered (the results existing tasks keep).
   const out = decoderForward(g, cfg, params, tokens, mask, at ? { at: pos } : {});
+  if (at && maxT !== undefined) {
+    // The head and its vocabulary passes over chunks of positions: no [B, T, V] at once.
+    const head = chunkedHeadOutputs(g, out.hidden, out.logits, actions, maxT);
+    return {
+      logp: head.logp,
+      get entropy() {
+        return head.entropy;
+      },
+      get logpAll() {
+        return head.logpAll;
+      },
+      value: withValue ? valueHead(g, out.hidden, params) : undefined,
+    };
+  }
   if (at) {
     // One [B, T, V] log-softmax for the log-probs and the entropy, and the entropy (two more
     // [B, T, V] tensors: ORT runs nodes nobody reads) only where it is read: the train step.

@@ -21,10 +21,18 @@
  *   (2 buffers · 2 · L · B · kvHeads · T · headDim);
  * - the runtime (V8, ORT, a tokenizer of a 150K vocabulary): 1 GB.
  * With the head at the response only (`responseLen`: the `lm` task) the vocabulary terms count
- * max_new_tokens columns: 5 `[b, R, V]` buffers in the train step, 2 per scoring pass.
- * Measured against it (`deno task bench rl`, one run, critic-free GRPO, β in the loss): the 43M
- * Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 7.15 GB, estimated 7.4; the 0.5B
- * shape with LoRA r=16, 16 × 43 positions, peaked at 12.65 GB, estimated 12.8.
+ * max_new_tokens columns R, and the head's passes run over chunks of c = 8 of them
+ * (lib/ppo/lm_head_chunks.ts): the train step keeps 2 `[b, R, V]` buffers for its backward
+ * (each chunk's log-softmax and its exp, which the gradient rules read) and 3 of one chunk
+ * `[b, c, V]` (the chunk's logits, the entropy's product, the gradient); a scoring pass holds 2
+ * of one chunk `[B, c, V]` (logits, log-softmax).
+ * Measured against it (`deno task bench rl`'s Proxima side alone, 2 updates, critic-free GRPO,
+ * β in the loss): the 43M Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 4.52 GB
+ * with the chunks and one shared ORT arena (7.09 GB before; 4.49 in the side-by-side run),
+ * estimated 5.10 GB (1.13×); the 0.5B shape, LoRA r=16,
+ * 16 × 43 positions, 11.51 GB (12.65 before), estimated 11.67 GB (1.01×). The per-layer
+ * activation term was calibrated before the chunks on that 0.5B run (estimated 12.8 GB then);
+ * the vocabulary terms above are counted, not fitted.
  * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
  * and above the truth, not exact.
  *
@@ -37,6 +45,7 @@
  */
 import { type DecoderConfig, decoderDims, decoderShapes } from "../nn/decoder.ts";
 import { type LoraConfig, loraShapes } from "../nn/lora.ts";
+import { HEAD_CHUNK_POSITIONS } from "../ppo/lm_head_chunks.ts";
 
 /** What {@link estimateLmMemory} needs to know of a trial. */
 export interface LmMemoryInput {
@@ -72,10 +81,15 @@ export interface LmMemoryEstimate {
   parts: { weights: number; optimizer: number; activations: number; rollout: number };
 }
 
-/** `[rows, R, V]` buffers of the train step at its peak, with the head at the response only. */
-export const TRAIN_VOCAB_BUFFERS = 5;
-/** `[rows, R, V]` buffers a scoring pass keeps in its arena, with the head at the response only. */
-export const SCORE_VOCAB_BUFFERS = 2;
+/**
+ * `[rows, R, V]` buffers the train step keeps for its backward, with the head at the response
+ * only: each chunk's log-softmax and its exp.
+ */
+export const TRAIN_VOCAB_BUFFERS = 2;
+/** `[rows, c, V]` buffers of one chunk of positions at the train step's peak. */
+export const TRAIN_CHUNK_BUFFERS = 3;
+/** `[rows, c, V]` buffers a scoring pass holds at once (one chunk's logits and log-softmax). */
+export const SCORE_CHUNK_BUFFERS = 2;
 
 /** What the runtime holds besides the model (V8, ORT, a tokenizer). */
 export const RUNTIME_BYTES = 1e9;
@@ -94,14 +108,16 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const b = Math.ceil(B / t.minibatches);
   const lora = t.lora !== undefined && t.lora.r > 0;
   const passes = (t.criticFree ? 1 : 2) + (t.exactKl ? 1 : 0);
-  // The [rows, columns, V] terms: with the head at the response only (R columns), the train
-  // step holds TRAIN_VOCAB_BUFFERS of them at its peak (logits, the one log-softmax, the
-  // entropy's softmax and product, their gradients), a scoring pass SCORE_VOCAB_BUFFERS (the
-  // logits and the log-softmax it gathers from); otherwise 3 and 6 over all T columns.
+  // The [rows, columns, V] terms: with the head at the response only (R columns, in chunks of
+  // c), the train step keeps TRAIN_VOCAB_BUFFERS over all R for its backward and
+  // TRAIN_CHUNK_BUFFERS of one chunk, a scoring pass SCORE_CHUNK_BUFFERS of one chunk;
+  // otherwise 3 and 6 over all T columns.
   const R = t.responseLen;
-  const vocab = R === undefined
-    ? { train: 3 * b * T * V, score: 6 * B * T * V }
-    : { train: TRAIN_VOCAB_BUFFERS * b * R * V, score: SCORE_VOCAB_BUFFERS * B * R * V };
+  const c = Math.min(HEAD_CHUNK_POSITIONS, R ?? 0);
+  const vocab = R === undefined ? { train: 3 * b * T * V, score: 6 * B * T * V } : {
+    train: b * V * (TRAIN_VOCAB_BUFFERS * R + TRAIN_CHUNK_BUFFERS * c),
+    score: SCORE_CHUNK_BUFFERS * B * c * V,
+  };
   const floats = {
     weights: (lora ? 2 : 3) * N + value,
     optimizer: 7 * P,

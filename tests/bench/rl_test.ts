@@ -86,3 +86,14 @@ Deno.test("bench rl: rollout bounds by hand and the rows table's ratios", () => 
   assert.match(t, /\| 128 rows \(16 groups of 8\) +\| 45\.0 +\| 2\.25 +\| 640\.0 +\| 50\.0 +\|/);
   assert.match(t, /bandwidth 20\.0 GB\/s, matmul 100 GFLOP\/s/);
 });
+
+Deno.test("bench: a child killed by SIGKILL from outside the watchdog is a clear error naming the OOM killer", async () => {
+  const { ChildKilledError, LineChild } = await import("../../bench/anchor.ts");
+  const c = LineChild.spawn("a child", "bash", ["-c", "kill -9 $$"], {});
+  await assert.rejects(() => c.read(), (e: Error) => {
+    assert.ok(e instanceof ChildKilledError);
+    assert.match(e.message, /a child was killed \(SIGKILL\).*out of memory.*--rl-sequential/);
+    return true;
+  });
+  await c.close();
+});

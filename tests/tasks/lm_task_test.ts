@@ -344,8 +344,9 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   // The exact KL: a third pass, and both full distributions kept for the update.
   const exact = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, exactKl: true });
   assert.equal(exact.parts.rollout, 4 * (3 * 6 * 8 * 5 * 10 + 2 * 8 * 5 * 10 + kv));
-  // The head at the response only (the lm task): the vocabulary terms over R = 3 columns, with
-  // 5 buffers in the train step and 2 per scoring pass; the rest as before.
+  // The head at the response only (the lm task): the vocabulary terms over R = 3 columns (one
+  // chunk of 3): 2 buffers over R and 3 of the chunk in the train step, 2 of the chunk per
+  // scoring pass; the rest as before.
   const at = estimateLmMemory({
     model,
     batch: 8,
@@ -360,6 +361,21 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   );
   assert.equal(at.parts.rollout, 4 * (2 * 8 * 3 * 10 + kv));
   assert.equal(at.parts.weights, e.parts.weights);
+  // R = 20 columns run in chunks of 8: the kept buffers count all 20, the transients one chunk.
+  const long = estimateLmMemory({
+    model,
+    batch: 8,
+    minibatches: 2,
+    seqLen: 22,
+    criticFree: true,
+    responseLen: 20,
+  });
+  assert.equal(
+    long.parts.activations,
+    4 * (4 * 22 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 22) + 4 * 10 * (2 * 20 + 3 * 8)),
+  );
+  const kv22 = 2 * 2 * 1 * 8 * 2 * 22 * 2;
+  assert.equal(long.parts.rollout, 4 * (2 * 8 * 8 * 10 + kv22));
 });
 
 Deno.test({
