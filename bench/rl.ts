@@ -36,6 +36,7 @@ import { GRPO } from "../lib/ppo/methods/mod.ts";
 import { QWEN25_05B } from "./scale_worker.ts";
 import { benchRolloutRows } from "./rollout_rows.ts";
 import { QWEN3_TOKENIZER, tokenizerFiles } from "../scripts/tiny_models.ts";
+import { ensureModelFolder, writeBenchPrompts } from "./model_folder.ts";
 
 /** A Qwen2 shape of 43M parameters (39M of them the 152K-row tied embedding). */
 export const QWEN2_43M: LlamaConfig = {
@@ -79,17 +80,6 @@ export const RL_SHAPES: Record<string, RlShape> = {
 
 /** Group size (completions per prompt) and sampled tokens of every shape. */
 export const GROUP = 4, NEW_TOKENS = 32;
-
-const PROMPTS = [
-  "Explain why the sky is blue in two sentences.",
-  "Write a haiku about autumn.",
-  "What is the capital of Australia?",
-  "Give three tips for learning a new language.",
-  "Summarise the plot of Hamlet.",
-  "How do vaccines work?",
-  "Suggest a name for a black cat.",
-  "Translate 'good morning' into French.",
-];
 
 /** The Proxima trial of a shape: GRPO as rl_ref.py configures TRL. */
 export function rlConfig(shape: RlShape, folder: string, prompts: string, updates: number) {
@@ -203,19 +193,14 @@ const here = (f: string) => new URL(`./${f}`, import.meta.url).pathname;
 /** The model folder of a shape (random float32 weights from a fixed seed, Qwen3 tokenizer). */
 async function makeFolder(shape: RlShape, dir: string, threads: number): Promise<string> {
   const model = `${dir}/model`;
-  try {
-    await Deno.stat(`${model}/tokenizer.json`);
-    return model;
-  } catch { /* written below */ }
-  await Deno.mkdir(dir, { recursive: true });
-  // In a child: the 0.5B shape's weights would stay in this process's heap.
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", here("rl.ts"), "--make", shape.name, "--out", model],
-    env: { OMP_NUM_THREADS: String(threads) },
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (!out.success) throw new Error(`bench rl: writing the ${shape.name} model folder failed`);
+  await ensureModelFolder({
+    marker: `${model}/tokenizer.json`,
+    dir,
+    script: here("rl.ts"),
+    args: ["--make", shape.name, "--out", model],
+    threads,
+    what: `bench rl (${shape.name})`,
+  });
   return model;
 }
 
@@ -297,10 +282,7 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
   const dir = `${root}/rl_${shape.name}`;
   const folder = await makeFolder(shape, dir, o.threads);
   const prompts = `${dir}/prompts.jsonl`;
-  await Deno.writeTextFile(
-    prompts,
-    PROMPTS.map((p) => JSON.stringify({ prompt: p })).join("\n") + "\n",
-  );
+  await writeBenchPrompts(prompts, (p) => ({ prompt: p }));
   const total = o.warmup + o.updates;
   const out = await Deno.makeTempDir({ prefix: "proxima_bench_rl_" });
   const t = String(o.threads);

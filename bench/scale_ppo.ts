@@ -17,6 +17,7 @@ import { parseArgs } from "node:util";
 import { LineChild, table } from "./anchor.ts";
 import { LM_KIND, type LmRunInput } from "../lib/tasks/lm/mod.ts";
 import { QWEN3_TOKENIZER } from "../scripts/tiny_models.ts";
+import { ensureModelFolder, writeBenchPrompts } from "./model_folder.ts";
 
 export interface ScalePpoOptions {
   threads: number;
@@ -42,34 +43,19 @@ export function ppoConfig(folder: string, prompts: string): LmRunInput {
   };
 }
 
-const PROMPTS = [
-  "Explain why the sky is blue in two sentences.",
-  "Write a haiku about autumn.",
-  "What is the capital of Australia?",
-  "Give three tips for learning a new language.",
-  "Summarise the plot of Hamlet.",
-  "How do vaccines work?",
-  "Suggest a name for a black cat.",
-  "Translate 'good morning' into French.",
-];
-
 const here = (f: string) => new URL(`./${f}`, import.meta.url).pathname;
 
 /** The model folder (bench scale's qwen case, written by scale_worker.ts) + tokenizer files. */
 async function makeFolder(dir: string, threads: number): Promise<string> {
   const model = `${dir}/model`;
-  try {
-    await Deno.stat(`${model}/config.json`);
-  } catch {
-    await Deno.mkdir(dir, { recursive: true });
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", here("scale_worker.ts"), "--make", "qwen", "--out", dir],
-      env: { OMP_NUM_THREADS: String(threads) },
-      stdout: "inherit",
-      stderr: "inherit",
-    }).output();
-    if (!out.success) throw new Error("bench scale-ppo: writing the model folder failed");
-  }
+  await ensureModelFolder({
+    marker: `${model}/config.json`,
+    dir,
+    script: here("scale_worker.ts"),
+    args: ["--make", "qwen", "--out", dir],
+    threads,
+    what: "bench scale-ppo",
+  });
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
     await Deno.copyFile(`${QWEN3_TOKENIZER}/${f}`, `${model}/${f}`);
   }
@@ -84,11 +70,7 @@ export async function benchScalePpo(o: ScalePpoOptions): Promise<void> {
     console.log("bench scale-ppo: lm PPO trial, Qwen2.5-0.5B shape (494M), LoRA r=16 ...");
     const folder = await makeFolder(`${root}/qwen`, o.threads);
     const prompts = `${root}/qwen/prompts.jsonl`;
-    await Deno.writeTextFile(
-      prompts,
-      PROMPTS.map((p) => JSON.stringify({ messages: [{ role: "user", content: p }] })).join("\n") +
-        "\n",
-    );
+    await writeBenchPrompts(prompts, (p) => ({ messages: [{ role: "user", content: p }] }));
     const child = LineChild.spawn(
       "Proxima lm trial",
       Deno.execPath(),

@@ -127,13 +127,11 @@ Deno.test({
     const slurm = await tempDir("slurm-a"), local = await tempDir("slurm-local");
     try {
       await t.step("kl.ts through Slurm = kl.ts locally", async () => {
-        const s = await sweep([
-          "experiments/kl.ts",
-          ...BUDGET,
-          "--results",
-          slurm,
-          "--executor",
-          "slurm",
+        // The local reference runs while this process only waits on the cluster (submission,
+        // scheduling, polling): the two sweeps are independent, in separate results folders.
+        const [s, l] = await Promise.all([
+          sweep(["experiments/kl.ts", ...BUDGET, "--results", slurm, "--executor", "slurm"]),
+          sweep(["experiments/kl.ts", ...BUDGET, "--results", local]),
         ]);
         assert.equal(s.code, 0, s.stdout + s.stderr);
         assert.match(
@@ -143,7 +141,6 @@ Deno.test({
         assert.match(s.stderr, / --array=1-12 /); // ONE array
         assert.match(s.stdout, /kl: 12 trials \(12 done\)/);
         assert.ok([...statuses(s.stdout).values()].every((x) => x === "done"), s.stdout);
-        const l = await sweep(["experiments/kl.ts", ...BUDGET, "--results", local]);
         assert.equal(l.code, 0, l.stdout + l.stderr);
         const a = await files(`${slurm}/kl`, COMPARED), b = await files(`${local}/kl`, COMPARED);
         assert.equal(a.size, 12 * COMPARED.length);

@@ -138,26 +138,34 @@ Deno.test("deno task sweep experiments/kl.ts: summary table, deterministic bundl
     await t.step(
       "verify names a file with one changed byte, for every file of a bundle",
       async () => {
+        // One copy of the bundle per file, that file with one bit flipped; one verify over all
+        // the copies (one process, not one per file), each copy's report read on its own.
         const id = [...first.keys()][0];
         const rng = new Rng(99);
-        for (const f of [...await listFiles(`${a}/kl/${id}`), MANIFEST]) {
-          const dir = `${b}/flip/${id}`;
-          await Deno.remove(`${b}/flip`, { recursive: true }).catch(() => {});
+        const names = [...await listFiles(`${a}/kl/${id}`), MANIFEST];
+        const flips: { f: string; dir: string; at: number }[] = [];
+        for (const [i, f] of names.entries()) {
+          const dir = `${b}/flip/${i}/${id}`;
           await Deno.mkdir(`${dir}/checkpoints`, { recursive: true });
-          for (const g of [...await listFiles(`${a}/kl/${id}`), MANIFEST]) {
-            await Deno.copyFile(`${a}/kl/${id}/${g}`, `${dir}/${g}`);
-          }
+          for (const g of names) await Deno.copyFile(`${a}/kl/${id}/${g}`, `${dir}/${g}`);
           const bytes = await Deno.readFile(`${dir}/${f}`);
           const at = rng.int(bytes.length);
           bytes[at] ^= 1 << rng.int(8);
           await Deno.writeFile(`${dir}/${f}`, bytes);
-          const r = await verify(dir);
-          assert.equal(r.code, 1, `${f} byte ${at}: ${r.stdout}`);
-          assert.match(r.stdout, new RegExp(`^FAIL  ${dir}$`, "m"));
+          flips.push({ f, dir, at });
+        }
+        const r = await verify(...flips.map((x) => x.dir));
+        assert.equal(r.code, 1, r.stdout);
+        assert.match(r.stdout, new RegExp(`^0 bundles ok, ${flips.length} failed$`, "m"));
+        for (const { f, dir, at } of flips) {
+          // This copy's block: its FAIL line and the indented problem lines under it.
+          const block = r.stdout.split(/^(?=FAIL {2}|ok {4}|\d+ bundles? ok)/m)
+            .find((x) => x.startsWith(`FAIL  ${dir}\n`));
+          assert.ok(block, `${f} byte ${at}: no FAIL line for ${dir}:\n${r.stdout}`);
           assert.match(
-            r.stdout,
+            block,
             new RegExp(`^      ${f.replace(".", "\\.")}: `, "m"),
-            `${f} byte ${at}:\n${r.stdout}`,
+            `${f} byte ${at}:\n${block}`,
           );
         }
       },

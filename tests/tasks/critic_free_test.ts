@@ -8,40 +8,32 @@
  * ended with EOS and 0 for one cut at the token limit.
  */
 import assert from "node:assert/strict";
-import { createLmProblem, type LmProblem, type LmTask } from "../../lib/tasks/mod.ts";
+import type { LmProblem, LmTask } from "../../lib/tasks/mod.ts";
 import type { PpoConfig } from "../../lib/ppo/config.ts";
 import { computeAdvantages, rewardToGo } from "../../lib/ppo/advantages.ts";
 import { whiten } from "../../lib/ppo/gae.ts";
-import { gatherPpoBatch, type MetricsRow, type Rollout, trainPpo } from "../../lib/ppo/trainer.ts";
+import { gatherPpoBatch, type Rollout } from "../../lib/ppo/trainer.ts";
 import { ppoHparams } from "../../lib/ppo/losses.ts";
-import { loadSafetensors } from "../../lib/onnx/safetensors.ts";
 import { Graph } from "../../lib/onnx/graph.ts";
 import { compile, tensor } from "../../lib/onnx/session.ts";
 import { decoderForward } from "../../lib/nn/decoder.ts";
-import { type GptConfig, gptShapes } from "../../lib/nn/gpt.ts";
+import { gptShapes } from "../../lib/nn/gpt.ts";
 import type { FloatArray } from "../../lib/nn/sample.ts";
 import { BYTE_EOS_ID, byteEncode } from "../../lib/nn/tokenizer.ts";
 import { decodeByteText, LmPpoSchema } from "../../lib/tasks/byte_lm.ts";
 import { rewardLmTask } from "../../lib/tasks/rewards.ts";
 import { builtinSentimentRewards } from "../../lib/tasks/sentiment/rewards.ts";
 import { Rng } from "../../lib/rng.ts";
+import { MODEL, type ToyOptions, toyProblem, toyPrompts, toyTask, trainToy } from "./toy_lm.ts";
 
-// A tiny GPT: 16 tokens (0 = pad, 1 = EOS), d = 32, one block, two heads.
-const MODEL: GptConfig = { vocabSize: 16, nPositions: 16, nEmbd: 32, nLayer: 1, nHead: 2 };
-const PAD = 0, EOS = 1, TARGET = 3, MAX_NEW = 8;
-
-/** Random prompts of 1–4 tokens; score = share of response tokens equal to 3 (optimum 1). */
+/** The toy task (tests/tasks/toy_lm.ts), recording how many prompts each call asked for. */
 const calls: number[] = [];
-const toyTask: LmTask = {
-  prompts: (n, _index, rng) => {
+const countingTask: LmTask = {
+  ...toyTask,
+  prompts: (n, index, rng) => {
     calls.push(n);
-    return Array.from(
-      { length: n },
-      () => Array.from({ length: 1 + rng.int(4) }, () => 2 + rng.int(14)),
-    );
+    return toyPrompts(n, index, rng);
   },
-  score: (_prompts, responses) =>
-    responses.map((r) => r.filter((t) => t === TARGET).length / r.length),
 };
 
 const cfgFor = (over: Record<string, unknown>): PpoConfig =>
@@ -57,45 +49,8 @@ const cfgFor = (over: Record<string, unknown>): PpoConfig =>
     ...over,
   });
 
-const problemFor = (cfg: PpoConfig, extra: Partial<Parameters<typeof createLmProblem>[0]> = {}) =>
-  createLmProblem({
-    model: MODEL,
-    task: toyTask,
-    cfg,
-    seed: 1,
-    batch: 16,
-    samplesPerPrompt: 4,
-    maxNewTokens: MAX_NEW,
-    eosTokenId: EOS,
-    padTokenId: PAD,
-    ...extra,
-  });
-
-async function run(problem: LmProblem, updates: number, onRoll?: (r: Rollout) => void) {
-  const out = await Deno.makeTempDir({ prefix: "proxima-critic-free-" });
-  const rows: MetricsRow[] = [];
-  if (onRoll) {
-    const rollout = problem.rollout.bind(problem);
-    problem.rollout = async (rng) => {
-      const r = await rollout(rng);
-      onRoll(r);
-      return r;
-    };
-  }
-  try {
-    await trainPpo(problem, {
-      updates,
-      seed: 1,
-      outDir: out,
-      rng: problem.rng,
-      onUpdate: (r) => rows.push(r),
-    });
-    const { tensors } = await loadSafetensors(`${out}/final.safetensors`);
-    return { rows, checkpoint: Object.keys(tensors) };
-  } finally {
-    await Deno.remove(out, { recursive: true });
-  }
-}
+const problemFor = (cfg: PpoConfig, extra: ToyOptions = {}) =>
+  toyProblem(cfg, { task: countingTask, ...extra });
 
 Deno.test("group sampling: samples_per_prompt repeats each prompt in consecutive rows", async () => {
   const p = await problemFor(cfgFor({ advantage: "grpo" }));
@@ -135,7 +90,7 @@ for (const advantage of ["grpo", "dr_grpo", "rloo", "reinforce_pp"] as const) {
     assert.ok(!("returns" in p.trainer.spec.batch) && !("old_values" in p.trainer.spec.batch));
     assert.deepEqual(Object.keys(p.models!).sort(), ["policy", "reference"]);
     const rolls: Rollout[] = [];
-    const { rows, checkpoint } = await run(p, 12, (r) => rolls.push(r));
+    const { rows, checkpoint } = await trainToy(p, 12, (r) => rolls.push(r));
     assert.ok(checkpoint.length > 0);
     for (const n of checkpoint) {
       assert.ok(!/v_head|value_model/.test(n), `value parameter ${n} in the checkpoint`);
@@ -230,7 +185,7 @@ Deno.test("exact KL in the reward (estimator full) = Σ p·log(p/q) by hand; kl_
   const cfg = cfgFor({ kl: { beta: 0.05, placement: "reward", estimator: "full" } });
   const p = await problemFor(cfg, { samplesPerPrompt: 1 });
   const rolls: Rollout[] = [];
-  const { rows } = await run(p, 3, (r) => rolls.push(r));
+  const { rows } = await trainToy(p, 3, (r) => rolls.push(r));
   // A fresh rollout from the trained policy, against the hand computation.
   const roll = await p.rollout(new Rng(11));
   const hand = await handKl(p, roll);
@@ -254,7 +209,7 @@ Deno.test("exact KL in the loss (estimator full) = Σ p·log(p/q) by hand (kl_re
   const cfg = cfgFor({ kl: { beta: 0.05, placement: "loss", estimator: "full" } });
   const p = await problemFor(cfg, { samplesPerPrompt: 1 });
   assert.ok("ref_logp_all" in p.trainer.spec.batch);
-  await run(p, 3);
+  await trainToy(p, 3);
   const roll = await p.rollout(new Rng(11));
   const hand = await handKl(p, roll);
   let sum = 0, count = 0;
@@ -275,7 +230,7 @@ Deno.test("whiten_rewards = true: returns are GAE's on rewards / std (mean kept)
   const cfg = cfgFor({ whiten_rewards: true, lambda: 1, kl: { beta: 0 } });
   const p = await problemFor(cfg, { samplesPerPrompt: 1 });
   const rolls: Rollout[] = [];
-  const { rows } = await run(p, 2, (r) => rolls.push(r));
+  const { rows } = await trainToy(p, 2, (r) => rolls.push(r));
   for (const [u, r] of rolls.entries()) {
     // γ = λ = 1: the return is the reward-to-go of the whitened rewards (V cancels).
     const shaped = whiten(r.rewards, r.mask, false);

@@ -6,21 +6,23 @@
  * (The losses themselves are checked against TRL's code in tests/ppo/trl_losses_test.ts.)
  */
 import assert from "node:assert/strict";
-import { createLmProblem, type LmTask } from "../../lib/tasks/mod.ts";
+import type { LmTask } from "../../lib/tasks/mod.ts";
 import { LOSS_TYPES, type PpoConfig } from "../../lib/ppo/config.ts";
-import { gatherPpoBatch, type MetricsRow, trainPpo } from "../../lib/ppo/trainer.ts";
+import { gatherPpoBatch } from "../../lib/ppo/trainer.ts";
 import { Rng } from "../../lib/rng.ts";
 import { informativeGroups, mergeGenerations } from "../../lib/ppo/lm_dynamic.ts";
-import type { GptConfig } from "../../lib/nn/gpt.ts";
 import { LmPpoSchema } from "../../lib/tasks/byte_lm.ts";
 import { rewardLmTask } from "../../lib/tasks/rewards.ts";
-
-const MODEL: GptConfig = { vocabSize: 16, nPositions: 16, nEmbd: 32, nLayer: 1, nHead: 2 };
-const PAD = 0, EOS = 1, TARGET = 3, MAX_NEW = 8;
-const prompts: LmTask["prompts"] = (n, _i, rng) =>
-  Array.from({ length: n }, () => Array.from({ length: 1 + rng.int(4) }, () => 2 + rng.int(14)));
-const share = (r: number[]) => r.filter((t) => t === TARGET).length / r.length;
-const toyTask: LmTask = { prompts, score: (_p, responses) => responses.map(share) };
+import {
+  EOS,
+  PAD,
+  share,
+  TARGET,
+  toyProblem,
+  toyPrompts as prompts,
+  toyTask,
+  trainToy,
+} from "./toy_lm.ts";
 
 const cfgFor = (over: Record<string, unknown>): PpoConfig =>
   LmPpoSchema.parse({
@@ -34,31 +36,10 @@ const cfgFor = (over: Record<string, unknown>): PpoConfig =>
     ...over,
   });
 
-async function learn(cfg: PpoConfig, task = toyTask, updates = 10) {
-  const problem = await createLmProblem({
-    model: MODEL,
-    task,
-    cfg,
-    seed: 1,
-    batch: 16,
-    samplesPerPrompt: 4,
-    maxNewTokens: MAX_NEW,
-    eosTokenId: EOS,
-    padTokenId: PAD,
-  });
-  const out = await Deno.makeTempDir({ prefix: "proxima-loss-types-" });
-  const rows: MetricsRow[] = [];
-  try {
-    await trainPpo(problem, {
-      updates,
-      seed: 1,
-      outDir: out,
-      rng: problem.rng,
-      onUpdate: (r) => rows.push(r),
-    });
-  } finally {
-    await Deno.remove(out, { recursive: true });
-  }
+/** Trains the toy problem for `updates` updates: the metric rows and the step's hparam names. */
+async function learn(cfg: PpoConfig, task: LmTask = toyTask, updates = 10) {
+  const problem = await toyProblem(cfg, { task });
+  const { rows } = await trainToy(problem, updates);
   return { rows, hparams: Object.keys(problem.trainer.hparams) };
 }
 
@@ -126,17 +107,7 @@ Deno.test("top_entropy_quantile 0.5, token and sequence level: learns the toy ta
 
 Deno.test("mask_truncated_completions: responses cut at the limit are scored but out of the loss", async () => {
   const cfg = cfgFor({ mask_truncated_completions: true });
-  const problem = await createLmProblem({
-    model: MODEL,
-    task: toyTask,
-    cfg,
-    seed: 1,
-    batch: 16,
-    samplesPerPrompt: 4,
-    maxNewTokens: MAX_NEW,
-    eosTokenId: EOS,
-    padTokenId: PAD,
-  });
+  const problem = await toyProblem(cfg);
   const roll = await problem.rollout(new Rng(5));
   const T = roll.cols;
   let ended = 0, cut = 0;
@@ -171,17 +142,7 @@ Deno.test("mask_truncated_completions: responses cut at the limit are scored but
 
 Deno.test("overlong_cache: DAPO's soft punishment is added to each response's score", async () => {
   const cfg = cfgFor({ overlong_cache: 3 });
-  const problem = await createLmProblem({
-    model: MODEL,
-    task: toyTask,
-    cfg,
-    seed: 1,
-    batch: 16,
-    samplesPerPrompt: 4,
-    maxNewTokens: MAX_NEW,
-    eosTokenId: EOS,
-    padTokenId: PAD,
-  });
+  const problem = await toyProblem(cfg);
   const roll = await problem.rollout(new Rng(5));
   const T = roll.cols;
   let punished = 0;
@@ -203,17 +164,7 @@ Deno.test("dynamic_sampling: groups with equal scores are replaced by fresh ones
     score: (_p, responses) => responses.map((r) => (r.includes(TARGET) ? 1 : 0)),
   };
   const cfg = cfgFor({ dynamic_sampling: 4, epochs: 1, minibatches: 1 });
-  const problem = await createLmProblem({
-    model: MODEL,
-    task: coarse,
-    cfg,
-    seed: 1,
-    batch: 16,
-    samplesPerPrompt: 4,
-    maxNewTokens: MAX_NEW,
-    eosTokenId: EOS,
-    padTokenId: PAD,
-  });
+  const problem = await toyProblem(cfg, { task: coarse });
   const roll = await problem.rollout(new Rng(7));
   const T = roll.cols;
   const scores = Array.from({ length: roll.rows }, (_, r) => {
