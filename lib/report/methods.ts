@@ -73,8 +73,8 @@ export interface MethodsTask {
   /** Whether the task has the `algorithm` key (preference pairs: the offline methods run). */
   offline: boolean;
   /**
-   * The offline `algorithm` values the task accepts (sentiment: "dpo"; KTO's unpaired data is
-   * the lm task's only): an offline record defining another is not measured there.
+   * The offline `algorithm` values the task accepts (sentiment: "dpo" and "kto", the latter on
+   * its preference pairs unpaired): an offline record defining another is not measured there.
    */
   algorithms?: readonly string[];
   /** `samples_per_prompt` for the grouped methods (null: the task's own). */
@@ -133,7 +133,7 @@ export function methodsFor(task: MethodsTask): MethodDef[] {
  */
 export const SENTIMENT_METHODS: readonly MethodDef[] = methodsFor({
   offline: true,
-  algorithms: ["dpo"],
+  algorithms: ["dpo", "kto"],
   samplesPerPrompt: 4,
 });
 

@@ -54,7 +54,7 @@ Deno.test("rlhf-methods: the experiments' trials are the method records, one row
   // record, every record once on sentiment and every online one once on jsx.
   for (
     const [exp, file, want] of [
-      // Every record sentiment can run: all but KTO, whose unpaired examples only lm reads.
+      // Every record runs on sentiment (KTO on its preference pairs unpaired).
       [methodsExperiment, "experiments/methods.ts", SENTIMENT_METHODS.map((m) => m.id)],
       [
         jsxExperiment,
@@ -163,10 +163,7 @@ Deno.test({
     const a = await reproduce();
     // One row per record on sentiment, one per online record on jsx, in the records' order.
     const onSentiment = METHODS.filter((m) => SENTIMENT_METHODS.some((x) => x.id === m.name));
-    assert.deepEqual(
-      METHODS.filter((m) => !onSentiment.includes(m)).map((m) => m.name),
-      ["kto"],
-    );
+    assert.deepEqual(onSentiment, [...METHODS]);
     const labels = onSentiment.map((m) => m.label);
     const rows = a.md.split("\n").filter((l) =>
       labels.some((label) =>

@@ -90,6 +90,8 @@ export type OfflineMethod =
     examples: readonly KtoExample[];
     /** Examples per update. */
     perUpdate: number;
+    /** Held-out pairs for {@link OfflineLmProblem.preferenceAccuracy} (summed log-probs). */
+    heldOut?: readonly PreferencePair[];
   };
 
 /** Options of {@link createOfflineProblem}. */
@@ -163,11 +165,12 @@ export async function createOfflineProblem(o: OfflineProblemOptions): Promise<Of
     rescore,
     train: run.train,
   };
-  if (m.name === "dpo" && m.heldOut) {
+  if (m.heldOut) {
     const heldOut = m.heldOut;
     const scorer = await compileSequenceScorer(o.model, {
       dtype,
-      average: dpoAveraged(m.cfg.loss),
+      // KTO's implicit reward is β·(log π − log π_ref) summed over the response.
+      average: m.name === "dpo" ? dpoAveraged(m.cfg.loss) : false,
       session,
     });
     const refHeld = await scorer(reference, heldOut);

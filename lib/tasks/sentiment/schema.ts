@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import { advantageProblems, type ConfigProblem } from "../../ppo/config.ts";
+import { KtoSchema } from "../../ppo/offline/kto.ts";
 import { DpoSchema } from "../../ppo/dpo.ts";
 import { byteModelSchema, byteSftSchema, LM_PPO_OVERRIDES, LmPpoBaseSchema } from "../byte_lm.ts";
 import { dpoProblems } from "../../ppo/dpo_losses.ts";
@@ -70,14 +71,16 @@ const SentimentRunBase = z.object({
   model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
   sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
   reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
-  algorithm: z.enum(["ppo", "dpo"]).default("ppo").describe(
+  algorithm: z.enum(["ppo", "dpo", "kto"]).default("ppo").describe(
     "ppo: online RL with the reward model (ppo.*; ppo.advantage picks PPO's GAE or a " +
       "critic-free estimator); dpo: offline DPO/IPO (dpo.*) on the reward model's preference " +
       "pairs with the frozen SFT policy as reference, batch / 2 pairs per update (the same " +
-      "responses per update as PPO's batch)",
+      "responses per update as PPO's batch); kto: offline KTO (kto.*) on the same pairs " +
+      "unpaired (chosen desirable, rejected undesirable), batch examples per update",
   ),
   ppo: LmPpoBaseSchema.default(LmPpoBaseSchema.parse({})),
   dpo: DpoSchema.default(DpoSchema.parse({})),
+  kto: KtoSchema.default(KtoSchema.parse({})),
   value_model: z.enum(["shared", "separate"]).default("shared").describe(
     "value model: a head on the policy's trunk (shared) or its own trunk, a copy of the " +
       "SFT policy (separate)",
@@ -133,9 +136,9 @@ export type SentimentRunConfig = z.infer<typeof SentimentRunSchema>;
 
 /** Cross-key checks: the advantage estimator against the group size, batch and value model. */
 export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
-  if (c.algorithm === "dpo") {
-    const out: ConfigProblem[] = dpoProblems(c.dpo);
-    if (c.batch % 2) {
+  if (c.algorithm !== "ppo") {
+    const out: ConfigProblem[] = c.algorithm === "dpo" ? dpoProblems(c.dpo) : [];
+    if (c.algorithm === "dpo" && c.batch % 2) {
       out.push({
         key: "batch",
         cause: `algorithm "dpo" trains on batch / 2 preference pairs per update, and batch is ` +
@@ -146,7 +149,7 @@ export function checkSentimentConfig(c: SentimentRunConfig): ConfigProblem[] {
     if (c.lora.r > 0) {
       out.push({
         key: "lora.r",
-        cause: 'algorithm "dpo" trains every weight of the policy (no LoRA adapters)',
+        cause: `algorithm "${c.algorithm}" trains every weight of the policy (no LoRA adapters)`,
         fix: "set lora.r to 0",
       });
     }

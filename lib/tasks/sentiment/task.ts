@@ -60,6 +60,7 @@ import {
   createOfflineProblem,
   type LmPolicyView,
   type OfflineLmProblem,
+  type OfflineMethod,
 } from "../../ppo/offline/problem.ts";
 import { runStagesInChildProcess } from "../../trial/stage_process.ts";
 import { defineLmTask, type LmTrialResult } from "../lm_task.ts";
@@ -212,9 +213,11 @@ export async function createSentimentProblem(
 }
 
 /**
- * The offline DPO problem of a trial (`algorithm: "dpo"`): the SFT policy and its frozen copy,
- * trained on the reward model's training pairs in order (`batch / 2` per update; the same pairs
- * the reward model learned from), its held-out pairs for the preference accuracy.
+ * The offline problem of a trial (`algorithm: "dpo"` or `"kto"`): the SFT policy and its frozen
+ * copy, trained on the reward model's training pairs in order (DPO: `batch / 2` pairs per
+ * update; KTO: the same pairs unpaired, chosen desirable and rejected undesirable, `batch`
+ * examples per update: the same responses per update), its held-out pairs for the preference
+ * accuracy.
  */
 export async function createSentimentDpoProblem(
   c: SentimentRunConfig,
@@ -226,16 +229,29 @@ export async function createSentimentDpoProblem(
     sft,
     opts.session ?? {},
   );
+  const pairs = train.map(encodePreference);
+  const method: OfflineMethod = c.algorithm === "kto"
+    ? {
+      name: "kto",
+      cfg: c.kto,
+      examples: pairs.flatMap((p) => [
+        { prompt: p.prompt, completion: p.chosen, label: true },
+        { prompt: p.prompt, completion: p.rejected, label: false },
+      ]),
+      perUpdate: c.batch,
+      heldOut: heldOut.map(encodePreference),
+    }
+    : {
+      name: "dpo",
+      cfg: c.dpo,
+      pairs,
+      pairsPerUpdate: c.batch / 2,
+      heldOut: heldOut.map(encodePreference),
+    };
   return await createOfflineProblem({
     model: sft.cfg,
     init: sft.params,
-    method: {
-      name: "dpo",
-      cfg: c.dpo,
-      pairs: train.map(encodePreference),
-      pairsPerUpdate: c.batch / 2,
-      heldOut: heldOut.map(encodePreference),
-    },
+    method,
     seed: c.seed,
     device: opts.session?.device,
     threads: opts.session?.threads,
@@ -348,7 +364,7 @@ export const SENTIMENT_KIND = defineLmTask<
       : await loadSentimentRewardModel(c.reward_model_path, c, { session: ctx.session });
     checkPromptLengths(prompts, c, contextLength(sft.cfg));
     let problem: LmProblem | OfflineLmProblem;
-    if (c.algorithm === "dpo") {
+    if (c.algorithm !== "ppo") {
       // Offline: policy and reference only (the reward model scores the evaluations).
       problem = await createSentimentDpoProblem(c, sft, { session: ctx.session });
     } else {
