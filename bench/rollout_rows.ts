@@ -9,6 +9,9 @@
  * - matmul: a token costs ≈ 2 N multiply-adds (the tied LM head included), so tokens/s ≤
  *   GFLOP/s / (2 N); GFLOP/s of an ORT MatMul [512, 896] × [896, 4864] (the 0.5B MLP's shape).
  *
+ * A group's 8 rows share their prompt's prefill (GptDecoder.start); the child also times the
+ * largest batch's prefill shared and with every row prefilled.
+ *
  * The child: `deno run -A bench/rollout_rows.ts --folder DIR --rows 8,32,128 --threads N`
  * prints one JSON line.
  * @module
@@ -89,9 +92,13 @@ export async function benchRolloutRows(
   try {
     const r = await child.read();
     console.log(rowsTable(r.results as RowsResult[], Number(r.bandwidth), Number(r.gflops)));
+    const pf = r.prefillMs as { rows: number; shared: number; each: number };
     console.log(
       `  ${threads} threads; decoder build ${(Number(r.build_ms) / 1e3).toFixed(1)} s (not in ` +
-        `the times); no row ends early (every row costs all 32 steps)`,
+        `the times); no row ends early (every row costs all 32 steps); the prefill of ` +
+        `${pf.rows} rows (12-token prompts, in the times): ${(pf.shared / 1e3).toFixed(2)} s ` +
+        `with each group's 8 rows sharing one, ${(pf.each / 1e3).toFixed(2)} s with every row ` +
+        `prefilled`,
     );
   } finally {
     await child.close();
@@ -160,10 +167,21 @@ async function child(): Promise<void> {
     results.push({ rows, tokensPerS: rows * 32 / s, ...rolloutBounds(rows, N, bandwidth, gflops) });
     console.error(`rows ${rows}: ${(rows * 32 / s).toFixed(1)} tok/s`);
   }
+  // The prefill of the largest batch, its groups sharing it (one run per distinct prompt, the
+  // cache copied) and every row prefilled (what the sampler did before): in the times above.
+  const most = Math.max(...results.map((r) => r.rows));
+  const prefill = async (sharePrefill: boolean) => {
+    const prompts = Array.from({ length: most }, (_, r) => prompt(Math.floor(r / 8)));
+    const t = performance.now();
+    await decoder.start(undefined, prompts, { padTokenId: 0, capacity: 43, sharePrefill });
+    return performance.now() - t;
+  };
+  const prefillMs = { rows: most, shared: await prefill(true), each: await prefill(false) };
   decoder.release();
   Deno.stdout.writeSync(
     new TextEncoder().encode(
-      JSON.stringify({ results, bandwidth, gflops, build_ms: buildMs, params: N }) + "\n",
+      JSON.stringify({ results, bandwidth, gflops, build_ms: buildMs, params: N, prefillMs }) +
+        "\n",
     ),
   );
 }

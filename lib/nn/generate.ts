@@ -159,7 +159,9 @@ export interface Generation {
  *
  * A row stops at `eosTokenId` (kept, mask 1); its later positions hold `padTokenId` with mask
  * 0. Decoding stops when every row has stopped or after `maxNewTokens`. The model runs once
- * per response position (a prefill, then one step per token but the last).
+ * per response position (a prefill, then one step per token but the last); rows with the same
+ * prompt share its prefill, and a row that has ended leaves the batch (`sharePrefill`,
+ * `dropFinished`: the same numbers either way).
  *
  * @example
  * ```ts
