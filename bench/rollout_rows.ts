@@ -10,7 +10,7 @@
  *   GFLOP/s / (2 N); GFLOP/s of an ORT MatMul [512, 896] × [896, 4864] (the 0.5B MLP's shape).
  *
  * A group's 8 rows share their prompt's prefill (GptDecoder.start); the child also times the
- * largest batch's prefill shared and with every row prefilled.
+ * prefill of 32 rows (4 groups) shared and with every row prefilled.
  *
  * The child: `deno run -A bench/rollout_rows.ts --folder DIR --rows 8,32,128 --threads N`
  * prints one JSON line.
@@ -105,6 +105,20 @@ export async function benchRolloutRows(
   }
 }
 
+/** Bytes/s of an ORT ReduceSum over 1 GB (the input is read once); the GB is let go after. */
+async function measureBandwidth(session: { threads: number }): Promise<number> {
+  const g = new Graph("bandwidth");
+  g.output(g.reduceSum(g.input("x", "float32", [262144, 1024])), "s");
+  const s = await compile(g, session);
+  const big = tensor("float32", [262144, 1024]);
+  await s.run({ x: big });
+  const t = performance.now();
+  for (let i = 0; i < 3; i++) await s.run({ x: big });
+  const bandwidth = 3 * 4 * 262144 * 1024 / ((performance.now() - t) / 1e3);
+  s.release();
+  return bandwidth;
+}
+
 async function child(): Promise<void> {
   const { values } = parseArgs({
     args: Deno.args,
@@ -116,15 +130,8 @@ async function child(): Promise<void> {
   });
   const threads = Number(values.threads);
   const session = { threads };
-  // Bandwidth: ReduceSum over 1 GB (the input is read once).
-  const g1 = new Graph("bandwidth");
-  g1.output(g1.reduceSum(g1.input("x", "float32", [262144, 1024])), "s");
-  const s1 = await compile(g1, session);
-  const big = tensor("float32", [262144, 1024]);
-  await s1.run({ x: big });
+  const bandwidth = await measureBandwidth(session);
   let t = performance.now();
-  for (let i = 0; i < 3; i++) await s1.run({ x: big });
-  const bandwidth = 3 * 4 * 262144 * 1024 / ((performance.now() - t) / 1e3);
   // Matmul GFLOP/s at the MLP's shape.
   const g2 = new Graph("matmul");
   g2.output(
@@ -167,9 +174,9 @@ async function child(): Promise<void> {
     results.push({ rows, tokensPerS: rows * 32 / s, ...rolloutBounds(rows, N, bandwidth, gflops) });
     console.error(`rows ${rows}: ${(rows * 32 / s).toFixed(1)} tok/s`);
   }
-  // The prefill of the largest batch, its groups sharing it (one run per distinct prompt, the
+  // The prefill of 32 rows (or fewer), its groups sharing it (one run per distinct prompt, the
   // cache copied) and every row prefilled (what the sampler did before): in the times above.
-  const most = Math.max(...results.map((r) => r.rows));
+  const most = Math.min(32, Math.max(...results.map((r) => r.rows)));
   const prefill = async (sharePrefill: boolean) => {
     const prompts = Array.from({ length: most }, (_, r) => prompt(Math.floor(r / 8)));
     const t = performance.now();
