@@ -54,7 +54,7 @@ export function rowsTable(rs: RowsResult[], bandwidth: number, gflops: number): 
       "matmul bound",
     ],
     rs.map((r) => [
-      `${r.rows} rows (${r.rows / 8} groups of 8)`,
+      `${r.rows} rows (${r.rows / 8} group${r.rows === 8 ? "" : "s"} of 8)`,
       r.tokensPerS.toFixed(1),
       (r.tokensPerS / base).toFixed(2),
       r.bandwidthBound.toFixed(1),
