@@ -5,7 +5,8 @@
  * does), printed beside two bounds measured on the same machine in the same child process:
  *
  * - weight bandwidth: a decode step reads every weight once (4 bytes × N), so at R rows
- *   tokens/s ≤ R × bandwidth / (4 N); the bandwidth is that of an ORT ReduceSum over 1 GB;
+ *   tokens/s ≤ R × bandwidth / (4 N); the bandwidth is that of an ORT ReduceSum over the
+ *   model's largest weight (the 0.5B's embedding: 545 MB);
  * - matmul: a token costs ≈ 2 N multiply-adds (the tied LM head included), so tokens/s ≤
  *   GFLOP/s / (2 N); GFLOP/s of an ORT MatMul [512, 896] × [896, 4864] (the 0.5B MLP's shape,
  *   the weight a constant, pre-packed as the sampler's).
@@ -107,21 +108,25 @@ export async function benchRolloutRows(
   }
 }
 
-/** Bytes/s of an ORT ReduceSum over 1 GB (read once per run), the best of 3; the GB let go after. */
-async function measureBandwidth(session: { threads: number }): Promise<number> {
+/**
+ * Bytes/s of an ORT ReduceSum over `x` (read once per run; the model's largest weight, so the
+ * probe allocates nothing: a 1 GB buffer of its own stayed until V8 collected it, 1.1 GB more
+ * peak in one run), the best of 3.
+ */
+async function measureBandwidth(session: { threads: number }, x: Float32Array): Promise<number> {
   const g = new Graph("bandwidth");
-  g.output(g.reduceSum(g.input("x", "float32", [262144, 1024])), "s");
+  g.output(g.reduceSum(g.input("x", "float32", [x.length])), "s");
   const s = await compile(g, session);
-  const big = tensor("float32", [262144, 1024]);
-  await s.run({ x: big });
+  const feed = tensor("float32", [x.length], x);
+  await s.run({ x: feed });
   let best = Infinity; // the best of 3 (a bound: the machine may be shared)
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
-    await s.run({ x: big });
+    await s.run({ x: feed });
     best = Math.min(best, performance.now() - t);
   }
   s.release();
-  return 4 * 262144 * 1024 / (best / 1e3);
+  return 4 * x.length / (best / 1e3);
 }
 
 async function child(): Promise<void> {
@@ -135,7 +140,10 @@ async function child(): Promise<void> {
   });
   const threads = Number(values.threads);
   const session = { threads };
-  const bandwidth = await measureBandwidth(session);
+  const m = await loadModelFolder(values.folder!);
+  const largest = Object.values(m.params).reduce((a, b) => (b.length > a.length ? b : a));
+  if (!(largest instanceof Float32Array)) throw new Error("rollout_rows: float32 weights only");
+  const bandwidth = await measureBandwidth(session, largest);
   let t = performance.now();
   // Matmul GFLOP/s at the MLP's shape, the weight pre-packed as the sampler's are (a constant),
   // the best of 5 runs (a bound: the machine may be shared).
@@ -157,7 +165,6 @@ async function child(): Promise<void> {
   const gflops = 2 * 512 * 896 * 4864 / (best / 1e3) / 1e9;
   s2.release();
 
-  const m = await loadModelFolder(values.folder!);
   const N = Object.values(decoderShapes(m.cfg)).reduce(
     (x, s) => x + s.shape.reduce((p, q) => p * q, 1),
     0,
