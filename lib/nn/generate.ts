@@ -77,6 +77,19 @@ export interface GenerateOptions extends SamplingOptions {
    * results of runs made before the ORT passes existed byte for byte.
    */
   vocabPasses?: "ort" | "js";
+  /**
+   * Rows with the same prompt (a group's samples) share one prefill, its cache copied to
+   * each ({@link GptDecoder.start}). Default true; false prefills every row (the same numbers,
+   * k times the work: for tests and benches).
+   */
+  sharePrefill?: boolean;
+  /**
+   * A row that has ended leaves the batch: later decode steps run on the rows still sampling
+   * ({@link GptDecoder.keep}; only where {@link GptDecoder.rowsMovable}). Default true; false
+   * keeps every row in every step, an ended one masked out (the same numbers, for tests and
+   * benches).
+   */
+  dropFinished?: boolean;
 }
 
 /** Smallest vocabulary whose per-token passes run in ORT by default (see `vocabPasses`). */
@@ -146,7 +159,9 @@ export interface Generation {
  *
  * A row stops at `eosTokenId` (kept, mask 1); its later positions hold `padTokenId` with mask
  * 0. Decoding stops when every row has stopped or after `maxNewTokens`. The model runs once
- * per response position (a prefill, then one step per token but the last).
+ * per response position (a prefill, then one step per token but the last); rows with the same
+ * prompt share its prefill, and a row that has ended leaves the batch (`sharePrefill`,
+ * `dropFinished`: the same numbers either way).
  *
  * @example
  * ```ts
@@ -232,31 +247,35 @@ async function decode(
     padTokenId: pad,
     capacity: width + maxNew - 1,
     temperature: sampling.temperature,
+    sharePrefill: opts.sharePrefill,
   });
+  const drop = (opts.dropFinished ?? true) && dec.rowsMovable;
   const tok = new Int32Array(rows * maxNew).fill(pad);
   const logp = new Float64Array(rows * maxNew), sampleLogp = new Float64Array(rows * maxNew);
   const mask = new Uint8Array(rows * maxNew), ended = new Uint8Array(rows);
   const active = Array<boolean>(rows).fill(true);
+  // live[j]: the row at slot j of the decoder's batch (all rows, or those still sampling).
+  let live = Array.from({ length: rows }, (_, b) => b);
   let cols = 0;
   for (let t = 0; t < maxNew; t++) {
     const next = new Int32Array(rows).fill(pad);
-    for (let b = 0; b < rows; b++) {
+    for (const [j, b] of live.entries()) {
       if (!active[b]) continue;
-      const logits = st.logits.subarray(b * V, (b + 1) * V);
+      const logits = st.logits.subarray(j * V, (j + 1) * V);
       const u = opts.rng.uniform();
       // Greedy: the argmax, whose sampling probability is 1. Otherwise the decoder's
       // softmax(logits / T), then top-k and top-p (HF's warper order), each renormalised.
       let probs: ArrayLike<number> | undefined;
       if (sampling.temperature > 0 && !ort) probs = samplingProbs(logits, sampling);
       else if (sampling.temperature > 0) {
-        probs = st.probs.subarray(b * V, (b + 1) * V);
+        probs = st.probs.subarray(j * V, (j + 1) * V);
         if (sampling.topK > 0 && sampling.topK < V) probs = topKFilter(probs, sampling.topK);
         if (sampling.topP < 1) probs = topPFilter(probs, sampling.topP);
       }
       const a = probs ? sampleIndex(probs, u) : argmax(logits);
       const i = b * maxNew + t;
       tok[i] = next[b] = a;
-      logp[i] = ort ? st.logprobs[b * V + a] : logits[a] - logSumExp(logits);
+      logp[i] = ort ? st.logprobs[j * V + a] : logits[a] - logSumExp(logits);
       sampleLogp[i] = probs ? Math.log(probs[a]) : 0;
       mask[i] = 1;
       if (eos.has(a)) {
@@ -266,7 +285,16 @@ async function decode(
     }
     cols = t + 1;
     if (t === maxNew - 1 || !active.some((x) => x)) break;
-    await dec.step(st, next, active);
+    if (drop && live.some((b) => !active[b])) {
+      // At least two rows stay: ORT computes a one-row batch with other kernels (MLAS's
+      // single-row GEMM; other last bits than the same row among others), so the last row
+      // sampling keeps an ended one beside it, masked out as before.
+      const keep = live.map((b) => active[b]);
+      if (live.length > 1 && keep.filter((k) => k).length < 2) keep[keep.indexOf(false)] = true;
+      dec.keep(st, keep);
+      live = live.filter((_, j) => keep[j]);
+    }
+    await dec.step(st, live.map((b) => next[b]), live.map((b) => active[b]));
   }
 
   // Compact to the columns actually used and lay out the full sequences.

@@ -31,15 +31,15 @@ import {
 
 /** State of a batch being decoded by {@link GptDecoder} (owned by it; read, do not write). */
 export interface DecodeState {
-  /** Rows. */
+  /** Rows in the batch: one per prompt, fewer after {@link GptDecoder.keep}. */
   rows: number;
   /** Positions in the cache: padded prompt width + tokens fed since. */
   length: number;
   /** Most positions this state can hold. */
   capacity: number;
   /**
-   * Next-token logits of the last fed position, `[rows, V]` row-major. A view of a reused
-   * buffer: overwritten by the next {@link GptDecoder.step}.
+   * Next-token logits of the last fed position, `[rows, V]` row-major (the first `rows` rows;
+   * the buffer keeps its first size). Reused: overwritten by the next {@link GptDecoder.step}.
    */
   logits: FloatArray;
   /** log_softmax(logits), `[rows, V]`, computed by ORT beside them (same reuse as `logits`). */
@@ -125,6 +125,19 @@ export class GptDecoder {
     return new GptDecoder(cfg, dtype, session, presents, weights, lora);
   }
 
+  /**
+   * Whether a row's numbers are the same wherever it sits in the batch, so rows may be shared
+   * ({@link start}) and dropped ({@link keep}) without changing a bit. ORT's Cos and Sin (the
+   * RoPE angles, `headDim` values per row and token) compute a tensor's last 1-3 values with
+   * scalar code and the rest in SIMD lanes (other last bits): measured, a row's values depend
+   * on its place unless every row's width is a multiple of 4. The matmuls' results depend only
+   * on the batch having one row or more (see {@link keep}); every other op of the step is per
+   * row or exact. Real models' head sizes (64, 128) qualify; a tiny test model's 6 does not.
+   */
+  get rowsMovable(): boolean {
+    return kvLayout(this.cfg).headDim % 4 === 0;
+  }
+
   /** Free the session of a {@link withWeights} decoder (the shared ones live on). */
   release(): void {
     if (this.weights) this.session.release();
@@ -154,11 +167,16 @@ export class GptDecoder {
    * width + tokens to be fed). `params` are held (not copied) for the state's life: typed
    * arrays or ORT tensors such as a Trainer's `paramTensors()`, which stay valid until its
    * next step.
+   *
+   * Rows with the same prompt (a GRPO group's k samples) share one prefill (`sharePrefill`,
+   * default true; only where {@link rowsMovable}): each distinct prompt runs once and its
+   * cache, logits and mask are copied to the rows that repeat it. The model's rows never mix, so the copies hold the very numbers k
+   * prefills would have computed (tests compare the bytes) at 1/k of the prefill's work.
    */
   async start(
     params: Record<string, FloatArray | Tensor> | undefined,
     prompts: number[][],
-    opts: { padTokenId: number; capacity: number; temperature?: number },
+    opts: { padTokenId: number; capacity: number; temperature?: number; sharePrefill?: boolean },
   ): Promise<DecodeState> {
     const { cfg, dtype } = this;
     const rows = prompts.length;
@@ -195,16 +213,67 @@ export class GptDecoder {
         value: [new Arr(n), new Arr(n)],
       })),
     };
+    // src[b]: the distinct prompt row b repeats, numbered in order of first appearance.
+    const first = new Map<string, number>(), src = new Int32Array(rows), distinct: number[][] = [];
+    for (const [b, p] of prompts.entries()) {
+      const key = opts.sharePrefill === false || !this.rowsMovable ? String(b) : p.join(",");
+      let u = first.get(key);
+      if (u === undefined) first.set(key, u = distinct.push(p) - 1);
+      src[b] = u;
+    }
+    // One row runs other kernels than several (MLAS's single-row GEMM sums in another order:
+    // other last bits), so a batch of rows is never prefilled as one: a second copy rides along.
+    if (distinct.length === 1 && rows > 1) distinct.push(distinct[0]);
     const tokens: number[] = [], real: boolean[] = [];
-    for (const p of prompts) {
+    for (const p of distinct) {
       for (let s = 0; s < width; s++) {
         const pad = s < width - p.length;
         tokens.push(pad ? opts.padTokenId : p[s - (width - p.length)]);
         real.push(!pad);
       }
     }
+    state.rows = distinct.length;
     await this.run(state, tokens, real, width);
+    if (distinct.length < rows) broadcastRows(state, src, H * width * hd, cfg.vocabSize);
     return state;
+  }
+
+  /**
+   * Drop the rows whose `keep[b]` is false (rows that have finished) from the batch: the cache,
+   * mask and outputs of the kept rows move up, in order, so later steps run on the kept rows
+   * alone (`state.rows` of them; row j of the next step's tokens and outputs is the j-th kept
+   * row). Each row's numbers are its own (no row reads another's), so the kept rows decode
+   * exactly as they would beside the finished ones, as long as at least two rows are kept:
+   * ORT runs a one-row product with other kernels (other last bits), so a caller keeps a
+   * finished row beside the last one sampling ({@link generate} does).
+   */
+  keep(state: DecodeState, keep: ArrayLike<boolean>): void {
+    if (!this.rowsMovable) {
+      throw new Error("GptDecoder.keep: this model's rows are not movable (see rowsMovable)");
+    }
+    if (keep.length !== state.rows) {
+      throw new RangeError(`GptDecoder.keep: ${keep.length} flags for ${state.rows} rows`);
+    }
+    const { kvHeads: H, headDim: hd } = kvLayout(this.cfg);
+    const blk = H * state.length * hd, V = this.cfg.vocabSize;
+    let j = 0;
+    for (let b = 0; b < state.rows; b++) {
+      if (!keep[b]) continue;
+      if (j !== b) {
+        for (const c of state.kv) {
+          c.key[0].copyWithin(j * blk, b * blk, (b + 1) * blk);
+          c.value[0].copyWithin(j * blk, b * blk, (b + 1) * blk);
+        }
+        for (const a of [state.logits, state.logprobs, state.probs]) {
+          a.copyWithin(j * V, b * V, (b + 1) * V);
+        }
+        state.mask[j] = state.mask[b];
+        state.realCount[j] = state.realCount[b];
+      }
+      j++;
+    }
+    state.mask.length = j;
+    state.rows = j;
   }
 
   /**
@@ -261,9 +330,10 @@ export class GptDecoder {
       temperature: tensor(dtype, [1], [state.temperature]),
     };
     const fetches: Record<string, Tensor> = {
-      logits: tensor(dtype, [B, 1, V], state.logits),
-      logprobs: tensor(dtype, [B, 1, V], state.logprobs),
-      probs: tensor(dtype, [B, 1, V], state.probs),
+      // Prefixes: a shared prefill or dropped rows run fewer rows than the buffers hold.
+      logits: tensor(dtype, [B, 1, V], state.logits.subarray(0, B * V)),
+      logprobs: tensor(dtype, [B, 1, V], state.logprobs.subarray(0, B * V)),
+      probs: tensor(dtype, [B, 1, V], state.probs.subarray(0, B * V)),
     };
     state.kv.forEach((c, i) => {
       for (const kind of ["key", "value"] as const) {
@@ -286,4 +356,28 @@ export class GptDecoder {
     }
     state.length = K;
   }
+}
+
+/**
+ * Spread a prefill run on the distinct prompts to every row: row b takes distinct row
+ * `src[b]`'s cache block (`blk` values per layer tensor: `[H, width, hd]`), outputs and mask.
+ * In place, from the last row down: src[b] ≤ b, and a block is overwritten only after every
+ * row that reads it (rows ≥ their source) has been filled.
+ */
+function broadcastRows(state: DecodeState, src: Int32Array, blk: number, V: number): void {
+  const rows = src.length;
+  const mask = state.mask.slice(), count = state.realCount.slice();
+  for (let b = rows - 1; b >= 0; b--) {
+    const u = src[b];
+    for (const c of state.kv) {
+      c.key[0].copyWithin(b * blk, u * blk, (u + 1) * blk);
+      c.value[0].copyWithin(b * blk, u * blk, (u + 1) * blk);
+    }
+    for (const a of [state.logits, state.logprobs, state.probs]) {
+      a.copyWithin(b * V, u * V, (u + 1) * V);
+    }
+    state.mask[b] = u === b ? mask[u] : mask[u].slice();
+    state.realCount[b] = count[u];
+  }
+  state.rows = rows;
 }
