@@ -13,7 +13,14 @@
 import assert from "node:assert/strict";
 import { listFiles, MANIFEST } from "../../lib/experiment/bundle.ts";
 import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
-import { deno, REPO_ROOT, sweep, tempDir, verify } from "../experiment/helpers.ts";
+import {
+  deno,
+  killAtFirstCheckpoint,
+  REPO_ROOT,
+  sweep,
+  tempDir,
+  verify,
+} from "../experiment/helpers.ts";
 import { identityDiff, trainPlace } from "../../cli/train_trial.ts";
 import { tinyQwen3Folder, tinyQwen3RewardModel } from "../../scripts/tiny_models.ts";
 
@@ -131,8 +138,8 @@ Deno.test("train --task sentiment --seed 1: a sweep trial's bundle; --resume wit
       const ref = await train(root, `${root}/train/ref`, more);
       assert.equal(ref.code, 0, ref.stderr);
       const killed = `${root}/train/killed`, work = `${root}/train/.tmp-killed`;
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
+      await killAtFirstCheckpoint(
+        [
           "run",
           "-A",
           "cli/train.ts",
@@ -150,21 +157,8 @@ Deno.test("train --task sentiment --seed 1: a sweep trial's bundle; --resume wit
           "--out",
           killed,
         ],
-        cwd: REPO_ROOT,
-        env: { PROXIMA_CODE_VERSION: "test-code-version", PROXIMA_GIT_COMMIT: "none" },
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
-      let exited = false;
-      const status = child.status.then((s) => (exited = true, s));
-      const deadline = Date.now() + 120_000;
-      while (!exited && !(await Deno.stat(`${work}/checkpoints/LATEST`).catch(() => null))) {
-        if (Date.now() > deadline) throw new Error("no checkpoint in 120 s");
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      assert.ok(!exited, "the run finished before the kill");
-      child.kill("SIGKILL");
-      await status;
+        work,
+      );
       assert.ok(!(await Deno.stat(killed).catch(() => null)), "--out visible before the end");
 
       // A changed config is refused against the run's config.json, and the work is kept.

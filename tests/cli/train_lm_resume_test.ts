@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { MANIFEST } from "../../lib/experiment/bundle.ts";
-import { deno, PINNED_ENV, REPO_ROOT, tempDir } from "../experiment/helpers.ts";
+import { deno, killAtFirstCheckpoint, tempDir } from "../experiment/helpers.ts";
 import { tinyQwen3Folder, tinyQwen3RewardModel } from "../../scripts/tiny_models.ts";
 
 Deno.test("train --task lm killed with SIGKILL after its first checkpoint, --resume: metrics.jsonl byte-identical", async () => {
@@ -51,23 +51,7 @@ Deno.test("train --task lm killed with SIGKILL after its first checkpoint, --res
     assert.equal(ref.code, 0, ref.stdout + ref.stderr);
 
     const killed = `${root}/killed`, work = `${root}/.tmp-killed`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: args(killed),
-      cwd: REPO_ROOT,
-      env: PINNED_ENV,
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let exited = false;
-    const status = child.status.then((s) => (exited = true, s));
-    const deadline = Date.now() + 120_000;
-    while (!exited && !(await Deno.stat(`${work}/checkpoints/LATEST`).catch(() => null))) {
-      if (Date.now() > deadline) throw new Error("no checkpoint in 120 s");
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    assert.ok(!exited, "the run finished before the kill");
-    child.kill("SIGKILL");
-    await status;
+    await killAtFirstCheckpoint(args(killed), work);
     assert.ok(!(await Deno.stat(killed).catch(() => null)), "--output_dir visible before the end");
     const lines = (await Deno.readTextFile(`${work}/metrics.jsonl`).catch(() => "")).split("\n");
     assert.ok(lines.length - 1 < 2, `the killed run had logged ${lines.length - 1} updates`);

@@ -91,3 +91,36 @@ export function statuses(stdout: string): Map<number, string> {
 export async function tempDir(prefix: string): Promise<string> {
   return await Deno.makeTempDir({ prefix: `proxima-${prefix}-` });
 }
+
+/**
+ * Start `deno <args>` (repo root, pinned environment), wait until its work folder `work` holds a
+ * checkpoint (`checkpoints/LATEST`), then SIGKILL it: the crash half of a kill-and-resume test.
+ * Throws if no checkpoint appears within `timeoutMs`; asserts the run had not finished by then.
+ */
+export async function killAtFirstCheckpoint(
+  args: string[],
+  work: string,
+  { timeoutMs = 120_000, pollMs = 5 }: { timeoutMs?: number; pollMs?: number } = {},
+): Promise<void> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: REPO_ROOT,
+    env: PINNED_ENV,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => (exited = true, s));
+  const deadline = Date.now() + timeoutMs;
+  while (!exited && !(await Deno.stat(`${work}/checkpoints/LATEST`).catch(() => null))) {
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await status;
+      throw new Error(`no checkpoint in ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  if (exited) throw new Error("the run finished before the kill");
+  child.kill("SIGKILL");
+  await status;
+}

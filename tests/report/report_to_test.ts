@@ -5,7 +5,7 @@
  * file) are the same with and without it. A bad value exits 2 with the fix.
  */
 import assert from "node:assert/strict";
-import { deno, PINNED_ENV, REPO_ROOT, tempDir } from "../experiment/helpers.ts";
+import { deno, killAtFirstCheckpoint, tempDir } from "../experiment/helpers.ts";
 import { decodeEventFile, readScalars, type ScalarPoint } from "../../lib/tensorboard/mod.ts";
 
 const FIXTURE = "tests/report/fixtures/tiny_tb.ts";
@@ -99,23 +99,7 @@ Deno.test("train --report_to tensorboard: event files beside the run hold its me
       "tensorboard",
     ];
     const work = `${root}/train/.tmp-cartpole-seed1-r`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: resume,
-      cwd: REPO_ROOT,
-      env: PINNED_ENV,
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    let exited = false;
-    const status = child.status.then((s) => (exited = true, s));
-    const deadline = Date.now() + 60_000;
-    while (!exited && !(await Deno.stat(`${work}/checkpoints/LATEST`).catch(() => null))) {
-      if (Date.now() > deadline) throw new Error("no checkpoint in 60 s");
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    assert.ok(!exited, "the run finished before the kill");
-    child.kill("SIGKILL");
-    await status;
+    await killAtFirstCheckpoint(resume, work, { timeoutMs: 60_000, pollMs: 2 });
     const at = Number(
       /update-(\d+)/.exec(await Deno.readTextFile(`${work}/checkpoints/LATEST`))![1],
     );
