@@ -78,6 +78,23 @@ async function readAt(file: Deno.FsFile, pos: number, buf: Uint8Array, fail: Fai
   }
 }
 
+/** The error for a safetensors file that cannot be opened: missing, or unreadable (permissions). */
+function readError(path: string, err: unknown): InputError {
+  if (err instanceof Deno.errors.NotFound) {
+    return new InputError("safetensors", path, "file not found", "check the path", {
+      cause: err,
+      message: `safetensors: file not found: ${path}`,
+    });
+  }
+  return new InputError(
+    "safetensors",
+    path,
+    `cannot read: ${(err as Error).message}`,
+    "check the path and its permissions",
+    { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
+  );
+}
+
 /**
  * Open a safetensors file: reads and validates the header only; each {@link SafetensorsFile.read}
  * reads one tensor's bytes. Memory stays at one tensor beyond what the caller keeps, however
@@ -101,19 +118,7 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   try {
     file = await Deno.open(path, { read: true });
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new InputError("safetensors", path, "file not found", "check the path", {
-        cause: err,
-        message: `safetensors: file not found: ${path}`,
-      });
-    }
-    throw new InputError(
-      "safetensors",
-      path,
-      `cannot read: ${(err as Error).message}`,
-      "check the path and its permissions",
-      { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
-    );
+    throw readError(path, err);
   }
   try {
     const size = (await file.stat()).size;
@@ -164,19 +169,7 @@ export async function loadSafetensors(
   try {
     bytes = await Deno.readFile(path);
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new InputError("safetensors", path, "file not found", "check the path", {
-        cause: err,
-        message: `safetensors: file not found: ${path}`,
-      });
-    }
-    throw new InputError(
-      "safetensors",
-      path,
-      `cannot read: ${(err as Error).message}`,
-      "check the path and its permissions",
-      { cause: err, message: `safetensors: cannot read ${path}: ${(err as Error).message}` },
-    );
+    throw readError(path, err);
   }
   return decodeSafetensors(bytes, path);
 }
