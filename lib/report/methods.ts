@@ -17,6 +17,7 @@
 import { concat, points, type Sweep } from "../experiment/sweep.ts";
 import { methodOfConfig, type MethodRecord, methodRecord, METHODS } from "../ppo/methods/mod.ts";
 import type { Citation } from "./papers.ts";
+import { SENTIMENT_ALGORITHMS } from "../tasks/sentiment/schema.ts";
 
 /** A method's name (a record's `name`: lib/ppo/methods). */
 export type MethodId = string;
@@ -133,7 +134,8 @@ export function methodsFor(task: MethodsTask): MethodDef[] {
  */
 export const SENTIMENT_METHODS: readonly MethodDef[] = methodsFor({
   offline: true,
-  algorithms: ["dpo", "kto"],
+  // The task's own offline `algorithm` values (its schema's enum, less online "ppo").
+  algorithms: SENTIMENT_ALGORITHMS.filter((a) => a !== "ppo"),
   samplesPerPrompt: 4,
 });
 

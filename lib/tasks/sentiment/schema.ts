@@ -65,13 +65,20 @@ export const SENTIMENT_OVERRIDES: DefaultOverrides = {
   "eval.samples": 128,
 };
 
+/**
+ * The `algorithm` values of a sentiment trial: online PPO (and the critic-free estimators
+ * through `ppo.advantage`), or an offline method on the reward model's preference pairs. The
+ * methods report reads the offline ones from here (lib/report/methods.ts).
+ */
+export const SENTIMENT_ALGORITHMS = ["ppo", "dpo", "kto"] as const;
+
 /** A whole `sentiment` trial: stages, PPO, rewards, evaluation. */
 const SentimentRunBase = z.object({
   ...lmTrialShape(),
   model: SentimentModelSchema.default(SentimentModelSchema.parse({})),
   sft: SentimentSftSchema.default(SentimentSftSchema.parse({})),
   reward_model: SentimentRewardModelSchema.default(SentimentRewardModelSchema.parse({})),
-  algorithm: z.enum(["ppo", "dpo", "kto"]).default("ppo").describe(
+  algorithm: z.enum(SENTIMENT_ALGORITHMS).default("ppo").describe(
     "ppo: online RL with the reward model (ppo.*; ppo.advantage picks PPO's GAE or a " +
       "critic-free estimator); dpo: offline DPO/IPO (dpo.*) on the reward model's preference " +
       "pairs with the frozen SFT policy as reference, batch / 2 pairs per update (the same " +
