@@ -1,6 +1,7 @@
 /**
- * RLHF methods side by side on `sentiment`: PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++ (one PPO
- * update, `ppo.advantage`) and DPO (offline, `algorithm: "dpo"`), 3 seeds each, the same
+ * RLHF methods side by side on `sentiment`, one per method record (lib/ppo/methods): PPO, GRPO,
+ * Dr. GRPO, RLOO, REINFORCE++ (one PPO update, `ppo.advantage`), DAPO, GSPO, CISPO, and DPO, IPO
+ * and KTO (offline, `algorithm: "dpo"` / `"kto"`), 3 seeds each, the same
  * sample budget: 20 updates × 32 responses (DPO: 20 updates × 16 preference pairs, the reward
  * model's own training pairs, 32 responses per update). One SFT policy and one reward model
  * serve every trial (the stage cache); every method starts from that SFT policy with the KL to
@@ -12,7 +13,8 @@
  * - Dr. GRPO: as GRPO without the std normalisation and the per-response length average;
  * - RLOO: 8 prompts × 4 samples, leave-one-out baseline, KL in the reward;
  * - REINFORCE++: 32 prompts × 1, per-token KL in the reward, returns normalised over the batch;
- * - DPO: sigmoid loss, β = 0.1, the frozen SFT policy as reference;
+ * - DPO: sigmoid loss, β = 0.1, the frozen SFT policy as reference; IPO: its squared loss;
+ * - KTO: the same pairs unpaired (chosen desirable, rejected undesirable), 32 examples per update;
  * - DAPO, GSPO, CISPO: 8 prompts × 4 samples, `method: <name>` alone: their papers' clipping,
  *   loss type and no KL term (β = 0), as their records (lib/ppo/methods) set them.
  *
@@ -28,7 +30,9 @@ import { methodsSweep, SENTIMENT_METHODS } from "../lib/report/methods.ts";
 export default defineExperiment({
   name: "methods",
   task: "sentiment",
-  description: "PPO, GRPO, Dr. GRPO, RLOO, REINFORCE++ and DPO on sentiment at one sample budget",
+  // The rows come from the method records: a new record gets a row and a word here.
+  description: `${SENTIMENT_METHODS.map((m) => m.label).join(", ")} on sentiment at one ` +
+    "sample budget",
   base: { updates: 20, batch: 32, measure_resources: true },
   sweep: grid(methodsSweep(SENTIMENT_METHODS), { seed: [1, 2, 3] }),
   metrics: ["rm_score", "gold_score", "kl", "pref_accuracy"],
