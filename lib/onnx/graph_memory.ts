@@ -1,0 +1,133 @@
+/**
+ * What a built graph holds in memory when it runs, counted from the graph itself: each
+ * intermediate tensor lives from the node that makes it to the last node that reads it, the
+ * nodes run one at a time in the order the graph lists them, and the peak is the most bytes
+ * alive at once. The planning estimate of an LM trial (lib/tasks/memory.ts) counts its train
+ * step this way instead of fitting a per-layer constant.
+ *
+ * The model, and why:
+ * - order: {@link Graph.nodes} as emitted, which is a topological order (a node's inputs exist
+ *   before it is appended) and the one ORT keeps for a sequential CPU run of a graph it does
+ *   not rewrite; the backward nodes autodiff appends run after the whole forward;
+ * - a node's outputs are allocated while it runs, beside its inputs (no in-place reuse: an
+ *   upper bound where ORT reuses a dying input's buffer for an elementwise output);
+ * - Reshape, Squeeze, Unsqueeze, Flatten and Identity share their input's buffer (ORT's CPU
+ *   kernels declare that alias), so the buffer lives until the last read of any of its names
+ *   and is counted once;
+ * - graph outputs live to the end; an output nobody reads lives only while its node runs;
+ * - graph inputs and initializers are not intermediates: their bytes are returned apart;
+ * - a node with a sub-graph (Loop, If) counts its outputs only, not its body's temporaries.
+ *
+ * `kept` is what the backward reads of the forward: the bytes of the intermediates made before
+ * `backwardFrom` and read by a node at or after it (the activations a train step holds between
+ * its forward and its backward).
+ *
+ * @example
+ * ```ts
+ * const g = new Graph();
+ * const x = g.input("x", "float32", [4]);
+ * g.output(g.neg(g.exp(x)), "y");
+ * graphMemory(g).peak; // 32: exp's and neg's [4] float32 alive while neg runs
+ * ```
+ * @module
+ */
+import { type DType, type Graph, GraphError, type Value } from "./graph.ts";
+
+/** Bytes of one element of each dtype. */
+export const DTYPE_BYTES: Record<DType, number> = {
+  float32: 4,
+  float64: 8,
+  int64: 8,
+  int32: 4,
+  bool: 1,
+};
+
+/** Ops whose output is their first input's buffer under another shape (ORT's aliasing kernels). */
+const ALIASES = new Set(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"]);
+
+/** What {@link graphMemory} counts, in bytes. */
+export interface GraphMemory {
+  /** Most intermediate bytes alive at once. */
+  peak: number;
+  /** The node (index into `Graph.nodes`) while which the peak is alive. */
+  peakNode: number;
+  /** Intermediates made before `backwardFrom` and read at or after it. */
+  kept: number;
+  /** The graph's inputs. */
+  inputs: number;
+  /** The graph's initializers (constants). */
+  initializers: number;
+}
+
+/** Options of {@link graphMemory}. */
+export interface GraphMemoryOptions {
+  /** Sizes of symbolic dims (a shape's names); a dim left unbound is an error. */
+  dims?: Record<string, number>;
+  /** Index of the first backward node (default: the end: nothing kept). */
+  backwardFrom?: number;
+}
+
+/** Bytes of a value, its symbolic dims bound by `dims`. */
+export function valueBytes(v: Value, dims: Record<string, number> = {}): number {
+  return v.shape.reduce<number>((n, d) => {
+    const size = typeof d === "number" ? d : dims[d];
+    if (size === undefined) {
+      throw new GraphError(`graphMemory: ${v} has symbolic dim "${d}"; bind it in opts.dims`);
+    }
+    return n * size;
+  }, DTYPE_BYTES[v.dtype]);
+}
+
+/** Peak live intermediate bytes, kept activations, inputs and initializers of `g`. */
+export function graphMemory(g: Graph, opts: GraphMemoryOptions = {}): GraphMemory {
+  const dims = opts.dims ?? {};
+  const n = g.nodes.length, backwardFrom = opts.backwardFrom ?? n;
+  // Each intermediate's buffer: the value that owns it (an alias maps to its source's owner).
+  const owner = new Map<Value, Value>();
+  const start = new Map<Value, number>(), end = new Map<Value, number>();
+  const keptBufs = new Set<Value>();
+  g.nodes.forEach((node, i) => {
+    for (const v of node.inputs) {
+      const o = v && owner.get(v);
+      if (!o) continue; // an input, an initializer, an optional input left out, a parent's value
+      end.set(o, Math.max(end.get(o)!, i));
+      if (i >= backwardFrom && start.get(o)! < backwardFrom) keptBufs.add(o);
+    }
+    const src = node.inputs[0];
+    node.outputs.forEach((out, k) => {
+      if (k === 0 && ALIASES.has(node.op) && src) {
+        // The alias's buffer is its source's; an alias of an input or constant costs nothing.
+        const o = owner.get(src);
+        if (o) owner.set(out, o);
+        return;
+      }
+      owner.set(out, out);
+      start.set(out, i);
+      end.set(out, i);
+    });
+  });
+  for (const v of g.outputs) {
+    const o = owner.get(v);
+    if (o) end.set(o, n - 1);
+  }
+  // Live bytes per node: +bytes where a buffer starts, −bytes after its last read.
+  const delta = new Float64Array(n + 1);
+  for (const [v, s] of start) {
+    const b = valueBytes(v, dims);
+    delta[s] += b;
+    delta[end.get(v)! + 1] -= b;
+  }
+  let live = 0, peak = 0, peakNode = 0;
+  for (let i = 0; i < n; i++) {
+    live += delta[i];
+    if (live > peak) [peak, peakNode] = [live, i];
+  }
+  const sum = (vs: Iterable<Value>) => [...vs].reduce((a, v) => a + valueBytes(v, dims), 0);
+  return {
+    peak,
+    peakNode,
+    kept: sum(keptBufs),
+    inputs: sum(g.inputs),
+    initializers: sum([...g.initializers.values()].map((i) => i.value)),
+  };
+}
