@@ -14,7 +14,8 @@
  * - Reshape, Squeeze, Unsqueeze, Flatten and Identity share their input's buffer (ORT's CPU
  *   kernels declare that alias), so the buffer lives until the last read of any of its names
  *   and is counted once;
- * - graph outputs live to the end; an output nobody reads lives only while its node runs;
+ * - graph outputs live to the end (or, `fedOutputs`, are the caller's buffers: not counted); a
+ *   value nobody reads lives only while its node runs;
  * - graph inputs and initializers are not intermediates: their bytes are returned apart;
  * - a node with a sub-graph (Loop, If) counts its outputs only, not its body's temporaries.
  *
@@ -31,7 +32,15 @@
  * ```
  * @module
  */
-import { type DType, type Graph, GraphError, type Value } from "./graph.ts";
+import {
+  type Dim,
+  type DType,
+  type Graph,
+  GraphError,
+  sliceBounds,
+  TO_END,
+  type Value,
+} from "./graph.ts";
 
 /** Bytes of one element of each dtype. */
 export const DTYPE_BYTES: Record<DType, number> = {
@@ -65,17 +74,57 @@ export interface GraphMemoryOptions {
   dims?: Record<string, number>;
   /** Index of the first backward node (default: the end: nothing kept). */
   backwardFrom?: number;
+  /**
+   * The caller gives every graph output its buffer (ORT writes into it: a trainer's gradient
+   * buffer): outputs, and the buffers they alias, are not intermediates.
+   */
+  fedOutputs?: boolean;
 }
 
-/** Bytes of a value, its symbolic dims bound by `dims`. */
+/** Split `s` at `sep` outside brackets. */
+function splitTop(s: string, sep: string): string[] {
+  const parts: string[] = [];
+  let depth = 0, from = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "[") depth++;
+    else if (s[i] === "]") depth--;
+    else if (s[i] === sep && depth === 0) parts.push(s.slice(from, i)), from = i + 1;
+  }
+  return [...parts, s.slice(from)];
+}
+
+/**
+ * The size of a dim, its names bound by `dims`. Shape inference (graph_shapes.ts) names the
+ * dims it derives: a slice of a dim `T[0:8:1]`, a reshape's product `B*T`, a concat's sum
+ * `0+T[0:8:1]+T[8::1]`; each is evaluated from the names it is made of.
+ */
+export function dimSize(d: Dim, dims: Record<string, number>): number {
+  if (typeof d === "number") return d;
+  if (dims[d] !== undefined) return dims[d];
+  if (/^\d+$/.test(d)) return Number(d);
+  const sum = splitTop(d, "+"), product = splitTop(d, "*");
+  if (sum.length > 1 && product.length > 1) {
+    throw new GraphError(`graphMemory: dim "${d}" mixes a sum and a product; bind it in dims`);
+  }
+  if (sum.length > 1) return sum.reduce((a, x) => a + dimSize(x, dims), 0);
+  if (product.length > 1) return product.reduce((a, x) => a * dimSize(x, dims), 1);
+  const slice = d.match(/^(.+)\[(-?\d+):(-?\d*):(-?\d+)\]$/);
+  if (slice) {
+    const n = dimSize(slice[1], dims), step = Number(slice[4]);
+    const [s, e] = sliceBounds(
+      Number(slice[2]),
+      slice[3] === "" ? TO_END : Number(slice[3]),
+      step,
+      n,
+    );
+    return Math.max(0, Math.ceil((step > 0 ? e - s : s - e) / Math.abs(step)));
+  }
+  throw new GraphError(`graphMemory: symbolic dim "${d}" is not bound; bind it in opts.dims`);
+}
+
+/** Bytes of a value, its symbolic dims bound by `dims` (see {@link dimSize}). */
 export function valueBytes(v: Value, dims: Record<string, number> = {}): number {
-  return v.shape.reduce<number>((n, d) => {
-    const size = typeof d === "number" ? d : dims[d];
-    if (size === undefined) {
-      throw new GraphError(`graphMemory: ${v} has symbolic dim "${d}"; bind it in opts.dims`);
-    }
-    return n * size;
-  }, DTYPE_BYTES[v.dtype]);
+  return v.shape.reduce<number>((n, d) => n * dimSize(d, dims), DTYPE_BYTES[v.dtype]);
 }
 
 /** Peak live intermediate bytes, kept activations, inputs and initializers of `g`. */
@@ -108,7 +157,8 @@ export function graphMemory(g: Graph, opts: GraphMemoryOptions = {}): GraphMemor
   });
   for (const v of g.outputs) {
     const o = owner.get(v);
-    if (o) end.set(o, n - 1);
+    if (o && opts.fedOutputs) start.delete(o);
+    else if (o) end.set(o, n - 1);
   }
   // Live bytes per node: +bytes where a buffer starts, −bytes after its last read.
   const delta = new Float64Array(n + 1);
@@ -126,7 +176,7 @@ export function graphMemory(g: Graph, opts: GraphMemoryOptions = {}): GraphMemor
   return {
     peak,
     peakNode,
-    kept: sum(keptBufs),
+    kept: sum([...keptBufs].filter((v) => start.has(v))),
     inputs: sum(g.inputs),
     initializers: sum([...g.initializers.values()].map((i) => i.value)),
   };

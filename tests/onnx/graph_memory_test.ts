@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { Graph } from "../../lib/onnx/graph.ts";
 import { gradients } from "../../lib/onnx/autodiff.ts";
-import { graphMemory } from "../../lib/onnx/graph_memory.ts";
+import { dimSize, graphMemory } from "../../lib/onnx/graph_memory.ts";
 
 Deno.test("graphMemory: a chain holds two links at once", () => {
   const g = new Graph();
@@ -87,5 +87,34 @@ Deno.test("graphMemory: a 2-layer MLP's forward + backward keeps what the gradie
   // − h = 92.
   assert.equal(m.peak, 124);
   assert.equal(m.peakNode, 12);
+  // The outputs in the caller's buffers (a trainer's gradients): without the loss 4 and dW2
+  // 16 at node 12 (dW1 is made at 15, when less is alive).
+  assert.equal(graphMemory(g, { backwardFrom, fedOutputs: true }).peak, 124 - 4 - 16);
   assert.equal(m.inputs, 24 + 48 + 16);
+});
+
+Deno.test("dimSize: the dims shape inference derives (slices, products, sums) from their names", () => {
+  const dims = { B: 3, T: 20 };
+  assert.equal(dimSize("T[0:8:1]", dims), 8);
+  assert.equal(dimSize("T[16::1]", dims), 4); // to the end
+  assert.equal(dimSize("T[-5::1]", dims), 5);
+  assert.equal(dimSize("T[1:9:2]", dims), 4);
+  assert.equal(dimSize("B*T[16::1]", dims), 12);
+  assert.equal(dimSize("2*B", dims), 6);
+  assert.equal(dimSize("0+T[0:8:1]+T[8:16:1]+T[16::1]", dims), 20);
+  assert.throws(() => dimSize("B*2+T", dims), /mixes a sum and a product/);
+  assert.throws(() => dimSize("S", dims), /symbolic dim "S" is not bound/);
+  // A chunked graph's own names, as shape inference makes them.
+  const g = new Graph();
+  const x = g.input("x", "float32", ["B", "T"]);
+  const [a, b] = [g.slice(x, [0], [8], [1]), g.slice(x, [8], [2 ** 31 - 1], [1])];
+  const y = g.concat([g.exp(a), g.exp(b)], 1);
+  const flat = g.reshape(g.exp(a), [-1]);
+  assert.deepEqual([a.shape[1], b.shape[1], y.shape[1], flat.shape[0]], [
+    "T[0:8:1]",
+    "T[8::1]",
+    "0+T[0:8:1]+T[8::1]",
+    "B*T[0:8:1]",
+  ]);
+  assert.deepEqual([y, flat].map((v) => dimSize(v.shape.at(-1)!, dims)), [20, 24]);
 });
