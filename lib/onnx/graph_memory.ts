@@ -13,7 +13,9 @@
  *   upper bound where ORT reuses a dying input's buffer for an elementwise output);
  * - Reshape, Squeeze, Unsqueeze, Flatten and Identity share their input's buffer (ORT's CPU
  *   kernels declare that alias), so the buffer lives until the last read of any of its names
- *   and is counted once;
+ *   and is counted once; so does a Transpose of the last two axes read only by MatMul or Gemm
+ *   or by its inverse (ORT's optimizer folds it into them: a decoder's `x · Wᵀ` and its
+ *   gradient's `dy · W` never copy W);
  * - graph outputs live to the end (or, `fedOutputs`, are the caller's buffers: not counted); a
  *   value nobody reads lives only while its node runs;
  * - graph inputs and initializers are not intermediates: their bytes are returned apart;
@@ -37,6 +39,7 @@ import {
   type DType,
   type Graph,
   GraphError,
+  type Node,
   sliceBounds,
   TO_END,
   type Value,
@@ -53,6 +56,22 @@ export const DTYPE_BYTES: Record<DType, number> = {
 
 /** Ops whose output is their first input's buffer under another shape (ORT's aliasing kernels). */
 const ALIASES = new Set(["Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"]);
+
+/**
+ * A Transpose of the last two axes that only MatMul / Gemm nodes read, or such Transposes back
+ * (the inverse: the two cancel): ORT's optimizer folds it into them (its transpose optimizer
+ * cancels the pair, MatMulTransposeFusion sets FusedMatMul's transA/transB; Gemm has its own),
+ * so its output is never made and its readers read its input.
+ */
+function foldedTranspose(node: Node, readers: Map<Value, Node[]>): boolean {
+  if (node.op !== "Transpose") return false;
+  const perm = node.attrs.perm, r = node.outputs[0].rank;
+  const swap = perm?.kind === "ints" && r >= 2 &&
+    perm.value.every((p, i) => p === (i < r - 2 ? i : i === r - 2 ? r - 1 : r - 2));
+  const by = readers.get(node.outputs[0]) ?? [];
+  return swap && by.length > 0 &&
+    by.every((n) => n.op === "MatMul" || n.op === "Gemm" || foldedTranspose(n, readers));
+}
 
 /** What {@link graphMemory} counts, in bytes. */
 export interface GraphMemory {
@@ -127,6 +146,9 @@ export function valueBytes(v: Value, dims: Record<string, number> = {}): number 
   return v.shape.reduce<number>((n, d) => n * dimSize(d, dims), DTYPE_BYTES[v.dtype]);
 }
 
+/** Stands for the graph's outputs among a value's readers (never a MatMul). */
+const OUTPUT = { op: "(output)", inputs: [], outputs: [], attrs: {} } as Node;
+
 /** Peak live intermediate bytes, kept activations, inputs and initializers of `g`. */
 export function graphMemory(g: Graph, opts: GraphMemoryOptions = {}): GraphMemory {
   const dims = opts.dims ?? {};
@@ -135,6 +157,11 @@ export function graphMemory(g: Graph, opts: GraphMemoryOptions = {}): GraphMemor
   const owner = new Map<Value, Value>();
   const start = new Map<Value, number>(), end = new Map<Value, number>();
   const keptBufs = new Set<Value>();
+  const readers = new Map<Value, Node[]>();
+  for (const node of g.nodes) {
+    for (const v of node.inputs) if (v) readers.set(v, [...(readers.get(v) ?? []), node]);
+  }
+  for (const v of g.outputs) readers.set(v, [...(readers.get(v) ?? []), OUTPUT]);
   g.nodes.forEach((node, i) => {
     for (const v of node.inputs) {
       const o = v && owner.get(v);
@@ -144,7 +171,7 @@ export function graphMemory(g: Graph, opts: GraphMemoryOptions = {}): GraphMemor
     }
     const src = node.inputs[0];
     node.outputs.forEach((out, k) => {
-      if (k === 0 && ALIASES.has(node.op) && src) {
+      if (k === 0 && src && (ALIASES.has(node.op) || foldedTranspose(node, readers))) {
         // The alias's buffer is its source's; an alias of an input or constant costs nothing.
         const o = owner.get(src);
         if (o) owner.set(out, o);

@@ -20,16 +20,18 @@
  * Assumed: {@link RUNTIME_BYTES} for V8, ORT's library and sessions, the tokenizer and the
  * garbage V8 has not collected yet.
  *
- * How the count relates to the memory (`deno task bench rl`'s 43M shape, full fine-tuning,
- * 32 × 43 positions, its train step run alone, 2 threads, load 5-7): 2.83 GB counted; 2.50 GB
- * truly live at once in ORT's run (RSS over the step with the arena off: buffers malloc'd and
- * freed at once), so the count is 1.13× the live peak (it does not model ORT reusing a dying
- * input's buffer in place, nor its own order); 2.63 GB with the arena, whose BFC chunks hold
- * 1.05× the live peak. The count is kept as it is: no factor.
- * Measured against the whole trial (the bench's Proxima side, 2 updates, critic-free GRPO, β in
- * the loss; peak RSS): the 43M shape peaked at 5.51 GB, writing the final checkpoint (+1.0 GB
- * = 6P over the training peak), estimated 6.03 GB (1.09×); the 0.5B shape, LoRA r = 16,
- * 16 × 43 positions, at 12.86 GB in the final evaluation, estimated 12.91 GB (1.00×).
+ * How the count relates to ORT (`deno task bench rl`'s shapes, the train step run alone, 2
+ * threads, load 5-10): the 43M shape (full fine-tuning, 32 × 43 positions) counts 2.66 GB;
+ * ORT's run held 2.50 GB live at once (RSS over the step with the arena off: buffers malloc'd
+ * and freed at once) and 2.63 GB with its BFC arena (1.05× the live peak); the 0.5B shape (LoRA
+ * r = 16, 16 × 43) counts 3.59 GB, its arena grew 2.7-3.2 GB. The count stays above ORT's
+ * because it does not model ORT reusing a dying input's buffer in place; no factor is applied.
+ * Against the whole trial (the bench's Proxima side, 2 updates, critic-free GRPO, β in the
+ * loss; peak RSS, load 7-11): the 43M shape peaked at 5.49 GB while writing its final
+ * checkpoint (6P over its training peak), estimated 6.02 GB (1.10×); the 0.5B shape at 12.86
+ * GB in its final evaluation, estimated 12.88 GB (1.00×: its runtime measured 0.45 GB against
+ * the 1 GB assumed, and the trial's arena grew 0.5 GB past the step's count, the shared
+ * arena's chunks interleaving with the other sessions').
  *
  * @example
  * ```ts
@@ -88,15 +90,15 @@ export interface LmMemoryEstimate {
 }
 
 /**
- * Copies of the model's N weights. Full fine-tuning: the loaded weights (the task keeps its
- * inputs), the reference's own copy, the sampler's pre-packed copy (sample.ts compiles them
- * into its decode step); the trainer's are its own buffers ({@link TRAINER_BUFFERS}). LoRA:
- * the frozen base (also the reference and the train step's frozen input, fed as is), the
- * sampler's packed copy, and the merged weights `policyParams()` makes for each evaluation's
- * exact KL (N floats V8 has kept uncollected through the training that follows: the 0.5B
- * trial's RSS rose 2.1 GB at that merge and did not fall).
+ * Copies of the model's N weights. The sampler's decode session (sample.ts: the weights compiled
+ * in as initializers, pre-packed by ORT) counts 2: building it raised the 0.5B trial's RSS by
+ * 3.8 GB = 1.9N. Full fine-tuning: besides it, the loaded weights (the task keeps its inputs)
+ * and the reference's own copy; the trainer's are its own buffers ({@link TRAINER_BUFFERS}).
+ * LoRA: the frozen base (also the reference and the train step's frozen input, fed as is) and
+ * the merged weights `policyParams()` makes for an evaluation's exact KL (N floats V8 keeps
+ * uncollected: the 0.5B trial's RSS rose 2.1 GB at that merge and did not fall).
  */
-export const WEIGHT_COPIES = { full: 3, lora: 3 } as const;
+export const WEIGHT_COPIES = { full: 4, lora: 4 } as const;
 /**
  * The trainer's buffers per trainable parameter (lib/onnx/trainer.ts): "split" mode (from
  * SPLIT_MIN trainable values) params, gradients, AdamW m and v held once; "graph" mode params,

@@ -118,3 +118,36 @@ Deno.test("dimSize: the dims shape inference derives (slices, products, sums) fr
   ]);
   assert.deepEqual([y, flat].map((v) => dimSize(v.shape.at(-1)!, dims)), [20, 24]);
 });
+
+Deno.test("graphMemory: a Transpose read only by MatMul is folded into it (no buffer)", () => {
+  const g = new Graph();
+  const x = g.input("x", "float32", [2, 3]);
+  const w = g.input("w", "float32", [5, 3]); // [out, in], as a decoder's weights
+  const h = g.exp(x); // node 0: 24 B
+  const y = g.matmul(h, g.transpose(w, [1, 0])); // node 1: Transpose (folded), node 2: [2, 5] 40 B
+  const t = g.transpose(h, [1, 0]); // node 3: also read by Exp: a real [3, 2] copy, 24 B
+  g.output(g.matmul(g.exp(t), y)); // node 4: 24 B, node 5: [3, 5] 60 B
+  // node 2: h y 64; node 3: h y t 88 (h's last read); node 4: y t exp 88; node 5: y exp out 124.
+  const m = graphMemory(g);
+  assert.equal(m.peak, 124);
+  assert.equal(m.peakNode, 5);
+  // A folded transpose of an intermediate keeps its source alive to the MatMul that reads it.
+  const g2 = new Graph();
+  const a = g2.exp(g2.input("a", "float32", [4, 4])); // node 0: 64 B
+  const at = g2.transpose(a, [1, 0]); // node 1: folded: a's buffer
+  const b = g2.neg(g2.input("b", "float32", [4, 4])); // node 2: 64 B
+  g2.output(g2.matmul(b, at)); // node 3: 64 B; a read here: a b out = 192
+  assert.equal(graphMemory(g2).peak, 192);
+});
+
+Deno.test("graphMemory: a Transpose and its inverse both read by MatMuls are folded (W, Wᵀ uncopied)", () => {
+  const g = new Graph();
+  const x = g.input("x", "float32", [2, 3]);
+  const w = g.input("w", "float32", [5, 3]);
+  const wt = g.transpose(w, [1, 0]); // node 0: folded
+  const y = g.matmul(x, wt); // node 1: [2, 5] 40 B
+  const back = g.matmul(y, g.transpose(wt, [1, 0])); // node 2: folded (= w), node 3: [2, 3] 24 B
+  g.output(back);
+  // Unfolded, wt (60 B) would live from node 0 to node 2 and its inverse (60 B) at 2-3.
+  assert.equal(graphMemory(g).peak, 40 + 24);
+});

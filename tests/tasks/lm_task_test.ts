@@ -321,9 +321,9 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step c
   const model = { vocabSize: 10, nPositions: 16, nEmbd: 4, nLayer: 1, nHead: 2 };
   const N = 10 * 4 + 16 * 4 + (4 + 4 + 4 * 12 + 12 + 16 + 4 + 4 + 4 + 4 * 16 + 16 + 16 * 4 + 4) + 8;
   const e = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5 });
-  // The loaded weights, the reference's copy and the sampler's packed copy.
+  // The loaded weights, the reference's copy and the sampler's session (2: see WEIGHT_COPIES).
   assert.equal(e.parts.weights, 4 * WEIGHT_COPIES.full * N);
-  assert.deepEqual(WEIGHT_COPIES, { full: 3, lora: 3 });
+  assert.deepEqual(WEIGHT_COPIES, { full: 4, lora: 4 });
   // Under SPLIT_MIN trainable values: the "graph" trainer (params, m, v twice: 6 per
   // parameter) and a checkpoint's 6 copies.
   assert.equal(e.parts.optimizer, 4 * (6 + 6) * N);
@@ -343,7 +343,7 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step c
     free.parts.activations,
     countLmTrainStep({ model, rows: 4, seqLen: 5, ppo: grpo }).peak,
   );
-  // LoRA: the base (also the reference), the packed copy, an evaluation's merged copy; the
+  // LoRA: the base (also the reference), the sampler's 2, an evaluation's merged copy; the
   // optimizer over the adapters (A [in, 2], B [2, out]) of c_attn 4→12, attn.c_proj 4→4,
   // c_fc 4→16 and mlp.c_proj 16→4.
   const lora = estimateLmMemory({
