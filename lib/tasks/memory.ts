@@ -28,10 +28,10 @@
  * because it does not model ORT reusing a dying input's buffer in place; no factor is applied.
  * Against the whole trial (the bench's Proxima side, 2 updates, critic-free GRPO, β in the
  * loss; peak RSS, load 7-11): the 43M shape peaked at 5.49 GB while writing its final
- * checkpoint (6P over its training peak), estimated 6.02 GB (1.10×); the 0.5B shape at 12.86
- * GB in its final evaluation, estimated 12.88 GB (1.00×: its runtime measured 0.45 GB against
- * the 1 GB assumed, and the trial's arena grew 0.5 GB past the step's count, the shared
- * arena's chunks interleaving with the other sessions').
+ * checkpoint (6P over its training peak), estimated 6.02 GB (1.10×); the 0.5B shape at 12.64
+ * GB (12.86 GB in another run, in its final evaluation), estimated 12.88 GB (1.02×; 1.00×):
+ * its runtime measured 0.45 GB against the 1 GB assumed, and its arena grew 0.5 GB past the
+ * step's count (the shared arena's chunks interleave with the other sessions').
  *
  * @example
  * ```ts
