@@ -32,8 +32,8 @@ export interface ForwardOptions {
 
 /**
  * The sizes of a decoder that the KV cache, the heads and the memory estimate
- * (`lib/tasks/memory.ts`: activations ∝ layers·(d, f, heads), KV cache ∝
- * layers·kvHeads·headDim) read, whatever the family calls them.
+ * (`lib/tasks/memory.ts`: KV cache ∝ layers·kvHeads·headDim; its activations are counted from
+ * the train step's graph) read, whatever the family calls them.
  */
 export interface DecoderDims {
   /** Width of the hidden states d (`n_embd` / `hidden_size`). */

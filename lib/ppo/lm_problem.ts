@@ -78,7 +78,7 @@ import {
   type Generation,
   GptDecoder,
 } from "../nn/sample.ts";
-import { applyLora, initLora, loraShapes, mergeLora } from "../nn/lora.ts";
+import { initLora, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree } from "../ppo/config.ts";
 import { createPpoTrainer } from "../ppo/train_step.ts";
@@ -88,13 +88,14 @@ import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_ty
 import { drawInformative } from "./lm_dynamic.ts";
 import {
   exactKlAt,
+  lmTrainInputs,
+  lmTrainPolicy,
   type ModelLayout,
   modelOutputs,
   responseOutputs,
   sequenceFeeds,
   sequenceInputs,
   VALUE_MODEL_PREFIX,
-  withoutAdapters,
 } from "./lm_scoring.ts";
 
 export type { LmProblem, LmProblemOptions, LmScores, LmSequences, LmTask } from "./lm_types.ts";
@@ -228,7 +229,6 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     Object.keys(modelShape).map((n) => [n, layout.lora ? init[n] : Arr.from(init[n])]),
   );
 
-  const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
   const params = layout.lora
     ? { ...adapterShape, ...valueHeadShape }
     : { ...trunkShape, ...valueHeadShape };
@@ -240,31 +240,12 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     params,
     frozen,
     init,
-    inputs: {
-      tokens: i64(["B", "S"]),
-      attention_mask: i64(["B", "S"]),
-      response_pos: i64(["T"]),
-      actions: i64(["B", "T"]),
-    },
+    inputs: lmTrainInputs("B", "S", "T"),
     positions: ["B", "T"],
     reference: true,
     numActions: model.vocabSize,
     maxTokens: opts.maxNewTokens,
-    policy: (g, p, b) =>
-      !critic
-        ? responseOutputs(
-          g,
-          model,
-          layout.lora ? applyLora(g, layout.lora, withoutAdapters(p), p, { factored: true }) : p,
-          b.tokens,
-          b.attention_mask,
-          b.response_pos,
-          b.actions,
-          false,
-          layout.logitsAt,
-          layout.maxT,
-        )
-        : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
+    policy: lmTrainPolicy(layout, critic),
     ...sessionOpts,
   });
   const count = (shapes: Record<string, { shape: number[] }>) =>

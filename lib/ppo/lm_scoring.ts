@@ -14,7 +14,7 @@ import { type DecoderConfig, decoderForward, decoderHidden, decoderShapes } from
 import { valueHead } from "../nn/heads.ts";
 import type { FloatArray } from "../nn/sample.ts";
 import { applyLora, type LoraConfig } from "../nn/lora.ts";
-import { categoricalEntropy } from "./losses.ts";
+import { categoricalEntropy, type PolicyOutputs } from "./losses.ts";
 import { chunkedHeadOutputs } from "./lm_head_chunks.ts";
 import type { LmProblem, LmSequences } from "./lm_types.ts";
 
@@ -136,6 +136,45 @@ export function responseOutputs(
     logpAll,
     value: withValue ? valueHead(g, g.gather(out.hidden, pos, 1), params) : undefined,
   };
+}
+
+/**
+ * The train step's model inputs (rows B, sequence S, response columns T: symbolic names, or
+ * sizes where planning builds the step at a trial's shape).
+ */
+export function lmTrainInputs(B: string | number, S: string | number, T: string | number) {
+  const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
+  return {
+    tokens: i64([B, S]),
+    attention_mask: i64([B, S]),
+    response_pos: i64([T]),
+    actions: i64([B, T]),
+  };
+}
+
+/**
+ * The train step's policy (createLmProblem's, and planning's memory count builds the same):
+ * log π, entropy, log π over the vocabulary and, with a critic, V at the response positions.
+ */
+export function lmTrainPolicy(
+  layout: ModelLayout,
+  critic: boolean,
+): (g: Graph, p: Record<string, Value>, b: Record<string, Value>) => PolicyOutputs {
+  return (g, p, b) =>
+    !critic
+      ? responseOutputs(
+        g,
+        layout.model,
+        layout.lora ? applyLora(g, layout.lora, withoutAdapters(p), p, { factored: true }) : p,
+        b.tokens,
+        b.attention_mask,
+        b.response_pos,
+        b.actions,
+        false,
+        layout.logitsAt,
+        layout.maxT,
+      )
+      : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions);
 }
 
 /** The scoring graphs' sequence inputs (the layout of {@link sequenceFeeds}). */

@@ -162,10 +162,13 @@ export function ppoLossSetup(
 }
 
 /**
- * Compile the PPO train step for a policy and load its initial parameters; the trainer's
- * optimizer hyperparameters (AdamW ε, weight decay, gradient-norm clip) come from `cfg`.
+ * The PPO train step's spec (what {@link createPpoTrainer} compiles): the model's batch inputs
+ * plus PPO's, the loss the config picks, AdamW and clipping. Graph-only: planning builds it to
+ * count the step's memory (lib/tasks/memory_train.ts) without compiling anything.
  */
-export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Trainer> {
+export function ppoTrainStepSpec(
+  opts: Omit<PpoTrainStepOptions, "init" | "device" | "threads" | "sessions">,
+): TrainStepSpec {
   const { cfg, dtype, positions } = opts;
   const f = (shape: (string | number)[]) => ({ dtype, shape });
   const exactPenalty = cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full";
@@ -181,7 +184,7 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
   }
   const critic = !isCriticFree(cfg);
   const { variant, hparams } = ppoLossSetup(cfg, opts);
-  const spec: TrainStepSpec = {
+  return {
     dtype,
     params: opts.params,
     ...(opts.frozen ? { frozen: opts.frozen } : {}),
@@ -207,6 +210,15 @@ export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Train
     optimizer: adamw,
     clipGradNorm: cfg.max_grad_norm !== null,
   };
+}
+
+/**
+ * Compile the PPO train step for a policy and load its initial parameters; the trainer's
+ * optimizer hyperparameters (AdamW ε, weight decay, gradient-norm clip) come from `cfg`.
+ */
+export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Trainer> {
+  const { cfg } = opts;
+  const spec = ppoTrainStepSpec(opts);
   const trainer = await Trainer.create(spec, opts.init, {
     device: opts.device,
     threads: opts.threads,

@@ -3,38 +3,35 @@
  * is refused at planning with the estimate and the key to lower — instead of running for
  * minutes until V8 or the allocator dies.
  *
- * The model (float32, bytes = 4 × floats):
- * - weights: the policy's parameters N, the frozen reference (N again; with LoRA the frozen base
- *   is the reference, held once), the sampler's pre-packed copy of the weights (N: sample.ts
- *   compiles them into its decode step), a separate value trunk;
- * - optimizer: trainable parameters P (all of N, or the adapters + heads) held as params, AdamW
- *   m and v, each twice (the trainer's ping-pong buffers), plus one gradient: 7P;
- * - activations of one minibatch (b = batch / minibatches rows of length T, width d, MLP width
- *   f, L layers, H heads): ≈ b·T·L·(32·d + 10·f + 8·H·T) floats kept for the backward pass
- *   (calibrated on `deno task bench rl`'s 0.5B LoRA trial, b 16, T 43: 2.5× the count of one
- *   tensor per block input, which had it 3.1 GB under its 12.65 GB peak),
- *   plus the logits and their log-softmax and gradient, 3·b·T·V;
- * - rollout: what the scoring passes' sessions keep at their peak (ORT's arena per session):
- *   logits, log-softmax, softmax and the terms read from them, 6·B·T·V for each pass (the
- *   reference's, and the policy's with values unless the advantage is critic-free), the exact
- *   KL's full distributions (a third pass, and 2·B·T·V kept for the update), and the KV cache
- *   (2 buffers · 2 · L · B · kvHeads · T · headDim);
- * - the runtime (V8, ORT, a tokenizer of a 150K vocabulary): 1 GB.
- * With the head at the response only (`responseLen`: the `lm` task) the vocabulary terms count
- * max_new_tokens columns R, and the head's passes run over chunks of c = 8 of them
- * (lib/ppo/lm_head_chunks.ts): the train step keeps 2 `[b, R, V]` buffers for its backward
- * (each chunk's log-softmax and its exp, which the gradient rules read) and 3 of one chunk
- * `[b, c, V]` (the chunk's logits, the entropy's product, the gradient); a scoring pass holds 2
- * of one chunk `[B, c, V]` (logits, log-softmax).
- * Measured against it (`deno task bench rl`'s Proxima side alone, 2 updates, critic-free GRPO,
- * β in the loss): the 43M Qwen2 shape, full fine-tuning, 32 × 43 positions, peaked at 4.52 GB
- * with the chunks and one shared ORT arena (7.09 GB before; 4.49 in the side-by-side run),
- * estimated 5.10 GB (1.13×); the 0.5B shape, LoRA r=16,
- * 16 × 43 positions, 11.51 GB (12.65 before), estimated 11.67 GB (1.01×). The per-layer
- * activation term was calibrated before the chunks on that 0.5B run (estimated 12.8 GB then);
- * the vocabulary terms above are counted, not fitted.
- * Constant factors are rounded up; the estimate is meant to be the right order of magnitude
- * and above the truth, not exact.
+ * Counted (bytes = 4 × floats, float32):
+ * - activations: the train step's peak of live intermediates, counted from its own graph
+ *   (lib/tasks/memory_train.ts, lib/onnx/graph_memory.ts) at the trial's rows, sequence,
+ *   response columns, LoRA or full, head chunks and loss. It stands for what ORT's one shared
+ *   arena grows to: the arena reuses its free chunks for the scoring passes and the sampler,
+ *   which need less (a scoring pass adds only what exceeds it);
+ * - optimizer: per trainable parameter P (all N, or the adapters and heads), the trainer's
+ *   buffers ({@link TRAINER_BUFFERS}) and, while a checkpoint is written, its copies
+ *   ({@link CHECKPOINT_COPIES});
+ * - weights: {@link WEIGHT_COPIES} copies of the model's N weights, plus a separate value trunk;
+ * - rollout: the KV cache (2 buffers · 2 · L · B · kvHeads · T · headDim), the exact KL's
+ *   full distributions kept for the update (2·B·R·V), a scoring pass beyond the train step's
+ *   arena (2 `[B, c, V]` buffers of one chunk of c = 8 response columns; 6 `[B, T, V]`
+ *   without the chunked head).
+ * Assumed: {@link RUNTIME_BYTES} for V8, ORT's library and sessions, the tokenizer and the
+ * garbage V8 has not collected yet.
+ *
+ * How the count relates to ORT (`deno task bench rl`'s shapes, the train step run alone, 2
+ * threads, load 5-10): the 43M shape (full fine-tuning, 32 × 43 positions) counts 2.66 GB;
+ * ORT's run held 2.50 GB live at once (RSS over the step with the arena off: buffers malloc'd
+ * and freed at once) and 2.63 GB with its BFC arena (1.05× the live peak); the 0.5B shape (LoRA
+ * r = 16, 16 × 43) counts 3.59 GB, its arena grew 2.7-3.2 GB. The count stays above ORT's
+ * because it does not model ORT reusing a dying input's buffer in place; no factor is applied.
+ * Against the whole trial (the bench's Proxima side, 2 updates, critic-free GRPO, β in the
+ * loss; peak RSS, load 7-11): the 43M shape peaked at 5.49 GB while writing its final
+ * checkpoint (6P over its training peak), estimated 6.02 GB (1.10×); the 0.5B shape at 12.64
+ * GB (12.86 GB in another run, in its final evaluation), estimated 12.88 GB (1.02×; 1.00×):
+ * its runtime measured 0.45 GB against the 1 GB assumed, and its arena grew 0.5 GB past the
+ * step's count (the shared arena's chunks interleave with the other sessions').
  *
  * @example
  * ```ts
@@ -43,9 +40,13 @@
  * ```
  * @module
  */
-import { type DecoderConfig, decoderDims, decoderShapes } from "../nn/decoder.ts";
+import { type DecoderConfig, decoderDims, decoderShapes, trunkShapes } from "../nn/decoder.ts";
 import { type LoraConfig, loraShapes } from "../nn/lora.ts";
+import { SPLIT_MIN } from "../onnx/train_split.ts";
+import { isCriticFree, parsePpoConfig, type PpoConfig } from "../ppo/config.ts";
 import { HEAD_CHUNK_POSITIONS } from "../ppo/lm_head_chunks.ts";
+import { VALUE_MODEL_PREFIX } from "../ppo/lm_scoring.ts";
+import { countLmTrainStep } from "./memory_train.ts";
 
 /** What {@link estimateLmMemory} needs to know of a trial. */
 export interface LmMemoryInput {
@@ -73,6 +74,13 @@ export interface LmMemoryInput {
    * seqLen, with the buffers that code holds (see {@link estimateLmMemory}).
    */
   responseLen?: number;
+  /**
+   * The PPO config the train step is built from (its loss, KL placement, critic); absent: the
+   * defaults, critic-free (GRPO) when `criticFree`, the exact KL when `exactKl`.
+   */
+  ppo?: PpoConfig;
+  /** A separate value trunk's config (its size is `valueParams`), for the train step's count. */
+  valueModel?: DecoderConfig;
 }
 
 /** The estimate, in bytes, with its parts (for the message). */
@@ -82,53 +90,90 @@ export interface LmMemoryEstimate {
 }
 
 /**
- * `[rows, R, V]` buffers the train step keeps for its backward, with the head at the response
- * only: each chunk's log-softmax and its exp.
+ * Copies of the model's N weights. The sampler's decode session (sample.ts: the weights compiled
+ * in as initializers, pre-packed by ORT) counts 2: building it raised the 0.5B trial's RSS by
+ * 3.8 GB = 1.9N. Full fine-tuning: besides it, the loaded weights (the task keeps its inputs)
+ * and the reference's own copy; the trainer's are its own buffers ({@link TRAINER_BUFFERS}).
+ * LoRA: the frozen base (also the reference and the train step's frozen input, fed as is) and
+ * the merged weights `policyParams()` makes for an evaluation's exact KL (N floats V8 keeps
+ * uncollected: the 0.5B trial's RSS rose 2.1 GB at that merge and did not fall).
  */
-export const TRAIN_VOCAB_BUFFERS = 2;
-/** `[rows, c, V]` buffers of one chunk of positions at the train step's peak. */
-export const TRAIN_CHUNK_BUFFERS = 3;
+export const WEIGHT_COPIES = { full: 4, lora: 4 } as const;
+/**
+ * The trainer's buffers per trainable parameter (lib/onnx/trainer.ts): "split" mode (from
+ * SPLIT_MIN trainable values) params, gradients, AdamW m and v held once; "graph" mode params,
+ * m and v twice each (ping-pong; its gradients are the step's intermediates, counted there).
+ * Measured: creating the 43M shape's split trainer raised RSS by 0.83 GB, 4P = 0.67 GB and its
+ * session.
+ */
+export const TRAINER_BUFFERS = { split: 4, graph: 6 } as const;
+/**
+ * Per trainable parameter while a checkpoint is written (the final one at least): the state
+ * dict's copies of params, m and v (`Trainer.stateDict`) and the encoded safetensors file of
+ * the same (`encodeSafetensors`), on top of everything else (the arena keeps its size).
+ * Measured: the 43M shape's final checkpoint raised RSS by 1.0 GB over its training peak, 6P.
+ */
+export const CHECKPOINT_COPIES = 6;
 /** `[rows, c, V]` buffers a scoring pass holds at once (one chunk's logits and log-softmax). */
 export const SCORE_CHUNK_BUFFERS = 2;
 
-/** What the runtime holds besides the model (V8, ORT, a tokenizer). */
+/**
+ * What the runtime holds besides the model: V8, ORT's library and sessions, a tokenizer of a
+ * 150K vocabulary, garbage not yet collected (assumed; the 43M trial held about 0.45 GB of it
+ * before its first update, beside its weights and trainer).
+ */
 export const RUNTIME_BYTES = 1e9;
 
 const count = (shapes: Record<string, { shape: number[] }>) =>
   Object.values(shapes).reduce((a, { shape }) => a + shape.reduce((x, y) => x * y, 1), 0);
 
+/** The PPO config the train step is counted with: the trial's, or the defaults it implies. */
+function trainPpo(t: LmMemoryInput): PpoConfig {
+  const ppo = t.ppo ?? parsePpoConfig(t.exactKl ? { kl: { estimator: "full" } } : {});
+  // Critic-free (a group estimator, or an offline method with no value model): GRPO's step.
+  return t.criticFree && !isCriticFree(ppo) ? { ...ppo, advantage: "grpo" } : ppo;
+}
+
 /** Peak memory of an LM PPO trial (see the module doc). */
 export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const shapes = decoderShapes(t.model);
   const N = count(shapes), V = t.model.vocabSize, T = t.seqLen, B = t.batch;
-  // The family's sizes: widths d and f, layers, query heads H (GPT-2: as many as the KV heads).
-  const { hidden: d, mlp: f, layers: L, heads: H, kvHeads, headDim } = decoderDims(t.model);
+  const { layers: L, kvHeads, headDim } = decoderDims(t.model);
   const value = t.valueParams ?? 0;
-  const P = t.lora && t.lora.r > 0 ? count(loraShapes(shapes, t.lora)) : N + value;
-  const b = Math.ceil(B / t.minibatches);
   const lora = t.lora !== undefined && t.lora.r > 0;
-  const passes = (t.criticFree ? 1 : 2) + (t.exactKl ? 1 : 0);
-  // The [rows, columns, V] terms: with the head at the response only (R columns, in chunks of
-  // c), the train step keeps TRAIN_VOCAB_BUFFERS over all R for its backward and
-  // TRAIN_CHUNK_BUFFERS of one chunk, a scoring pass SCORE_CHUNK_BUFFERS of one chunk;
-  // otherwise 3 and 6 over all T columns.
+  // LoRA trains adapters on the policy's trunk and a separate value trunk's (createLmProblem).
+  const valueTrunk = t.valueModel
+    ? trunkShapes({ ...t.valueModel, prefix: VALUE_MODEL_PREFIX } as DecoderConfig)
+    : {};
+  const P = lora ? count(loraShapes({ ...shapes, ...valueTrunk }, t.lora!)) : N + value;
+  const b = Math.ceil(B / t.minibatches);
+  // The train step, counted from its graph at this shape (memory_train.ts).
+  const step = countLmTrainStep({
+    model: t.model,
+    rows: b,
+    seqLen: T,
+    responseLen: t.responseLen,
+    lora: lora ? t.lora : undefined,
+    valueModel: t.valueModel,
+    ppo: trainPpo(t),
+  });
+  const activations = step.peak;
+  // A scoring pass (one at a time, in the same arena): one chunk of c response columns
+  // (lib/ppo/lm_head_chunks.ts), or without the chunked head 6 [B, T, V] buffers; it adds only
+  // what exceeds the train step's share of the arena.
   const R = t.responseLen;
   const c = Math.min(HEAD_CHUNK_POSITIONS, R ?? 0);
-  const vocab = R === undefined ? { train: 3 * b * T * V, score: 6 * B * T * V } : {
-    train: b * V * (TRAIN_VOCAB_BUFFERS * R + TRAIN_CHUNK_BUFFERS * c),
-    score: SCORE_CHUNK_BUFFERS * B * c * V,
+  const score = 4 * (R === undefined ? 6 * B * T * V : SCORE_CHUNK_BUFFERS * B * c * V);
+  const trainer = P >= SPLIT_MIN ? TRAINER_BUFFERS.split : TRAINER_BUFFERS.graph;
+  const parts = {
+    weights: 4 * ((lora ? WEIGHT_COPIES.lora : WEIGHT_COPIES.full) * N + value),
+    optimizer: 4 * (trainer + CHECKPOINT_COPIES) * P,
+    activations,
+    // The exact KL's full distributions kept for the update (2·B·R·V), the KV cache (2 buffers
+    // · 2 · L · B · kvHeads · T · headDim).
+    rollout: Math.max(0, score - activations) +
+      4 * ((t.exactKl ? 2 * B * (R ?? T) * V : 0) + 2 * 2 * L * B * kvHeads * T * headDim),
   };
-  const floats = {
-    weights: (lora ? 2 : 3) * N + value,
-    optimizer: 7 * P,
-    activations: b * T * L * (32 * d + 10 * f + 8 * H * T) + vocab.train,
-    rollout: passes * vocab.score + (t.exactKl ? 2 * B * (R ?? T) * V : 0) +
-      2 * 2 * L * B * kvHeads * T * headDim,
-  };
-  const parts = Object.fromEntries(
-    Object.entries(floats).map(([k, v]) => [k, 4 * v]),
-  ) as LmMemoryEstimate["parts"];
-  // The runtime itself (V8, ORT, the tokenizer).
   const bytes = Object.values(parts).reduce((a, x) => a + x, 0) + RUNTIME_BYTES;
   return { bytes, parts };
 }

@@ -21,7 +21,9 @@ import {
   validateInputs,
 } from "../../lib/experiment/mod.ts";
 import { LM_KIND, type LmRunInput } from "../../lib/tasks/lm/mod.ts";
-import { estimateLmMemory, RUNTIME_BYTES } from "../../lib/tasks/memory.ts";
+import { estimateLmMemory, RUNTIME_BYTES, WEIGHT_COPIES } from "../../lib/tasks/memory.ts";
+import { countLmTrainStep } from "../../lib/tasks/memory_train.ts";
+import { parsePpoConfig } from "../../lib/ppo/config.ts";
 import {
   LLAMA3_TOKENIZER,
   tinyQwen3Folder,
@@ -315,24 +317,35 @@ Deno.test("lm: a trial that cannot fit in memory is refused at planning with the
   assert.equal(await Deno.stat(`${tmp}/huge`).then(() => true, () => false), false);
 });
 
-Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
+Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step counted from its graph", () => {
   const model = { vocabSize: 10, nPositions: 16, nEmbd: 4, nLayer: 1, nHead: 2 };
   const N = 10 * 4 + 16 * 4 + (4 + 4 + 4 * 12 + 12 + 16 + 4 + 4 + 4 + 4 * 16 + 16 + 16 * 4 + 4) + 8;
   const e = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5 });
-  // policy, reference and the sampler's packed copy
-  assert.equal(e.parts.weights, 4 * 3 * N);
-  assert.equal(e.parts.optimizer, 4 * 7 * N);
-  assert.equal(
-    e.parts.activations,
-    4 * (4 * 5 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 5) + 3 * 4 * 5 * 10),
-  );
-  // two scoring passes (reference; policy with values) of 6·B·T·V each, and the KV cache
+  // The loaded weights, the reference's copy and the sampler's session (2: see WEIGHT_COPIES).
+  assert.equal(e.parts.weights, 4 * WEIGHT_COPIES.full * N);
+  assert.deepEqual(WEIGHT_COPIES, { full: 4, lora: 4 });
+  // Under SPLIT_MIN trainable values: the "graph" trainer (params, m, v twice: 6 per
+  // parameter) and a checkpoint's 6 copies.
+  assert.equal(e.parts.optimizer, 4 * (6 + 6) * N);
+  // The train step: its graph's peak at 4 rows of 5 positions, the default (GAE) loss.
+  const step = countLmTrainStep({ model, rows: 4, seqLen: 5, ppo: parsePpoConfig({}) });
+  assert.equal(e.parts.activations, step.peak);
+  // A scoring pass holds 6 [B, T, V] buffers (no chunked head): less than the train step's
+  // arena, which it reuses; so the rollout is the KV cache alone.
   const kv = 2 * 2 * 1 * 8 * 2 * 5 * 2;
-  assert.equal(e.parts.rollout, 4 * (2 * 6 * 8 * 5 * 10 + kv));
+  assert.ok(4 * 6 * 8 * 5 * 10 < step.peak);
+  assert.equal(e.parts.rollout, 4 * kv);
   assert.equal(e.bytes, Object.values(e.parts).reduce((a, b) => a + b, 0) + RUNTIME_BYTES);
-  // Critic-free: one scoring pass. LoRA: the base is the reference (policy + packed copy).
+  // Critic-free: the GRPO step (no value head), smaller.
   const free = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, criticFree: true });
-  assert.equal(free.parts.rollout, 4 * (6 * 8 * 5 * 10 + kv));
+  const grpo = { ...parsePpoConfig({}), advantage: "grpo" as const };
+  assert.equal(
+    free.parts.activations,
+    countLmTrainStep({ model, rows: 4, seqLen: 5, ppo: grpo }).peak,
+  );
+  // LoRA: the base (also the reference), the sampler's 2, an evaluation's merged copy; the
+  // optimizer over the adapters (A [in, 2], B [2, out]) of c_attn 4→12, attn.c_proj 4→4,
+  // c_fc 4→16 and mlp.c_proj 16→4.
   const lora = estimateLmMemory({
     model,
     batch: 8,
@@ -340,13 +353,13 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
     seqLen: 5,
     lora: { r: 2, alpha: 4 },
   });
-  assert.equal(lora.parts.weights, 4 * 2 * N);
-  // The exact KL: a third pass, and both full distributions kept for the update.
+  assert.equal(lora.parts.weights, 4 * WEIGHT_COPIES.lora * N);
+  const adapters = (4 + 12) * 2 + (4 + 4) * 2 + (4 + 16) * 2 + (16 + 4) * 2;
+  assert.equal(lora.parts.optimizer, 4 * 12 * adapters);
+  // The exact KL: both full distributions kept for the update, 2·B·T·V.
   const exact = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, exactKl: true });
-  assert.equal(exact.parts.rollout, 4 * (3 * 6 * 8 * 5 * 10 + 2 * 8 * 5 * 10 + kv));
-  // The head at the response only (the lm task): the vocabulary terms over R = 3 columns (one
-  // chunk of 3): 2 buffers over R and 3 of the chunk in the train step, 2 of the chunk per
-  // scoring pass; the rest as before.
+  assert.equal(exact.parts.rollout, 4 * (2 * 8 * 5 * 10 + kv));
+  // The head at the response only (the lm task): the train step over R = 3 columns.
   const at = estimateLmMemory({
     model,
     batch: 8,
@@ -357,25 +370,13 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT", () => {
   });
   assert.equal(
     at.parts.activations,
-    4 * (4 * 5 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 5) + 5 * 4 * 3 * 10),
+    countLmTrainStep({ model, rows: 4, seqLen: 5, responseLen: 3, ppo: grpo }).peak,
   );
-  assert.equal(at.parts.rollout, 4 * (2 * 8 * 3 * 10 + kv));
   assert.equal(at.parts.weights, e.parts.weights);
-  // R = 20 columns run in chunks of 8: the kept buffers count all 20, the transients one chunk.
-  const long = estimateLmMemory({
-    model,
-    batch: 8,
-    minibatches: 2,
-    seqLen: 22,
-    criticFree: true,
-    responseLen: 20,
-  });
-  assert.equal(
-    long.parts.activations,
-    4 * (4 * 22 * 1 * (32 * 4 + 10 * 16 + 8 * 2 * 22) + 4 * 10 * (2 * 20 + 3 * 8)),
-  );
-  const kv22 = 2 * 2 * 1 * 8 * 2 * 22 * 2;
-  assert.equal(long.parts.rollout, 4 * (2 * 8 * 8 * 10 + kv22));
+  // A batch whose scoring pass outgrows the train step (8 rows scored, 1 trained): the excess.
+  const wide = estimateLmMemory({ model, batch: 8, minibatches: 8, seqLen: 5, criticFree: true });
+  const one = countLmTrainStep({ model, rows: 1, seqLen: 5, ppo: grpo }).peak;
+  assert.equal(wide.parts.rollout, Math.max(0, 4 * 6 * 8 * 5 * 10 - one) + 4 * kv);
 });
 
 Deno.test({

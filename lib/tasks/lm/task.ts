@@ -301,7 +301,12 @@ function lmPlan(c: LmRunConfig, ctx: PlanContext): Promise<LmPlan> {
 export function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInput {
   const model = inputs.policy.cfg;
   const lora = c.lora.r > 0
-    ? { r: c.lora.r, alpha: c.lora.alpha, ...loraDefaults(model) }
+    ? {
+      r: c.lora.r,
+      alpha: c.lora.alpha,
+      ...loraDefaults(model),
+      ...(c.lora.targets ? { targets: c.lora.targets } : {}),
+    }
     : undefined;
   const valueCfg = c.value_model === "from_policy"
     ? model
@@ -318,6 +323,8 @@ export function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInpu
     criticFree: c.algorithm !== "ppo" || isCriticFree(c.ppo),
     exactKl: c.ppo.kl.estimator === "full",
     responseLen: c.max_new_tokens, // the head runs at the response only (logitsAtResponse)
+    ppo: c.ppo,
+    ...(valueCfg ? { valueModel: valueCfg } : {}),
     valueParams: valueCfg
       ? Object.values(trunkShapes(valueCfg)).reduce(
         (a, { shape }) => a + shape.reduce((x, y) => x * y, 1),
