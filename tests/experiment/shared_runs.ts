@@ -84,12 +84,14 @@ export const KL_QUICK = KL_QUICK_SETS.flatMap((s) => ["--set", s]);
 
 /**
  * A results root holding `kl/`: `deno task sweep experiments/kl.ts` at the quick budget
- * ({@link KL_QUICK}, then `sets` as more `--set`s; pinned code version, 2 jobs), finished with
- * exit code 0, made once; `build-seconds.txt` in it holds how long the sweep took.
+ * ({@link KL_QUICK}, then `sets` as more `--set`s; pinned code version), finished with exit
+ * code 0, made once; `build-seconds.txt` in it holds how long the sweep took. With no `sets` it
+ * runs one trial at a time (`--jobs 1`: sweep_test.ts compares its own `--jobs 2` sweep with
+ * it), with `sets` 2 at a time (the kill-and-resume tests time their kills by it).
  */
 export function sharedKlQuick(sets: string[] = []): Promise<string> {
   const args = ["experiments/kl.ts", ...KL_QUICK, ...sets.flatMap((s) => ["--set", s])];
-  args.push("--jobs", "2");
+  args.push("--jobs", sets.length ? "2" : "1");
   return sharedRun("kl-quick", args, ["experiments/kl.ts"], async (dir) => {
     const t0 = performance.now();
     const r = await sweep([...args, "--results", dir]);
