@@ -11,7 +11,6 @@
 import { UsageError } from "../lib/errors.ts";
 import { runCommand } from "./boundary.ts";
 import { parseFlags } from "./flags.ts";
-import { startDashboard } from "../lib/report/dashboard/mod.ts";
 
 const HELP = `Usage: deno task dashboard [results/] [flags]
 
@@ -70,6 +69,9 @@ async function main(args: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  // The server (and the report layer it loads) only after the flags passed: a bad flag or
+  // --help answers without loading it.
+  const { startDashboard } = await import("../lib/report/dashboard/mod.ts");
   let d;
   try {
     d = await startDashboard({ root: flags.root, hostname: flags.host, port: flags.port });

@@ -5,10 +5,7 @@
  * temperature is 0 (the default unless generation_config.json asks for sampling).
  * @module
  */
-import { loadModelFolder } from "../lib/nn/checkpoint.ts";
-import { contextLength } from "../lib/nn/decoder.ts";
-import { type ChatMessage, type HfTokenizer, loadHfTokenizer } from "../lib/nn/hf_tokenizer.ts";
-import { generate } from "../lib/nn/sample.ts";
+import type { ChatMessage, HfTokenizer } from "../lib/nn/hf_tokenizer.ts";
 import { Rng } from "../lib/rng.ts";
 import { UsageError } from "../lib/errors.ts";
 import { runCommand } from "./boundary.ts";
@@ -151,6 +148,14 @@ async function main(): Promise<number> {
   const inputs: PromptInput[] = v.prompts
     ? await readPromptsFile(v.prompts)
     : (v.prompt ?? [""]).map((text) => ({ text }));
+  // The model code (and ORT, transformers.js) only now: every flag above answers without it.
+  const [{ loadModelFolder }, { contextLength }, { loadHfTokenizer }, { generate }] = await Promise
+    .all([
+      import("../lib/nn/checkpoint.ts"),
+      import("../lib/nn/decoder.ts"),
+      import("../lib/nn/hf_tokenizer.ts"),
+      import("../lib/nn/sample.ts"),
+    ]);
   const model = await loadModelFolder(v.model, { dtype: "float32" });
   const tok = await loadHfTokenizer(v.model);
   if (tok.vocabSize > model.cfg.vocabSize) {

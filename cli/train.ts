@@ -26,7 +26,7 @@ import { describeOverrides } from "../lib/trial/overrides.ts";
 import { REPORT_TO_HELP, reportToFlag } from "./report_to.ts";
 import { envSpec, resolveEnvId } from "../lib/envs/registry.ts";
 import { fmtField, logLine, trainDisplay } from "./train_progress.ts";
-import { trainOneTrial, type TrainTrialOptions } from "./train_trial.ts";
+import type { TrainTrialOptions } from "./train_trial.ts";
 import { didYouMean, findTrialKind, TASKS } from "../lib/experiment/mod.ts";
 import { exitWithError } from "./boundary.ts";
 import { joinNegativeValues } from "./flags.ts";
@@ -37,6 +37,14 @@ import {
   type LmTrialConfig,
   type LmTrialKind,
 } from "../lib/tasks/lm_task.ts";
+
+/**
+ * The trial runner (cli/train_trial.ts and the runner code under it), loaded when a run starts:
+ * `--help` and every flag or config error answer without it.
+ */
+async function trainer() {
+  return (await import("./train_trial.ts")).trainOneTrial;
+}
 
 const HELP = `Usage: deno task train --env cartpole [flags]
 
@@ -239,7 +247,7 @@ if (import.meta.main) {
     }, cliProgress.Presets.shades_classic);
     const t0 = performance.now();
     let startStep = 0, lastReturn: number | null = null;
-    const r = await trainOneTrial({
+    const r = await (await trainer())({
       ...runOptions(run, outDir),
       kind,
       config: trialConfig,
@@ -411,7 +419,7 @@ async function trainTask(task: string): Promise<void> {
   const t0 = performance.now();
   // Tokens/s counts the sampled response tokens of PPO updates since (re)start.
   let tokens = 0, tPpo = 0;
-  const r = await trainOneTrial({
+  const r = await (await trainer())({
     ...runOptions(run, outDir),
     kind: t,
     config: cfg as unknown as Record<string, unknown>,

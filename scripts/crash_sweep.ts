@@ -29,6 +29,11 @@ export interface CrashOptions {
   work: string;
   /** Environment for the sweeps (default: the code version and commit pinned to now's). */
   env?: Record<string, string>;
+  /**
+   * An uninterrupted sweep of the same experiment, sets and environment already made (its
+   * results root, and how long it took): compared with instead of running one here.
+   */
+  reference?: { root: string; seconds: number };
   log?: (line: string) => void;
 }
 
@@ -173,12 +178,15 @@ async function compareRoots(a: string, b: string): Promise<number> {
 export async function crashSweep(o: CrashOptions): Promise<CrashReport> {
   const log = o.log ?? (() => {});
   const env = o.env ?? await pinnedEnv();
-  const ref = `${o.work}/ref`, crash = `${o.work}/crash`;
+  const ref = o.reference?.root ?? `${o.work}/ref`, crash = `${o.work}/crash`;
   const name = "kl"; // experiment folder name (of experiments/kl.ts)
   const expName = o.experiment ? (o.experiment.split("/").at(-1)!.replace(/\.ts$/, "")) : name;
-  const t0 = performance.now();
-  await runToEnd(sweepArgs(o, ref), env);
-  const refSeconds = (performance.now() - t0) / 1e3;
+  let refSeconds = o.reference?.seconds ?? 0;
+  if (!o.reference) {
+    const t0 = performance.now();
+    await runToEnd(sweepArgs(o, ref), env);
+    refSeconds = (performance.now() - t0) / 1e3;
+  }
   log(`reference sweep: ${refSeconds.toFixed(1)} s`);
 
   const rng = new Rng(o.seed);

@@ -18,6 +18,7 @@ import { arraySpec, chunkIndices } from "../../lib/experiment/executors/slurm/sc
 import { joinSbatchArgs, slurmFlags } from "../../cli/sweep_slurm.ts";
 import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import { failures, statuses, sweep, tempDir, visibleBundles } from "./helpers.ts";
+import { sharedKlQuick } from "./shared_runs.ts";
 
 const BUDGET = KL_QUICK_SETS.flatMap((s) => ["--set", s]);
 const dec = new TextDecoder();
@@ -127,11 +128,12 @@ Deno.test({
     const slurm = await tempDir("slurm-a"), local = await tempDir("slurm-local");
     try {
       await t.step("kl.ts through Slurm = kl.ts locally", async () => {
-        // The local reference runs while this process only waits on the cluster (submission,
-        // scheduling, polling): the two sweeps are independent, in separate results folders.
-        const [s, l] = await Promise.all([
+        // The local reference is the suite's shared quick kl sweep (tests/experiment/
+        // shared_runs.ts: made by the first file that needs it, here while this process only
+        // waits on the cluster): an independent run of the same sweep in another folder.
+        const [s, localRoot] = await Promise.all([
           sweep(["experiments/kl.ts", ...BUDGET, "--results", slurm, "--executor", "slurm"]),
-          sweep(["experiments/kl.ts", ...BUDGET, "--results", local]),
+          sharedKlQuick(),
         ]);
         assert.equal(s.code, 0, s.stdout + s.stderr);
         assert.match(
@@ -141,8 +143,8 @@ Deno.test({
         assert.match(s.stderr, / --array=1-12 /); // ONE array
         assert.match(s.stdout, /kl: 12 trials \(12 done\)/);
         assert.ok([...statuses(s.stdout).values()].every((x) => x === "done"), s.stdout);
-        assert.equal(l.code, 0, l.stdout + l.stderr);
-        const a = await files(`${slurm}/kl`, COMPARED), b = await files(`${local}/kl`, COMPARED);
+        const a = await files(`${slurm}/kl`, COMPARED);
+        const b = await files(`${localRoot}/kl`, COMPARED);
         assert.equal(a.size, 12 * COMPARED.length);
         assertSameFiles(a, b);
         // And again: everything is done, nothing is submitted.

@@ -1,18 +1,19 @@
 /**
  * Acceptance for the notebooks: every notebooks/*.ipynb executes headless (the code path of
- * `deno task notebooks`) against bundles produced in this run — a β sweep of
+ * `deno task notebooks`) against bundles made by this code — a β sweep of
  * experiments/kl.ts and a quick reproduce table — without an error, and every cell tagged
  * `plot` has a Vega-Lite and a PNG output, checked here on the executed copies (not taken from
  * the runner's word). Also: outputs the Deno kernel sends after reporting `idle` are kept (and
  * are lost without the runner's fix); a failing notebook is named with its cell and problem;
- * `deno task jupyter` serves the project's Deno kernel.
+ * `deno task jupyter` serves the project's Deno kernel. The sweep and the table are the suite's
+ * shared runs (tests/experiment/shared_runs.ts), made once for the files that need them.
  */
 import assert from "node:assert/strict";
-import { KL_QUICK_SETS } from "../../scripts/crash_sweep.ts";
 import { pngSize } from "../../lib/report/render.ts";
 import { listNotebooks, NOTEBOOKS_DIR, runNotebooks } from "../../cli/notebooks.ts";
 import { findFrontend } from "../../cli/jupyter.ts";
-import { deno, REPO_ROOT, sweep, tempDir } from "../experiment/helpers.ts";
+import { REPO_ROOT, tempDir, visibleBundles } from "../experiment/helpers.ts";
+import { copyShared, sharedCleanrlQuick, sharedKlQuick } from "../experiment/shared_runs.ts";
 
 interface Output {
   output_type: string;
@@ -72,29 +73,13 @@ Deno.test("notebooks: every notebook executes headless against bundles made in t
   const root = await tempDir("notebooks");
   try {
     await t.step("a β sweep (experiments/kl.ts, quick) and a quick reproduce table", async () => {
-      const s = await sweep([
-        "experiments/kl.ts",
-        ...KL_QUICK_SETS.flatMap((x) => ["--set", x]),
-        "--results",
-        root,
-        "--jobs",
-        "2",
-      ]);
-      assert.equal(s.code, 0, s.stdout + s.stderr);
-      const r = await deno(
-        [
-          "task",
-          "reproduce",
-          "cleanrl-classic-control",
-          "--quick",
-          "--results",
-          root,
-          "--quiet",
-          "--jobs",
-          "2",
-        ],
-      );
-      assert.equal(r.code, 0, r.stdout + r.stderr);
+      // Both made once per suite for the files that need them (tests/experiment/shared_runs.ts:
+      // each exited 0, or the call throws with its output); copied, as the notebooks read and
+      // write beside them.
+      const [kl, cleanrl] = await Promise.all([sharedKlQuick(), sharedCleanrlQuick()]);
+      await copyShared(kl, root);
+      await copyShared(cleanrl, root);
+      assert.equal((await visibleBundles(`${root}/kl`)).length, 12);
       await Deno.stat(`${root}/reproduce/cleanrl-classic-control-quick/table.json`);
     });
 

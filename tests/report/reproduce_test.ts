@@ -17,6 +17,7 @@ import {
   table1Sweep,
 } from "../../lib/report/reproduce.ts";
 import { deno } from "../experiment/helpers.ts";
+import { sharedCleanrlQuick } from "../experiment/shared_runs.ts";
 
 Deno.test("normalizeScores: (x − random) / (best − random), hand-computed", () => {
   // CartPole-like: random 22, settings 500 (best), 261, 22, 10.
@@ -182,17 +183,17 @@ Deno.test({
     assert.match(a.stdout, /wall time: [\d.]+ s/);
     assert.ok(!a.md.includes("wall time"), "times must stay out of the table");
     // Twice in the same root (trials verified and skipped) and once in a fresh root (trained
-    // again from scratch): the same bytes.
+    // again from scratch: the suite's shared run of this command, tests/experiment/
+    // shared_runs.ts, which the notebooks test reads too): the same bytes.
     const b = await reproduce("cleanrl-classic-control");
-    const fresh = await Deno.makeTempDir({ prefix: "proxima-reproduce-fresh-" });
-    try {
-      const c = await reproduce("cleanrl-classic-control", fresh);
-      assert.deepStrictEqual(b.md, a.md);
-      assert.deepStrictEqual(c.md, a.md);
-      assert.deepStrictEqual(JSON.stringify(c.json), JSON.stringify(a.json));
-    } finally {
-      await Deno.remove(fresh, { recursive: true });
-    }
+    const fresh = `${await sharedCleanrlQuick()}/reproduce/cleanrl-classic-control-quick`;
+    const c = {
+      md: await Deno.readTextFile(`${fresh}/table.md`),
+      json: JSON.parse(await Deno.readTextFile(`${fresh}/table.json`)),
+    };
+    assert.deepStrictEqual(b.md, a.md);
+    assert.deepStrictEqual(c.md, a.md);
+    assert.deepStrictEqual(JSON.stringify(c.json), JSON.stringify(a.json));
   },
 });
 
