@@ -247,6 +247,10 @@ export class Session {
  */
 const cacheOf = (opts: SessionOptions): SessionCache => opts.sessions ?? processSessions;
 
+/** The memory trace's name of a session: its graph's name and hash prefix. */
+const labelOf = (graph: Graph | Uint8Array, hash: string) =>
+  `${graph instanceof Uint8Array ? "model" : graph.name}:${hash.slice(0, 8)}`;
+
 /** sha256 of the serialised model: the graph's identity. */
 export function graphHash(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
@@ -289,7 +293,9 @@ export async function compile(
     `${options.profile}`;
   const make = (): Promise<Session> =>
     options.backend === "ffi"
-      ? FfiSession.create(bytes, options).then((inner) => new Session(inner, hash, options))
+      ? FfiSession.create(bytes, { ...options, label: labelOf(graph, hash) }).then((inner) =>
+        new Session(inner, hash, options)
+      )
       : ort.InferenceSession.create(bytes, {
         executionProviders: [options.device],
         intraOpNumThreads: options.threads,
@@ -353,6 +359,11 @@ export async function compileWithConstants(
   const bytes = graph.toModelBytes(new Set(Object.keys(constants)));
   const hash = graphHash(bytes);
   logSession(hash, options);
-  const inner = await FfiSession.create(bytes, { ...options, initializers: constants, config });
+  const inner = await FfiSession.create(bytes, {
+    ...options,
+    initializers: constants,
+    config,
+    label: labelOf(graph, hash),
+  });
   return new Session(inner, hash, options, undefined, true);
 }

@@ -91,14 +91,18 @@ export async function exactRefKl(
   // The graph's logits span the prompt too: size the chunks by the whole sequence.
   const per = Math.max(1, Math.floor(chunkValues / ((gen.promptWidth + cols) * V)));
   const policy = problem.policyParams();
-  for (let r0 = 0; r0 < rows; r0 += per) {
-    const r1 = Math.min(rows, r0 + per), part = sliceRows(gen, r0, r1);
-    const p = (await score(policy, part)).all as FloatArray;
-    const q = (await score(problem.reference, part)).all as FloatArray;
-    for (let i = 0; i < (r1 - r0) * cols; i++) {
-      const at = r0 * cols + i;
-      if (gen.mask[at]) out[at] = exactKlAt(p, q, i * V, V);
+  try {
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const r1 = Math.min(rows, r0 + per), part = sliceRows(gen, r0, r1);
+      const p = (await score(policy, part)).all as FloatArray;
+      const q = (await score(problem.reference, part)).all as FloatArray;
+      for (let i = 0; i < (r1 - r0) * cols; i++) {
+        const at = r0 * cols + i;
+        if (gen.mask[at]) out[at] = exactKlAt(p, q, i * V, V);
+      }
     }
+  } finally {
+    problem.releasePolicyParams?.(policy);
   }
   return out;
 }
