@@ -333,10 +333,25 @@ export function mergeLora<T extends Float32Array | Float64Array>(
   validate(lora);
   const targets = lora.targets ?? DEFAULT_LORA_TARGETS;
   const out: Record<string, T> = {};
-  for (const [n, w] of Object.entries(base)) {
-    const copy = !opts.shareUntouched || targets.some((t) => isTarget(t, n));
-    out[n] = copy ? w.slice() as T : w;
-  }
+  const adapted = (n: string) => targets.some((t) => isTarget(t, n));
+  if (opts.shareUntouched) {
+    // The adapted weights as views of ONE buffer: one large allocation, which the allocator
+    // maps and unmaps whole, so detaching it (lm_problem.ts releasePolicyParams) gives the
+    // memory back at once; separate arrays' memory stayed in the process's heap.
+    const names = Object.keys(base).filter(adapted);
+    const first = base[names[0]];
+    const size = names.reduce((a, n) => a + base[n].length, 0);
+    const all = first ? new (first.constructor as new (n: number) => T)(size) : undefined;
+    let at = 0;
+    for (const [n, w] of Object.entries(base)) {
+      if (!adapted(n) || !all) out[n] = w;
+      else {
+        out[n] = all.subarray(at, at + w.length) as T;
+        out[n].set(w);
+        at += w.length;
+      }
+    }
+  } else for (const [n, w] of Object.entries(base)) out[n] = w.slice() as T;
   const scale = lora.alpha / lora.r, r = lora.r;
   let merged = 0;
   for (const n of Object.keys(base)) {

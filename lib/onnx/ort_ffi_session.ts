@@ -42,6 +42,8 @@ export interface FfiSessionOptions {
   config?: Record<string, string>;
   /** A name for the memory trace (mem_trace.ts; the graph's name and hash). */
   label?: string;
+  /** Shrink the CPU arena after each run (session.ts `shrinkArena`). */
+  shrinkArena?: boolean;
 }
 
 const LEVEL = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
@@ -59,6 +61,8 @@ export class FfiSession {
   private label = "session";
   /** The pre-packed weights container of a session with constants (null: none). */
   private container: Ptr = null;
+  /** Run options (arena shrinkage) passed to every run; null: ORT's defaults. */
+  private runOptions: Ptr = null;
   private dimScratch = { dims: new BigInt64Array(16) };
   /**
    * Per input (index i) and output (index -1 - i): a fixed 64-byte buffer and an OrtValue over
@@ -217,6 +221,23 @@ export class FfiSession {
       const session = new FfiSession(rt, handle, names(30, 36), names(31, 37));
       session.constants = { values: constants, memory: kept };
       session.container = container;
+      // $PROXIMA_ORT_ARENA_SHRINK=0 turns the shrinking off (to compare; allocation only).
+      const shrink = opts.shrinkArena && opts.memArena !== false &&
+        Deno.env.get("PROXIMA_ORT_ARENA_SHRINK") !== "0";
+      if (shrink) {
+        const ro = out8();
+        check(api, api.CreateRunOptions(ro) as Ptr, "CreateRunOptions");
+        session.runOptions = ptrOf(ro);
+        check(
+          api,
+          api.AddRunConfigEntry(
+            session.runOptions,
+            cstr("memory.enable_memory_arena_shrinkage"),
+            cstr("cpu:0"),
+          ) as Ptr,
+          "AddRunConfigEntry",
+        );
+      }
       session.label = opts.label ?? "session";
       const constBytes = kept.reduce((a, m) => a + m.byteLength, 0);
       memTrace(
@@ -320,7 +341,7 @@ export class FfiSession {
       });
       const status = api.Run(
         this.handle,
-        null,
+        this.runOptions,
         inNames,
         inVals,
         BigInt(inputs.length),
@@ -384,5 +405,7 @@ export class FfiSession {
     this.constants = { values: [], memory: [] };
     if (this.container) this.rt.api.ReleasePrepackedWeightsContainer(this.container);
     this.container = null;
+    if (this.runOptions) this.rt.api.ReleaseRunOptions(this.runOptions);
+    this.runOptions = null;
   }
 }
