@@ -417,7 +417,7 @@ async function worker(): Promise<void> {
     },
   });
   const t0 = performance.now();
-  const { LM_KIND, lmMemoryInput, loadLmInputs } = await import("../lib/tasks/lm/mod.ts");
+  const { LM_KIND, lmMemoryInput, planLmInputs } = await import("../lib/tasks/lm/mod.ts");
   const { estimateLmMemory } = await import("../lib/tasks/memory.ts");
   const { PhaseTimer } = await import("../lib/ppo/phase_times.ts");
   const { TrialContext } = await import("../lib/trial/context.ts");
@@ -431,7 +431,9 @@ async function worker(): Promise<void> {
     Number(values.updates),
   );
   const c = LM_KIND.parse(input);
-  const estimate = estimateLmMemory(lmMemoryInput(c, await loadLmInputs(c))).bytes;
+  // The plan (configs, tokenizer, headers): the estimate needs no weights, and loading them
+  // here too held a second copy of the model (2 GB at 0.5B) until the garbage collector ran.
+  const estimate = estimateLmMemory(lmMemoryInput(c, await planLmInputs(c))).bytes;
   let last = 0;
   const wait = () => {
     if (readLineSync() !== "next") Deno.exit(0);

@@ -29,6 +29,7 @@ const FN = {
   SessionGetOutputCount: 31,
   SessionGetInputName: 36,
   SessionGetOutputName: 37,
+  CreateRunOptions: 39,
   CreateTensorWithDataAsOrtValue: 49,
   GetTensorMutableData: 51,
   GetTensorElementType: 60,
@@ -41,11 +42,20 @@ const FN = {
   ReleaseStatus: 93,
   ReleaseSession: 95,
   ReleaseValue: 96,
+  ReleaseRunOptions: 97,
   ReleaseTensorTypeAndShapeInfo: 99,
   ReleaseSessionOptions: 100,
   SessionEndProfiling: 110,
   AddSessionConfigEntry: 130,
   CreateAndRegisterAllocator: 144,
+  AddInitializer: 150,
+  // 152-154 are the CUDA, ROCm and OpenVINO providers' appenders (onnxruntime_c_api.h).
+  ReleaseArenaCfg: 157,
+  CreateArenaCfgV2: 164,
+  AddRunConfigEntry: 165,
+  CreatePrepackedWeightsContainer: 166,
+  ReleasePrepackedWeightsContainer: 167,
+  CreateSessionFromArrayWithPrepackedWeightsContainer: 169,
   AddExternalInitializers: 210,
 } as const;
 
@@ -97,6 +107,19 @@ const SIGS = {
   AddSessionConfigEntry: { parameters: [P, "buffer", "buffer"], result: P },
   AddExternalInitializers: { parameters: [P, "buffer", "buffer", U], result: P },
   CreateAndRegisterAllocator: { parameters: [P, P, P], result: P },
+  AddInitializer: { parameters: [P, "buffer", P], result: P },
+  CreateRunOptions: { parameters: ["buffer"], result: P },
+  ReleaseRunOptions: { parameters: [P], result: "void" },
+  AddRunConfigEntry: { parameters: [P, "buffer", "buffer"], result: P },
+  ReleaseArenaCfg: { parameters: [P], result: "void" },
+  CreateArenaCfgV2: { parameters: ["buffer", "buffer", U, "buffer"], result: P },
+  CreatePrepackedWeightsContainer: { parameters: ["buffer"], result: P },
+  ReleasePrepackedWeightsContainer: { parameters: [P], result: "void" },
+  CreateSessionFromArrayWithPrepackedWeightsContainer: {
+    parameters: [P, P, U, P, P, "buffer"],
+    result: P,
+    nonblocking: true,
+  },
 } as const satisfies Record<keyof typeof FN, Deno.ForeignFunction>;
 
 /** The bound `OrtApi` functions, by name. */
@@ -223,9 +246,9 @@ export function loadRuntime(): Runtime | null {
       a.GetAllocatorWithDefaultOptions(alloc) as Ptr,
       "GetAllocatorWithDefaultOptions",
     );
-    // One arena for every session of the process (ORT's defaults for its configuration).
+    // One arena for every session of the process.
     const shared = Deno.env.get("PROXIMA_ORT_SHARED_ARENA") !== "0" &&
-      a.CreateAndRegisterAllocator(ptrOf(env), ptrOf(info), null) === null;
+      registerArena(a, ptrOf(env), ptrOf(info));
     runtime = {
       api: a,
       env: ptrOf(env),
@@ -239,6 +262,44 @@ export function loadRuntime(): Runtime | null {
     runtime = null;
   }
   return runtime;
+}
+
+/** The shared arena's configuration ($PROXIMA_ORT_ARENA_CFG="key=value,..." while measuring). */
+function arenaConfig(): [string, number][] {
+  const spec = Deno.env.get("PROXIMA_ORT_ARENA_CFG") ?? "";
+  return spec.split(",").filter((kv) => kv).map((kv) => {
+    const [k, v] = kv.split("=");
+    return [k, Number(v)];
+  });
+}
+
+/** Register the process's CPU arena with the environment; whether it worked. */
+function registerArena(a: Api, env: Ptr, info: Ptr): boolean {
+  const entries = arenaConfig();
+  let cfg: Ptr = null;
+  if (entries.length) {
+    const keys = entries.map(([k]) => cstr(k));
+    const o = out8();
+    check(
+      a,
+      a.CreateArenaCfgV2(
+        BigUint64Array.from(
+          keys,
+          (b) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(b))),
+        ),
+        BigUint64Array.from(entries, ([, v]) => BigInt(v)),
+        BigInt(entries.length),
+        o,
+      ) as Ptr,
+      "CreateArenaCfgV2",
+    );
+    cfg = ptrOf(o);
+  }
+  try {
+    return a.CreateAndRegisterAllocator(env, info, cfg) === null;
+  } finally {
+    if (cfg) a.ReleaseArenaCfg(cfg);
+  }
 }
 
 /** Throw ORT's message when `status` is an error (and release it). */

@@ -18,6 +18,7 @@ import {
   unavailableReason,
 } from "./ort_ffi_api.ts";
 import { constantValue, copyOut, STAGE_BELOW, tensorValueOf } from "./ort_ffi_values.ts";
+import { memTrace, memTracePeak } from "./mem_trace.ts";
 
 /** Session options the FFI session understands (a subset of session.ts's). */
 export interface FfiSessionOptions {
@@ -39,6 +40,10 @@ export interface FfiSessionOptions {
   initializers?: Record<string, ort.Tensor>;
   /** More session config entries (ORT's `AddSessionConfigEntry` keys), by key. */
   config?: Record<string, string>;
+  /** A name for the memory trace (mem_trace.ts; the graph's name and hash). */
+  label?: string;
+  /** Shrink the CPU arena after each run (session.ts `shrinkArena`). */
+  shrinkArena?: boolean;
 }
 
 const LEVEL = { disabled: 0, basic: 1, extended: 2, all: 99 } as const;
@@ -52,6 +57,12 @@ export class FfiSession {
   private inIndex: Map<string, number>;
   private outIndex: Map<string, number>;
   private released = false;
+  /** The memory trace's name for this session. */
+  private label = "session";
+  /** The pre-packed weights container of a session with constants (null: none). */
+  private container: Ptr = null;
+  /** Run options (arena shrinkage) passed to every run; null: ORT's defaults. */
+  private runOptions: Ptr = null;
   private dimScratch = { dims: new BigInt64Array(16) };
   /**
    * Per input (index i) and output (index -1 - i): a fixed 64-byte buffer and an OrtValue over
@@ -89,6 +100,7 @@ export class FfiSession {
     const constants: bigint[] = []; // OrtValues of opts.initializers, released with the session
     const kept: ArrayBufferView[] = []; // their memory
     let created = false;
+    let container: Ptr = null; // pre-packed weights, released with the session
     try {
       check(api, api.SetIntraOpNumThreads(options, opts.threads) as Ptr, "SetIntraOpNumThreads");
       check(api, api.SetInterOpNumThreads(options, 1) as Ptr, "SetInterOpNumThreads");
@@ -149,16 +161,48 @@ export class FfiSession {
           ) as Ptr,
           "AddExternalInitializers",
         );
+        // The same values as shared initializers too: ORT then uses our memory as the tensors
+        // of the session state. With the external initializers alone, ORT 1.30 copies each one
+        // into its own buffer (measured: +286 MB for a 256 MB weight read by a Gather; the
+        // 0.5B sampler's 1.9 GB of weights were copied at creation, then packed).
+        held.forEach((_, i) => {
+          check(
+            api,
+            api.AddInitializer(options, names[i], Deno.UnsafePointer.create(constants[i])) as Ptr,
+            "AddInitializer",
+          );
+        });
       }
       const model = new Uint8Array(bytes); // an own copy: stays put while ORT reads it
       const out = out8();
-      const status = await api.CreateSessionFromArray(
-        rt.env,
-        Deno.UnsafePointer.of(model),
-        BigInt(model.byteLength),
-        options,
-        out,
-      ) as Ptr;
+      // A session with constants gets its own pre-packed weights container: ORT then packs
+      // them with a plain allocator (not the shared arena, whose regions would keep the packs'
+      // pages after the session is gone), freed with the session.
+      if (held.length && Deno.env.get("PROXIMA_ORT_PREPACK_CONTAINER") !== "0") {
+        const c = out8();
+        check(
+          api,
+          api.CreatePrepackedWeightsContainer(c) as Ptr,
+          "CreatePrepackedWeightsContainer",
+        );
+        container = ptrOf(c);
+      }
+      const status = await (container
+        ? api.CreateSessionFromArrayWithPrepackedWeightsContainer(
+          rt.env,
+          Deno.UnsafePointer.of(model),
+          BigInt(model.byteLength),
+          options,
+          container,
+          out,
+        )
+        : api.CreateSessionFromArray(
+          rt.env,
+          Deno.UnsafePointer.of(model),
+          BigInt(model.byteLength),
+          options,
+          out,
+        )) as Ptr;
       check(api, status, "CreateSessionFromArray");
       const handle = ptrOf(out)!;
       const names = (count: 30 | 31, name: 36 | 37) => {
@@ -176,11 +220,39 @@ export class FfiSession {
       };
       const session = new FfiSession(rt, handle, names(30, 36), names(31, 37));
       session.constants = { values: constants, memory: kept };
+      session.container = container;
+      // $PROXIMA_ORT_ARENA_SHRINK=0 turns the shrinking off (to compare; allocation only).
+      const shrink = opts.shrinkArena && opts.memArena !== false &&
+        Deno.env.get("PROXIMA_ORT_ARENA_SHRINK") !== "0";
+      if (shrink) {
+        const ro = out8();
+        check(api, api.CreateRunOptions(ro) as Ptr, "CreateRunOptions");
+        session.runOptions = ptrOf(ro);
+        check(
+          api,
+          api.AddRunConfigEntry(
+            session.runOptions,
+            cstr("memory.enable_memory_arena_shrinkage"),
+            cstr("cpu:0"),
+          ) as Ptr,
+          "AddRunConfigEntry",
+        );
+      }
+      session.label = opts.label ?? "session";
+      const constBytes = kept.reduce((a, m) => a + m.byteLength, 0);
+      memTrace(
+        `session ${session.label} created (${held.length} initializers, ${
+          (constBytes / 2 ** 20).toFixed(0)
+        } MB)`,
+      );
       created = true;
       return session;
     } finally {
       api.ReleaseSessionOptions(options);
-      if (!created) { for (const v of constants) api.ReleaseValue(Deno.UnsafePointer.create(v)); }
+      if (!created) {
+        for (const v of constants) api.ReleaseValue(Deno.UnsafePointer.create(v));
+        if (container) api.ReleasePrepackedWeightsContainer(container);
+      }
     }
   }
 
@@ -269,7 +341,7 @@ export class FfiSession {
       });
       const status = api.Run(
         this.handle,
-        null,
+        this.runOptions,
         inNames,
         inVals,
         BigInt(inputs.length),
@@ -278,6 +350,7 @@ export class FfiSession {
         outVals,
       ) as Ptr;
       check(api, status, "Run");
+      memTracePeak(`run ${this.label}`);
       for (const [t, buf] of staged) {
         const d = t.data as ArrayBufferView;
         new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(buf.subarray(0, d.byteLength));
@@ -330,5 +403,9 @@ export class FfiSession {
     this.rt.api.ReleaseSession(this.handle);
     for (const v of this.constants.values) this.rt.api.ReleaseValue(Deno.UnsafePointer.create(v));
     this.constants = { values: [], memory: [] };
+    if (this.container) this.rt.api.ReleasePrepackedWeightsContainer(this.container);
+    this.container = null;
+    if (this.runOptions) this.rt.api.ReleaseRunOptions(this.runOptions);
+    this.runOptions = null;
   }
 }

@@ -232,8 +232,13 @@ export class Trainer {
     return splitLive(this.spec, this.split);
   }
 
-  /** Every tensor needed to resume exactly: params, optimizer state (copies). */
-  stateDict(): Record<string, { dtype: "float32" | "float64"; shape: number[]; data: TypedArray }> {
+  /**
+   * Every tensor needed to resume exactly: params, optimizer state (copies; with `copy` false
+   * the live buffers, valid until the next step).
+   */
+  stateDict(
+    copy = true,
+  ): Record<string, { dtype: "float32" | "float64"; shape: number[]; data: TypedArray }> {
     const shapeOf = (k: string) => {
       const n = k.startsWith("param/") ? k.slice(6) : k.slice(k.indexOf("/", 6) + 1);
       return [...this.spec.params[n].shape];
@@ -241,7 +246,11 @@ export class Trainer {
     return Object.fromEntries(
       Object.entries(this.live()).map(([k, data]) => [
         k,
-        { dtype: this.spec.dtype, shape: shapeOf(k), data: Trainer.copy(this.spec.dtype, data) },
+        {
+          dtype: this.spec.dtype,
+          shape: shapeOf(k),
+          data: copy ? Trainer.copy(this.spec.dtype, data) : data,
+        },
       ]),
     );
   }
@@ -251,7 +260,8 @@ export class Trainer {
    * `metadata` is stored alongside (e.g. RNG state, KL controller state as JSON strings).
    */
   async saveCheckpoint(path: string, metadata: Record<string, string> = {}): Promise<void> {
-    await saveSafetensors(path, this.stateDict(), {
+    // The live buffers themselves (no copy: nothing steps while the file is written).
+    await saveSafetensors(path, this.stateDict(false), {
       ...metadata,
       "proxima.step": String(this.steps),
       "proxima.optimizer": this.spec.optimizer.name,

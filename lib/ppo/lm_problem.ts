@@ -64,6 +64,7 @@
  * ```
  * @module
  */
+import { memTrace } from "../onnx/mem_trace.ts";
 import { UserError } from "../errors.ts";
 import { mixReference, syncsDue } from "./ref_sync.ts";
 import type * as ort from "onnxruntime-node";
@@ -296,10 +297,12 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   >;
   const policyParams = (): Record<string, ort.Tensor | FloatArray> => {
     if (!layout.lora) return trainer.paramTensors();
+    // Read only (scored, saved): the untargeted weights (the embedding) are not copied.
     return mergeLora(
       base,
       trainer.params() as Record<string, Float32Array | Float64Array>,
       layout.lora,
+      { shareUntouched: true },
     );
   };
 
@@ -356,6 +359,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     return generate({ cfg: model, params: trainer.paramTensors() }, prompts, { ...o, decoder });
   };
 
+  memTrace("lm problem: trainer and scoring sessions built");
   const extras = new WeakMap<Rollout, Extra>();
   let cursor = 0; // prompts handed out so far
   let optimizerSteps = 0; // for the reference sync (sync_ref_model)
@@ -367,6 +371,15 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     model,
     reference,
     policyParams,
+    releasePolicyParams(p) {
+      if (!layout.lora) return; // the trainer's live tensors
+      for (const [n, a] of Object.entries(p)) {
+        // A merged copy (mergeLora's own buffer), not the base's array: detaching it frees its
+        // memory now (the merged targets otherwise stayed resident into the next train step).
+        const buf = ArrayBuffer.isView(a) && a !== base[n] ? a.buffer : null;
+        if (buf instanceof ArrayBuffer && !buf.detached) buf.transfer(0);
+      }
+    },
     sample,
     release() {
       sampler?.then((d) => d.release());

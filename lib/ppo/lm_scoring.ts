@@ -234,6 +234,8 @@ export async function compileLmScorer(
     threads?: number;
     full?: boolean;
     sessions?: SessionCache;
+    /** Give the arena's free regions back after each run (session.ts `shrinkArena`). */
+    shrinkArena?: boolean;
   } = {},
 ): Promise<
   (
@@ -254,6 +256,7 @@ export async function compileLmScorer(
     device: opts.device,
     threads: opts.threads,
     sessions: opts.sessions,
+    ...(opts.shrinkArena ? { shrinkArena: true } : {}),
   });
   return async (p, seqs) => {
     const feeds: Record<string, ort.Tensor> = {};

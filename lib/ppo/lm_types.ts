@@ -151,10 +151,17 @@ export interface LmProblem extends PpoProblem {
   models?: Record<string, number>;
   /**
    * The policy's current GPT weights under the reference's names, for sampling and scoring:
-   * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
-   * arrays, computed on each call).
+   * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (computed
+   * on each call: fresh arrays for the adapted weights, the base's own for the others). Read
+   * only.
    */
   policyParams(): Record<string, ort.Tensor | FloatArray>;
+  /**
+   * Free now the arrays a {@link policyParams} call made (LoRA's merged weights: 1.4 GB at
+   * 0.5B), instead of whenever the garbage collector gets to them; `params` must not be used
+   * after. The trainer's live tensors and the base's arrays are left alone.
+   */
+  releasePolicyParams?(params: Record<string, ort.Tensor | FloatArray>): void;
   /**
    * Sample from the current policy ({@link generate} on the problem's device and threads).
    * With LoRA the sampler is one decoder for the whole run: the frozen base compiled in

@@ -16,6 +16,8 @@
  * @module
  */
 
+import { memTrace } from "../onnx/mem_trace.ts";
+
 /** The phases an update is split into. */
 export type PhaseName = "generation" | "scoring" | "training";
 
@@ -31,6 +33,7 @@ export class PhaseTimer {
   /** Add the wall time since `since` (from {@link clock}) to a phase. */
   add(name: PhaseName, since: number): void {
     this.#sums[name] = (this.#sums[name] ?? 0) + performance.now() - since;
+    memTrace(`phase ${name} end`);
   }
 
   /** The sums since the last call (ms per phase), and start again from zero. */

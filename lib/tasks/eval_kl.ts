@@ -83,6 +83,9 @@ export async function exactRefKl(
         device: session.device,
         threads: session.threads,
         sessions: session.sessions,
+        // Run at evaluations only: its runs give the arena's free regions back (the train
+        // step's, 2.7 GB at 0.5B) before the policy's merged weights are made.
+        shrinkArena: true,
       }),
     );
   }
@@ -90,15 +93,21 @@ export async function exactRefKl(
   const { rows, cols } = gen, out = new Float64Array(rows * cols);
   // The graph's logits span the prompt too: size the chunks by the whole sequence.
   const per = Math.max(1, Math.floor(chunkValues / ((gen.promptWidth + cols) * V)));
-  const policy = problem.policyParams();
-  for (let r0 = 0; r0 < rows; r0 += per) {
-    const r1 = Math.min(rows, r0 + per), part = sliceRows(gen, r0, r1);
-    const p = (await score(policy, part)).all as FloatArray;
-    const q = (await score(problem.reference, part)).all as FloatArray;
-    for (let i = 0; i < (r1 - r0) * cols; i++) {
-      const at = r0 * cols + i;
-      if (gen.mask[at]) out[at] = exactKlAt(p, q, i * V, V);
+  // The reference first: its run shrinks the arena before the policy's (merged) weights exist.
+  let policy: ReturnType<typeof problem.policyParams> | undefined;
+  try {
+    for (let r0 = 0; r0 < rows; r0 += per) {
+      const r1 = Math.min(rows, r0 + per), part = sliceRows(gen, r0, r1);
+      const q = (await score(problem.reference, part)).all as FloatArray;
+      policy ??= problem.policyParams();
+      const p = (await score(policy, part)).all as FloatArray;
+      for (let i = 0; i < (r1 - r0) * cols; i++) {
+        const at = r0 * cols + i;
+        if (gen.mask[at]) out[at] = exactKlAt(p, q, i * V, V);
+      }
     }
+  } finally {
+    if (policy) problem.releasePolicyParams?.(policy);
   }
   return out;
 }

@@ -231,6 +231,12 @@ for (const [name, fam] of Object.entries(FAMILIES)) {
     console.log(`  merged vs adapter graph: max logit diff ${diff.toExponential(2)}`);
     assert.ok(diff < 1e-5, `merged logits differ by ${diff}`);
     assert.throws(() => mergeLora(base, {}, lora), /missing adapter/);
+    // shareUntouched: the same bytes, the untargeted arrays are the base's own, targets new.
+    const shared = mergeLora(base, ad, lora, { shareUntouched: true });
+    for (const n of Object.keys(merged)) assert.deepEqual(shared[n], merged[n]);
+    assert.strictEqual(shared[fam.train.untouched], base[fam.train.untouched]);
+    assert.notStrictEqual(merged[fam.train.untouched], base[fam.train.untouched]);
+    assert.notStrictEqual(shared[fam.train.changed], base[fam.train.changed]);
   });
 
   Deno.test(`${name}: mergeLora equals the adapter graph in float64 (1e-12) for random A and B`, async () => {

@@ -226,3 +226,16 @@ Deno.test("compileWithConstants: inputs fixed to tensors run as constants (ffi) 
   await assert.rejects(() => compileWithConstants(g, { nope: w.b }), /not inputs of the graph/);
   await assert.rejects(() => compileWithConstants(g, { x: xt }), /shape must be static/);
 });
+
+Deno.test("shrinkArena: the run option reaches ORT (ffi) and the results are the same bytes", async () => {
+  const g = new Graph("shrink");
+  const x = g.input("x", "float32", ["N"]);
+  g.output(g.reduceSum(g.mul(g.exp(x), x), [0], false), "y");
+  const xt = tensor("float32", [4096], Float32Array.from({ length: 4096 }, (_, i) => i / 4096));
+  const plain = (await (await compile(g)).run({ x: xt })).y.data as Float32Array;
+  const s = await compile(g, { shrinkArena: true });
+  assert.equal(s.options.shrinkArena, true);
+  for (let run = 0; run < 2; run++) {
+    assert.deepEqual((await s.run({ x: xt })).y.data, plain);
+  }
+});

@@ -112,6 +112,16 @@ Deno.test("lm ppo: LoRA trains adapters and heads only; the merged policy is wha
   assert.ok(merged[w].some((v, i) => v !== problem.reference[w][i]), "adapters did nothing");
   const untouched = "transformer.h.0.attn.c_proj.weight"; // not a target
   assert.deepEqual(merged[untouched], problem.reference[untouched]);
+  // Freed at once: the merged copies are detached; the base (= the reference) is untouched.
+  const refBytes = Float32Array.from(problem.reference[w]);
+  problem.releasePolicyParams!(merged);
+  assert.equal(merged[w].length, 0, "the merged target is freed");
+  assert.deepEqual(problem.reference[w], refBytes);
+  assert.ok(problem.reference[untouched].length > 0, "the base's own array is left alone");
+  // A later call merges afresh (the same values as before the release).
+  assert.ok(
+    (problem.policyParams() as Record<string, Float32Array>)[w].some((v, i) => v !== refBytes[i]),
+  );
   // Sampling with the merged weights and scoring with the adapter graph agree (first
   // update: ratio 1 up to float32 rounding), and the next rollout does too.
   assert.ok((row.logp_gap as number) < 1e-4, `logp_gap ${row.logp_gap}`);

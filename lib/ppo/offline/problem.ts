@@ -47,6 +47,7 @@ export type LmPolicyView = Pick<
   | "models"
   | "trainer"
   | "policyParams"
+  | "releasePolicyParams"
   | "sample"
   | "release"
   | "rescore"

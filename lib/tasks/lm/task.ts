@@ -60,6 +60,7 @@ import {
   planLmInputs,
 } from "./inputs.ts";
 import type { PlanContext } from "../../trial/contract.ts";
+import { memTrace } from "../../onnx/mem_trace.ts";
 import {
   checkLmConfig,
   LM_OVERRIDES,
@@ -243,12 +244,16 @@ async function savePolicy(
     }),
   );
   const src = policy.folder.sourceDtype;
-  await saveModelFolder(modelDir, policy.cfg, params, {
-    dtype: src === "float64" ? "float32" : src,
-    config: policy.folder.config,
-    generation: policy.folder.generation?.raw,
-    tokenizerFiles: policy.tokenizerFiles,
-  });
+  try {
+    await saveModelFolder(modelDir, policy.cfg, params, {
+      dtype: src === "float64" ? "float32" : src,
+      config: policy.folder.config,
+      generation: policy.folder.generation?.raw,
+      tokenizerFiles: policy.tokenizerFiles,
+    });
+  } finally {
+    problem.releasePolicyParams?.(current);
+  }
   if (lora) {
     await savePeftAdapter(
       adapterDir,
@@ -371,6 +376,7 @@ export const LM_KIND = defineLmTask<LmRunConfig, LmTaskSetup, LmEval, LmRunInput
     // all but the weights, kept in the trial's memo); the weights load here.
     const plan = await lmPlan(c, ctx);
     const inputs = await loadLmInputs(c, plan);
+    memTrace("lm: folders loaded");
     let rm = inputs.rewardModel, record: LmTaskSetup["record"]["reward_model"] = null;
     if (rm) record = { hash: folderHash(rm.dir), source: "reward_model" };
     else if (c.reward_model_data !== null) {
