@@ -15,6 +15,7 @@ import { type DType, Graph } from "./graph.ts";
 import { FfiSession, ffiStatus } from "./ort_ffi.ts";
 import { UserError } from "../errors.ts";
 import { processSessions, type SessionCache } from "./session_cache.ts";
+import { traced, tracedAsync } from "../setup_trace.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -281,15 +282,21 @@ export async function compile(
   };
 
   await checkDevice(options.device);
-  const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
-  const hash = graphHash(bytes);
+  const what = graph instanceof Uint8Array
+    ? "bytes"
+    : `${graph.name} (${graph.nodes.length} nodes)`;
+  const bytes = graph instanceof Uint8Array
+    ? graph
+    : traced(`serialise ${what}`, () => graph.toModelBytes());
+  const hash = traced(`hash ${what}, ${bytes.byteLength} B`, () => graphHash(bytes));
   logSession(hash, options);
   const key = `${hash}|${options.device}|${options.threads}|${options.optimization}|` +
     `${options.spinning}|${options.backend}|${options.memPattern}|${options.memArena}|` +
     `${options.profile}`;
   const make = (): Promise<Session> =>
     options.backend === "ffi"
-      ? FfiSession.create(bytes, options).then((inner) => new Session(inner, hash, options))
+      ? tracedAsync(`session ${what}`, () => FfiSession.create(bytes, options))
+        .then((inner) => new Session(inner, hash, options))
       : ort.InferenceSession.create(bytes, {
         executionProviders: [options.device],
         intraOpNumThreads: options.threads,
@@ -350,9 +357,16 @@ export async function compileWithConstants(
     memArena: opts.memArena ?? true,
     profile: opts.profile ?? "",
   };
-  const bytes = graph.toModelBytes(new Set(Object.keys(constants)));
-  const hash = graphHash(bytes);
+  const what = `${graph.name} (${graph.nodes.length} nodes, constants)`;
+  const bytes = traced(
+    `serialise ${what}`,
+    () => graph.toModelBytes(new Set(Object.keys(constants))),
+  );
+  const hash = traced(`hash ${what}, ${bytes.byteLength} B`, () => graphHash(bytes));
   logSession(hash, options);
-  const inner = await FfiSession.create(bytes, { ...options, initializers: constants, config });
+  const inner = await tracedAsync(
+    `session ${what}`,
+    () => FfiSession.create(bytes, { ...options, initializers: constants, config }),
+  );
   return new Session(inner, hash, options, undefined, true);
 }

@@ -16,6 +16,7 @@ import { Graph } from "./graph.ts";
 import { buildOptimizerGraph, optimIo } from "./optim.ts";
 import { compile, type Session, type SessionOptions, tensor } from "./session.ts";
 import { buildGradStep, io, type TrainStepSpec } from "./train_graph.ts";
+import { traceLine } from "../setup_trace.ts";
 
 type Arr = Float32Array | Float64Array;
 
@@ -75,6 +76,7 @@ export async function createSplit(
     compile(graph, sessionOpts),
     compile(opt.graph, sessionOpts),
   ]);
+  traceLine("split: sessions ready");
   const names = Object.keys(spec.params);
   const Buf = spec.dtype === "float32" ? Float32Array : Float64Array;
   const chunk = Math.max(ALIGN, Math.floor(optimizerChunk / ALIGN) * ALIGN);
@@ -124,6 +126,7 @@ export async function createSplit(
       at += Math.ceil(sizeOf(n) / ALIGN) * ALIGN;
     }
   }
+  traceLine("split: buffers laid out");
   const views: Record<string, ort.Tensor> = {}, gradFetches: Record<string, ort.Tensor> = {};
   const gradOut: Record<string, string> = {};
   names.forEach((n, i) => {

@@ -86,6 +86,7 @@ import { softOverlongPunishment } from "../ppo/shaping.ts";
 import type { Rollout } from "../ppo/trainer.ts";
 import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
 import { drawInformative } from "./lm_dynamic.ts";
+import { traceLine } from "../setup_trace.ts";
 import {
   exactKlAt,
   type ModelLayout,
@@ -228,6 +229,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     Object.keys(modelShape).map((n) => [n, layout.lora ? init[n] : Arr.from(init[n])]),
   );
 
+  traceLine("problem: init and reference copied");
   const i64 = (shape: (string | number)[]) => ({ dtype: "int64" as const, shape });
   const params = layout.lora
     ? { ...adapterShape, ...valueHeadShape }
@@ -267,6 +269,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
     ...sessionOpts,
   });
+  traceLine("problem: trainer ready");
   const count = (shapes: Record<string, { shape: number[] }>) =>
     Object.values(shapes).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
   const models: Record<string, number> = {
@@ -304,6 +307,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     scoreGraph(false),
     exactKl ? scoreGraph(false, true) : null,
   ]);
+  traceLine("problem: scoring sessions ready");
   // Frozen trunk weights (LoRA) as tensors, fed with the trainer's live params.
   const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
     Object.entries(frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
