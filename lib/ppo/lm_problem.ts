@@ -236,6 +236,45 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     : { ...trunkShape, ...valueHeadShape };
   const frozen = layout.lora ? trunkShape : undefined;
   const sessionOpts = { device: opts.device, threads: opts.threads, sessions: opts.sessions };
+  /** The policy's frozen base under LoRA (the reference's arrays: never written). */
+  const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
+    string,
+    Float32Array | Float64Array
+  >;
+  // The sessions are built concurrently, each on an ORT thread (the FFI's CreateSession is
+  // nonblocking): the LoRA sampler (its base weights compiled in and pre-packed; it takes the
+  // live adapters as inputs at each sample, so it needs nothing the trainer or a resume sets),
+  // the scoring passes, and the train step's. One after the other they were the 0.5B shape's
+  // set-up: sampler 30 s, train step 13 s, scoring 1.2 s at load 7.
+  let sampler: Promise<GptDecoder> | undefined = layout.lora
+    ? GptDecoder.withWeights(model, base, sessionOpts, layout.lora)
+    : undefined;
+  sampler?.catch(() => {}); // awaited at the first sample; a failure surfaces there
+  // Scoring graphs (inference): the policy's with values (every trainable and frozen
+  // parameter, the train step's model code; GAE only), a plain GPT's log-probs (the
+  // reference), and for the exact KL a plain GPT's log-probs over the whole vocabulary.
+  const policyShape = { ...params, ...(frozen ?? {}) };
+  const scoreGraph = (withValue: boolean, all = false) => {
+    const g = new Graph(withValue ? "lm_score_value" : all ? "lm_score_all" : "lm_score");
+    const shapes = withValue ? policyShape : modelShape;
+    const params = Object.fromEntries(
+      Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
+    );
+    const io = sequenceInputs(g);
+    const out = withValue
+      ? modelOutputs(g, layout, params, ...io)
+      : responseOutputs(g, model, params, ...io, false, layout.logitsAt, layout.maxT);
+    g.output(out.logp, "logp");
+    if (out.value) g.output(out.value, "value");
+    if (all) g.output(out.logpAll, "logp_all");
+    return compile(g, sessionOpts);
+  };
+  const scoring = Promise.all([
+    critic ? scoreGraph(true) : null,
+    scoreGraph(false),
+    exactKl ? scoreGraph(false, true) : null,
+  ]);
+  scoring.catch(() => {}); // awaited after the trainer; a failure surfaces there
   const trainer = await createPpoTrainer({
     cfg,
     dtype,
@@ -268,6 +307,9 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
         )
         : modelOutputs(g, layout, p, b.tokens, b.attention_mask, b.response_pos, b.actions),
     ...sessionOpts,
+  }).catch((e) => {
+    sampler?.then((d) => d.release(), () => {}); // not the trial's: its cache would not free it
+    throw e;
   });
   traceLine("problem: trainer ready");
   const count = (shapes: Record<string, { shape: number[] }>) =>
@@ -283,40 +325,12 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     reference: count(modelShape),
   };
 
-  // Scoring graphs (inference): the policy's with values (every trainable and frozen
-  // parameter, the train step's model code; GAE only), a plain GPT's log-probs (the
-  // reference), and for the exact KL a plain GPT's log-probs over the whole vocabulary.
-  const policyShape = { ...params, ...(frozen ?? {}) };
-  const scoreGraph = (withValue: boolean, all = false) => {
-    const g = new Graph(withValue ? "lm_score_value" : all ? "lm_score_all" : "lm_score");
-    const shapes = withValue ? policyShape : modelShape;
-    const params = Object.fromEntries(
-      Object.entries(shapes).map(([n, s]) => [n, g.input(n, dtype, s.shape)]),
-    );
-    const io = sequenceInputs(g);
-    const out = withValue
-      ? modelOutputs(g, layout, params, ...io)
-      : responseOutputs(g, model, params, ...io, false, layout.logitsAt, layout.maxT);
-    g.output(out.logp, "logp");
-    if (out.value) g.output(out.value, "value");
-    if (all) g.output(out.logpAll, "logp_all");
-    return compile(g, sessionOpts);
-  };
-  const [policySession, refSession, fullSession] = await Promise.all([
-    critic ? scoreGraph(true) : null,
-    scoreGraph(false),
-    exactKl ? scoreGraph(false, true) : null,
-  ]);
+  const [policySession, refSession, fullSession] = await scoring;
   traceLine("problem: scoring sessions ready");
   // Frozen trunk weights (LoRA) as tensors, fed with the trainer's live params.
   const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
     Object.entries(frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
   );
-  /** The policy's frozen base under LoRA (the reference's arrays: never written). */
-  const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
-    string,
-    Float32Array | Float64Array
-  >;
   const policyParams = (): Record<string, ort.Tensor | FloatArray> => {
     if (!layout.lora) return trainer.paramTensors();
     return mergeLora(
@@ -366,9 +380,6 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   };
   const V = model.vocabSize;
 
-  // The LoRA sampler: built at the first sample (after a resume has loaded the adapters; the
-  // base never changes), fed the trainer's live adapters.
-  let sampler: Promise<GptDecoder> | undefined;
   const sample = async (prompts: number[][], o: Omit<GenerateOptions, "session">) => {
     const session = sessionOpts;
     if (!layout.lora) {
