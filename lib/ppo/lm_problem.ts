@@ -337,6 +337,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       base,
       trainer.params() as Record<string, Float32Array | Float64Array>,
       layout.lora,
+      { share: true }, // read only, as the live tensors without LoRA: unchanged weights shared
     );
   };
 

@@ -151,8 +151,8 @@ export interface LmProblem extends PpoProblem {
   models?: Record<string, number>;
   /**
    * The policy's current GPT weights under the reference's names, for sampling and scoring:
-   * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (fresh
-   * arrays, computed on each call).
+   * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (computed
+   * on each call; the base's own arrays where the merge leaves them unchanged). Read only.
    */
   policyParams(): Record<string, ort.Tensor | FloatArray>;
   /**
