@@ -27,6 +27,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { traceLine } from "../lib/setup_trace.ts";
 import { anchorEnv, anchorPython, LineChild, median, table } from "./anchor.ts";
 import { initDecoder } from "../lib/nn/decoder.ts";
 import { saveModelFolder } from "../lib/nn/checkpoint.ts";
@@ -417,7 +418,8 @@ async function worker(): Promise<void> {
     },
   });
   const t0 = performance.now();
-  const { LM_KIND, lmMemoryInput, planLmInputs } = await import("../lib/tasks/lm/mod.ts");
+  traceLine("worker: start");
+  const { LM_KIND, lmMemoryInput } = await import("../lib/tasks/lm/mod.ts");
   const { estimateLmMemory } = await import("../lib/tasks/memory.ts");
   const { PhaseTimer } = await import("../lib/ppo/phase_times.ts");
   const { TrialContext } = await import("../lib/trial/context.ts");
@@ -431,9 +433,10 @@ async function worker(): Promise<void> {
     Number(values.updates),
   );
   const c = LM_KIND.parse(input);
-  // The plan (configs, tokenizer, headers): the estimate needs no weights, and loading them
-  // here too held a second copy of the model (2 GB at 0.5B) until the garbage collector ran.
-  const estimate = estimateLmMemory(lmMemoryInput(c, await planLmInputs(c))).bytes;
+  traceLine("worker: imports and config");
+  // The estimate from the inputs the trial reads itself (reading them here as well cost a
+  // second tokenizer build and weights read: 2.3 s of the small shape's set-up).
+  let estimate = 0;
   let last = 0;
   const wait = () => {
     if (readLineSync() !== "next") Deno.exit(0);
@@ -444,7 +447,11 @@ async function worker(): Promise<void> {
     session: { threads: Number(values.threads) },
     trial: new TrialContext({ label: "bench rl", phases }),
     log: (l) => console.error(l),
+    onProblem: (_, setup) => {
+      estimate = estimateLmMemory(lmMemoryInput(c, setup.inputs)).bytes;
+    },
     onStart: () => {
+      traceLine("worker: first update ready");
       write({ phase: "setup", setup_ms: performance.now() - t0, estimate });
       wait();
     },

@@ -20,6 +20,7 @@ import {
 } from "../onnx/session.ts";
 import { processSessions } from "../onnx/session_cache.ts";
 import { type LoraConfig, loraShapes } from "./lora.ts";
+import { traced } from "../setup_trace.ts";
 import { type DecoderConfig, decoderShapes, kvLayout } from "./decoder.ts";
 import {
   buildDecodeGraph,
@@ -115,7 +116,7 @@ export class GptDecoder {
       Object.keys(decoderShapes(cfg)).map((n) => [n, params[n]]).filter(([, p]) => p),
     ));
     const weights = paramFeeds(decoderShapes(cfg), dtype, params);
-    const { graph, presents } = buildDecodeGraph(cfg, dtype, lora);
+    const { graph, presents } = traced("graph: decode", () => buildDecodeGraph(cfg, dtype, lora));
     // Without constant folding: it would materialise every Linear-layout `Transpose(W)` as a
     // new initializer before packing it (the 0.5B: 1.4 GB more peak, 4.4 s instead of 3.1 to
     // build); left in the graph, ORT fuses each into its MatMul (transB), packed from W itself.
@@ -154,7 +155,7 @@ export class GptDecoder {
     return (opts.sessions ?? processSessions).memo(
       `decoder|${JSON.stringify([cfg, dtype, opts])}`,
       () => {
-        const { graph, presents } = buildDecodeGraph(cfg, dtype);
+        const { graph, presents } = traced("graph: decode", () => buildDecodeGraph(cfg, dtype));
         return compile(graph, opts).then((s) => new GptDecoder(cfg, dtype, s, presents));
       },
     );

@@ -15,6 +15,7 @@ import { type DType, Graph } from "./graph.ts";
 import { FfiSession, ffiStatus } from "./ort_ffi.ts";
 import { UserError } from "../errors.ts";
 import { processSessions, type SessionCache } from "./session_cache.ts";
+import { traced, tracedAsync } from "../setup_trace.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -296,17 +297,23 @@ export async function compile(
   };
 
   await checkDevice(options.device);
-  const bytes = graph instanceof Uint8Array ? graph : graph.toModelBytes();
-  const hash = graphHash(bytes);
+  const what = graph instanceof Uint8Array
+    ? "bytes"
+    : `${graph.name} (${graph.nodes.length} nodes)`;
+  const bytes = graph instanceof Uint8Array
+    ? graph
+    : traced(`serialise ${what}`, () => graph.toModelBytes());
+  const hash = traced(`hash ${what}, ${bytes.byteLength} B`, () => graphHash(bytes));
   logSession(hash, options);
   const key = `${hash}|${options.device}|${options.threads}|${options.optimization}|` +
     `${options.spinning}|${options.backend}|${options.memPattern}|${options.memArena}|` +
     `${options.shrinkArena}|${options.profile}`;
   const make = (): Promise<Session> =>
     options.backend === "ffi"
-      ? FfiSession.create(bytes, { ...options, label: labelOf(graph, hash) }).then((inner) =>
-        new Session(inner, hash, options)
-      )
+      ? tracedAsync(
+        `session ${what}`,
+        () => FfiSession.create(bytes, { ...options, label: labelOf(graph, hash) }),
+      ).then((inner) => new Session(inner, hash, options))
       : ort.InferenceSession.create(bytes, {
         executionProviders: [options.device],
         intraOpNumThreads: options.threads,
@@ -368,14 +375,22 @@ export async function compileWithConstants(
     shrinkArena: opts.shrinkArena ?? false,
     profile: opts.profile ?? "",
   };
-  const bytes = graph.toModelBytes(new Set(Object.keys(constants)));
-  const hash = graphHash(bytes);
+  const what = `${graph.name} (${graph.nodes.length} nodes, constants)`;
+  const bytes = traced(
+    `serialise ${what}`,
+    () => graph.toModelBytes(new Set(Object.keys(constants))),
+  );
+  const hash = traced(`hash ${what}, ${bytes.byteLength} B`, () => graphHash(bytes));
   logSession(hash, options);
-  const inner = await FfiSession.create(bytes, {
-    ...options,
-    initializers: constants,
-    config,
-    label: labelOf(graph, hash),
-  });
+  const inner = await tracedAsync(
+    `session ${what}`,
+    () =>
+      FfiSession.create(bytes, {
+        ...options,
+        initializers: constants,
+        config,
+        label: labelOf(graph, hash),
+      }),
+  );
   return new Session(inner, hash, options, undefined, true);
 }

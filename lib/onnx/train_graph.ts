@@ -10,6 +10,7 @@
  */
 import { type DType, Graph, type Shape, type Value } from "./graph.ts";
 import { gradients } from "./autodiff.ts";
+import { traced } from "../setup_trace.ts";
 import { clipGradNorm, optimIo, type Optimizer, uniqueOutput } from "./optim.ts";
 
 export interface TrainStepSpec {
@@ -97,11 +98,14 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
   /** forward -> backward -> clip -> optimizer, written into graph `b`. */
   const oneStep = (b: Graph, ps: Value[], ss: Value[][], t: Value, data: Record<string, Value>) => {
     const pmap = { ...frozen, ...Object.fromEntries(names.map((n, i) => [n, ps[i]])) };
-    const { loss, metrics = {} } = spec.loss(b, pmap, data, hp);
+    const { loss, metrics = {} } = traced(
+      "graph: train_step forward",
+      () => spec.loss(b, pmap, data, hp),
+    );
     if (loss.rank !== 0 || loss.dtype !== dtype) {
       throw new Error(`train step: loss must be a ${dtype} scalar, got ${loss}`);
     }
-    let grads = gradients(b, loss, ps);
+    let grads = traced("graph: train_step autodiff", () => gradients(b, loss, ps));
     let gradNorm: Value;
     if (spec.clipGradNorm === false) {
       gradNorm = b.sqrt(grads.map((d) => b.reduceSum(b.mul(d, d))).reduce((x, y) => b.add(x, y)));
@@ -186,11 +190,14 @@ export function buildGradStep(spec: TrainStepSpec): { graph: Graph; grads: strin
     Object.entries(spec.batch).map(([n, b]) => [n, g.input(io.batch(n), b.dtype, b.shape)]),
   );
   const pmap = { ...frozen, ...Object.fromEntries(names.map((n, i) => [n, params[i]])) };
-  const { loss, metrics = {} } = spec.loss(g, pmap, batch, hp);
+  const { loss, metrics = {} } = traced(
+    "graph: grad_step forward",
+    () => spec.loss(g, pmap, batch, hp),
+  );
   if (loss.rank !== 0 || loss.dtype !== dtype) {
     throw new Error(`train step: loss must be a ${dtype} scalar, got ${loss}`);
   }
-  const grads = gradients(g, loss, params);
+  const grads = traced("graph: grad_step autodiff", () => gradients(g, loss, params));
   const outs = grads.map((d) => g.output(uniqueOutput(g, d)));
   let norm: Value;
   if (spec.clipGradNorm === false) {

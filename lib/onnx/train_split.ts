@@ -16,6 +16,7 @@ import { Graph } from "./graph.ts";
 import { buildOptimizerGraph, optimIo } from "./optim.ts";
 import { compile, type Session, type SessionOptions, tensor } from "./session.ts";
 import { buildGradStep, io, type TrainStepSpec } from "./train_graph.ts";
+import { traceLine } from "../setup_trace.ts";
 
 type Arr = Float32Array | Float64Array;
 
@@ -71,10 +72,6 @@ export async function createSplit(
     spec.dtype,
     clip,
   );
-  const [session, optimizer] = await Promise.all([
-    compile(graph, sessionOpts),
-    compile(opt.graph, sessionOpts),
-  ]);
   const names = Object.keys(spec.params);
   const Buf = spec.dtype === "float32" ? Float32Array : Float64Array;
   const chunk = Math.max(ALIGN, Math.floor(optimizerChunk / ALIGN) * ALIGN);
@@ -84,6 +81,13 @@ export async function createSplit(
       throw new Error(`Trainer: "${n}" has ${init[n].length} values, expected ${sizeOf(n)}`);
     }
   }
+  // ORT builds the two sessions on its own threads (the FFI's CreateSession is nonblocking)
+  // while this thread lays out and zero-fills the buffers below: for the 43M model the fill
+  // (gradients and two Adam states, page faults) took as long as the step's session, 1-3 s
+  // each on 2 loaded cores. The macrotask turn lets each compile reach its CreateSession first.
+  const compiled = Promise.all([compile(graph, sessionOpts), compile(opt.graph, sessionOpts)]);
+  compiled.catch(() => {}); // awaited below; a failure surfaces there
+  await new Promise((r) => setTimeout(r, 0));
   // Tensors of at least a quarter chunk get a group of their own; the rest share one.
   const big = (n: string) => sizeOf(n) >= chunk / 4;
   // Zero-filled, so their pages are touched now rather than during the first steps.
@@ -124,6 +128,9 @@ export async function createSplit(
       at += Math.ceil(sizeOf(n) / ALIGN) * ALIGN;
     }
   }
+  traceLine("split: buffers laid out");
+  const [session, optimizer] = await compiled;
+  traceLine("split: sessions ready");
   const views: Record<string, ort.Tensor> = {}, gradFetches: Record<string, ort.Tensor> = {};
   const gradOut: Record<string, string> = {};
   names.forEach((n, i) => {

@@ -87,6 +87,7 @@ import { softOverlongPunishment } from "../ppo/shaping.ts";
 import type { Rollout } from "../ppo/trainer.ts";
 import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
 import { drawInformative } from "./lm_dynamic.ts";
+import { traceLine } from "../setup_trace.ts";
 import {
   exactKlAt,
   lmTrainInputs,
@@ -230,38 +231,26 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     Object.keys(modelShape).map((n) => [n, layout.lora ? init[n] : Arr.from(init[n])]),
   );
 
+  traceLine("problem: init and reference copied");
   const params = layout.lora
     ? { ...adapterShape, ...valueHeadShape }
     : { ...trunkShape, ...valueHeadShape };
   const frozen = layout.lora ? trunkShape : undefined;
   const sessionOpts = { device: opts.device, threads: opts.threads, sessions: opts.sessions };
-  const trainer = await createPpoTrainer({
-    cfg,
-    dtype,
-    params,
-    frozen,
-    init,
-    inputs: lmTrainInputs("B", "S", "T"),
-    positions: ["B", "T"],
-    reference: true,
-    numActions: model.vocabSize,
-    maxTokens: opts.maxNewTokens,
-    policy: lmTrainPolicy(layout, critic),
-    ...sessionOpts,
-  });
-  const count = (shapes: Record<string, { shape: number[] }>) =>
-    Object.values(shapes).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
-  const models: Record<string, number> = {
-    policy: count(modelShape) + (layout.lora ? count(loraShapes(modelShape, layout.lora)) : 0),
-    ...(critic
-      ? {
-        value: count(valueShape) + count(valueHeadShape) +
-          (layout.lora && layout.valueCfg ? count(loraShapes(valueShape, layout.lora)) : 0),
-      }
-      : {}),
-    reference: count(modelShape),
-  };
-
+  /** The policy's frozen base under LoRA (the reference's arrays: never written). */
+  const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
+    string,
+    Float32Array | Float64Array
+  >;
+  // The sessions are built concurrently, each on an ORT thread (the FFI's CreateSession is
+  // nonblocking): the LoRA sampler (its base weights compiled in and pre-packed; it takes the
+  // live adapters as inputs at each sample, so it needs nothing the trainer or a resume sets),
+  // the scoring passes, and the train step's. One after the other they were the 0.5B shape's
+  // set-up: sampler 30 s, train step 13 s, scoring 1.2 s at load 7.
+  let sampler: Promise<GptDecoder> | undefined = layout.lora
+    ? GptDecoder.withWeights(model, base, sessionOpts, layout.lora)
+    : undefined;
+  sampler?.catch(() => {}); // awaited at the first sample; a failure surfaces there
   // Scoring graphs (inference): the policy's with values (every trainable and frozen
   // parameter, the train step's model code; GAE only), a plain GPT's log-probs (the
   // reference), and for the exact KL a plain GPT's log-probs over the whole vocabulary.
@@ -281,20 +270,49 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     if (all) g.output(out.logpAll, "logp_all");
     return compile(g, sessionOpts);
   };
-  const [policySession, refSession, fullSession] = await Promise.all([
+  const scoring = Promise.all([
     critic ? scoreGraph(true) : null,
     scoreGraph(false),
     exactKl ? scoreGraph(false, true) : null,
   ]);
+  scoring.catch(() => {}); // awaited after the trainer; a failure surfaces there
+  const trainer = await createPpoTrainer({
+    cfg,
+    dtype,
+    params,
+    frozen,
+    init,
+    inputs: lmTrainInputs("B", "S", "T"),
+    positions: ["B", "T"],
+    reference: true,
+    numActions: model.vocabSize,
+    maxTokens: opts.maxNewTokens,
+    policy: lmTrainPolicy(layout, critic),
+    ...sessionOpts,
+  }).catch((e) => {
+    sampler?.then((d) => d.release(), () => {}); // not the trial's: its cache would not free it
+    throw e;
+  });
+  traceLine("problem: trainer ready");
+  const count = (shapes: Record<string, { shape: number[] }>) =>
+    Object.values(shapes).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
+  const models: Record<string, number> = {
+    policy: count(modelShape) + (layout.lora ? count(loraShapes(modelShape, layout.lora)) : 0),
+    ...(critic
+      ? {
+        value: count(valueShape) + count(valueHeadShape) +
+          (layout.lora && layout.valueCfg ? count(loraShapes(valueShape, layout.lora)) : 0),
+      }
+      : {}),
+    reference: count(modelShape),
+  };
+
+  const [policySession, refSession, fullSession] = await scoring;
+  traceLine("problem: scoring sessions ready");
   // Frozen trunk weights (LoRA) as tensors, fed with the trainer's live params.
   const frozenTensors: Record<string, ort.Tensor> = Object.fromEntries(
     Object.entries(frozen ?? {}).map(([n, s]) => [n, tensor(dtype, s.shape, init[n])]),
   );
-  /** The policy's frozen base under LoRA (the reference's arrays: never written). */
-  const base = Object.fromEntries(policyNames.map((n) => [n, init[n]])) as Record<
-    string,
-    Float32Array | Float64Array
-  >;
   const policyParams = (): Record<string, ort.Tensor | FloatArray> => {
     if (!layout.lora) return trainer.paramTensors();
     // Read only (scored, saved): the untargeted weights (the embedding) are not copied.
@@ -302,7 +320,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
       base,
       trainer.params() as Record<string, Float32Array | Float64Array>,
       layout.lora,
-      { shareUntouched: true },
+      { share: true }, // read only, as the live tensors without LoRA: unchanged weights shared
     );
   };
 
@@ -346,9 +364,6 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
   };
   const V = model.vocabSize;
 
-  // The LoRA sampler: built at the first sample (after a resume has loaded the adapters; the
-  // base never changes), fed the trainer's live adapters.
-  let sampler: Promise<GptDecoder> | undefined;
   const sample = async (prompts: number[][], o: Omit<GenerateOptions, "session">) => {
     const session = sessionOpts;
     if (!layout.lora) {

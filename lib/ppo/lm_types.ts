@@ -152,8 +152,8 @@ export interface LmProblem extends PpoProblem {
   /**
    * The policy's current GPT weights under the reference's names, for sampling and scoring:
    * the trainer's live tensors, or (with LoRA) the base with the adapters merged in (computed
-   * on each call: fresh arrays for the adapted weights, the base's own for the others). Read
-   * only.
+   * on each call: the base's own arrays where the merge leaves them unchanged, fresh ones, views
+   * of one buffer, for the adapted weights it changes). Read only.
    */
   policyParams(): Record<string, ort.Tensor | FloatArray>;
   /**

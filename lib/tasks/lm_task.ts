@@ -65,6 +65,7 @@ import { RewardRefSchema, type UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
 import { trainFlagProblems, trainFlagsShape, trainHooks } from "./train_hooks.ts";
+import { tracedAsync } from "../setup_trace.ts";
 
 /** Keys every LM task's config has (its schema adds the rest: {@link lmTrialShape}). */
 export interface LmTrialConfig {
@@ -365,10 +366,12 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
     outDir: string,
     opts: LmTrialOptions<S> = {},
   ): Promise<LmTrialResult<S["record"], E>> => {
-    await spec.preflight?.(c, { rewards: opts.rewards });
+    await tracedAsync("trial: preflight", async () => {
+      await spec.preflight?.(c, { rewards: opts.rewards });
+    });
     // Refuse a trial that cannot fit before anything trains (planning refused it already).
     const memo: PlanContext["memo"] = new Map();
-    const m = await memory(c, { memo });
+    const m = await tracedAsync("trial: memory check", () => memory(c, { memo }));
     if (m) {
       const e = new ConfigError(`${spec.name} config: ${m.key}: ${m.cause}\n  fix: ${m.fix}`);
       throw Object.assign(e, m);
@@ -387,11 +390,11 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
       phases: tc.phases,
       memo,
     };
-    const setup = await spec.problem(c, ctx);
+    const setup = await tracedAsync("trial: problem", () => spec.problem(c, ctx));
     opts.onProblem?.(setup.problem, setup);
     let ran;
     try {
-      const evaluate = () => spec.evaluate(setup, c, ctx);
+      const evaluate = () => tracedAsync("trial: evaluate", () => spec.evaluate(setup, c, ctx));
       ran = await runLmPpo(setup.problem, c, outDir, {
         ...opts,
         phases: tc.phases,

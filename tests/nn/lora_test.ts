@@ -15,6 +15,7 @@ import {
   applyLora,
   initLora,
   type LoraConfig,
+  loraNames,
   loraShapes,
   loraTargets,
   mergeLora,
@@ -231,12 +232,19 @@ for (const [name, fam] of Object.entries(FAMILIES)) {
     console.log(`  merged vs adapter graph: max logit diff ${diff.toExponential(2)}`);
     assert.ok(diff < 1e-5, `merged logits differ by ${diff}`);
     assert.throws(() => mergeLora(base, {}, lora), /missing adapter/);
-    // shareUntouched: the same bytes, the untargeted arrays are the base's own, targets new.
-    const shared = mergeLora(base, ad, lora, { shareUntouched: true });
+    // share: the same bytes, the untargeted arrays are the base's own, changed targets new
+    // (views of one buffer).
+    const shared = mergeLora(base, ad, lora, { share: true });
     for (const n of Object.keys(merged)) assert.deepEqual(shared[n], merged[n]);
     assert.strictEqual(shared[fam.train.untouched], base[fam.train.untouched]);
     assert.notStrictEqual(merged[fam.train.untouched], base[fam.train.untouched]);
     assert.notStrictEqual(shared[fam.train.changed], base[fam.train.changed]);
+    assert.strictEqual(
+      shared[fam.train.changed].buffer.byteLength,
+      4 *
+        Object.keys(base).filter((n) => shared[n] !== base[n])
+          .reduce((a, n) => a + base[n].length, 0),
+    );
   });
 
   Deno.test(`${name}: mergeLora equals the adapter graph in float64 (1e-12) for random A and B`, async () => {
@@ -249,6 +257,48 @@ for (const [name, fam] of Object.entries(FAMILIES)) {
     const merged = (await run(mergeLora(base, ad, lora), ad)).plain;
     assert.ok(maxAbsDiff(adapted, (await run(base, ad)).plain) > 1e-3);
     assert.ok(maxAbsDiff(merged, adapted) < 1e-12, `${maxAbsDiff(merged, adapted)}`);
+  });
+
+  Deno.test(`${name}: mergeLora at B = 0 is the base, -0 turned +0, bit for bit; 0·Inf stays NaN; share`, () => {
+    const lora: LoraConfig = { r: 2, alpha: 4, ...fam.layout };
+    const base = fam.init(new Rng(3), "float32") as Record<string, Float32Array>;
+    const target = fam.train.merged, other = fam.train.untouched;
+    base[target][0] = -0;
+    base[target][1] = NaN;
+    base[other][0] = -0;
+    const ad = initLora(fam.shapes, lora, new Rng(4), "float32"); // B = 0
+    const merged = mergeLora(base, ad, lora);
+    // W + (alpha / r)·(Σ_k 0·A) = W + (+0): every value kept, a -0 weight becomes +0 (what the
+    // sums compute); a weight no adapter targets is copied as it is.
+    const want = Float32Array.from(base[target]);
+    want[0] = 0;
+    assert.deepEqual(new Uint8Array(merged[target].buffer), new Uint8Array(want.buffer));
+    assert.ok(Object.is(merged[other][0], -0));
+    assert.deepEqual(merged[other], base[other]);
+    assert.notEqual(merged[target], base[target]); // a copy: the base is never written
+    assert.ok(Object.is(base[target][0], -0));
+    // An infinite A makes 0·A NaN: the general sums run and the weights it reaches are NaN.
+    const { a } = loraNames(target);
+    const inf = { ...ad, [a]: Float32Array.from(ad[a]).fill(Infinity) };
+    assert.ok(mergeLora(base, inf, lora)[target].every(Number.isNaN));
+    // share: the same bits, the base's own arrays wherever they are unchanged (a -0 target is
+    // still a copy), keys in the base's order.
+    const shared = mergeLora(base, ad, lora, { share: true });
+    assert.deepEqual(Object.keys(shared), Object.keys(base));
+    assert.deepEqual(Object.keys(merged), Object.keys(base));
+    for (const n of Object.keys(base)) {
+      assert.deepEqual(new Uint8Array(shared[n].buffer), new Uint8Array(merged[n].buffer), n);
+      assert.equal(shared[n] === base[n], n !== target, n);
+    }
+    const clean = { ...base, [target]: Float32Array.from(base[target]).fill(0.25, 0, 1) };
+    assert.equal(mergeLora(clean, ad, lora, { share: true })[target], clean[target]);
+    const { b } = loraNames(target);
+    const moved = { ...ad, [b]: Float32Array.from(ad[b]).fill(0.5) };
+    const want2 = mergeLora(base, moved, lora),
+      got2 = mergeLora(base, moved, lora, { share: true });
+    assert.deepEqual(got2[target], want2[target]);
+    assert.notEqual(got2[target], base[target]);
+    assert.notDeepEqual(got2[target], base[target]);
   });
 
   Deno.test(`${name}: factored LoRA (PEFT's x W + s (x A) B) equals the merged weights (f64, 1e-12) and forms no A·B`, async () => {

@@ -27,6 +27,7 @@ import { inputError } from "../inputs.ts";
 import { sha256File } from "../../hash.ts";
 import { type PromptRow, readPromptSet } from "./data.ts";
 import { LM_TASK, type LmRunConfig } from "./schema.ts";
+import { traced, tracedAsync } from "../../setup_trace.ts";
 
 /** The policy folder read without its weights ({@link planLmPolicy}). */
 export interface LmPolicyPlan {
@@ -107,7 +108,7 @@ export async function planLmPolicy(key: string, dir: string): Promise<LmPolicyPl
   const tokenizer = await guarded(
     key,
     dir,
-    () => loadHfTokenizer(dir),
+    () => tracedAsync(`inputs: tokenizer ${key}`, () => loadHfTokenizer(dir)),
     "the policy folder needs its tokenizer.json (download it with the weights)",
   );
   if (tokenizer.vocabSize > folder.cfg.vocabSize) {
@@ -134,7 +135,7 @@ export async function loadLmPolicy(
   const folder = await guarded(
     key,
     dir,
-    () => loadModelFolder(dir, { dtype: "float32" }),
+    () => tracedAsync(`inputs: weights ${key}`, () => loadModelFolder(dir, { dtype: "float32" })),
     POLICY_FIX,
   );
   const tokenizerFiles: Record<string, Uint8Array> = {};
@@ -364,14 +365,17 @@ export interface LmInputs extends LmInputPlan {
 
 /** Read and check every input of a config but the weights (see the module doc). */
 export async function planLmInputs(c: LmRunConfig): Promise<LmInputPlan> {
-  const policy = await planLmPolicy("policy", c.policy);
+  const policy = await tracedAsync("inputs: plan policy", () => planLmPolicy("policy", c.policy));
   const rewardModel = c.reward_model === null
     ? null
     : await planLmRewardModel("reward_model", c.reward_model, policy);
   if (rewardModel) await checkRewardModelFits(policy, rewardModel, c.reward_input);
   const opts = { chat: c.chat_template, maxNewTokens: c.max_new_tokens };
   const trainRows = await readPromptSet(LM_TASK, "prompts", c.prompts);
-  const prompts = encodePrompts("prompts", c.prompts, trainRows, policy, opts);
+  const prompts = traced(
+    "inputs: encode prompts",
+    () => encodePrompts("prompts", c.prompts, trainRows, policy, opts),
+  );
   const evalSet = c.eval.prompts === null
     ? trainRows
     : await readPromptSet(LM_TASK, "eval.prompts", c.eval.prompts);
