@@ -6,12 +6,12 @@
  * Counted (bytes = 4 × floats, float32):
  * - activations: the train step's peak of live intermediates, counted from its own graph
  *   (lib/tasks/memory_train.ts, lib/onnx/graph_memory.ts) at the trial's rows, sequence,
- *   response columns, LoRA or full, head chunks and loss. It stands for what ORT's one shared
- *   arena grows to: the arena reuses its free chunks for the scoring passes and the sampler,
- *   which need less (a scoring pass adds only what exceeds it);
+ *   response columns, LoRA or full, head chunks and loss, and the growth of ORT's one shared
+ *   arena past it over a run ({@link ARENA_GROWTH}, measured). It stands for what that arena
+ *   grows to: the arena reuses its free chunks for the scoring passes and the sampler, which
+ *   need less (a scoring pass adds only what exceeds it);
  * - optimizer: per trainable parameter P (all N, or the adapters and heads), the trainer's
- *   buffers ({@link TRAINER_BUFFERS}) and, while a checkpoint is written, its copies
- *   ({@link CHECKPOINT_COPIES});
+ *   buffers ({@link TRAINER_BUFFERS}); checkpoints are streamed from them (no copy);
  * - weights: {@link WEIGHT_COPIES} copies of the model's N weights, plus a separate value trunk;
  * - rollout: the KV cache (2 buffers · 2 · L · B · kvHeads · T · headDim), the exact KL's
  *   full distributions kept for the update (2·B·R·V), a scoring pass beyond the train step's
@@ -24,14 +24,11 @@
  * threads, load 5-10): the 43M shape (full fine-tuning, 32 × 43 positions) counts 2.66 GB;
  * ORT's run held 2.50 GB live at once (RSS over the step with the arena off: buffers malloc'd
  * and freed at once) and 2.63 GB with its BFC arena (1.05× the live peak); the 0.5B shape (LoRA
- * r = 16, 16 × 43) counts 3.59 GB, its arena grew 2.7-3.2 GB. The count stays above ORT's
- * because it does not model ORT reusing a dying input's buffer in place; no factor is applied.
- * Against the whole trial (the bench's Proxima side, 2 updates, critic-free GRPO, β in the
- * loss; peak RSS, load 7-11): the 43M shape peaked at 5.49 GB while writing its final
- * checkpoint (6P over its training peak), estimated 6.02 GB (1.10×); the 0.5B shape at 12.64
- * GB (12.86 GB in another run, in its final evaluation), estimated 12.88 GB (1.02×; 1.00×):
- * its runtime measured 0.45 GB against the 1 GB assumed, and its arena grew 0.5 GB past the
- * step's count (the shared arena's chunks interleave with the other sessions').
+ * r = 16, 16 × 43) counts 3.59 GB, its arena grew 2.7-3.2 GB alone and 3.65 GB in the trial.
+ * The count stays above ORT's at 43M because it does not model ORT reusing a dying input's
+ * buffer in place; no factor is fitted. Against the whole trial (the bench's Proxima side, 2
+ * updates, critic-free GRPO, β in the loss, PROXIMA_MEM_TRACE=1, load 5): the 43M shape peaked
+ * at 4.41 GB (estimated 4.94 GB, 1.12×), the 0.5B shape at 8.85 GB (estimated 9.07 GB, 1.02×).
  *
  * @example
  * ```ts
@@ -90,15 +87,16 @@ export interface LmMemoryEstimate {
 }
 
 /**
- * Copies of the model's N weights. The sampler's decode session (sample.ts: the weights compiled
- * in as initializers, pre-packed by ORT) counts 2: building it raised the 0.5B trial's RSS by
- * 3.8 GB = 1.9N. Full fine-tuning: besides it, the loaded weights (the task keeps its inputs)
- * and the reference's own copy; the trainer's are its own buffers ({@link TRAINER_BUFFERS}).
- * LoRA: the frozen base (also the reference and the train step's frozen input, fed as is) and
- * the merged weights `policyParams()` makes for an evaluation's exact KL (N floats V8 keeps
- * uncollected: the 0.5B trial's RSS rose 2.1 GB at that merge and did not fall).
+ * Copies of the model's N weights (PROXIMA_MEM_TRACE=1 shows each). Full fine-tuning: the
+ * loaded weights (the task keeps its inputs) and the reference's own copy; the sampler takes
+ * the live weights as inputs (its session holds no initializers) and the trainer's are its own
+ * buffers ({@link TRAINER_BUFFERS}). LoRA: the frozen base (also the reference and the train
+ * step's frozen input, fed as is) and the sampler's pre-packed matmul weights (the base
+ * compiled in: ORT uses our arrays as shared initializers and packs each matrix once, ≈ N: the
+ * 0.5B trial's RSS rose 1.97 GB building it). An evaluation's merged weights (the adapted
+ * matrices only, ≈ 0.73 N at 0.5B) are freed as soon as it ends, below the train step's peak.
  */
-export const WEIGHT_COPIES = { full: 4, lora: 4 } as const;
+export const WEIGHT_COPIES = { full: 2, lora: 2 } as const;
 /**
  * The trainer's buffers per trainable parameter (lib/onnx/trainer.ts): "split" mode (from
  * SPLIT_MIN trainable values) params, gradients, AdamW m and v held once; "graph" mode params,
@@ -108,12 +106,14 @@ export const WEIGHT_COPIES = { full: 4, lora: 4 } as const;
  */
 export const TRAINER_BUFFERS = { split: 4, graph: 6 } as const;
 /**
- * Per trainable parameter while a checkpoint is written (the final one at least): the state
- * dict's copies of params, m and v (`Trainer.stateDict`) and the encoded safetensors file of
- * the same (`encodeSafetensors`), on top of everything else (the arena keeps its size).
- * Measured: the 43M shape's final checkpoint raised RSS by 1.0 GB over its training peak, 6P.
+ * How much ORT's one shared BFC arena grows past the train step's counted peak over a run
+ * (freed chunks split and interleaved with the other sessions', so a later step finds no hole
+ * big enough and extends): measured in update 2 over update 1, +0.38 GB on a 3.65 GB step at
+ * the 0.5B shape (10.4%) and +0.32 GB on 2.17 GB at 43M (14.7%, where the count itself is 1.2×
+ * the step's real growth). A checkpoint adds nothing: it is written a tensor at a time from the
+ * live buffers (safetensors_write.ts).
  */
-export const CHECKPOINT_COPIES = 6;
+export const ARENA_GROWTH = 0.1;
 /** `[rows, c, V]` buffers a scoring pass holds at once (one chunk's logits and log-softmax). */
 export const SCORE_CHUNK_BUFFERS = 2;
 
@@ -157,7 +157,7 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
     valueModel: t.valueModel,
     ppo: trainPpo(t),
   });
-  const activations = step.peak;
+  const activations = step.peak * (1 + ARENA_GROWTH);
   // A scoring pass (one at a time, in the same arena): one chunk of c response columns
   // (lib/ppo/lm_head_chunks.ts), or without the chunked head 6 [B, T, V] buffers; it adds only
   // what exceeds the train step's share of the arena.
@@ -167,7 +167,7 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const trainer = P >= SPLIT_MIN ? TRAINER_BUFFERS.split : TRAINER_BUFFERS.graph;
   const parts = {
     weights: 4 * ((lora ? WEIGHT_COPIES.lora : WEIGHT_COPIES.full) * N + value),
-    optimizer: 4 * (trainer + CHECKPOINT_COPIES) * P,
+    optimizer: 4 * trainer * P,
     activations,
     // The exact KL's full distributions kept for the update (2·B·R·V), the KV cache (2 buffers
     // · 2 · L · B · kvHeads · T · headDim).

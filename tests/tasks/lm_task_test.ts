@@ -21,7 +21,12 @@ import {
   validateInputs,
 } from "../../lib/experiment/mod.ts";
 import { LM_KIND, type LmRunInput } from "../../lib/tasks/lm/mod.ts";
-import { estimateLmMemory, RUNTIME_BYTES, WEIGHT_COPIES } from "../../lib/tasks/memory.ts";
+import {
+  ARENA_GROWTH,
+  estimateLmMemory,
+  RUNTIME_BYTES,
+  WEIGHT_COPIES,
+} from "../../lib/tasks/memory.ts";
 import { countLmTrainStep } from "../../lib/tasks/memory_train.ts";
 import { parsePpoConfig } from "../../lib/ppo/config.ts";
 import {
@@ -321,15 +326,17 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step c
   const model = { vocabSize: 10, nPositions: 16, nEmbd: 4, nLayer: 1, nHead: 2 };
   const N = 10 * 4 + 16 * 4 + (4 + 4 + 4 * 12 + 12 + 16 + 4 + 4 + 4 + 4 * 16 + 16 + 16 * 4 + 4) + 8;
   const e = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5 });
-  // The loaded weights, the reference's copy and the sampler's session (2: see WEIGHT_COPIES).
+  // The loaded weights and the reference's copy (the sampler takes them as inputs).
   assert.equal(e.parts.weights, 4 * WEIGHT_COPIES.full * N);
-  assert.deepEqual(WEIGHT_COPIES, { full: 4, lora: 4 });
+  assert.deepEqual(WEIGHT_COPIES, { full: 2, lora: 2 });
   // Under SPLIT_MIN trainable values: the "graph" trainer (params, m, v twice: 6 per
-  // parameter) and a checkpoint's 6 copies.
-  assert.equal(e.parts.optimizer, 4 * (6 + 6) * N);
-  // The train step: its graph's peak at 4 rows of 5 positions, the default (GAE) loss.
+  // parameter); a checkpoint is streamed from them (no copies).
+  assert.equal(e.parts.optimizer, 4 * 6 * N);
+  // The train step: its graph's peak at 4 rows of 5 positions, the default (GAE) loss, and the
+  // shared arena's growth past it.
   const step = countLmTrainStep({ model, rows: 4, seqLen: 5, ppo: parsePpoConfig({}) });
-  assert.equal(e.parts.activations, step.peak);
+  assert.equal(ARENA_GROWTH, 0.1);
+  assert.equal(e.parts.activations, step.peak * (1 + ARENA_GROWTH));
   // A scoring pass holds 6 [B, T, V] buffers (no chunked head): less than the train step's
   // arena, which it reuses; so the rollout is the KV cache alone.
   const kv = 2 * 2 * 1 * 8 * 2 * 5 * 2;
@@ -341,9 +348,9 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step c
   const grpo = { ...parsePpoConfig({}), advantage: "grpo" as const };
   assert.equal(
     free.parts.activations,
-    countLmTrainStep({ model, rows: 4, seqLen: 5, ppo: grpo }).peak,
+    countLmTrainStep({ model, rows: 4, seqLen: 5, ppo: grpo }).peak * (1 + ARENA_GROWTH),
   );
-  // LoRA: the base (also the reference), the sampler's 2, an evaluation's merged copy; the
+  // LoRA: the base (also the reference) and the sampler's pre-packed copy; the
   // optimizer over the adapters (A [in, 2], B [2, out]) of c_attn 4→12, attn.c_proj 4→4,
   // c_fc 4→16 and mlp.c_proj 16→4.
   const lora = estimateLmMemory({
@@ -355,7 +362,7 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step c
   });
   assert.equal(lora.parts.weights, 4 * WEIGHT_COPIES.lora * N);
   const adapters = (4 + 12) * 2 + (4 + 4) * 2 + (4 + 16) * 2 + (16 + 4) * 2;
-  assert.equal(lora.parts.optimizer, 4 * 12 * adapters);
+  assert.equal(lora.parts.optimizer, 4 * 6 * adapters);
   // The exact KL: both full distributions kept for the update, 2·B·T·V.
   const exact = estimateLmMemory({ model, batch: 8, minibatches: 2, seqLen: 5, exactKl: true });
   assert.equal(exact.parts.rollout, 4 * (2 * 8 * 5 * 10 + kv));
@@ -370,13 +377,17 @@ Deno.test("estimateLmMemory: every part by hand for a tiny GPT, the train step c
   });
   assert.equal(
     at.parts.activations,
-    countLmTrainStep({ model, rows: 4, seqLen: 5, responseLen: 3, ppo: grpo }).peak,
+    countLmTrainStep({ model, rows: 4, seqLen: 5, responseLen: 3, ppo: grpo }).peak *
+      (1 + ARENA_GROWTH),
   );
   assert.equal(at.parts.weights, e.parts.weights);
   // A batch whose scoring pass outgrows the train step (8 rows scored, 1 trained): the excess.
   const wide = estimateLmMemory({ model, batch: 8, minibatches: 8, seqLen: 5, criticFree: true });
   const one = countLmTrainStep({ model, rows: 1, seqLen: 5, ppo: grpo }).peak;
-  assert.equal(wide.parts.rollout, Math.max(0, 4 * 6 * 8 * 5 * 10 - one) + 4 * kv);
+  assert.equal(
+    wide.parts.rollout,
+    Math.max(0, 4 * 6 * 8 * 5 * 10 - one * (1 + ARENA_GROWTH)) + 4 * kv,
+  );
 });
 
 Deno.test({
