@@ -27,8 +27,10 @@
  * r = 16, 16 × 43) counts 3.59 GB, its arena grew 2.7-3.2 GB alone and 3.65 GB in the trial.
  * The count stays above ORT's at 43M because it does not model ORT reusing a dying input's
  * buffer in place; no factor is fitted. Against the whole trial (the bench's Proxima side, 2
- * updates, critic-free GRPO, β in the loss, PROXIMA_MEM_TRACE=1, load 5): the 43M shape peaked
- * at 4.41 GB (estimated 4.94 GB, 1.12×), the 0.5B shape at 8.85 GB (estimated 9.07 GB, 1.02×).
+ * updates, critic-free GRPO, β in the loss, PROXIMA_MEM_TRACE=1, load 2-5): the 43M shape
+ * peaked at 4.41 GB (estimated 5.08 GB, 1.15×), the 0.5B shape at 8.85-8.95 GB (estimated
+ * 9.25 GB, 1.03-1.05×); in one `deno task bench rl` run (3 updates): 4.64 GB (1.09×) and
+ * 9.18 GB (1.01×).
  *
  * @example
  * ```ts
@@ -106,14 +108,16 @@ export const WEIGHT_COPIES = { full: 2, lora: 2 } as const;
  */
 export const TRAINER_BUFFERS = { split: 4, graph: 6 } as const;
 /**
- * How much ORT's one shared BFC arena grows past the train step's counted peak over a run
- * (freed chunks split and interleaved with the other sessions', so a later step finds no hole
- * big enough and extends): measured in update 2 over update 1, +0.38 GB on a 3.65 GB step at
- * the 0.5B shape (10.4%) and +0.32 GB on 2.17 GB at 43M (14.7%, where the count itself is 1.2×
- * the step's real growth). A checkpoint adds nothing: it is written a tensor at a time from the
- * live buffers (safetensors_write.ts).
+ * How much the trial grows past the train step's counted peak over a run: ORT's one shared BFC
+ * arena (freed chunks split and interleaved with the other sessions', so a later step finds no
+ * hole big enough and extends) and the evaluations' transient merged weights on top of it.
+ * Measured with PROXIMA_MEM_TRACE=1 (2 threads, load 2-5): at the 0.5B shape the step's 3.65 GB
+ * grew by 0.42 GB in update 2 (11.6%), not at all in updates 3-5 (8.70 GB from then on), and the
+ * final evaluation and save took the peak to 8.95 GB (9.18 GB in a bench run); at 43M the
+ * 2.17 GB step grew by 0.32 GB (14.7%). The larger is used. A checkpoint adds nothing: it is
+ * written a tensor at a time from the live buffers (safetensors_write.ts).
  */
-export const ARENA_GROWTH = 0.1;
+export const ARENA_GROWTH = 0.15;
 /** `[rows, c, V]` buffers a scoring pass holds at once (one chunk's logits and log-softmax). */
 export const SCORE_CHUNK_BUFFERS = 2;
 
