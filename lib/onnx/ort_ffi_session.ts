@@ -101,6 +101,7 @@ export class FfiSession {
     const kept: ArrayBufferView[] = []; // their memory
     let created = false;
     let container: Ptr = null; // pre-packed weights, released with the session
+    let handle: Ptr = null; // the session, released here if a step after its creation fails
     try {
       check(api, api.SetIntraOpNumThreads(options, opts.threads) as Ptr, "SetIntraOpNumThreads");
       check(api, api.SetInterOpNumThreads(options, 1) as Ptr, "SetInterOpNumThreads");
@@ -204,21 +205,21 @@ export class FfiSession {
           out,
         )) as Ptr;
       check(api, status, "CreateSessionFromArray");
-      const handle = ptrOf(out)!;
+      const live = handle = ptrOf(out)!;
       const names = (count: 30 | 31, name: 36 | 37) => {
         const n = new BigUint64Array(1);
         const countFn = count === 30 ? api.SessionGetInputCount : api.SessionGetOutputCount;
-        check(api, countFn(handle, n) as Ptr, "SessionGet*Count");
+        check(api, countFn(live, n) as Ptr, "SessionGet*Count");
         const nameFn = name === 36 ? api.SessionGetInputName : api.SessionGetOutputName;
         return Array.from({ length: Number(n[0]) }, (_, i) => {
           const p = out8();
-          check(api, nameFn(handle, BigInt(i), rt.allocator, p) as Ptr, "name");
+          check(api, nameFn(live, BigInt(i), rt.allocator, p) as Ptr, "name");
           const s = Deno.UnsafePointerView.getCString(ptrOf(p)!);
           check(api, api.AllocatorFree(rt.allocator, ptrOf(p)) as Ptr, "AllocatorFree");
           return s;
         });
       };
-      const session = new FfiSession(rt, handle, names(30, 36), names(31, 37));
+      const session = new FfiSession(rt, live, names(30, 36), names(31, 37));
       session.constants = { values: constants, memory: kept };
       session.container = container;
       // $PROXIMA_ORT_ARENA_SHRINK=0 turns the shrinking off (to compare; allocation only).
@@ -250,6 +251,8 @@ export class FfiSession {
     } finally {
       api.ReleaseSessionOptions(options);
       if (!created) {
+        // The session first: it reads the constants and the container until released.
+        if (handle) api.ReleaseSession(handle);
         for (const v of constants) api.ReleaseValue(Deno.UnsafePointer.create(v));
         if (container) api.ReleasePrepackedWeightsContainer(container);
       }
