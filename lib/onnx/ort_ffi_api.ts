@@ -7,6 +7,7 @@
  * one line in {@link FN} and one in {@link SIGS}, and nothing here knows about models.
  * @module
  */
+import { UsageError } from "../errors.ts";
 /** A C pointer as Deno's FFI passes it. */
 export type Ptr = Deno.PointerValue;
 
@@ -205,6 +206,7 @@ export const ptrOf = (b: BigUint64Array) => Deno.UnsafePointer.create(b[0]);
 /** The runtime, loaded on first use (null when unavailable: see {@link ffiStatus}). */
 export function loadRuntime(): Runtime | null {
   if (runtime !== undefined) return runtime;
+  arenaConfig(); // a bad $PROXIMA_ORT_ARENA_CFG is an error (each call), not a quiet fallback
   runtime = null;
   if (Deno.env.get("PROXIMA_ORT_FFI") === "0") {
     unavailable = "disabled by PROXIMA_ORT_FFI=0";
@@ -264,12 +266,37 @@ export function loadRuntime(): Runtime | null {
   return runtime;
 }
 
-/** The shared arena's configuration ($PROXIMA_ORT_ARENA_CFG="key=value,..." while measuring). */
-function arenaConfig(): [string, number][] {
-  const spec = Deno.env.get("PROXIMA_ORT_ARENA_CFG") ?? "";
+/** The keys ORT's CreateArenaCfgV2 accepts (onnxruntime_c_api.h). */
+const ARENA_KEYS = [
+  "max_mem",
+  "arena_extend_strategy",
+  "initial_chunk_size_bytes",
+  "max_dead_bytes_per_chunk",
+  "initial_growth_chunk_size_bytes",
+  "max_power_of_two_extend_bytes",
+];
+
+/**
+ * The shared arena's configuration ($PROXIMA_ORT_ARENA_CFG="key=value,..." while measuring). A
+ * bad entry is a usage error here: inside the runtime's loading it would only make the FFI
+ * backend unavailable and the sessions fall back, quietly, to the slower onnxruntime-node path.
+ */
+export function arenaConfig(
+  spec = Deno.env.get("PROXIMA_ORT_ARENA_CFG") ?? "",
+): [string, number][] {
   return spec.split(",").filter((kv) => kv).map((kv) => {
-    const [k, v] = kv.split("=");
-    return [k, Number(v)];
+    const [k, v, ...rest] = kv.split("=");
+    const n = Number(v);
+    if (
+      !ARENA_KEYS.includes(k) || rest.length || v === undefined || !Number.isInteger(n) || n < 0
+    ) {
+      throw new UsageError(
+        `PROXIMA_ORT_ARENA_CFG: "${kv}" is not key=value with a key ORT knows and a whole ` +
+          `number >= 0`,
+        { fix: `use key=value pairs separated by commas; keys: ${ARENA_KEYS.join(", ")}` },
+      );
+    }
+    return [k, n];
   });
 }
 

@@ -11,6 +11,8 @@ import { adamw } from "../../lib/onnx/optim.ts";
 import { Trainer, type TrainStepSpec } from "../../lib/onnx/train.ts";
 import { initMlp, mlpForward, mlpShapes } from "../../lib/nn/mlp.ts";
 import { Rng } from "../../lib/rng.ts";
+import { arenaConfig } from "../../lib/onnx/ort_ffi_api.ts";
+import { UsageError } from "../../lib/errors.ts";
 
 const ffi = ffiStatus().ok;
 
@@ -97,4 +99,21 @@ Deno.test({
       assert.deepEqual(a.params[k].data, b.params[k].data, k);
     }
   },
+});
+
+Deno.test("ffi: $PROXIMA_ORT_ARENA_CFG entries are parsed, and a bad one is a usage error naming the variable and the keys", () => {
+  assert.deepEqual(arenaConfig(""), []);
+  assert.deepEqual(arenaConfig("arena_extend_strategy=1,max_dead_bytes_per_chunk=1048576"), [
+    ["arena_extend_strategy", 1],
+    ["max_dead_bytes_per_chunk", 1048576],
+  ]);
+  for (const bad of ["arena_strategy=1", "max_mem", "max_mem=-1", "max_mem=1.5", "max_mem=1=2"]) {
+    assert.throws(
+      () => arenaConfig(bad),
+      (e: Error) =>
+        e instanceof UsageError && e.message.startsWith("PROXIMA_ORT_ARENA_CFG: ") &&
+        (e as UsageError).fix!.includes("arena_extend_strategy"),
+      bad,
+    );
+  }
 });
