@@ -80,3 +80,26 @@ export async function loadRunCheckpoint<T = unknown>(
   }
   return { update: Number(m[1]), run, path };
 }
+
+/**
+ * Whether a run checkpoints after update `done` (1-based) of `updates`: every `every` updates
+ * but after the last (the final params are saved then anyway), and whenever a stop was
+ * requested (preemption, a time limit), which then ends the run: `stop` is its reason. The
+ * one rule of trainPpo (trainer.ts) and the offline loop (offline/loop.ts).
+ *
+ * @example
+ * ```ts
+ * checkpointDue(4, 10, 2, null); // { save: true, stop: null }
+ * checkpointDue(10, 10, 2, "SIGTERM"); // { save: false, stop: null }: the run ends anyway
+ * ```
+ */
+export function checkpointDue(
+  done: number,
+  updates: number,
+  every: number | undefined,
+  requested: string | null | undefined,
+): { save: boolean; stop: string | null } {
+  const stop = done < updates ? requested ?? null : null;
+  const periodic = (every ?? 0) > 0 && done % every! === 0 && done < updates;
+  return { save: periodic || stop !== null, stop };
+}

@@ -26,7 +26,7 @@ import { computeAdvantages } from "./advantages.ts";
 import { explainedVariance, maskedMoments, whiten } from "./gae.ts";
 import { klEstimate, makeKlController } from "./kl.ts";
 import { ppoHparams } from "./losses.ts";
-import { loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
+import { checkpointDue, loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
 import { StopRequested, type StopToken } from "./stop.ts";
 import { exists, writeAll } from "../fs.ts";
 import {
@@ -433,10 +433,14 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
       last = row;
       await opts.afterUpdate?.(update + 1);
       opts.onUpdate?.(row, update + 1);
-      const every = opts.checkpointEvery ?? 0;
       // A requested stop (stop.ts: preemption, a time limit) checkpoints here and throws.
-      const stop = update + 1 < opts.updates ? opts.stop?.reason ?? null : null;
-      if ((every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) || stop) {
+      const { save, stop } = checkpointDue(
+        update + 1,
+        opts.updates,
+        opts.checkpointEvery,
+        opts.stop?.reason,
+      );
+      if (save) {
         await metricsFile.sync();
         await episodesFile?.sync();
         const state: RunState = {

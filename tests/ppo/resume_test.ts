@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { Rng } from "../../lib/rng.ts";
+import { checkpointDue } from "../../lib/ppo/checkpoint.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 // Both runs record the same code version and commit (env.json, config.json), whatever changes.
@@ -109,4 +110,20 @@ Deno.test("kill -9 at random updates, resume: final params and metrics are byte-
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test("checkpointDue: every `every` updates but after the last; a requested stop saves and ends, except after the last", () => {
+  const due = (done: number, every: number | undefined, why: string | null = null) =>
+    checkpointDue(done, 6, every, why);
+  assert.deepEqual([1, 2, 3, 4, 5, 6].map((d) => due(d, 2).save), [
+    false,
+    true,
+    false,
+    true,
+    false,
+    false,
+  ]);
+  assert.deepEqual(due(3, undefined), { save: false, stop: null });
+  assert.deepEqual(due(3, 0, "SIGTERM"), { save: true, stop: "SIGTERM" });
+  assert.deepEqual(due(6, 2, "SIGTERM"), { save: false, stop: null });
 });

@@ -20,7 +20,7 @@
 import type { Trainer } from "../../onnx/train.ts";
 import { Rng } from "../../rng.ts";
 import { exists, writeAll } from "../../fs.ts";
-import { loadRunCheckpoint, saveRunCheckpoint } from "../checkpoint.ts";
+import { checkpointDue, loadRunCheckpoint, saveRunCheckpoint } from "../checkpoint.ts";
 import { StopRequested } from "../stop.ts";
 import { type MetricsRow, type PpoRunOptions, stepStats } from "../trainer.ts";
 
@@ -138,10 +138,14 @@ export function offlineLoop(o: OfflineLoopOptions): (opts: PpoRunOptions) => Pro
         last = row;
         await opts.afterUpdate?.(update + 1);
         opts.onUpdate?.(row, update + 1);
-        const every = opts.checkpointEvery ?? 0;
         // A requested stop (preemption, a time limit) checkpoints here and throws, as trainPpo.
-        const stop = update + 1 < opts.updates ? opts.stop?.reason ?? null : null;
-        if ((every > 0 && (update + 1) % every === 0 && update + 1 < opts.updates) || stop) {
+        const { save, stop } = checkpointDue(
+          update + 1,
+          opts.updates,
+          opts.checkpointEvery,
+          opts.stop?.reason,
+        );
+        if (save) {
           await file.sync();
           const at = await saveRunCheckpoint(outDir, update + 1, trainer, {
             update: update + 1,
