@@ -61,9 +61,12 @@ export function memTrace(label: string, minLevel = 1): void {
   Deno.stderr.writeSync(new TextEncoder().encode(line));
 }
 
-/** At level 2: trace `label` only if the peak grew by 16 MB or more since the last line. */
-export function memTracePeak(label: string): void {
+/**
+ * At level 2: trace `run <session>` only if the peak grew by 16 MB or more since the last
+ * line. Called after every FFI run (per token while sampling): off, it builds no string.
+ */
+export function memTracePeak(session: string): void {
   if (memTraceLevel() < 2) return;
   const r = residentBytes();
-  if (r && r.hwm >= lastHwm + 16 * 2 ** 20) memTrace(label, 2);
+  if (r && r.hwm >= lastHwm + 16 * 2 ** 20) memTrace(`run ${session}`, 2);
 }

@@ -353,7 +353,7 @@ export class FfiSession {
         outVals,
       ) as Ptr;
       check(api, status, "Run");
-      memTracePeak(`run ${this.label}`);
+      memTracePeak(this.label);
       for (const [t, buf] of staged) {
         const d = t.data as ArrayBufferView;
         new Uint8Array(d.buffer, d.byteOffset, d.byteLength).set(buf.subarray(0, d.byteLength));
