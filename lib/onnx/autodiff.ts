@@ -80,6 +80,12 @@ function unreduce(g: Graph, n: Node, dy: Value): Value {
   const x = n.inputs[0]!;
   const axes = constInts(n.inputs[1]);
   const kept = attrInt(n, "keepdims", 1) ? dy : g.unsqueeze(dy, axes);
+  // With the reduced dims static, expand to them alone (1 elsewhere: dy's own dims): reading
+  // x's Shape would keep x, a forward tensor, alive until the backward only for its shape (an
+  // entropy's [B, T, V] product, an RMSNorm's square). The same values either way.
+  const reduced = axes.map((a) => (a < 0 ? a + x.rank : a));
+  const sizes = x.shape.map((d, i) => (reduced.includes(i) ? d : 1));
+  if (sizes.every((d) => typeof d === "number")) return g.expand(kept, sizes);
   return g.expand(kept, x.shape, x);
 }
 

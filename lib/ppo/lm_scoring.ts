@@ -68,7 +68,13 @@ export function modelOutputs(
   );
   if (!m.valueCfg) return pi as typeof pi & { value: Value };
   const hidden = decoderHidden(g, m.valueCfg, adapted, tokens, mask);
-  return { ...pi, value: valueHead(g, g.gather(hidden, pos, 1), p) };
+  // By descriptor, not by spread: a spread would read (and so build) the lazy entropy and
+  // logpAll (see train_step.ts criticOutputs).
+  const value = valueHead(g, g.gather(hidden, pos, 1), p);
+  return Object.defineProperties(Object.getOwnPropertyDescriptors(pi) && {}, {
+    ...Object.getOwnPropertyDescriptors(pi),
+    value: { value, enumerable: true },
+  }) as typeof pi & { value: Value };
 }
 
 /** The record without LoRA adapters (what applyLora reads as the base). */
