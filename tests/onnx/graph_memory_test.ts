@@ -151,3 +151,24 @@ Deno.test("graphMemory: a Transpose and its inverse both read by MatMuls are fol
   // Unfolded, wt (60 B) would live from node 0 to node 2 and its inverse (60 B) at 2-3.
   assert.equal(graphMemory(g).peak, 40 + 24);
 });
+
+Deno.test("gradients: a reduction over static dims does not keep its input alive for its shape", () => {
+  // y = Σ_j (x·x)[b, j]: the backward reads x (an input) but not the product x·x.
+  const g = new Graph();
+  const x = g.input("x", "float32", ["B", 4]);
+  const sq = g.mul(x, x);
+  const y = g.reduceSum(g.reduceSum(sq, [1], false), [0], false);
+  const backwardFrom = g.nodes.length;
+  const [dx] = gradients(g, y, [x]);
+  g.output(dx, "dx");
+  assert.ok(!g.nodes.slice(backwardFrom).some((n) => n.inputs.includes(sq)));
+  // Kept: only the [B] row sums (12 B at B = 3), whose reduction is over the symbolic B and so
+  // reads their Shape; not the [B, 4] product (48 B).
+  assert.equal(graphMemory(g, { dims: { B: 3 }, backwardFrom }).kept, 12);
+  // A symbolic reduced dim still takes its size from the input's shape.
+  const h = new Graph();
+  const z = h.input("z", "float32", [2, "N"]);
+  const from = h.nodes.length;
+  gradients(h, h.reduceSum(h.reduceSum(h.exp(z), [1], false), [0], false), [z]);
+  assert.ok(h.nodes.slice(from).some((n) => n.op === "Shape"));
+});

@@ -125,3 +125,31 @@ for (const [name, cfg] of cfgs) {
     }
   });
 }
+
+Deno.test("head in chunks: each chunk's entropy is placed with its chunk, so its backward comes with that chunk's", () => {
+  const cfg = cfgs[1][1];
+  const g = new Graph("head");
+  const p = Object.fromEntries(
+    Object.entries(decoderShapes(cfg)).map(([n, s]) => [n, g.input(n, "float32", s.shape)]),
+  );
+  const tokens = g.input("tokens", "int64", ["B", "S"]);
+  const mask = g.input("mask", "int64", ["B", "S"]);
+  const pos = g.input("pos", "int64", ["T"]);
+  const actions = g.input("actions", "int64", ["B", "T"]);
+  const d = decoderForward(g, cfg, p, tokens, mask, { at: pos });
+  const out = chunkedHeadOutputs(g, d.hidden, d.logits, actions, 6, 2);
+  const entropy = out.entropy; // read after every chunk's log-probs were built
+  g.output(entropy, "entropy");
+  const at = (op: string) => g.nodes.flatMap((n, i) => (n.op === op ? [i] : []));
+  const logSoftmax = at("LogSoftmax"), exp = at("Exp");
+  assert.equal(logSoftmax.length, 3);
+  // Chunk k's entropy (its Exp of the log-softmax) comes before chunk k+1's log-softmax.
+  const chunkExp = exp.filter((i) =>
+    logSoftmax.includes(g.nodes.indexOf(g.producer.get(g.nodes[i].inputs[0]!)!))
+  );
+  assert.equal(chunkExp.length, 3);
+  chunkExp.forEach((e, k) => {
+    assert.ok(e > logSoftmax[k], `chunk ${k}'s entropy after its log-softmax`);
+    if (k + 1 < 3) assert.ok(e < logSoftmax[k + 1], `chunk ${k}'s entropy before chunk ${k + 1}`);
+  });
+});

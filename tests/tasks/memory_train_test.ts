@@ -90,3 +90,19 @@ Deno.test("lmTrainStepSpec: the step counted is the one createLmProblem compiles
     problem.release();
   }
 });
+
+Deno.test("lmTrainStepSpec: a chunked head's step forms no [B, T, V] tensor (critic-free or not)", () => {
+  for (const ppo of [grpo, gae]) {
+    const { spec, split } = lmTrainStepSpec(
+      { model: MODEL, rows: 4, seqLen: 12, responseLen: 10, ppo },
+      1,
+    );
+    const g = split ? buildGradStep(spec).graph : buildTrainStep(spec);
+    // Chunks of 8 positions: the vocabulary tensors are [B, 8, V] or [B, rest, V], never the
+    // concatenation of every chunk's log-softmax (log π(·), which only the exact KL reads).
+    const whole = g.nodes.filter((n) =>
+      n.outputs.some((o) => o.rank === 3 && o.shape[2] === MODEL.vocabSize) && n.op === "Concat"
+    );
+    assert.deepEqual(whole.map((n) => n.op), [], `advantage ${ppo.advantage}`);
+  }
+});
