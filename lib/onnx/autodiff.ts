@@ -413,6 +413,50 @@ function sliceGrad(g: Graph, n: Node, dy: Value): Value {
 }
 
 /**
+ * Ops whose output a gradient rule does not keep from the forward but makes again from the
+ * op's input: elementwise and cheap, and their input is usually kept anyway (a SiLU's gate, an
+ * entropy's log-softmax), so the backward holds one tensor where it held two (at the 0.5B bench
+ * shape a SwiGLU's σ(gate), 13 MB a layer, and the entropy's exp(log π), 311 MB).
+ */
+const RECOMPUTED = new Set(["Exp", "Sigmoid"]);
+
+/** Whether two values have the same shape, dim for dim (symbolic dims by name). */
+const sameShape = (a: Value, b: Value) =>
+  a.rank === b.rank && a.shape.every((d, i) => d === b.shape[i]);
+
+/**
+ * A backward's view of forward node `n`: each {@link RECOMPUTED} output it reads is made again
+ * (once per value) from its input reshaped to the runtime shape of an output gradient of `n` of
+ * the same shape. The reshape is an alias (same bits in, same op, so the same bits out); it makes
+ * the recomputation depend on the backward, so ORT runs it there and its common-subexpression
+ * pass cannot merge it back into the forward's. Values without such a gradient are read as they
+ * are.
+ */
+function recomputedView(
+  g: Graph,
+  n: Node,
+  dys: (Value | undefined)[],
+  forward: Set<Node>,
+  made: Map<Value, Value>,
+): Node {
+  const view = (v: Value | undefined): Value | undefined => {
+    const p = v && g.producer.get(v);
+    if (!v || !p || !RECOMPUTED.has(p.op) || !forward.has(p) || !p.inputs[0]) return v;
+    const like = dys.find((d) => d && sameShape(d, v));
+    if (!like) return v;
+    let again = made.get(v);
+    if (!again) {
+      const x = p.inputs[0];
+      const tied = g.reshape(x, g.shapeOf(like), x.shape);
+      [again] = g.node(p.op, [tied], p.attrs, undefined, [{ dtype: v.dtype, shape: v.shape }]);
+      made.set(v, again);
+    }
+    return again;
+  };
+  return { ...n, inputs: n.inputs.map(view), outputs: n.outputs.map((o) => view(o)!) };
+}
+
+/**
  * Gradients of scalar `loss` with respect to `wrt`, appended to `g` as new nodes.
  * `seed` replaces the implicit d(loss)/d(loss) = 1 (then `loss` may be any shape).
  */
@@ -432,6 +476,7 @@ export function gradients(g: Graph, loss: Value, wrt: Value[], seed?: Value): Va
     if (n.outputs.some((o) => reaches.has(o))) n.inputs.forEach((v) => v && reaches.add(v));
   }
   const grads = new Map<Value, Value>([[loss, seed ?? g.scalar(1, loss.dtype)]]);
+  const forwardNodes = new Set(forward), recomputed = new Map<Value, Value>();
   for (const n of forward.reverse()) {
     const dys = n.outputs.map((o) => grads.get(o));
     if (dys.every((d) => !d)) continue;
@@ -441,7 +486,7 @@ export function gradients(g: Graph, loss: Value, wrt: Value[], seed?: Value): Va
     if (!rule) {
       throw new GraphError(`gradients: no gradient rule for ${n.op} (needed for ${n.inputs[0]})`);
     }
-    const thunks = rule(g, n, dys);
+    const thunks = rule(g, recomputedView(g, n, dys, forwardNodes, recomputed), dys);
     n.inputs.forEach((v, i) => {
       if (!want[i] || !v) return;
       const thunk = thunks[i];
