@@ -175,7 +175,9 @@ export const gradientRules: Record<string, GradRule> = {
   }],
   LogSoftmax: (g, n, [dy]) => [() => {
     const y = n.outputs[0], axis = attrInt(n, "axis", -1);
-    return g.sub(dy!, g.mul(g.exp(y), g.reduceSum(dy!, [axis], true)));
+    // exp(y) made in the backward (tied): one made from y alone would be merged by ORT's
+    // common-subexpression pass with a forward exp(y) (an entropy's), keeping that one alive.
+    return g.sub(dy!, g.mul(g.exp(tied(g, y, dy!)), g.reduceSum(dy!, [axis], true)));
   }],
   ReduceSum: (g, n, [dy]) => [() => unreduce(g, n, dy!), undefined],
   ReduceMean: (
@@ -425,6 +427,15 @@ const sameShape = (a: Value, b: Value) =>
   a.rank === b.rank && a.shape.every((d, i) => d === b.shape[i]);
 
 /**
+ * `x` as a value of the backward: an aliasing reshape to the runtime shape of `like` (a
+ * gradient of x's shape). The same bits; an op on it depends on the backward, so ORT runs it
+ * there and its common-subexpression pass cannot merge it with the same op on `x` in the forward.
+ */
+function tied(g: Graph, x: Value, like: Value): Value {
+  return g.reshape(x, g.shapeOf(like), x.shape);
+}
+
+/**
  * A backward's view of forward node `n`: each {@link RECOMPUTED} output it reads is made again
  * (once per value) from its input reshaped to the runtime shape of an output gradient of `n` of
  * the same shape. The reshape is an alias (same bits in, same op, so the same bits out); it makes
@@ -446,9 +457,8 @@ function recomputedView(
     if (!like) return v;
     let again = made.get(v);
     if (!again) {
-      const x = p.inputs[0];
-      const tied = g.reshape(x, g.shapeOf(like), x.shape);
-      [again] = g.node(p.op, [tied], p.attrs, undefined, [{ dtype: v.dtype, shape: v.shape }]);
+      const x = tied(g, p.inputs[0], like);
+      [again] = g.node(p.op, [x], p.attrs, undefined, [{ dtype: v.dtype, shape: v.shape }]);
       made.set(v, again);
     }
     return again;
