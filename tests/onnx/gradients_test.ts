@@ -4,6 +4,7 @@ import { Graph, type Value } from "../../lib/onnx/graph.ts";
 import { gradientRules, gradients } from "../../lib/onnx/autodiff.ts";
 import { compile, tensor } from "../../lib/onnx/session.ts";
 import { gradcheck, type InputSpec } from "./gradcheck.ts";
+import { graphMemory } from "../../lib/onnx/graph_memory.ts";
 
 const TOL = 1e-6;
 type Case = [string, (g: Graph, xs: Value[]) => Value, InputSpec[]];
@@ -229,4 +230,27 @@ Deno.test("the embedding gradient adds repeated ids in id order, on 2 threads, e
     });
     assert.deepEqual(out.grad.data, ref, `run ${run}`);
   }
+});
+
+Deno.test("gradients: SiLU, Exp and Sigmoid are made again in the backward (symbolic dims): finite differences hold, their outputs are not kept", async () => {
+  // A SiLU as a decoder spells it (float32 x·σ(x); float64, which ORT cannot fuse, x·σ(x) as
+  // σ(x)·x), then exp and a log-softmax (an entropy's pieces).
+  const build = (g: Graph, [x]: Value[]) => {
+    const silu = x.dtype === "float32" ? g.mul(x, g.sigmoid(x)) : g.mul(g.sigmoid(x), g.add(x, 0));
+    const l = g.logSoftmax(silu, -1);
+    return g.mul(g.exp(l), l);
+  };
+  const { maxRelError } = await gradcheck(build, [{ shape: ["B", 6], feed: [3, 6] }]);
+  assert.ok(maxRelError < TOL, `max rel error ${maxRelError}`);
+  // Kept for the backward (float32: float64 keeps σ(x), see autodiff.ts): x is an input, l
+  // (the log-softmax's own rule reads it); σ(x), the SiLU and exp(l) are made again: 3 rows ×
+  // 6 × 4 B of l alone.
+  const g = new Graph();
+  const x = g.input("x", "float32", ["B", 6]);
+  const loss = g.reduceSum(g.reduceSum(build(g, [x]), [1], false), [0], false);
+  const backwardFrom = g.nodes.length;
+  const [dx] = gradients(g, loss, [x]);
+  g.output(dx, "dx");
+  // ... and the [B] row sums (3 × 4 B), whose sum over the symbolic B reads their shape.
+  assert.equal(graphMemory(g, { dims: { B: 3 }, backwardFrom }).kept, 3 * 6 * 4 + 3 * 4);
 });
