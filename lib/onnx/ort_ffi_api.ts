@@ -308,10 +308,15 @@ export function arenaConfig(
  */
 export const ARENA_DEFAULTS: [string, number][] = [["arena_extend_strategy", 1]];
 
+/** The shared arena's settings: {@link ARENA_DEFAULTS}, each overridden by the variable's. */
+export function arenaEntries(spec?: string): [string, number][] {
+  const given = arenaConfig(spec);
+  return [...ARENA_DEFAULTS.filter(([k]) => !given.some(([g]) => g === k)), ...given];
+}
+
 /** Register the process's CPU arena with the environment; whether it worked. */
 function registerArena(a: Api, env: Ptr, info: Ptr): boolean {
-  const given = arenaConfig();
-  const entries = [...ARENA_DEFAULTS.filter(([k]) => !given.some(([g]) => g === k)), ...given];
+  const entries = arenaEntries();
   let cfg: Ptr = null;
   if (entries.length) {
     const keys = entries.map(([k]) => cstr(k));

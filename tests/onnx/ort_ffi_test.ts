@@ -11,7 +11,7 @@ import { adamw } from "../../lib/onnx/optim.ts";
 import { Trainer, type TrainStepSpec } from "../../lib/onnx/train.ts";
 import { initMlp, mlpForward, mlpShapes } from "../../lib/nn/mlp.ts";
 import { Rng } from "../../lib/rng.ts";
-import { arenaConfig } from "../../lib/onnx/ort_ffi_api.ts";
+import { arenaConfig, arenaEntries } from "../../lib/onnx/ort_ffi_api.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 const ffi = ffiStatus().ok;
@@ -116,4 +116,13 @@ Deno.test("ffi: $PROXIMA_ORT_ARENA_CFG entries are parsed, and a bad one is a us
       bad,
     );
   }
+});
+
+Deno.test("ffi: the shared arena extends by the size requested unless $PROXIMA_ORT_ARENA_CFG says otherwise", () => {
+  assert.deepEqual(arenaEntries(""), [["arena_extend_strategy", 1]]);
+  assert.deepEqual(arenaEntries("arena_extend_strategy=0"), [["arena_extend_strategy", 0]]);
+  assert.deepEqual(arenaEntries("max_mem=1048576"), [
+    ["arena_extend_strategy", 1],
+    ["max_mem", 1048576],
+  ]);
 });
