@@ -167,6 +167,8 @@ export class Trainer {
   /**
    * Run one call (`fuse` optimizer steps). `batch` tensors have the spec's batch
    * shapes (with a leading `fuse` axis when fused). `hparams` override defaults for this call.
+   * On a trainer created with `accumulate`, the batch is one micro-batch that is the whole
+   * ({@link stepAccumulated} of one).
    */
   async step(
     batch: Record<string, ort.Tensor>,
