@@ -144,3 +144,32 @@ async function oneUpdateWith(ppo: Record<string, unknown>): Promise<MetricsRow> 
   const { row } = await oneUpdate("custom", ppo.micro_batches as number);
   return row;
 }
+
+Deno.test("micro_batches on a classic-control run (positions, not rows): the same update", async () => {
+  const { parseEnvRunConfig, readMetrics, runEnvTraining } = await import(
+    "../../lib/envs/run.ts"
+  );
+  const rows: MetricsRow[] = [];
+  for (const micro of [1, 4]) {
+    const out = await Deno.makeTempDir({ prefix: "micro_env_" });
+    try {
+      // CleanRL's CartPole set-up, one update of 4 envs × 128 steps, 4 minibatches of 128.
+      const cfg = parseEnvRunConfig({
+        env: "CartPole-v1",
+        seed: 3,
+        total_steps: 512,
+        ppo: { micro_batches: micro, epochs: 2 },
+      });
+      await runEnvTraining(cfg, { outDir: out });
+      rows.push((await readMetrics(out))[0]);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  }
+  for (const k of METRICS) {
+    const a = rows[0][k] as number | null, b = rows[1][k] as number | null;
+    if (a === null || a === undefined) continue;
+    assert.ok(Math.abs(a - b!) <= 1e-5 * Math.max(Math.abs(a), 1e-3), `${k}: ${b} vs ${a}`);
+  }
+  assert.ok((rows[0].clipfrac as number) > 0 || (rows[0].approx_kl_k3 as number) > 0);
+});
