@@ -30,7 +30,10 @@
  * updates, critic-free GRPO, β in the loss, PROXIMA_MEM_TRACE=1, load 2-5): the 43M shape
  * peaked at 4.41 GB (estimated 5.08 GB, 1.15×), the 0.5B shape at 8.85-8.95 GB (estimated
  * 9.25 GB, 1.03-1.05×); in one `deno task bench rl` run (3 updates): 4.64 GB (1.09×) and
- * 9.18 GB (1.01×).
+ * 9.18 GB (1.01×). With `ppo.micro_batches` (the step counted at one piece's rows) the 0.5B
+ * trial peaked at 6.37-6.44 GB with 2 pieces (estimated 7.22 GB, 1.12-1.13×) and 5.43-5.55 GB
+ * with 4 (estimated 6.19 GB, 1.12-1.14×): ORT reuses more of the arena than the count assumes
+ * when the step is small beside the sampler's and scoring's buffers.
  *
  * @example
  * ```ts
