@@ -32,8 +32,7 @@
  * 9.25 GB, 1.03-1.05×); in one `deno task bench rl` run (3 updates): 4.64 GB (1.09×) and
  * 9.18 GB (1.01×). With `ppo.micro_batches` (the step counted at one piece's rows) the 0.5B
  * trial peaked at 6.37-6.44 GB with 2 pieces (estimated 7.22 GB, 1.12-1.13×) and 5.43-5.55 GB
- * with 4 (estimated 6.19 GB, 1.12-1.14×): ORT reuses more of the arena than the count assumes
- * when the step is small beside the sampler's and scoring's buffers.
+ * with 4 (estimated 6.19 GB, 1.12-1.14×): the margin grows as the step shrinks (not fitted).
  *
  * @example
  * ```ts
