@@ -60,6 +60,11 @@ export interface RlShape {
   loraR: number;
   /** Completions per update. */
   completions: number;
+  /**
+   * Proxima's `ppo.micro_batches` (gradient accumulation: the train step's activations for
+   * completions / microBatches rows; the same update). TRL's side is unchanged.
+   */
+  microBatches?: number;
 }
 
 export const RL_SHAPES: Record<string, RlShape> = {
@@ -76,6 +81,7 @@ export const RL_SHAPES: Record<string, RlShape> = {
     cfg: QWEN25_05B,
     loraR: 16,
     completions: 16,
+    microBatches: 4,
   },
 };
 
@@ -101,6 +107,7 @@ export function rlConfig(shape: RlShape, folder: string, prompts: string, update
       advantage: GRPO.advantage!,
       epochs: 1,
       minibatches: 1,
+      ...(shape.microBatches ? { micro_batches: shape.microBatches } : {}),
       lr: 1e-6,
       lr_anneal: false,
       adam_eps: 1e-8,

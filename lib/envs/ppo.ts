@@ -28,7 +28,7 @@ import {
 import { Rng } from "../rng.ts";
 import type { PpoConfig } from "../ppo/config.ts";
 import { actionLogp, categoricalEntropy } from "../ppo/losses.ts";
-import { createPpoTrainer } from "../ppo/train_step.ts";
+import { createPpoTrainerFor } from "../ppo/micro_batches.ts";
 import type { PpoProblem, Rollout } from "../ppo/trainer.ts";
 import type { VecEnv } from "./env.ts";
 
@@ -64,7 +64,7 @@ export async function createEnvProblem(opts: EnvProblemOptions): Promise<EnvProb
   };
   const rng = new Rng(opts.seed);
   const fullKl = cfg.loss === "kl-penalty" && cfg.penalty.estimator === "full";
-  const trainer = await createPpoTrainer({
+  const trainer = await createPpoTrainerFor({
     cfg,
     dtype: "float32",
     params: actorCriticShapes(model),

@@ -22,7 +22,9 @@
  * This module re-exports the parts, which live beside it:
  * - train_graph.ts: {@link TrainStepSpec}, the step and gradient-step graphs, io names;
  * - trainer.ts: {@link Trainer}, which runs a step and owns its buffers and checkpoints;
- * - train_split.ts: the split optimizer mode's buffer layout and chunked optimizer.
+ * - train_split.ts: the split optimizer mode's buffer layout and chunked optimizer;
+ * - train_accumulate.ts: gradient accumulation over micro-batches ({@link Trainer} with
+ *   `accumulate`, `stepAccumulated`): summed gradients, one clip, one optimizer step.
  * @module
  */
 export {

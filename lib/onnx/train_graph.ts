@@ -171,10 +171,17 @@ export function buildTrainStep(spec: TrainStepSpec): Graph {
  * ORT writes each straight into its buffer), `loss`, `grad_norm`, the metrics and, when
  * clipping, the clip coefficient `clip_coef`. The optimizer runs in another session
  * ({@link buildOptimizerGraph}) on the same ops, so both modes give the same bits.
+ *
+ * With `accumulate` (gradient accumulation over micro-batches, train_accumulate.ts) it leaves
+ * out `grad_norm` and `clip_coef`: the norm and the clip belong to the summed gradient, which
+ * the runtime computes after the last micro-batch.
  */
-export function buildGradStep(spec: TrainStepSpec): { graph: Graph; grads: string[] } {
+export function buildGradStep(
+  spec: TrainStepSpec,
+  accumulate = false,
+): { graph: Graph; grads: string[] } {
   if ((spec.fuse ?? 1) !== 1) throw new Error("buildGradStep: fuse > 1 needs the graph mode");
-  const g = new Graph("grad_step");
+  const g = new Graph(accumulate ? "grad_step_accumulate" : "grad_step");
   const { dtype } = spec;
   const names = Object.keys(spec.params), frozenNames = Object.keys(spec.frozen ?? {});
   const params = names.map((n) => g.input(io.param(n), dtype, spec.params[n].shape));
@@ -183,7 +190,7 @@ export function buildGradStep(spec: TrainStepSpec): { graph: Graph; grads: strin
   );
   const lossHp = [
     ...Object.keys(spec.hparams ?? {}),
-    ...(spec.clipGradNorm === false ? [] : ["max_grad_norm"]),
+    ...(spec.clipGradNorm === false || accumulate ? [] : ["max_grad_norm"]),
   ];
   const hp = Object.fromEntries(lossHp.map((h) => [h, g.input(io.hparam(h), dtype, [])]));
   const batch = Object.fromEntries(
@@ -199,6 +206,11 @@ export function buildGradStep(spec: TrainStepSpec): { graph: Graph; grads: strin
   }
   const grads = traced("graph: grad_step autodiff", () => gradients(g, loss, params));
   const outs = grads.map((d) => g.output(uniqueOutput(g, d)));
+  if (accumulate) {
+    g.output(loss, "loss");
+    for (const [k, v] of Object.entries(metrics)) g.output(v, io.metric(k));
+    return { graph: g, grads: outs.map((v) => v.name) };
+  }
   let norm: Value;
   if (spec.clipGradNorm === false) {
     norm = g.sqrt(grads.map((d) => g.reduceSum(g.mul(d, d))).reduce((x, y) => g.add(x, y)));

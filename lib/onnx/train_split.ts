@@ -36,6 +36,11 @@ export interface Group {
   param: Arr;
   grad: Arr;
   state: Arr[];
+  /**
+   * Gradient accumulation (train_accumulate.ts): where the second and later micro-batches'
+   * gradients are written before they are added into `grad` (same layout).
+   */
+  scratch?: Arr;
 }
 
 /** The split mode's buffers and optimizer session. */
@@ -50,12 +55,16 @@ export interface Split {
   chunk: number;
   views: Record<string, ort.Tensor>;
   gradFetches: Record<string, ort.Tensor>;
+  /** Gradient accumulation: the gradient outputs over the groups' `scratch` buffers. */
+  scratchFetches?: Record<string, ort.Tensor>;
 }
 
 /**
  * Compile the split mode's two sessions for `spec` (the gradient step and the optimizer) and
  * lay out its buffers: `init` copied in (or, with `adopt`, large float arrays of the spec's
- * dtype taken as the live params), gradients and state zero.
+ * dtype taken as the live params), gradients and state zero. With `accumulate` the step graph
+ * is {@link buildGradStep}'s accumulating variant and every group gets a scratch gradient
+ * buffer (train_accumulate.ts).
  */
 export async function createSplit(
   spec: TrainStepSpec,
@@ -63,8 +72,9 @@ export async function createSplit(
   sessionOpts: SessionOptions,
   optimizerChunk: number,
   adopt: boolean,
+  accumulate = false,
 ): Promise<{ session: Session; split: Split }> {
-  const { graph, grads } = buildGradStep(spec);
+  const { graph, grads } = buildGradStep(spec, accumulate);
   const clip = spec.clipGradNorm !== false;
   const opt = buildOptimizerGraph(
     new Graph(`${spec.optimizer.name}_step`),
@@ -128,11 +138,13 @@ export async function createSplit(
       at += Math.ceil(sizeOf(n) / ALIGN) * ALIGN;
     }
   }
+  if (accumulate) { for (const g of groups) g.scratch = zeros(g.size); }
   traceLine("split: buffers laid out");
   const [session, optimizer] = await compiled;
   traceLine("split: sessions ready");
   const views: Record<string, ort.Tensor> = {}, gradFetches: Record<string, ort.Tensor> = {};
   const gradOut: Record<string, string> = {};
+  const scratchFetches: Record<string, ort.Tensor> | undefined = accumulate ? {} : undefined;
   names.forEach((n, i) => {
     const { group, offset, size } = where[n];
     const at = (
@@ -141,6 +153,9 @@ export async function createSplit(
     views[n] = tensor(spec.dtype, spec.params[n].shape, at(group.param));
     gradOut[n] = grads[i];
     gradFetches[grads[i]] = tensor(spec.dtype, spec.params[n].shape, at(group.grad));
+    if (scratchFetches) {
+      scratchFetches[grads[i]] = tensor(spec.dtype, spec.params[n].shape, at(group.scratch!));
+    }
   });
   return {
     session,
@@ -153,6 +168,7 @@ export async function createSplit(
       chunk,
       views,
       gradFetches,
+      ...(scratchFetches ? { scratchFetches } : {}),
     },
   };
 }

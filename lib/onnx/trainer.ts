@@ -23,6 +23,7 @@ import {
   SPLIT_MIN,
   splitLive,
 } from "./train_split.ts";
+import { accumulatedNorm, addScratch } from "./train_accumulate.ts";
 
 type Arr = Float32Array | Float64Array;
 
@@ -69,6 +70,12 @@ export interface TrainerOptions extends SessionOptions {
    * every step; read params through {@link Trainer.params}. Small tensors are always copied.
    */
   adopt?: boolean;
+  /**
+   * Gradient accumulation over micro-batches ({@link Trainer.stepAccumulated},
+   * train_accumulate.ts): forces the "split" mode (`fuse` 1), whose step graph then writes only
+   * gradients, loss and metrics, and adds one scratch gradient buffer per parameter.
+   */
+  accumulate?: boolean;
 }
 
 /**
@@ -116,6 +123,7 @@ export class Trainer {
       optimizerMode = "auto",
       optimizerChunk = OPTIMIZER_CHUNK,
       adopt = false,
+      accumulate = false,
       ...sessionOpts
     } = opts;
     const K = spec.fuse ?? 1;
@@ -123,12 +131,15 @@ export class Trainer {
       (s, { shape }) => s + shape.reduce((a, b) => a * b, 1),
       0,
     );
-    const split = optimizerMode === "split" || (optimizerMode === "auto" && K === 1 &&
-      count >= SPLIT_MIN);
+    if (accumulate && optimizerMode === "graph") {
+      throw new Error('Trainer: accumulate needs the "split" optimizer mode, not "graph"');
+    }
+    const split = accumulate || optimizerMode === "split" ||
+      (optimizerMode === "auto" && K === 1 && count >= SPLIT_MIN);
     if (split && K !== 1) throw new Error(`Trainer: optimizerMode "split" needs fuse 1, got ${K}`);
     let t: Trainer;
     if (split) {
-      const made = await createSplit(spec, init, sessionOpts, optimizerChunk, adopt);
+      const made = await createSplit(spec, init, sessionOpts, optimizerChunk, adopt, accumulate);
       t = new Trainer(spec, made.session, made.split);
     } else {
       t = new Trainer(spec, await compile(buildTrainStep(spec), sessionOpts));
@@ -156,38 +167,20 @@ export class Trainer {
   /**
    * Run one call (`fuse` optimizer steps). `batch` tensors have the spec's batch
    * shapes (with a leading `fuse` axis when fused). `hparams` override defaults for this call.
+   * On a trainer created with `accumulate`, the batch is one micro-batch that is the whole
+   * ({@link stepAccumulated} of one).
    */
   async step(
     batch: Record<string, ort.Tensor>,
     hparams: Record<string, number> = {},
   ): Promise<StepResult> {
-    const { dtype } = this.spec;
     const K = this.spec.fuse ?? 1;
-    for (const n of Object.keys(hparams)) {
-      if (!(n in this.hparams)) {
-        throw new Error(
-          `Trainer.step: unknown hyperparameter "${n}" (known: ${
-            Object.keys(this.hparams).join(", ")
-          })`,
-        );
-      }
-    }
-    const hp: Record<string, ort.Tensor> = {};
-    for (const [n, v] of Object.entries({ ...this.hparams, ...hparams })) {
-      hp[io.hparam(n)] = tensor(dtype, [], [v]);
-    }
-    const feeds: Record<string, ort.Tensor> = { ...this.frozenFeeds, ...hp };
-    const step = tensor(dtype, [], [this.steps + 1]);
-    for (const n of Object.keys(this.spec.batch)) {
-      if (!batch[n]) throw new Error(`Trainer.step: missing batch input "${n}"`);
-      feeds[io.batch(n)] = batch[n];
-    }
-    const fetches: Record<string, ort.Tensor | null> = {};
-    for (const n of this.scalarOut) fetches[n] = null;
+    if (this.split?.scratchFetches) return await this.stepAccumulated([batch], hparams);
+    const { hp, feeds, fetches } = this.feeds(batch, hparams);
+    const step = tensor(this.spec.dtype, [], [this.steps + 1]);
     let out: Record<string, ort.Tensor>;
     if (this.split) {
       const sp = this.split;
-      for (const [n, v] of Object.entries(sp.views)) feeds[io.param(n)] = v;
       Object.assign(fetches, sp.gradFetches);
       out = await this.session.run(feeds, fetches);
       await optimizeSplit(this.spec, sp, hp, step, out[optimIo.coef]);
@@ -204,6 +197,76 @@ export class Trainer {
     const metrics: Record<string, number[]> = {};
     for (const n of this.scalarOut) if (n.startsWith("metric/")) metrics[n.slice(7)] = read(n);
     return { loss: read("loss"), gradNorm: read("grad_norm"), metrics };
+  }
+
+  /**
+   * ONE optimizer step over a batch given as micro-batches (a trainer created with
+   * `accumulate`): each runs the forward + backward alone, their gradients are summed, and the
+   * summed gradient gets one global-norm clip and one optimizer update. Each micro-batch's loss
+   * must be its share of the whole batch's (normalised by the whole batch), so the sum is the
+   * batch's gradient; `loss` and the metrics are the micro-batches' sums, `gradNorm` the summed
+   * gradient's norm.
+   */
+  async stepAccumulated(
+    batches: Record<string, ort.Tensor>[],
+    hparams: Record<string, number> = {},
+  ): Promise<StepResult> {
+    const sp = this.split;
+    if (!sp?.scratchFetches) {
+      throw new Error("Trainer.stepAccumulated: create the trainer with accumulate: true");
+    }
+    if (batches.length === 0) throw new Error("Trainer.stepAccumulated: no micro-batches");
+    const sums: Record<string, number> = {};
+    let hpFeeds: Record<string, ort.Tensor> = {};
+    for (let i = 0; i < batches.length; i++) {
+      const { hp, feeds, fetches } = this.feeds(batches[i], hparams);
+      hpFeeds = hp;
+      Object.assign(fetches, i === 0 ? sp.gradFetches : sp.scratchFetches);
+      const out = await this.session.run(feeds, fetches);
+      if (i > 0) addScratch(sp);
+      for (const n of this.scalarOut) sums[n] = (sums[n] ?? 0) + (out[n].data as Arr)[0];
+    }
+    const { norm, coef } = accumulatedNorm(sp);
+    const maxNorm = { ...this.hparams, ...hparams }.max_grad_norm;
+    const clip = this.spec.clipGradNorm !== false
+      ? tensor(this.spec.dtype, [], [coef(maxNorm)])
+      : undefined;
+    const step = tensor(this.spec.dtype, [], [this.steps + 1]);
+    await optimizeSplit(this.spec, sp, hpFeeds, step, clip);
+    this.steps += 1;
+    const metrics: Record<string, number[]> = {};
+    for (const n of this.scalarOut) if (n.startsWith("metric/")) metrics[n.slice(7)] = [sums[n]];
+    return { loss: [sums.loss], gradNorm: [norm], metrics };
+  }
+
+  /** One run's feeds (frozen, hyperparameters, batch, live params) and scalar fetches. */
+  private feeds(batch: Record<string, ort.Tensor>, hparams: Record<string, number>) {
+    for (const n of Object.keys(hparams)) {
+      if (!(n in this.hparams)) {
+        throw new Error(
+          `Trainer.step: unknown hyperparameter "${n}" (known: ${
+            Object.keys(this.hparams).join(", ")
+          })`,
+        );
+      }
+    }
+    const hp: Record<string, ort.Tensor> = {};
+    for (const [n, v] of Object.entries({ ...this.hparams, ...hparams })) {
+      hp[io.hparam(n)] = tensor(this.spec.dtype, [], [v]);
+    }
+    const feeds: Record<string, ort.Tensor> = { ...this.frozenFeeds, ...hp };
+    for (const n of Object.keys(this.spec.batch)) {
+      if (!batch[n]) throw new Error(`Trainer.step: missing batch input "${n}"`);
+      feeds[io.batch(n)] = batch[n];
+    }
+    if (this.split) {
+      for (const [n, v] of Object.entries(this.split.views)) {
+        feeds[io.param(n)] = v;
+      }
+    }
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const n of this.scalarOut) fetches[n] = null;
+    return { hp, feeds, fetches };
   }
 
   /**

@@ -105,6 +105,11 @@ export const PpoSchema = z.object({
   weight_decay: nonneg("AdamW weight decay").default(0),
   epochs: z.number().int().min(1).max(1000).default(4).describe("PPO epochs per update"),
   minibatches: z.number().int().min(1).default(4).describe("minibatches per epoch"),
+  micro_batches: z.number().int().min(1).default(1).describe(
+    "micro-batches per minibatch (gradient accumulation, TRL's gradient_accumulation_steps): " +
+      "each runs the forward + backward alone, their gradients are summed into one clip and " +
+      "one AdamW step; less memory, the same update; must divide every minibatch's rows",
+  ),
   vf_coef: nonneg("value-loss coefficient").default(0.5),
   ent_coef: nonneg("entropy-bonus coefficient").default(0.01),
   max_grad_norm: positive("global gradient-norm clip").nullable().default(0.5),

@@ -82,7 +82,7 @@ import {
 import { initLora, loraShapes, mergeLora } from "../nn/lora.ts";
 import { Rng } from "../rng.ts";
 import { ADVANTAGE_ESTIMATORS, isCriticFree } from "../ppo/config.ts";
-import { createPpoTrainer } from "../ppo/train_step.ts";
+import { createPpoTrainerFor } from "./micro_batches.ts";
 import { softOverlongPunishment } from "../ppo/shaping.ts";
 import type { Rollout } from "../ppo/trainer.ts";
 import type { LmProblem, LmProblemOptions, LmScores, LmSequences } from "./lm_types.ts";
@@ -276,7 +276,7 @@ export async function createLmProblem(opts: LmProblemOptions): Promise<LmProblem
     exactKl ? scoreGraph(false, true) : null,
   ]);
   scoring.catch(() => {}); // awaited after the trainer; a failure surfaces there
-  const trainer = await createPpoTrainer({
+  const trainer = await createPpoTrainerFor({
     cfg,
     dtype,
     params,

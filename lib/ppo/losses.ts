@@ -59,6 +59,15 @@ export interface PpoBatchValues {
   /** Reference-model log-probs of the taken actions / all actions (KL in the loss). */
   refLogp?: Value;
   refLogpAll?: Value;
+  /**
+   * Micro-batches (`ppo.micro_batches` > 1, micro_batches.ts): the WHOLE minibatch's
+   * normalisers as scalar inputs, so that each piece's loss and metrics are its share of the
+   * minibatch's and their sum is exact. `tokens` = max(Σ mask, 1) over the minibatch (the masked
+   * means' denominator), `rows` = its rows (the per-response reductions'). Absent: the batch's own
+   * (today's graph).
+   */
+  tokens?: Value;
+  rows?: Value;
 }
 
 /** Scalar hyperparameter inputs (and those the policy objective's options add). */
@@ -88,7 +97,8 @@ export function ppoHparams(cfg: PpoConfig, beta = cfg.kl.beta): Record<string, n
 /**
  * The PPO batch values from train-step batch inputs named as {@link PPO_BATCH} in
  * lib/ppo/trainer.ts (`old_logp`, `advantages`, `returns`, `old_values`, `mask`) plus the
- * optional `old_logp_all`, `ref_logp`, `ref_logp_all`.
+ * optional `old_logp_all`, `ref_logp`, `ref_logp_all`, and the micro-batches' minibatch
+ * normalisers `norm_tokens`, `norm_rows` ({@link PpoBatchValues.tokens}).
  */
 export function ppoBatchValues(b: Record<string, Value>): PpoBatchValues {
   return {
@@ -100,6 +110,8 @@ export function ppoBatchValues(b: Record<string, Value>): PpoBatchValues {
     oldLogpAll: b.old_logp_all,
     refLogp: b.ref_logp,
     refLogpAll: b.ref_logp_all,
+    ...(b.norm_tokens ? { tokens: b.norm_tokens } : {}),
+    ...(b.norm_rows ? { rows: b.norm_rows } : {}),
   };
 }
 
@@ -173,8 +185,10 @@ export function ppoLoss(
   b: PpoBatchValues,
   hp: PpoHparams,
 ): { loss: Value; metrics: Record<string, Value> } {
-  const mean = (x: Value) => maskedMean(g, x, b.mask);
-  const agg = reduce(g, variant.aggregate ?? "token", b.mask, mean);
+  const mean = b.tokens
+    ? (x: Value) => g.div(g.reduceSum(g.mul(x, b.mask)), b.tokens!)
+    : (x: Value) => maskedMean(g, x, b.mask);
+  const agg = reduce(g, variant.aggregate ?? "token", b.mask, mean, b.rows);
   // Policy surrogate: −A·r, and for "clip" the pessimistic max with −A·clip(r, 1−ε, 1+ε)
   // (or another loss type's objective: lib/ppo/policy_loss.ts).
   const objective: PolicyObjective = variant.objective ??
@@ -184,6 +198,9 @@ export function ppoLoss(
   const ratio = objective.level === "sequence" ? g.exp(logratio) : terms.weight;
   // TRL's top_entropy_quantile: the policy loss and the entropy bonus on high-entropy tokens.
   const q = objective.topEntropyQuantile ?? 1;
+  if (q < 1 && b.tokens) {
+    throw new Error("ppo: top_entropy_quantile < 1 needs the whole minibatch (no micro-batches)");
+  }
   const entMask = q < 1 ? highEntropyMask(g, pi.entropy, b.mask, q) : null;
   const policyLoss = agg(entMask ? g.mul(terms.perToken, entMask) : terms.perToken);
 

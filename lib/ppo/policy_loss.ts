@@ -215,22 +215,28 @@ export function highEntropyMask(g: Graph, entropy: Value, mask: Value, q: number
   return g.mul(g.cast(g.greaterOrEqual(g.mul(e, mask), threshold), dtype), mask);
 }
 
-/** The reduction of per-token terms (see the module doc); `tokenMean` is the masked mean. */
+/**
+ * The reduction of per-token terms (see the module doc); `tokenMean` is the masked mean. With
+ * `rows` (a micro-batch's whole-minibatch row count, a scalar input) the means over rows divide
+ * the piece's sum by it, so the pieces' results add up to the minibatch's.
+ */
 export function reduce(
   g: Graph,
   how: LossAggregation,
   mask: Value,
   tokenMean: (x: Value) => Value,
+  rows?: Value,
 ): (x: Value) => Value {
   if (how === "token") return tokenMean;
   if (mask.rank !== 2) {
     throw new Error(`ppo: loss aggregation ${JSON.stringify(how)} needs [B, T] positions`);
   }
   const rowSum = (x: Value) => g.reduceSum(g.mul(x, mask), [1]); // [B]
+  const rowMean = (v: Value) => rows ? g.div(g.reduceSum(v), rows) : g.reduceMean(v);
   if (how === "sequence") {
-    return (x) => g.reduceMean(g.div(rowSum(x), g.max(g.reduceSum(mask, [1]), 1)));
+    return (x) => rowMean(g.div(rowSum(x), g.max(g.reduceSum(mask, [1]), 1)));
   }
-  if (how === "sum") return (x) => g.reduceMean(rowSum(x));
+  if (how === "sum") return (x) => rowMean(rowSum(x));
   if (!(how.tokens > 0)) throw new Error(`ppo: loss aggregation needs tokens > 0 (${how.tokens})`);
-  return (x) => g.div(g.reduceMean(rowSum(x)), how.tokens);
+  return (x) => g.div(rowMean(rowSum(x)), how.tokens);
 }

@@ -26,6 +26,7 @@ import { computeAdvantages } from "./advantages.ts";
 import { explainedVariance, maskedMoments, whiten } from "./gae.ts";
 import { klEstimate, makeKlController } from "./kl.ts";
 import { ppoHparams } from "./losses.ts";
+import { minibatchStep } from "./micro_batches.ts";
 import { checkpointDue, loadRunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
 import { StopRequested, type StopToken } from "./stop.ts";
 import { exists, writeAll } from "../fs.ts";
@@ -251,6 +252,7 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
   const hp = ppoHparams(cfg);
   const klInReward = cfg.kl.placement === "reward";
   const isPenalty = cfg.loss === "kl-penalty";
+  const micro = cfg.micro_batches ?? 1;
   const trainingEnded = opts.stop?.training();
   try {
     for (; update < opts.updates; update++) {
@@ -334,11 +336,9 @@ export async function trainPpo(problem: PpoProblem, opts: PpoRunOptions): Promis
           const hi = Math.floor((m + 1) * examples / cfg.minibatches);
           if (hi === lo) continue;
           const idx = perm.slice(lo, hi);
-          const batch = {
-            ...gatherPpoBatch(roll, idx, advantages, returns, cfg.whiten_advantages, dtype),
-            ...problem.inputs(roll, idx),
-          };
-          const r = await trainer.step(batch, {
+          const ppo = gatherPpoBatch(roll, idx, advantages, returns, cfg.whiten_advantages, dtype);
+          // One step per minibatch; with ppo.micro_batches, its rows in accumulated pieces.
+          const r = await minibatchStep(trainer, idx, ppo, (e) => problem.inputs(roll, e), micro, {
             ...hp,
             beta: kl.beta,
             penalty_beta: penalty.beta,

@@ -64,6 +64,7 @@ import type { OfflineLmProblem } from "../ppo/offline/problem.ts";
 import { RewardRefSchema, type UserReward } from "./rewards.ts";
 import { readLmTrial, runLmPpo, writeEvalJson } from "./trial_files.ts";
 import { estimateLmMemory, type LmMemoryInput, memoryProblem } from "./memory.ts";
+import { microBatchProblems } from "../ppo/micro_batches.ts";
 import { trainFlagProblems, trainFlagsShape, trainHooks } from "./train_hooks.ts";
 import { tracedAsync } from "../setup_trace.ts";
 
@@ -344,11 +345,18 @@ export function defineLmTask<C extends LmTrialConfig, S extends LmSetup, E, I = 
   };
   const stageFn = (opts: LocalStageOptions = {}) => localStageCache(spec, opts);
 
-  /** The memory refusal of a config (null when it fits, or the task has no `memory` hook). */
-  const memory = async (c: C, ctx: PlanContext) =>
-    spec.memory
-      ? memoryProblem(estimateLmMemory(await spec.memory(c, ctx)), spec.memoryKeys ?? MEMORY_KEYS)
-      : null;
+  /**
+   * The memory refusal of a config (null when it fits, or the task has no `memory` hook); first
+   * `ppo.micro_batches` against the minibatches' rows, which the memory input knows.
+   */
+  const memory = async (c: C, ctx: PlanContext) => {
+    if (!spec.memory) return null;
+    const input = await spec.memory(c, ctx);
+    const micro = { minibatches: input.minibatches, micro_batches: input.microBatches ?? 1 };
+    const split = microBatchProblems(micro, input.batch);
+    if (split.length) return split[0];
+    return memoryProblem(estimateLmMemory(input), spec.memoryKeys ?? MEMORY_KEYS, undefined, input);
+  };
   /** The task's own input checks, then (when they pass) the memory estimate. */
   const validate = spec.validate || spec.memory || spec.preflight
     ? async (c: C, ctx: PlanContext = { memo: new Map() }) => {

@@ -30,7 +30,9 @@
  * updates, critic-free GRPO, β in the loss, PROXIMA_MEM_TRACE=1, load 2-5): the 43M shape
  * peaked at 4.41 GB (estimated 5.08 GB, 1.15×), the 0.5B shape at 8.85-8.95 GB (estimated
  * 9.25 GB, 1.03-1.05×); in one `deno task bench rl` run (3 updates): 4.64 GB (1.09×) and
- * 9.18 GB (1.01×).
+ * 9.18 GB (1.01×). With `ppo.micro_batches` (the step counted at one piece's rows) the 0.5B
+ * trial peaked at 6.37-6.44 GB with 2 pieces (estimated 7.22 GB, 1.12-1.13×) and 5.43-5.55 GB
+ * with 4 (estimated 6.19 GB, 1.12-1.14×): the margin grows as the step shrinks (not fitted).
  *
  * @example
  * ```ts
@@ -54,6 +56,11 @@ export interface LmMemoryInput {
   batch: number;
   /** PPO minibatches per epoch (activations are held for one). */
   minibatches: number;
+  /**
+   * Micro-batches per minibatch (`ppo.micro_batches`, gradient accumulation): the train step's
+   * activations are held for one piece, ceil(batch / minibatches) / micro rows (default 1).
+   */
+  microBatches?: number;
   /** Longest sequence: prompt + max_new_tokens. */
   seqLen: number;
   lora?: LoraConfig;
@@ -150,8 +157,9 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
     ? trunkShapes({ ...t.valueModel, prefix: VALUE_MODEL_PREFIX } as DecoderConfig)
     : {};
   const P = lora ? count(loraShapes({ ...shapes, ...valueTrunk }, t.lora!)) : N + value;
-  const b = Math.ceil(B / t.minibatches);
-  // The train step, counted from its graph at this shape (memory_train.ts).
+  const micro = t.microBatches ?? 1;
+  const b = Math.ceil(Math.ceil(B / t.minibatches) / micro);
+  // The train step, counted from its graph at this shape (memory_train.ts): one micro-batch.
   const step = countLmTrainStep({
     model: t.model,
     rows: b,
@@ -168,7 +176,12 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
   const R = t.responseLen;
   const c = Math.min(HEAD_CHUNK_POSITIONS, R ?? 0);
   const score = 4 * (R === undefined ? 6 * B * T * V : SCORE_CHUNK_BUFFERS * B * c * V);
-  const trainer = P >= SPLIT_MIN ? TRAINER_BUFFERS.split : TRAINER_BUFFERS.graph;
+  // Micro-batches force the split trainer and add its scratch gradient buffer.
+  const trainer = micro > 1
+    ? TRAINER_BUFFERS.split + 1
+    : P >= SPLIT_MIN
+    ? TRAINER_BUFFERS.split
+    : TRAINER_BUFFERS.graph;
   const parts = {
     weights: 4 * ((lora ? WEIGHT_COPIES.lora : WEIGHT_COPIES.full) * N + value),
     optimizer: 4 * trainer * P,
@@ -185,27 +198,74 @@ export function estimateLmMemory(t: LmMemoryInput): LmMemoryEstimate {
 const gb = (x: number) => `${(x / 1e9).toFixed(1)} GB`;
 
 /**
+ * The smallest `ppo.micro_batches` above the input's (a count that splits every minibatch of
+ * `batch` rows evenly: a divisor of their sizes' gcd) whose estimate fits under `limit`, with
+ * that estimate; null when none does. The estimate falls as the count grows, so a binary search
+ * over the divisors counts the train step a few times only.
+ */
+export function fittingMicroBatches(
+  t: LmMemoryInput,
+  limit: number,
+): { micro: number; est: LmMemoryEstimate } | null {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  let common = 0;
+  for (let m = 0; m < t.minibatches; m++) {
+    common = gcd(
+      common,
+      Math.floor((m + 1) * t.batch / t.minibatches) - Math.floor(m * t.batch / t.minibatches),
+    );
+  }
+  const divisors: number[] = [];
+  for (let d = 1; d * d <= common; d++) {
+    if (common % d === 0) divisors.push(d, common / d);
+  }
+  const counts = [...new Set(divisors)].sort((a, b) => a - b)
+    .filter((d) => d > (t.microBatches ?? 1));
+  const at = (micro: number) => estimateLmMemory({ ...t, microBatches: micro });
+  let lo = 0, hi = counts.length; // the first index that fits lies in [lo, hi]
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (at(counts[mid]).bytes <= limit) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo < counts.length ? { micro: counts[lo], est: at(counts[lo]) } : null;
+}
+
+/**
  * The problem (for planning's list) when the estimate exceeds this machine's memory (90% of
  * `Deno.systemMemoryInfo().total`, or `limit`), naming the estimate, its largest part and the
- * keys to lower; null when it fits.
+ * keys to lower; null when it fits. With the trial's `input`, the fix names the smallest
+ * `ppo.micro_batches` that fits when one does ({@link fittingMicroBatches}: "chosen from the
+ * memory estimate"), and otherwise lists raising it among the fixes for activations.
  */
 export function memoryProblem(
   est: LmMemoryEstimate,
-  keys: { batch: string; minibatches: string; seqLen: string },
+  keys: { batch: string; minibatches: string; seqLen: string; microBatches?: string },
   limit = 0.9 * Deno.systemMemoryInfo().total,
+  input?: LmMemoryInput,
 ): { key: string; cause: string; fix: string } | null {
   if (est.bytes <= limit) return null;
   const p = est.parts;
   const biggest = (Object.entries(p) as [keyof typeof p, number][])
     .sort((a, b) => b[1] - a[1])[0][0];
-  const fix = {
+  const microKey = keys.microBatches ?? "ppo.micro_batches";
+  let fix = {
     weights: "use a smaller model, or LoRA (lora.r) to train adapters only",
     optimizer: "train LoRA adapters (lora.r > 0) instead of every weight",
-    activations: `lower ${keys.batch} or ${keys.seqLen}, or raise ${keys.minibatches}`,
+    activations: `lower ${keys.batch} or ${keys.seqLen}, or raise ${keys.minibatches} or ` +
+      microKey,
     rollout: `lower ${keys.batch} or ${keys.seqLen}`,
   }[biggest];
+  let key = biggest === "activations" || biggest === "rollout" ? keys.batch : "lora.r";
+  const fits = input ? fittingMicroBatches(input, limit) : null;
+  if (fits) {
+    key = microKey;
+    fix = `set ${microKey} to ${fits.micro} (the smallest that fits: estimated ` +
+      `${gb(fits.est.bytes)}; the same update, its train step in ${fits.micro} pieces), or ` +
+      fix;
+  }
   return {
-    key: biggest === "activations" || biggest === "rollout" ? keys.batch : "lora.r",
+    key,
     cause: `estimated peak memory ${gb(est.bytes)} (weights ${gb(p.weights)}, optimizer ` +
       `${gb(p.optimizer)}, activations ${gb(p.activations)}, rollout ${gb(p.rollout)}) ` +
       `exceeds the ${gb(limit)} this machine can give a trial`,

@@ -67,6 +67,9 @@ Deno.test("bench rl: the small shape has 43M parameters and both configs parse a
     assert.equal(c.lora.r, shape.loraR);
     assert.deepEqual([c.ppo.kl.beta, c.ppo.kl.estimator, c.ppo.kl.placement], [0.04, "k3", "loss"]);
     assert.deepEqual([c.ppo.epochs, c.ppo.minibatches], [1, 1]); // one optimizer step per update
+    // Proxima's micro-batches (the same update in pieces) split the one minibatch evenly.
+    assert.equal(c.ppo.micro_batches, shape.microBatches ?? 1);
+    assert.equal(shape.completions % c.ppo.micro_batches, 0);
   }
 });
 

@@ -307,6 +307,13 @@ Deno.test("lm: a sweep refuses bad inputs at planning, listing each once, before
 Deno.test("lm: a trial that cannot fit in memory is refused at planning with the estimate and the key to lower", async () => {
   const fits = await LM_KIND.validate!(LM_KIND.parse(BASE));
   assert.deepEqual(fits, []);
+  // ppo.micro_batches must split each minibatch's rows (4 rows, 2 minibatches of 2).
+  const split = (micro: number) =>
+    LM_KIND.validate!(LM_KIND.parse({ ...BASE, ppo: { ...BASE.ppo, micro_batches: micro } }));
+  assert.deepEqual(await split(2), []);
+  const [odd] = await split(3);
+  assert.equal(odd.key, "ppo.micro_batches");
+  assert.match(odd.fix, /a divisor of 2 \(1, 2\)/);
   const [p] = await LM_KIND.validate!(LM_KIND.parse({ ...BASE, batch: 1e9 }));
   assert.equal(p.key, "batch");
   assert.match(

@@ -222,6 +222,7 @@ export const JSX_KIND = defineLmTask<JsxRunConfig, JsxSetup, JsxEval, JsxRunInpu
     model: byteDecoderConfig(c.model),
     batch: c.samples_per_prompt * JSX_PROMPTS.length,
     minibatches: c.ppo.minibatches,
+    microBatches: c.ppo.micro_batches,
     seqLen: c.model.n_positions,
   }),
   memoryKeys: {

@@ -323,6 +323,7 @@ export function lmMemoryInput(c: LmRunConfig, inputs: LmInputPlan): LmMemoryInpu
     model,
     batch: c.batch,
     minibatches: c.ppo.minibatches,
+    microBatches: c.ppo.micro_batches,
     seqLen: longest + c.max_new_tokens,
     lora,
     criticFree: c.algorithm !== "ppo" || isCriticFree(c.ppo),

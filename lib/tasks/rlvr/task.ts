@@ -221,6 +221,7 @@ export const RLVR_KIND = defineLmTask<RlvrRunConfig, RlvrSetup, RlvrEval, RlvrRu
     model: byteDecoderConfig(c.model),
     batch: c.prompts_per_update * c.samples_per_prompt,
     minibatches: c.ppo.minibatches,
+    microBatches: c.ppo.micro_batches,
     seqLen: c.model.n_positions,
     criticFree: c.ppo.advantage !== "gae",
   }),

@@ -274,6 +274,7 @@ export function sentimentMemory(c: SentimentRunConfig): LmMemoryInput {
     model,
     batch: c.batch,
     minibatches: c.ppo.minibatches,
+    microBatches: c.ppo.micro_batches,
     seqLen: c.model.n_positions,
     lora: c.lora.r > 0 ? sentimentLora(c.lora, model) : undefined,
     criticFree: c.algorithm === "ppo" && isCriticFree(c.ppo),
