@@ -8,7 +8,8 @@
  * RSS against 16 GB): `--cache DIR`, `--ppo-max-rss-gb N` (watchdog, default 20).
  * `--cache DIR` (keep the model folders), `--max-rss-gb N` (watchdog).
  * `rl` (GRPO in Proxima's lm trial vs TRL's GRPOTrainer, bench/rl.ts): `--rl-shapes small,qwen`,
- * `--rl-updates N` (measured, per side), `--rl-warmup N`, `--rl-max-rss-gb N` (watchdog),
+ * `--rl-updates N` (measured, per side), `--rl-warmup N`, `--rl-micro-batches N` (gradient
+ * accumulation on both sides), `--rl-max-rss-gb N` (watchdog),
  * `--rl-sequential qwen` (those shapes one side after the other, for machines that cannot
  * hold both at once),
  * `--rollout-rows 8,32,128` (also Proxima's rollout tokens/s of the 0.5B shape at those rows,
@@ -51,6 +52,7 @@ async function main(): Promise<void> {
     "rl-warmup": { type: "string", default: "1" },
     "rl-max-rss-gb": { type: "string", default: "22" },
     "rl-sequential": { type: "string", default: "" },
+    "rl-micro-batches": { type: "string", default: "1" },
     "rollout-rows": { type: "string", default: "" },
   }, { allowPositionals: true });
   // Every number is checked before any benchmark starts (they run for minutes).
@@ -65,6 +67,7 @@ async function main(): Promise<void> {
       "scale-steps",
       "roll-rounds",
       "rl-updates",
+      "rl-micro-batches",
     ] as const
   ) {
     numberFlag("bench", k, values[k], { integer: true, min: 1 });
@@ -126,6 +129,7 @@ async function main(): Promise<void> {
         maxRssGb: Number(values["rl-max-rss-gb"]),
         sequential: values["rl-sequential"].split(",").filter((x) => x),
         rolloutRows: values["rollout-rows"] ? values["rollout-rows"].split(",").map(Number) : [],
+        microBatches: Number(values["rl-micro-batches"]),
       }),
   };
 

@@ -20,6 +20,7 @@
  * (in its TrialContext; never in metrics.jsonl).
  *
  *     deno task bench rl [--rl-shapes small,qwen] [--rl-updates 4] [--rl-warmup 1]
+ *       [--rl-micro-batches 1]
  *       [--threads 2] [--cache DIR] [--max-rss-gb 20]
  *
  * The Proxima child: `deno run -A bench/rl.ts --worker --shape S --folder DIR --prompts FILE
@@ -27,6 +28,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { UsageError } from "../lib/errors.ts";
 import { traceLine } from "../lib/setup_trace.ts";
 import { anchorEnv, anchorPython, LineChild, median, table } from "./anchor.ts";
 import { initDecoder } from "../lib/nn/decoder.ts";
@@ -60,11 +62,6 @@ export interface RlShape {
   loraR: number;
   /** Completions per update. */
   completions: number;
-  /**
-   * Proxima's `ppo.micro_batches` (gradient accumulation: the train step's activations for
-   * completions / microBatches rows; the same update). TRL's side is unchanged.
-   */
-  microBatches?: number;
 }
 
 export const RL_SHAPES: Record<string, RlShape> = {
@@ -81,7 +78,6 @@ export const RL_SHAPES: Record<string, RlShape> = {
     cfg: QWEN25_05B,
     loraR: 16,
     completions: 16,
-    microBatches: 4,
   },
 };
 
@@ -89,7 +85,13 @@ export const RL_SHAPES: Record<string, RlShape> = {
 export const GROUP = 4, NEW_TOKENS = 32;
 
 /** The Proxima trial of a shape: GRPO as rl_ref.py configures TRL. */
-export function rlConfig(shape: RlShape, folder: string, prompts: string, updates: number) {
+export function rlConfig(
+  shape: RlShape,
+  folder: string,
+  prompts: string,
+  updates: number,
+  microBatches = 1,
+) {
   return {
     policy: folder,
     prompts,
@@ -107,7 +109,7 @@ export function rlConfig(shape: RlShape, folder: string, prompts: string, update
       advantage: GRPO.advantage!,
       epochs: 1,
       minibatches: 1,
-      ...(shape.microBatches ? { micro_batches: shape.microBatches } : {}),
+      ...(microBatches > 1 ? { micro_batches: microBatches } : {}),
       lr: 1e-6,
       lr_anneal: false,
       adam_eps: 1e-8,
@@ -232,6 +234,12 @@ export interface RlBenchOptions {
   sequential?: string[];
   /** Also the rollout throughput of the 0.5B shape at these rows (bench/rollout_rows.ts). */
   rolloutRows?: number[];
+  /**
+   * Gradient accumulation on both sides (default 1): Proxima's `ppo.micro_batches`, TRL's
+   * `gradient_accumulation_steps` (with `steps_per_generation` as many and the per-device batch
+   * that much smaller): the same update from that many passes of fewer rows.
+   */
+  microBatches?: number;
 }
 
 /** Read a side's update line after sending "next". */
@@ -317,6 +325,8 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
         t,
         "--updates",
         String(total),
+        "--micro-batches",
+        String(o.microBatches ?? 1),
       ],
       { OMP_NUM_THREADS: t },
       o.maxRssGb,
@@ -343,6 +353,8 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
         String(total),
         "--lora-r",
         String(shape.loraR),
+        "--micro-batches",
+        String(o.microBatches ?? 1),
         "--out",
         `${out}/trl`,
       ],
@@ -378,6 +390,13 @@ export async function benchRl(o: RlBenchOptions): Promise<void> {
   o = { ...o, shapes: o.shapes.filter((s) => s !== "none") };
   for (const s of o.shapes) {
     if (!RL_SHAPES[s]) throw new Error(`bench rl: unknown shape "${s}" (small, qwen)`);
+    const m = o.microBatches ?? 1, n = RL_SHAPES[s].completions;
+    if (n % m) {
+      throw new UsageError(
+        `bench rl: --rl-micro-batches ${m} does not divide the ${s} shape's ${n} completions`,
+        { fix: `use a divisor of ${n}` },
+      );
+    }
   }
   const root = o.cache ?? await Deno.makeTempDir({ prefix: "proxima_bench_rl_cache_" });
   try {
@@ -422,6 +441,7 @@ async function worker(): Promise<void> {
       out: { type: "string" },
       threads: { type: "string", default: "2" },
       updates: { type: "string" },
+      "micro-batches": { type: "string", default: "1" },
     },
   });
   const t0 = performance.now();
@@ -438,6 +458,7 @@ async function worker(): Promise<void> {
     values.folder!,
     values.prompts!,
     Number(values.updates),
+    Number(values["micro-batches"]),
   );
   const c = LM_KIND.parse(input);
   traceLine("worker: imports and config");

@@ -6,7 +6,7 @@ bench/rl.ts starts it as `.venv-anchor/bin/python bench/rl_ref.py ...` with the 
 allocator (MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824) and N threads:
 
     python bench/rl_ref.py --folder DIR --prompts FILE.jsonl --threads 2 --completions 32 \
-        --group 4 --new-tokens 32 --updates 5 [--lora-r 16]
+        --group 4 --new-tokens 32 --updates 5 [--lora-r 16] [--micro-batches 1]
 
 The work matches Proxima's `lm` trial of the bench: the same model folder (float32), the same
 plain prompts (no chat template), `--completions` responses per update in groups of `--group`,
@@ -42,6 +42,7 @@ def parse_args(argv):
     p.add_argument("--new-tokens", type=int, required=True)
     p.add_argument("--updates", type=int, required=True)
     p.add_argument("--lora-r", type=int, default=0)
+    p.add_argument("--micro-batches", type=int, default=1)
     p.add_argument("--out", default=None)
     return p.parse_args(argv)
 
@@ -106,9 +107,11 @@ def main(argv):
         disable_tqdm=True,
         seed=1,
         max_steps=a.updates,
-        per_device_train_batch_size=a.completions,
-        gradient_accumulation_steps=1,
-        steps_per_generation=1,
+        # --micro-batches m: one generation of `completions`, trained in m passes of
+        # completions / m rows with their gradients accumulated into one optimizer step.
+        per_device_train_batch_size=a.completions // a.micro_batches,
+        gradient_accumulation_steps=a.micro_batches,
+        steps_per_generation=a.micro_batches,
         num_iterations=1,
         num_generations=a.group,
         max_completion_length=a.new_tokens,

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { QWEN2_43M, RL_SHAPES, rlConfig, rlTable, summarize } from "../../bench/rl.ts";
+import { benchRl, QWEN2_43M, RL_SHAPES, rlConfig, rlTable, summarize } from "../../bench/rl.ts";
+import { UsageError } from "../../lib/errors.ts";
 import { rolloutBounds, rowsTable } from "../../bench/rollout_rows.ts";
 import { decoderShapes } from "../../lib/nn/decoder.ts";
 import { LM_KIND } from "../../lib/tasks/lm/mod.ts";
@@ -67,9 +68,10 @@ Deno.test("bench rl: the small shape has 43M parameters and both configs parse a
     assert.equal(c.lora.r, shape.loraR);
     assert.deepEqual([c.ppo.kl.beta, c.ppo.kl.estimator, c.ppo.kl.placement], [0.04, "k3", "loss"]);
     assert.deepEqual([c.ppo.epochs, c.ppo.minibatches], [1, 1]); // one optimizer step per update
-    // Proxima's micro-batches (the same update in pieces) split the one minibatch evenly.
-    assert.equal(c.ppo.micro_batches, shape.microBatches ?? 1);
-    assert.equal(shape.completions % c.ppo.micro_batches, 0);
+    // One pass of every completion unless the run asks for gradient accumulation (both sides).
+    assert.equal(c.ppo.micro_batches, 1);
+    const m = LM_KIND.parse(rlConfig(shape, "/m", "/p.jsonl", 5, 4));
+    assert.equal(m.ppo.micro_batches, 4);
   }
 });
 
@@ -99,4 +101,20 @@ Deno.test("bench: a child killed by SIGKILL from outside the watchdog is a clear
     return true;
   });
   await c.close();
+});
+
+Deno.test("bench rl: --rl-micro-batches that does not divide a shape's completions is a usage error", async () => {
+  await assert.rejects(
+    () =>
+      benchRl({
+        threads: 1,
+        shapes: ["qwen"],
+        updates: 1,
+        warmup: 0,
+        maxRssGb: 1,
+        microBatches: 3,
+      }),
+    (e: Error) =>
+      e instanceof UsageError && /--rl-micro-batches 3 .* 16 completions/.test(e.message),
+  );
 });
