@@ -133,7 +133,7 @@ export const SCORE_CHUNK_BUFFERS = 2;
  * 150K vocabulary, garbage not yet collected (assumed; the 43M trial held about 0.45 GB of it
  * before its first update, beside its weights and trainer).
  */
-export const RUNTIME_BYTES = 1e9;
+export const RUNTIME_BYTES = 0.8e9;
 
 const count = (shapes: Record<string, { shape: number[] }>) =>
   Object.values(shapes).reduce((a, { shape }) => a + shape.reduce((x, y) => x * y, 1), 0);
