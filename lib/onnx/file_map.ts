@@ -66,8 +66,21 @@ const unmapper = new FinalizationRegistry<{ ptr: Deno.PointerValue; len: bigint 
   },
 );
 
-/** Mappings made so far (for tests: that they happened and were released). */
+/** Mappings made so far (for tests: that they happened). */
 export const mapStats = { mapped: 0 };
+
+/** The file each live mapping's ArrayBuffer maps. */
+const mappedPaths = new WeakMap<ArrayBufferLike, string>();
+
+/**
+ * The file a view of a {@link mapFile} mapping shows, and the view's byte offset in it;
+ * undefined for any other memory. Lets a session name the file that holds a constant's
+ * bytes instead of being handed a copy (session.ts `compileWithConstants`).
+ */
+export function mappedSource(view: ArrayBufferView): { path: string; offset: number } | undefined {
+  const path = mappedPaths.get(view.buffer);
+  return path === undefined ? undefined : { path, offset: view.byteOffset };
+}
 
 /**
  * Map the file at `path` (`size` bytes, its current length) copy-on-write; its bytes as a
@@ -103,6 +116,7 @@ export function mapFile(path: string, size: number): Uint8Array<ArrayBuffer> | n
   if (Deno.build.os === "linux") c.madvise(ptr, len, MADV_POPULATE_READ);
   const buffer = Deno.UnsafePointerView.getArrayBuffer(ptr, size);
   unmapper.register(buffer, { ptr, len });
+  mappedPaths.set(buffer, path);
   mapStats.mapped++;
   return new Uint8Array(buffer);
 }
