@@ -10,7 +10,7 @@
  * Lifetime: the mapping is unmapped when its ArrayBuffer is garbage-collected, that is when no
  * view of it is left (a FinalizationRegistry), so it is as safe as an ordinary array as long as
  * native code that reads it (an ORT session's external initializers) keeps the JS view alive,
- * which {@link FfiSession} does. Writes through a view copy the page (`MAP_PRIVATE`): the file
+ * which FfiSession (ort_ffi_session.ts) does. Writes through a view copy the page (`MAP_PRIVATE`): the file
  * never changes. A file truncated by another program while mapped makes reads past its new end
  * fault (SIGBUS); Proxima itself only ever replaces files by rename, which leaves the mapped
  * inode intact.
@@ -114,7 +114,13 @@ export function mapFile(path: string, size: number): Uint8Array<ArrayBuffer> | n
   // one fault per 4 KiB page (2 GB then touched in 1.5 s instead of 2.3 s here). Advisory: an
   // older kernel says EINVAL and the pages fault in as they are read.
   if (Deno.build.os === "linux") c.madvise(ptr, len, MADV_POPULATE_READ);
-  const buffer = Deno.UnsafePointerView.getArrayBuffer(ptr, size);
+  let buffer: ArrayBuffer;
+  try {
+    buffer = Deno.UnsafePointerView.getArrayBuffer(ptr, size);
+  } catch {
+    c.munmap(ptr, len); // larger than an ArrayBuffer may be here: the caller reads instead
+    return null;
+  }
   unmapper.register(buffer, { ptr, len });
   mappedPaths.set(buffer, path);
   mapStats.mapped++;
