@@ -30,6 +30,7 @@
 import { parseArgs } from "node:util";
 import { UsageError } from "../lib/errors.ts";
 import { traceLine } from "../lib/setup_trace.ts";
+import { childEnv } from "../lib/child_env.ts";
 import { anchorEnv, anchorPython, LineChild, median, table } from "./anchor.ts";
 import { initDecoder } from "../lib/nn/decoder.ts";
 import { saveModelFolder } from "../lib/nn/checkpoint.ts";
@@ -328,7 +329,7 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
         "--micro-batches",
         String(o.microBatches ?? 1),
       ],
-      { OMP_NUM_THREADS: t },
+      { ...childEnv(), OMP_NUM_THREADS: t }, // as a sweep starts its trials (lib/child_env.ts)
       o.maxRssGb,
     );
   const spawnTrl = () =>

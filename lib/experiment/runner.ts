@@ -17,6 +17,7 @@ import type { Plan, PlannedTrial } from "./spec.ts";
 import type { ReportTo } from "../tensorboard/mod.ts";
 import { corruptBundle, type TrialEvent, type TrialRequest } from "./trial.ts";
 import { UserError } from "../errors.ts";
+import { childEnv } from "../child_env.ts";
 
 export interface RunOptions {
   /** Results root (default "results"); bundles go to `<root>/<experiment>/<trial-id>/`. */
@@ -184,6 +185,7 @@ export async function runPlan(
       const t0 = performance.now();
       const child = new Deno.Command(cmd[0], {
         args: cmd.slice(1),
+        env: childEnv(), // huge pages for the trial's big allocations (lib/child_env.ts)
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",

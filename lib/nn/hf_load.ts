@@ -56,6 +56,13 @@ export interface LoadModelOptions {
    * truncated data section are found only by a full load). Sweep planning reads folders so.
    */
   weights?: boolean;
+  /**
+   * Map the weight files instead of reading them (lib/onnx/file_map.ts): float32 params of a
+   * float32 file are then views of the page cache, no copy and no fresh memory to fault in (the
+   * 0.5B model's 2 GB: 7 s → 0.2 s here). Writes to them copy the page, never the file.
+   * Default false; falls back to reading where mapping is not possible.
+   */
+  map?: boolean;
 }
 
 /** What {@link loadModelFolder} returns. */
@@ -164,7 +171,7 @@ export async function loadModelFolder(
   const dtype = opts.dtype ?? "float32";
   const classifier = architecture.kind === "sequence-classification";
 
-  const weights = await openWeights(w);
+  const weights = await openWeights(w, opts.map === true && opts.weights !== false);
   try {
     // Resolve and check every name, dtype and shape from the headers before reading data.
     const wanted = new Map<string, string>(); // file tensor name -> our param name

@@ -75,10 +75,10 @@ export interface Weights {
 }
 
 /** Open one safetensors file of the folder; its errors become folder errors. */
-async function openWeightFile(w: Where, file: string): Promise<SafetensorsFile> {
+async function openWeightFile(w: Where, file: string, map: boolean): Promise<SafetensorsFile> {
   const path = `${w.dir}/${file}`;
   try {
-    return await openSafetensors(path);
+    return await openSafetensors(path, { map });
   } catch (e) {
     const msg = (e as Error).message;
     if (e instanceof InputError && e.fix?.includes("git lfs")) {
@@ -135,8 +135,11 @@ async function shardFiles(w: Where): Promise<{ files: string[]; map: Map<string,
   return { files, map };
 }
 
-/** Open the folder's weights: model.safetensors, or the shards of model.safetensors.index.json. */
-export async function openWeights(w: Where): Promise<Weights> {
+/**
+ * Open the folder's weights: model.safetensors, or the shards of model.safetensors.index.json;
+ * `mapFiles`: map the files (see `OpenSafetensorsOptions.map`).
+ */
+export async function openWeights(w: Where, mapFiles = false): Promise<Weights> {
   let names: string[];
   let map: Map<string, string> | undefined;
   if (await exists(`${w.dir}/${MODEL_WEIGHTS}`)) names = [MODEL_WEIGHTS];
@@ -153,7 +156,7 @@ export async function openWeights(w: Where): Promise<Weights> {
   try {
     const byName: Weights["byName"] = new Map();
     for (const name of names) {
-      const st = await openWeightFile(w, name);
+      const st = await openWeightFile(w, name, mapFiles);
       files.push({ name, st });
       for (const entry of st.header.entries) {
         const prev = byName.get(entry.name);

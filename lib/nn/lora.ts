@@ -321,6 +321,18 @@ export interface MergeLoraOptions {
 }
 
 /**
+ * Whether `w` holds a -0: its bit pattern searched by the engine's native indexOf over an
+ * integer view (-0 is the only value with those bits). The element-wise
+ * `some((v) => Object.is(v, -0))` it replaces took ~2.5 s over the 0.5B model's 1.4 GB of LoRA
+ * targets at every merge (the evaluation before training among them).
+ */
+export function hasNegativeZero(w: Float32Array | Float64Array): boolean {
+  return w instanceof Float32Array
+    ? new Uint32Array(w.buffer, w.byteOffset, w.length).indexOf(0x80000000) >= 0
+    : new BigUint64Array(w.buffer, w.byteOffset, w.length).indexOf(0x8000000000000000n) >= 0;
+}
+
+/**
  * Fold adapters into the base weights in TS: returns new arrays (same dtype as `base`; but see
  * `opts.share`) with `W + (alpha / r) · A @ B` for each target and the other weights copied,
  * i.e. a plain model that needs no LoRA graph (for sampling, export or a new LoRA round). Sums
@@ -351,7 +363,7 @@ export function mergeLora<T extends Float32Array | Float64Array>(
     const { a, b } = loraNames(n);
     const A = adapters[a], B = adapters[b];
     return !!A && !!B && B.every((v) => v === 0) && A.every(Number.isFinite) &&
-      !base[n].some((v) => Object.is(v, -0));
+      !hasNegativeZero(base[n]);
   };
   // Shared: the targets the merge changes are views of ONE buffer, one large allocation that
   // the allocator maps and unmaps whole, so detaching it (lm_problem.ts releasePolicyParams)

@@ -41,7 +41,7 @@ import {
   squeezeShape,
   unsqueezeShape,
 } from "./graph_shapes.ts";
-import { graphProto, modelBytes } from "./graph_proto.ts";
+import { type ExternalInputs, graphProto, modelBytes } from "./graph_proto.ts";
 import { lowering } from "./graph_lowering.ts";
 export {
   broadcastShapes,
@@ -576,7 +576,7 @@ export class Graph {
    * memory at creation (ort_ffi.ts, `initializers`), so they are constants to ORT without
    * being copied into the model.
    */
-  toGraphProto(external?: ReadonlySet<string>): unknown {
+  toGraphProto(external?: ExternalInputs): unknown {
     return graphProto(this, external, (n) => {
       const lower = lowering(n);
       if (!lower) return undefined;
@@ -587,7 +587,7 @@ export class Graph {
   }
 
   /** Serialise to ONNX ModelProto bytes (`external`: see {@link toGraphProto}). */
-  toModelBytes(external?: ReadonlySet<string>): Uint8Array {
+  toModelBytes(external?: ExternalInputs): Uint8Array {
     return modelBytes(this.toGraphProto(external));
   }
 }

@@ -43,13 +43,31 @@ export function valueInfo(v: ShapedValue): unknown {
   };
 }
 
+/** Where an external initializer's bytes lie in a file of the session's external-data folder. */
+export interface ExternalFile {
+  /** The file's name, relative to the folder. */
+  location: string;
+  /** Byte offset of the tensor in the file. */
+  offset: number;
+  /** Its bytes. */
+  length: number;
+}
+
+/**
+ * Inputs that are external initializers: their names (a session supplies their memory at
+ * creation), or a map of name → the file that holds their bytes (undefined: none).
+ */
+export type ExternalInputs = ReadonlySet<string> | ReadonlyMap<string, ExternalFile | undefined>;
+
 /**
  * Inputs named in `external` as initializers whose data is external (static shapes only): a
- * session supplies their memory at creation. Throws for a name that is not an input.
+ * session supplies their memory at creation; those with an {@link ExternalFile} name the file
+ * that holds the same bytes, so ORT needs no copy of them to build its graph (ort_ffi_session.ts).
+ * Throws for a name that is not an input.
  */
 export function externalInitializers(
   inputs: readonly ShapedValue[],
-  external?: ReadonlySet<string>,
+  external?: ExternalInputs,
 ): unknown[] {
   const externalInit = inputs.filter((v) => external?.has(v.name)).map((v) => {
     if (!v.shape.every((d) => typeof d === "number")) {
@@ -60,7 +78,7 @@ export function externalInitializers(
       dims: v.shape,
       dataType: DTYPE_CODE[v.dtype],
       dataLocation: 1, // EXTERNAL: the data comes with the session, not the model
-      externalData: [{ key: "location", value: "proxima-session-memory" }],
+      externalData: externalData(external instanceof Map ? external.get(v.name) : undefined),
     };
   });
   if (external && externalInit.length !== external.size) {
@@ -68,6 +86,16 @@ export function externalInitializers(
     throw new GraphError(`external initializers [${missing}] are not inputs of the graph`);
   }
   return externalInit;
+}
+
+/** A TensorProto's external_data entries: the file and the span, or the session's memory. */
+function externalData(file: ExternalFile | undefined): { key: string; value: string }[] {
+  if (!file) return [{ key: "location", value: "proxima-session-memory" }];
+  return [
+    { key: "location", value: file.location },
+    { key: "offset", value: String(file.offset) },
+    { key: "length", value: String(file.length) },
+  ];
 }
 
 /** The TensorProto of a constant (raw little-endian data). */
@@ -148,7 +176,7 @@ export interface ProtoGraph<N extends ProtoNode> {
  */
 export function graphProto<N extends ProtoNode>(
   g: ProtoGraph<N>,
-  external: ReadonlySet<string> | undefined,
+  external: ExternalInputs | undefined,
   expand: (n: N) => { result: string; proto: unknown } | undefined,
 ): unknown {
   // deno-lint-ignore no-explicit-any

@@ -5,8 +5,11 @@
  * @module
  */
 import { InputError } from "../errors.ts";
+import { mapFile } from "./file_map.ts";
 import {
   defineEntry,
+  DTYPES,
+  LITTLE_ENDIAN_HOST,
   MAX_HEADER_SIZE,
   type NamedTensor,
   type TensorDType,
@@ -59,8 +62,13 @@ export interface SafetensorsFile {
   readonly header: SafetensorsHeader;
   /** The entry named `name`, or undefined. */
   entry(name: string): SafetensorsEntry | undefined;
-  /** Read one tensor (a fresh aligned array); throws for an unknown name or dtype. */
+  /**
+   * Read one tensor (a fresh aligned array; a view of the mapping when the file is mapped and
+   * the tensor's offset is a multiple of its item size); throws for an unknown name or dtype.
+   */
   read(name: string): Promise<NamedTensor>;
+  /** Whether the file is mapped (see {@link OpenSafetensorsOptions.map}). */
+  readonly mapped: boolean;
   /** Close the file. */
   close(): void;
 }
@@ -95,6 +103,18 @@ function readError(path: string, err: unknown): InputError {
   );
 }
 
+/** Options of {@link openSafetensors}. */
+export interface OpenSafetensorsOptions {
+  /**
+   * Map the file (file_map.ts) where the platform and permissions allow, and return tensors as
+   * views of the mapping instead of reading them into fresh arrays: no copy, and no fresh pages
+   * to fault in (7 s → 0.2 s for 2 GB on a VM). The views live on after {@link SafetensorsFile.close};
+   * writes to them copy the page, never reach the file. Falls back to reading when the file
+   * cannot be mapped or a tensor is not aligned in it.
+   */
+  map?: boolean;
+}
+
 /**
  * Open a safetensors file: reads and validates the header only; each {@link SafetensorsFile.read}
  * reads one tensor's bytes. Memory stays at one tensor beyond what the caller keeps, however
@@ -110,7 +130,10 @@ function readError(path: string, err: unknown): InputError {
  * }
  * ```
  */
-export async function openSafetensors(path: string): Promise<SafetensorsFile> {
+export async function openSafetensors(
+  path: string,
+  opts: OpenSafetensorsOptions = {},
+): Promise<SafetensorsFile> {
   const fail = (what: string): never => {
     throw new InputError("safetensors", path, what, READ_FIX);
   };
@@ -122,6 +145,12 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
   }
   try {
     const size = (await file.stat()).size;
+    const mapped = opts.map ? mapFile(path, size) : null;
+    if (mapped) {
+      const st = mappedFile(path, mapped, fail); // throws for a bad header: closed below
+      file.close(); // the mapping is the file from here on
+      return st;
+    }
     const lenBytes = new Uint8Array(Math.min(8, size));
     await readAt(file, 0, lenBytes, fail);
     let head = lenBytes;
@@ -146,12 +175,43 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
         await readAt(file, header.dataStart + e!.begin, raw, fail);
         return tensorFromBytes(e as SafetensorsEntry & { dtype: TensorDType }, raw, true, fail);
       },
+      mapped: false,
       close: () => file.close(),
     };
   } catch (err) {
     file.close();
     throw err;
   }
+}
+
+/** A mapped file: the header parsed from the mapping, each tensor a view of it when aligned. */
+function mappedFile(path: string, bytes: Uint8Array<ArrayBuffer>, fail: Fail): SafetensorsFile {
+  const header = parseSafetensorsHeader(bytes, bytes.byteLength, path);
+  const byName = new Map(header.entries.map((e) => [e.name, e]));
+  return {
+    path,
+    header,
+    entry: (name) => byName.get(name),
+    // deno-lint-ignore require-await
+    read: async (name) => {
+      const e = byName.get(name);
+      if (!e) fail(`no tensor ${JSON.stringify(name)}`);
+      if (e!.dtype === undefined) fail(unsupportedDtype(e!));
+      const at = header.dataStart + e!.begin;
+      const raw = bytes.subarray(at, header.dataStart + e!.end);
+      const t = e as SafetensorsEntry & { dtype: TensorDType };
+      const info = DTYPES[t.dtype];
+      // A view needs the offset aligned to the item size and little-endian bytes; bool values
+      // are checked (tensorFromBytes), so they are copied like any other odd case.
+      if (at % info.itemSize !== 0 || !LITTLE_ENDIAN_HOST || t.dtype === "bool") {
+        return tensorFromBytes(t, raw, false, fail);
+      }
+      const data = new info.ctor(bytes.buffer, at, raw.byteLength / info.itemSize);
+      return { dtype: t.dtype, shape: t.shape.slice(), data };
+    },
+    mapped: true,
+    close: () => {}, // the mapping goes when its last view is collected (file_map.ts)
+  };
 }
 
 /**

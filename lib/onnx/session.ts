@@ -16,6 +16,8 @@ import { FfiSession, ffiStatus } from "./ort_ffi.ts";
 import { UserError } from "../errors.ts";
 import { processSessions, type SessionCache } from "./session_cache.ts";
 import { traced, tracedAsync } from "../setup_trace.ts";
+import { mappedSource } from "./file_map.ts";
+import type { ExternalFile } from "./graph_proto.ts";
 
 export type Device = "cpu" | "cuda";
 
@@ -376,10 +378,8 @@ export async function compileWithConstants(
     profile: opts.profile ?? "",
   };
   const what = `${graph.name} (${graph.nodes.length} nodes, constants)`;
-  const bytes = traced(
-    `serialise ${what}`,
-    () => graph.toModelBytes(new Set(Object.keys(constants))),
-  );
+  const { external, fileBacked } = constantFiles(constants);
+  const bytes = traced(`serialise ${what}`, () => graph.toModelBytes(external));
   const hash = traced(`hash ${what}, ${bytes.byteLength} B`, () => graphHash(bytes));
   logSession(hash, options);
   const inner = await tracedAsync(
@@ -388,9 +388,37 @@ export async function compileWithConstants(
       FfiSession.create(bytes, {
         ...options,
         initializers: constants,
+        ...(fileBacked ? { fileBacked } : {}),
         config,
         label: labelOf(graph, hash),
       }),
   );
   return new Session(inner, hash, options, undefined, true);
+}
+
+/**
+ * Which constants are views of a mapped file (file_map.ts: the lm policy's weights), in one
+ * folder (the first such constant's): the model then names each one's file and span as its
+ * external data, and the session takes it as a shared initializer only (no copy while ORT
+ * builds the graph; ort_ffi_session.ts `fileBacked`). Every other constant stays memory the
+ * session supplies. Files of other folders are not named (ORT takes one folder).
+ */
+function constantFiles(constants: Record<string, ort.Tensor>): {
+  external: Map<string, ExternalFile | undefined>;
+  fileBacked?: { folder: string; names: Set<string> };
+} {
+  const external = new Map<string, ExternalFile | undefined>();
+  let folder: string | undefined;
+  const names = new Set<string>();
+  for (const [n, t] of Object.entries(constants)) {
+    const data = t.data as ArrayBufferView;
+    const src = ArrayBuffer.isView(data) ? mappedSource(data) : undefined;
+    const cut = src ? src.path.lastIndexOf("/") : -1;
+    if (src && cut > 0 && (folder ??= src.path.slice(0, cut)) === src.path.slice(0, cut)) {
+      const location = src.path.slice(cut + 1);
+      external.set(n, { location, offset: src.offset, length: data.byteLength });
+      names.add(n);
+    } else external.set(n, undefined);
+  }
+  return { external, ...(folder !== undefined ? { fileBacked: { folder, names } } : {}) };
 }

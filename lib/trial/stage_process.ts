@@ -15,6 +15,7 @@
  */
 import type { StageDef } from "./contract.ts";
 import { fileURLToPath } from "node:url";
+import { childEnv } from "../child_env.ts";
 
 let inChild = false;
 
@@ -63,6 +64,7 @@ export function isolatable<C>(def: StageDef<C>, module: string, record: string):
           fileURLToPath(new URL("deno.json", ROOT)),
           fileURLToPath(new URL("lib/trial/stage_child.ts", ROOT)),
         ],
+        env: childEnv(), // huge pages for the stage's big allocations (lib/child_env.ts)
         stdin: "piped",
         stdout: "piped",
         stderr: "piped",

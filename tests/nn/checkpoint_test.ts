@@ -468,6 +468,18 @@ Deno.test("a sharded folder loads like the unsharded one", async () => {
     const a = await loadModelFolder(`${root}/one`), b = await loadModelFolder(`${root}/sharded`);
     assert.deepEqual(b.params, a.params);
     assert.deepEqual(Object.keys(b.params), Object.keys(a.params));
+    // Mapped: the same values, each param a view of its own shard's mapping.
+    const m = await loadModelFolder(`${root}/sharded`, { map: true });
+    assert.deepEqual(m.params, a.params);
+    assert.deepEqual(Object.keys(m.params), Object.keys(a.params));
+    const buffers = new Set(Object.values(m.params).map((p) => p.buffer));
+    assert.equal(buffers.size, 2);
+    assert.deepEqual(
+      [...buffers].map((b) => b.byteLength).sort(),
+      (await Promise.all(
+        b.weightFiles.map((f) => Deno.stat(`${root}/sharded/${f}`).then((s) => s.size)),
+      )).sort(),
+    );
     assert.deepEqual(b.weightFiles, [
       "model-00001-of-00002.safetensors",
       "model-00002-of-00002.safetensors",
@@ -612,6 +624,8 @@ Deno.test("loadModelFolder errors: one clear error naming folder, file, tensor o
       }
       await damage(dir);
       await rejectsWith(() => loadModelFolder(dir), `${dir}/`, "Fix: ", ...parts);
+      // Mapping the files (the lm task's policy) finds the same problems, in the same words.
+      await rejectsWith(() => loadModelFolder(dir, { map: true }), `${dir}/`, "Fix: ", ...parts);
     };
     const editConfig = (edit: (c: Record<string, unknown>) => void) => async (dir: string) => {
       const c = JSON.parse(await Deno.readTextFile(`${dir}/config.json`));

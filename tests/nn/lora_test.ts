@@ -13,6 +13,7 @@ import { initLlama, llamaForward, llamaShapes } from "../../lib/nn/llama.ts";
 import { loraDefaults } from "../../lib/nn/decoder.ts";
 import {
   applyLora,
+  hasNegativeZero,
   initLora,
   type LoraConfig,
   loraNames,
@@ -382,4 +383,17 @@ Deno.test("gradients through factored LoRA (projection) and its merged fallback 
       );
     }
   }
+});
+
+Deno.test("hasNegativeZero: finds a -0 by its bits, in views at an offset, float32 and float64", () => {
+  const f = new Float32Array([1, 0, 2, -0, 3]);
+  assert.equal(hasNegativeZero(f), true);
+  assert.equal(hasNegativeZero(f.subarray(0, 3)), false); // +0 is not -0
+  assert.equal(hasNegativeZero(f.subarray(3)), true);
+  assert.equal(hasNegativeZero(f.subarray(4)), false);
+  assert.equal(hasNegativeZero(new Float32Array([-1e-45, -Infinity, NaN])), false);
+  const d = new Float64Array([0, -0]);
+  assert.equal(hasNegativeZero(d), true);
+  assert.equal(hasNegativeZero(d.subarray(0, 1)), false);
+  assert.equal(hasNegativeZero(new Float64Array([-5e-324, -2])), false);
 });

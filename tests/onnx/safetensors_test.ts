@@ -10,11 +10,12 @@ import {
   floatValues,
   loadSafetensors,
   type NamedTensor,
-  openSafetensors,
+  openSafetensors as openAny,
   parseSafetensorsHeader,
   saveSafetensors,
   writeSafetensors,
 } from "../../lib/onnx/safetensors.ts";
+import { mapStats } from "../../lib/onnx/file_map.ts";
 
 const enc = new TextEncoder();
 
@@ -783,63 +784,116 @@ Deno.test("castFloatTensor and floatValues convert between the float dtypes", ()
   assert.throws(() => float32ToBfloat16(new Float32Array(2), new Uint16Array(3)), /out has 3/);
 });
 
-Deno.test("openSafetensors reads tensors one at a time; errors name the file and tensor", async () => {
+for (const map of [false, true]) {
+  Deno.test(`openSafetensors${map ? " (mapped)" : ""} reads tensors one at a time; errors name the file and tensor`, async () => {
+    const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
+    const openSafetensors = (p: string) => openAny(p, { map });
+    try {
+      const path = `${dir}/m.safetensors`;
+      const tensors = allDtypes();
+      tensors.half = { dtype: "bfloat16", shape: [2], data: new Uint16Array([0x3f80, 0x4000]) };
+      await saveSafetensors(path, tensors, { format: "pt" });
+      const f = await openSafetensors(path);
+      assert.equal(f.mapped, map);
+      try {
+        assert.deepEqual(f.header.metadata, { format: "pt" });
+        assert.equal(f.entry("half")?.tag, "BF16");
+        for (const [name, t] of Object.entries(tensors)) {
+          const got = await f.read(name);
+          assert.equal(got.dtype, t.dtype, name);
+          assert.deepEqual(got.shape, t.shape, name);
+          assert.deepEqual(Array.from(bytesOf(got)), Array.from(bytesOf(t)), name);
+        }
+        await assert.rejects(() => f.read("nope"), /m.safetensors: no tensor "nope"/);
+      } finally {
+        f.close();
+      }
+
+      // A quantised tensor: the file opens, only reading that tensor fails.
+      const q = `${dir}/q.safetensors`;
+      await Deno.writeFile(
+        q,
+        rawFile(
+          `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},` +
+            `"q":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[4,8]}}`,
+          F32_2,
+        ),
+      );
+      const g = await openSafetensors(q);
+      try {
+        assert.deepEqual(vals((await g.read("a")).data), [1]);
+        assert.equal(g.entry("q")?.dtype, undefined);
+        await assert.rejects(
+          () => g.read("q"),
+          /q.safetensors: tensor "q": unsupported dtype F8_E4M3/,
+        );
+      } finally {
+        g.close();
+      }
+
+      // Truncated: the data section is shorter than the header says.
+      const bytes = await Deno.readFile(path);
+      const cut = `${dir}/cut.safetensors`;
+      await Deno.writeFile(cut, bytes.subarray(0, bytes.length - 3));
+      await assert.rejects(
+        () => openSafetensors(cut),
+        /cut.safetensors: truncated file: tensor ".*": data_offsets .* out of range: data section has \d+ bytes, the header's tensors need \d+/,
+      );
+      await Deno.writeFile(cut, bytes.subarray(0, 30));
+      await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: header/);
+      await Deno.writeFile(cut, bytes.subarray(0, 5));
+      await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: 5 bytes/);
+      await assert.rejects(() => openSafetensors(`${dir}/absent`), /file not found: .*absent/);
+      await Deno.writeFile(cut, new Uint8Array(0));
+      await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: 0 bytes/);
+      // A Git LFS pointer says so, mapped or read.
+      await Deno.writeFile(
+        cut,
+        enc.encode("version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n"),
+      );
+      await assert.rejects(() => openSafetensors(cut), /Git LFS pointer/);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("openSafetensors map: aligned tensors are views of one mapping, odd offsets copied, writes stay in memory", async () => {
   const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });
   try {
-    const path = `${dir}/m.safetensors`;
-    const tensors = allDtypes();
-    tensors.half = { dtype: "bfloat16", shape: [2], data: new Uint16Array([0x3f80, 0x4000]) };
-    await saveSafetensors(path, tensors, { format: "pt" });
-    const f = await openSafetensors(path);
-    try {
-      assert.deepEqual(f.header.metadata, { format: "pt" });
-      assert.equal(f.entry("half")?.tag, "BF16");
-      for (const [name, t] of Object.entries(tensors)) {
-        const got = await f.read(name);
-        assert.equal(got.dtype, t.dtype, name);
-        assert.deepEqual(got.shape, t.shape, name);
-        assert.deepEqual(Array.from(bytesOf(got)), Array.from(bytesOf(t)), name);
-      }
-      await assert.rejects(() => f.read("nope"), /m.safetensors: no tensor "nope"/);
-    } finally {
-      f.close();
-    }
-
-    // A quantised tensor: the file opens, only reading that tensor fails.
-    const q = `${dir}/q.safetensors`;
-    await Deno.writeFile(
-      q,
-      rawFile(
-        `{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},` +
-          `"q":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[4,8]}}`,
-        F32_2,
-      ),
-    );
-    const g = await openSafetensors(q);
-    try {
-      assert.deepEqual(vals((await g.read("a")).data), [1]);
-      assert.equal(g.entry("q")?.dtype, undefined);
-      await assert.rejects(
-        () => g.read("q"),
-        /q.safetensors: tensor "q": unsupported dtype F8_E4M3/,
-      );
-    } finally {
-      g.close();
-    }
-
-    // Truncated: the data section is shorter than the header says.
-    const bytes = await Deno.readFile(path);
-    const cut = `${dir}/cut.safetensors`;
-    await Deno.writeFile(cut, bytes.subarray(0, bytes.length - 3));
-    await assert.rejects(
-      () => openSafetensors(cut),
-      /cut.safetensors: truncated file: tensor ".*": data_offsets .* out of range: data section has \d+ bytes, the header's tensors need \d+/,
-    );
-    await Deno.writeFile(cut, bytes.subarray(0, 30));
-    await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: header/);
-    await Deno.writeFile(cut, bytes.subarray(0, 5));
-    await assert.rejects(() => openSafetensors(cut), /cut.safetensors: truncated file: 5 bytes/);
-    await assert.rejects(() => openSafetensors(`${dir}/absent`), /file not found: .*absent/);
+    // A BF16 tensor of 3 values first: the F32 tensor after it starts at data byte 6, not a
+    // multiple of 4, so it cannot be a Float32Array view; the header is padded so that the
+    // data section starts at a multiple of 8.
+    let header = `{"h":{"dtype":"BF16","shape":[3],"data_offsets":[0,6]},` +
+      `"w":{"dtype":"F32","shape":[2],"data_offsets":[6,14]},` +
+      `"z":{"dtype":"BF16","shape":[1],"data_offsets":[14,16]}}`;
+    header = header.padEnd(Math.ceil((8 + header.length) / 8) * 8 - 8, " ");
+    const data = [0x80, 0x3f, 0x00, 0x40, 0x40, 0x40, ...F32_2, 0x80, 0xbf];
+    const path = `${dir}/odd.safetensors`;
+    const file = rawFile(header, data);
+    await Deno.writeFile(path, file);
+    const before = mapStats.mapped;
+    const f = await openAny(path, { map: true });
+    assert.equal(f.mapped, true);
+    assert.equal(mapStats.mapped, before + 1);
+    const h = await f.read("h"), w = await f.read("w"), z = await f.read("z");
+    f.close(); // the views outlive the file handle
+    assert.deepEqual(vals(h.data), [0x3f80, 0x4000, 0x4040]);
+    assert.deepEqual(vals(w.data), [1, 2]);
+    assert.deepEqual(vals(z.data), [0xbf80]);
+    // h and z are views of the one mapping (the whole file), w a fresh aligned copy.
+    assert.equal(h.data.buffer, z.data.buffer);
+    assert.equal(h.data.buffer.byteLength, file.length);
+    assert.equal(h.data.byteOffset, 8 + header.length);
+    assert.equal(z.data.byteOffset, 8 + header.length + 14);
+    assert.notEqual(w.data.buffer, h.data.buffer);
+    assert.equal(w.data.byteOffset, 0);
+    // Copy on write: the file keeps its bytes, a later mapping sees the file's.
+    (h.data as Uint16Array)[0] = 7;
+    assert.deepEqual(await Deno.readFile(path), file);
+    const g = await openAny(path, { map: true });
+    assert.deepEqual(vals((await g.read("h")).data), [0x3f80, 0x4000, 0x4040]);
+    assert.equal((h.data as Uint16Array)[0], 7);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -3,7 +3,7 @@
  * the starting policy, and equal to KL computed by hand from an independent forward pass.
  */
 import assert from "node:assert/strict";
-import { evalKl, exactKlAt, exactRefKl } from "../../lib/tasks/eval_kl.ts";
+import { evalKl, exactKlAt, exactRefKl, sameParams } from "../../lib/tasks/eval_kl.ts";
 import { createLmProblem, type LmTask } from "../../lib/tasks/mod.ts";
 import { parsePpoConfig } from "../../lib/ppo/config.ts";
 import { trainPpo } from "../../lib/ppo/trainer.ts";
@@ -121,6 +121,55 @@ Deno.test({
       gen.mask,
     );
     assert.ok(Math.abs(kl - hand) < 1e-5 * Math.max(1, hand), `evalKl ${kl} vs by hand ${hand}`);
+    problem.release();
+    await Deno.remove(out, { recursive: true });
+  },
+});
+
+Deno.test("sameParams: the same arrays under the same names, not equal values", () => {
+  const a = new Float32Array([1, 2]), b = new Float32Array([3]);
+  assert.equal(sameParams({ a, b }, { b, a }), true);
+  assert.equal(sameParams({ a, b }, { a, b: new Float32Array([3]) }), false); // equal, not same
+  assert.equal(sameParams({ a }, { a, b }), false);
+  assert.equal(sameParams({ a, b }, { a, c: b }), false);
+  assert.equal(sameParams({}, {}), true);
+});
+
+Deno.test({
+  name: "evalKl with LoRA: the starting policy is the reference's arrays (KL 0, scored once); " +
+    "after an update it is not, and KL > 0",
+  sanitizeResources: false,
+  async fn() {
+    const problem = await createLmProblem({
+      model: MODEL,
+      task,
+      cfg: parsePpoConfig({ lr: 5e-2, lr_anneal: false, epochs: 2, minibatches: 2 }),
+      seed: 1,
+      batch: 8,
+      maxNewTokens: 6,
+      eosTokenId: EOS,
+      padTokenId: PAD,
+      lora: { r: 2, alpha: 4 },
+    });
+    const prompts = Array.from({ length: 8 }, (_, i) => [2 + (i % 14), 2 + ((i * 5) % 14)]);
+    const sample = () =>
+      problem.sample(prompts, {
+        maxNewTokens: 6,
+        eosTokenId: EOS,
+        padTokenId: PAD,
+        rng: new Rng(7),
+      });
+    const start = problem.policyParams();
+    assert.ok(sameParams(start, problem.reference), "LoRA at B = 0 shares the base's arrays");
+    problem.releasePolicyParams?.(start);
+    assert.equal(await evalKl(problem, await sample()), 0);
+    const out = await Deno.makeTempDir({ prefix: "proxima_eval_kl_" });
+    await trainPpo(problem, { updates: 2, seed: 1, rng: problem.rng, outDir: out });
+    const moved = problem.policyParams();
+    assert.ok(!sameParams(moved, problem.reference));
+    problem.releasePolicyParams?.(moved);
+    const kl = await evalKl(problem, await sample());
+    assert.ok(kl > 1e-6, `the adapters moved: KL ${kl}`);
     problem.release();
     await Deno.remove(out, { recursive: true });
   },

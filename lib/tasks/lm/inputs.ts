@@ -135,7 +135,11 @@ export async function loadLmPolicy(
   const folder = await guarded(
     key,
     dir,
-    () => tracedAsync(`inputs: weights ${key}`, () => loadModelFolder(dir, { dtype: "float32" })),
+    () =>
+      tracedAsync(
+        `inputs: weights ${key}`,
+        () => loadModelFolder(dir, { dtype: "float32", map: true }),
+      ),
     POLICY_FIX,
   );
   const tokenizerFiles: Record<string, Uint8Array> = {};
