@@ -359,7 +359,8 @@ async function benchShape(shape: RlShape, o: RlBenchOptions, root: string): Prom
         "--out",
         `${out}/trl`,
       ],
-      anchorEnv(o.threads),
+      // The same glibc tunable as Proxima's worker (huge pages), beside the tuned allocator.
+      { ...anchorEnv(o.threads), ...childEnv() },
       o.maxRssGb,
     );
   const sides: Side[] = [];
