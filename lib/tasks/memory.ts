@@ -20,19 +20,18 @@
  * Assumed: {@link RUNTIME_BYTES} for V8, ORT's library and sessions, the tokenizer and the
  * garbage V8 has not collected yet.
  *
- * How the count relates to ORT (`deno task bench rl`'s shapes, the train step run alone, 2
- * threads, load 5-10): the 43M shape (full fine-tuning, 32 × 43 positions) counts 2.66 GB;
- * ORT's run held 2.50 GB live at once (RSS over the step with the arena off: buffers malloc'd
- * and freed at once) and 2.63 GB with its BFC arena (1.05× the live peak); the 0.5B shape (LoRA
- * r = 16, 16 × 43) counts 3.59 GB, its arena grew 2.7-3.2 GB alone and 3.65 GB in the trial.
- * The count stays above ORT's at 43M because it does not model ORT reusing a dying input's
- * buffer in place; no factor is fitted. Against the whole trial (the bench's Proxima side, 2
- * updates, critic-free GRPO, β in the loss, PROXIMA_MEM_TRACE=1, load 2-5): the 43M shape
- * peaked at 4.41 GB (estimated 5.08 GB, 1.15×), the 0.5B shape at 8.85-8.95 GB (estimated
- * 9.25 GB, 1.03-1.05×); in one `deno task bench rl` run (3 updates): 4.64 GB (1.09×) and
- * 9.18 GB (1.01×). With `ppo.micro_batches` (the step counted at one piece's rows) the 0.5B
- * trial peaked at 6.37-6.44 GB with 2 pieces (estimated 7.22 GB, 1.12-1.13×) and 5.43-5.55 GB
- * with 4 (estimated 6.19 GB, 1.12-1.14×): the margin grows as the step shrinks (not fitted).
+ * How the count relates to ORT: it does not model ORT's common-subexpression pass (autodiff
+ * ties what it makes again to the backward, so that pass cannot merge it into the forward:
+ * lib/onnx/autodiff.ts) nor ORT reusing a dying input's buffer in place (an upper bound). On the
+ * `deno task bench rl` shapes (critic-free GRPO, β in the loss, 2 threads, PROXIMA_MEM_TRACE=1)
+ * the 43M shape (full fine-tuning, 32 × 43 positions) counts 1.37 GB and its arena grew
+ * 1.47 GB (scoring 0.25, training 1.22); the 0.5B shape (LoRA r = 16, 16 × 43) counts 2.20 GB
+ * and grew 2.28 GB (scoring 0.15, training 2.13). Against the whole trial, in one
+ * `deno task bench rl` run (2 updates after a warm-up, load 1-2): 43M peaked at 3.26 GB
+ * (estimated 3.39 GB, 1.04×), 0.5B at 7.11 GB (estimated 7.46 GB, 1.05×); the Proxima side
+ * alone (3 updates): 3.12-3.17 GB (1.07-1.09×) and 7.03-7.06 GB (1.06×). With
+ * `ppo.micro_batches` 4 (the step counted at one piece's rows) the 0.5B trial peaked at
+ * 5.26 GB (estimated 5.60 GB, 1.06×). No factor is fitted but the two named constants below.
  *
  * @example
  * ```ts
@@ -116,13 +115,14 @@ export const WEIGHT_COPIES = { full: 2, lora: 2 } as const;
 export const TRAINER_BUFFERS = { split: 4, graph: 6 } as const;
 /**
  * How much the trial grows past the train step's counted peak over a run: ORT's one shared BFC
- * arena (freed chunks split and interleaved with the other sessions', so a later step finds no
- * hole big enough and extends) and the evaluations' transient merged weights on top of it.
- * Measured with PROXIMA_MEM_TRACE=1 (2 threads, load 2-5): at the 0.5B shape the step's 3.65 GB
- * grew by 0.42 GB in update 2 (11.6%), not at all in updates 3-5 (8.70 GB from then on), and the
- * final evaluation and save took the peak to 8.95 GB (9.18 GB in a bench run); at 43M the
- * 2.17 GB step grew by 0.32 GB (14.7%). The larger is used. A checkpoint adds nothing: it is
- * written a tensor at a time from the live buffers (safetensors_write.ts).
+ * arena (freed chunks split among the other sessions', so a later step may find no hole big
+ * enough and extend; extensions are the size requested: lib/onnx/ort_ffi_api.ts), the
+ * scoring passes' share, and the evaluations' transient merged weights on top of it. Measured
+ * with PROXIMA_MEM_TRACE=1 (2 threads, 3 updates): at the 0.5B shape the arena grew 2.28 GB in
+ * update 1, 0.13 GB more by update 3, and the final evaluation took the peak 0.17 GB higher
+ * (0.30 GB past update 1: 13% of the 2.20 GB count); at 43M 0.06 GB past update 1 (the
+ * scoring passes' 0.25 GB share counted in: 7% of 1.37 GB). The larger is used. A checkpoint
+ * adds nothing: it is written a tensor at a time from the live buffers (safetensors_write.ts).
  */
 export const ARENA_GROWTH = 0.15;
 /** `[rows, c, V]` buffers a scoring pass holds at once (one chunk's logits and log-softmax). */
@@ -130,8 +130,8 @@ export const SCORE_CHUNK_BUFFERS = 2;
 
 /**
  * What the runtime holds besides the model: V8, ORT's library and sessions, a tokenizer of a
- * 150K vocabulary, garbage not yet collected (assumed; the 43M trial held about 0.45 GB of it
- * before its first update, beside its weights and trainer).
+ * 150K vocabulary, garbage not yet collected (assumed; what the 43M trial's peak held besides
+ * the counted parts: 0.64 GB; the 0.5B trial's: under 0.5 GB).
  */
 export const RUNTIME_BYTES = 0.8e9;
 
