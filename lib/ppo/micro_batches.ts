@@ -21,8 +21,7 @@ import type * as ort from "onnxruntime-node";
 import { tensor, type TypedArray } from "../onnx/session.ts";
 import { type StepResult, Trainer, type TrainStepSpec } from "../onnx/train.ts";
 import { ConfigError, type ConfigProblem, type PpoConfig } from "./config.ts";
-import { ppoOptimizerHparams } from "./losses.ts";
-import { createPpoTrainer, type PpoTrainStepOptions, ppoTrainStepSpec } from "./train_step.ts";
+import { createPpoTrainer, type PpoTrainStepOptions } from "./train_step.ts";
 
 /** The micro-batch step's extra scalar inputs: the whole minibatch's normalisers. */
 export const MICRO_NORMALISERS = ["norm_tokens", "norm_rows"] as const;
@@ -49,15 +48,7 @@ export async function createPpoTrainerFor(opts: PpoTrainStepOptions): Promise<Tr
         "minibatch's tokens); fix: set ppo.micro_batches to 1, or top_entropy_quantile to 1",
     );
   }
-  const spec = microBatchSpec(ppoTrainStepSpec(opts));
-  const trainer = await Trainer.create(spec, opts.init, {
-    device: opts.device,
-    threads: opts.threads,
-    sessions: opts.sessions,
-    accumulate: true,
-  });
-  trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
-  return trainer;
+  return await createPpoTrainer(opts, { spec: microBatchSpec, accumulate: true });
 }
 
 /** Rows `lo`..`hi` of a tensor along its first axis (a view, no copy). */

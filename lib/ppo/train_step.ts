@@ -220,13 +220,17 @@ export function ppoTrainStepSpec(
  * Compile the PPO train step for a policy and load its initial parameters; the trainer's
  * optimizer hyperparameters (AdamW ε, weight decay, gradient-norm clip) come from `cfg`.
  */
-export async function createPpoTrainer(opts: PpoTrainStepOptions): Promise<Trainer> {
+export async function createPpoTrainer(
+  opts: PpoTrainStepOptions,
+  variant: { spec?: (s: TrainStepSpec) => TrainStepSpec; accumulate?: boolean } = {},
+): Promise<Trainer> {
   const { cfg } = opts;
-  const spec = ppoTrainStepSpec(opts);
+  const spec = (variant.spec ?? ((s) => s))(ppoTrainStepSpec(opts));
   const trainer = await Trainer.create(spec, opts.init, {
     device: opts.device,
     threads: opts.threads,
     sessions: opts.sessions,
+    ...(variant.accumulate ? { accumulate: true } : {}),
   });
   trainer.hparams = { ...trainer.hparams, ...ppoOptimizerHparams(cfg) };
   return trainer;
