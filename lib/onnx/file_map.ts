@@ -66,8 +66,8 @@ const unmapper = new FinalizationRegistry<{ ptr: Deno.PointerValue; len: bigint 
   },
 );
 
-/** Mappings made so far (for tests: that they happened). */
-export const mapStats = { mapped: 0 };
+/** Mappings made so far, and the bytes mapped of each file by its real path (for tests). */
+export const mapStats = { mapped: 0, bytes: new Map<string, number>() };
 
 /** The file each live mapping's ArrayBuffer maps. */
 const mappedPaths = new WeakMap<ArrayBufferLike, string>();
@@ -124,5 +124,7 @@ export function mapFile(path: string, size: number): Uint8Array<ArrayBuffer> | n
   unmapper.register(buffer, { ptr, len });
   mappedPaths.set(buffer, path);
   mapStats.mapped++;
+  const real = Deno.realPathSync(path);
+  mapStats.bytes.set(real, (mapStats.bytes.get(real) ?? 0) + size);
   return new Uint8Array(buffer);
 }
