@@ -168,12 +168,10 @@ export async function openSafetensors(
       header,
       entry: (name) => byName.get(name),
       read: async (name) => {
-        const e = byName.get(name);
-        if (!e) fail(`no tensor ${JSON.stringify(name)}`);
-        if (e!.dtype === undefined) fail(unsupportedDtype(e!));
-        const raw = new Uint8Array(e!.end - e!.begin);
-        await readAt(file, header.dataStart + e!.begin, raw, fail);
-        return tensorFromBytes(e as SafetensorsEntry & { dtype: TensorDType }, raw, true, fail);
+        const e = readable(byName, name, fail);
+        const raw = new Uint8Array(e.end - e.begin);
+        await readAt(file, header.dataStart + e.begin, raw, fail);
+        return tensorFromBytes(e, raw, true, fail);
       },
       mapped: false,
       close: () => file.close(),
@@ -182,6 +180,18 @@ export async function openSafetensors(
     file.close();
     throw err;
   }
+}
+
+/** The entry `name` of a file, with a dtype this reader decodes; `fail` otherwise. */
+function readable(
+  byName: Map<string, SafetensorsEntry>,
+  name: string,
+  fail: Fail,
+): SafetensorsEntry & { dtype: TensorDType } {
+  const e = byName.get(name);
+  if (!e) fail(`no tensor ${JSON.stringify(name)}`);
+  if (e!.dtype === undefined) fail(unsupportedDtype(e!));
+  return e as SafetensorsEntry & { dtype: TensorDType };
 }
 
 /** A mapped file: the header parsed from the mapping, each tensor a view of it when aligned. */
@@ -194,12 +204,9 @@ function mappedFile(path: string, bytes: Uint8Array<ArrayBuffer>, fail: Fail): S
     entry: (name) => byName.get(name),
     // deno-lint-ignore require-await
     read: async (name) => {
-      const e = byName.get(name);
-      if (!e) fail(`no tensor ${JSON.stringify(name)}`);
-      if (e!.dtype === undefined) fail(unsupportedDtype(e!));
-      const at = header.dataStart + e!.begin;
-      const raw = bytes.subarray(at, header.dataStart + e!.end);
-      const t = e as SafetensorsEntry & { dtype: TensorDType };
+      const t = readable(byName, name, fail);
+      const at = header.dataStart + t.begin;
+      const raw = bytes.subarray(at, header.dataStart + t.end);
       const info = DTYPES[t.dtype];
       // A view needs the offset aligned to the item size and little-endian bytes; bool values
       // are checked (tensorFromBytes), so they are copied like any other odd case.
