@@ -84,7 +84,9 @@ export function microBatchProblems(
     const size = Math.floor((m + 1) * rows / ppo.minibatches) -
       Math.floor(m * rows / ppo.minibatches);
     if (size > 0 && size % micro !== 0) {
-      const [cause, fix] = microBatchError(size, micro).message.split("; fix: ");
+      // The message names the key itself; the problem names it once, as its key.
+      const [cause, fix] = microBatchError(size, micro).message
+        .replace(/^ppo\.micro_batches: /, "").split("; fix: ");
       return [{ key: "ppo.micro_batches", cause, fix }];
     }
   }

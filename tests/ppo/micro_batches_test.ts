@@ -135,6 +135,8 @@ Deno.test("micro_batches that do not divide a minibatch's rows are refused, nami
   const [p] = microBatchProblems(cfg, 8);
   assert.equal(p.key, "ppo.micro_batches");
   assert.match(p.fix, /divisor of 4 \(1, 2, 4\)/);
+  // The key once: the problem's key, not again at the start of its cause.
+  assert.match(p.cause, /^a minibatch of 4 rows/);
   assert.deepEqual(microBatchProblems({ ...cfg, micro_batches: 4 }, 8), []);
   assert.equal(microBatchProblems({ ...cfg, micro_batches: 2 }, 6).length, 1); // 3 + 3 rows
 });
